@@ -1,0 +1,43 @@
+"""One base error; each subclass says what the user did wrong. The CLI prints ``str(error)`` and exits 1."""
+
+from __future__ import annotations
+
+
+class VboplanError(Exception):
+    """Base of every error vboplan reports to a user as one line (no traceback)."""
+
+
+class ProjectError(VboplanError):
+    """vboplan.yaml, a variable file or a template is wrong; the message names the file and line."""
+
+
+class RenderError(ProjectError):
+    """A template failed to render or rendered something that is not valid settings."""
+
+
+class ApiError(VboplanError):
+    """The VBO server could not be reached or answered with an error."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthError(ApiError):
+    """Wrong credentials, or a token the server no longer accepts."""
+
+
+class PlanError(VboplanError):
+    """A plan file is unreadable, altered or stale."""
+
+
+class ApprovalError(VboplanError):
+    """An approval is missing, not allowed or does not match the plan."""
+
+
+class ApplyError(VboplanError):
+    """A change could not be applied or verified; what succeeded has been recorded."""
+
+
+class StateError(VboplanError):
+    """The state snapshot or its lock is in the way."""
