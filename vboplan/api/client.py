@@ -1,0 +1,310 @@
+"""The VBO REST client: token auth and refresh, TLS, retries, paging, and the per-version shapes of each call.
+
+One client serves one environment for one run; it is safe to share between threads, and it bounds how many
+requests are in flight at once so concurrent lookups never flood a server.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from ..errors import ApiError, AuthError
+from ..project import Environment
+from .versions import PAGE_LIMIT_MAX, TRAITS, VersionTraits
+
+log = logging.getLogger("vboplan.api")
+
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+_IDEMPOTENT = {"GET", "HEAD"}
+
+
+class VboClient:
+    """Talks to one VBO server as one user, at one API version."""
+
+    def __init__(self, env: Environment, username: str, password: str, *, transport: httpx.BaseTransport | None = None,
+                 max_in_flight: int = 8, retries: int = 3, backoff: float = 0.2) -> None:
+        self.env = env
+        self.version = env.api_version
+        self.traits: VersionTraits = TRAITS[env.api_version]
+        self._username = username
+        self._password = password
+        self._retries = retries
+        self._backoff = backoff
+        self._token_lock = threading.Lock()
+        self._access_token: str | None = None
+        self._refresh_token: str | None = None
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._count_lock = threading.Lock()
+        self.request_count = 0
+        if env.emulator_name:
+            base = f"http://{env.emulator_name}.emulator.invalid/{env.api_version}/"  # never resolved: in-process
+        else:
+            base = f"{env.server}/{env.api_version}/"
+        self._http = httpx.Client(
+            base_url=base, transport=transport, verify=env.verify,
+            timeout=httpx.Timeout(env.timeout), headers={"Accept": "application/json"},
+            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight))
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> VboClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def where(self) -> str:
+        return f"environment '{self.env.name}' ({self.env.server})"
+
+    # -- auth --------------------------------------------------------------------------------------------------
+
+    def login(self) -> None:
+        """Get a token pair with the password grant (once per run; the token endpoint is throttled)."""
+        with self._token_lock:
+            self._grant({"grant_type": "password", "username": self._username, "password": self._password,
+                         "disable_antiforgery_token": "true"})
+
+    def _ensure_token(self) -> str:
+        if self._access_token is None:
+            self.login()
+        assert self._access_token is not None
+        return self._access_token
+
+    def _renew(self, rejected: str) -> None:
+        """Replace a token the server rejected: refresh grant first, password grant if that fails."""
+        with self._token_lock:
+            if self._access_token != rejected:
+                return  # another thread already renewed it
+            if self._refresh_token:
+                try:
+                    self._grant({"grant_type": "refresh_token", "refresh_token": self._refresh_token})
+                    return
+                except AuthError:
+                    log.debug("refresh token refused; logging in again")
+            self._grant({"grant_type": "password", "username": self._username, "password": self._password,
+                         "disable_antiforgery_token": "true"})
+
+    def _grant(self, form: dict[str, str]) -> None:
+        response = self._send("POST", "token", data=form, authenticated=False, retry=True)
+        if response.status_code == 200:
+            body = self._json(response, "token")
+            token, refresh = body.get("access_token"), body.get("refresh_token")
+            if not isinstance(token, str) or not token:
+                raise ApiError(f"{self.where}: the token response has no access_token")
+            self._access_token, self._refresh_token = token, refresh if isinstance(refresh, str) else None
+            return
+        if response.status_code == 404:
+            raise ApiError(f"{self.where}: the server does not serve API {self.version} "
+                           f"(check api_version; VBO 8 serves v6-v8, VBO 7 v5-v7)", status=404)
+        if response.status_code == 429:
+            raise ApiError(f"{self.where}: the token endpoint is throttling requests (429 Quota Exceeded); "
+                           "wait a minute and try again", status=429)
+        if response.status_code in (400, 401):
+            if form["grant_type"] == "refresh_token":
+                raise AuthError(f"{self.where}: the server refused the refresh token", status=response.status_code)
+            password_var = self.env.password_env or "the password variable"
+            raise AuthError(f"{self.where}: wrong username or password for user '{self._username}' "
+                            f"(check {password_var})", status=response.status_code)
+        raise self._failure(response, "POST token")
+
+    def logout(self) -> None:
+        """Revoke the access token where the API has a logout call (v7+); best effort."""
+        if self._access_token and self.traits.has_logout:
+            try:
+                self._send("POST", "token/logout", authenticated=True, retry=False)
+            except ApiError:
+                pass
+
+    # -- requests ----------------------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                expect: tuple[int, ...] = (200,)) -> httpx.Response:
+        """Send an authenticated request to ``path`` (relative to ``/vN/``), renewing the token once on 401."""
+        token = self._ensure_token()
+        response = self._send(method, path, json=json, params=params, authenticated=True,
+                              retry=method in _IDEMPOTENT)
+        if response.status_code == 401:
+            self._renew(token)
+            response = self._send(method, path, json=json, params=params, authenticated=True,
+                                  retry=method in _IDEMPOTENT)
+            if response.status_code == 401:
+                raise AuthError(f"{self.where}: the server rejected a fresh token for {method} /{self.version}/{path}",
+                                status=401)
+        if response.status_code not in expect:
+            raise self._failure(response, f"{method} /{self.version}/{path}")
+        return response
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self._json(self.request("GET", path, params=params), f"GET /{self.version}/{path}")
+
+    def _send(self, method: str, path: str, *, json: Any = None, data: dict[str, str] | None = None,
+              params: dict[str, Any] | None = None, authenticated: bool, retry: bool) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            headers = {"Authorization": f"Bearer {self._access_token}"} if authenticated else {}
+            try:
+                with self._slots:
+                    self._count()
+                    response = self._http.request(method, path, json=json, data=data, params=params,
+                                                  headers=headers)
+            except httpx.ConnectError as exc:
+                # Nothing reached the server: safe to try again whatever the method.
+                if attempt < self._retries and not _is_tls_error(exc):
+                    self._sleep(attempt)
+                    continue
+                raise self._transport_error(exc) from None
+            except httpx.TransportError as exc:
+                if retry and attempt < self._retries:
+                    self._sleep(attempt)
+                    continue
+                raise self._transport_error(exc) from None
+            if retry and response.status_code in _RETRY_STATUS and attempt < self._retries:
+                log.debug("%s %s answered %s; retrying", method, path, response.status_code)
+                self._sleep(attempt, response.headers.get("Retry-After"))
+                continue
+            return response
+
+    def _count(self) -> None:
+        with self._count_lock:
+            self.request_count += 1
+
+    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+        delay = self._backoff * (2 ** (attempt - 1))
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), 10.0))
+        time.sleep(delay)
+
+    def _json(self, response: httpx.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(f"{self.where}: {what} did not answer with JSON (HTTP {response.status_code})") from None
+
+    def _failure(self, response: httpx.Response, what: str) -> ApiError:
+        message = ""
+        try:
+            body = response.json()
+            if isinstance(body, dict):
+                message = str(body.get("message") or body.get("Message") or body.get("error_description") or "")
+        except ValueError:
+            message = response.text[:200]
+        detail = f": {message}" if message else ""
+        return ApiError(f"{self.where}: {what} failed with HTTP {response.status_code}{detail}",
+                        status=response.status_code)
+
+    def _transport_error(self, exc: httpx.TransportError) -> ApiError:
+        if _is_tls_error(exc):
+            return ApiError(
+                f"{self.where}: TLS verification failed ({_tls_reason(exc)}). VBO ships a self-signed certificate: "
+                "set 'verify' to the path of its CA bundle (or verify: false, which is not recommended)")
+        if isinstance(exc, httpx.TimeoutException):
+            return ApiError(f"{self.where}: the server did not answer within {self.env.timeout:g}s")
+        if isinstance(exc, httpx.ConnectError):
+            return ApiError(f"{self.where}: cannot connect to the server ({_reason(exc)})")
+        return ApiError(f"{self.where}: the connection failed ({_reason(exc)})")
+
+    # -- the calls vboplan makes, with their per-version shapes --------------------------------------------------
+
+    def get_settings(self, path: str) -> dict[str, Any]:
+        body = self.get(path)
+        if not isinstance(body, dict):
+            raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return an object")
+        return body
+
+    def put_settings(self, path: str, body: dict[str, Any]) -> None:
+        # v5 echoes the settings with 200, v6/v7 answer 200, v8 204; any of them means done.
+        self.request("PUT", path, json=body, expect=(200, 204))
+
+    def organizations(self) -> list[dict[str, Any]]:
+        if self.traits.organizations_paged:
+            return list(self.iter_pages("Organizations"))
+        body = self.get("Organizations")
+        if not isinstance(body, list):
+            raise ApiError(f"{self.where}: GET /{self.version}/Organizations did not return a list")
+        return body
+
+    def iter_pages(self, path: str, params: dict[str, Any] | None = None,
+                   limit: int = PAGE_LIMIT_MAX) -> Iterator[dict[str, Any]]:
+        """Every item of a paged collection, following offsets (and reusing the server's setId)."""
+        offset, set_id = 0, None
+        while True:
+            query = {**(params or {}), "offset": offset, "limit": limit}
+            if set_id:
+                query["setId"] = set_id
+            page = self.get(path, query)
+            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
+            results = page["results"]
+            yield from results
+            set_id = page.get("setId") or set_id
+            links = page.get("_links") or {}
+            total = page.get("totalCount")
+            offset += len(results)
+            if not results or len(results) < limit or (isinstance(total, int) and offset >= total) \
+                    or (links and "next" not in links):
+                return
+
+    def first_page(self, path: str, params: dict[str, Any], limit: int = 100) -> list[dict[str, Any]]:
+        page = self.get(path, {**params, "offset": 0, "limit": limit})
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
+        return page["results"]
+
+    def audit_items(self, org_id: str) -> list[dict[str, Any]]:
+        body = self.get(f"Organizations/{org_id}/AuditItems")
+        if not isinstance(body, list):
+            raise ApiError(f"{self.where}: GET audit items did not return a list")
+        return body
+
+    def add_audit_items(self, org_id: str, items: list[dict[str, Any]]) -> None:
+        self.request("POST", f"Organizations/{org_id}/AuditItems", json=items,
+                     expect=(self.traits.audit_add_status, 200, 201, 204))
+
+    def remove_audit_items(self, org_id: str, item_ids: list[str]) -> None:
+        if self.traits.audit_remove_v5_form:
+            self.request("POST", f"Organizations/{org_id}/AuditItems/action",
+                         json={"remove": {"itemIds": item_ids}}, expect=(200, 204))
+        else:
+            self.request("POST", f"Organizations/{org_id}/AuditItems/remove", json={"itemIds": item_ids},
+                         expect=(self.traits.audit_remove_status, 200, 204))
+
+
+def _is_tls_error(exc: Exception) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _tls_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "self-signed" in text or "self signed" in text:
+        return "self-signed certificate"
+    if "unable to get local issuer" in text:
+        return "certificate issuer not trusted"
+    if "hostname" in text.lower() or "IP address mismatch" in text:
+        return "certificate does not match the host name"
+    return "certificate not trusted"
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text or "Errno -2" in text:
+        return "host name not found"
+    return text

@@ -1,0 +1,191 @@
+"""Apply: push exactly the cleared changes in a fixed order, read back to verify, record a state snapshot.
+
+Whatever happens after the first write, a snapshot is written recording what was applied, so a failed apply never
+loses track of what the server now holds; the next plan shows only the remainder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .api import connect
+from .api.client import VboClient
+from .approvals import clear
+from .changes import Change
+from .errors import ApplyError, PlanError, VboplanError
+from .plan import Plan
+from .project import Environment, Project, current_user
+from .render import render
+from .resources import KINDS
+from .sensitive import Sensitive, matches
+from .state import StateStore, now
+
+log = logging.getLogger("vboplan")
+
+
+@dataclass
+class ApplyReport:
+    """What an apply did, change by change."""
+
+    environment: str
+    applied: list[Change] = field(default_factory=list)
+    skipped: list[Change] = field(default_factory=list)
+    failed: list[Change] = field(default_factory=list)
+    not_run: list[Change] = field(default_factory=list)
+    error: VboplanError | None = None
+    state_path: str = ""
+    serial: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        return (f"Apply {'complete' if self.ok else 'FAILED'} for {self.environment}: {len(self.applied)} applied, "
+                f"{len(self.skipped)} skipped, {len(self.failed)} failed"
+                + (f", {len(self.not_run)} not attempted" if self.not_run else "") + ".")
+
+
+def load_for_apply(project: Project, path: Path) -> tuple[Plan, Environment, list[Change], list[Change], list[str]]:
+    """Read a plan file and clear it: (plan, env, approved changes, skipped changes, notes). Raises when refused."""
+    plan = Plan.load(path)
+    env = project.environment(plan.environment)
+    if env.server != plan.server or env.api_version != plan.api_version:
+        raise PlanError(f"{path}: planned against {plan.server} (API {plan.api_version}) but environment "
+                        f"'{env.name}' is now {env.server} (API {env.api_version}); run 'vboplan plan' again")
+    clearance = clear(plan, env.approvals)
+    return plan, env, clearance.approved, clearance.skipped, clearance.notes
+
+
+def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: list[Change]) -> list[Change]:
+    """Put the current values of sensitive changes back (plan files hold only hashes) and refuse if any value now
+    differs from the one planned."""
+    if not any(change.sensitive for change in changes):
+        return changes
+    rendered = render(project, env)
+    resolved = []
+    for change in changes:
+        if change.sensitive:
+            field_name = change.detail.get("field")
+            value = rendered.resources.get(change.kind, {}).get(field_name)
+            plain = value.reveal() if isinstance(value, Sensitive) else value
+            if value is None or not matches(plain, plan.digests.get(change.id)):
+                raise PlanError(f"{change.id} ({change.address}): the secret now resolves to a different value than "
+                                "the one planned; run 'vboplan plan' again and have it approved")
+            change = replace(change, after=Sensitive(plain))
+        resolved.append(change)
+    return resolved
+
+
+def check_not_stale(client: VboClient, plan: Plan) -> None:
+    """Refuse when the live values differ from those the plan was computed against."""
+    moved = []
+    for name, scope in plan.scope.items():
+        live = KINDS[name].read(client, scope)
+        if live != plan.live.get(name):
+            moved.extend(_moved(name, plan.live.get(name), live))
+    if moved:
+        raise PlanError(f"the plan for '{plan.environment}' is stale: the server changed since planning "
+                        f"({'; '.join(moved[:5])}{' …' if len(moved) > 5 else ''}); run 'vboplan plan' again")
+
+
+def _moved(name: str, before: Any, after: Any) -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = sorted(set(before) | set(after), key=str)
+        return [f"{name}.{k}: {before.get(k)!r} -> {after.get(k)!r}" if not isinstance(before.get(k), (dict, list))
+                else f"{name}[{k!r}] changed" for k in keys if before.get(k) != after.get(k)]
+    return [f"{name} changed"]
+
+
+def execute(project: Project, env: Environment, client: VboClient, plan: Plan, approved: list[Change],
+            skipped: list[Change], approvals: list[dict[str, Any]]) -> ApplyReport:
+    """Carry out ``approved`` in the registry's order, verify by reading back, and write the state snapshot."""
+    store = StateStore(project, env)
+    report = ApplyReport(env.name, skipped=list(skipped), state_path=store.display)
+    recorded = store.resources()
+    by_kind: dict[str, list[Change]] = {name: [c for c in approved if c.kind == name] for name in KINDS}
+    writes = [write for name, kind in KINDS.items() for write in kind.writes(client, by_kind[name])]
+    remaining = list(approved)
+    for write in writes:
+        log.info("%s", write.description)
+        try:
+            write.run()
+        except VboplanError as exc:
+            report.failed.extend(write.changes)
+            ids = ", ".join(c.id for c in write.changes)
+            report.error = ApplyError(f"{ids} failed ({write.description}): {exc}")
+            break
+        report.applied.extend(write.changes)
+    done = {c.id for c in report.applied} | {c.id for c in report.failed}
+    report.not_run = [c for c in remaining if c.id not in done]
+
+    resources = dict(recorded)
+    unverified = []
+    for name, scope in plan.scope.items():
+        kind = KINDS[name]
+        applied_here = [c for c in report.applied if c.kind == name]
+        try:
+            live = kind.read(client, scope)
+        except VboplanError as exc:
+            if report.error is None:
+                report.error = ApplyError(f"the changes were sent but reading {name} back failed: {exc}")
+            live = None
+        if live is not None:
+            unverified += [c for c in applied_here if not kind.verify(c, live)]
+            resources[name] = kind.snapshot(live, applied_here, recorded.get(name))
+    if unverified and report.error is None:
+        report.error = ApplyError("the server does not hold "
+                                  + ", ".join(f"{c.id} ({c.address})" for c in unverified)
+                                  + " after the write; check the server and plan again")
+    last_apply = {
+        "at": now(), "by": current_user(), "checksum": plan.checksum, "planned_by": plan.created_by,
+        "approvals": approvals,
+        "applied": [_entry(c) for c in report.applied], "skipped": [_entry(c) for c in report.skipped],
+        "failed": [_entry(c) for c in report.failed], "not_attempted": [_entry(c) for c in report.not_run],
+        "error": str(report.error) if report.error else None,
+    }
+    snapshot = store.write(resources, last_apply)
+    report.serial = snapshot["serial"]
+    return report
+
+
+def _entry(change: Change) -> dict[str, Any]:
+    return {"id": change.id, "address": change.address, "action": change.action}
+
+
+def apply_plan_file(project: Project, path: Path, announce: Any = None) -> ApplyReport:
+    """``vboplan apply PLANFILE``: refuse unless the plan is intact, approved, current and its secrets unchanged."""
+    plan, env, approved, skipped, notes = load_for_apply(project, path)
+    if announce:
+        announce(plan, approved, skipped, notes)
+    approved = resolve_secrets(project, env, plan, approved)
+    store = StateStore(project, env)
+    with store.lock(f"apply {path.name}"), connect(project, env) as client:
+        check_not_stale(client, plan)
+        try:
+            return execute(project, env, client, plan, approved, skipped, plan.approvals)
+        finally:
+            client.logout()
+
+
+def apply_env(project: Project, env: Environment, confirm: Any, announce: Any) -> ApplyReport | None:
+    """``vboplan apply --env NAME``: plan, show, ask, apply. Only where no recorded approvals are required."""
+    if env.approvals.required:
+        raise VboplanError(f"environment '{env.name}' needs {env.approvals.required} recorded approvals: run "
+                           f"'vboplan plan --env {env.name} --out plan.json', have it approved, then "
+                           "'vboplan apply plan.json'")
+    from .core import build_plan
+
+    store = StateStore(project, env)
+    with store.lock(f"apply --env {env.name}"), connect(project, env) as client:
+        try:
+            plan = build_plan(project, env, client)
+            announce(plan)
+            if not plan.changes or not confirm(plan):
+                return None
+            return execute(project, env, client, plan, list(plan.changes), [], [])
+        finally:
+            client.logout()

@@ -1,0 +1,315 @@
+"""The ``vboplan`` command: click parses, :mod:`vboplan.core` works, a :class:`VboplanError` becomes one line."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import core
+from .errors import VboplanError
+from .output import FORMATS, render_plan
+from .plan import Plan
+
+log = logging.getLogger("vboplan")
+
+
+class Context:
+    def __init__(self, directory: Path, color: bool, verbose: int) -> None:
+        self.directory = directory
+        self.color = color
+        self.verbose = verbose
+
+    def project(self) -> core.Project:
+        return core.open_project(self.directory)
+
+
+def _setup_logging(verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("vboplan")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    root.propagate = False
+
+
+def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a VboplanError into one message on stderr and exit code 1 (the traceback only with -vv)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VboplanError as exc:
+            ctx = click.get_current_context()
+            if ctx.find_object(Context) and ctx.find_object(Context).verbose > 1:  # type: ignore[union-attr]
+                log.exception("traceback:")
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+
+    return wrapper
+
+
+env_option = click.option("--env", "env_names", multiple=True, metavar="NAME", help="Environment (repeatable).")
+all_option = click.option("--all", "all_envs", is_flag=True, help="Every environment in vboplan.yaml.")
+format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+                             help="Output format.")
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              help="Project directory (holds vboplan.yaml).")
+@click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
+@click.version_option(package_name="vboplan")
+@click.pass_context
+def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int) -> None:
+    """Plan and apply Veeam Backup for Microsoft 365 settings, reviewed and per environment."""
+    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    _setup_logging(verbose)
+    ctx.obj = Context(directory, color, verbose)
+
+
+@main.command()
+@env_option
+@all_option
+@pass_context
+@reports_errors
+def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
+    """Render and check every template, without contacting any server."""
+    project = obj.project()
+    envs = project.select(env_names, all_envs or not env_names)
+    rendered = core.validate(project, envs)
+    for name, result in rendered.items():
+        click.echo(f"{name}: ok ({', '.join(result.resources) or 'no resources'})")
+
+
+@main.command()
+@env_option
+@all_option
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan file here (with several environments, FILE must contain {env}).")
+@format_option
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
+@click.option("--target", "targets", multiple=True, metavar="ADDRESS", help="Only changes at or under ADDRESS.")
+@pass_context
+@reports_errors
+def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | None, fmt: str,
+         detailed_exitcode: bool, targets: tuple[str, ...]) -> None:
+    """Show what differs between the templates and the live servers."""
+    project = obj.project()
+    envs = project.select(env_names, all_envs)
+    if out and len(envs) > 1 and "{env}" not in str(out):
+        raise core.VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
+    outcomes = core.plan_many(project, envs, targets)
+    failed = False
+    documents = []
+    for outcome in outcomes:
+        if outcome.error is not None:
+            click.echo(f"Error: {outcome.error}", err=True)
+            failed = True
+            continue
+        assert outcome.plan is not None
+        if out:
+            path = Path(str(out).replace("{env}", outcome.env.name))
+            outcome.plan.save(path)
+            log.warning("Saved the plan for %s to %s", outcome.env.name, path)
+        if fmt == "json":
+            documents.append(outcome.plan.to_dict())
+        else:
+            click.echo(render_plan(outcome.plan, fmt, obj.color))
+    if fmt == "json" and documents:
+        import json
+        click.echo(json.dumps(documents[0] if len(envs) == 1 else {"plans": documents}, indent=2,
+                              ensure_ascii=False))
+    if failed:
+        sys.exit(1)
+    if detailed_exitcode and any(o.plan and o.plan.changes for o in outcomes):
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
+@format_option
+@pass_context
+@reports_errors
+def show(obj: Context, planfile: Path, fmt: str) -> None:
+    """Show a saved plan file (and its approvals)."""
+    saved = Plan.load(planfile)
+    click.echo(render_plan(saved, fmt, obj.color), nl=False)
+    if fmt != "json":
+        for approval in saved.approvals:
+            ids = ", ".join(approval.get("changes") or []) or "all changes"
+            ticket = f" ticket {approval['ticket']}" if approval.get("ticket") else ""
+            click.echo(f"Approved by {approval.get('by')}{ticket} at {approval.get('at')}: {ids}")
+
+
+@main.command()
+@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--by", "by", default=None, metavar="NAME", help="Approver (default: VBOPLAN_USER or login name).")
+@click.option("--ticket", default=None, metavar="ID", help="Change ticket this approval belongs to.")
+@click.option("--change", "change_ids", multiple=True, metavar="ID", help="Approve only this change (repeatable).")
+@click.option("--comment", default=None, metavar="TEXT")
+@pass_context
+@reports_errors
+def approve(obj: Context, planfile: Path, by: str | None, ticket: str | None, change_ids: tuple[str, ...],
+            comment: str | None) -> None:
+    """Record an approval in a plan file, bound to its checksum."""
+    from .approvals import approve as record_approval
+    from .project import current_user
+    from .state import atomic_write
+
+    project = obj.project()
+    saved = Plan.load(planfile)
+    env = project.environment(saved.environment)
+    record = record_approval(saved, env.approvals, by or current_user(), ticket, change_ids, comment)
+    atomic_write(planfile, saved.to_json())
+    click.echo(f"Approved by {record['by']}: {', '.join(record['changes'])} of {saved.environment} "
+               f"(plan {saved.checksum[:12]}){' ticket ' + ticket if ticket else ''}")
+
+
+def _echo_report(report: Any) -> None:
+    for label, changes in (("applied", report.applied), ("skipped (not approved)", report.skipped),
+                           ("FAILED", report.failed), ("not attempted", report.not_run)):
+        for change in changes:
+            click.echo(f"  {change.id:<4} {change.action:<7} {change.address}: {label}")
+    click.echo(report.summary())
+    click.echo(f"State snapshot: {report.state_path}" + (f" (serial {report.serial})" if report.serial else ""))
+
+
+@main.command()
+@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--env", "env_name", metavar="NAME", help="Plan and apply this environment interactively.")
+@click.option("--auto-approve", is_flag=True, help="With --env: do not ask (for scripts).")
+@pass_context
+@reports_errors
+def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approve: bool) -> None:
+    """Apply exactly the approved changes of a saved plan (or plan, ask and apply one environment)."""
+    from . import apply as applying
+
+    project = obj.project()
+    if planfile and env_name:
+        raise core.VboplanError("give either a PLANFILE or --env NAME, not both")
+    if planfile:
+        def announce(saved: Plan, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
+            click.echo(render_plan(saved, "table", obj.color))
+            for note in notes:
+                click.echo(f"Note: {note}", err=True)
+            for change in skipped:
+                click.echo(f"Will skip {change.id} ({change.address}): not approved")
+        report = applying.apply_plan_file(project, planfile, announce)
+    elif env_name:
+        env = project.environment(env_name)
+
+        def show_plan(fresh: Plan) -> None:
+            click.echo(render_plan(fresh, "table", obj.color))
+
+        def confirm(fresh: Plan) -> bool:
+            if auto_approve:
+                return True
+            answer = click.prompt(f"Apply these {len(fresh.changes)} changes to environment '{env.name}' "
+                                  f"({env.server})? Only 'yes' is accepted", default="", show_default=False)
+            if answer.strip() != "yes":
+                click.echo("Apply cancelled; nothing was changed.")
+                return False
+            return True
+
+        report = applying.apply_env(project, env, confirm, show_plan)
+        if report is None:
+            return
+    else:
+        raise core.VboplanError("give a PLANFILE to apply, or --env NAME")
+    _echo_report(report)
+    if not report.ok:
+        raise report.error  # type: ignore[misc]
+
+
+@main.group()
+def state() -> None:
+    """Inspect the local state snapshots."""
+
+
+@state.command("show")
+@click.option("--env", "env_name", required=True, metavar="NAME")
+@format_option
+@pass_context
+@reports_errors
+def state_show(obj: Context, env_name: str, fmt: str) -> None:
+    """Show what the last apply recorded for an environment."""
+    import json
+
+    from tabulate import tabulate
+
+    from .output import format_value
+    from .state import StateStore
+
+    project = obj.project()
+    store = StateStore(project, project.environment(env_name))
+    snapshot = store.read()
+    if snapshot is None:
+        raise core.VboplanError(f"environment '{env_name}' has no state snapshot yet (nothing applied)")
+    if fmt == "json":
+        click.echo(json.dumps(snapshot, indent=2, sort_keys=True))
+        return
+    click.echo(f"Environment {env_name}: {snapshot['server']} (API {snapshot['api_version']}), serial "
+               f"{snapshot['serial']}, lineage {snapshot['lineage']}, updated {snapshot['updated_at']}")
+    rows = []
+    for name, recorded in sorted(snapshot.get("resources", {}).items()):
+        for address, value in _state_rows(name, recorded):
+            rows.append([address, format_value(value)])
+    click.echo(tabulate(rows, headers=["address", "value"], tablefmt="simple", disable_numparse=True))
+    last = snapshot.get("last_apply") or {}
+    if last:
+        click.echo(f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
+                   f"{len(last.get('skipped', []))} skipped, {len(last.get('failed', []))} failed")
+
+
+def _state_rows(name: str, recorded: Any) -> list[tuple[str, Any]]:
+    from .sensitive import MASK
+
+    rows: list[tuple[str, Any]] = []
+    if isinstance(recorded, dict) and "values" in recorded:
+        rows += [(f"{name}.{k}", v) for k, v in sorted(recorded["values"].items())]
+        rows += [(f"{name}.{k}", MASK) for k in sorted(recorded.get("secrets", {}))]
+    elif isinstance(recorded, dict) and "organizations" in recorded:
+        for org, items in sorted(recorded["organizations"].items()):
+            for item in items.get("items", []):
+                rows.append((f'{name}["{org}"].{item["type"].lower()}["{item["name"]}"]', item.get("displayName")))
+    return rows
+
+
+@state.command("unlock")
+@click.option("--env", "env_name", required=True, metavar="NAME")
+@pass_context
+@reports_errors
+def state_unlock(obj: Context, env_name: str) -> None:
+    """Break a stale apply lock (only when the run that held it is gone)."""
+    from .state import StateStore
+
+    project = obj.project()
+    holder = StateStore(project, project.environment(env_name)).unlock()
+    if holder is None:
+        click.echo(f"environment '{env_name}' is not locked")
+    else:
+        click.echo(f"Broke the lock of environment '{env_name}' held by {holder.get('who')} since {holder.get('at')}")
+
+
+def _attach_emulator() -> None:
+    try:
+        from .emulator.cli import emulator
+    except ImportError:  # pragma: no cover - the emulator ships with the package
+        return
+    main.add_command(emulator)
+
+
+_attach_emulator()
+
+if __name__ == "__main__":
+    main()

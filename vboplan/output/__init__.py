@@ -1,0 +1,105 @@
+"""Plan outputs: a terminal table, Markdown for a change ticket, versioned JSON. Each is a pure function of a plan."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from tabulate import tabulate
+
+from ..changes import Change
+from ..plan import Plan
+from ..sensitive import MASK, Sensitive
+
+FORMATS = ("table", "markdown", "json")
+_COLORS = {"create": "green", "update": "yellow", "delete": "red"}
+_SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
+
+
+def format_value(value: Any) -> str:
+    """A live or desired value as a reviewer reads it."""
+    if isinstance(value, Sensitive):
+        return MASK
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value.strip() == value and value else json.dumps(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
+def cells(change: Change) -> tuple[str, str]:
+    """The live and desired columns of a change."""
+    if change.detail.get("write_only"):
+        after = f"{MASK} will change" if change.detail.get("recorded") else f"{MASK} will be set"
+        return "(write-only)", after
+    if change.sensitive:
+        return (MASK if change.action != "create" else "-"), (MASK if change.action != "delete" else "-")
+    before = "-" if change.action == "create" else format_value(change.before)
+    after = "-" if change.action == "delete" else format_value(change.after)
+    return before, after
+
+
+def header(plan: Plan) -> str:
+    return f"Environment {plan.environment}: {plan.server} (API {plan.api_version})"
+
+
+def render_table(plan: Plan, color: bool) -> str:
+    lines = [click.style(header(plan), bold=True) if color else header(plan)]
+    if plan.changes:
+        rows = []
+        for change in plan.changes:
+            action = f"{_SYMBOLS[change.action]} {change.action}"
+            if color:
+                action = click.style(action, fg=_COLORS[change.action])
+            rows.append([change.id, action, change.address, *cells(change)])
+        lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"],
+                              tablefmt="simple", maxcolwidths=[None, None, 60, 40, 40], disable_numparse=True))
+    lines.extend(_drift_lines(plan, markdown=False))
+    lines.append(plan.summary())
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    lines = [f"### {header(plan)}", ""]
+    if plan.changes:
+        rows = [[c.id, c.action, f"`{c.address}`", *(_md(v) for v in cells(c))] for c in plan.changes]
+        lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"], tablefmt="github",
+                              disable_numparse=True))
+        lines.append("")
+    lines.extend(_drift_lines(plan, markdown=True))
+    lines.append(f"**{plan.summary()}**")
+    lines.append("")
+    lines.append(f"Planned by {plan.created_by} at {plan.created_at}; checksum `{plan.checksum}`.")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _drift_lines(plan: Plan, markdown: bool) -> list[str]:
+    if not plan.drift:
+        return []
+    title = "Changed outside vboplan since the last apply:"
+    lines = [f"**{title}**" if markdown else title]
+    for drift in plan.drift:
+        recorded = MASK if drift.sensitive else format_value(drift.recorded)
+        live = MASK if drift.sensitive else format_value(drift.live)
+        text = f"{drift.address}: {recorded} -> {live}"
+        lines.append(f"- `{drift.address}`: {_md(recorded)} → {_md(live)}" if markdown else f"  {text}")
+    lines.append("")
+    return lines
+
+
+def render_plan(plan: Plan, fmt: str, color: bool = False) -> str:
+    """``plan`` in output format ``fmt`` (table, markdown or json)."""
+    if fmt == "json":
+        return plan.to_json()
+    if fmt == "markdown":
+        return render_markdown(plan)
+    return render_table(plan, color)

@@ -1,0 +1,164 @@
+"""Plans: the changes that would turn live settings into desired ones, their checksum, and the plan file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .api.client import VboClient
+from .changes import ACTIONS, Change, Drift
+from .errors import PlanError
+from .project import Environment, current_user
+from .render import Rendered
+from .resources import KINDS
+from .sensitive import MASK, Sensitive, digest
+from .state import atomic_write, now
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Plan:
+    """What would change on one environment's server, and the live values that was computed against."""
+
+    environment: str
+    server: str
+    api_version: str
+    changes: list[Change]
+    live: dict[str, Any]
+    scope: dict[str, Any]
+    created_by: str = field(default_factory=current_user)
+    created_at: str = field(default_factory=now)
+    drift: list[Drift] = field(default_factory=list)
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    digests: dict[str, Any] = field(default_factory=dict)   # change id -> salted hash of a sensitive value
+    checksum: str = ""
+
+    def counts(self) -> Counter[str]:
+        return Counter(change.action for change in self.changes)
+
+    def summary(self, tense: str = "plan") -> str:
+        if not self.changes:
+            return "No changes. The server matches the templates."
+        counts = self.counts()
+        verbs = {"plan": ("to create", "to update", "to delete"), "done": ("created", "updated", "deleted")}[tense]
+        parts = [f"{counts[action]} {verb}" for action, verb in zip(ACTIONS, verbs)]
+        return f"Plan: {', '.join(parts)}."
+
+    def change(self, change_id: str) -> Change:
+        for change in self.changes:
+            if change.id == change_id:
+                return change
+        raise PlanError(f"plan for '{self.environment}' has no change '{change_id}' "
+                        f"(changes: {', '.join(c.id for c in self.changes) or 'none'})")
+
+    # -- serialisation -----------------------------------------------------------------------------------------
+
+    def change_records(self) -> list[dict[str, Any]]:
+        records = []
+        for change in self.changes:
+            record: dict[str, Any] = {
+                "id": change.id, "address": change.address, "action": change.action,
+                "before": None if change.sensitive else change.before,
+                "after": None if change.sensitive else change.after,
+                "sensitive": change.sensitive, "kind": change.kind, "detail": change.detail,
+            }
+            if change.sensitive:
+                record["after_digest"] = self.digests.get(change.id)
+            records.append(record)
+        return records
+
+    def compute_checksum(self) -> str:
+        """sha256 over the canonical change list and the live values it was computed against."""
+        canonical = json.dumps({
+            "environment": self.environment, "server": self.server, "api_version": self.api_version,
+            "changes": self.change_records(), "live": self.live, "scope": self.scope,
+        }, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_no_secrets)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = self.counts()
+        return {
+            "format_version": FORMAT_VERSION, "environment": self.environment, "server": self.server,
+            "api_version": self.api_version, "created_by": self.created_by, "created_at": self.created_at,
+            "checksum": self.checksum, "summary": {action: counts[action] for action in ACTIONS},
+            "changes": self.change_records(),
+            "changed_outside": [{"address": d.address, "recorded": d.recorded, "live": d.live} for d in self.drift],
+            "live": self.live, "scope": self.scope, "approvals": self.approvals,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, ensure_ascii=False, default=_no_secrets) + "\n"
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, self.to_json(), mode=0o600)
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        """Read a plan file and prove it was not altered since planning (its checksum still holds)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PlanError(f"{path}: plan file not found") from None
+        except (OSError, ValueError) as exc:
+            raise PlanError(f"{path}: not a readable plan file ({exc})") from None
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            raise PlanError(f"{path}: not a vboplan plan file of format {FORMAT_VERSION}")
+        try:
+            changes = [Change(kind=r["kind"], address=r["address"], action=r["action"], before=r["before"],
+                              after=r["after"], sensitive=bool(r["sensitive"]), detail=r.get("detail") or {},
+                              id=r["id"]) for r in data["changes"]]
+            plan = cls(environment=data["environment"], server=data["server"], api_version=data["api_version"],
+                       changes=changes, live=data["live"], scope=data["scope"], created_by=data["created_by"],
+                       created_at=data["created_at"], approvals=list(data.get("approvals") or []),
+                       digests={r["id"]: r.get("after_digest") for r in data["changes"] if r.get("sensitive")},
+                       drift=[Drift(d["address"], d["recorded"], d["live"]) for d in data.get("changed_outside", [])],
+                       checksum=data["checksum"])
+        except (KeyError, TypeError) as exc:
+            raise PlanError(f"{path}: plan file is incomplete (missing {exc})") from None
+        if any(c.kind not in KINDS or c.action not in ACTIONS for c in plan.changes):
+            raise PlanError(f"{path}: plan file names an unknown resource kind or action")
+        if plan.compute_checksum() != plan.checksum:
+            raise PlanError(f"{path}: the plan file was altered after planning (its checksum no longer matches); "
+                            "run 'vboplan plan' again")
+        return plan
+
+
+def _no_secrets(value: Any) -> Any:
+    if isinstance(value, Sensitive):
+        return MASK
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded: dict[str, Any],
+              targets: tuple[str, ...] = ()) -> Plan:
+    """Read the live values the templates concern and compare: the plan for ``env``."""
+    live: dict[str, Any] = {}
+    scope: dict[str, Any] = {}
+    changes: list[Change] = []
+    drift: list[Drift] = []
+    for name, kind in KINDS.items():
+        if name not in rendered.resources:
+            continue  # not in any template: not managed, not read
+        desired = rendered.resources[name]
+        scope[name] = kind.scope(desired)
+        live[name] = kind.read(client, scope[name])
+        changes.extend(kind.diff(env.api_version, live[name], desired, recorded.get(name)))
+        if name in recorded:
+            drift.extend(kind.drift(recorded[name], live[name]))
+    if targets:
+        changes = [c for c in changes if any(_targets(t, c.address) for t in targets)]
+    changes = [replace(c, id=f"c{i}") for i, c in enumerate(changes, 1)]
+    plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
+                live=live, scope=scope, drift=drift)
+    plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}
+    plan.checksum = plan.compute_checksum()
+    return plan
+
+
+def _targets(target: str, address: str) -> bool:
+    return address == target or address.startswith(target + ".") or address.startswith(target + "[")

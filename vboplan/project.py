@@ -1,0 +1,221 @@
+"""The user's config repository: ``vboplan.yaml``, its environments and their variable files."""
+
+from __future__ import annotations
+
+import getpass
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ProjectError
+from .schema import VERSIONS, nearest
+from .yamlfile import Located, load_yaml
+
+CONFIG_NAME = "vboplan.yaml"
+EMULATOR_SCHEME = "emulator:"
+
+_ENV_KEYS = {"server", "api_version", "username", "username_env", "password_env", "verify", "var_files",
+             "approvals", "timeout"}
+_TOP_KEYS = {"templates", "environments"}
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """How many distinct people must approve a change, and who may."""
+
+    required: int = 0
+    approvers: tuple[str, ...] | None = None
+
+    def allows(self, name: str) -> bool:
+        return self.approvers is None or name in self.approvers
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One VBO server and the variables that shape its desired settings."""
+
+    name: str
+    server: str
+    api_version: str = "v8"
+    username: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    verify: bool | str = True
+    var_files: tuple[Path, ...] = ()
+    approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    timeout: float = 30.0
+    where: str = ""
+
+    @property
+    def emulator_name(self) -> str | None:
+        """The name of the embedded emulator this environment talks to, if any."""
+        return self.server[len(EMULATOR_SCHEME):] if self.server.startswith(EMULATOR_SCHEME) else None
+
+    def resolve_username(self) -> str:
+        if self.username_env:
+            value = os.environ.get(self.username_env)
+            if value:
+                return value
+            if not self.username:
+                raise ProjectError(f"environment '{self.name}': the username variable {self.username_env} is not set")
+        if not self.username:
+            raise ProjectError(f"environment '{self.name}': no username (set 'username' or 'username_env')")
+        return self.username
+
+    def resolve_password(self) -> str:
+        if not self.password_env:
+            raise ProjectError(f"environment '{self.name}': no 'password_env' names the variable holding the API password")
+        value = os.environ.get(self.password_env)
+        if not value:
+            raise ProjectError(
+                f"environment '{self.name}': the API password variable {self.password_env} is not set "
+                f"(export {self.password_env}=... before running vboplan)")
+        return value
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded ``vboplan.yaml``: where templates are and which environments exist."""
+
+    root: Path
+    templates: tuple[str, ...]
+    environments: dict[str, Environment]
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / ".vboplan"
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none"
+            hint = nearest(name, list(self.environments))
+            more = f"; did you mean '{hint}'?" if hint else ""
+            raise ProjectError(f"unknown environment '{name}' (known: {known}){more}") from None
+
+    def select(self, names: tuple[str, ...] | list[str], all_envs: bool) -> list[Environment]:
+        """The environments named on the command line (or all of them), in the order given."""
+        if all_envs:
+            return [self.environments[n] for n in self.environments]
+        if not names:
+            raise ProjectError("name an environment with --env NAME (or use --all)")
+        seen: dict[str, Environment] = {}
+        for name in names:
+            seen.setdefault(name, self.environment(name))
+        return list(seen.values())
+
+    def template_files(self) -> list[Path]:
+        files: dict[Path, None] = {}
+        for pattern in self.templates:
+            matches = sorted(glob.glob(pattern, root_dir=self.root, recursive=True))
+            for match in matches:
+                files.setdefault(self.root / match, None)
+        if not files:
+            raise ProjectError(f"{CONFIG_NAME}: no template matches {', '.join(self.templates)}")
+        return list(files)
+
+    def display(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+
+def current_user() -> str:
+    """Who is running vboplan: ``VBOPLAN_USER`` when set, else the login name."""
+    name = os.environ.get("VBOPLAN_USER")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def load_project(root: Path) -> Project:
+    """Read ``vboplan.yaml`` in ``root``. Every error names the file and line."""
+    root = root.resolve()
+    path = root / CONFIG_NAME
+    if not path.exists():
+        raise ProjectError(f"no {CONFIG_NAME} in {root} (run vboplan in a project directory or pass -C DIR)")
+    config = load_yaml(path, CONFIG_NAME)
+    if not isinstance(config, Located):
+        raise ProjectError(f"{CONFIG_NAME}: expected a mapping with 'templates' and 'environments'")
+    _reject_unknown(config, _TOP_KEYS)
+    templates = config.get("templates", ["templates/*.yaml.j2"])
+    if isinstance(templates, str):
+        templates = [templates]
+    if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+        raise ProjectError(f"{config.where('templates')}: 'templates' must be a list of globs")
+    envs = config.get("environments")
+    if not isinstance(envs, Located) or not envs:
+        raise ProjectError(f"{config.where('environments')}: 'environments' must map names to settings")
+    environments = {str(name): _environment(root, str(name), spec, envs.where(name)) for name, spec in envs.items()}
+    return Project(root=root, templates=tuple(templates), environments=environments)
+
+
+def _reject_unknown(mapping: Located, known: set[str]) -> None:
+    for key in mapping:
+        if key not in known:
+            hint = nearest(str(key), sorted(known))
+            raise ProjectError(f"{mapping.where(key)}: unknown setting '{key}'"
+                               + (f"; did you mean '{hint}'?" if hint else ""))
+
+
+def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
+    if not isinstance(spec, Located):
+        raise ProjectError(f"{where}: environment '{name}' must be a mapping")
+    _reject_unknown(spec, _ENV_KEYS)
+    server = spec.get("server")
+    if not isinstance(server, str) or not server:
+        raise ProjectError(f"{spec.where()}: environment '{name}' needs a 'server' (https://host:4443 or emulator:NAME)")
+    if not server.startswith(EMULATOR_SCHEME) and not server.startswith(("https://", "http://")):
+        raise ProjectError(f"{spec.where('server')}: server '{server}' must start with https:// or emulator:")
+    version = str(spec.get("api_version", "v8")).lower()
+    if version not in VERSIONS:
+        raise ProjectError(f"{spec.where('api_version')}: api_version '{version}' is not one of {', '.join(VERSIONS)}")
+    verify = spec.get("verify", True)
+    if not isinstance(verify, (bool, str)):
+        raise ProjectError(f"{spec.where('verify')}: verify must be true, false or the path of a CA bundle")
+    if isinstance(verify, str):
+        bundle = (root / verify).resolve()
+        if not bundle.is_file():
+            raise ProjectError(f"{spec.where('verify')}: CA bundle '{verify}' not found")
+        verify = str(bundle)
+    var_files = spec.get("var_files", [])
+    if isinstance(var_files, str):
+        var_files = [var_files]
+    if not isinstance(var_files, list) or not all(isinstance(v, str) for v in var_files):
+        raise ProjectError(f"{spec.where('var_files')}: var_files must be a list of paths")
+    approvals = _approvals(spec.get("approvals", {}), spec.where("approvals"))
+    timeout = spec.get("timeout", 30)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise ProjectError(f"{spec.where('timeout')}: timeout must be a positive number of seconds")
+    for key in ("username", "username_env", "password_env"):
+        if key in spec and not isinstance(spec[key], str):
+            raise ProjectError(f"{spec.where(key)}: {key} must be a string")
+    return Environment(
+        name=name, server=server.rstrip("/"), api_version=version, username=spec.get("username"),
+        username_env=spec.get("username_env"), password_env=spec.get("password_env"), verify=verify,
+        var_files=tuple(root / v for v in var_files), approvals=approvals, timeout=float(timeout), where=where)
+
+
+def _approvals(spec: Any, where: str) -> ApprovalPolicy:
+    if not isinstance(spec, dict):
+        raise ProjectError(f"{where}: approvals must be a mapping like {{required: 2, approvers: [alice, bob]}}")
+    unknown = set(spec) - {"required", "approvers"}
+    if unknown:
+        raise ProjectError(f"{where}: unknown approvals setting '{sorted(unknown)[0]}' (use required, approvers)")
+    required = spec.get("required", 0)
+    if not isinstance(required, int) or isinstance(required, bool) or required < 0:
+        raise ProjectError(f"{where}: approvals.required must be a whole number >= 0")
+    approvers = spec.get("approvers")
+    if approvers is not None:
+        if not isinstance(approvers, list) or not all(isinstance(a, str) for a in approvers):
+            raise ProjectError(f"{where}: approvals.approvers must be a list of names")
+        if len(set(approvers)) < required:
+            raise ProjectError(f"{where}: {required} approvals required but only {len(set(approvers))} approvers listed")
+    return ApprovalPolicy(required=required, approvers=tuple(approvers) if approvers is not None else None)
