@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -17,6 +18,7 @@ from .errors import StateError
 from .project import Environment, Project, current_user
 
 FORMAT_VERSION = 1
+log = logging.getLogger("vboplan")
 
 
 def now() -> str:
@@ -106,7 +108,11 @@ class StateStore:
         try:
             fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
-            raise StateError(self._held_message()) from None
+            if not self._holder_is_gone():
+                raise StateError(self._held_message()) from None
+            log.warning("Breaking the lock of environment '%s': the run that held it is gone", self.env.name)
+            self.lock_path.unlink(missing_ok=True)
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(info, handle)
         try:
@@ -116,6 +122,23 @@ class StateStore:
                 self.lock_path.unlink()
             except FileNotFoundError:
                 pass
+
+    def _holder_is_gone(self) -> bool:
+        """A lock left by a process of this host that no longer runs (killed mid-apply) can be broken safely."""
+        try:
+            holder = json.loads(self.lock_path.read_text(encoding="utf-8"))
+            pid = int(holder["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if holder.get("host") != socket.gethostname() or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def _held_message(self) -> str:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import ResourceKind, Write
+from .audit_items import AuditItemsKind
 from .settings import SettingsKind
 
 KINDS: dict[str, ResourceKind] = {
@@ -12,6 +13,7 @@ KINDS: dict[str, ResourceKind] = {
         SettingsKind("job_email_settings", "VboEmailSettings",
                      "RESTNotificationEmailSettingsRequest", "RESTNotificationEmailSettingsResponse",
                      endpoint_v5="VBOEmailSettings"),
+        AuditItemsKind(),
     )
 }
 

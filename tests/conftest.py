@@ -1,0 +1,161 @@
+"""Shared fixtures: a throw-away vboplan project, run through the real CLI against the embedded emulator."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from vboplan.cli import main
+
+SMTP_SECRET = "Sm7p-s3cret-Value!"
+API_SECRET = "api-pa55-w0rd-xyz"
+
+CONFIG = """\
+templates: ["templates/*.yaml.j2"]
+environments:
+  dev:
+    server: emulator:dev
+    api_version: v8
+    username: admin
+    password_env: VBO_TEST_PASSWORD
+    var_files: [environments/common.yaml, environments/dev.yaml]
+  prod:
+    server: emulator:prod
+    api_version: v7
+    username: admin
+    password_env: VBO_TEST_PASSWORD
+    var_files: [environments/common.yaml, environments/prod.yaml]
+    approvals: {required: 2, approvers: [alice, bob, carol]}
+"""
+
+AUDIT_TEMPLATE = """\
+audit_email_settings:
+  enableNotification: "true"
+  smtpServer: {{ smtp.host }}
+  port: "{{ smtp.port }}"
+  useAuthentication: true
+  username: svc-mail
+  userPassword: {{ secret("SMTP_PASSWORD") }}
+  useSSL: true
+  from: vbo.audit@{{ domain }}
+  to: security@{{ domain }}
+"""
+
+JOB_TEMPLATE = """\
+job_email_settings:
+  enableNotification: true
+  notifyOnFailure: true
+  notifyOnSuccess: {{ notify_success }}
+"""
+
+SEED = {
+    "credentials": [{"username": "admin", "password": API_SECRET}],
+    "organizations": [{
+        "name": "contoso.onmicrosoft.com",
+        "users": [{"displayName": "Jane Doe", "name": "jane@contoso.com"},
+                  {"displayName": "Chief Executive", "name": "ceo@contoso.com"},
+                  {"displayName": "Chief Financial Officer", "name": "cfo@contoso.com"},
+                  {"displayName": "Alex Twin", "name": "alex1@contoso.com"},
+                  {"displayName": "Alex Twin", "name": "alex2@contoso.com"}],
+        "groups": [{"displayName": "HR Department", "name": "hr@contoso.com"},
+                   {"displayName": "Finance", "name": "finance@contoso.com"}],
+    }, {
+        "name": "fabrikam.onmicrosoft.com",
+        "users": [{"displayName": "Bob Boss", "name": "bob@fabrikam.com"}],
+        "groups": [],
+    }],
+    "audit_email_settings": {"enableNotification": False, "smtpServer": "old.smtp.local", "port": 25},
+    "job_email_settings": {"enableNotification": True, "notifyOnFailure": True, "notifyOnSuccess": False},
+}
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class ProjectDir:
+    """A vboplan project in a temp dir, with helpers to run the CLI and peek at the emulated servers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    def seed(self, name: str, data: dict[str, Any]) -> None:
+        self.write(f"emulator/{name}.yaml", yaml.safe_dump(data, sort_keys=False))
+
+    def run(self, *args: str, input: str | None = None) -> Result:
+        result = CliRunner().invoke(main, ["-C", str(self.root), "--no-color", *args], input=input,
+                                    catch_exceptions=True)
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise AssertionError(f"vboplan raised instead of reporting: {result.exception!r}\n{result.output}") \
+                from result.exception
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    def server(self, name: str) -> dict[str, Any]:
+        """The emulated server's persisted data (what the server now holds)."""
+        return json.loads((self.root / ".vboplan" / "emulator" / f"{name}.json").read_text(encoding="utf-8"))
+
+    def emulator(self, name: str) -> Any:
+        from vboplan.api import embedded_emulator
+        from vboplan.project import load_project
+
+        return embedded_emulator(load_project(self.root), name)
+
+
+@pytest.fixture
+def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)
+    monkeypatch.setenv("SMTP_PASSWORD", SMTP_SECRET)
+    monkeypatch.setenv("VBOPLAN_USER", "ann")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path, secrets_env: None) -> ProjectDir:
+    proj = ProjectDir(tmp_path / "project")
+    proj.write("vboplan.yaml", CONFIG)
+    proj.write("templates/audit.yaml.j2", AUDIT_TEMPLATE)
+    proj.write("templates/jobs.yaml.j2", JOB_TEMPLATE)
+    proj.write("environments/common.yaml", "smtp:\n  port: 587\nnotify_success: false\n")
+    proj.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n")
+    proj.write("environments/prod.yaml", "domain: contoso.com\nsmtp:\n  host: smtp.office365.com\n"
+                                         "notify_success: true\n")
+    proj.seed("dev", SEED)
+    proj.seed("prod", SEED)
+    return proj
+
+
+def assert_one_clean_error(result: Result, *fragments: str) -> None:
+    """Exit 1, one line on stderr naming what is wrong, no traceback, no secret."""
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), lines
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert_no_secret(result.output)
+
+
+def assert_no_secret(text: str) -> None:
+    assert SMTP_SECRET not in text
+    assert API_SECRET not in text

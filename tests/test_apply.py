@@ -1,0 +1,208 @@
+"""vboplan approve / apply under change management, against the embedded emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SMTP_SECRET, ProjectDir, assert_no_secret, assert_one_clean_error
+
+
+def _plan(project: ProjectDir, env: str = "prod", name: str | None = None) -> Path:
+    path = project.root / "plans" / f"{name or env}.json"
+    result = project.run("plan", "--env", env, "--out", str(path))
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _changes(path: Path) -> dict[str, str]:
+    return {c["address"]: c["id"] for c in json.loads(path.read_text())["changes"]}
+
+
+def _approve(project: ProjectDir, path: Path, *who: str, changes: tuple[str, ...] = ()) -> None:
+    for name in who:
+        args = ["approve", str(path), "--by", name, "--ticket", "CHG-1"]
+        for change in changes:
+            args += ["--change", change]
+        result = project.run(*args)
+        assert result.exit_code == 0, result.output
+
+
+def _audit(project: ProjectDir, env: str = "prod") -> dict:
+    return project.server(env)["audit_email_settings"]
+
+
+def test_two_approvers_then_apply_converges(project: ProjectDir) -> None:
+    path = _plan(project)
+    _approve(project, path, "alice", "bob")
+    result = project.run("apply", str(path))
+    assert result.exit_code == 0, result.output
+    assert "Apply complete for prod" in result.stdout
+    audit = _audit(project)
+    assert audit["smtpServer"] == "smtp.office365.com" and audit["port"] == 587
+    snapshot = json.loads((project.root / ".vboplan/state/prod.json").read_text())
+    assert snapshot["serial"] == 1 and snapshot["environment"] == "prod"
+    assert snapshot["resources"]["audit_email_settings"]["values"]["port"] == 587
+    assert [a["by"] for a in snapshot["last_apply"]["approvals"]] == ["alice", "bob"]
+    assert oct((project.root / ".vboplan/state/prod.json").stat().st_mode & 0o777) == "0o600"
+    again = project.run("plan", "--env", "prod", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output  # the password too: compared through the recorded hash
+    assert SMTP_SECRET not in json.dumps(snapshot)
+
+
+def test_apply_of_a_subset_skips_the_rest(project: ProjectDir) -> None:
+    path = _plan(project)
+    ids = _changes(path)
+    port = ids["audit_email_settings.port"]
+    _approve(project, path, "alice", "carol", changes=(port,))
+    result = project.run("apply", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"{port}   update  audit_email_settings.port: applied" in result.stdout
+    assert "audit_email_settings.smtpServer: skipped (not approved)" in result.stdout
+    audit = _audit(project)
+    assert audit["port"] == 587
+    assert audit["smtpServer"] == "old.smtp.local"  # not approved, not applied
+    plan = json.loads(project.run("plan", "--env", "prod", "--format", "json").stdout)
+    remaining = {c["address"] for c in plan["changes"]}
+    assert "audit_email_settings.port" not in remaining and "audit_email_settings.smtpServer" in remaining
+
+
+def test_authors_own_approval_does_not_count(project: ProjectDir) -> None:
+    path = _plan(project)  # planned by ann (VBOPLAN_USER)
+    own = project.run("approve", str(path), "--by", "ann")
+    assert_one_clean_error(own, "four-eyes")
+    # Even written into the file by hand, it does not count.
+    data = json.loads(path.read_text())
+    data["approvals"] = [{"by": "ann", "ticket": None, "comment": None, "at": "now",
+                          "changes": list(_changes(path).values()), "checksum": data["checksum"]},
+                         {"by": "alice", "ticket": None, "comment": None, "at": "now",
+                          "changes": list(_changes(path).values()), "checksum": data["checksum"]}]
+    path.write_text(json.dumps(data))
+    result = project.run("apply", str(path))
+    assert result.exit_code == 1
+    assert "has 1 of 2 approvals (alice)" in result.stderr
+    assert _audit(project)["port"] == 25
+
+
+def test_approver_not_on_the_list_is_refused(project: ProjectDir) -> None:
+    path = _plan(project)
+    assert_one_clean_error(project.run("approve", str(path), "--by", "mallory"), "not an approver", "alice, bob")
+
+
+def test_refuses_without_approvals(project: ProjectDir) -> None:
+    path = _plan(project)
+    result = project.run("apply", str(path))
+    assert result.exit_code == 1
+    assert "needs 2 distinct approvals from alice, bob, carol" in result.stderr
+    assert _audit(project)["port"] == 25
+
+
+def test_refuses_an_altered_plan_file(project: ProjectDir) -> None:
+    path = _plan(project)
+    _approve(project, path, "alice", "bob")
+    data = json.loads(path.read_text())
+    port = next(c for c in data["changes"] if c["address"] == "audit_email_settings.port")
+    port["after"] = 2525
+    path.write_text(json.dumps(data))
+    assert_one_clean_error(project.run("apply", str(path)), "altered after planning")
+    assert _audit(project)["port"] == 25
+
+
+def test_refuses_an_approval_for_another_plan(project: ProjectDir) -> None:
+    path = _plan(project)
+    _approve(project, path, "alice", "bob")
+    data = json.loads(path.read_text())
+    data["approvals"][1]["checksum"] = "0" * 64
+    path.write_text(json.dumps(data))
+    assert_one_clean_error(project.run("apply", str(path)), "approval by bob was given for another plan")
+
+
+def test_refuses_a_stale_plan(project: ProjectDir) -> None:
+    path = _plan(project)
+    _approve(project, path, "alice", "bob")
+    # A second plan changes the server first: the first plan no longer describes the live values.
+    other = _plan(project, "prod", name="other")
+    _approve(project, other, "alice", "bob", changes=(_changes(other)["audit_email_settings.port"],))
+    assert project.run("apply", str(other)).exit_code == 0
+    result = project.run("apply", str(path))
+    assert_one_clean_error(result, "stale", "audit_email_settings.port")
+
+
+def test_refuses_when_a_secret_changed(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _plan(project)
+    _approve(project, path, "alice", "bob")
+    monkeypatch.setenv("SMTP_PASSWORD", "another-password")
+    result = project.run("apply", str(path))
+    assert_one_clean_error(result, "audit_email_settings.userPassword", "different value")
+    assert "another-password" not in result.output
+
+
+def test_interactive_apply_asks_for_yes(project: ProjectDir) -> None:
+    cancelled = project.run("apply", "--env", "dev", input="y\n")
+    assert cancelled.exit_code == 0
+    assert "Apply these" in cancelled.stdout and "'dev'" in cancelled.stdout
+    assert "cancelled" in cancelled.stdout
+    assert project.server("dev")["audit_email_settings"]["port"] == 25
+    done = project.run("apply", "--env", "dev", input="yes\n")
+    assert done.exit_code == 0, done.output
+    assert project.server("dev")["audit_email_settings"]["port"] == 587
+
+
+def test_interactive_apply_refused_where_approvals_are_required(project: ProjectDir) -> None:
+    assert_one_clean_error(project.run("apply", "--env", "prod", "--auto-approve"), "needs 2 recorded approvals")
+
+
+def test_partial_failure_keeps_a_valid_snapshot(project: ProjectDir) -> None:
+    emulator = project.emulator("dev")
+    emulator.fail_next("PUT", r"/VboEmailSettings$", status=500)
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
+                                           "notify_success: true\n")
+    result = project.run("apply", "--env", "dev", "--auto-approve")
+    assert result.exit_code == 1
+    assert "job_email_settings.notifyOnSuccess" in result.stdout
+    assert "FAILED" in result.stdout
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "failed" in error[0] and "VboEmailSettings" in error[0]
+    snapshot = json.loads((project.root / ".vboplan/state/dev.json").read_text())
+    applied = {c["address"] for c in snapshot["last_apply"]["applied"]}
+    failed = {c["address"] for c in snapshot["last_apply"]["failed"]}
+    assert "audit_email_settings.port" in applied
+    assert failed == {"job_email_settings.notifyOnSuccess"}
+    plan = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)
+    assert [c["address"] for c in plan["changes"]] == ["job_email_settings.notifyOnSuccess"]
+
+
+def test_lock_is_reported_and_can_be_broken(project: ProjectDir) -> None:
+    lock = project.root / ".vboplan/state/dev.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(json.dumps({"who": "zed", "host": "elsewhere", "pid": 1, "at": "2026-01-01T00:00:00Z",
+                                "what": "apply plan.json"}))
+    assert_one_clean_error(project.run("apply", "--env", "dev", "--auto-approve"), "locked by zed",
+                           "vboplan state unlock --env dev")
+    unlocked = project.run("state", "unlock", "--env", "dev")
+    assert unlocked.exit_code == 0 and "zed" in unlocked.stdout
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+
+
+def test_state_show(project: ProjectDir) -> None:
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    shown = project.run("state", "show", "--env", "dev")
+    assert shown.exit_code == 0
+    assert "audit_email_settings.port" in shown.stdout and "587" in shown.stdout
+    assert "audit_email_settings.userPassword  (sensitive)" in shown.stdout
+    as_json = json.loads(project.run("state", "show", "--env", "dev", "--format", "json").stdout)
+    assert as_json["serial"] == 1
+    assert_no_secret(shown.output)
+
+
+def test_serial_grows_only_when_content_changes(project: ProjectDir) -> None:
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    first = json.loads((project.root / ".vboplan/state/dev.json").read_text())
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp2.dev.local\n")
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    second = json.loads((project.root / ".vboplan/state/dev.json").read_text())
+    assert second["serial"] == first["serial"] + 1 and second["lineage"] == first["lineage"]
+    backup = json.loads((project.root / ".vboplan/state/dev.json.bak").read_text())
+    assert backup["serial"] == first["serial"]

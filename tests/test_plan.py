@@ -1,0 +1,118 @@
+"""vboplan plan, as an admin uses it: a small project, the CLI, the embedded emulator."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import SMTP_SECRET, ProjectDir, assert_no_secret
+
+
+def test_plan_lists_exactly_the_fields_that_differ_and_exits_2(project: ProjectDir) -> None:
+    result = project.run("plan", "--env", "dev", "--detailed-exitcode")
+    assert result.exit_code == 2, result.output
+    out = result.stdout
+    assert "Environment dev: emulator:dev (API v8)" in out
+    # Seed: enableNotification false, smtpServer old.smtp.local, port 25; the rest unset (null).
+    for field, live, desired in [("enableNotification", "false", "true"), ("smtpServer", "old.smtp.local",
+                                                                             "smtp.dev.local"),
+                                 ("port", "25", "587"), ("from", "null", "vbo.audit@dev.contoso.com")]:
+        row = next(line for line in out.splitlines() if f"audit_email_settings.{field} " in line)
+        assert live in row and desired in row, row
+    assert "audit_email_settings.userPassword" in out and "(sensitive) will be set" in out
+    # job settings already match except nothing: notifyOnFailure true and notifyOnSuccess false in the seed.
+    assert "job_email_settings" not in out
+    assert "Plan: 0 to create, 9 to update, 0 to delete." in out
+    assert_no_secret(result.output)
+
+
+def test_plan_is_clean_once_the_server_matches(project: ProjectDir) -> None:
+    applied = project.run("apply", "--env", "dev", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    again = project.run("plan", "--env", "dev", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.stdout
+    assert_no_secret(applied.output + again.output)
+
+
+def test_json_and_markdown_carry_the_same_changes(project: ProjectDir) -> None:
+    as_json = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)
+    markdown = project.run("plan", "--env", "dev", "--format", "markdown").stdout
+    table = project.run("plan", "--env", "dev").stdout
+    assert as_json["format_version"] == 1
+    assert as_json["environment"] == "dev" and as_json["server"] == "emulator:dev"
+    assert len(as_json["checksum"]) == 64
+    addresses = [c["address"] for c in as_json["changes"]]
+    assert addresses and len(addresses) == len(set(addresses))
+    for change in as_json["changes"]:
+        assert f"`{change['address']}`" in markdown
+        assert change["address"] in table
+    md_rows = [line for line in markdown.splitlines() if line.startswith("| c")]
+    assert len(md_rows) == len(addresses)
+    password = next(c for c in as_json["changes"] if c["address"].endswith("userPassword"))
+    assert password["sensitive"] is True and password["after"] is None
+    assert SMTP_SECRET not in json.dumps(as_json) + markdown + table
+
+
+def test_two_environments_plan_their_own_values(project: ProjectDir) -> None:
+    result = project.run("plan", "--env", "dev", "--env", "prod", "--format", "json")
+    assert result.exit_code == 0, result.output
+    plans = {p["environment"]: p for p in json.loads(result.stdout)["plans"]}
+    after = {env: {c["address"]: c["after"] for c in plan["changes"]} for env, plan in plans.items()}
+    assert after["dev"]["audit_email_settings.smtpServer"] == "smtp.dev.local"
+    assert after["prod"]["audit_email_settings.smtpServer"] == "smtp.office365.com"
+    assert after["prod"]["job_email_settings.notifyOnSuccess"] is True
+    assert "job_email_settings.notifyOnSuccess" not in after["dev"]
+    assert plans["prod"]["api_version"] == "v7"
+
+
+def test_target_limits_the_plan(project: ProjectDir) -> None:
+    result = project.run("plan", "--env", "dev", "--format", "json", "--target", "audit_email_settings.port")
+    changes = json.loads(result.stdout)["changes"]
+    assert [c["address"] for c in changes] == ["audit_email_settings.port"]
+
+
+def test_string_booleans_and_numbers_are_normalised(project: ProjectDir) -> None:
+    plan = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)
+    after = {c["address"]: c["after"] for c in plan["changes"]}
+    assert after["audit_email_settings.enableNotification"] is True  # "true" in the template
+    assert after["audit_email_settings.port"] == 587  # "587" in the template
+
+
+def test_plan_out_and_show(project: ProjectDir) -> None:
+    out = project.root / "plans" / "dev.json"
+    result = project.run("plan", "--env", "dev", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.exists() and oct(out.stat().st_mode & 0o777) == "0o600"
+    assert SMTP_SECRET not in out.read_text()
+    shown = project.run("show", str(out))
+    assert shown.exit_code == 0
+    assert "audit_email_settings.port" in shown.stdout
+    assert shown.stdout.strip().splitlines()[-1] == result.stdout.strip().splitlines()[-1]
+
+
+def test_validate_needs_no_server(project: ProjectDir) -> None:
+    # A server that cannot exist: validate never contacts it.
+    config = (project.root / "vboplan.yaml").read_text().replace("emulator:dev", "https://192.0.2.1:4443")
+    project.write("vboplan.yaml", config)
+    result = project.run("validate", "--env", "dev")
+    assert result.exit_code == 0, result.output
+    assert "dev: ok" in result.stdout
+
+
+def test_no_color_has_no_escape_codes(project: ProjectDir) -> None:
+    result = project.run("plan", "--env", "dev")
+    assert "\x1b[" not in result.stdout
+
+
+def test_changed_outside_vboplan_is_reported(project: ProjectDir) -> None:
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    emulator = project.emulator("dev")
+    import httpx
+
+    with httpx.Client(transport=httpx.WSGITransport(app=emulator), base_url="http://vbo") as http:
+        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
+                                               "password": "api-pa55-w0rd-xyz"}).json()["access_token"]
+        http.put("/v8/AuditEmailSettings", json={"port": 2525}, headers={"Authorization": f"Bearer {token}"})
+    result = project.run("plan", "--env", "dev")
+    assert "Changed outside vboplan since the last apply:" in result.stdout
+    assert "audit_email_settings.port: 587 -> 2525" in result.stdout

@@ -1,0 +1,260 @@
+"""Audit items: per organization, the users and groups whose backed-up data triggers an audit mail when touched.
+
+Templates name principals (e-mail, display name or group name); the API wants opaque ids. Resolution stays cheap:
+names already in the organization's audit items need no lookup (each item carries its principal's names); a few new
+names use the API's own filters; many new names page the directory once with the largest page the API allows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.client import VboClient
+from ..changes import Change, Drift
+from ..errors import ProjectError, RenderError
+from ..schema import nearest
+from ..sensitive import Sensitive
+from .base import Write
+
+PRINCIPALS = {"users": "User", "groups": "Group"}
+_SINGULAR = {"User": "user", "Group": "group"}
+_COLLECTION = {"User": "Users", "Group": "Groups"}
+# Above this many unresolved names in one organization, paging the whole directory costs fewer round trips than
+# one filtered lookup per name (10,000 principals a page; names are looked up 8 at a time).
+PAGE_THRESHOLD = 40
+_LOOKUP_WORKERS = 8
+
+
+def address(org: str, kind: str, name: str) -> str:
+    return f"audit_items[{json.dumps(org)}].{_SINGULAR[kind]}[{json.dumps(name)}]"
+
+
+def describe(principal: dict[str, Any]) -> str:
+    name, display = principal.get("name"), principal.get("displayName")
+    if name and display and name.lower() != display.lower():
+        return f"{display} <{name}>"
+    return str(name or display or principal.get("id"))
+
+
+@dataclass(frozen=True)
+class AuditItemsKind:
+    """``audit_items``: the declared list is the whole truth for each organization it names."""
+
+    name: str = "audit_items"
+
+    # -- templates ---------------------------------------------------------------------------------------------
+
+    def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> dict[str, dict[str, list[str]]]:
+        if not isinstance(raw, dict):
+            raise RenderError(f"{where(None)}: audit_items must map organization names to users and groups")
+        desired: dict[str, dict[str, list[str]]] = {}
+        for org, spec in raw.items():
+            org_name = str(org)
+            if spec is None:
+                spec = {}
+            if not isinstance(spec, dict):
+                raise RenderError(f"{where(org)}: audit_items[{org_name!r}] must be a mapping with users and groups")
+            entry: dict[str, list[str]] = {"users": [], "groups": []}
+            for key, names in spec.items():
+                line = getattr(spec, "where", lambda k: where(org))(key)
+                if str(key).lower() in ("sites", "teams", "site", "team"):
+                    raise RenderError(f"{line}: audit_items[{org_name!r}].{key}: Veeam audits users and groups only; "
+                                      "audit the team's or site's group instead (under groups)")
+                if str(key) not in PRINCIPALS:
+                    hint = nearest(str(key), list(PRINCIPALS))
+                    raise RenderError(f"{line}: audit_items[{org_name!r}]: unknown key '{key}' (use users, groups)"
+                                      + (f"; did you mean '{hint}'?" if hint else ""))
+                if names is None:
+                    names = []
+                if not isinstance(names, list) or not all(isinstance(n, (str, Sensitive)) for n in names):
+                    raise RenderError(f"{line}: audit_items[{org_name!r}].{key} must be a list of names")
+                seen: dict[str, str] = {}
+                for name in names:
+                    text = str(name.reveal() if isinstance(name, Sensitive) else name).strip()
+                    if not text:
+                        raise RenderError(f"{line}: audit_items[{org_name!r}].{key} has an empty name")
+                    if text.lower() in seen:
+                        raise RenderError(f"{line}: audit_items[{org_name!r}].{key} names '{text}' twice")
+                    seen[text.lower()] = text
+                entry[str(key)] = list(seen.values())
+            if org_name.lower() in (o.lower() for o in desired):
+                raise RenderError(f"{where(org)}: organization '{org_name}' is listed twice")
+            desired[org_name] = entry
+        return desired
+
+    def scope(self, desired: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+        return {org: {k: sorted(v) for k, v in spec.items()} for org, spec in sorted(desired.items())}
+
+    # -- live --------------------------------------------------------------------------------------------------
+
+    def read(self, client: VboClient, scope: dict[str, dict[str, list[str]]]) -> dict[str, Any]:
+        """Audit items of each organization in scope, and the principals the declared names resolve to."""
+        if not scope:
+            return {"organizations": {}}
+        orgs = {str(o.get("name", "")).lower(): o for o in client.organizations()}
+        missing = [name for name in scope if name.lower() not in orgs]
+        if missing:
+            known = ", ".join(sorted(str(o.get("name")) for o in orgs.values())) or "none"
+            raise ProjectError(f"{client.where}: organization '{missing[0]}' is not on the server "
+                               f"(organizations: {known})")
+        with ThreadPoolExecutor(max_workers=min(len(scope), _LOOKUP_WORKERS)) as pool:
+            results = pool.map(lambda org: (org, self._read_org(client, orgs[org.lower()], scope[org])), scope)
+            return {"organizations": dict(results)}
+
+    def _read_org(self, client: VboClient, org: dict[str, Any], declared: dict[str, list[str]]) -> dict[str, Any]:
+        org_id = str(org["id"])
+        items = sorted((_item(raw) for raw in client.audit_items(org_id)), key=lambda i: (i["type"], i["name"]))
+        resolved: dict[str, dict[str, Any]] = {}
+        for key, kind in PRINCIPALS.items():
+            audited = [i for i in items if i["type"] == kind]
+            names = declared.get(key, [])
+            by_name: dict[str, list[dict[str, Any]]] = {}
+            for item in audited:
+                for label in {item["name"].lower(), item["displayName"].lower()} - {""}:
+                    by_name.setdefault(label, []).append(_principal_of(item))
+            unresolved = [n for n in names if len(by_name.get(n.lower(), [])) != 1]
+            found = {n: by_name[n.lower()][0] for n in names if len(by_name.get(n.lower(), [])) == 1}
+            found.update(_lookup(client, org, kind, unresolved))
+            resolved[key] = {n.lower(): found[n] for n in names}
+        return {"id": org_id, "items": items, "resolved": resolved}
+
+    # -- plan --------------------------------------------------------------------------------------------------
+
+    def diff(self, version: str, live: dict[str, Any], desired: dict[str, dict[str, list[str]]],
+             recorded: Any | None) -> list[Change]:
+        changes: list[Change] = []
+        for org, declared in sorted(desired.items()):
+            org_live = live["organizations"][org]
+            for key, kind in PRINCIPALS.items():
+                audited = {i["principalId"]: i for i in org_live["items"] if i["type"] == kind}
+                wanted: dict[str, tuple[str, dict[str, Any]]] = {}
+                for name in declared.get(key, []):
+                    principal = org_live["resolved"][key][name.lower()]
+                    wanted.setdefault(principal["id"], (name, principal))
+                for principal_id, (name, principal) in wanted.items():
+                    if principal_id not in audited:
+                        changes.append(Change(self.name, address(org, kind, name), "create", None,
+                                              describe(principal), False,
+                                              {"org": org, "orgId": org_live["id"], "type": kind,
+                                               "principal": principal}))
+                for principal_id, item in sorted(audited.items(), key=lambda p: p[1]["name"]):
+                    if principal_id not in wanted:
+                        changes.append(Change(self.name, address(org, kind, item["name"] or item["displayName"]),
+                                              "delete", describe(item), None, False,
+                                              {"org": org, "orgId": org_live["id"], "type": kind,
+                                               "itemId": item["id"], "principalId": principal_id}))
+        return changes
+
+    # -- apply -------------------------------------------------------------------------------------------------
+
+    def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
+        writes: list[Write] = []
+        for org in sorted({c.detail["org"] for c in changes}):
+            creates = [c for c in changes if c.detail["org"] == org and c.action == "create"]
+            deletes = [c for c in changes if c.detail["org"] == org and c.action == "delete"]
+            if creates:
+                org_id = creates[0].detail["orgId"]
+                body = [{"type": c.detail["type"], _SINGULAR[c.detail["type"]]: c.detail["principal"]}
+                        for c in creates]
+                writes.append(Write(f"POST /{client.version}/Organizations/{org_id}/AuditItems "
+                                    f"({len(creates)} to add in {org})", creates,
+                                    lambda org_id=org_id, body=body: client.add_audit_items(org_id, body)))
+            if deletes:
+                org_id = deletes[0].detail["orgId"]
+                ids = [c.detail["itemId"] for c in deletes]
+                writes.append(Write(f"remove {len(deletes)} audit items of {org}", deletes,
+                                    lambda org_id=org_id, ids=ids: client.remove_audit_items(org_id, ids)))
+        return writes
+
+    def verify(self, change: Change, live: dict[str, Any]) -> bool:
+        items = live["organizations"].get(change.detail["org"], {}).get("items", [])
+        if change.action == "create":
+            return any(i["principalId"] == change.detail["principal"]["id"] for i in items)
+        return all(i["id"] != change.detail["itemId"] for i in items)
+
+    def snapshot(self, live: dict[str, Any], applied: list[Change], recorded: Any | None) -> dict[str, Any]:
+        organizations = dict((recorded or {}).get("organizations", {}))
+        for org, data in live["organizations"].items():
+            organizations[org] = {"id": data["id"], "items": data["items"]}
+        return {"organizations": organizations}
+
+    def drift(self, recorded: Any, live: dict[str, Any]) -> list[Drift]:
+        drifts: list[Drift] = []
+        for org, data in live["organizations"].items():
+            before = (recorded or {}).get("organizations", {}).get(org)
+            if before is None:
+                continue
+            was = {i["principalId"]: i for i in before.get("items", [])}
+            now = {i["principalId"]: i for i in data["items"]}
+            for pid in sorted(set(was) ^ set(now), key=str):
+                item = was.get(pid) or now[pid]
+                drifts.append(Drift(address(org, item["type"], item["name"] or item["displayName"]),
+                                    "audited" if pid in was else "not audited",
+                                    "audited" if pid in now else "not audited"))
+        return drifts
+
+
+def _item(raw: dict[str, Any]) -> dict[str, Any]:
+    kind = "Group" if str(raw.get("type", "")).lower() == "group" else "User"
+    principal = raw.get(_SINGULAR[kind]) or {}
+    return {"id": str(raw.get("id")), "type": kind, "principalId": str(principal.get("id")),
+            "name": str(principal.get("name") or ""), "displayName": str(principal.get("displayName") or "")}
+
+
+def _principal_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item["principalId"], "name": item["name"], "displayName": item["displayName"]}
+
+
+def _principal(raw: dict[str, Any]) -> dict[str, Any]:
+    keep = {"id": str(raw.get("id")), "name": raw.get("name") or "", "displayName": raw.get("displayName") or ""}
+    for extra in ("type", "locationType"):
+        if raw.get(extra) is not None:
+            keep[extra] = raw[extra]
+    return keep
+
+
+def _lookup(client: VboClient, org: dict[str, Any], kind: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Resolve ``names`` to principals of ``kind``: filtered lookups for a few, one directory walk for many."""
+    if not names:
+        return {}
+    path = f"Organizations/{org['id']}/{_COLLECTION[kind]}"
+    if len(names) > PAGE_THRESHOLD:
+        index: dict[str, list[dict[str, Any]]] = {}
+        for raw in client.iter_pages(path):
+            principal = _principal(raw)
+            for label in {principal["name"].lower(), principal["displayName"].lower()} - {""}:
+                index.setdefault(label, []).append(principal)
+        return {name: _choose(org, kind, name, index.get(name.lower(), []), []) for name in names}
+    with ThreadPoolExecutor(max_workers=min(len(names), _LOOKUP_WORKERS)) as pool:
+        return dict(zip(names, pool.map(lambda name: _lookup_one(client, org, kind, path, name), names)))
+
+
+def _lookup_one(client: VboClient, org: dict[str, Any], kind: str, path: str, name: str) -> dict[str, Any]:
+    # Exact filters first (userName for an e-mail, groupName for a group), display name after.
+    filters = ["userName", "displayName"] if kind == "User" and "@" in name else \
+        ["displayName"] if kind == "User" else ["displayName", "groupName"]
+    for query in filters:
+        results = [_principal(raw) for raw in client.first_page(path, {query: name})]
+        matches = [p for p in results if name.lower() in (p["name"].lower(), p["displayName"].lower())]
+        if matches:
+            return _choose(org, kind, name, matches, [])
+    prefix = name.split("@")[0].split()[0] if name.split() else name
+    similar = [_principal(raw) for raw in client.first_page(path, {"displayName": f"{prefix[:3]}*"}, limit=5)]
+    return _choose(org, kind, name, [], similar)
+
+
+def _choose(org: dict[str, Any], kind: str, name: str, matches: list[dict[str, Any]],
+            similar: list[dict[str, Any]]) -> dict[str, Any]:
+    unique = list({p["id"]: p for p in matches}.values())
+    if len(unique) == 1:
+        return unique[0]
+    label = _SINGULAR[kind]
+    if not unique:
+        hint = f"; similar: {', '.join(describe(p) for p in similar)}" if similar else ""
+        raise ProjectError(f"organization '{org.get('name')}': no {label} named '{name}'{hint}")
+    raise ProjectError(f"organization '{org.get('name')}': '{name}' matches {len(unique)} {label}s: "
+                       f"{', '.join(describe(p) for p in unique)}; name one by its e-mail / group name")
