@@ -1,0 +1,505 @@
+"""The emulated VBO REST server as a plain WSGI application.
+
+:class:`Emulator` serves ``/v5`` ... ``/v8`` of the resources vboplan manages, with token authentication, Veeam's
+status codes and body shapes per version, and fault injection for testing clients:
+
+* ``latency_ms`` is slept on every request, outside any lock, so concurrent requests overlap.
+* ``fail_rate`` answers that fraction of requests with 500 (a version-shaped RESTExceptionInfo) and ``drop_rate``
+  that fraction by closing the connection without an answer. Neither applies to ``POST /vN/token``: a client's
+  retry logic is exercised on the calls it makes with a token, and a flaky login would only make every test about
+  logging in. Use :meth:`Emulator.fail_next` to fail the token endpoint on purpose.
+* A dropped connection reaches an httpx client as ``httpx.RemoteProtocolError``: over a socket the server closes
+  the connection; in process (``httpx.WSGITransport``) the app raises :class:`ConnectionDropped`, a subclass of it.
+* ``fail_on(method, path) -> int | None`` is consulted on every request (path as sent, e.g. ``/v8/AuditEmailSettings``);
+  a status it returns is answered instead, ``0`` (:data:`DROP`) drops the connection. :meth:`fail_next` is the
+  simple way: ``emulator.fail_next("PUT", r"/AuditEmailSettings$", status=500, after=1)`` fails the second PUT.
+* ``throttle=True`` limits ``POST /vN/token`` per client address to 1/s, 5/min and 1500/h (429), like the real
+  server's WebApiThrottle defaults; the real server exempts localhost, the switch applies to every caller.
+* ``token_lifetime`` (seconds) and an injectable ``clock`` make token expiry testable without sleeping; ``seed``
+  makes the random faults reproducible.
+
+Tokens: opaque random strings, not bound to a version. Refreshing rotates both tokens: the old refresh token stops
+working at once, the old access token stays valid until it expires (as with OWIN's self-contained tickets).
+``POST /token/logout`` (v7+) revokes the access token it is called with and the refresh token issued with it.
+
+``emulator.stats`` counts requests by ``"METHOD /vN/Template"`` (e.g. ``"GET /v8/Organizations/{organizationId}/
+Users"``; unrouted requests under their raw path); ``stats.total`` is the number of requests, ``stats.reset()``
+starts again.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import re
+import secrets
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl
+
+from vboplan.emulator import resources as res
+from vboplan.emulator.store import Store
+from vboplan.emulator.versions import PROFILES, Profile, error_body
+from vboplan.emulator.wire import (MAX_BODY_BYTES, ApiError, ConnectionDropped, Response, is_json_content_type,
+                                   parse_json, parse_query)
+from vboplan.schema import SchemaError, bind, operation
+
+DROP = 0  # a fail hook returning this closes the connection instead of answering
+UNAUTHORIZED = "Authorization has been denied for this request."
+THROTTLE_LIMITS = ((1.0, 1, "Second"), (60.0, 5, "Minute"), (3600.0, 1500, "Hour"))
+REFRESH_TOKEN_LIFETIME = 14 * 24 * 3600  # not documented; long enough never to matter in a session
+
+Handler = Callable[[res.Call], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path template (after ``/vN``, spelled as Veeam's document spells it) and its handlers by method."""
+
+    template: str
+    handlers: dict[str, Handler]
+    regex: re.Pattern[str]
+    anonymous: bool = False  # the token endpoint
+    writes: bool = False  # changes the store: served under its cross-process lock, then saved
+
+
+def _route(template: str, handlers: dict[str, Handler], **options: bool) -> Route:
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return Route(template, handlers, re.compile(pattern + "/?", re.IGNORECASE), **options)
+
+
+def _routes(profile: Profile) -> list[Route]:
+    """Every route ``profile``'s version serves."""
+    routes = [
+        _route("/token", {"POST": lambda call: call.emulator._token(call)}, anonymous=True),
+        _route("/ServiceInstance", {"GET": res.service_instance}),
+        _route("/Organizations", {"GET": res.list_organizations}),
+        _route("/Organizations/{organizationId}", {"GET": res.get_organization}),
+        _route("/Organizations/{organizationId}/Users", {"GET": partial(res.list_directory, kind="users")}),
+        _route("/Organizations/{organizationId}/Users/{userId}", {"GET": partial(res.get_principal, kind="users")}),
+        _route("/Organizations/{organizationId}/Groups", {"GET": partial(res.list_directory, kind="groups")}),
+        _route("/Organizations/{organizationId}/Groups/{groupId}",
+               {"GET": partial(res.get_principal, kind="groups")}),
+        _route("/Organizations/{organizationId}/Sites", {"GET": partial(res.list_directory, kind="sites")}),
+        _route("/Organizations/{organizationId}/Teams", {"GET": partial(res.list_directory, kind="teams")}),
+    ]
+    audit_items = {"GET": res.list_audit_items, "POST": res.add_audit_items}
+    if profile.audit_remove_path == "action":
+        audit_items["DELETE"] = res.delete_audit_items  # v5's other documented removal form (NOTES §4)
+        routes.append(_route("/Organizations/{organizationId}/AuditItems/action", {"POST": res.audit_items_action},
+                             writes=True))
+    else:
+        routes.append(_route("/Organizations/{organizationId}/AuditItems/remove", {"POST": res.remove_audit_items},
+                             writes=True))
+    routes.append(_route("/Organizations/{organizationId}/AuditItems", audit_items, writes=True))
+    for kind, resource in res.SETTINGS_RESOURCES.items():
+        routes.append(_route(f"/{resource}", {"GET": partial(res.get_settings, kind=kind),
+                                              "PUT": partial(res.put_settings, kind=kind)}, writes=True))
+        routes.append(_route(f"/{resource}/{profile.send_test_path}",
+                             {"POST": partial(res.send_test_email, kind=kind)}, writes=True))
+        if profile.oauth_mail:
+            routes.append(_route(f"/{resource}/PrepareOAuthSignIn", {"POST": partial(res.prepare_oauth, kind=kind)}))
+            routes.append(_route(f"/{resource}/CompleteOAuthSignIn",
+                                 {"POST": partial(res.complete_oauth, kind=kind)}))
+    if profile.logout_status is not None:
+        routes.append(_route("/token/logout", {"POST": lambda call: call.emulator._logout(call)}))
+    return routes
+
+
+ROUTES: dict[str, list[Route]] = {version: _routes(profile) for version, profile in PROFILES.items()}
+_VERSION_PATH = re.compile(r"/(v\d+)(/.*)?", re.IGNORECASE)
+
+
+class _Total(int):
+    """An int that can also be called, so ``stats.total`` and Counter's ``stats.total()`` both work."""
+
+    def __call__(self) -> int:
+        return int(self)
+
+
+class RequestStats(collections.Counter):  # type: ignore[type-arg]
+    """Requests counted by ``"METHOD /vN/Template"``; thread-safe to update; ``total`` counts them all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def record(self, key: str) -> None:
+        """Count one request."""
+        with self._lock:
+            self[key] += 1
+
+    def reset(self) -> None:
+        """Forget every count."""
+        with self._lock:
+            self.clear()
+
+    @property  # type: ignore[override]
+    def total(self) -> _Total:
+        """How many requests were counted."""
+        with self._lock:
+            return _Total(sum(self.values()))
+
+
+@dataclass
+class _Grant:
+    username: str
+    access_token: str
+    refresh_token: str
+    access_expires: float
+    refresh_expires: float
+
+
+@dataclass
+class _FailRule:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    count: int
+    skip: int
+
+
+class Emulator:
+    """The emulated VBO REST API as a WSGI application (see the module docstring for faults, tokens and stats)."""
+
+    def __init__(self, store: Store, *, token_lifetime: int = 3600, latency_ms: float = 0.0, fail_rate: float = 0.0,
+                 drop_rate: float = 0.0, throttle: bool = False, fail_on: Callable[[str, str], int | None] | None = None,
+                 clock: Callable[[], float] = time.time, seed: int | None = None,
+                 refresh_token_lifetime: int = REFRESH_TOKEN_LIFETIME) -> None:
+        self.store = store
+        self.token_lifetime = token_lifetime
+        self.refresh_token_lifetime = refresh_token_lifetime
+        self.latency_ms = latency_ms
+        self.fail_rate = fail_rate
+        self.drop_rate = drop_rate
+        self.throttle = throttle
+        self.fail_on = fail_on
+        self.clock = clock
+        self.stats = RequestStats()
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()  # tokens, throttle windows, fail rules, OAuth requests, randomness
+        self._grants: dict[str, _Grant] = {}
+        self._refresh: dict[str, _Grant] = {}
+        self._windows: dict[tuple[str, float], list[float]] = {}
+        self._rules: list[_FailRule] = []
+        self._oauth: dict[str, dict[str, Any]] = {}
+        self._issued = 0
+
+    # -- test helpers --------------------------------------------------------------------------------------------
+
+    def fail_next(self, method: str, path_regex: str, status: int = 500, count: int = 1, after: int = 0) -> None:
+        """Answer the next ``count`` requests whose method is ``method`` (``"*"``: any) and whose path matches
+        ``path_regex`` (``re.search``, case-insensitive) with ``status``, after letting ``after`` of them through.
+        ``status=DROP`` (0) closes the connection instead. Applies to every route, the token endpoint included."""
+        with self._lock:
+            self._rules.append(_FailRule(method.upper(), re.compile(path_regex, re.IGNORECASE), status, count, after))
+
+    def drop_next(self, method: str, path_regex: str, count: int = 1, after: int = 0) -> None:
+        """Like :meth:`fail_next`, closing the connection without an answer."""
+        self.fail_next(method, path_regex, DROP, count, after)
+
+    def expire_tokens(self) -> None:
+        """Make every access token issued so far expire now (refresh tokens stay valid)."""
+        with self._lock:
+            now = self.clock()
+            for grant in self._grants.values():
+                grant.access_expires = min(grant.access_expires, now)
+
+    # -- WSGI ----------------------------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        response = self.handle(environ)
+        status, headers, payload = response.encode()
+        start_response(status, headers)
+        return [payload]
+
+    def handle(self, environ: dict[str, Any]) -> Response:
+        """Answer one request (raises :class:`ConnectionDropped` to drop the connection)."""
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        path = str(environ.get("PATH_INFO", "") or "/")
+        try:
+            body = _read_body(environ)
+        except ApiError as exc:
+            return self._error(None, exc)
+        match = _VERSION_PATH.fullmatch(path)
+        version = match.group(1).lower() if match else None
+        rest = (match.group(2) or "") if match else ""
+        route, params = self._match(version, rest) if version in PROFILES else (None, {})
+        self.stats.record(f"{method} /{version}{route.template}" if route else f"{method} {path}")
+        if self.latency_ms > 0:
+            time.sleep(self.latency_ms / 1000.0)  # outside every lock, so concurrent requests overlap
+        fault = self._fault(method, path, route)
+        if fault == DROP:
+            raise ConnectionDropped()
+        profile = PROFILES.get(version or "")
+        if fault is not None:
+            return self._error(version, ApiError(fault, "An error has occurred. (emulated server fault)"))
+        if profile is None or route is None:
+            return self._error(None, ApiError(404, f"No HTTP resource was found that matches the request URI "
+                                                   f"'{_request_uri(environ)}'.", plain=True))
+        handler = route.handlers.get(method)
+        if handler is None:
+            allowed = ", ".join(sorted(route.handlers))
+            return self._error(version, ApiError(405, f"The requested resource does not support http method "
+                                                      f"'{method}'.", plain=True, headers=[("Allow", allowed)]))
+        try:
+            call = self._call(environ, profile, method, route, params, body)
+            if not route.anonymous:
+                call.access_token = self._authenticate(environ)
+            if route.writes and method != "GET":
+                with self.store.mutation():
+                    return handler(call)
+            with self.store.lock:
+                self.store.refresh()
+                return handler(call)
+        except ApiError as exc:
+            return self._error(version, exc)
+        except Exception as exc:  # a bug must still answer, never hang or kill the connection
+            traceback.print_exc(file=environ.get("wsgi.errors") or sys.stderr)
+            return self._error(version, ApiError(500, f"An error has occurred: {type(exc).__name__}: {exc}"))
+
+    # -- routing -------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _match(version: str, rest: str) -> tuple[Route | None, dict[str, str]]:
+        for route in ROUTES[version]:
+            found = route.regex.fullmatch(rest)
+            if found:
+                return route, found.groupdict()
+        return None, {}
+
+    def _call(self, environ: dict[str, Any], profile: Profile, method: str, route: Route, params: dict[str, str],
+              body: bytes) -> res.Call:
+        raw_query = parse_query(str(environ.get("QUERY_STRING", "")))
+        op = operation(profile.name, method, f"/{profile.name}{route.template}") or {}
+        query: dict[str, Any] = {}
+        for parameter in op.get("parameters", []):
+            name, where, schema = parameter["name"], parameter.get("in"), parameter.get("schema", {})
+            raw = params.get(name) if where == "path" else (raw_query.get(name.lower()) or [None])[0]
+            if raw is None or (raw == "" and where == "query"):
+                continue  # an empty query value binds as absent, the method's default applies
+            value = _bind_parameter(profile.name, name, schema, raw)
+            if where == "path":
+                params[name] = value
+            elif where == "query":
+                query[name] = value
+        scheme = environ.get("wsgi.url_scheme", "http")
+        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT')}"
+        return res.Call(self, self.store, profile, method, route.template, params, query, raw_query, body,
+                        str(environ.get("CONTENT_TYPE") or ""), f"{scheme}://{host}",
+                        str(environ.get("REMOTE_ADDR") or ""))
+
+    # -- faults --------------------------------------------------------------------------------------------------
+
+    def _fault(self, method: str, path: str, route: Route | None) -> int | None:
+        if self.fail_on is not None:
+            status = self.fail_on(method, path)
+            if status is not None:
+                return status
+        with self._lock:
+            for rule in self._rules:
+                if rule.method in ("*", method) and rule.path.search(path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
+                    rule.count -= 1
+                    if rule.count <= 0:
+                        self._rules.remove(rule)
+                    return rule.status
+            if route is not None and route.anonymous:
+                return None
+            if self.drop_rate and self._random.random() < self.drop_rate:
+                return DROP
+            if self.fail_rate and self._random.random() < self.fail_rate:
+                return 500
+        return None
+
+    def _error(self, version: str | None, exc: ApiError) -> Response:
+        if exc.body is not None:
+            body = exc.body
+        elif exc.plain or version is None:
+            body = {"message": exc.message}
+        else:
+            body = error_body(version, exc.message, exc.status)
+        return Response(exc.status, body, exc.headers, exc.reason)
+
+    # -- authentication ------------------------------------------------------------------------------------------
+
+    def _authenticate(self, environ: dict[str, Any]) -> str:
+        header = str(environ.get("HTTP_AUTHORIZATION") or "")
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        with self._lock:
+            grant = self._grants.get(token) if scheme.lower() == "bearer" and token else None
+            if grant is None or self.clock() >= grant.access_expires:
+                raise ApiError(401, UNAUTHORIZED, plain=True, headers=[("WWW-Authenticate", "Bearer")])
+        return token
+
+    def _token(self, call: res.Call) -> Response:
+        """POST /vN/token: grants ``password`` and ``refresh_token``, form-encoded or JSON."""
+        self._check_throttle(call.client)
+        fields = _token_fields(call)
+        grant_type = fields.get("grant_type")
+        if not grant_type:
+            raise _oauth_error("unsupported_grant_type", "The grant_type parameter is missing.")
+        if grant_type == "password":
+            username, password = fields.get("username"), fields.get("password")
+            user = (self.store.check_credentials(username, password)
+                    if isinstance(username, str) and isinstance(password, str) else None)
+            if user is None:
+                raise _oauth_error("invalid_grant", "The user name or password is incorrect.")
+            return self._issue(user)
+        if grant_type == "refresh_token":
+            token = fields.get("refresh_token")
+            with self._lock:
+                grant = self._refresh.pop(token, None) if isinstance(token, str) else None
+            if grant is None or self.clock() >= grant.refresh_expires:
+                raise _oauth_error("invalid_grant", "The refresh token is invalid, expired or already used.")
+            return self._issue(grant.username)
+        raise _oauth_error("unsupported_grant_type", f"The grant type '{grant_type}' is not supported.")
+
+    def _issue(self, username: str) -> Response:
+        now = self.clock()
+        # Opaque like the real server's OWIN tickets (which start "AQAAANCMnd8BFdERjHoAwE_Cl-sBAAAA"), never a JWT.
+        grant = _Grant(username, "AQAAANCMnd8BFdERjHoAwE_Cl-sBAAAA" + secrets.token_urlsafe(96),
+                       secrets.token_urlsafe(48), now + self.token_lifetime, now + self.refresh_token_lifetime)
+        with self._lock:
+            self._grants[grant.access_token] = grant
+            self._refresh[grant.refresh_token] = grant
+            self._issued += 1
+            if self._issued % 256 == 0:
+                self._sweep(now)
+        body = {"access_token": grant.access_token, "token_type": "bearer", "expires_in": self.token_lifetime,
+                "refresh_token": grant.refresh_token, "userName": username, ".issued": _iso(now),
+                ".expires": _iso(grant.access_expires)}
+        headers = [("Cache-Control", "no-cache"), ("Pragma", "no-cache"), ("Expires", "-1")]
+        return Response(200, body, headers)
+
+    def _sweep(self, now: float) -> None:
+        self._grants = {k: g for k, g in self._grants.items() if g.access_expires > now}
+        self._refresh = {k: g for k, g in self._refresh.items() if g.refresh_expires > now}
+
+    def _logout(self, call: res.Call) -> Response:
+        """POST /vN/token/logout (v7+): revoke the bearer token and the refresh token issued with it."""
+        with self._lock:
+            grant = self._grants.pop(call.access_token or "", None)
+            if grant is not None:
+                self._refresh.pop(grant.refresh_token, None)
+        return Response(call.profile.logout_status or 204)
+
+    def _check_throttle(self, client: str) -> None:
+        if not self.throttle:
+            return
+        now = self.clock()
+        with self._lock:
+            # Fixed windows counting every attempt, as WebApiThrottle does: hammering keeps a client blocked.
+            for period, limit, label in THROTTLE_LIMITS:
+                window = self._windows.setdefault((client, period), [now, 0])
+                if now - window[0] >= period:
+                    window[0], window[1] = now, 0
+                window[1] += 1
+            for period, limit, label in THROTTLE_LIMITS:
+                start, count = self._windows[(client, period)]
+                if count > limit:
+                    retry = max(1, int(start + period - now + 0.999))
+                    raise ApiError(429, f"API calls quota exceeded! maximum admitted {limit} per {label}.",
+                                   plain=True, reason="Quota Exceeded", headers=[("Retry-After", str(retry))])
+
+    # -- OAuth mail sign-in (v7+) ----------------------------------------------------------------------------------
+
+    def prepare_oauth(self, kind: str, request: dict[str, Any]) -> str:
+        """Remember a PrepareOAuthSignIn request; returns its ``requestId``."""
+        request_id = res.new_request_id()
+        with self._lock:
+            self._oauth[request_id] = {"kind": kind, "request": request, "userId": None}
+        return request_id
+
+    def finish_oauth(self, kind: str, request_id: str) -> str:
+        """Complete a sign-in started by :meth:`prepare_oauth`; returns the signed-in mailbox's user id."""
+        with self._lock:
+            pending = self._oauth.get(request_id)
+            if pending is None or pending["kind"] != kind:
+                raise ApiError(400, f"The sign-in request '{request_id}' was not found or has expired.")
+            pending["userId"] = pending["userId"] or str(uuid.uuid4())
+            return str(pending["userId"])
+
+    def complete_oauth_settings(self, kind: str, request_id: str) -> dict[str, Any]:
+        """The settings a PUT with a completed ``requestId`` sets (``isAuthenticated``, ``clientId``, ...)."""
+        with self._lock:
+            pending = self._oauth.get(request_id)
+        if pending is None or pending["kind"] != kind or pending["userId"] is None:
+            raise ApiError(400, f"The sign-in request '{request_id}' was not completed.")
+        request = pending["request"]
+        return {"isAuthenticated": True, "authenticationType": request["authenticationServiceKind"],
+                "clientId": request.get("clientId"), "tenantId": request.get("tenantId"),
+                "userId": pending["userId"]}
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ApiError(400, "The Content-Length header is not a number.", plain=True) from None
+    if length > MAX_BODY_BYTES:
+        raise ApiError(413, "The request body is too large.", plain=True)
+    stream = environ.get("wsgi.input")
+    if length <= 0 or stream is None:
+        return b""
+    return stream.read(length)
+
+
+def _bind_parameter(version: str, name: str, schema: dict[str, Any], raw: str) -> Any:
+    """A path or query value read against its documented schema (400 as ASP.NET model binding gives)."""
+    try:
+        value = bind(version, schema, raw, name)
+        if schema.get("format") == "uuid":
+            value = str(uuid.UUID(value))
+        return value
+    except (SchemaError, ValueError):
+        raise ApiError(400, f"The value '{raw}' is not valid for {name}.") from None
+
+
+def _token_fields(call: res.Call) -> dict[str, Any]:
+    media = call.content_type.split(";", 1)[0].strip().lower()
+    if media == "application/x-www-form-urlencoded":
+        try:
+            pairs = parse_qsl(call.body.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise _oauth_error("invalid_request", "The request body is not valid UTF-8.") from None
+        fields: dict[str, Any] = {}
+        for key, value in pairs:
+            fields.setdefault(key.lower(), value)
+        return fields
+    if is_json_content_type(media) or (not media and call.body.strip().startswith(b"{")):
+        try:
+            data = parse_json(call.body)
+        except ApiError as exc:
+            raise _oauth_error("invalid_request", exc.message) from None
+        if not isinstance(data, dict):
+            raise _oauth_error("invalid_request", "The request body must be a JSON object.")
+        return {str(k).lower(): v for k, v in data.items()}
+    if not call.body.strip():
+        return {}
+    raise _oauth_error("invalid_request", "The request must be application/x-www-form-urlencoded or JSON.")
+
+
+def _oauth_error(error: str, description: str) -> ApiError:
+    # The token endpoint is OWIN's OAuth server: errors are RFC 6749 bodies, not RESTExceptionInfo (NOTES §2).
+    return ApiError(400, description, body={"error": error, "error_description": description})
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _request_uri(environ: dict[str, Any]) -> str:
+    query = environ.get("QUERY_STRING")
+    return str(environ.get("PATH_INFO", "")) + (f"?{query}" if query else "")

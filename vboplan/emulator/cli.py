@@ -1,0 +1,102 @@
+"""``vboplan emulator serve`` and ``vboplan emulator generate`` (also ``python -m vboplan.emulator.cli``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from pathlib import Path
+from types import FrameType
+
+import click
+import yaml
+
+from vboplan.emulator.app import Emulator
+from vboplan.emulator.server import VERSIONS_SERVED, RunningServer, serve
+from vboplan.emulator.store import Store
+from vboplan.emulator.synth import generate_tenant
+from vboplan.errors import VboplanError
+
+
+@click.group("emulator")
+def emulator() -> None:
+    """Run an emulated Veeam Backup for Microsoft 365 REST server (API v5-v8)."""
+
+
+@emulator.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=4443, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port; the chosen one is printed).")
+@click.option("--data", "data", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML or JSON seed file; the server writes its changes back to it.")
+@click.option("--seed", "seed", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Seed to start from when --data does not exist yet.")
+@click.option("--tls", is_flag=True, help="Serve HTTPS with a fresh self-signed certificate (its path is printed).")
+@click.option("--latency-ms", default=0.0, type=click.FloatRange(min=0), help="Delay added to every request.")
+@click.option("--fail-rate", default=0.0, type=click.FloatRange(0, 1), help="Fraction of requests answered 500.")
+@click.option("--drop-rate", default=0.0, type=click.FloatRange(0, 1),
+              help="Fraction of requests whose connection is closed without an answer.")
+@click.option("--token-lifetime", default=3600, show_default=True, type=click.IntRange(min=1),
+              help="Access token lifetime in seconds.")
+@click.option("--throttle", is_flag=True, help="Limit the token endpoint to 1/s, 5/min, 1500/h per client (429).")
+@click.option("--random-seed", type=int, default=None, help="Seed for --fail-rate/--drop-rate (reproducible runs).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
+def serve_command(host: str, port: int, data: Path | None, seed: Path | None, tls: bool, latency_ms: float,
+                  fail_rate: float, drop_rate: float, token_lifetime: int, throttle: bool, random_seed: int | None,
+                  verbose: bool) -> None:
+    """Serve the emulated REST API until Ctrl-C or SIGTERM."""
+    try:
+        store = Store.open(data, seed) if data else (Store.open(seed) if seed else Store.from_data(None))
+        app = Emulator(store, token_lifetime=token_lifetime, latency_ms=latency_ms, fail_rate=fail_rate,
+                       drop_rate=drop_rate, throttle=throttle, seed=random_seed)
+
+        def ready(running: RunningServer) -> None:
+            where = f"; data in {data}" if data else ""
+            ca = f"; CA bundle: {running.ca_path}" if running.ca_path else ""
+            click.echo(f"vboplan emulator listening on {running.url} (API {VERSIONS_SERVED}){where}{ca}", err=True)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        serve(app, host=host, port=port, tls=tls, verbose=verbose, on_ready=ready)
+    except KeyboardInterrupt:
+        click.echo("vboplan emulator stopped", err=True)
+    except VboplanError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@emulator.command("generate")
+@click.option("--organizations", required=True, type=click.IntRange(min=1), help="How many organizations.")
+@click.option("--users", required=True, type=click.IntRange(min=0), help="How many users, spread over them.")
+@click.option("--groups", required=True, type=click.IntRange(min=0), help="How many groups, spread over them.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same data.")
+@click.option("--duplicate-display-names", default=0, type=click.IntRange(min=0),
+              help="How many users repeat another user's display name.")
+@click.option("--username", default="admin", show_default=True, help="User name of the API credentials.")
+@click.option("--password", default="admin", show_default=True, help="Password of the API credentials.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Seed file to write (.json for JSON, else YAML).")
+def generate_command(organizations: int, users: int, groups: int, seed: int, duplicate_display_names: int,
+                     username: str, password: str, out: Path) -> None:
+    """Write a synthetic seed file for `serve --data`."""
+    data = {"credentials": [{"username": username, "password": password}],
+            **generate_tenant(organizations, users, groups, seed, duplicate_display_names=duplicate_display_names)}
+    if out.suffix.lower() == ".json":
+        text = json.dumps(data, indent=1) + "\n"
+    else:
+        text = yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False, width=1000)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {out}: {organizations} organizations, {users} users, {groups} groups", err=True)
+
+
+if __name__ == "__main__":
+    emulator(prog_name="vboplan emulator")

@@ -1,0 +1,473 @@
+"""The emulated resources: e-mail settings, organizations and their directory, audit items, service instance.
+
+Each handler takes a :class:`Call` and returns a :class:`~vboplan.emulator.wire.Response` or raises
+:class:`~vboplan.emulator.wire.ApiError`. Where the versions differ the handler reads ``call.profile``; response
+objects are built with every known field and cut to the version's schema by :func:`~vboplan.emulator.versions.shape`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from vboplan.emulator.store import (PASSWORD_HASH_KEY, SETTINGS_COMPONENTS, Organization, Store, _derived_uuid)
+from vboplan.emulator.versions import SERVER_BUILD, Profile, fields, shape
+from vboplan.emulator.wire import ApiError, Response, is_json_content_type, parse_json
+from vboplan.schema import SchemaError, bind, component, operation
+
+if TYPE_CHECKING:
+    from vboplan.emulator.app import Emulator
+
+SETTINGS_RESOURCES = {"audit": "AuditEmailSettings", "job": "VboEmailSettings"}
+PAGE_LIMIT_DEFAULT = 30
+PAGE_LIMIT_MAX = 10_000  # "The maximum supported number of items per page is 10,000" (OpenAPI v7/v8)
+_PAGE_COMPONENTS = {"users": "PageOfRESTUser", "groups": "PageOfRESTGroup", "sites": "PageOfRESTSite",
+                    "teams": "PageOfRESTTeam"}
+_ITEM_COMPONENTS = {"users": "RESTUser", "groups": "RESTGroup", "sites": "RESTSite", "teams": "RESTTeam"}
+_LOCATION_FILTER = {"Cloud": {"Cloud"}, "OnPremises": {"OnPremises"}, "Hybrid": {"Hybrid"},
+                    "CloudOrHybrid": {"Cloud", "Hybrid"}, "OnPremisesOrHybrid": {"OnPremises", "Hybrid"}}
+
+
+@dataclass
+class Call:
+    """One request as the handlers see it: version, route, validated query, raw body and the server's state."""
+
+    emulator: Emulator
+    store: Store
+    profile: Profile
+    method: str
+    template: str  # the route template after /vN, as Veeam's document spells it
+    params: dict[str, str]  # path parameters
+    query: dict[str, Any]  # documented query parameters, validated, by their documented names
+    raw_query: dict[str, list[str]]  # every query parameter, by lower-cased name
+    body: bytes
+    content_type: str
+    base_url: str  # scheme://host[:port] the client used (v5 writes absolute links)
+    client: str  # the caller's address
+    access_token: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """``v5`` ... ``v8``."""
+        return self.profile.name
+
+    def href(self, path: str) -> str:
+        """A link to ``path`` (after the version) as this version writes links."""
+        relative = f"/{self.version}{path}"
+        return self.base_url + relative if self.profile.absolute_links else relative
+
+    def json(self, *, required: bool = True) -> Any:
+        """The body parsed as JSON; ``None`` when empty and not ``required``."""
+        if not self.body.strip():
+            if required:
+                raise ApiError(400, "The request body is empty.")
+            return None
+        if self.content_type and not is_json_content_type(self.content_type):
+            # ASP.NET Web API has no formatter for other media types and answers 415.
+            media = self.content_type.split(";", 1)[0].strip()
+            raise ApiError(415, f"The request entity's media type '{media}' is not supported for this resource.",
+                           plain=True)
+        return parse_json(self.body)
+
+    def bound(self, schema: dict[str, Any] | None = None, *, where: str = "") -> Any:
+        """The JSON body read against ``schema`` (default: the operation's documented request schema)."""
+        if schema is None:
+            schema = request_schema(self.version, self.method, self.template)
+        value = self.json()
+        try:
+            return bind(self.version, schema, value, where)
+        except SchemaError as exc:
+            raise ApiError(400, f"The request is invalid: {exc}") from None
+
+    def organization(self) -> Organization:
+        """The organization named by the ``organizationId`` path parameter (404 when unknown)."""
+        org_id = self.params["organizationId"]
+        org = self.store.organization(org_id)
+        if org is None:
+            raise ApiError(404, f"Organization with ID '{org_id}' was not found.")
+        return org
+
+
+def request_schema(version: str, method: str, template: str) -> dict[str, Any]:
+    """The documented JSON request schema of an operation (``{}`` when it documents none)."""
+    op = operation(version, method, f"/{version}{template}") or {}
+    content = (op.get("requestBody") or {}).get("content", {})
+    media = content.get("application/json") or next(iter(content.values()), {})
+    return media.get("schema", {})
+
+
+# -- service instance --------------------------------------------------------------------------------------------
+
+def service_instance(call: Call) -> Response:
+    """GET /ServiceInstance."""
+    return Response(200, shape(call.version, "RESTServiceInstance",
+                               {"installationId": call.store.installation_id, "version": SERVER_BUILD}))
+
+
+# -- e-mail settings ---------------------------------------------------------------------------------------------
+
+def _send_test_action(call: Call, kind: str) -> tuple[str, str]:
+    path = f"/{SETTINGS_RESOURCES[kind]}/{call.profile.send_test_path}"
+    name = {"action": "sendTest", "SendTest": "sendTest", "SendTestEmail": "sendTestEmail"}[
+        call.profile.send_test_path]
+    return name, path
+
+
+def settings_view(call: Call, kind: str) -> dict[str, Any]:
+    """The settings singleton as this version's response schema has it; the password never appears."""
+    component_name = SETTINGS_COMPONENTS[kind][1]
+    values: dict[str, Any] = {prop: None for prop, _ in fields(call.version, component_name)}
+    values.update({k: v for k, v in call.store.settings[kind].items() if k != PASSWORD_HASH_KEY})
+    if values.get("authenticationType") is None:
+        values["authenticationType"] = "CustomSmtp"  # a C# enum's default: what a fresh server reports
+    action, action_path = _send_test_action(call, kind)
+    values["_links"] = {"self": {"href": call.href(f"/{SETTINGS_RESOURCES[kind]}")}}
+    values["_actions"] = {action: {"uri": call.href(action_path), "method": "POST"}}
+    return shape(call.version, component_name, values)
+
+
+def get_settings(call: Call, kind: str) -> Response:
+    """GET /AuditEmailSettings, /VboEmailSettings."""
+    return Response(200, settings_view(call, kind))
+
+
+def put_settings(call: Call, kind: str) -> Response:
+    """PUT /AuditEmailSettings, /VboEmailSettings: a partial update.
+
+    As on the real server (an ASP.NET model where an omitted property and ``null`` are the same), a property that is
+    omitted or null keeps its value; properties the version does not declare, response-only ones included, are
+    ignored; ``userPassword`` is kept as a hash only.
+    """
+    body = call.bound()
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    changes = {k: v for k, v in body.items() if v is not None}
+    request_id = changes.pop("requestId", None)
+    if request_id is not None:
+        changes.update(call.emulator.complete_oauth_settings(kind, str(request_id)))
+    call.store.update_settings(kind, changes)
+    if call.profile.settings_put_echoes:
+        return Response(call.profile.settings_put_status, settings_view(call, kind))
+    return Response(call.profile.settings_put_status)
+
+
+def send_test_email(call: Call, kind: str) -> Response:
+    """POST .../SendTest (v6, v7), .../SendTestEmail (v8), .../action {"sendTest": null} (v5)."""
+    if call.profile.send_test_path == "action":
+        body = call.json()
+        if not isinstance(body, dict) or "sendtest" not in {str(k).lower() for k in body}:
+            raise ApiError(400, "The action is not supported. Expected {\"sendTest\": null}.")
+    settings = call.store.settings[kind]
+    what = "Audit" if kind == "audit" else "Job"
+    if not settings.get("enableNotification"):
+        raise ApiError(400, f"{what} email notifications are disabled. Enable them before sending a test email.")
+    method = settings.get("authenticationType") or "CustomSmtp"
+    if method == "CustomSmtp" and not settings.get("smtpServer"):
+        raise ApiError(400, "Cannot send a test email: SMTP server is not specified.")
+    if method != "CustomSmtp" and not settings.get("isAuthenticated"):
+        raise ApiError(400, f"Cannot send a test email: sign in to {method} first.")
+    if not settings.get("to"):
+        raise ApiError(400, "Cannot send a test email: recipient address is not specified.")
+    call.store.record_test_email(kind)
+    return Response(call.profile.send_test_status)
+
+
+def prepare_oauth(call: Call, kind: str) -> Response:
+    """POST .../PrepareOAuthSignIn (v7+): start an OAuth sign-in for sending mail through Microsoft 365 or Gmail."""
+    body = call.bound()
+    if not isinstance(body, dict) or not body.get("authenticationServiceKind"):
+        raise ApiError(400, "authenticationServiceKind is required.")
+    request_id = call.emulator.prepare_oauth(kind, body)
+    service = body["authenticationServiceKind"]
+    authority = ("https://accounts.google.com/o/oauth2/v2/auth" if service == "GoogleGmail" else
+                 f"https://login.microsoftonline.com/{body.get('tenantId') or 'common'}/oauth2/v2.0/authorize")
+    query = urlencode({"client_id": body.get("clientId") or "veeam-backup-for-microsoft-365",
+                       "redirect_uri": body.get("redirectUrl") or "", "response_type": "code", "state": request_id})
+    return Response(200, shape(call.version, "RESTPrepareOAuthSignInResponse",
+                               {"requestId": request_id, "signInUrl": f"{authority}?{query}"}))
+
+
+def complete_oauth(call: Call, kind: str) -> Response:
+    """POST .../CompleteOAuthSignIn (v7+): the redirect's ``code`` and ``state`` finish the sign-in."""
+    body = call.bound()
+    if not isinstance(body, dict) or not body.get("code") or not body.get("state"):
+        raise ApiError(400, "code and state are required.")
+    user_id = call.emulator.finish_oauth(kind, str(body["state"]))
+    return Response(200, shape(call.version, "RESTCompleteOAuthSignInResponse",
+                               {"requestId": str(body["state"]), "userId": user_id}))
+
+
+# -- organizations -----------------------------------------------------------------------------------------------
+
+def organization_view(call: Call, org: Organization) -> dict[str, Any]:
+    """An organization as ``RestOrganizationComposed`` of this version."""
+    base = f"/Organizations/{org.id}"
+    values: dict[str, Any] = {
+        "id": org.id, "name": org.name, "officeName": org.name, "type": "Office365", "region": "Worldwide",
+        "isBackedup": False, "firstBackuptime": None, "lastBackuptime": None, "isExchangeOnline": True,
+        "isSharePointOnline": True, "isTeamsOnline": True, "isTeamsChatsOnline": False,
+        "msid": _derived_uuid("organization-msid", org.id), "backedUpOrganizationId": None,
+    }
+    values.update(org.extra)
+    values["_links"] = {name: {"href": call.href(base + suffix)} for name, suffix in (
+        ("self", ""), ("users", "/Users"), ("groups", "/Groups"), ("sites", "/Sites"), ("teams", "/Teams"),
+        ("auditItems", "/AuditItems"))}
+    return shape(call.version, "RestOrganizationComposed", values)
+
+
+def list_organizations(call: Call) -> Response:
+    """GET /Organizations: an array before v8, a page in v8 (filter ``msid``)."""
+    orgs = call.store.organizations
+    if not call.profile.organizations_paged:
+        return Response(200, [organization_view(call, org) for org in orgs])
+    msid = call.query.get("msid")
+    if msid is not None:
+        orgs = [o for o in orgs if organization_view(call, o).get("msid") == msid]
+    offset, limit = _paging(call)
+    body = {"offset": offset, "limit": limit,
+            "results": [organization_view(call, org) for org in orgs[offset:offset + limit]],
+            "_links": _page_links(call, "/Organizations", {}, offset, limit, len(orgs))}
+    return Response(200, shape(call.version, "PageOfRestOrganizationComposed", body))
+
+
+def get_organization(call: Call) -> Response:
+    """GET /Organizations/{organizationId}."""
+    return Response(200, organization_view(call, call.organization()))
+
+
+# -- users, groups, sites, teams ---------------------------------------------------------------------------------
+
+_PRINCIPAL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "users": {"type": "User", "locationType": "Cloud", "onPremisesSid": None, "office": None, "eTag": None,
+              "assignedLicenses": [], "dataLocation": None},
+    "groups": {"type": "Office365", "locationType": "Cloud", "managedBy": None, "site": None, "onPremisesSid": None,
+               "eTag": None, "dataLocation": None},
+    "sites": {"isCloud": True, "isPersonal": False, "isAvailable": True, "eTag": None, "dataLocation": None},
+    "teams": {"eTag": None, "dataLocation": None},
+}
+
+
+def principal_view(call: Call, org: Organization, kind: str, item: dict[str, Any]) -> dict[str, Any]:
+    """A user, group, site or team as this version's item schema has it."""
+    values = {**_PRINCIPAL_DEFAULTS[kind], **item}
+    if kind == "sites":
+        values.setdefault("title", values.get("name") or values.get("url"))
+    if kind == "teams":
+        values.setdefault("mail", re.sub(r"\W", "", str(values.get("displayName", "team"))) + "@" + org.name)
+    route = {"users": "Users", "groups": "Groups", "sites": "Sites", "teams": "Teams"}[kind]
+    values["_links"] = {"self": {"href": call.href(f"/Organizations/{org.id}/{route}/{item['id']}")},
+                        "organization": {"href": call.href(f"/Organizations/{org.id}")}}
+    return shape(call.version, _ITEM_COMPONENTS[kind], values)
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern),
+                      re.IGNORECASE | re.DOTALL)
+
+
+def _select(org: Organization, kind: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+    """The directory entries matching the documented filters, in server order.
+
+    Exact filters use the directory's lower-case indexes (O(1) on a 100,000-user tenant); ``displayName`` with
+    ``*``/``?`` wildcards scans.
+    """
+    directory = org.directory(kind)
+    candidates: list[dict[str, Any]] | None = None
+    checks = []
+    name_filter = query.get("userName") if kind == "users" else query.get("groupName") if kind == "groups" else None
+    if name_filter is not None:
+        candidates = directory.by_name.get(name_filter.lower(), [])
+    display = query.get("displayName") if kind in ("users", "groups", "teams") else None
+    if display is not None:
+        if "*" in display or "?" in display:
+            pattern = _wildcard(display)
+            checks.append(lambda item: pattern.fullmatch(str(item.get("displayName", ""))) is not None)
+        elif candidates is None:
+            candidates = directory.by_display_name.get(display.lower(), [])
+        else:
+            wanted = display.lower()
+            checks.append(lambda item: str(item.get("displayName", "")).lower() == wanted)
+    location = query.get("locationFilter")
+    if location is not None and location != "Any" and kind in ("users", "groups"):
+        allowed = _LOCATION_FILTER[location]
+        checks.append(lambda item: item.get("locationType", "Cloud") in allowed)
+    if kind == "sites":
+        if not query.get("includePersonalSites", True):
+            checks.append(lambda item: not item.get("isPersonal", False))
+        keyword = query.get("filter")
+        if keyword:
+            needle = keyword.lower()
+            checks.append(lambda item: needle in str(item.get("title", "")).lower()
+                          or needle in str(item.get("url", "")).lower())
+    items = directory.items if candidates is None else candidates
+    if not checks:
+        return items
+    return [item for item in items if all(check(item) for check in checks)]
+
+
+def _paging(call: Call) -> tuple[int, int]:
+    offset = call.query.get("offset")
+    limit = call.query.get("limit")
+    offset = 0 if offset is None else offset
+    limit = PAGE_LIMIT_DEFAULT if limit is None else limit
+    if offset < 0:
+        raise ApiError(400, "The offset parameter must not be negative.")
+    if not 1 <= limit <= PAGE_LIMIT_MAX:
+        raise ApiError(400, f"The limit parameter must be between 1 and {PAGE_LIMIT_MAX:,}: "
+                            f"the maximum supported number of items per page is {PAGE_LIMIT_MAX:,}.")
+    return offset, limit
+
+
+def _page_links(call: Call, path: str, keep: dict[str, Any], offset: int, limit: int, total: int
+                ) -> dict[str, dict[str, str]]:
+    """``self``, and ``first``/``prev``/``next`` only where one can navigate (pagination.html)."""
+    def link(at: int) -> dict[str, str]:
+        return {"href": call.href(f"{path}?{urlencode({**keep, 'offset': at, 'limit': limit})}")}
+
+    links = {"self": link(offset)}
+    if offset > 0:
+        links["first"] = link(0)
+        links["prev"] = link(max(0, offset - limit))
+    if offset + limit < total:
+        links["next"] = link(offset + limit)
+    return links
+
+
+def list_directory(call: Call, kind: str) -> Response:
+    """GET .../Users, .../Groups, .../Sites, .../Teams: a page (``totalCount`` only where the version has it)."""
+    org = call.organization()
+    offset, limit = _paging(call)
+    matches = _select(org, kind, call.query)
+    filters = {k: _query_text(v) for k, v in call.query.items() if k not in ("offset", "limit", "setId")}
+    # The same query gets the same set id; a client that passes one back gets it echoed.
+    set_id = call.query.get("setId") or _derived_uuid("set", org.id, kind, repr(sorted(filters.items())))
+    route = {"users": "Users", "groups": "Groups", "sites": "Sites", "teams": "Teams"}[kind]
+    keep = {**filters, "setId": set_id}
+    body = {"offset": offset, "limit": limit, "setId": set_id, "totalCount": len(matches),
+            "results": [principal_view(call, org, kind, item) for item in matches[offset:offset + limit]],
+            "_links": _page_links(call, f"/Organizations/{org.id}/{route}", keep, offset, limit, len(matches))}
+    return Response(200, shape(call.version, _PAGE_COMPONENTS[kind], body))
+
+
+def get_principal(call: Call, kind: str) -> Response:
+    """GET .../Users/{userId}, .../Groups/{groupId}."""
+    org = call.organization()
+    key = "userId" if kind == "users" else "groupId"
+    item = org.directory(kind).get(call.params[key])
+    if item is None:
+        noun = "User" if kind == "users" else "Group"
+        raise ApiError(404, f"{noun} with ID '{call.params[key]}' was not found in organization '{org.name}'.")
+    return Response(200, principal_view(call, org, kind, item))
+
+
+def _query_text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+# -- audit items -------------------------------------------------------------------------------------------------
+
+def audit_item_view(call: Call, org: Organization, item: dict[str, Any]) -> dict[str, Any]:
+    """An audit item (``RESTAuditUserOrGroup``) with its user or group as the directory lists it."""
+    kind = "users" if item["type"] == "User" else "groups"
+    principal = org.directory(kind).get(item["principalId"]) or {"id": item["principalId"]}
+    view = principal_view(call, org, kind, principal)
+    values = {"id": item["id"], "type": item["type"], item["type"].lower(): view,
+              "_links": {"organization": {"href": call.href(f"/Organizations/{org.id}")},
+                         item["type"].lower(): view["_links"]["self"]}}
+    return shape(call.version, "RESTAuditUserOrGroup", values)
+
+
+def list_audit_items(call: Call) -> Response:
+    """GET .../AuditItems: a plain array (not paged, in every version)."""
+    org = call.organization()
+    return Response(200, [audit_item_view(call, org, item) for item in org.audit_items])
+
+
+def add_audit_items(call: Call) -> Response:
+    """POST .../AuditItems with an array of ``{type, user|group: {id, ...}}``.
+
+    Principals are found by ``id`` in the organization's directory (unknown: 404 naming it, nothing added); one
+    already audited is left as it is; Site and Team are refused with 400. A missing ``type`` is ``User``, the
+    default of the server's enum.
+    """
+    org = call.organization()
+    raw = call.json()
+    if not isinstance(raw, list):
+        raise ApiError(400, "The request body must be a JSON array of audit items.")
+    for index, entry in enumerate(raw):
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if isinstance(kind, str) and kind.lower() in ("site", "team", "teams", "sites"):
+            raise ApiError(400, f"[{index}].type: only users and groups can be audited; teams cannot be added to "
+                                "audit items (add the team's group instead).")
+    items = call.bound(where="")
+    principals: list[tuple[str, str]] = []
+    for index, item in enumerate(items):
+        if item is None:
+            raise ApiError(400, f"[{index}]: an audit item must be an object.")
+        kind = item.get("type") or "User"
+        principal = item.get(kind.lower())
+        if not isinstance(principal, dict) or not principal.get("id"):
+            raise ApiError(400, f"[{index}].{kind.lower()}.id is required.")
+        directory = org.users if kind == "User" else org.groups
+        found = directory.get(principal["id"])
+        if found is None:
+            raise ApiError(404, f"{kind} with ID '{principal['id']}' was not found in organization '{org.name}'.")
+        principals.append((kind, found["id"]))
+    call.store.add_audit_items(org, principals)
+    return Response(call.profile.audit_add_status)
+
+
+def _remove(call: Call, org: Organization, item_ids: list[str] | None) -> None:
+    if item_ids is None:
+        raise ApiError(400, "itemIds is required.")
+    known = {item["id"] for item in org.audit_items}
+    unknown = [i for i in item_ids if i not in known]
+    if unknown:
+        raise ApiError(404, f"Audit item with ID '{unknown[0]}' was not found in organization '{org.name}'."
+                       + (f" ({len(unknown)} unknown IDs)" if len(unknown) > 1 else ""))
+    call.store.remove_audit_items(org, set(item_ids))
+
+
+def remove_audit_items(call: Call) -> Response:
+    """POST .../AuditItems/remove {"itemIds": [...]} (v6+); unknown ids: 404 and nothing removed."""
+    org = call.organization()
+    body = call.bound()
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object with itemIds.")
+    _remove(call, org, body.get("itemIds"))
+    return Response(call.profile.audit_remove_status)
+
+
+def audit_items_action(call: Call) -> Response:
+    """v5: POST .../AuditItems/action {"remove": {"itemIds": [...]}}."""
+    org = call.organization()
+    body = call.json()
+    actions = {str(k).lower(): v for k, v in body.items()} if isinstance(body, dict) else {}
+    if "remove" not in actions:
+        raise ApiError(400, "The action is not supported. Expected {\"remove\": {\"itemIds\": [...]}}.")
+    try:
+        options = bind(call.version, component(call.version, "RESTRemoveAuditItemsOptions"), actions["remove"],
+                       "remove")
+    except SchemaError as exc:
+        raise ApiError(400, f"The request is invalid: {exc}") from None
+    _remove(call, org, (options or {}).get("itemIds"))
+    return Response(call.profile.audit_remove_status)
+
+
+def delete_audit_items(call: Call) -> Response:
+    """v5: DELETE .../AuditItems?itemIds=a&itemIds=b (commas also split) -> 204."""
+    org = call.organization()
+    ids = [part for value in call.raw_query.get("itemids", []) for part in value.split(",") if part]
+    if not ids:
+        raise ApiError(400, "itemIds is required.")
+    _remove(call, org, ids)
+    return Response(204)
+
+
+def new_request_id() -> str:
+    """A fresh opaque id (OAuth sign-in requests)."""
+    return str(uuid.uuid4())
