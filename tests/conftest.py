@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +110,20 @@ class ProjectDir:
         return Result(result.exit_code, result.stdout, result.stderr)
 
     def server(self, name: str) -> dict[str, Any]:
-        """The emulated server's persisted data (what the server now holds)."""
-        return json.loads((self.root / ".vboplan" / "emulator" / f"{name}.json").read_text(encoding="utf-8"))
+        """What the emulated server now holds, read through its API: the two settings singletons."""
+        http = self.api(name)
+        return {"audit_email_settings": http.get("/v8/AuditEmailSettings").json(),
+                "job_email_settings": http.get("/v8/VboEmailSettings").json()}
+
+    def api(self, name: str) -> Any:
+        """An httpx client logged in to the embedded emulator ``name`` (v8 token)."""
+        import httpx
+
+        http = httpx.Client(transport=httpx.WSGITransport(app=self.emulator(name)), base_url="http://vbo")
+        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
+                                               "password": API_SECRET}).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        return http
 
     def emulator(self, name: str) -> Any:
         from vboplan.api import embedded_emulator
@@ -159,3 +170,12 @@ def assert_one_clean_error(result: Result, *fragments: str) -> None:
 def assert_no_secret(text: str) -> None:
     assert SMTP_SECRET not in text
     assert API_SECRET not in text
+
+
+@pytest.fixture(scope="session")
+def tls_server():  # type: ignore[no-untyped-def]
+    """The emulator over a real TLS socket with a fresh self-signed certificate, seeded like the projects."""
+    from vboplan.emulator import start
+
+    with start(SEED, tls=True) as running:
+        yield running

@@ -106,13 +106,7 @@ def test_no_color_has_no_escape_codes(project: ProjectDir) -> None:
 
 def test_changed_outside_vboplan_is_reported(project: ProjectDir) -> None:
     assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
-    emulator = project.emulator("dev")
-    import httpx
-
-    with httpx.Client(transport=httpx.WSGITransport(app=emulator), base_url="http://vbo") as http:
-        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
-                                               "password": "api-pa55-w0rd-xyz"}).json()["access_token"]
-        http.put("/v8/AuditEmailSettings", json={"port": 2525}, headers={"Authorization": f"Bearer {token}"})
+    project.api("dev").put("/v8/AuditEmailSettings", json={"port": 2525})
     result = project.run("plan", "--env", "dev")
     assert "Changed outside vboplan since the last apply:" in result.stdout
     assert "audit_email_settings.port: 587 -> 2525" in result.stdout

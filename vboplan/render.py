@@ -82,7 +82,7 @@ def render(project: Project, env: Environment) -> Rendered:
     for path in project.template_files():
         name = project.display(path)
         text = _render_one(jinja, name, path, variables, env)
-        document = parse_yaml(text, f"{name} (rendered for {env.name})")
+        document = parse_yaml(text, name, f" (as rendered for {env.name})")
         if document is None:
             continue
         if not isinstance(document, Located):

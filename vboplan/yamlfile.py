@@ -51,8 +51,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def parse_yaml(text: str, source: str) -> Any:
-    """Parse ``text``; a syntax error becomes a :class:`ProjectError` naming ``source`` and the line."""
+def parse_yaml(text: str, source: str, context: str = "") -> Any:
+    """Parse ``text``; a syntax error becomes a :class:`ProjectError` naming ``source`` and the line
+    (``context`` is added to that message, e.g. which environment a template was rendered for)."""
     loader = _Loader(text)
     loader.source = source
     try:
@@ -61,9 +62,9 @@ def parse_yaml(text: str, source: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ProjectError(f"{source}{line}: YAML error: {problem}") from None
+        raise ProjectError(f"{source}{line}: YAML error{context}: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ProjectError(f"{source}: YAML error: {exc}") from None
+        raise ProjectError(f"{source}: YAML error{context}: {exc}") from None
     finally:
         loader.dispose()
 

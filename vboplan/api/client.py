@@ -47,8 +47,10 @@ class VboClient:
             base = f"http://{env.emulator_name}.emulator.invalid/{env.api_version}/"  # never resolved: in-process
         else:
             base = f"{env.server}/{env.api_version}/"
+        verify: bool | ssl.SSLContext = env.verify if isinstance(env.verify, bool) else \
+            ssl.create_default_context(cafile=env.verify)
         self._http = httpx.Client(
-            base_url=base, transport=transport, verify=env.verify,
+            base_url=base, transport=transport, verify=verify,
             timeout=httpx.Timeout(env.timeout), headers={"Accept": "application/json"},
             limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight))
 
