@@ -107,6 +107,7 @@ class ProjectDir:
         if result.exception and not isinstance(result.exception, SystemExit):
             raise AssertionError(f"vboplan raised instead of reporting: {result.exception!r}\n{result.output}") \
                 from result.exception
+        assert_no_secret(result.stdout + result.stderr)
         return Result(result.exit_code, result.stdout, result.stderr)
 
     def server(self, name: str) -> dict[str, Any]:
@@ -179,3 +180,19 @@ def tls_server():  # type: ignore[no-untyped-def]
 
     with start(SEED, tls=True) as running:
         yield running
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_left_behind(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """After the whole suite: no plan file, snapshot, lock or other file vboplan wrote holds a secret. The emulated
+    servers' own data (``emulator/`` folders) holds the API login it checks, but never the SMTP password."""
+    yield
+    offenders = []
+    for path in tmp_path_factory.getbasetemp().rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        server_side = "emulator" in path.parts
+        if SMTP_SECRET.encode() in data or (not server_side and API_SECRET.encode() in data):
+            offenders.append(str(path))
+    assert not offenders, f"secret found in {offenders}"
