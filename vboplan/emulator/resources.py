@@ -347,9 +347,11 @@ def list_directory(call: Call, kind: str) -> Response:
     set_id = call.query.get("setId") or _derived_uuid("set", org.id, kind, repr(sorted(filters.items())))
     route = {"users": "Users", "groups": "Groups", "sites": "Sites", "teams": "Teams"}[kind]
     keep = {**filters, "setId": set_id}
-    body = {"offset": offset, "limit": limit, "setId": set_id, "totalCount": len(matches),
+    body = {"offset": offset, "limit": limit, "setId": set_id,
             "results": [principal_view(call, org, kind, item) for item in matches[offset:offset + limit]],
             "_links": _page_links(call, f"/Organizations/{org.id}/{route}", keep, offset, limit, len(matches))}
+    if call.profile.page_total_count:
+        body["totalCount"] = len(matches)
     return Response(200, shape(call.version, _PAGE_COMPONENTS[kind], body))
 
 

@@ -30,15 +30,17 @@ class Profile:
     logout_status: int | None  # POST /token/logout, absent before v7
     organizations_paged: bool  # GET /Organizations: array before v8, page in v8
     absolute_links: bool  # v5 examples show absolute hrefs, later versions relative ones
+    page_total_count: bool  # PageOf*.totalCount: declared in v6/v7 only (not in v8; v5 pages are not documented)
     error_style: str  # which RESTExceptionInfo fields the version has: "message", "errorCode", "stackTrace"
     oauth_mail: bool  # PrepareOAuthSignIn / CompleteOAuthSignIn on the e-mail settings (v7+)
 
 
 PROFILES: dict[str, Profile] = {
-    "v5": Profile("v5", 200, True, "action", 200, 200, "action", 200, None, False, True, "message", False),
-    "v6": Profile("v6", 200, False, "SendTest", 200, 201, "remove", 200, None, False, False, "message", False),
-    "v7": Profile("v7", 200, False, "SendTest", 200, 201, "remove", 200, 200, False, False, "errorCode", True),
-    "v8": Profile("v8", 204, False, "SendTestEmail", 204, 204, "remove", 204, 204, True, False, "stackTrace", True),
+    "v5": Profile("v5", 200, True, "action", 200, 200, "action", 200, None, False, True, False, "message", False),
+    "v6": Profile("v6", 200, False, "SendTest", 200, 201, "remove", 200, None, False, False, True, "message", False),
+    "v7": Profile("v7", 200, False, "SendTest", 200, 201, "remove", 200, 200, False, False, True, "errorCode", True),
+    "v8": Profile("v8", 204, False, "SendTestEmail", 204, 204, "remove", 204, 204, True, False, False, "stackTrace",
+                  True),
 }
 
 # The Veeam build the emulated server reports (the v8 build NOTES.md §1 verifies).
