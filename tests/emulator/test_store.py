@@ -1,0 +1,191 @@
+"""The emulator's data file: seeds, ids, atomic persistence, two processes converging, and synthetic tenants."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vboplan.emulator import Emulator, Store, StoreError, generate_tenant
+from vboplan.emulator.store import _derived_uuid, _json_text, _yaml_text, password_hash
+
+from .helpers import ADMIN, Api, seed_data, wsgi_client
+
+SECRET = "Pa55-word-over-the-API"
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data) if path.suffix == ".json" else yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(params=["json", "yaml"])
+def data_file(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    return _write(tmp_path / f"server.{request.param}", seed_data())
+
+
+def test_changes_persist_and_a_second_store_sees_them(data_file: Path) -> None:
+    with wsgi_client(Emulator(Store.open(data_file))) as client:
+        api = Api(client, "v8").login()
+        api.put("/AuditEmailSettings", json={"enableNotification": True, "smtpServer": "smtp.x",
+                                             "userPassword": SECRET})
+        org_id = api.org_id()
+        api.post(f"/Organizations/{org_id}/AuditItems",
+                 json=[{"type": "User", "user": api.user(org_id, "ceo@contoso.com")}])
+    text = data_file.read_text(encoding="utf-8")
+    assert SECRET not in text and password_hash(SECRET) in text
+    parsed = json.loads(text) if data_file.suffix == ".json" else yaml.safe_load(text)  # same format back
+    assert parsed["audit_email_settings"]["smtpServer"] == "smtp.x"
+    second = Store.open(data_file)
+    assert second.settings["audit"]["smtpServer"] == "smtp.x"
+    assert len(second.organizations[0].audit_items) == 1
+    with wsgi_client(Emulator(second)) as client:
+        api = Api(client, "v6").login()
+        items = api.get(f"/Organizations/{api.org_id()}/AuditItems").json()
+        assert [i["user"]["name"] for i in items] == ["ceo@contoso.com"]
+
+
+def test_a_running_emulator_rereads_a_file_another_process_replaced(data_file: Path) -> None:
+    first, second = Emulator(Store.open(data_file)), Emulator(Store.open(data_file))
+    with wsgi_client(first) as one, wsgi_client(second) as two:
+        a, b = Api(one, "v8").login(), Api(two, "v7").login()
+        assert b.get("/AuditEmailSettings").json()["port"] is None
+        a.put("/AuditEmailSettings", json={"port": 2525})
+        assert b.get("/AuditEmailSettings").json()["port"] == 2525
+        b.put("/AuditEmailSettings", json={"useSSL": True})  # b's write keeps a's change
+        settings = a.get("/AuditEmailSettings").json()
+        assert settings["port"] == 2525 and settings["useSSL"] is True
+
+
+def test_writes_are_atomic_and_leave_no_temp_files(data_file: Path) -> None:
+    mode = 0o640
+    os.chmod(data_file, mode)
+    store = Store.open(data_file)
+    inode = data_file.stat().st_ino
+    store.update_settings("job", {"port": 1})
+    store.save()
+    assert data_file.stat().st_ino != inode  # replaced, not rewritten in place
+    assert stat.S_IMODE(data_file.stat().st_mode) == mode
+    assert sorted(p.name for p in data_file.parent.iterdir()) == [data_file.name]
+
+
+def test_missing_file_starts_from_seed_and_is_written_on_first_change(tmp_path: Path) -> None:
+    seed = _write(tmp_path / "seed.yaml", seed_data())
+    target = tmp_path / "state" / "dev.json"
+    store = Store.open(target, seed=seed)
+    assert not target.exists() and store.organizations[0].name == "contoso.onmicrosoft.com"
+    with store.mutation():
+        store.record_test_email("audit")
+    assert json.loads(target.read_text())["test_emails"] == {"audit": 1}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert Store.open(target, seed={"organizations": []}).organizations  # the file now wins over the seed
+    assert Store.open(tmp_path / "empty.yaml").organizations == []
+
+
+def test_ids_are_derived_from_names_and_written_ones_win(tmp_path: Path) -> None:
+    one, two = Store.from_data(seed_data()), Store.from_data(seed_data())
+    assert [o.id for o in one.organizations] == [o.id for o in two.organizations]
+    uuid.UUID(one.organizations[0].id)
+    data = seed_data()
+    data["organizations"][0]["id"] = "0E4FD0A7-7A63-4B9A-9D5E-6B3C3A1F0C11"
+    data["organizations"][0]["users"][0]["id"] = "custom-user-id"
+    custom = Store.from_data(data)
+    assert custom.organizations[0].id == "0e4fd0a7-7a63-4b9a-9d5e-6b3c3a1f0c11"
+    assert custom.organizations[0].users.get("custom-user-id")["name"] == "jane@contoso.com"
+
+
+def test_seeded_audit_items_and_settings(tmp_path: Path) -> None:
+    data = seed_data()
+    data["organizations"][0]["audit_items"] = [{"user": "ceo@contoso.com"}, {"group": "HR Department"}]
+    data["audit_email_settings"] = {"enableNotification": "true", "port": "25", "userPassword": "seeded",
+                                    "authenticationType": "customsmtp"}
+    store = Store.from_data(data)
+    assert [i["type"] for i in store.organizations[0].audit_items] == ["User", "Group"]
+    assert store.settings["audit"] == {"enableNotification": True, "port": 25, "authenticationType": "CustomSmtp",
+                                       "userPasswordSha256": password_hash("seeded")}
+    assert "seeded" not in json.dumps(store.to_data())
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"organisations": []}, "unknown key 'organisations'"),
+    ({"organizations": {"name": "x"}}, "must be a list"),
+    ({"organizations": [{"users": []}]}, "needs a name"),
+    ({"organizations": [{"name": "a", "users": [{"displayName": 5}]}]}, "users[0]"),
+    ({"organizations": [{"name": "a", "users": [{"name": "a@a", "mail": "x"}]}]}, "unknown field 'mail'"),
+    ({"organizations": [{"name": "a"}, {"name": "A"}]}, "duplicate organization"),
+    ({"organizations": [{"name": "a", "region": "Mars"}]}, "region"),
+    ({"organizations": [{"name": "a", "audit_items": [{"user": "nobody"}]}]}, "no such user"),
+    ({"audit_email_settings": {"smtpserver": "x", "prot": 25}}, "prot"),
+    ({"audit_email_settings": {"port": "many"}}, "port"),
+    ({"credentials": [{"username": "a"}]}, "credentials[0]"),
+])
+def test_invalid_data_is_one_clear_error(data: dict, fragment: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        Store.from_data(data)
+    assert fragment in str(caught.value)
+
+
+def test_unreadable_files_are_store_errors(tmp_path: Path) -> None:
+    broken_json = tmp_path / "broken.json"
+    broken_json.write_text('{"organizations": [', encoding="utf-8")
+    with pytest.raises(StoreError, match="broken.json is not valid JSON"):
+        Store.open(broken_json)
+    broken_yaml = tmp_path / "broken.yaml"
+    broken_yaml.write_text("organizations: [\n  - name: x\n bad", encoding="utf-8")
+    with pytest.raises(StoreError, match="not valid YAML"):
+        Store.open(broken_yaml)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(StoreError, match="mapping at the top level"):
+        Store.open(listing)
+    with pytest.raises(StoreError, match="cannot read"):
+        Store.open(tmp_path / "missing.yaml", seed=tmp_path / "no-seed.yaml")
+
+
+def test_writers_round_trip_awkward_strings() -> None:
+    data = seed_data()
+    data["organizations"][0]["users"][0]["displayName"] = 'Zoë "Q" O\'Brien: #1 \\ \t {x}, [y]'
+    store = Store.from_data(data)
+    store.update_settings("audit", {"subject": "%Action%: \"quoted\"\nnext", "userPassword": "x"})
+    expected = store.to_data()
+    assert json.loads(_json_text(expected)) == expected
+    assert yaml.safe_load(_yaml_text(expected)) == expected
+
+
+def test_fast_uuid5_matches_the_standard_library() -> None:
+    from vboplan.emulator.store import _NAMESPACE
+    for parts in (("a",), ("users", "org", "jane@contoso.com"), ("ünï", "ø")):
+        assert _derived_uuid(*parts) == str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+
+
+def test_generate_tenant_is_fast_deterministic_and_unique() -> None:
+    started = time.perf_counter()
+    data = generate_tenant(3, 100_000, 3_000, seed=5)
+    assert time.perf_counter() - started < 3.0
+    assert data == generate_tenant(3, 100_000, 3_000, seed=5)
+    users = [u for org in data["organizations"] for u in org["users"]]
+    assert len(users) == 100_000 and len({u["name"] for u in users}) == 100_000
+    assert len({u["displayName"] for u in users}) == 100_000
+    assert [len(o["users"]) for o in data["organizations"]] == [33_334, 33_333, 33_333]
+    assert users[0]["name"] == "user00001@org1.onmicrosoft.com"
+    groups = [g for org in data["organizations"] for g in org["groups"]]
+    assert len(groups) == 3_000 and len({(g["displayName"]) for g in groups}) == 3_000
+    started = time.perf_counter()
+    store = Store.from_data({"credentials": [ADMIN], **data})
+    assert time.perf_counter() - started < 5.0
+    assert len(store.organizations[2].users.items) == 33_333
+
+
+def test_generate_tenant_duplicates_only_when_asked() -> None:
+    data = generate_tenant(2, 10, 0, duplicate_display_names=3)
+    for org in data["organizations"]:
+        names = [u["displayName"] for u in org["users"]]
+        assert len(names) - len(set(names)) in (1, 2)
+    total = sum(len(o["users"]) - len({u["displayName"] for u in o["users"]}) for o in data["organizations"])
+    assert total == 3
