@@ -188,3 +188,9 @@ def test_credentials_default_to_admin_admin_when_the_data_has_none() -> None:
         assert _token(client, grant_type="password", username="admin", password="admin").status_code == 200
     with wsgi_client(Emulator(Store.from_data({"credentials": []}))) as client:
         assert _token(client, grant_type="password", username="admin", password="admin").status_code == 400
+
+
+def test_authorization_comes_before_input_checks(client: httpx.Client) -> None:
+    assert client.get("/v8/Organizations/not-a-guid/Users", params={"limit": "x"}).status_code == 401
+    assert client.put("/v8/AuditEmailSettings", content=b"{", headers={LENIENT: "1"}).status_code == 401
+    assert client.delete("/v8/AuditEmailSettings").status_code == 405  # routing comes first of all

@@ -189,3 +189,20 @@ def test_generate_tenant_duplicates_only_when_asked() -> None:
         assert len(names) - len(set(names)) in (1, 2)
     total = sum(len(o["users"]) - len({u["displayName"] for u in o["users"]}) for o in data["organizations"])
     assert total == 3
+
+
+def test_nested_mutations_do_not_wait_for_themselves(data_file: Path) -> None:
+    store = Store.open(data_file)
+    with store.mutation(), store.mutation():
+        store.update_settings("audit", {"port": 7})
+    assert Store.open(data_file).settings["audit"]["port"] == 7
+
+
+def test_a_data_file_broken_under_a_running_server_is_a_clear_500(data_file: Path) -> None:
+    with wsgi_client(Emulator(Store.open(data_file))) as client:
+        api = Api(client, "v8").login()
+        data_file.write_text("organizations: {broken", encoding="utf-8")
+        response = api.get("/AuditEmailSettings")
+        assert response.status_code == 500 and "data file cannot be used" in response.json()["message"]
+        _write(data_file, seed_data())
+        assert api.get("/AuditEmailSettings").status_code == 200

@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from vboplan.emulator import resources as res
-from vboplan.emulator.store import Store
+from vboplan.emulator.store import Store, StoreError
 from vboplan.emulator.versions import PROFILES, Profile, error_body
 from vboplan.emulator.wire import (MAX_BODY_BYTES, ApiError, ConnectionDropped, Response, is_json_content_type,
                                    parse_json, parse_query)
@@ -251,9 +251,10 @@ class Emulator:
             return self._error(version, ApiError(405, f"The requested resource does not support http method "
                                                       f"'{method}'.", plain=True, headers=[("Allow", allowed)]))
         try:
+            # Authorization runs before model binding on the real server: no token means 401, even for bad input.
+            token = None if route.anonymous else self._authenticate(environ)
             call = self._call(environ, profile, method, route, params, body)
-            if not route.anonymous:
-                call.access_token = self._authenticate(environ)
+            call.access_token = token
             if route.writes and method != "GET":
                 with self.store.mutation():
                     return handler(call)
@@ -262,6 +263,8 @@ class Emulator:
                 return handler(call)
         except ApiError as exc:
             return self._error(version, exc)
+        except StoreError as exc:  # someone broke the data file under a running server: say so, no traceback
+            return self._error(version, ApiError(500, f"The emulator's data file cannot be used: {exc}"))
         except Exception as exc:  # a bug must still answer, never hang or kill the connection
             traceback.print_exc(file=environ.get("wsgi.errors") or sys.stderr)
             return self._error(version, ApiError(500, f"An error has occurred: {type(exc).__name__}: {exc}"))

@@ -142,6 +142,7 @@ class Store:
         self.path = path
         self.lock = threading.RLock()
         self.dirty = False
+        self._locked = False
         self._stamp: tuple[int, int, int] | None = None
         self._source = source
         self._load(dict(data or {}))
@@ -373,7 +374,8 @@ class Store:
 
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
-        if self.path is None or fcntl is None:
+        # flock is per open file: a nested mutation must not take it again, it would wait for itself.
+        if self.path is None or fcntl is None or self._locked:
             yield
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -381,8 +383,10 @@ class Store:
         fd = os.open(self.path.parent, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._locked = True
             yield
         finally:
+            self._locked = False
             os.close(fd)  # closing releases the lock
 
     # -- queries and changes (callers hold the lock) -------------------------------------------------------------
