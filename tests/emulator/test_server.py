@@ -217,3 +217,13 @@ def test_generate_writes_a_seed_the_server_loads(tmp_path: Path, suffix: str) ->
     store = Store.open(out)
     assert [len(o.users.items) for o in store.organizations] == [250, 250]
     assert store.check_credentials("admin", "s3cret") == "admin"
+
+
+def test_seed_alone_is_served_in_memory_and_never_written(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(yaml.safe_dump(seed_data()), encoding="utf-8")
+    before = seed.read_text(encoding="utf-8")
+    store = Store.read(seed)
+    store.update_settings("audit", {"port": 1})
+    store.save()
+    assert store.path is None and seed.read_text(encoding="utf-8") == before

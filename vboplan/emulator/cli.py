@@ -31,7 +31,7 @@ def emulator() -> None:
 @click.option("--data", "data", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML or JSON seed file; the server writes its changes back to it.")
 @click.option("--seed", "seed", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Seed to start from when --data does not exist yet.")
+              help="Seed to start from when --data does not exist yet (alone: serve it in memory, never written).")
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a fresh self-signed certificate (its path is printed).")
 @click.option("--latency-ms", default=0.0, type=click.FloatRange(min=0), help="Delay added to every request.")
 @click.option("--fail-rate", default=0.0, type=click.FloatRange(0, 1), help="Fraction of requests answered 500.")
@@ -47,12 +47,13 @@ def serve_command(host: str, port: int, data: Path | None, seed: Path | None, tl
                   verbose: bool) -> None:
     """Serve the emulated REST API until Ctrl-C or SIGTERM."""
     try:
-        store = Store.open(data, seed) if data else (Store.open(seed) if seed else Store.from_data(None))
+        store = Store.open(data, seed) if data else (Store.read(seed) if seed else Store.from_data(None))
         app = Emulator(store, token_lifetime=token_lifetime, latency_ms=latency_ms, fail_rate=fail_rate,
                        drop_rate=drop_rate, throttle=throttle, seed=random_seed)
 
         def ready(running: RunningServer) -> None:
-            where = f"; data in {data}" if data else ""
+            where = (f"; data in {data}" if data else f"; in memory from {seed}" if seed else
+                     "; empty and in memory, log in as admin/admin")
             ca = f"; CA bundle: {running.ca_path}" if running.ca_path else ""
             click.echo(f"vboplan emulator listening on {running.url} (API {VERSIONS_SERVED}){where}{ca}", err=True)
 

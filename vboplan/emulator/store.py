@@ -155,6 +155,11 @@ class Store:
         return cls(data, path=None)
 
     @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> Store:
+        """An in-memory store seeded from a YAML/JSON file that is never written back."""
+        return cls(_read_file(Path(path)), path=None, source=str(path))
+
+    @classmethod
     def open(cls, path: str | os.PathLike[str], seed: str | os.PathLike[str] | Mapping[str, Any] | None = None
              ) -> Store:
         """A store persisted at ``path`` (YAML, or JSON when it ends in ``.json``).
