@@ -227,3 +227,10 @@ def test_seed_alone_is_served_in_memory_and_never_written(tmp_path: Path) -> Non
     store.update_settings("audit", {"port": 1})
     store.save()
     assert store.path is None and seed.read_text(encoding="utf-8") == before
+
+
+def test_head_requests_keep_the_connection_usable() -> None:
+    with start(Store.from_data(seed_data())) as server, httpx.Client(base_url=server.url) as client:
+        head = client.head("/v8/AuditEmailSettings")
+        assert head.status_code == 405 and head.content == b""
+        assert client.get("/v8/AuditEmailSettings").status_code == 401  # same connection, still in step

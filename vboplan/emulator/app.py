@@ -219,7 +219,8 @@ class Emulator:
         response = self.handle(environ)
         status, headers, payload = response.encode()
         start_response(status, headers)
-        return [payload]
+        # A HEAD answer carries the headers of the full answer but never its body (keep-alive framing).
+        return [b""] if str(environ.get("REQUEST_METHOD", "")).upper() == "HEAD" else [payload]
 
     def handle(self, environ: dict[str, Any]) -> Response:
         """Answer one request (raises :class:`ConnectionDropped` to drop the connection)."""
