@@ -223,11 +223,13 @@ def _lookup(client: VboClient, org: dict[str, Any], kind: str, names: list[str])
         return {}
     path = f"Organizations/{org['id']}/{_COLLECTION[kind]}"
     if len(names) > PAGE_THRESHOLD:
+        # Keep only the principals a declared name points at: memory stays at one page, not the directory.
+        wanted = {name.lower() for name in names}
         index: dict[str, list[dict[str, Any]]] = {}
         for raw in client.iter_pages(path):
-            principal = _principal(raw)
-            for label in {principal["name"].lower(), principal["displayName"].lower()} - {""}:
-                index.setdefault(label, []).append(principal)
+            labels = {str(raw.get("name") or "").lower(), str(raw.get("displayName") or "").lower()} & wanted
+            for label in labels:
+                index.setdefault(label, []).append(_principal(raw))
         return {name: _choose(org, kind, name, index.get(name.lower(), []), []) for name in names}
     with ThreadPoolExecutor(max_workers=min(len(names), _LOOKUP_WORKERS)) as pool:
         return dict(zip(names, pool.map(lambda name: _lookup_one(client, org, kind, path, name), names)))
