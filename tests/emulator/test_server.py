@@ -36,7 +36,9 @@ def serve_process(*args: str) -> Iterator[tuple[str, str | None, subprocess.Pope
     process = subprocess.Popen([sys.executable, "-m", "vboplan.emulator.cli", "serve", "--port", "0", *args],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()  # type: ignore[union-attr]
+    assert process.stderr is not None
+    stderr = process.stderr
+    threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True).start()
     try:
         deadline = time.monotonic() + 30
         while True:

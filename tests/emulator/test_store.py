@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from vboplan.emulator import Emulator, Store, StoreError, generate_tenant
-from vboplan.emulator.store import _derived_uuid, _json_text, _yaml_text, password_hash
+from vboplan.emulator.store import _json_text, _yaml_text, derived_uuid, password_hash
 
 from .helpers import ADMIN, Api, seed_data, wsgi_client
 
@@ -161,7 +161,7 @@ def test_writers_round_trip_awkward_strings() -> None:
 def test_fast_uuid5_matches_the_standard_library() -> None:
     from vboplan.emulator.store import _NAMESPACE
     for parts in (("a",), ("users", "org", "jane@contoso.com"), ("ünï", "ø")):
-        assert _derived_uuid(*parts) == str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+        assert derived_uuid(*parts) == str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
 
 
 def test_generate_tenant_is_fast_deterministic_and_unique() -> None:

@@ -10,9 +10,11 @@ status codes and body shapes per version, and fault injection for testing client
   logging in. Use :meth:`Emulator.fail_next` to fail the token endpoint on purpose.
 * A dropped connection reaches an httpx client as ``httpx.RemoteProtocolError``: over a socket the server closes
   the connection; in process (``httpx.WSGITransport``) the app raises :class:`ConnectionDropped`, a subclass of it.
-* ``fail_on(method, path) -> int | None`` is consulted on every request (path as sent, e.g. ``/v8/AuditEmailSettings``);
-  a status it returns is answered instead, ``0`` (:data:`DROP`) drops the connection. :meth:`fail_next` is the
-  simple way: ``emulator.fail_next("PUT", r"/AuditEmailSettings$", status=500, after=1)`` fails the second PUT.
+* ``fail_on(method, path) -> int | None`` is consulted on every request (path as sent, e.g.
+  ``/v8/AuditEmailSettings``); a status it returns is answered instead, ``0`` (:data:`DROP`) drops the
+  connection. :meth:`Emulator.fail_next` is the simple way:
+  ``emulator.fail_next("PUT", r"/AuditEmailSettings$", status=500, after=1)`` fails the second PUT.
+* :meth:`Emulator.expire_tokens` makes every access token issued so far expire at once.
 * ``throttle=True`` limits ``POST /vN/token`` per client address to 1/s, 5/min and 1500/h (429), like the real
   server's WebApiThrottle defaults; the real server exempts localhost, the switch applies to every caller.
 * ``token_lifetime`` (seconds) and an injectable ``clock`` make token expiry testable without sleeping; ``seed``
@@ -171,7 +173,8 @@ class Emulator:
     """The emulated VBO REST API as a WSGI application (see the module docstring for faults, tokens and stats)."""
 
     def __init__(self, store: Store, *, token_lifetime: int = 3600, latency_ms: float = 0.0, fail_rate: float = 0.0,
-                 drop_rate: float = 0.0, throttle: bool = False, fail_on: Callable[[str, str], int | None] | None = None,
+                 drop_rate: float = 0.0, throttle: bool = False,
+                 fail_on: Callable[[str, str], int | None] | None = None,
                  clock: Callable[[], float] = time.time, seed: int | None = None,
                  refresh_token_lifetime: int = REFRESH_TOKEN_LIFETIME) -> None:
         self.store = store

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from vboplan.emulator.store import (PASSWORD_HASH_KEY, SETTINGS_COMPONENTS, Organization, Store, _derived_uuid)
+from vboplan.emulator.store import PASSWORD_HASH_KEY, SETTINGS_COMPONENTS, Organization, Store, derived_uuid
 from vboplan.emulator.versions import SERVER_BUILD, Profile, fields, shape
 from vboplan.emulator.wire import ApiError, Response, is_json_content_type, parse_json
 from vboplan.schema import SchemaError, bind, component, operation
@@ -210,7 +210,7 @@ def organization_view(call: Call, org: Organization) -> dict[str, Any]:
         "id": org.id, "name": org.name, "officeName": org.name, "type": "Office365", "region": "Worldwide",
         "isBackedup": False, "firstBackuptime": None, "lastBackuptime": None, "isExchangeOnline": True,
         "isSharePointOnline": True, "isTeamsOnline": True, "isTeamsChatsOnline": False,
-        "msid": _derived_uuid("organization-msid", org.id), "backedUpOrganizationId": None,
+        "msid": derived_uuid("organization-msid", org.id), "backedUpOrganizationId": None,
     }
     values.update(org.extra)
     values["_links"] = {name: {"href": call.href(base + suffix)} for name, suffix in (
@@ -344,7 +344,7 @@ def list_directory(call: Call, kind: str) -> Response:
     matches = _select(org, kind, call.query)
     filters = {k: _query_text(v) for k, v in call.query.items() if k not in ("offset", "limit", "setId")}
     # The same query gets the same set id; a client that passes one back gets it echoed.
-    set_id = call.query.get("setId") or _derived_uuid("set", org.id, kind, repr(sorted(filters.items())))
+    set_id = call.query.get("setId") or derived_uuid("set", org.id, kind, repr(sorted(filters.items())))
     route = {"users": "Users", "groups": "Groups", "sites": "Sites", "teams": "Teams"}[kind]
     keep = {**filters, "setId": set_id}
     body = {"offset": offset, "limit": limit, "setId": set_id,

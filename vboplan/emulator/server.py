@@ -298,7 +298,8 @@ def start(app: Emulator | Store | Mapping[str, Any] | None = None, *, host: str 
 def serve(app: Emulator | Store | Mapping[str, Any] | None = None, *, host: str = "127.0.0.1", port: int = 4443,
           tls: bool = False, verbose: bool = False, on_ready: Callable[[RunningServer], None] | None = None,
           **options: Any) -> None:
-    """Serve ``app`` (as for :func:`start`) in this thread until interrupted; ``on_ready`` is called once listening."""
+    """Serve ``app`` (as for :func:`start`) in this thread until interrupted; ``on_ready`` is called once
+    listening."""
     running = _bind(_emulator(app, options), host, port, tls, verbose)
     try:
         if on_ready is not None:

@@ -71,7 +71,7 @@ def password_hash(password: str) -> str:
     return hashlib.sha256(password.encode("utf-8")).hexdigest()
 
 
-def _derived_uuid(*parts: str) -> str:
+def derived_uuid(*parts: str) -> str:
     """``str(uuid.uuid5(_NAMESPACE, ...))`` of the parts, computed directly (3x faster on 100,000 users)."""
     digest = bytearray(hashlib.sha1(_NAMESPACE.bytes + "\x1f".join(parts).encode("utf-8")).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
@@ -190,7 +190,7 @@ class Store:
         if unknown:
             raise StoreError(f"{where}: unknown key {unknown[0]!r} (expected one of {', '.join(sorted(known))})")
         self.installation_id = str(data.get("installation_id") or
-                                   _derived_uuid("installation", str(self.path.resolve()) if self.path else where))
+                                   derived_uuid("installation", str(self.path.resolve()) if self.path else where))
         self.credentials = self._load_credentials(data.get("credentials", DEFAULT_CREDENTIALS), where)
         self.organizations: list[Organization] = []
         self._org_by_id: dict[str, Organization] = {}
@@ -227,7 +227,7 @@ class Store:
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
             raise StoreError(f"{where}: an organization needs a name")
         name = raw["name"]
-        org_id = str(raw.get("id") or _derived_uuid("organization", name.lower())).lower()
+        org_id = str(raw.get("id") or derived_uuid("organization", name.lower())).lower()
         try:
             uuid.UUID(org_id)
         except ValueError:
@@ -268,7 +268,7 @@ class Store:
         seen[key] += 1
         if "id" in item and ("msid" in item or kind in ("sites", "teams")):
             return item
-        object_id = _derived_uuid(kind, org_id, key if seen[key] == 1 else f"{key}#{seen[key]}")
+        object_id = derived_uuid(kind, org_id, key if seen[key] == 1 else f"{key}#{seen[key]}")
         if "id" not in item:
             item["id"] = f"{object_id}{_NO_ON_PREMISES_ID}" if kind in ("users", "groups") else object_id
         if kind in ("users", "groups"):
@@ -447,7 +447,7 @@ class Store:
 
 def audit_item_id(org_id: str, principal_id: str) -> str:
     """The server-assigned id of the audit item for a principal: a GUID followed by the principal id (NOTES §4)."""
-    return _derived_uuid("audit", org_id, principal_id) + principal_id
+    return derived_uuid("audit", org_id, principal_id) + principal_id
 
 
 def settings_schema(kind: str) -> dict[str, Any]:

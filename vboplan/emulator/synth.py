@@ -6,7 +6,8 @@ import random
 from typing import Any
 
 _FIRST = ("Adele", "Alex", "Allan", "Bianca", "Christie", "Debra", "Diego", "Emily", "Enrico", "Grady", "Henrietta",
-          "Irvin", "Isaiah", "Johanna", "Joni", "Lee", "Lidia", "Lynne", "Megan", "Miriam", "Nestor", "Patti", "Pradeep",
+          "Irvin", "Isaiah", "Johanna", "Joni", "Lee", "Lidia", "Lynne", "Megan", "Miriam", "Nestor", "Patti",
+          "Pradeep",
           "Raul", "Sofia", "Tomas", "Uma", "Vera", "Wanda", "Yusuf")
 _LAST = ("Vance", "Wilber", "Deyoung", "Pires", "Cline", "Berg", "Siciliani", "Braun", "Mondadori", "Archie",
          "Gonzalez", "Sellers", "Henderson", "Lauer", "Sherman", "Gu", "Holloway", "Robbins", "Bowen", "Hooper",

@@ -1,4 +1,5 @@
-"""What differs between the API versions the emulator serves, as data, and how responses are cut to a version's schema.
+"""What differs between the API versions the emulator serves, as data, and how responses are cut to a version's
+schema.
 
 Every per-version difference the handlers need lives in :data:`PROFILES`; handlers never test ``version == "v8"``.
 Response objects are built once with every field the emulator knows and then passed through :func:`shape`, which
