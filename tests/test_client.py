@@ -1,0 +1,94 @@
+"""The API client against the emulator: token reuse and renewal, retries only where they are safe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from conftest import API_SECRET, SEED
+from vboplan.api.client import VboClient
+from vboplan.emulator import Emulator, Store
+from vboplan.errors import ApiError
+from vboplan.project import Environment
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    return Emulator(Store.from_data(SEED))
+
+
+def _client(emulator: Emulator, version: str = "v8") -> VboClient:
+    env = Environment(name="t", server="emulator:t", api_version=version)
+    return VboClient(env, "admin", API_SECRET, transport=httpx.WSGITransport(app=emulator), backoff=0.01)
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[VboClient]:
+    with _client(emulator) as vbo:
+        yield vbo
+
+
+def _count(emulator: Emulator, suffix: str, method: str = "") -> int:
+    return sum(n for key, n in emulator.stats.items() if key.endswith(suffix) and key.startswith(method))
+
+
+def test_one_login_for_many_requests(client: VboClient, emulator: Emulator) -> None:
+    for _ in range(5):
+        client.get_settings("AuditEmailSettings")
+    assert _count(emulator, "/token") == 1
+
+
+def test_expired_token_mid_run_is_renewed_once(client: VboClient, emulator: Emulator) -> None:
+    client.get_settings("AuditEmailSettings")
+    emulator.expire_tokens()
+    assert client.get_settings("AuditEmailSettings")["smtpServer"] == "old.smtp.local"
+    assert _count(emulator, "/token") == 2  # the refresh grant, not a new password login per request
+    client.get_settings("VboEmailSettings")
+    assert _count(emulator, "/token") == 2
+
+
+def test_get_is_retried_after_a_server_error(client: VboClient, emulator: Emulator) -> None:
+    emulator.fail_next("GET", r"/AuditEmailSettings$", status=500)
+    assert client.get_settings("AuditEmailSettings")["port"] == 25
+    assert _count(emulator, "/AuditEmailSettings", "GET") == 2
+
+
+def test_get_is_retried_after_a_dropped_connection(client: VboClient, emulator: Emulator) -> None:
+    emulator.drop_next("GET", r"/Organizations$")
+    assert len(client.organizations()) == 2
+
+
+def test_post_is_never_retried(client: VboClient, emulator: Emulator) -> None:
+    org = next(o for o in client.organizations() if o["name"] == "contoso.onmicrosoft.com")
+    user = client.first_page(f"Organizations/{org['id']}/Users", {"userName": "jane@contoso.com"})[0]
+    emulator.fail_next("POST", r"/AuditItems$", status=500)
+    with pytest.raises(ApiError, match="HTTP 500"):
+        client.add_audit_items(org["id"], [{"type": "User", "user": user}])
+    assert _count(emulator, "/AuditItems", "POST") == 1
+    emulator.drop_next("POST", r"/AuditItems$")
+    with pytest.raises(ApiError):
+        client.add_audit_items(org["id"], [{"type": "User", "user": user}])
+    assert _count(emulator, "/AuditItems", "POST") == 2
+    assert client.audit_items(org["id"]) == []
+
+
+def test_persistent_errors_are_reported_with_the_servers_message(client: VboClient, emulator: Emulator) -> None:
+    with pytest.raises(ApiError, match="HTTP 404"):
+        client.audit_items("00000000-0000-0000-0000-000000000000")
+
+
+@pytest.mark.parametrize("version", ["v5", "v6", "v7", "v8"])
+def test_organizations_array_or_page(emulator: Emulator, version: str) -> None:
+    with _client(emulator, version) as vbo:
+        names = sorted(o["name"] for o in vbo.organizations())
+    assert names == ["contoso.onmicrosoft.com", "fabrikam.onmicrosoft.com"]
+    assert _count(emulator, "/Organizations") == 1
+
+
+def test_paging_follows_offsets(client: VboClient, emulator: Emulator) -> None:
+    org = next(o for o in client.organizations() if o["name"] == "contoso.onmicrosoft.com")
+    users = list(client.iter_pages(f"Organizations/{org['id']}/Users", limit=2))
+    assert len(users) == 5 and len({u["id"] for u in users}) == 5
+    assert _count(emulator, "/Users") == 3
