@@ -26,6 +26,8 @@ SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "vbo-api"
 VERSIONS = ("v5", "v6", "v7", "v8")
 LENIENT = "X-Test-Lenient"  # a request carrying this header is not checked (tests of bad or lenient input)
 ADMIN = {"username": "vbo-admin", "password": "Adm1n-pass"}
+# Write-only values the tests send; no response may ever contain one (checked on every response).
+SECRETS = ("Sm7p-Secret!", "over-the-wire-secret", "Pa55-word-over-the-API", "Rotated-Secret-2", "seeded-Secret")
 
 # The token endpoint is OWIN's OAuth server: its errors are RFC 6749 bodies (NOTES §2), not RESTExceptionInfo.
 OAUTH_ERROR = {"type": "object", "required": ["error"], "additionalProperties": False,
@@ -144,6 +146,8 @@ def check_response(response: httpx.Response) -> None:
     doc_version, template, op = find_operation(version or "v8", method, path)
     what = f"{status} answer to {method} {path}"
     body = response.content
+    leaked = [secret for secret in SECRETS if secret.encode() in body]
+    assert not leaked, f"{what}: a write-only value came back: {leaked}"
     if body:
         assert response.headers.get("content-type") == "application/json; charset=utf-8", (
             f"{what}: content type {response.headers.get('content-type')!r}")

@@ -194,3 +194,10 @@ def test_authorization_comes_before_input_checks(client: httpx.Client) -> None:
     assert client.get("/v8/Organizations/not-a-guid/Users", params={"limit": "x"}).status_code == 401
     assert client.put("/v8/AuditEmailSettings", content=b"{", headers={LENIENT: "1"}).status_code == 401
     assert client.delete("/v8/AuditEmailSettings").status_code == 405  # routing comes first of all
+
+
+def test_expire_tokens_helper(emulator: Emulator, client: httpx.Client) -> None:
+    api = Api(client, "v8").login()
+    emulator.expire_tokens()
+    assert api.get("/ServiceInstance").status_code == 401
+    assert _token(client, grant_type="refresh_token", refresh_token=api.refresh_token).status_code == 200

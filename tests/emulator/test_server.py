@@ -24,10 +24,10 @@ from click.testing import CliRunner
 from vboplan.emulator import Store, start
 from vboplan.emulator.cli import emulator as emulator_cli
 
-from .helpers import ADMIN, Api, seed_data, validated_client
+from .helpers import ADMIN, SECRETS, Api, seed_data, validated_client
 
 REPO = Path(__file__).resolve().parents[2]
-SMTP_PASSWORD = "over-the-wire-secret"
+SMTP_PASSWORD = SECRETS[1]
 
 
 @contextmanager

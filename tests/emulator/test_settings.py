@@ -7,12 +7,12 @@ import pytest
 from vboplan.emulator import Store
 from vboplan.emulator.store import password_hash
 
-from .helpers import Api
+from .helpers import SECRETS, Api
 
 PUT_STATUS = {"v5": 200, "v6": 200, "v7": 200, "v8": 204}
 RESOURCES = {"audit": "/AuditEmailSettings", "job": "/VboEmailSettings"}
 SMTP = {"enableNotification": True, "smtpServer": "smtp.contoso.com", "port": 587, "useAuthentication": True,
-        "username": "svc-mail", "userPassword": "Sm7p-Secret!", "useSSL": True, "from": "vbo@contoso.com",
+        "username": "svc-mail", "userPassword": SECRETS[0], "useSSL": True, "from": "vbo@contoso.com",
         "to": "security@contoso.com;soc@contoso.com",
         "subject": "[Audit] %OrganizationName% - %DisplayName% - %Action%"}
 
@@ -71,8 +71,8 @@ def test_put_is_partial_and_null_keeps_the_value(api: Api, kind: str, store: Sto
     body = api.get(RESOURCES[kind]).json()
     assert body["port"] == 25 and body["smtpServer"] == SMTP["smtpServer"] and body["useSSL"] is True
     assert store.settings[kind]["userPasswordSha256"] == password_hash(SMTP["userPassword"])  # omitted: kept
-    api.put(RESOURCES[kind], json={"userPassword": "rotated"})
-    assert store.settings[kind]["userPasswordSha256"] == password_hash("rotated")
+    api.put(RESOURCES[kind], json={"userPassword": SECRETS[3]})
+    assert store.settings[kind]["userPasswordSha256"] == password_hash(SECRETS[3])
 
 
 def test_job_settings_have_their_notify_fields(api: Api) -> None:

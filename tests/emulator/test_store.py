@@ -15,9 +15,9 @@ import yaml
 from vboplan.emulator import Emulator, Store, StoreError, generate_tenant
 from vboplan.emulator.store import _json_text, _yaml_text, derived_uuid, password_hash
 
-from .helpers import ADMIN, Api, seed_data, wsgi_client
+from .helpers import ADMIN, SECRETS, Api, seed_data, wsgi_client
 
-SECRET = "Pa55-word-over-the-API"
+SECRET = SECRETS[2]
 
 
 def _write(path: Path, data: dict) -> Path:
@@ -103,13 +103,13 @@ def test_ids_are_derived_from_names_and_written_ones_win(tmp_path: Path) -> None
 def test_seeded_audit_items_and_settings(tmp_path: Path) -> None:
     data = seed_data()
     data["organizations"][0]["audit_items"] = [{"user": "ceo@contoso.com"}, {"group": "HR Department"}]
-    data["audit_email_settings"] = {"enableNotification": "true", "port": "25", "userPassword": "seeded",
+    data["audit_email_settings"] = {"enableNotification": "true", "port": "25", "userPassword": SECRETS[4],
                                     "authenticationType": "customsmtp"}
     store = Store.from_data(data)
     assert [i["type"] for i in store.organizations[0].audit_items] == ["User", "Group"]
     assert store.settings["audit"] == {"enableNotification": True, "port": 25, "authenticationType": "CustomSmtp",
-                                       "userPasswordSha256": password_hash("seeded")}
-    assert "seeded" not in json.dumps(store.to_data())
+                                       "userPasswordSha256": password_hash(SECRETS[4])}
+    assert SECRETS[4] not in json.dumps(store.to_data())
 
 
 @pytest.mark.parametrize("data, fragment", [

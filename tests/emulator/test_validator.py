@@ -56,6 +56,12 @@ def test_conforming_responses_pass(method: str, path: str, status: int, body: ob
     check_response(_response(method, path, status, body))
 
 
+def test_a_secret_in_any_answer_fails() -> None:
+    from .helpers import SECRETS
+    with pytest.raises(AssertionError, match="write-only"):
+        check_response(_response("GET", "/v8/AuditEmailSettings", 200, {"username": SECRETS[0]}))
+
+
 def test_error_answers_need_json_with_charset() -> None:
     with pytest.raises(AssertionError):
         check_response(_response("GET", "/v8/AuditEmailSettings", 500, {"message": "x"},
