@@ -254,7 +254,9 @@ def _bind(emulator: Emulator, host: str, port: int, tls: bool, verbose: bool) ->
     tmpdir = None
     if tls:
         tmpdir = tempfile.mkdtemp(prefix="vboplan-emulator-tls-")
-        cert_path, key_path = make_certificate(tmpdir, [host])
+        # Listening everywhere: clients may also come by this machine's name.
+        names = [host, socket.gethostname()] if host in ("", "0.0.0.0", "::") else [host]
+        cert_path, key_path = make_certificate(tmpdir, names)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert_path, key_path)
     try:
