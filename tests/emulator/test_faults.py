@@ -164,3 +164,13 @@ def test_concurrent_writers_lose_nothing(emulator: Emulator, store) -> None:
     for thread in threads:
         thread.join()
     assert len(store.organizations[1].audit_items) == 40
+
+
+def test_a_raising_fail_hook_is_a_500_not_a_dead_connection(make_emulator, capsys) -> None:
+    def hook(method: str, path: str) -> int | None:
+        raise RuntimeError("hook bug")
+
+    with wsgi_client(make_emulator(fail_on=hook)) as client:
+        response = client.get("/v8/ServiceInstance")
+    assert response.status_code == 500 and "hook bug" in response.json()["message"]
+    assert "RuntimeError" in capsys.readouterr().err

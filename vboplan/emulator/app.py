@@ -220,13 +220,26 @@ class Emulator:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         response = self.handle(environ)
-        status, headers, payload = response.encode()
+        try:
+            status, headers, payload = response.encode()
+        except Exception:  # an unencodable body is a bug: answer it like one
+            traceback.print_exc(file=environ.get("wsgi.errors") or sys.stderr)
+            status, headers, payload = Response(500, {"message": "An error has occurred."}).encode()
         start_response(status, headers)
         # A HEAD answer carries the headers of the full answer but never its body (keep-alive framing).
         return [b""] if str(environ.get("REQUEST_METHOD", "")).upper() == "HEAD" else [payload]
 
     def handle(self, environ: dict[str, Any]) -> Response:
         """Answer one request (raises :class:`ConnectionDropped` to drop the connection)."""
+        try:
+            return self._handle(environ)
+        except ConnectionDropped:
+            raise
+        except Exception as exc:  # a bug, or a fail_on hook that raised: still an answer, never a dead connection
+            traceback.print_exc(file=environ.get("wsgi.errors") or sys.stderr)
+            return self._error(None, ApiError(500, f"An error has occurred: {type(exc).__name__}: {exc}"))
+
+    def _handle(self, environ: dict[str, Any]) -> Response:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         path = str(environ.get("PATH_INFO", "") or "/")
         try:
