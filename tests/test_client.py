@@ -92,3 +92,11 @@ def test_paging_follows_offsets(client: VboClient, emulator: Emulator) -> None:
     users = list(client.iter_pages(f"Organizations/{org['id']}/Users", limit=2))
     assert len(users) == 5 and len({u["id"] for u in users}) == 5
     assert _count(emulator, "/Users") == 3
+
+
+def test_version_the_server_does_not_serve() -> None:
+    vbo8 = Emulator(Store.from_data(SEED), versions=["v6", "v7", "v8"])
+    with _client(vbo8, "v5") as vbo, pytest.raises(ApiError, match="does not serve API v5"):
+        vbo.get_settings("AuditEmailSettings")
+    with _client(vbo8, "v6") as vbo:
+        assert vbo.get_settings("AuditEmailSettings")["port"] == 25

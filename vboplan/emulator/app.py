@@ -176,8 +176,13 @@ class Emulator:
                  drop_rate: float = 0.0, throttle: bool = False,
                  fail_on: Callable[[str, str], int | None] | None = None,
                  clock: Callable[[], float] = time.time, seed: int | None = None,
-                 refresh_token_lifetime: int = REFRESH_TOKEN_LIFETIME) -> None:
+                 refresh_token_lifetime: int = REFRESH_TOKEN_LIFETIME, versions: Iterable[str] | None = None) -> None:
         self.store = store
+        # A real server serves some versions only (VBO 8: v6-v8); the others answer 404 like an unknown path.
+        self.versions = tuple(v.lower() for v in (versions or PROFILES))
+        unknown = set(self.versions) - set(PROFILES)
+        if unknown:
+            raise ValueError(f"unknown API version {sorted(unknown)[0]} (known: {', '.join(PROFILES)})")
         self.token_lifetime = token_lifetime
         self.refresh_token_lifetime = refresh_token_lifetime
         self.latency_ms = latency_ms
@@ -249,14 +254,14 @@ class Emulator:
         match = _VERSION_PATH.fullmatch(path)
         version = match.group(1).lower() if match else None
         rest = (match.group(2) or "") if match else ""
-        route, params = self._match(version, rest) if version in PROFILES else (None, {})
+        route, params = self._match(version, rest) if version in self.versions else (None, {})
         self.stats.record(f"{method} /{version}{route.template}" if route else f"{method} {path}")
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000.0)  # outside every lock, so concurrent requests overlap
         fault = self._fault(method, path, route)
         if fault == DROP:
             raise ConnectionDropped()
-        profile = PROFILES.get(version or "")
+        profile = PROFILES.get(version or "") if version in self.versions else None
         if fault is not None:
             return self._error(version, ApiError(fault, "An error has occurred. (emulated server fault)"))
         if profile is None or route is None:

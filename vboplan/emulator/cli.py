@@ -13,9 +13,10 @@ import click
 import yaml
 
 from vboplan.emulator.app import Emulator
-from vboplan.emulator.server import VERSIONS_SERVED, RunningServer, serve
+from vboplan.emulator.server import RunningServer, serve
 from vboplan.emulator.store import Store
 from vboplan.emulator.synth import generate_tenant
+from vboplan.emulator.versions import PROFILES
 from vboplan.errors import VboplanError
 
 
@@ -41,21 +42,28 @@ def emulator() -> None:
               help="Access token lifetime in seconds.")
 @click.option("--throttle", is_flag=True, help="Limit the token endpoint to 1/s, 5/min, 1500/h per client (429).")
 @click.option("--random-seed", type=int, default=None, help="Seed for --fail-rate/--drop-rate (reproducible runs).")
+@click.option("--versions", default=",".join(PROFILES), show_default=True,
+              help="API versions to serve, comma-separated (a VBO 8 server serves v6,v7,v8).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
 def serve_command(host: str, port: int, data: Path | None, seed: Path | None, tls: bool, latency_ms: float,
                   fail_rate: float, drop_rate: float, token_lifetime: int, throttle: bool, random_seed: int | None,
-                  verbose: bool) -> None:
+                  versions: str, verbose: bool) -> None:
     """Serve the emulated REST API until Ctrl-C or SIGTERM."""
     try:
+        served = [v.strip().lower() for v in versions.split(",") if v.strip()]
+        unknown = sorted(set(served) - set(PROFILES))
+        if unknown or not served:
+            raise click.BadParameter(f"unknown version {unknown[0] if unknown else '(none)'}; "
+                                     f"choose from {', '.join(PROFILES)}", param_hint="--versions")
         store = Store.open(data, seed) if data else (Store.read(seed) if seed else Store.from_data(None))
         app = Emulator(store, token_lifetime=token_lifetime, latency_ms=latency_ms, fail_rate=fail_rate,
-                       drop_rate=drop_rate, throttle=throttle, seed=random_seed)
+                       drop_rate=drop_rate, throttle=throttle, seed=random_seed, versions=served)
 
         def ready(running: RunningServer) -> None:
             where = (f"; data in {data}" if data else f"; in memory from {seed}" if seed else
                      "; empty and in memory, log in as admin/admin")
             ca = f"; CA bundle: {running.ca_path}" if running.ca_path else ""
-            click.echo(f"vboplan emulator listening on {running.url} (API {VERSIONS_SERVED}){where}{ca}", err=True)
+            click.echo(f"vboplan emulator listening on {running.url} (API {', '.join(app.versions)}){where}{ca}", err=True)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             raise KeyboardInterrupt
