@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import SMTP_SECRET, ProjectDir, assert_no_secret, assert_one_clean_error
 
 

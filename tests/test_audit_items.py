@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import ProjectDir, assert_one_clean_error
 
 AUDIT_ITEMS = """\

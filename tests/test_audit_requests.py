@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import API_SECRET, ProjectDir
 
 ORG = "org1.onmicrosoft.com"

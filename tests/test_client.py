@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from conftest import API_SECRET, SEED
+
 from vboplan.api.client import VboClient
 from vboplan.emulator import Emulator, Store
 from vboplan.errors import ApiError

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 
 import pytest
-
 from conftest import AUDIT_TEMPLATE, ProjectDir, assert_one_clean_error
 
 

@@ -221,9 +221,10 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
                 return False
             return True
 
-        report = applying.apply_env(project, env, confirm, show_plan)
-        if report is None:
+        interactive = applying.apply_env(project, env, confirm, show_plan)
+        if interactive is None:
             return
+        report = interactive
     else:
         raise core.VboplanError("give a PLANFILE to apply, or --env NAME")
     _echo_report(report)

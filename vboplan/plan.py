@@ -46,7 +46,7 @@ class Plan:
             return "No changes. The server matches the templates."
         counts = self.counts()
         verbs = {"plan": ("to create", "to update", "to delete"), "done": ("created", "updated", "deleted")}[tense]
-        parts = [f"{counts[action]} {verb}" for action, verb in zip(ACTIONS, verbs)]
+        parts = [f"{counts[action]} {verb}" for action, verb in zip(ACTIONS, verbs, strict=True)]
         return f"Plan: {', '.join(parts)}."
 
     def change(self, change_id: str) -> Change:

@@ -40,7 +40,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
         try:
             hash(key)
         except TypeError:
-            raise ProjectError(f"{loader.source}:{key_node.start_mark.line + 1}: a mapping key must be a plain value")
+            raise ProjectError(f"{loader.source}:{key_node.start_mark.line + 1}: a mapping key must be a plain value") \
+                from None
         if key in mapping:
             raise ProjectError(f"{loader.source}:{key_node.start_mark.line + 1}: '{key}' is given twice")
         mapping[key] = loader.construct_object(value_node, deep=True)

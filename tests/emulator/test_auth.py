@@ -10,8 +10,9 @@ from datetime import datetime
 import httpx
 import pytest
 
-from .helpers import ADMIN, LENIENT, VERSIONS, Api, FakeClock, wsgi_client
 from vboplan.emulator import Emulator
+
+from .helpers import ADMIN, LENIENT, VERSIONS, Api, FakeClock, wsgi_client
 
 
 def _token(client: httpx.Client, version: str = "v8", **fields: str) -> httpx.Response:

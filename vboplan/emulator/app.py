@@ -50,8 +50,15 @@ from urllib.parse import parse_qsl
 from vboplan.emulator import resources as res
 from vboplan.emulator.store import Store, StoreError
 from vboplan.emulator.versions import PROFILES, Profile, error_body
-from vboplan.emulator.wire import (MAX_BODY_BYTES, ApiError, ConnectionDropped, Response, is_json_content_type,
-                                   parse_json, parse_query)
+from vboplan.emulator.wire import (
+    MAX_BODY_BYTES,
+    ApiError,
+    ConnectionDropped,
+    Response,
+    is_json_content_type,
+    parse_json,
+    parse_query,
+)
 from vboplan.schema import SchemaError, bind, operation
 
 DROP = 0  # a fail hook returning this closes the connection instead of answering
@@ -93,7 +100,7 @@ def _routes(profile: Profile) -> list[Route]:
         _route("/Organizations/{organizationId}/Sites", {"GET": partial(res.list_directory, kind="sites")}),
         _route("/Organizations/{organizationId}/Teams", {"GET": partial(res.list_directory, kind="teams")}),
     ]
-    audit_items = {"GET": res.list_audit_items, "POST": res.add_audit_items}
+    audit_items: dict[str, Handler] = {"GET": res.list_audit_items, "POST": res.add_audit_items}
     if profile.audit_remove_path == "action":
         audit_items["DELETE"] = res.delete_audit_items  # v5's other documented removal form (NOTES §4)
         routes.append(_route("/Organizations/{organizationId}/AuditItems/action", {"POST": res.audit_items_action},
@@ -308,7 +315,8 @@ class Emulator:
         query: dict[str, Any] = {}
         for parameter in op.get("parameters", []):
             name, where, schema = parameter["name"], parameter.get("in"), parameter.get("schema", {})
-            raw = params.get(name) if where == "path" else (raw_query.get(name.lower()) or [None])[0]
+            values = raw_query.get(name.lower()) or []
+            raw: str | None = params.get(name) if where == "path" else (values[0] if values else None)
             if raw is None or (raw == "" and where == "query"):
                 continue  # an empty query value binds as absent, the method's default applies
             value = _bind_parameter(profile.name, name, schema, raw)
@@ -426,7 +434,7 @@ class Emulator:
         now = self.clock()
         with self._lock:
             # Fixed windows counting every attempt, as WebApiThrottle does: hammering keeps a client blocked.
-            for period, limit, label in THROTTLE_LIMITS:
+            for period, _limit, _label in THROTTLE_LIMITS:
                 window = self._windows.setdefault((client, period), [now, 0])
                 if now - window[0] >= period:
                     window[0], window[1] = now, 0

@@ -96,7 +96,7 @@ def request_schema(version: str, method: str, template: str) -> dict[str, Any]:
     """The documented JSON request schema of an operation (``{}`` when it documents none)."""
     op = operation(version, method, f"/{version}{template}") or {}
     content = (op.get("requestBody") or {}).get("content", {})
-    media = content.get("application/json") or next(iter(content.values()), {})
+    media: dict[str, Any] = content.get("application/json") or next(iter(content.values()), {})
     return media.get("schema", {})
 
 

@@ -106,11 +106,13 @@ class _RequestHandler(WSGIRequestHandler):
             return
         # Reading the whole body here keeps the connection usable whatever the app reads of it.
         body = self.rfile.read(length) if length else b""
-        handler = _ServerHandler(io.BytesIO(body), self.wfile, self.get_stderr(), self.get_environ(),
-                                 multithread=True)
+        handler = _ServerHandler(io.BytesIO(body), self.wfile,  # type: ignore[arg-type]
+                                 self.get_stderr(), self.get_environ(), multithread=True)
         handler.http_version = "1.1"
         handler.request_handler = self  # type: ignore[attr-defined]
-        handler.run(self.server.get_app())
+        app = self.server.get_app()
+        assert app is not None
+        handler.run(app)
         if handler.dropped:
             self.close_connection = True
             return

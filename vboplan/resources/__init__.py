@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import ResourceKind, Write
 from .audit_items import AuditItemsKind
+from .base import ResourceKind, Write
 from .settings import SettingsKind
 
 KINDS: dict[str, ResourceKind] = {

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..api.client import VboClient
@@ -18,6 +19,7 @@ from ..changes import Change, Drift
 from ..errors import ProjectError, RenderError
 from ..schema import nearest
 from ..sensitive import Sensitive
+from ..yamlfile import Located
 from .base import Write
 
 PRINCIPALS = {"users": "User", "groups": "Group"}
@@ -60,7 +62,7 @@ class AuditItemsKind:
                 raise RenderError(f"{where(org)}: audit_items[{org_name!r}] must be a mapping with users and groups")
             entry: dict[str, list[str]] = {"users": [], "groups": []}
             for key, names in spec.items():
-                line = getattr(spec, "where", lambda k: where(org))(key)
+                line = spec.where(key) if isinstance(spec, Located) else where(org)
                 if str(key).lower() in ("sites", "teams", "site", "team"):
                     raise RenderError(f"{line}: audit_items[{org_name!r}].{key}: Veeam audits users and groups only; "
                                       "audit the team's or site's group instead (under groups)")
@@ -162,12 +164,12 @@ class AuditItemsKind:
                         for c in creates]
                 writes.append(Write(f"POST /{client.version}/Organizations/{org_id}/AuditItems "
                                     f"({len(creates)} to add in {org})", creates,
-                                    lambda org_id=org_id, body=body: client.add_audit_items(org_id, body)))
+                                    partial(client.add_audit_items, org_id, body)))
             if deletes:
                 org_id = deletes[0].detail["orgId"]
                 ids = [c.detail["itemId"] for c in deletes]
                 writes.append(Write(f"remove {len(deletes)} audit items of {org}", deletes,
-                                    lambda org_id=org_id, ids=ids: client.remove_audit_items(org_id, ids)))
+                                    partial(client.remove_audit_items, org_id, ids)))
         return writes
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
@@ -232,7 +234,7 @@ def _lookup(client: VboClient, org: dict[str, Any], kind: str, names: list[str])
                 index.setdefault(label, []).append(_principal(raw))
         return {name: _choose(org, kind, name, index.get(name.lower(), []), []) for name in names}
     with ThreadPoolExecutor(max_workers=min(len(names), _LOOKUP_WORKERS)) as pool:
-        return dict(zip(names, pool.map(lambda name: _lookup_one(client, org, kind, path, name), names)))
+        return dict(zip(names, pool.map(lambda name: _lookup_one(client, org, kind, path, name), names), strict=True))
 
 
 def _lookup_one(client: VboClient, org: dict[str, Any], kind: str, path: str, name: str) -> dict[str, Any]:

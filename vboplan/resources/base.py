@@ -23,7 +23,9 @@ class Write:
 class ResourceKind(Protocol):
     """A kind of settings vboplan manages. Adding one is a module implementing this and a line in the registry."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The resource's key in templates and the first part of its addresses."""
 
     def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> Any:
         """Check what a template rendered against the API version's schema and return canonical desired values.
