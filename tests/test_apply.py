@@ -141,9 +141,10 @@ def test_refuses_when_a_secret_changed(project: ProjectDir, monkeypatch: pytest.
 
 def test_interactive_apply_asks_for_yes(project: ProjectDir) -> None:
     cancelled = project.run("apply", "--env", "dev", input="y\n")
-    assert cancelled.exit_code == 0
-    assert "Apply these" in cancelled.stdout and "'dev'" in cancelled.stdout
-    assert "cancelled" in cancelled.stdout
+    assert cancelled.exit_code == 1
+    assert "Apply 9 changes to environment 'dev' (emulator:dev)?" in cancelled.stderr
+    assert "cancelled; nothing was changed" in cancelled.stderr
+    assert "audit_email_settings.port" in cancelled.stdout  # the plan was shown before the question
     assert project.server("dev")["audit_email_settings"]["port"] == 25
     done = project.run("apply", "--env", "dev", input="yes\n")
     assert done.exit_code == 0, done.output
@@ -206,3 +207,24 @@ def test_serial_grows_only_when_content_changes(project: ProjectDir) -> None:
     assert second["serial"] == first["serial"] + 1 and second["lineage"] == first["lineage"]
     backup = json.loads((project.root / ".vboplan/state/dev.json.bak").read_text())
     assert backup["serial"] == first["serial"]
+
+
+def test_refuses_a_plan_whose_author_was_edited(project: ProjectDir) -> None:
+    path = _plan(project)  # by ann
+    data = json.loads(path.read_text())
+    data["created_by"] = "eve"  # so that ann could approve her own plan
+    path.write_text(json.dumps(data))
+    assert_one_clean_error(project.run("approve", str(path), "--by", "alice"), "altered after planning")
+
+
+def test_approving_twice_is_refused(project: ProjectDir) -> None:
+    path = _plan(project)
+    _approve(project, path, "alice")
+    assert_one_clean_error(project.run("approve", str(path), "--by", "alice"), "alice has already approved")
+    assert [a["by"] for a in json.loads(path.read_text())["approvals"]] == ["alice"]
+
+
+def test_interactive_apply_at_end_of_input_changes_nothing(project: ProjectDir) -> None:
+    result = project.run("apply", "--env", "dev", input="")
+    assert result.exit_code == 1
+    assert project.server("dev")["audit_email_settings"]["port"] == 25

@@ -131,3 +131,38 @@ def test_verify_off_is_loud(project: ProjectDir, tls_server) -> None:  # type: i
     result = project.run("plan", "--env", "dev", "--target", "audit_email_settings.port")
     assert result.exit_code == 0, result.output
     assert "TLS certificate verification is OFF" in result.stderr
+
+
+@pytest.mark.parametrize("use", ['{{ secret("SMTP_PASSWORD") | upper }}', '{{ secret("SMTP_PASSWORD")[0:7] }}',
+                                 '{{ secret("SMTP_PASSWORD").replace("a", "b") }}'])
+def test_a_secret_cannot_be_transformed(project: ProjectDir, use: str) -> None:
+    _break_template(project, "  useSSL: true", f"  subject: {use}")
+    assert_one_clean_error(project.run("plan", "--env", "dev"), "templates/audit.yaml.j2:8", "secret()")
+
+
+def test_a_secret_may_be_joined_into_a_string(project: ProjectDir) -> None:
+    _break_template(project, "  useSSL: true", '  subject: "pre-{{ secret(\'SMTP_PASSWORD\') }}"')
+    result = project.run("plan", "--env", "dev", "--target", "audit_email_settings.subject")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "subject" in line)
+    assert row.rstrip().endswith("(sensitive)")
+
+
+def test_empty_variable_file_names_the_variable(project: ProjectDir) -> None:
+    project.write("environments/dev.yaml", "")
+    project.write("environments/common.yaml", "smtp: {port: 587}\n")
+    result = project.run("plan", "--env", "dev")
+    assert_one_clean_error(result, "templates/audit.yaml.j2:3", "has no attribute 'host'")
+    assert "Located" not in result.stderr
+
+
+def test_plain_http_is_loud(project: ProjectDir) -> None:
+    from conftest import SEED
+
+    from vboplan.emulator import start
+
+    with start(SEED) as server:
+        _use_server(project, server.url)
+        result = project.run("plan", "--env", "dev", "--target", "audit_email_settings.port")
+    assert result.exit_code == 0, result.output
+    assert "plain http" in result.stderr

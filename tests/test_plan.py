@@ -110,3 +110,27 @@ def test_changed_outside_vboplan_is_reported(project: ProjectDir) -> None:
     result = project.run("plan", "--env", "dev")
     assert "Changed outside vboplan since the last apply:" in result.stdout
     assert "audit_email_settings.port: 587 -> 2525" in result.stdout
+
+
+def test_target_matching_nothing_is_an_error(project: ProjectDir) -> None:
+    from conftest import assert_one_clean_error
+
+    assert_one_clean_error(project.run("plan", "--env", "dev", "--target", "audit_emial_settings"),
+                           "--target audit_emial_settings matches nothing", "'dev'")
+    # A managed field that needs no change is a valid target with no changes.
+    result = project.run("plan", "--env", "dev", "--target", "job_email_settings.notifyOnFailure",
+                         "--detailed-exitcode")
+    assert result.exit_code == 0 and "No changes." in result.stdout
+
+
+def test_usage_errors_exit_1_not_2(project: ProjectDir) -> None:
+    for args in (["plan", "--env", "dev", "--detailed-exitcode", "--bogus"],
+                 ["plan", "--env", "dev", "--format", "yml"], ["plna"]):
+        assert project.run(*args).exit_code == 1, args
+
+
+def test_validate_without_secrets(project: ProjectDir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("SMTP_PASSWORD")
+    result = project.run("validate", "--all")
+    assert result.exit_code == 0, result.output
+    assert "dev: ok" in result.stdout and "prod: ok" in result.stdout

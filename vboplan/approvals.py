@@ -26,6 +26,9 @@ def approve(plan: Plan, policy: ApprovalPolicy, by: str, ticket: str | None, cha
     if not policy.allows(by):
         raise ApprovalError(f"{by} is not an approver of environment '{plan.environment}' "
                             f"(approvers: {', '.join(policy.approvers or ())})")
+    already = {i for r in plan.approvals if r.get("by") == by for i in r.get("changes") or []}
+    if set(ids) <= already:
+        raise ApprovalError(f"{by} has already approved {', '.join(ids)} of this plan")
     record = {"by": by, "ticket": ticket, "comment": comment, "at": now(), "changes": ids, "checksum": plan.checksum}
     plan.approvals.append(record)
     return record

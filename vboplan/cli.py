@@ -63,7 +63,26 @@ format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), defa
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Exit 1 for every error, usage errors included: with --detailed-exitcode, 2 must only mean "changes"."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(1)
+        except click.Abort:
+            click.echo("\nError: aborted; nothing was changed.", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               help="Project directory (holds vboplan.yaml).")
 @click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
@@ -214,11 +233,12 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
         def confirm(fresh: Plan) -> bool:
             if auto_approve:
                 return True
-            answer = click.prompt(f"Apply these {len(fresh.changes)} changes to environment '{env.name}' "
-                                  f"({env.server})? Only 'yes' is accepted", default="", show_default=False)
+            count = len(fresh.changes)
+            answer = click.prompt(f"Apply {count} change{'s' if count != 1 else ''} to environment '{env.name}' "
+                                  f"({env.server})? Only 'yes' is accepted", default="", show_default=False,
+                                  err=True)
             if answer.strip() != "yes":
-                click.echo("Apply cancelled; nothing was changed.")
-                return False
+                raise core.VboplanError(f"apply to '{env.name}' cancelled; nothing was changed")
             return True
 
         interactive = applying.apply_env(project, env, confirm, show_plan)

@@ -34,7 +34,7 @@ def open_project(directory: Path) -> Project:
 
 def validate(project: Project, envs: list[Environment]) -> dict[str, Rendered]:
     """Render and check every template for each environment; no network."""
-    return {env.name: render(project, env) for env in envs}
+    return {env.name: render(project, env, offline=True) for env in envs}
 
 
 def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = ()) -> Outcome:
@@ -48,6 +48,8 @@ def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = ()) 
                 outcome.requests = client.request_count
                 client.logout()
     except VboplanError as exc:
+        if f"'{env.name}'" not in str(exc):
+            exc = type(exc)(f"environment '{env.name}': {exc}")
         outcome.error = exc
     return outcome
 

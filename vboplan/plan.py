@@ -76,7 +76,8 @@ class Plan:
         """sha256 over the canonical change list and the live values it was computed against."""
         canonical = json.dumps({
             "environment": self.environment, "server": self.server, "api_version": self.api_version,
-            "changes": self.change_records(), "live": self.live, "scope": self.scope,
+            "created_by": self.created_by, "created_at": self.created_at, "changes": self.change_records(),
+            "live": self.live, "scope": self.scope,
         }, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_no_secrets)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -151,6 +152,11 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         if name in recorded:
             drift.extend(kind.drift(recorded[name], live[name]))
     if targets:
+        managed = _managed_addresses(scope) | {c.address for c in changes}
+        for target in targets:
+            if not any(_targets(target, address) for address in managed):
+                raise PlanError(f"environment '{env.name}': --target {target} matches nothing vboplan manages there "
+                                f"(resources: {', '.join(scope) or 'none'})")
         changes = [c for c in changes if any(_targets(t, c.address) for t in targets)]
     changes = [replace(c, id=f"c{i}") for i, c in enumerate(changes, 1)]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
@@ -158,6 +164,17 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}
     plan.checksum = plan.compute_checksum()
     return plan
+
+
+def _managed_addresses(scope: dict[str, Any]) -> set[str]:
+    """Every address a plan of this scope could name: resources, settings fields, organizations."""
+    addresses = set(scope)
+    for name, part in scope.items():
+        if isinstance(part, list):
+            addresses |= {f"{name}.{field}" for field in part}
+        elif isinstance(part, dict):
+            addresses |= {f"{name}[{json.dumps(org)}]" for org in part}
+    return addresses
 
 
 def _targets(target: str, address: str) -> bool:

@@ -3,6 +3,7 @@ each resource checked against the environment's API version."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets as _random
 import sys
@@ -20,6 +21,8 @@ from .schema import nearest
 from .sensitive import Sensitive
 from .yamlfile import Located, load_yaml, parse_yaml
 
+log = logging.getLogger("vboplan")
+
 
 @dataclass
 class Rendered:
@@ -34,6 +37,26 @@ class _SecretMissing(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name
+
+
+class _SecretTransformed(Exception):
+    pass
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise _SecretTransformed()
+
+
+class _SecretToken(str):
+    """What ``secret()`` returns: a placeholder that may be written out or joined into a string as it is, but not
+    transformed (upper, slice, replace...), because the real value is only put back after rendering."""
+
+    def __str__(self) -> str:
+        return self
+
+    __getitem__ = upper = lower = title = capitalize = swapcase = casefold = strip = lstrip = rstrip = _refuse
+    replace = split = rsplit = splitlines = partition = rpartition = center = ljust = rjust = zfill = _refuse
+    format = format_map = encode = expandtabs = translate = removeprefix = removesuffix = __mod__ = _refuse
 
 
 def load_variables(project: Project, env: Environment) -> dict[str, Any]:
@@ -59,9 +82,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render(project: Project, env: Environment) -> Rendered:
-    """Render every template for ``env`` and check the result. Errors name the file and line."""
-    variables = load_variables(project, env)
+def render(project: Project, env: Environment, offline: bool = False) -> Rendered:
+    """Render every template for ``env`` and check the result. Errors name the file and line.
+    ``offline`` (validate) lets an unset ``secret()`` render as a stand-in value instead of failing."""
+    variables = _plain(load_variables(project, env))
     variables.setdefault("environment", {"name": env.name, "api_version": env.api_version})
     jinja = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(str(project.root)), undefined=jinja2.StrictUndefined,
@@ -72,8 +96,11 @@ def render(project: Project, env: Environment) -> Rendered:
     def secret(name: str) -> str:
         value = os.environ.get(str(name))
         if value is None:
-            raise _SecretMissing(str(name))
-        token = f"{marker}{len(secret_values)}__"
+            if not offline:
+                raise _SecretMissing(str(name))
+            log.info("secret('%s') is not set; validating with a stand-in value", name)
+            value = "unset-secret"
+        token = _SecretToken(f"{marker}{len(secret_values)}__")
         secret_values[token] = value
         return token
 
@@ -84,6 +111,7 @@ def render(project: Project, env: Environment) -> Rendered:
         text = _render_one(jinja, name, path, variables, env)
         document = parse_yaml(text, name, f" (as rendered for {env.name})")
         if document is None:
+            log.warning("%s renders to nothing for environment '%s': it manages no resource", name, env.name)
             continue
         if not isinstance(document, Located):
             raise RenderError(f"{name}: must render to a mapping of resources "
@@ -117,6 +145,9 @@ def _render_one(jinja: ImmutableSandboxedEnvironment, name: str, path: Path, var
         return template.render(variables)
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"{name}:{exc.lineno}: template syntax error: {exc.message}") from None
+    except _SecretTransformed:
+        raise RenderError(f"{name}:{_template_line(path)}: a secret() value is passed through a filter or method; "
+                          "use it as it is (it may be joined into a longer string)") from None
     except _SecretMissing as exc:
         raise RenderError(f"{name}:{_template_line(path)}: secret('{exc.name}') is not set in the environment "
                           f"(environment '{env.name}')") from None
@@ -143,11 +174,22 @@ def _template_line(path: Path) -> int | str:
     return line
 
 
+def _plain(value: Any) -> Any:
+    """Variables as plain dicts and lists (so Jinja's messages speak of 'dict object', not our types)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _unmask(value: Any, secret_values: dict[str, str], marker: str) -> Any:
     """Put secret values back where ``secret()`` left placeholders, wrapped as :class:`Sensitive`."""
-    if isinstance(value, str) and marker in value:
+    if isinstance(value, str) and marker[:16].lower() in value.lower():
         for token, secret in secret_values.items():
             value = value.replace(token, secret)
+        if marker[:16].lower() in value.lower():
+            raise RenderError("a secret() value was altered by the template; use it as it is")
         return Sensitive(value)
     if isinstance(value, Located):
         out = Located((k, _unmask(v, secret_values, marker)) for k, v in value.items())

@@ -40,6 +40,9 @@ def connect(project: Project, env: Environment, *, max_in_flight: int = 8) -> Vb
     transport: httpx.BaseTransport | None = None
     if env.emulator_name:
         transport = httpx.WSGITransport(app=embedded_emulator(project, env.emulator_name))
+    elif env.server.startswith("http://"):
+        log.warning("WARNING: environment '%s' uses plain http (%s): the API password and settings cross the "
+                    "network unencrypted", env.name, env.server)
     elif env.verify is False:
         log.warning("WARNING: TLS certificate verification is OFF for environment '%s' (%s): "
                     "anyone on the network path could read the API password", env.name, env.server)

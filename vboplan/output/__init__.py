@@ -58,7 +58,7 @@ def render_table(plan: Plan, color: bool) -> str:
                 action = click.style(action, fg=_COLORS[change.action])
             rows.append([change.id, action, change.address, *cells(change)])
         lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"],
-                              tablefmt="simple", maxcolwidths=[None, None, None, 40, 40], disable_numparse=True))
+                              tablefmt="simple", disable_numparse=True))
     lines.extend(_drift_lines(plan, markdown=False))
     lines.append(plan.summary())
     return "\n".join(lines) + "\n"
