@@ -108,7 +108,6 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
     recorded = store.resources()
     by_kind: dict[str, list[Change]] = {name: [c for c in approved if c.kind == name] for name in KINDS}
     writes = [write for name, kind in KINDS.items() for write in kind.writes(client, by_kind[name])]
-    remaining = list(approved)
     for write in writes:
         log.info("%s", write.description)
         try:
@@ -120,7 +119,7 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
             break
         report.applied.extend(write.changes)
     done = {c.id for c in report.applied} | {c.id for c in report.failed}
-    report.not_run = [c for c in remaining if c.id not in done]
+    report.not_run = [c for c in approved if c.id not in done]
 
     resources = dict(recorded)
     unverified = []
@@ -165,10 +164,7 @@ def apply_plan_file(project: Project, path: Path, announce: Any = None) -> Apply
     store = StateStore(project, env)
     with store.lock(f"apply {path.name}"), connect(project, env) as client:
         check_not_stale(client, plan)
-        try:
-            return execute(project, env, client, plan, approved, skipped, plan.approvals)
-        finally:
-            client.logout()
+        return execute(project, env, client, plan, approved, skipped, plan.approvals)
 
 
 def apply_env(project: Project, env: Environment, confirm: Any, announce: Any) -> ApplyReport | None:
@@ -181,11 +177,8 @@ def apply_env(project: Project, env: Environment, confirm: Any, announce: Any) -
 
     store = StateStore(project, env)
     with store.lock(f"apply --env {env.name}"), connect(project, env) as client:
-        try:
-            plan = build_plan(project, env, client)
-            announce(plan)
-            if not plan.changes or not confirm(plan):
-                return None
-            return execute(project, env, client, plan, list(plan.changes), [], [])
-        finally:
-            client.logout()
+        plan = build_plan(project, env, client)
+        announce(plan)
+        if not plan.changes or not confirm(plan):
+            return None
+        return execute(project, env, client, plan, list(plan.changes), [], [])

@@ -70,10 +70,7 @@ class _Group(click.Group):
         kwargs["standalone_mode"] = False
         try:
             result = super().main(*args, **kwargs)
-        except click.UsageError as exc:
-            exc.show()
-            sys.exit(1)
-        except click.ClickException as exc:
+        except click.ClickException as exc:  # usage errors included
             exc.show()
             sys.exit(1)
         except click.Abort:

@@ -46,7 +46,6 @@ def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = ()) 
                 outcome.plan = build_plan(project, env, client, targets)
             finally:
                 outcome.requests = client.request_count
-                client.logout()
     except VboplanError as exc:
         if f"'{env.name}'" not in str(exc):
             exc = type(exc)(f"environment '{env.name}': {exc}")

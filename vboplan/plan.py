@@ -41,12 +41,11 @@ class Plan:
     def counts(self) -> Counter[str]:
         return Counter(change.action for change in self.changes)
 
-    def summary(self, tense: str = "plan") -> str:
+    def summary(self) -> str:
         if not self.changes:
             return "No changes. The server matches the templates."
         counts = self.counts()
-        verbs = {"plan": ("to create", "to update", "to delete"), "done": ("created", "updated", "deleted")}[tense]
-        parts = [f"{counts[action]} {verb}" for action, verb in zip(ACTIONS, verbs, strict=True)]
+        parts = [f"{counts[action]} to {action}" for action in ACTIONS]
         return f"Plan: {', '.join(parts)}."
 
     def change(self, change_id: str) -> Change:

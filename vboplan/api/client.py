@@ -57,7 +57,11 @@ class VboClient:
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._http.close()
+        """Log out (where the API can) and close the connections; every run ends here."""
+        try:
+            self.logout()
+        finally:
+            self._http.close()
 
     def __enter__(self) -> VboClient:
         return self
