@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import progress
 from .api import connect
 from .api.client import VboClient
 from .approvals import clear
@@ -83,6 +84,7 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
 def check_not_stale(client: VboClient, plan: Plan) -> None:
     """Refuse when the live values differ from those the plan was computed against."""
     moved = []
+    progress.phase("checking the server has not changed since planning", plan.environment)
     for name, scope in plan.scope.items():
         live = KINDS[name].read(client, scope)
         if live != plan.live.get(name):
@@ -108,8 +110,12 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
     recorded = store.resources()
     by_kind: dict[str, list[Change]] = {name: [c for c in approved if c.kind == name] for name in KINDS}
     writes = [write for name, kind in KINDS.items() for write in kind.writes(client, by_kind[name])]
+    total, sent = len(approved), 0
     for write in writes:
         log.info("%s", write.description)
+        sent += len(write.changes)
+        progress.phase(f"writing change {sent} of {total}" if len(write.changes) == 1 else
+                       f"writing changes {sent - len(write.changes) + 1}-{sent} of {total}", env.name)
         try:
             write.run()
         except VboplanError as exc:
@@ -123,6 +129,7 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
 
     resources = dict(recorded)
     unverified = []
+    progress.phase("reading back to verify", env.name)
     for name, scope in plan.scope.items():
         kind = KINDS[name]
         applied_here = [c for c in report.applied if c.kind == name]

@@ -21,10 +21,17 @@ log = logging.getLogger("vboplan")
 
 
 class Context:
-    def __init__(self, directory: Path, color: bool, verbose: int) -> None:
+    def __init__(self, directory: Path, color: bool, verbose: int, quiet: bool = False) -> None:
         self.directory = directory
         self.color = color
         self.verbose = verbose
+        self.quiet = quiet
+
+    def progress(self, action: str) -> Any:
+        """Progress of ``action`` on stderr while the block runs (never with --quiet)."""
+        from . import progress
+
+        return progress.shown(action, enabled=not self.quiet)
 
     def project(self) -> core.Project:
         return core.open_project(self.directory)
@@ -84,13 +91,14 @@ class _Group(click.Group):
               help="Project directory (holds vboplan.yaml).")
 @click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line on stderr (errors and warnings still shown).")
 @click.version_option(package_name="vboplan")
 @click.pass_context
-def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int) -> None:
+def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quiet: bool) -> None:
     """Plan and apply Veeam Backup for Microsoft 365 settings, reviewed and per environment."""
     color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     _setup_logging(verbose)
-    ctx.obj = Context(directory, color, verbose)
+    ctx.obj = Context(directory, color, verbose, quiet)
 
 
 @main.command()
@@ -124,13 +132,20 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     envs = project.select(env_names, all_envs)
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise core.VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
-    outcomes = core.plan_many(project, envs, targets)
+    with obj.progress("planning"):
+        outcomes = core.plan_many(project, envs, targets)
     failed = False
     documents = []
+    pages: list[Any] = []
     for outcome in outcomes:
         if outcome.error is not None:
             click.echo(f"Error: {outcome.error}", err=True)
             failed = True
+            if fmt == "html":
+                from .output.html import FailedEnvironment
+
+                pages.append(FailedEnvironment(outcome.env.name, outcome.env.server, outcome.env.api_version,
+                                               str(outcome.error)))
             continue
         assert outcome.plan is not None
         if out:
@@ -139,12 +154,18 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
             log.warning("Saved the plan for %s to %s", outcome.env.name, path)
         if fmt == "json":
             documents.append(outcome.plan.to_dict())
+        elif fmt == "html":
+            pages.append(outcome.plan)
         else:
             click.echo(render_plan(outcome.plan, fmt, obj.color))
     if fmt == "json" and documents:
         import json
         click.echo(json.dumps(documents[0] if len(envs) == 1 else {"plans": documents}, indent=2,
                               ensure_ascii=False))
+    if fmt == "html" and pages:
+        from .output.html import render_html
+
+        click.echo(render_html(pages), nl=False)
     if failed:
         sys.exit(1)
     if detailed_exitcode and any(o.plan and o.plan.changes for o in outcomes):
@@ -160,7 +181,7 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
     """Show a saved plan file (and its approvals)."""
     saved = Plan.load(planfile)
     click.echo(render_plan(saved, fmt, obj.color), nl=False)
-    if fmt != "json":
+    if fmt in ("table", "markdown"):
         for approval in saved.approvals:
             ids = ", ".join(approval.get("changes") or []) or "all changes"
             ticket = f" ticket {approval['ticket']}" if approval.get("ticket") else ""
@@ -209,36 +230,42 @@ def _echo_report(report: Any) -> None:
 def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approve: bool) -> None:
     """Apply exactly the approved changes of a saved plan (or plan, ask and apply one environment)."""
     from . import apply as applying
+    from .progress import suspended
 
     project = obj.project()
     if planfile and env_name:
         raise core.VboplanError("give either a PLANFILE or --env NAME, not both")
     if planfile:
         def announce(saved: Plan, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
-            click.echo(render_plan(saved, "table", obj.color))
-            for note in notes:
-                click.echo(f"Note: {note}", err=True)
-            for change in skipped:
-                click.echo(f"Will skip {change.id} ({change.address}): not approved")
-        report = applying.apply_plan_file(project, planfile, announce)
+            with suspended():
+                click.echo(render_plan(saved, "table", obj.color))
+                for note in notes:
+                    click.echo(f"Note: {note}", err=True)
+                for change in skipped:
+                    click.echo(f"Will skip {change.id} ({change.address}): not approved")
+        with obj.progress("applying"):
+            report = applying.apply_plan_file(project, planfile, announce)
     elif env_name:
         env = project.environment(env_name)
 
         def show_plan(fresh: Plan) -> None:
-            click.echo(render_plan(fresh, "table", obj.color))
+            with suspended():
+                click.echo(render_plan(fresh, "table", obj.color))
 
         def confirm(fresh: Plan) -> bool:
             if auto_approve:
                 return True
             count = len(fresh.changes)
-            answer = click.prompt(f"Apply {count} change{'s' if count != 1 else ''} to environment '{env.name}' "
-                                  f"({env.server})? Only 'yes' is accepted", default="", show_default=False,
-                                  err=True)
+            with suspended():
+                answer = click.prompt(f"Apply {count} change{'s' if count != 1 else ''} to environment "
+                                      f"'{env.name}' ({env.server})? Only 'yes' is accepted", default="",
+                                      show_default=False, err=True)
             if answer.strip() != "yes":
                 raise core.VboplanError(f"apply to '{env.name}' cancelled; nothing was changed")
             return True
 
-        interactive = applying.apply_env(project, env, confirm, show_plan)
+        with obj.progress("applying"):
+            interactive = applying.apply_env(project, env, confirm, show_plan)
         if interactive is None:
             return
         report = interactive

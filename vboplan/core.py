@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import progress
 from .api import connect
 from .api.client import VboClient
 from .errors import VboplanError
@@ -55,6 +56,7 @@ def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = ()) 
 
 def build_plan(project: Project, env: Environment, client: VboClient, targets: tuple[str, ...] = ()) -> Plan:
     """Render ``env``'s templates and compare them with what ``client`` reads live."""
+    progress.phase("rendering templates", env.name)
     rendered = render(project, env)
     recorded = StateStore(project, env).resources()
     log.info("planning %s against %s (API %s)", env.name, env.server, env.api_version)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import progress
 from .api.client import VboClient
 from .changes import ACTIONS, Change, Drift
 from .errors import PlanError
@@ -146,6 +147,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
             continue  # not in any template: not managed, not read
         desired = rendered.resources[name]
         scope[name] = kind.scope(desired)
+        progress.phase(f"reading {name}", env.name)
         live[name] = kind.read(client, scope[name])
         changes.extend(kind.diff(env.api_version, live[name], desired, recorded.get(name)))
         if name in recorded:

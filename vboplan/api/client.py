@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .. import progress
 from ..errors import ApiError, AuthError
 from ..project import Environment
 from .versions import PAGE_LIMIT_MAX, TRAITS, VersionTraits
@@ -185,6 +186,7 @@ class VboClient:
     def _count(self) -> None:
         with self._count_lock:
             self.request_count += 1
+        progress.request()
 
     def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
         delay = self._backoff * (2 ** (attempt - 1))

@@ -12,7 +12,7 @@ from ..changes import Change
 from ..plan import Plan
 from ..sensitive import MASK, Sensitive
 
-FORMATS = ("table", "markdown", "json")
+FORMATS = ("table", "markdown", "json", "html")
 _COLORS = {"create": "green", "update": "yellow", "delete": "red"}
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
 
@@ -97,9 +97,13 @@ def _drift_lines(plan: Plan, markdown: bool) -> list[str]:
 
 
 def render_plan(plan: Plan, fmt: str, color: bool = False) -> str:
-    """``plan`` in output format ``fmt`` (table, markdown or json)."""
+    """``plan`` in output format ``fmt`` (table, markdown, json or html)."""
     if fmt == "json":
         return plan.to_json()
+    if fmt == "html":
+        from .html import render_html
+
+        return render_html([plan])
     if fmt == "markdown":
         return render_markdown(plan)
     return render_table(plan, color)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from .. import progress
 from ..api.client import VboClient
 from ..changes import Change, Drift
 from ..errors import ProjectError, RenderError
@@ -120,6 +121,9 @@ class AuditItemsKind:
                     by_name.setdefault(label, []).append(_principal_of(item))
             unresolved = [n for n in names if len(by_name.get(n.lower(), [])) != 1]
             found = {n: by_name[n.lower()][0] for n in names if len(by_name.get(n.lower(), [])) == 1}
+            if unresolved:
+                progress.phase(f"resolving {len(unresolved)} {key[:-1]} name{'s' if len(unresolved) != 1 else ''} "
+                               f"in {org.get('name')}", client.env.name)
             found.update(_lookup(client, org, kind, unresolved))
             resolved[key] = {n.lower(): found[n] for n in names}
         return {"id": org_id, "items": items, "resolved": resolved}

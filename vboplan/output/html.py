@@ -1,0 +1,214 @@
+"""The HTML plan report: one self-contained page for a change ticket, readable on screen and printed to PDF.
+
+The page loads nothing from anywhere (inline CSS, no script, a Content-Security-Policy that forbids every fetch), so
+it opens the same from a ticket attachment, a mail or an air-gapped laptop. Every value is HTML-escaped; sensitive
+values are masked by :func:`vboplan.output.cells`, as in every other format.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from ..changes import ACTIONS
+from ..plan import Plan
+
+ApprovalStatus = Callable[[Plan, dict[str, Any]], str]
+
+_RESOURCE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\["(?:[^"\\]|\\.)*"\])?')
+
+_CSS = """
+:root { --create: #1a7f37; --update: #9a6700; --delete: #cf222e; --muted: #57606a; --line: #d0d7de; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328; margin: 2rem auto;
+       max-width: 72rem; padding: 0 1rem; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+h1 { font-size: 1.5rem; margin: 0 0 .25rem; }
+h2 { font-size: 1.25rem; border-bottom: 2px solid var(--line); padding-bottom: .25rem; margin-top: 2rem; }
+h3 { font-size: 1rem; margin: 1.25rem 0 .4rem; font-family: ui-monospace, Consolas, monospace; }
+.muted { color: var(--muted); }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .5rem 0; }
+dl.meta dt { color: var(--muted); }
+dl.meta dd { margin: 0; overflow-wrap: anywhere; }
+.counts { display: flex; gap: .5rem; flex-wrap: wrap; margin: .5rem 0 1rem; }
+.count { border: 1px solid var(--line); border-radius: 1rem; padding: .1rem .7rem; font-weight: 600; }
+.count.create { color: var(--create); border-color: var(--create); }
+.count.update { color: var(--update); border-color: var(--update); }
+.count.delete { color: var(--delete); border-color: var(--delete); }
+.partial { border: 2px solid var(--update); padding: .4rem .7rem; font-weight: 600; }
+.error { border: 2px solid var(--delete); color: var(--delete); padding: .5rem .75rem; white-space: pre-wrap; }
+table { border-collapse: collapse; width: 100%; margin-bottom: .5rem; table-layout: fixed; }
+th, td { border: 1px solid var(--line); padding: .3rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; }
+td code, dd code { font: 12px/1.4 ui-monospace, Consolas, monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
+col.id { width: 5rem; } col.action { width: 6rem; }
+tr.create td:first-child { border-left: 6px solid var(--create); }
+tr.update td:first-child { border-left: 6px solid var(--update); }
+tr.delete td:first-child { border-left: 6px solid var(--delete); }
+td.action { font-weight: 600; }
+tr.create td.action { color: var(--create); background: #dafbe1; }
+tr.update td.action { color: var(--update); background: #fff8c5; }
+tr.delete td.action { color: var(--delete); background: #ffebe9; }
+.status-ok { color: var(--create); font-weight: 600; }
+.status-bad { color: var(--delete); font-weight: 600; }
+footer { margin-top: 2rem; color: var(--muted); font-size: 12px; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 10pt; }
+  h2 { break-after: avoid; } h3 { break-after: avoid; }
+  tr { break-inside: avoid; }
+  thead { display: table-header-group; }
+  section.environment + section.environment { break-before: page; }
+}
+"""
+
+
+@dataclass
+class FailedEnvironment:
+    """An environment that could not be planned: it still has a place in the report, with its error."""
+
+    environment: str
+    server: str
+    api_version: str
+    error: str
+
+
+def resource_of(address: str) -> str:
+    """The resource part of a change address: ``audit_email_settings`` or ``audit_items["contoso.com"]``."""
+    match = _RESOURCE.match(address)
+    return match.group(0) if match else address
+
+
+def recorded_status(plan: Plan, record: dict[str, Any]) -> str:
+    """The status an approval record carries, when no verifier was given: what the record itself says."""
+    status = record.get("status")
+    if status:
+        return str(status)
+    if "checksum" in record:
+        if record["checksum"] == plan.checksum:
+            return "valid: bound to this plan's checksum"
+        return "invalid: given for another plan"
+    return "not verified"
+
+
+def render_html(results: Sequence[Plan | FailedEnvironment], approval_status: ApprovalStatus | None = None,
+                generated_at: str | None = None) -> str:
+    """One page for a run: a section per environment (plan or error), changes grouped by resource."""
+    from ..state import now
+
+    status_of = approval_status or recorded_status
+    names = ", ".join(r.environment for r in results) or "no environment"
+    stamp = generated_at or now()
+    body = [f"<header><h1>vboplan plan: {escape(names)}</h1>",
+            f'<p class="muted">Report generated {escape(stamp)}. Values of sensitive settings are never shown.</p>',
+            "</header>"]
+    if len(results) > 1:
+        body.append(_overview(results))
+    for result in results:
+        if isinstance(result, FailedEnvironment):
+            body.append(_failed_section(result))
+        else:
+            body.append(_plan_section(result, status_of))
+    body.append("<footer>Apply only the plan file this report was made from: <code>vboplan apply PLANFILE</code>"
+                " refuses a plan that was altered, is stale or lacks its approvals.</footer>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>vboplan plan: {escape(names)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def _overview(results: Sequence[Plan | FailedEnvironment]) -> str:
+    rows = []
+    for result in results:
+        if isinstance(result, FailedEnvironment):
+            counts = '<td colspan="3" class="status-bad">failed to plan</td>'
+        else:
+            tally = result.counts()
+            counts = "".join(f"<td>{tally[action]}</td>" for action in ACTIONS)
+        rows.append(f'<tr><td><a href="#env-{escape(result.environment)}">{escape(result.environment)}</a></td>'
+                    f"<td><code>{escape(result.server)}</code></td>{counts}</tr>")
+    head = "".join(f"<th>to {action}</th>" for action in ACTIONS)
+    return ("<table class=\"overview\"><thead><tr><th>environment</th><th>server</th>" + head
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _meta(items: list[tuple[str, str]]) -> str:
+    return '<dl class="meta">' + "".join(f"<dt>{escape(k)}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+
+
+def _failed_section(failed: FailedEnvironment) -> str:
+    return (f'<section class="environment" id="env-{escape(failed.environment)}">'
+            f"<h2>Environment {escape(failed.environment)}</h2>"
+            + _meta([("server", f"<code>{escape(failed.server)}</code>"), ("API version", escape(failed.api_version))])
+            + f'<p class="error">This environment could not be planned: {escape(failed.error)}</p></section>')
+
+
+def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
+    from . import cells
+
+    parts = [f'<section class="environment" id="env-{escape(plan.environment)}">',
+             f"<h2>Environment {escape(plan.environment)}</h2>",
+             _meta([("server", f"<code>{escape(plan.server)}</code>"), ("API version", escape(plan.api_version)),
+                    ("planned by", escape(str(plan.created_by))), ("planned at", escape(str(plan.created_at))),
+                    ("checksum", f"<code>{escape(plan.checksum)}</code>")])]
+    targets = getattr(plan, "targets", None)
+    if targets:
+        listed = ", ".join(f"<code>{escape(str(t))}</code>" for t in targets)
+        parts.append(f'<p class="partial">Partial plan: only changes at or under {listed}.</p>')
+    tally = plan.counts()
+    parts.append('<div class="counts">' + "".join(
+        f'<span class="count {action}">{tally[action]} to {action}</span>' for action in ACTIONS) + "</div>")
+    parts.append(f"<p><strong>{escape(plan.summary())}</strong></p>")
+    groups: dict[str, list[Any]] = {}
+    for change in plan.changes:
+        groups.setdefault(resource_of(change.address), []).append(change)
+    for resource, changes in groups.items():
+        rows = []
+        for change in changes:
+            live, desired = cells(change)
+            rows.append(f'<tr class="{escape(change.action)}"><td><code>{escape(change.id)}</code></td>'
+                        f'<td class="action">{escape(change.action)}</td>'
+                        f"<td><code>{escape(change.address)}</code></td>"
+                        f"<td><code>{escape(live)}</code></td><td><code>{escape(desired)}</code></td></tr>")
+        parts.append(f"<h3>{escape(resource)}</h3>"
+                     '<table class="changes"><colgroup><col class="id"><col class="action"><col><col><col>'
+                     "</colgroup><thead><tr><th>id</th><th>action</th><th>address</th><th>live</th>"
+                     "<th>desired</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    if plan.drift:
+        parts.append(_drift(plan))
+    parts.append(_approvals(plan, status_of))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _drift(plan: Plan) -> str:
+    from ..sensitive import MASK
+    from . import format_value
+
+    items = []
+    for drift in plan.drift:
+        recorded = MASK if drift.sensitive else format_value(drift.recorded)
+        live = MASK if drift.sensitive else format_value(drift.live)
+        items.append(f"<li><code>{escape(drift.address)}</code>: <code>{escape(recorded)}</code> → "
+                     f"<code>{escape(live)}</code></li>")
+    return "<h3>Changed outside vboplan since the last apply</h3><ul>" + "".join(items) + "</ul>"
+
+
+def _approvals(plan: Plan, status_of: ApprovalStatus) -> str:
+    if not plan.approvals:
+        return "<h3>Approvals</h3><p class=\"muted\">No approval recorded in this plan file.</p>"
+    rows = []
+    for record in plan.approvals:
+        status = status_of(plan, record)
+        css = "status-ok" if status.startswith(("valid", "verified")) else "status-bad"
+        who = record.get("principal") or record.get("by") or "(unknown)"
+        ids = record.get("changes") or []
+        rows.append(f"<tr><td>{escape(str(who))}</td><td>{escape(str(record.get('ticket') or ''))}</td>"
+                    f"<td>{escape(str(record.get('comment') or ''))}</td><td>{escape(str(record.get('at') or ''))}"
+                    f"</td><td><code>{escape(', '.join(map(str, ids)) or 'all changes')}</code></td>"
+                    f'<td class="{css}">{escape(status)}</td></tr>')
+    return ("<h3>Approvals</h3><table class=\"approvals\"><thead><tr><th>approver</th><th>ticket</th>"
+            "<th>comment</th><th>at</th><th>changes</th><th>status</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
