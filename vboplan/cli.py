@@ -18,6 +18,7 @@ from .output import FORMATS, render_plan
 from .plan import Plan
 
 log = logging.getLogger("vboplan")
+_verbosity = {"level": 0}  # set by the group callback; read by the last-resort handler in _Group.main
 
 
 class Context:
@@ -80,10 +81,44 @@ class _Group(click.Group):
         except click.ClickException as exc:  # usage errors included
             exc.show()
             sys.exit(1)
-        except click.Abort:
-            click.echo("\nError: aborted; nothing was changed.", err=True)
+        except click.Abort as exc:
+            # click turns Ctrl-C and end-of-input into Abort. What an interrupted apply sent is for the apply to
+            # say; here only that the run stopped.
+            if isinstance(exc.__context__, EOFError):
+                click.echo("Error: no answer (end of input); stopped.", err=True)
+            else:
+                click.echo("Error: interrupted.", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("\nError: interrupted.", err=True)
+            sys.exit(1)
+        except VboplanError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except Exception as exc:  # the last resort: never a traceback unless asked for
+            _report_unexpected(exc)
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _report_unexpected(exc: Exception) -> None:
+    """One line for an error vboplan did not foresee; the traceback only with -v."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = f"{where}{exc.strerror}"
+    elif isinstance(exc, RecursionError):
+        message = "input nested too deeply"
+    elif isinstance(exc, MemoryError):
+        message = "out of memory"
+    else:
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if _verbosity["level"]:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+        click.echo(f"Error: {message}", err=True)
+    else:
+        click.echo(f"Error: {message} (run with -v for details)", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,6 +132,7 @@ class _Group(click.Group):
 def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quiet: bool) -> None:
     """Plan and apply Veeam Backup for Microsoft 365 settings, reviewed and per environment."""
     color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    _verbosity["level"] = verbose
     _setup_logging(verbose)
     ctx.obj = Context(directory, color, verbose, quiet)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import getpass
 import glob
+import math
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,24 @@ EMULATOR_SCHEME = "emulator:"
 _ENV_KEYS = {"server", "api_version", "username", "username_env", "password_env", "verify", "var_files",
              "approvals", "timeout"}
 _TOP_KEYS = {"templates", "environments"}
+
+#: Environment and emulator names become file names (``.vboplan/state/<env>.json``), so only these are allowed.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Names Windows reserves for devices, whatever the extension (``nul.json`` is the null device there).
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+MAX_TIMEOUT = 3600.0
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an environment or emulator (it becomes part of file names), or None if it can."""
+    if not NAME_PATTERN.fullmatch(name):
+        return ("use 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit "
+                "(it becomes a file name under .vboplan/)")
+    if ".." in name or name.endswith("."):
+        return "it may not contain '..' or end with '.'"
+    if name.split(".")[0].lower() in _WINDOWS_DEVICES:
+        return "it is a device name on Windows"
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,16 @@ class Project:
     def work_dir(self) -> Path:
         return self.root / ".vboplan"
 
+    def work_path(self, *parts: str) -> Path:
+        """A path under ``.vboplan/`` for a file vboplan writes; refused if it would land outside the project
+        (a name with a separator or '..', or a symbolic link pointing elsewhere)."""
+        path = self.work_dir.joinpath(*parts)
+        root = self.root.resolve()
+        resolved = path.resolve()
+        if any(p in ("", ".", "..") or "/" in p or "\\" in p for p in parts) or not resolved.is_relative_to(root):
+            raise ProjectError(f"refusing to write {path}: it is outside the project {root}")
+        return path
+
     def environment(self, name: str) -> Environment:
         try:
             return self.environments[name]
@@ -153,6 +184,10 @@ def load_project(root: Path) -> Project:
     envs = config.get("environments")
     if not isinstance(envs, Located) or not envs:
         raise ProjectError(f"{config.where('environments')}: 'environments' must map names to settings")
+    for name in envs:
+        problem = name_problem(name) if isinstance(name, str) else "it must be a text name"
+        if problem:
+            raise ProjectError(f"{envs.where(name)}: environment name '{name}' is not allowed: {problem}")
     environments = {str(name): _environment(root, str(name), spec, envs.where(name)) for name, spec in envs.items()}
     return Project(root=root, templates=tuple(templates), environments=environments)
 
@@ -172,18 +207,20 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
     server = spec.get("server")
     if not isinstance(server, str) or not server:
         raise ProjectError(f"{spec.where()}: environment '{name}' needs a 'server' (https://host:4443 or emulator:NAME)")
-    if not server.startswith(EMULATOR_SCHEME) and not server.startswith(("https://", "http://")):
-        raise ProjectError(f"{spec.where('server')}: server '{server}' must start with https:// or emulator:")
+    _check_server(server, spec.where("server"))
     version = str(spec.get("api_version", "v8")).lower()
     if version not in VERSIONS:
         raise ProjectError(f"{spec.where('api_version')}: api_version '{version}' is not one of {', '.join(VERSIONS)}")
     verify = spec.get("verify", True)
-    if not isinstance(verify, (bool, str)):
+    if not isinstance(verify, (bool, str)) or verify == "":
         raise ProjectError(f"{spec.where('verify')}: verify must be true, false or the path of a CA bundle")
     if isinstance(verify, str):
+        from .certs import check_ca_file
+
         bundle = (root / verify).resolve()
         if not bundle.is_file():
             raise ProjectError(f"{spec.where('verify')}: CA bundle '{verify}' not found")
+        check_ca_file(bundle, f"{spec.where('verify')}: verify '{verify}'")
         verify = str(bundle)
     var_files = spec.get("var_files", [])
     if isinstance(var_files, str):
@@ -192,15 +229,57 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
         raise ProjectError(f"{spec.where('var_files')}: var_files must be a list of paths")
     approvals = _approvals(spec.get("approvals", {}), spec.where("approvals"))
     timeout = spec.get("timeout", 30)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise ProjectError(f"{spec.where('timeout')}: timeout must be a positive number of seconds")
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout) \
+            or not 0 < timeout <= MAX_TIMEOUT:
+        raise ProjectError(f"{spec.where('timeout')}: timeout must be a number of seconds above 0 and at most "
+                           f"{MAX_TIMEOUT:g}")
     for key in ("username", "username_env", "password_env"):
-        if key in spec and not isinstance(spec[key], str):
-            raise ProjectError(f"{spec.where(key)}: {key} must be a string")
+        if key in spec and (not isinstance(spec[key], str) or not spec[key] or "\x00" in spec[key]):
+            raise ProjectError(f"{spec.where(key)}: {key} must be a non-empty string")
+    for key in ("username_env", "password_env"):
+        if key in spec and ("=" in spec[key] or len(spec[key]) > 256):
+            raise ProjectError(f"{spec.where(key)}: {key} must name an environment variable")
     return Environment(
         name=name, server=server.rstrip("/"), api_version=version, username=spec.get("username"),
         username_env=spec.get("username_env"), password_env=spec.get("password_env"), verify=verify,
         var_files=tuple(root / v for v in var_files), approvals=approvals, timeout=float(timeout), where=where)
+
+
+def _check_server(server: str, where: str) -> None:
+    """``https://host[:port][/prefix]``, ``http://...`` or ``emulator:NAME``; anything else is refused here rather
+    than failing deep inside the HTTP library."""
+    if server.startswith(EMULATOR_SCHEME):
+        name = server[len(EMULATOR_SCHEME):]
+        problem = name_problem(name)
+        if problem:
+            raise ProjectError(f"{where}: emulator name '{name}' is not allowed: {problem}")
+        return
+    if not server.startswith(("https://", "http://")):
+        raise ProjectError(f"{where}: server '{server}' must start with https:// or emulator:")
+    shown = server.encode("unicode_escape").decode("ascii")
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in server):
+        raise ProjectError(f"{where}: server '{shown}' contains a space or control character")
+    try:
+        parts = urllib.parse.urlsplit(server)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:
+        raise ProjectError(f"{where}: server '{shown}' is not a valid URL ({exc})") from None
+    if not host:
+        raise ProjectError(f"{where}: server '{shown}' names no host (https://host:4443)")
+    if parts.username is not None or parts.password is not None:
+        raise ProjectError(f"{where}: server '{shown}' must not carry a user name or password; use username and "
+                           "password_env")
+    if parts.query or parts.fragment or server.endswith(("?", "#")):
+        raise ProjectError(f"{where}: server '{shown}' must not have a query or fragment")
+    if parts.netloc.endswith(":") or (port is not None and not 0 < port < 65536):
+        raise ProjectError(f"{where}: server '{shown}' has no valid port")
+    try:
+        import httpx
+
+        httpx.URL(server)
+    except Exception as exc:  # httpx.InvalidURL and the odd ValueError from idna
+        raise ProjectError(f"{where}: server '{shown}' is not a valid URL ({exc})") from None
 
 
 def _approvals(spec: Any, where: str) -> ApprovalPolicy:

@@ -1,13 +1,27 @@
-"""YAML that remembers where each mapping key came from, so errors can name a file and a line."""
+"""YAML that remembers where each mapping key came from, so errors can name a file and a line.
+
+Parsing goes through libyaml's C parser when PyYAML was built with it (marks, hence line numbers, come with its
+nodes), and every document is measured before it is built: YAML aliases can make a few hundred bytes stand for a
+billion values ("billion laughs"), and deep nesting exhausts the stack, so both are refused with the line where the
+document grows past its bound. JSON files go through :mod:`json`, which is much faster for large variable files.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import ProjectError
+
+#: Largest file vboplan reads as configuration or variables (a 100,000-entry variable file is a few MiB).
+MAX_BYTES = 32 * 1024 * 1024
+#: Most values a document may stand for once its aliases are expanded, beyond the values it spells out.
+MAX_ALIAS_EXPANSION = 1_000_000
+#: Deepest nesting of mappings and lists (settings are a handful of levels deep).
+MAX_DEPTH = 100
 
 
 class Located(dict):  # type: ignore[type-arg]
@@ -25,8 +39,17 @@ class Located(dict):  # type: ignore[type-arg]
         return f"{self.source}:{self.line if key is None else self.line_of(key)}"
 
 
-class _Loader(yaml.SafeLoader):
-    source = "?"
+if hasattr(yaml, "CParser"):
+    class _Loader(yaml.CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+        source = "?"
+
+        def __init__(self, stream: str) -> None:
+            yaml.CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+else:  # pragma: no cover - PyYAML without libyaml: the same, in pure Python
+    class _Loader(yaml.SafeLoader):  # type: ignore[no-redef]
+        source = "?"
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
@@ -52,13 +75,68 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _check_bounds(root: yaml.Node, source: str, context: str) -> None:
+    """Refuse a document whose aliases expand to too many values or that nests too deeply, before building it.
+
+    The composed graph shares an anchored node wherever it is aliased, so counting expanded values is a walk over
+    distinct nodes with each one's expanded size remembered (never an expansion)."""
+    size: dict[int, int] = {}
+    distinct = 0
+    # Iterative post-order walk: (node, depth, children_done).
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            if isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            else:
+                children = list(node.value)
+            total = 1 + sum(size[id(child)] for child in children)
+            size[key] = total
+            if total - distinct > MAX_ALIAS_EXPANSION:
+                raise ProjectError(
+                    f"{source}:{node.start_mark.line + 1}: YAML error{context}: aliases here expand to more than "
+                    f"{MAX_ALIAS_EXPANSION:,} values; write the values out or use fewer aliases")
+            continue
+        if key in size:
+            continue
+        if key in on_path:  # a recursive alias (possible through merge keys); the constructor cannot build it either
+            raise ProjectError(f"{source}:{node.start_mark.line + 1}: YAML error{context}: an alias refers to itself")
+        if depth > MAX_DEPTH:
+            raise ProjectError(f"{source}:{node.start_mark.line + 1}: YAML error{context}: nested more than "
+                               f"{MAX_DEPTH} levels deep")
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            size[key] = 1
+            distinct += 1
+            continue
+        distinct += 1
+        on_path.add(key)
+        stack.append((node, depth, True))
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = list(node.value)
+        for child in children:
+            if id(child) not in size:
+                stack.append((child, depth + 1, False))
+
+
 def parse_yaml(text: str, source: str, context: str = "") -> Any:
     """Parse ``text``; a syntax error becomes a :class:`ProjectError` naming ``source`` and the line
     (``context`` is added to that message, e.g. which environment a template was rendered for)."""
+    if len(text) > MAX_BYTES:
+        raise ProjectError(f"{source}: YAML error{context}: larger than {MAX_BYTES // (1024 * 1024)} MiB")
     loader = _Loader(text)
     loader.source = source
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_bounds(node, source, context)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
@@ -66,17 +144,71 @@ def parse_yaml(text: str, source: str, context: str = "") -> Any:
         raise ProjectError(f"{source}{line}: YAML error{context}: {problem}") from None
     except yaml.YAMLError as exc:
         raise ProjectError(f"{source}: YAML error{context}: {exc}") from None
+    except RecursionError:
+        raise ProjectError(f"{source}: YAML error{context}: nested too deeply") from None
     finally:
         loader.dispose()
 
 
-def load_yaml(path: Path, display: str | None = None) -> Any:
-    """Read and parse a YAML (or JSON) file; a missing or unreadable file is a :class:`ProjectError`."""
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise _DuplicateKey(key)
+        mapping[key] = value
+    return mapping
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def parse_json(text: str, source: str) -> Any:
+    """Parse JSON text; errors name ``source`` and the line. Keys given twice are an error, as in YAML."""
+    if len(text) > MAX_BYTES:
+        raise ProjectError(f"{source}: larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicates)
+    except _DuplicateKey as exc:
+        raise ProjectError(f"{source}: JSON error: '{exc.key}' is given twice") from None
+    except json.JSONDecodeError as exc:
+        raise ProjectError(f"{source}:{exc.lineno}: JSON error: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise ProjectError(f"{source}: JSON error: nested too deeply") from None
+
+
+def read_text(path: Path, display: str | None = None, limit: int = MAX_BYTES) -> str:
+    """The UTF-8 text of ``path``, refused when larger than ``limit``; errors are :class:`ProjectError`."""
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
     except FileNotFoundError:
         raise ProjectError(f"{name}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProjectError(f"{name}: cannot read: {exc}") from None
+    except IsADirectoryError:
+        raise ProjectError(f"{name}: is a directory, not a file") from None
+    except OSError as exc:
+        raise ProjectError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise ProjectError(f"{name}: larger than {limit // (1024 * 1024)} MiB; vboplan does not read files that big")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ProjectError(f"{name}:{line}: not UTF-8 text (byte {exc.start})") from None
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise ProjectError(f"{name}:{line}: contains a NUL character; not a text file")
+    return text
+
+
+def load_yaml(path: Path, display: str | None = None) -> Any:
+    """Read and parse a YAML file (a ``.json`` file as JSON); a missing or unreadable file is a
+    :class:`ProjectError`."""
+    name = display or str(path)
+    text = read_text(path, name)
+    if path.suffix.lower() == ".json":
+        return parse_json(text, name)
     return parse_yaml(text, name)

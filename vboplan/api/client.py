@@ -13,9 +13,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpcore
 import httpx
 
 from .. import progress
+from ..certs import ssl_context
 from ..errors import ApiError, AuthError
 from ..project import Environment
 from .versions import PAGE_LIMIT_MAX, TRAITS, VersionTraits
@@ -24,6 +26,87 @@ log = logging.getLogger("vboplan.api")
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _IDEMPOTENT = {"GET", "HEAD"}
+#: Largest response body vboplan accepts (a directory page of 10,000 users is a few MiB).
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+class _Budget(threading.local):
+    """The time and bytes left to the request this thread is sending. httpx's timeouts bound each read, so a server
+    that sends one byte just before every read timeout would hold a request forever; the network backend below
+    bounds each read by what is left of the request's total deadline instead."""
+
+    deadline: float | None = None
+    received: int = 0
+
+
+_budget = _Budget()
+
+
+class _ResponseTooLarge(Exception):
+    pass
+
+
+def _remaining(timeout: float | None, error: type[Exception]) -> float | None:
+    if _budget.deadline is None:
+        return timeout
+    left = _budget.deadline - time.monotonic()
+    if left <= 0:
+        raise error("the request's total deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self._stream.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
+        _budget.received += len(data)
+        if _budget.received > MAX_RESPONSE_BYTES:
+            raise _ResponseTooLarge()
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _remaining(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(host, port, _remaining(timeout, httpcore.ConnectTimeout),
+                                                         local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:  # pragma: no cover
+        return _DeadlineStream(self._backend.connect_unix_socket(path, _remaining(timeout, httpcore.ConnectTimeout),
+                                                                 socket_options))
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover
+        self._backend.sleep(seconds)
+
+
+def deadline_transport(verify: bool | ssl.SSLContext, limits: httpx.Limits) -> httpx.HTTPTransport:
+    """An HTTP transport whose every read, write and connect is bounded by the current request's total deadline
+    and whose responses are bounded in size."""
+    transport = httpx.HTTPTransport(verify=verify, limits=limits)
+    pool = transport._pool
+    # httpcore takes a network backend; httpx builds the pool without exposing that option.
+    pool._network_backend = _DeadlineBackend(pool._network_backend)  # type: ignore[union-attr]
+    return transport
 
 
 class VboClient:
@@ -49,11 +132,13 @@ class VboClient:
         else:
             base = f"{env.server}/{env.api_version}/"
         verify: bool | ssl.SSLContext = env.verify if isinstance(env.verify, bool) else \
-            ssl.create_default_context(cafile=env.verify)
+            ssl_context(env.verify, f"environment '{env.name}': verify '{env.verify}'")
+        limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+        if transport is None and not env.emulator_name:
+            transport = deadline_transport(verify, limits)
         self._http = httpx.Client(
             base_url=base, transport=transport, verify=verify,
-            timeout=httpx.Timeout(env.timeout), headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight))
+            timeout=httpx.Timeout(env.timeout), headers={"Accept": "application/json"}, limits=limits)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -106,6 +191,8 @@ class VboClient:
         response = self._send("POST", "token", data=form, authenticated=False, retry=True)
         if response.status_code == 200:
             body = self._json(response, "token")
+            if not isinstance(body, dict):
+                raise ApiError(f"{self.where}: the token response is not a JSON object")
             token, refresh = body.get("access_token"), body.get("refresh_token")
             if not isinstance(token, str) or not token:
                 raise ApiError(f"{self.where}: the token response has no access_token")
@@ -158,28 +245,38 @@ class VboClient:
     def _send(self, method: str, path: str, *, json: Any = None, data: dict[str, str] | None = None,
               params: dict[str, Any] | None = None, authenticated: bool, retry: bool) -> httpx.Response:
         attempt = 0
+        # One total deadline for the request, its retries included: a slow server cannot hold a run longer
+        # than the environment's timeout, however it paces its bytes.
+        deadline = time.monotonic() + self.env.timeout
         while True:
             attempt += 1
             headers = {"Authorization": f"Bearer {self._access_token}"} if authenticated else {}
             try:
                 with self._slots:
                     self._count()
-                    response = self._http.request(method, path, json=json, data=data, params=params,
-                                                  headers=headers)
+                    _budget.deadline, _budget.received = deadline, 0
+                    try:
+                        response = self._http.request(method, path, json=json, data=data, params=params,
+                                                      headers=headers)
+                    finally:
+                        _budget.deadline = None
+            except _ResponseTooLarge:
+                raise ApiError(f"{self.where}: {method} /{self.version}/{path} answered with more than "
+                               f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; refusing it") from None
+            except httpx.TimeoutException as exc:
+                raise self._transport_error(exc) from None
             except httpx.ConnectError as exc:
                 # Nothing reached the server: safe to try again whatever the method.
-                if attempt < self._retries and not _is_tls_error(exc):
-                    self._sleep(attempt)
+                if attempt < self._retries and not _is_tls_error(exc) and self._sleep(attempt, deadline):
                     continue
                 raise self._transport_error(exc) from None
             except httpx.TransportError as exc:
-                if retry and attempt < self._retries:
-                    self._sleep(attempt)
+                if retry and attempt < self._retries and self._sleep(attempt, deadline):
                     continue
                 raise self._transport_error(exc) from None
-            if retry and response.status_code in _RETRY_STATUS and attempt < self._retries:
+            if retry and response.status_code in _RETRY_STATUS and attempt < self._retries \
+                    and self._sleep(attempt, deadline, response.headers.get("Retry-After")):
                 log.debug("%s %s answered %s; retrying", method, path, response.status_code)
-                self._sleep(attempt, response.headers.get("Retry-After"))
                 continue
             return response
 
@@ -188,11 +285,15 @@ class VboClient:
             self.request_count += 1
         progress.request()
 
-    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+    def _sleep(self, attempt: int, deadline: float, retry_after: str | None = None) -> bool:
+        """Wait before another attempt; False (no wait) when the request's deadline leaves no time for one."""
         delay = self._backoff * (2 ** (attempt - 1))
         if retry_after and retry_after.isdigit():
             delay = max(delay, min(float(retry_after), 10.0))
+        if time.monotonic() + delay >= deadline:
+            return False
         time.sleep(delay)
+        return True
 
     def _json(self, response: httpx.Response, what: str) -> Any:
         try:
