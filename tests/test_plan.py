@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 
+import pytest
 from conftest import SMTP_SECRET, ProjectDir, assert_no_secret
 
 
@@ -99,9 +101,46 @@ def test_validate_needs_no_server(project: ProjectDir) -> None:
     assert "dev: ok" in result.stdout
 
 
-def test_no_color_has_no_escape_codes(project: ProjectDir) -> None:
-    result = project.run("plan", "--env", "dev")
-    assert "\x1b[" not in result.stdout
+def _plan_on_a_terminal(project: ProjectDir, *options: str, no_color_env: bool = False) -> str:
+    """What ``vboplan plan`` prints when its output is a terminal (a pseudo-terminal), as a user sees it."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import API_SECRET, SMTP_SECRET
+
+    env = {**os.environ, "VBO_TEST_PASSWORD": API_SECRET, "SMTP_PASSWORD": SMTP_SECRET}
+    env.pop("NO_COLOR", None)
+    if no_color_env:
+        env["NO_COLOR"] = "1"
+    leader, follower = pty.openpty()
+    with subprocess.Popen([sys.executable, "-c", "from vboplan.entry import main; main()", *options,
+                           "-C", str(project.root), "plan", "--env", "dev"],
+                          stdout=follower, stderr=subprocess.DEVNULL, env=env) as process:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closes when the process ends
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_colour_on_a_terminal_and_never_with_no_color(project: ProjectDir) -> None:
+    coloured = _plan_on_a_terminal(project)
+    assert "\x1b[" in coloured and "audit_email_settings.smtpServer" in coloured
+    plain = _plan_on_a_terminal(project, "--no-color")
+    assert "\x1b[" not in plain and "audit_email_settings.smtpServer" in plain
+    by_env = _plan_on_a_terminal(project, no_color_env=True)
+    assert "\x1b[" not in by_env and "audit_email_settings.smtpServer" in by_env
 
 
 def test_changed_outside_vboplan_is_reported(project: ProjectDir) -> None:

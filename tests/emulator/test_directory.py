@@ -202,17 +202,14 @@ def test_unknown_routes_404_wrong_methods_405(api: Api) -> None:
     assert api.get("/token").status_code == 405
 
 
-def test_100k_user_tenant_lookups_are_fast() -> None:
-    import time
+def test_100k_user_tenant_lookups() -> None:
+    # Their speed is measured in benchmarks/emulator_tenant.py, not asserted here.
     data = generate_tenant(1, 100_000, 100)
     data["credentials"] = [ADMIN]
     with wsgi_client(Emulator(Store.from_data(data))) as client:
         api = Api(client, "v8").login()
         org_id = api.org_id("org1.onmicrosoft.com")
-        started = time.perf_counter()
         for i in range(1, 201, 10):
             assert api.user(org_id, f"user{i:05d}@org1.onmicrosoft.com")["name"].startswith(f"user{i:05d}")
-        exact = time.perf_counter() - started
-        assert exact < 2.0, f"20 exact lookups on 100,000 users took {exact:.2f}s"
         big = api.get(f"/Organizations/{org_id}/Users", params={"limit": 10000, "offset": 90000}).json()
         assert len(big["results"]) == 10000 and "next" not in big["_links"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -92,10 +92,14 @@ def test_failed_requests_change_nothing(emulator: Emulator, client: httpx.Client
     assert api.get("/AuditEmailSettings").json()["port"] is None
 
 
-def test_latency_is_slept_outside_the_lock(make_emulator) -> None:
+def test_latency_is_slept_outside_the_lock(make_emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     emulator = make_emulator(latency_ms=200)
     with wsgi_client(emulator) as client:
         token = Api(client, "v8").login().token
+    # Each request's latency waits until all six are in it at once: only possible if no lock is held meanwhile
+    # (under a lock the first would wait alone and the barrier break, answering 500).
+    barrier = threading.Barrier(6, timeout=20)
+    monkeypatch.setattr("vboplan.emulator.app.time", SimpleNamespace(sleep=lambda seconds: barrier.wait()))
     statuses: list[int] = []
 
     def call() -> None:
@@ -103,15 +107,13 @@ def test_latency_is_slept_outside_the_lock(make_emulator) -> None:
             statuses.append(client.get("/v8/AuditEmailSettings", headers={"Authorization": f"Bearer {token}"}
                                        ).status_code)
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=call) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
     assert statuses == [200] * 6
-    assert 0.2 <= elapsed < 0.9, f"six concurrent 200 ms requests took {elapsed:.2f}s"
+    assert not barrier.broken
 
 
 def test_stats_count_requests_by_route_template(emulator: Emulator, client: httpx.Client) -> None:

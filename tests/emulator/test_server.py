@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -148,7 +149,7 @@ def test_cli_throttle_says_quota_exceeded_over_the_wire() -> None:
     assert statuses[1].status_code == 429 and statuses[1].reason_phrase == "Quota Exceeded"
 
 
-def test_start_in_a_thread_keep_alive_concurrency_and_drops() -> None:
+def test_start_in_a_thread_keep_alive_concurrency_and_drops(monkeypatch: pytest.MonkeyPatch) -> None:
     with start(Store.from_data(seed_data()), latency_ms=100) as server:
         assert server.ca_path is None and server.url == f"http://127.0.0.1:{server.port}"
         with validated_client(base_url=server.url) as client:
@@ -164,13 +165,17 @@ def test_start_in_a_thread_keep_alive_concurrency_and_drops() -> None:
                 results.append(own.get("/v8/ServiceInstance", headers={"Authorization": f"Bearer {token}"}
                                        ).status_code)
 
-        started = time.perf_counter()
+        # The eight requests' latencies must overlap: each waits until all eight are in it, which a server that
+        # served them one at a time could never reach (the barrier would break and the requests answer 500).
+        barrier = threading.Barrier(8, timeout=20)
+        monkeypatch.setattr("vboplan.emulator.app.time", SimpleNamespace(sleep=lambda seconds: barrier.wait()))
         threads = [threading.Thread(target=call) for _ in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert results == [200] * 8 and time.perf_counter() - started < 0.7
+        monkeypatch.undo()
+        assert results == [200] * 8 and not barrier.broken
         server.emulator.drop_next("GET", "AuditEmailSettings")
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
             with pytest.raises(httpx.RemoteProtocolError):

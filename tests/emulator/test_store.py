@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import time
 import uuid
 from pathlib import Path
 
@@ -164,10 +163,9 @@ def test_fast_uuid5_matches_the_standard_library() -> None:
         assert derived_uuid(*parts) == str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
 
 
-def test_generate_tenant_is_fast_deterministic_and_unique() -> None:
-    started = time.perf_counter()
+def test_generate_tenant_is_deterministic_and_unique() -> None:
+    # How long this takes is measured in benchmarks/emulator_tenant.py, not asserted here.
     data = generate_tenant(3, 100_000, 3_000, seed=5)
-    assert time.perf_counter() - started < 3.0
     assert data == generate_tenant(3, 100_000, 3_000, seed=5)
     users = [u for org in data["organizations"] for u in org["users"]]
     assert len(users) == 100_000 and len({u["name"] for u in users}) == 100_000
@@ -176,9 +174,7 @@ def test_generate_tenant_is_fast_deterministic_and_unique() -> None:
     assert users[0]["name"] == "user00001@org1.onmicrosoft.com"
     groups = [g for org in data["organizations"] for g in org["groups"]]
     assert len(groups) == 3_000 and len({(g["displayName"]) for g in groups}) == 3_000
-    started = time.perf_counter()
     store = Store.from_data({"credentials": [ADMIN], **data})
-    assert time.perf_counter() - started < 5.0
     assert len(store.organizations[2].users.items) == 33_333
 
 
