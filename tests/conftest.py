@@ -31,8 +31,12 @@ environments:
     username: admin
     password_env: VBO_TEST_PASSWORD
     var_files: [environments/common.yaml, environments/prod.yaml]
-    approvals: {required: 2, approvers: [alice, bob, carol]}
+    approvals: {required: 2, allowed_signers: approvers/prod.allowed_signers, max_age: 72h}
 """
+
+# Who may approve prod: one line per key, as git's gpg.ssh.allowedSignersFile. ann (who plans in these tests) is
+# listed too, so that her own signature is a real, trusted one that must still not count for her plans.
+TRUSTED = ("alice", "bob", "carol", "ann")
 
 AUDIT_TEMPLATE = """\
 audit_email_settings:
@@ -75,6 +79,33 @@ SEED = {
 }
 
 
+# Key types exercised: Ed25519 and RSA verify in-process (sshsig), ECDSA through ssh-keygen.
+KEY_TYPES = {"alice": "ed25519", "bob": "rsa", "carol": "ecdsa", "ann": "ed25519", "mallory": "ed25519",
+             "alice2": "ecdsa", "dave": "ed25519"}
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real SSH key pairs made by ssh-keygen, by person: name -> private key file (public half beside it)."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("keys")
+    made = {}
+    for name, kind in KEY_TYPES.items():
+        path = folder / f"id_{name}"
+        extra = ["-b", "2048"] if kind == "rsa" else []
+        subprocess.run(["ssh-keygen", "-q", "-t", kind, *extra, "-N", "", "-C", f"{name}@corp", "-f", str(path)],
+                       check=True, capture_output=True)
+        made[name] = path
+    return made
+
+
+def signer_line(keys: dict[str, Path], key: str, principal: str | None = None, options: str = "") -> str:
+    """One allowed_signers line for ``key`` (public half), naming ``principal`` (default: the key's owner)."""
+    public = Path(f"{keys[key]}.pub").read_text().split()
+    return " ".join(x for x in (principal or key, options, public[0], public[1]) if x)
+
+
 @dataclass
 class Result:
     exit_code: int
@@ -91,6 +122,7 @@ class ProjectDir:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.keys: dict[str, Path] = {}
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative
@@ -142,9 +174,11 @@ def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, secrets_env: None) -> ProjectDir:
+def project(tmp_path: Path, secrets_env: None, keys: dict[str, Path]) -> ProjectDir:
     proj = ProjectDir(tmp_path / "project")
+    proj.keys = keys
     proj.write("vboplan.yaml", CONFIG)
+    proj.write("approvers/prod.allowed_signers", "\n".join(signer_line(keys, name) for name in TRUSTED) + "\n")
     proj.write("templates/audit.yaml.j2", AUDIT_TEMPLATE)
     proj.write("templates/jobs.yaml.j2", JOB_TEMPLATE)
     proj.write("environments/common.yaml", "smtp:\n  port: 587\nnotify_success: false\n")

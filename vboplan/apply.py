@@ -14,14 +14,14 @@ from typing import Any
 from . import progress
 from .api import connect
 from .api.client import VboClient
-from .approvals import clear
+from .approvals import Clearance, applied_entry, check_fresh, clear
 from .changes import Change
 from .errors import ApplyError, PlanError, VboplanError
 from .plan import Plan
 from .project import Environment, Project, current_user
 from .render import render
 from .resources import KINDS
-from .sensitive import Sensitive, matches
+from .sensitive import Sensitive, conceal_fields, matches, remember, same_live
 from .state import StateStore, now
 
 log = logging.getLogger("vboplan")
@@ -52,13 +52,36 @@ class ApplyReport:
 
 def load_for_apply(project: Project, path: Path) -> tuple[Plan, Environment, list[Change], list[Change], list[str]]:
     """Read a plan file and clear it: (plan, env, approved changes, skipped changes, notes). Raises when refused."""
+    plan, env, clearance = clear_plan_file(project, path)
+    return plan, env, clearance.approved, clearance.skipped, clearance.notes
+
+
+def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Clearance]:
+    """Read a plan file and decide what of it may be applied: intact, fresh, never applied, approved."""
     plan = Plan.load(path)
     env = project.environment(plan.environment)
     if env.server != plan.server or env.api_version != plan.api_version:
         raise PlanError(f"{path}: planned against {plan.server} (API {plan.api_version}) but environment "
                         f"'{env.name}' is now {env.server} (API {env.api_version}); run 'vboplan plan' again")
-    clearance = clear(plan, env.approvals)
-    return plan, env, clearance.approved, clearance.skipped, clearance.notes
+    check_sensitivity(plan)
+    check_fresh(plan, env.approvals, StateStore(project, env).read())
+    return plan, env, clear(plan, env.approvals)
+
+
+def check_sensitivity(plan: Plan) -> None:
+    """The schema, not the plan file, decides what is secret: a write-only or password field must be sensitive."""
+    for change in plan.changes:
+        kind = KINDS.get(change.kind)
+        fields = getattr(kind, "fields", None)
+        name = change.detail.get("field") if isinstance(change.detail, dict) else None
+        if fields is None or not isinstance(name, str):
+            continue
+        writable, _, write_only = fields(plan.api_version)
+        secret = name in write_only or (writable.get(name) or {}).get("format") == "password" \
+            or name in plan.secret_fields.get(change.kind, [])
+        if secret and (not change.sensitive or change.after is not None or change.before is not None):
+            raise PlanError(f"{change.id} ({change.address}) is a secret field but the plan file carries it as "
+                            "not sensitive or with a value: the file was edited; run 'vboplan plan' again")
 
 
 def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: list[Change]) -> list[Change]:
@@ -73,6 +96,7 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
             field_name = change.detail.get("field")
             value = rendered.resources.get(change.kind, {}).get(field_name)
             plain = value.reveal() if isinstance(value, Sensitive) else value
+            remember(plain)
             if value is None or not matches(plain, plan.digests.get(change.id)):
                 raise PlanError(f"{change.id} ({change.address}): the secret now resolves to a different value than "
                                 "the one planned; run 'vboplan plan' again and have it approved")
@@ -87,8 +111,8 @@ def check_not_stale(client: VboClient, plan: Plan) -> None:
     progress.phase("checking the server has not changed since planning", plan.environment)
     for name, scope in plan.scope.items():
         live = KINDS[name].read(client, scope)
-        if live != plan.live.get(name):
-            moved.extend(_moved(name, plan.live.get(name), live))
+        if not same_live(plan.live.get(name), live):
+            moved.extend(_moved(name, plan.live.get(name), conceal_fields(live, plan.secret_fields.get(name, []))))
     if moved:
         raise PlanError(f"the plan for '{plan.environment}' is stale: the server changed since planning "
                         f"({'; '.join(moved[:5])}{' …' if len(moved) > 5 else ''}); run 'vboplan plan' again")
@@ -98,7 +122,7 @@ def _moved(name: str, before: Any, after: Any) -> list[str]:
     if isinstance(before, dict) and isinstance(after, dict):
         keys = sorted(set(before) | set(after), key=str)
         return [f"{name}.{k}: {before.get(k)!r} -> {after.get(k)!r}" if not isinstance(before.get(k), (dict, list))
-                else f"{name}[{k!r}] changed" for k in keys if before.get(k) != after.get(k)]
+                else f"{name}.{k} changed" for k in keys if not same_live(before.get(k), after.get(k))]
     return [f"{name} changed"]
 
 
@@ -141,7 +165,9 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
             live = None
         if live is not None:
             unverified += [c for c in applied_here if not kind.verify(c, live)]
-            resources[name] = kind.snapshot(live, applied_here, recorded.get(name))
+            # Fields filled from secret() are kept as salted hashes, never in clear.
+            resources[name] = kind.snapshot(conceal_fields(live, plan.secret_fields.get(name, [])), applied_here,
+                                            recorded.get(name))
     if unverified and report.error is None:
         report.error = ApplyError("the server does not hold "
                                   + ", ".join(f"{c.id} ({c.address})" for c in unverified)
@@ -153,7 +179,7 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
         "failed": [_entry(c) for c in report.failed], "not_attempted": [_entry(c) for c in report.not_run],
         "error": str(report.error) if report.error else None,
     }
-    snapshot = store.write(resources, last_apply)
+    snapshot = store.write(resources, last_apply, applied_plan=applied_entry(plan))
     report.serial = snapshot["serial"]
     return report
 
@@ -164,14 +190,16 @@ def _entry(change: Change) -> dict[str, Any]:
 
 def apply_plan_file(project: Project, path: Path, announce: Any = None) -> ApplyReport:
     """``vboplan apply PLANFILE``: refuse unless the plan is intact, approved, current and its secrets unchanged."""
-    plan, env, approved, skipped, notes = load_for_apply(project, path)
+    plan, env, clearance = clear_plan_file(project, path)
     if announce:
-        announce(plan, approved, skipped, notes)
-    approved = resolve_secrets(project, env, plan, approved)
+        announce(plan, clearance.approved, clearance.skipped, clearance.notes)
+    approved = resolve_secrets(project, env, plan, clearance.approved)
     store = StateStore(project, env)
     with store.lock(f"apply {path.name}"), connect(project, env) as client:
+        # Checked again under the lock: another run may have applied this plan (or a newer one) meanwhile.
+        check_fresh(plan, env.approvals, store.read())
         check_not_stale(client, plan)
-        return execute(project, env, client, plan, approved, skipped, plan.approvals)
+        return execute(project, env, client, plan, approved, clearance.skipped, clearance.records())
 
 
 def apply_env(project: Project, env: Environment, confirm: Any, announce: Any) -> ApplyReport | None:

@@ -16,9 +16,15 @@ from . import core
 from .errors import VboplanError
 from .output import FORMATS, render_plan
 from .plan import Plan
+from .sensitive import RedactingFilter, redact
 
 log = logging.getLogger("vboplan")
 _verbosity = {"level": 0}  # set by the group callback; read by the last-resort handler in _Group.main
+
+
+def echo(message: Any = "", **kwargs: Any) -> None:
+    """click.echo, with every secret value of the run masked (a server may echo one back, for instance)."""
+    click.echo(redact(str(message)), **kwargs)
 
 
 class Context:
@@ -41,6 +47,7 @@ class Context:
 def _setup_logging(verbose: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger("vboplan")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
@@ -58,7 +65,7 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             ctx = click.get_current_context()
             if ctx.find_object(Context) and ctx.find_object(Context).verbose > 1:  # type: ignore[union-attr]
                 log.exception("traceback:")
-            click.echo(f"Error: {exc}", err=True)
+            echo(f"Error: {exc}", err=True)
             ctx.exit(1)
 
     return wrapper
@@ -85,15 +92,15 @@ class _Group(click.Group):
             # click turns Ctrl-C and end-of-input into Abort. What an interrupted apply sent is for the apply to
             # say; here only that the run stopped.
             if isinstance(exc.__context__, EOFError):
-                click.echo("Error: no answer (end of input); stopped.", err=True)
+                echo("Error: no answer (end of input); stopped.", err=True)
             else:
-                click.echo("Error: interrupted.", err=True)
+                echo("Error: interrupted.", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            click.echo("\nError: interrupted.", err=True)
+            echo("\nError: interrupted.", err=True)
             sys.exit(1)
         except VboplanError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            echo(f"Error: {exc}", err=True)
             sys.exit(1)
         except Exception as exc:  # the last resort: never a traceback unless asked for
             _report_unexpected(exc)
@@ -116,9 +123,9 @@ def _report_unexpected(exc: Exception) -> None:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-        click.echo(f"Error: {message}", err=True)
+        echo(f"Error: {message}", err=True)
     else:
-        click.echo(f"Error: {message} (run with -v for details)", err=True)
+        echo(f"Error: {message} (run with -v for details)", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,7 +155,7 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
     envs = project.select(env_names, all_envs or not env_names)
     rendered = core.validate(project, envs)
     for name, result in rendered.items():
-        click.echo(f"{name}: ok ({', '.join(result.resources) or 'no resources'})")
+        echo(f"{name}: ok ({', '.join(result.resources) or 'no resources'})")
 
 
 @main.command()
@@ -159,15 +166,19 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS", help="Only changes at or under ADDRESS.")
+@click.option("--sign-key", "sign_key", metavar="KEY",
+              help="With --out: sign the plan as its author with this SSH key (namespace vboplan-plan).")
 @pass_context
 @reports_errors
 def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | None, fmt: str,
-         detailed_exitcode: bool, targets: tuple[str, ...]) -> None:
+         detailed_exitcode: bool, targets: tuple[str, ...], sign_key: str | None) -> None:
     """Show what differs between the templates and the live servers."""
     project = obj.project()
     envs = project.select(env_names, all_envs)
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise core.VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
+    if sign_key and not out:
+        raise core.VboplanError("--sign-key signs a saved plan: give --out FILE too")
     with obj.progress("planning"):
         outcomes = core.plan_many(project, envs, targets)
     failed = False
@@ -175,7 +186,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     pages: list[Any] = []
     for outcome in outcomes:
         if outcome.error is not None:
-            click.echo(f"Error: {outcome.error}", err=True)
+            echo(f"Error: {outcome.error}", err=True)
             failed = True
             if fmt == "html":
                 from .output.html import FailedEnvironment
@@ -186,6 +197,10 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         assert outcome.plan is not None
         if out:
             path = Path(str(out).replace("{env}", outcome.env.name))
+            if sign_key:
+                from .approvals import sign_plan
+
+                sign_plan(outcome.plan, sign_key)
             outcome.plan.save(path)
             log.warning("Saved the plan for %s to %s", outcome.env.name, path)
         if fmt == "json":
@@ -193,15 +208,15 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         elif fmt == "html":
             pages.append(outcome.plan)
         else:
-            click.echo(render_plan(outcome.plan, fmt, obj.color))
+            echo(render_plan(outcome.plan, fmt, obj.color))
     if fmt == "json" and documents:
         import json
-        click.echo(json.dumps(documents[0] if len(envs) == 1 else {"plans": documents}, indent=2,
+        echo(json.dumps(documents[0] if len(envs) == 1 else {"plans": documents}, indent=2,
                               ensure_ascii=False))
     if fmt == "html" and pages:
         from .output.html import render_html
 
-        click.echo(render_html(pages), nl=False)
+        echo(render_html(pages), nl=False)
     if failed:
         sys.exit(1)
     if detailed_exitcode and any(o.plan and o.plan.changes for o in outcomes):
@@ -214,47 +229,94 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
 @pass_context
 @reports_errors
 def show(obj: Context, planfile: Path, fmt: str) -> None:
-    """Show a saved plan file (and its approvals)."""
+    """Show a saved plan file and each approval: who, which key, what, and whether it counts."""
+    from dataclasses import replace
+
+    from .approvals import verdicts
+
     saved = Plan.load(planfile)
-    click.echo(render_plan(saved, fmt, obj.color), nl=False)
-    if fmt in ("table", "markdown"):
-        for approval in saved.approvals:
-            ids = ", ".join(approval.get("changes") or []) or "all changes"
-            ticket = f" ticket {approval['ticket']}" if approval.get("ticket") else ""
-            click.echo(f"Approved by {approval.get('by')}{ticket} at {approval.get('at')}: {ids}")
+    if fmt == "json":
+        echo(render_plan(saved, fmt, obj.color), nl=False)
+        return
+    try:
+        checked = verdicts(saved, obj.project().environment(saved.environment).approvals)
+    except VboplanError as exc:
+        checked = None
+        reason = str(exc)
+    if fmt == "html":
+        # The page shows what the verifier found, never what a record claims about itself.
+        shown = [{"principal": ",".join(v.principals) or "unknown signer", "ticket": v.ticket, "comment": v.comment,
+                  "at": v.at, "changes": v.changes,
+                  "status": "verified" if v.ok else f"does not count: {v.problem}"} for v in checked or []]
+        if checked is None:
+            shown = [{"principal": "?", "status": f"cannot be checked here: {reason}"} for _ in saved.approvals]
+        echo(render_plan(replace(saved, approvals=shown), fmt, obj.color), nl=False)
+        return
+    echo(render_plan(saved, fmt, obj.color), nl=False)
+    if checked is None:
+        for i, _ in enumerate(saved.approvals, 1):
+            echo(f"Approval {i}: cannot be checked here: {reason}")
+        return
+    if saved.author_key:
+        echo(f"Plan signed by its author ({saved.created_by}, key {_fingerprint(saved.author_key)})")
+    for verdict in checked:
+        status = "verified" if verdict.ok else f"does not count: {verdict.problem}"
+        ticket = f", ticket {verdict.ticket}" if verdict.ticket else ""
+        comment = f", comment {verdict.comment!r}" if verdict.comment else ""
+        echo(f"Approval {verdict.index}: {','.join(verdict.principals) or 'unknown signer'} key "
+             f"{verdict.fingerprint or '-'}{ticket}{comment} at {verdict.at or '-'}: "
+             f"{', '.join(verdict.changes) or 'no changes'}: {status}")
+
+
+def _fingerprint(public_key: str) -> str:
+    from .signing import SigningError, fingerprint, key_blob
+
+    try:
+        return fingerprint(key_blob(public_key))
+    except SigningError:
+        return "unreadable"
 
 
 @main.command()
 @click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--by", "by", default=None, metavar="NAME", help="Approver (default: VBOPLAN_USER or login name).")
-@click.option("--ticket", default=None, metavar="ID", help="Change ticket this approval belongs to.")
+@click.option("--key", "key", envvar="VBOPLAN_SIGNING_KEY", metavar="KEY",
+              help="SSH private key file, or a public key held by ssh-agent (default: VBOPLAN_SIGNING_KEY).")
+@click.option("--ticket", default=None, metavar="ID", help="Change ticket this approval belongs to (signed).")
 @click.option("--change", "change_ids", multiple=True, metavar="ID", help="Approve only this change (repeatable).")
-@click.option("--comment", default=None, metavar="TEXT")
+@click.option("--comment", default=None, metavar="TEXT", help="A note kept with the approval (signed).")
+@click.option("--merge", "copies", multiple=True, type=click.Path(dir_okay=False, path_type=Path), metavar="COPY",
+              help="Instead of signing, add the approvals of COPY, a copy of the same plan (repeatable).")
 @pass_context
 @reports_errors
-def approve(obj: Context, planfile: Path, by: str | None, ticket: str | None, change_ids: tuple[str, ...],
-            comment: str | None) -> None:
-    """Record an approval in a plan file, bound to its checksum."""
-    from .approvals import approve as record_approval
-    from .project import current_user
-    from .state import atomic_write
+def approve(obj: Context, planfile: Path, key: str | None, ticket: str | None, change_ids: tuple[str, ...],
+            comment: str | None, copies: tuple[Path, ...]) -> None:
+    """Approve a plan by signing it with your SSH key (ssh-keygen -Y sign, namespace vboplan-approve)."""
+    from . import approvals
 
     project = obj.project()
+    if copies:
+        if key or ticket or change_ids or comment:
+            raise core.VboplanError("--merge adds approvals others signed; it takes no --key, --ticket, --change "
+                                    "or --comment")
+        added = approvals.merge(project, planfile, list(copies))
+        echo(f"Added {added} approval{'s' if added != 1 else ''} to {planfile}")
+        return
+    if not key:
+        raise core.VboplanError("name your SSH key with --key KEY (or VBOPLAN_SIGNING_KEY): a private key file, or "
+                                "a public key whose private half is in ssh-agent")
+    verdict = approvals.approve(project, planfile, key, ticket, change_ids, comment)
     saved = Plan.load(planfile)
-    env = project.environment(saved.environment)
-    record = record_approval(saved, env.approvals, by or current_user(), ticket, change_ids, comment)
-    atomic_write(planfile, saved.to_json())
-    click.echo(f"Approved by {record['by']}: {', '.join(record['changes'])} of {saved.environment} "
-               f"(plan {saved.checksum[:12]}){' ticket ' + ticket if ticket else ''}")
+    echo(f"Approved by {','.join(verdict.principals)} (key {verdict.fingerprint}): {', '.join(verdict.changes)} "
+         f"of {saved.environment} (plan {saved.checksum[:12]}){' ticket ' + ticket if ticket else ''}")
 
 
 def _echo_report(report: Any) -> None:
     for label, changes in (("applied", report.applied), ("skipped (not approved)", report.skipped),
                            ("FAILED", report.failed), ("not attempted", report.not_run)):
         for change in changes:
-            click.echo(f"  {change.id:<4} {change.action:<7} {change.address}: {label}")
-    click.echo(report.summary())
-    click.echo(f"State snapshot: {report.state_path}" + (f" (serial {report.serial})" if report.serial else ""))
+            echo(f"  {change.id:<4} {change.action:<7} {change.address}: {label}")
+    echo(report.summary())
+    echo(f"State snapshot: {report.state_path}" + (f" (serial {report.serial})" if report.serial else ""))
 
 
 @main.command()
@@ -274,11 +336,11 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
     if planfile:
         def announce(saved: Plan, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
             with suspended():
-                click.echo(render_plan(saved, "table", obj.color))
+                echo(render_plan(saved, "table", obj.color))
                 for note in notes:
-                    click.echo(f"Note: {note}", err=True)
+                    echo(f"Note: {note}", err=True)
                 for change in skipped:
-                    click.echo(f"Will skip {change.id} ({change.address}): not approved")
+                    echo(f"Will skip {change.id} ({change.address}): not approved")
         with obj.progress("applying"):
             report = applying.apply_plan_file(project, planfile, announce)
     elif env_name:
@@ -286,7 +348,7 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
 
         def show_plan(fresh: Plan) -> None:
             with suspended():
-                click.echo(render_plan(fresh, "table", obj.color))
+                echo(render_plan(fresh, "table", obj.color))
 
         def confirm(fresh: Plan) -> bool:
             if auto_approve:
@@ -337,18 +399,18 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
     if snapshot is None:
         raise core.VboplanError(f"environment '{env_name}' has no state snapshot yet (nothing applied)")
     if fmt == "json":
-        click.echo(json.dumps(snapshot, indent=2, sort_keys=True))
+        echo(json.dumps(snapshot, indent=2, sort_keys=True))
         return
-    click.echo(f"Environment {env_name}: {snapshot['server']} (API {snapshot['api_version']}), serial "
+    echo(f"Environment {env_name}: {snapshot['server']} (API {snapshot['api_version']}), serial "
                f"{snapshot['serial']}, lineage {snapshot['lineage']}, updated {snapshot['updated_at']}")
     rows = []
     for name, recorded in sorted(snapshot.get("resources", {}).items()):
         for address, value in _state_rows(name, recorded):
             rows.append([address, format_value(value)])
-    click.echo(tabulate(rows, headers=["address", "value"], tablefmt="simple", disable_numparse=True))
+    echo(tabulate(rows, headers=["address", "value"], tablefmt="simple", disable_numparse=True))
     last = snapshot.get("last_apply") or {}
     if last:
-        click.echo(f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
+        echo(f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
                    f"{len(last.get('skipped', []))} skipped, {len(last.get('failed', []))} failed")
 
 
@@ -377,9 +439,9 @@ def state_unlock(obj: Context, env_name: str) -> None:
     project = obj.project()
     holder = StateStore(project, project.environment(env_name)).unlock()
     if holder is None:
-        click.echo(f"environment '{env_name}' is not locked")
+        echo(f"environment '{env_name}' is not locked")
     else:
-        click.echo(f"Broke the lock of environment '{env_name}' held by {holder.get('who')} since {holder.get('at')}")
+        echo(f"Broke the lock of environment '{env_name}' held by {holder.get('who')} since {holder.get('at')}")
 
 
 def _attach_emulator() -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class VboplanError(Exception):
-    """Base of every error vboplan reports to a user as one line (no traceback)."""
+    """Base of every error vboplan reports to a user as one line (no traceback). Its text never holds a secret
+    value of the run: a server that echoes a request, or a value quoted in a message, is redacted."""
+
+    def __str__(self) -> str:
+        from .sensitive import redact
+
+        return redact(super().__str__())
 
 
 class ProjectError(VboplanError):

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from .errors import PlanError
 from .project import Environment, current_user
 from .render import Rendered
 from .resources import KINDS
-from .sensitive import MASK, Sensitive, digest
+from .sensitive import MASK, Sensitive, conceal_live, digest
 from .state import atomic_write, now
 
 FORMAT_VERSION = 1
@@ -38,6 +39,10 @@ class Plan:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     digests: dict[str, Any] = field(default_factory=dict)   # change id -> salted hash of a sensitive value
     checksum: str = ""
+    expires_at: str = ""
+    secret_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields whose value is secret
+    author_key: str | None = None          # the author's SSH public key, when the plan is signed
+    author_signature: dict[str, Any] | None = None
 
     def counts(self) -> Counter[str]:
         return Counter(change.action for change in self.changes)
@@ -73,13 +78,8 @@ class Plan:
         return records
 
     def compute_checksum(self) -> str:
-        """sha256 over the canonical change list and the live values it was computed against."""
-        canonical = json.dumps({
-            "environment": self.environment, "server": self.server, "api_version": self.api_version,
-            "created_by": self.created_by, "created_at": self.created_at, "changes": self.change_records(),
-            "live": self.live, "scope": self.scope,
-        }, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_no_secrets)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        """The plan's digest: sha256 over everything in the plan file except the signatures made over it."""
+        return plan_digest(json.loads(json.dumps(self.to_dict(), ensure_ascii=False, default=_no_secrets)))
 
     def to_dict(self) -> dict[str, Any]:
         counts = self.counts()
@@ -89,7 +89,9 @@ class Plan:
             "checksum": self.checksum, "summary": {action: counts[action] for action in ACTIONS},
             "changes": self.change_records(),
             "changed_outside": [{"address": d.address, "recorded": d.recorded, "live": d.live} for d in self.drift],
-            "live": self.live, "scope": self.scope, "approvals": self.approvals,
+            "live": self.live, "scope": self.scope, "expires_at": self.expires_at,
+            "secret_fields": self.secret_fields, "author_key": self.author_key,
+            "author_signature": self.author_signature, "approvals": self.approvals,
         }
 
     def to_json(self) -> str:
@@ -118,15 +120,28 @@ class Plan:
                        created_at=data["created_at"], approvals=list(data.get("approvals") or []),
                        digests={r["id"]: r.get("after_digest") for r in data["changes"] if r.get("sensitive")},
                        drift=[Drift(d["address"], d["recorded"], d["live"]) for d in data.get("changed_outside", [])],
-                       checksum=data["checksum"])
+                       checksum=data["checksum"], expires_at=str(data.get("expires_at") or ""),
+                       secret_fields=dict(data.get("secret_fields") or {}), author_key=data.get("author_key"),
+                       author_signature=data.get("author_signature"))
         except (KeyError, TypeError) as exc:
             raise PlanError(f"{path}: plan file is incomplete (missing {exc})") from None
         if any(c.kind not in KINDS or c.action not in ACTIONS for c in plan.changes):
             raise PlanError(f"{path}: plan file names an unknown resource kind or action")
-        if plan.compute_checksum() != plan.checksum:
+        # The digest is computed from the file as it is, so that nothing in it escapes the signatures over it.
+        if plan_digest(data) != plan.checksum:
             raise PlanError(f"{path}: the plan file was altered after planning (its checksum no longer matches); "
                             "run 'vboplan plan' again")
         return plan
+
+
+UNSIGNED = ("checksum", "approvals", "author_signature")  # what is added to a plan file after its digest
+
+
+def plan_digest(document: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of a plan document without its checksum and the signatures over it."""
+    covered = {k: v for k, v in document.items() if k not in UNSIGNED}
+    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _no_secrets(value: Any) -> Any:
@@ -140,6 +155,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     """Read the live values the templates concern and compare: the plan for ``env``."""
     live: dict[str, Any] = {}
     scope: dict[str, Any] = {}
+    secret_fields: dict[str, list[str]] = {}
     changes: list[Change] = []
     drift: list[Drift] = []
     for name, kind in KINDS.items():
@@ -148,10 +164,14 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         desired = rendered.resources[name]
         scope[name] = kind.scope(desired)
         progress.phase(f"reading {name}", env.name)
-        live[name] = kind.read(client, scope[name])
-        changes.extend(kind.diff(env.api_version, live[name], desired, recorded.get(name)))
+        read = kind.read(client, scope[name])
+        changes.extend(kind.diff(env.api_version, read, desired, recorded.get(name)))
         if name in recorded:
-            drift.extend(kind.drift(recorded[name], live[name]))
+            drift.extend(kind.drift(recorded[name], read))
+        # A field whose desired value is secret is secret when read live too: only a salted hash is kept.
+        live[name], secret = conceal_live(read, desired)
+        if secret:
+            secret_fields[name] = secret
     if targets:
         managed = _managed_addresses(scope) | {c.address for c in changes}
         for target in targets:
@@ -161,7 +181,9 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         changes = [c for c in changes if any(_targets(t, c.address) for t in targets)]
     changes = [replace(c, id=f"c{i}") for i, c in enumerate(changes, 1)]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
-                live=live, scope=scope, drift=drift)
+                live=live, scope=scope, drift=drift, secret_fields=secret_fields)
+    created = datetime.fromisoformat(plan.created_at.replace("Z", "+00:00")).astimezone(timezone.utc)
+    plan.expires_at = (created + timedelta(seconds=env.approvals.max_age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}
     plan.checksum = plan.compute_checksum()
     return plan

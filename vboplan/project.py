@@ -42,15 +42,27 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+DEFAULT_MAX_AGE = 7 * 24 * 3600  # seconds: a saved plan older than a week is refused
+
+
 @dataclass(frozen=True)
 class ApprovalPolicy:
-    """How many distinct people must approve a change, and who may."""
+    """How many distinct people must approve each change, whose SSH keys count (an ``allowed_signers`` file), and
+    how old a saved plan may be when it is applied."""
 
     required: int = 0
-    approvers: tuple[str, ...] | None = None
+    allowed_signers: Path | None = None
+    max_age: int = DEFAULT_MAX_AGE
+    display: str = ""           # allowed_signers as the user wrote it, for messages
+    where: str = ""             # vboplan.yaml:LINE of the approvals setting
 
-    def allows(self, name: str) -> bool:
-        return self.approvers is None or name in self.approvers
+    def trust_list(self):  # type: ignore[no-untyped-def]
+        """The parsed ``allowed_signers`` file (errors name its file and line)."""
+        from .signing import TrustList
+
+        if self.allowed_signers is None:
+            raise ProjectError(f"{self.where}: approvals need an allowed_signers file naming who may approve")
+        return TrustList.load(self.allowed_signers, self.display)
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,9 @@ class Environment:
             raise ProjectError(
                 f"environment '{self.name}': the API password variable {self.password_env} is not set "
                 f"(export {self.password_env}=... before running vboplan)")
+        from .sensitive import remember
+
+        remember(value)
         return value
 
 
@@ -227,7 +242,7 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
         var_files = [var_files]
     if not isinstance(var_files, list) or not all(isinstance(v, str) for v in var_files):
         raise ProjectError(f"{spec.where('var_files')}: var_files must be a list of paths")
-    approvals = _approvals(spec.get("approvals", {}), spec.where("approvals"))
+    approvals = _approvals(root, spec.get("approvals", {}), spec.where("approvals"))
     timeout = spec.get("timeout", 30)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout) \
             or not 0 < timeout <= MAX_TIMEOUT:
@@ -282,19 +297,51 @@ def _check_server(server: str, where: str) -> None:
         raise ProjectError(f"{where}: server '{shown}' is not a valid URL ({exc})") from None
 
 
-def _approvals(spec: Any, where: str) -> ApprovalPolicy:
+def _approvals(root: Path, spec: Any, where: str) -> ApprovalPolicy:
+    example = "{required: 2, allowed_signers: approvers/prod.allowed_signers, max_age: 72h}"
     if not isinstance(spec, dict):
-        raise ProjectError(f"{where}: approvals must be a mapping like {{required: 2, approvers: [alice, bob]}}")
-    unknown = set(spec) - {"required", "approvers"}
+        raise ProjectError(f"{where}: approvals must be a mapping like {example}")
+    located = spec if isinstance(spec, Located) else None
+
+    def at(key: str) -> str:
+        return located.where(key) if located is not None and key in located else where
+
+    if "approvers" in spec:
+        raise ProjectError(f"{at('approvers')}: approvals.approvers is no longer supported: a name is not an "
+                           "approval. List each approver's SSH public key in an allowed_signers file and set "
+                           "approvals.allowed_signers (see README, 'Approvals')")
+    unknown = set(spec) - {"required", "allowed_signers", "max_age"}
     if unknown:
-        raise ProjectError(f"{where}: unknown approvals setting '{sorted(unknown)[0]}' (use required, approvers)")
+        key = sorted(unknown)[0]
+        raise ProjectError(f"{at(key)}: unknown approvals setting '{key}' (use required, allowed_signers, max_age)")
     required = spec.get("required", 0)
     if not isinstance(required, int) or isinstance(required, bool) or required < 0:
-        raise ProjectError(f"{where}: approvals.required must be a whole number >= 0")
-    approvers = spec.get("approvers")
-    if approvers is not None:
-        if not isinstance(approvers, list) or not all(isinstance(a, str) for a in approvers):
-            raise ProjectError(f"{where}: approvals.approvers must be a list of names")
-        if len(set(approvers)) < required:
-            raise ProjectError(f"{where}: {required} approvals required but only {len(set(approvers))} approvers listed")
-    return ApprovalPolicy(required=required, approvers=tuple(approvers) if approvers is not None else None)
+        raise ProjectError(f"{at('required')}: approvals.required must be a whole number >= 0")
+    signers = spec.get("allowed_signers")
+    path: Path | None = None
+    if signers is not None:
+        if not isinstance(signers, str) or not signers:
+            raise ProjectError(f"{at('allowed_signers')}: approvals.allowed_signers must be the path of an "
+                               "allowed_signers file")
+        path = (root / signers).resolve()
+        if not path.is_file():
+            raise ProjectError(f"{at('allowed_signers')}: allowed_signers file '{signers}' not found")
+    elif required > 0:
+        raise ProjectError(f"{at('required')}: approvals.required is {required} but no allowed_signers file says "
+                           f"whose SSH keys may approve; add allowed_signers: FILE (like {example})")
+    max_age = parse_duration(spec.get("max_age", DEFAULT_MAX_AGE), at("max_age"))
+    return ApprovalPolicy(required=required, allowed_signers=path, max_age=max_age,
+                          display=signers if isinstance(signers, str) else "", where=where)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: Any, where: str) -> int:
+    """Seconds from ``72h``, ``7d``, ``30m``, ``90s``, ``2w`` or a whole number of seconds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    text = str(value).strip().lower()
+    if len(text) > 1 and text[:-1].isdigit() and text[-1] in _UNITS and int(text[:-1]) > 0:
+        return int(text[:-1]) * _UNITS[text[-1]]
+    raise ProjectError(f"{where}: max_age '{value}' is not a duration like 72h, 7d, 30m or 90s")

@@ -3,6 +3,7 @@ each resource checked against the environment's API version."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets as _random
@@ -18,7 +19,7 @@ from .errors import ProjectError, RenderError
 from .project import Environment, Project
 from .resources import KINDS
 from .schema import nearest
-from .sensitive import Sensitive
+from .sensitive import Sensitive, remember
 from .yamlfile import Located, load_yaml, parse_yaml
 
 log = logging.getLogger("vboplan")
@@ -47,16 +48,87 @@ def _refuse(*args: Any, **kwargs: Any) -> Any:
     raise _SecretTransformed()
 
 
-class _SecretToken(str):
-    """What ``secret()`` returns: a placeholder that may be written out or joined into a string as it is, but not
-    transformed (upper, slice, replace...), because the real value is only put back after rendering."""
+class _Secret:
+    """What ``secret()`` returns in a template: an opaque stand-in. It may be written out or joined into a longer
+    string (``~``, adjacent text), which turns it into a placeholder that is replaced by the real value after
+    rendering. Every other use (a filter, method, comparison, test, truth value, key, loop, arithmetic,
+    formatting) raises, so a template can neither transform a secret nor branch on it."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
 
     def __str__(self) -> str:
-        return self
+        return self.token
 
-    __getitem__ = upper = lower = title = capitalize = swapcase = casefold = strip = lstrip = rstrip = _refuse
-    replace = split = rsplit = splitlines = partition = rpartition = center = ljust = rjust = zfill = _refuse
-    format = format_map = encode = expandtabs = translate = removeprefix = removesuffix = __mod__ = _refuse
+    __repr__ = __format__ = __bool__ = __len__ = __iter__ = __contains__ = __getitem__ = __hash__ = _refuse  # type: ignore
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse  # type: ignore[assignment]
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = __sub__ = __rsub__ = _refuse
+    __truediv__ = __floordiv__ = __pow__ = __neg__ = __pos__ = __abs__ = __int__ = __float__ = __index__ = _refuse
+    __call__ = __reversed__ = __round__ = _refuse
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The template sandbox, also guarding every filter, test, call, attribute, item and operator against a
+    secret (or a string holding a secret's placeholder)."""
+
+    intercepted_binops = frozenset(["+", "-", "*", "/", "//", "%", "**"])
+    intercepted_unops = frozenset(["+", "-"])
+
+    def __init__(self, marker: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.marker = marker
+        self.filters = {name: self._guarded(f) for name, f in self.filters.items()}
+        self.tests = {name: self._guarded(f) for name, f in self.tests.items()}
+
+    def tainted(self, value: Any, depth: int = 0) -> bool:
+        if isinstance(value, _Secret):
+            return True
+        if isinstance(value, str):
+            return self.marker in value
+        if depth > 20:
+            return False
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return any(self.tainted(v, depth + 1) for v in value)
+        if isinstance(value, dict):
+            return any(self.tainted(k, depth + 1) or self.tainted(v, depth + 1) for k, v in value.items())
+        return False
+
+    def _guarded(self, func: Any) -> Any:
+        @functools.wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if any(self.tainted(a) for a in args) or any(self.tainted(v) for v in kwargs.values()):
+                raise _SecretTransformed()
+            return func(*args, **kwargs)
+
+        return guarded
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if self.tainted(left) or self.tainted(right):
+            raise _SecretTransformed()
+        return super().call_binop(context, operator, left, right)
+
+    def call_unop(self, context: Any, operator: str, arg: Any) -> Any:
+        if self.tainted(arg):
+            raise _SecretTransformed()
+        return super().call_unop(context, operator, arg)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if self.tainted(obj):
+            raise _SecretTransformed()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if self.tainted(obj) or self.tainted(argument):
+            raise _SecretTransformed()
+        return super().getitem(obj, argument)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        if __self.tainted(__obj) or any(__self.tainted(a) for a in args) \
+                or any(__self.tainted(v) for v in kwargs.values()):
+            raise _SecretTransformed()
+        return super().call(__context, __obj, *args, **kwargs)
 
 
 def load_variables(project: Project, env: Environment) -> dict[str, Any]:
@@ -87,22 +159,23 @@ def render(project: Project, env: Environment, offline: bool = False) -> Rendere
     ``offline`` (validate) lets an unset ``secret()`` render as a stand-in value instead of failing."""
     variables = _plain(load_variables(project, env))
     variables.setdefault("environment", {"name": env.name, "api_version": env.api_version})
-    jinja = ImmutableSandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(project.root)), undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True, autoescape=False)
-    marker = f"__vboplan_secret_{_random.token_hex(6)}_"
+    marker = f"__vboplan_secret_{_random.token_hex(8)}_"
+    jinja = _Sandbox(marker, loader=jinja2.FileSystemLoader(str(project.root)), undefined=jinja2.StrictUndefined,
+                     keep_trailing_newline=True, autoescape=False)
     secret_values: dict[str, str] = {}
 
-    def secret(name: str) -> str:
+    def secret(name: str) -> _Secret:
         value = os.environ.get(str(name))
         if value is None:
             if not offline:
                 raise _SecretMissing(str(name))
             log.info("secret('%s') is not set; validating with a stand-in value", name)
             value = "unset-secret"
-        token = _SecretToken(f"{marker}{len(secret_values)}__")
+        else:
+            remember(value)
+        token = f"{marker}{len(secret_values)}__"
         secret_values[token] = value
-        return token
+        return _Secret(token)
 
     jinja.globals["secret"] = secret
     rendered = Rendered(env)
@@ -125,7 +198,7 @@ def render(project: Project, env: Environment, offline: bool = False) -> Rendere
                                   + (f"; did you mean '{hint}'?" if hint else f" (known: {', '.join(KINDS)})"))
             if kind.name in rendered.resources:
                 raise RenderError(f"{where}: {kind.name} is already defined in {rendered.sources[kind.name]}")
-            raw = _unmask(raw, secret_values, marker)
+            raw = _unmask(raw, secret_values, marker, where)
             located = raw if isinstance(raw, Located) else None
 
             def where_of(k: Any, _located: Located | None = located, _where: str = where, _name: str = name) -> str:
@@ -146,8 +219,9 @@ def _render_one(jinja: ImmutableSandboxedEnvironment, name: str, path: Path, var
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"{name}:{exc.lineno}: template syntax error: {exc.message}") from None
     except _SecretTransformed:
-        raise RenderError(f"{name}:{_template_line(path)}: a secret() value is passed through a filter or method; "
-                          "use it as it is (it may be joined into a longer string)") from None
+        raise RenderError(f"{name}:{_template_line(path)}: a secret() value may only be written out as it is or "
+                          "joined into a longer string (~ or adjacent text); a filter, method, test, comparison, "
+                          "condition, loop, key or arithmetic on it is not allowed") from None
     except _SecretMissing as exc:
         raise RenderError(f"{name}:{_template_line(path)}: secret('{exc.name}') is not set in the environment "
                           f"(environment '{env.name}')") from None
@@ -183,20 +257,32 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _unmask(value: Any, secret_values: dict[str, str], marker: str) -> Any:
-    """Put secret values back where ``secret()`` left placeholders, wrapped as :class:`Sensitive`."""
-    if isinstance(value, str) and marker[:16].lower() in value.lower():
+def _unmask(value: Any, secret_values: dict[str, str], marker: str, where: str, in_list: bool = False) -> Any:
+    """Put secret values back where ``secret()`` left placeholders, wrapped as :class:`Sensitive`. A secret may be
+    the value of a field only: not a key, not an item of a list (names there are shown in every plan)."""
+    if isinstance(value, str) and marker in value:
+        if in_list:
+            raise RenderError(f"{where}: a secret() value cannot be an item of a list (such names are shown in "
+                              "plans); use it as the value of a settings field")
         for token, secret in secret_values.items():
             value = value.replace(token, secret)
-        if marker[:16].lower() in value.lower():
-            raise RenderError("a secret() value was altered by the template; use it as it is")
+        if marker in value:
+            raise RenderError(f"{where}: a secret() value was altered by the template; use it as it is")
         return Sensitive(value)
-    if isinstance(value, Located):
-        out = Located((k, _unmask(v, secret_values, marker)) for k, v in value.items())
-        out.source, out.line, out.lines = value.source, value.line, value.lines
-        return out
     if isinstance(value, dict):
-        return {k: _unmask(v, secret_values, marker) for k, v in value.items()}
+        located = value if isinstance(value, Located) else None
+        for key in value:
+            if isinstance(key, str) and marker in key:
+                at = f"{located.source}:{located.line_of(key)}" if located is not None else where
+                raise RenderError(f"{at}: a secret() value cannot be a key (keys are shown in plans)")
+        items = [(k, _unmask(v, secret_values, marker,
+                             f"{located.source}:{located.line_of(k)}" if located is not None else where, in_list))
+                 for k, v in value.items()]
+        if located is None:
+            return dict(items)
+        out = Located(items)
+        out.source, out.line, out.lines = located.source, located.line, located.lines
+        return out
     if isinstance(value, list):
-        return [_unmask(v, secret_values, marker) for v in value]
+        return [_unmask(v, secret_values, marker, where, True) for v in value]
     return value

@@ -18,6 +18,8 @@ from .errors import StateError
 from .project import Environment, Project, current_user
 
 FORMAT_VERSION = 1
+# Plans made before the latest apply are refused anyway, so only recent digests need remembering.
+_APPLIED_KEPT = 200
 log = logging.getLogger("vboplan")
 
 
@@ -80,15 +82,21 @@ class StateStore:
         snapshot = self.read()
         return snapshot.get("resources", {}) if snapshot else {}
 
-    def write(self, resources: dict[str, Any], last_apply: dict[str, Any]) -> dict[str, Any]:
-        """Record a new snapshot; the serial grows only when the recorded content changes."""
+    def write(self, resources: dict[str, Any], last_apply: dict[str, Any],
+              applied_plan: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record a new snapshot; the serial grows only when the recorded content changes. ``applied_plan`` is
+        added to ``applied_plans``, which keeps a plan from being applied twice."""
         previous = self.read()
-        content = {"resources": resources, "last_apply": last_apply}
+        applied = list((previous or {}).get("applied_plans") or [])
+        if applied_plan is not None:
+            applied = (applied + [applied_plan])[-_APPLIED_KEPT:]
+        content = {"resources": resources, "last_apply": last_apply, "applied_plans": applied}
         if previous is None:
             lineage, serial = str(uuid.uuid4()), 1
         else:
             lineage = previous["lineage"]
-            unchanged = {"resources": previous.get("resources"), "last_apply": previous.get("last_apply")} == content
+            unchanged = {"resources": previous.get("resources"), "last_apply": previous.get("last_apply"),
+                         "applied_plans": previous.get("applied_plans") or []} == content
             serial = previous["serial"] if unchanged else previous["serial"] + 1
         snapshot = {
             "format_version": FORMAT_VERSION, "lineage": lineage, "serial": serial, "environment": self.env.name,

@@ -16,7 +16,7 @@ from .. import schema
 from ..api.client import VboClient
 from ..changes import Change, Drift
 from ..errors import RenderError
-from ..sensitive import Sensitive, digest, matches, reveal
+from ..sensitive import Sensitive, digest, is_digest, matches, reveal, same_live
 from .base import Write
 
 
@@ -135,5 +135,5 @@ class SettingsKind:
 
     def drift(self, recorded: dict[str, Any], live: dict[str, Any]) -> list[Drift]:
         values = recorded.get("values", {}) if isinstance(recorded, dict) else {}
-        return [Drift(f"{self.name}.{name}", values[name], live[name])
-                for name in sorted(live) if name in values and values[name] != live[name]]
+        return [Drift(f"{self.name}.{name}", values[name], live[name], sensitive=is_digest(values[name]))
+                for name in sorted(live) if name in values and not same_live(values[name], live[name])]
