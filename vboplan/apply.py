@@ -20,7 +20,7 @@ from .errors import ApplyError, PlanError, VboplanError
 from .plan import Plan
 from .project import Environment, Project, current_user
 from .render import render
-from .resources import KINDS
+from .resources import KINDS, Write, WriteContext
 from .sensitive import Sensitive, conceal_fields, matches, remember, same_live
 from .state import StateStore, now
 
@@ -93,8 +93,7 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
     resolved = []
     for change in changes:
         if change.sensitive:
-            field_name = change.detail.get("field")
-            value = rendered.resources.get(change.kind, {}).get(field_name)
+            value = KINDS[change.kind].desired_value(rendered.resources.get(change.kind, {}), change)
             plain = value.reveal() if isinstance(value, Sensitive) else value
             remember(plain)
             if value is None or not matches(plain, plan.digests.get(change.id)):
@@ -132,8 +131,8 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
     store = StateStore(project, env)
     report = ApplyReport(env.name, skipped=list(skipped), state_path=store.display)
     recorded = store.resources()
-    by_kind: dict[str, list[Change]] = {name: [c for c in approved if c.kind == name] for name in KINDS}
-    writes = [write for name, kind in KINDS.items() for write in kind.writes(client, by_kind[name])]
+    writes = ordered_writes(client, approved)
+    context = WriteContext()
     total, sent = len(approved), 0
     for write in writes:
         log.info("%s", write.description)
@@ -141,7 +140,7 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
         progress.phase(f"writing change {sent} of {total}" if len(write.changes) == 1 else
                        f"writing changes {sent - len(write.changes) + 1}-{sent} of {total}", env.name)
         try:
-            write.run()
+            write.run(context)
         except VboplanError as exc:
             report.failed.extend(write.changes)
             ids = ", ".join(c.id for c in write.changes)
@@ -184,8 +183,24 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
     return report
 
 
+def ordered_writes(client: VboClient, changes: list[Change]) -> list[Write]:
+    """The writes that carry out ``changes``, in the fixed order: creates and updates kind by kind (a kind after
+    the kinds it requires), then deletes in the reverse order, so nothing is removed while something still needs
+    it and nothing is created before what it refers to."""
+    order = list(KINDS)
+    writes: list[Write] = []
+    for name in order:
+        mine = [c for c in changes if c.kind == name and c.action == "create"]
+        mine += [c for c in changes if c.kind == name and c.action == "update"]
+        writes += KINDS[name].writes(client, mine) if mine else []
+    for name in reversed(order):
+        mine = [c for c in changes if c.kind == name and c.action == "delete"]
+        writes += KINDS[name].writes(client, mine) if mine else []
+    return writes
+
+
 def _entry(change: Change) -> dict[str, Any]:
-    return {"id": change.id, "address": change.address, "action": change.action}
+    return {"id": change.id, "address": str(change.address), "action": change.action}
 
 
 def apply_plan_file(project: Project, path: Path, announce: Any = None) -> ApplyReport:

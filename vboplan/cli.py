@@ -415,17 +415,9 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
 
 
 def _state_rows(name: str, recorded: Any) -> list[tuple[str, Any]]:
-    from .sensitive import MASK
+    from .resources import KINDS
 
-    rows: list[tuple[str, Any]] = []
-    if isinstance(recorded, dict) and "values" in recorded:
-        rows += [(f"{name}.{k}", v) for k, v in sorted(recorded["values"].items())]
-        rows += [(f"{name}.{k}", MASK) for k in sorted(recorded.get("secrets", {}))]
-    elif isinstance(recorded, dict) and "organizations" in recorded:
-        for org, items in sorted(recorded["organizations"].items()):
-            for item in items.get("items", []):
-                rows.append((f'{name}["{org}"].{item["type"].lower()}["{item["name"]}"]', item.get("displayName")))
-    return rows
+    return KINDS[name].state_rows(recorded) if name in KINDS else []
 
 
 @state.command("unlock")

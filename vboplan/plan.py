@@ -12,7 +12,7 @@ from typing import Any
 
 from . import progress
 from .api.client import VboClient
-from .changes import ACTIONS, Change, Drift
+from .changes import ACTIONS, Address, Change, Drift, make
 from .errors import PlanError
 from .project import Environment, current_user
 from .render import Rendered
@@ -67,7 +67,7 @@ class Plan:
         records = []
         for change in self.changes:
             record: dict[str, Any] = {
-                "id": change.id, "address": change.address, "action": change.action,
+                "id": change.id, "address": str(change.address), "action": change.action,
                 "before": None if change.sensitive else change.before,
                 "after": None if change.sensitive else change.after,
                 "sensitive": change.sensitive, "kind": change.kind, "detail": change.detail,
@@ -88,7 +88,8 @@ class Plan:
             "api_version": self.api_version, "created_by": self.created_by, "created_at": self.created_at,
             "checksum": self.checksum, "summary": {action: counts[action] for action in ACTIONS},
             "changes": self.change_records(),
-            "changed_outside": [{"address": d.address, "recorded": d.recorded, "live": d.live} for d in self.drift],
+            "changed_outside": [{"address": str(d.address), "recorded": d.recorded, "live": d.live}
+                                for d in self.drift],
             "live": self.live, "scope": self.scope, "expires_at": self.expires_at,
             "secret_fields": self.secret_fields, "author_key": self.author_key,
             "author_signature": self.author_signature, "approvals": self.approvals,
@@ -112,9 +113,10 @@ class Plan:
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             raise PlanError(f"{path}: not a vboplan plan file of format {FORMAT_VERSION}")
         try:
-            changes = [Change(kind=r["kind"], address=r["address"], action=r["action"], before=r["before"],
-                              after=r["after"], sensitive=bool(r["sensitive"]), detail=r.get("detail") or {},
-                              id=r["id"]) for r in data["changes"]]
+            if any(r["action"] not in ACTIONS for r in data["changes"]):
+                raise PlanError(f"{path}: plan file names an unknown action")
+            changes = [make(r["action"], r["kind"], Address.parse(r["address"]), r["before"], r["after"],
+                            bool(r["sensitive"]), r.get("detail") or {}, r["id"]) for r in data["changes"]]
             plan = cls(environment=data["environment"], server=data["server"], api_version=data["api_version"],
                        changes=changes, live=data["live"], scope=data["scope"], created_by=data["created_by"],
                        created_at=data["created_at"], approvals=list(data.get("approvals") or []),
@@ -173,12 +175,13 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         if secret:
             secret_fields[name] = secret
     if targets:
-        managed = _managed_addresses(scope) | {c.address for c in changes}
-        for target in targets:
-            if not any(_targets(target, address) for address in managed):
+        managed = {a for name in scope for a in KINDS[name].addresses(scope[name])} | {c.address for c in changes}
+        wanted = [Address.parse(target) for target in targets]
+        for target, parsed in zip(targets, wanted, strict=True):
+            if not any(parsed.covers(address) for address in managed):
                 raise PlanError(f"environment '{env.name}': --target {target} matches nothing vboplan manages there "
                                 f"(resources: {', '.join(scope) or 'none'})")
-        changes = [c for c in changes if any(_targets(t, c.address) for t in targets)]
+        changes = [c for c in changes if any(t.covers(c.address) for t in wanted)]
     changes = [replace(c, id=f"c{i}") for i, c in enumerate(changes, 1)]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
                 live=live, scope=scope, drift=drift, secret_fields=secret_fields)
@@ -187,18 +190,3 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}
     plan.checksum = plan.compute_checksum()
     return plan
-
-
-def _managed_addresses(scope: dict[str, Any]) -> set[str]:
-    """Every address a plan of this scope could name: resources, settings fields, organizations."""
-    addresses = set(scope)
-    for name, part in scope.items():
-        if isinstance(part, list):
-            addresses |= {f"{name}.{field}" for field in part}
-        elif isinstance(part, dict):
-            addresses |= {f"{name}[{json.dumps(org)}]" for org in part}
-    return addresses
-
-
-def _targets(target: str, address: str) -> bool:
-    return address == target or address.startswith(target + ".") or address.startswith(target + "[")

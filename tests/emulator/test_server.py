@@ -231,7 +231,7 @@ def test_seed_alone_is_served_in_memory_and_never_written(tmp_path: Path) -> Non
     seed.write_text(yaml.safe_dump(seed_data()), encoding="utf-8")
     before = seed.read_text(encoding="utf-8")
     store = Store.read(seed)
-    store.update_settings("audit", {"port": 1})
+    store.update_settings("audit_email_settings", {"port": 1})
     store.save()
     assert store.path is None and seed.read_text(encoding="utf-8") == before
 

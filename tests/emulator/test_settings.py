@@ -10,7 +10,7 @@ from vboplan.emulator.store import password_hash
 from .helpers import SECRETS, Api
 
 PUT_STATUS = {"v5": 200, "v6": 200, "v7": 200, "v8": 204}
-RESOURCES = {"audit": "/AuditEmailSettings", "job": "/VboEmailSettings"}
+RESOURCES = {"audit_email_settings": "/AuditEmailSettings", "job_email_settings": "/VboEmailSettings"}
 SMTP = {"enableNotification": True, "smtpServer": "smtp.contoso.com", "port": 587, "useAuthentication": True,
         "username": "svc-mail", "userPassword": SECRETS[0], "useSSL": True, "from": "vbo@contoso.com",
         "to": "security@contoso.com;soc@contoso.com",
@@ -23,7 +23,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 def test_fresh_server_reports_nulls_and_links(api: Api) -> None:
-    body = api.get(RESOURCES["audit"]).json()  # nothing configured in the seed
+    body = api.get(RESOURCES["audit_email_settings"]).json()  # nothing configured in the seed
     assert body["enableNotification"] is None and body["port"] is None and body["useSSL"] is None
     assert "smtpServer" not in body  # not nullable in the document: omitted rather than null
     assert body["_links"]["self"]["href"].endswith(f"/{api.version}/AuditEmailSettings")
@@ -128,7 +128,8 @@ def test_lowercase_enum_is_accepted(api: Api) -> None:
 @pytest.mark.parametrize("version", ["v5", "v6"])
 def test_fields_of_later_versions_are_ignored(api: Api, store: Store) -> None:
     api.put("/AuditEmailSettings", json={"authenticationType": "Microsoft365", "port": 1}, lenient=True)
-    assert "authenticationType" not in store.settings["audit"] and store.settings["audit"]["port"] == 1
+    held = store.settings["audit_email_settings"]
+    assert "authenticationType" not in held and held["port"] == 1
 
 
 @pytest.mark.parametrize("body, fragment", [
@@ -186,12 +187,12 @@ def test_send_test_email_per_version(api: Api, kind: str, store: Store) -> None:
 
 
 def test_send_test_refused_when_disabled_or_unconfigured(api: Api, store: Store) -> None:
-    refused = _send_test(api, "audit")  # nothing configured
+    refused = _send_test(api, "audit_email_settings")  # nothing configured
     assert refused.status_code == 400 and "disabled" in refused.json()["message"]
     api.put("/AuditEmailSettings", json={"enableNotification": True, "to": "soc@contoso.com"})
-    no_server = _send_test(api, "audit")
+    no_server = _send_test(api, "audit_email_settings")
     assert no_server.status_code == 400 and "SMTP server" in no_server.json()["message"]
-    assert store.test_emails["audit"] == 0
+    assert store.test_emails["audit_email_settings"] == 0
 
 
 def test_send_test_paths_of_other_versions_do_not_exist(api: Api) -> None:
@@ -224,6 +225,6 @@ def test_oauth_sign_in_then_put_authenticates(api: Api, store: Store) -> None:
     body = api.get("/AuditEmailSettings").json()
     assert body["isAuthenticated"] is True and body["authenticationType"] == "Microsoft365"
     assert body["tenantId"] == "contoso.onmicrosoft.com"
-    assert _send_test(api, "audit").status_code in (200, 204)
+    assert _send_test(api, "audit_email_settings").status_code in (200, 204)
     stale = api.put("/AuditEmailSettings", json={"requestId": "00000000-0000-0000-0000-000000000000"})
     assert stale.status_code == 400

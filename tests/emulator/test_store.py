@@ -42,7 +42,7 @@ def test_changes_persist_and_a_second_store_sees_them(data_file: Path) -> None:
     parsed = json.loads(text) if data_file.suffix == ".json" else yaml.safe_load(text)  # same format back
     assert parsed["audit_email_settings"]["smtpServer"] == "smtp.x"
     second = Store.open(data_file)
-    assert second.settings["audit"]["smtpServer"] == "smtp.x"
+    assert second.settings["audit_email_settings"]["smtpServer"] == "smtp.x"
     assert len(second.organizations[0].audit_items) == 1
     with wsgi_client(Emulator(second)) as client:
         api = Api(client, "v6").login()
@@ -67,7 +67,7 @@ def test_writes_are_atomic_and_leave_no_temp_files(data_file: Path) -> None:
     os.chmod(data_file, mode)
     store = Store.open(data_file)
     inode = data_file.stat().st_ino
-    store.update_settings("job", {"port": 1})
+    store.update_settings("job_email_settings", {"port": 1})
     store.save()
     assert data_file.stat().st_ino != inode  # replaced, not rewritten in place
     assert stat.S_IMODE(data_file.stat().st_mode) == mode
@@ -80,8 +80,8 @@ def test_missing_file_starts_from_seed_and_is_written_on_first_change(tmp_path: 
     store = Store.open(target, seed=seed)
     assert not target.exists() and store.organizations[0].name == "contoso.onmicrosoft.com"
     with store.mutation():
-        store.record_test_email("audit")
-    assert json.loads(target.read_text())["test_emails"] == {"audit": 1}
+        store.record_test_email("audit_email_settings")
+    assert json.loads(target.read_text())["test_emails"] == {"audit_email_settings": 1}
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert Store.open(target, seed={"organizations": []}).organizations  # the file now wins over the seed
     assert Store.open(tmp_path / "empty.yaml").organizations == []
@@ -106,8 +106,9 @@ def test_seeded_audit_items_and_settings(tmp_path: Path) -> None:
                                     "authenticationType": "customsmtp"}
     store = Store.from_data(data)
     assert [i["type"] for i in store.organizations[0].audit_items] == ["User", "Group"]
-    assert store.settings["audit"] == {"enableNotification": True, "port": 25, "authenticationType": "CustomSmtp",
-                                       "userPasswordSha256": password_hash(SECRETS[4])}
+    assert store.settings["audit_email_settings"] == {
+        "enableNotification": True, "port": 25, "authenticationType": "CustomSmtp",
+        "userPasswordSha256": password_hash(SECRETS[4])}
     assert SECRETS[4] not in json.dumps(store.to_data())
 
 
@@ -151,7 +152,7 @@ def test_writers_round_trip_awkward_strings() -> None:
     data = seed_data()
     data["organizations"][0]["users"][0]["displayName"] = 'Zoë "Q" O\'Brien: #1 \\ \t {x}, [y]'
     store = Store.from_data(data)
-    store.update_settings("audit", {"subject": "%Action%: \"quoted\"\nnext", "userPassword": "x"})
+    store.update_settings("audit_email_settings", {"subject": "%Action%: \"quoted\"\nnext", "userPassword": "x"})
     expected = store.to_data()
     assert json.loads(_json_text(expected)) == expected
     assert yaml.safe_load(_yaml_text(expected)) == expected
@@ -190,8 +191,8 @@ def test_generate_tenant_duplicates_only_when_asked() -> None:
 def test_nested_mutations_do_not_wait_for_themselves(data_file: Path) -> None:
     store = Store.open(data_file)
     with store.mutation(), store.mutation():
-        store.update_settings("audit", {"port": 7})
-    assert Store.open(data_file).settings["audit"]["port"] == 7
+        store.update_settings("audit_email_settings", {"port": 7})
+    assert Store.open(data_file).settings["audit_email_settings"]["port"] == 7
 
 
 def test_a_data_file_broken_under_a_running_server_is_a_clear_500(data_file: Path) -> None:

@@ -1,29 +1,47 @@
-"""What differs between API versions, in one table, so nothing above the API layer needs to know."""
+"""What differs between API versions, in one table used by the client and the emulator alike.
+
+Sources: Veeam's OpenAPI documents (v6-v8) and NOTES.md (v5, observed behaviour). Nothing above the API layer tests
+a version name; it reads a trait here. Paths of settings endpoints per version live in :mod:`vboplan.api.catalog`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+VERSIONS = ("v5", "v6", "v7", "v8")
+
 
 @dataclass(frozen=True)
 class VersionTraits:
-    """Per-version paths, shapes and success codes of the endpoints vboplan uses (NOTES.md, OpenAPI documents)."""
+    """How one API version behaves where the versions differ."""
 
     name: str
-    organizations_paged: bool           # v8 pages /Organizations; v5-v7 return an array
-    job_email_path: str                 # v5 documents spell it VBOEmailSettings
-    settings_put_status: int            # v5-v7 200, v8 204
-    audit_add_status: int               # v5 200, v6/v7 201, v8 204
-    audit_remove_status: int            # v5-v7 200, v8 204
-    audit_remove_v5_form: bool          # v5: POST .../AuditItems/action {"remove": {"itemIds": [...]}}
-    has_logout: bool                    # POST /token/logout exists from v7 on
+    organizations_paged: bool   # GET /Organizations: an array before v8, a page in v8
+    settings_put_status: int    # PUT of a settings object: v5-v7 200, v8 204
+    settings_put_echoes: bool   # v5 answers the PUT with the settings (NOTES §3, observed on a real v5 server)
+    send_test_status: int       # test e-mail actions: v5-v7 200, v8 204
+    audit_add_status: int       # POST .../AuditItems: v5 200, v6/v7 201, v8 204
+    audit_remove_path: str      # v5 POST .../AuditItems/action {"remove": {...}}, later .../AuditItems/remove
+    audit_remove_status: int    # v5-v7 200, v8 204
+    logout_status: int | None   # POST /token/logout, absent before v7
+    absolute_links: bool        # v5 examples show absolute hrefs, later versions relative ones
+    page_total_count: bool      # PageOf*.totalCount: declared in v6/v7 only
+    error_style: str            # RESTExceptionInfo fields: "message", "errorCode" (v7), "stackTrace" (v8)
+
+    @property
+    def has_logout(self) -> bool:
+        return self.logout_status is not None
+
+    @property
+    def audit_remove_v5_form(self) -> bool:
+        return self.audit_remove_path == "action"
 
 
-TRAITS = {
-    "v5": VersionTraits("v5", False, "VBOEmailSettings", 200, 200, 200, True, False),
-    "v6": VersionTraits("v6", False, "VboEmailSettings", 200, 201, 200, False, False),
-    "v7": VersionTraits("v7", False, "VboEmailSettings", 200, 201, 200, False, True),
-    "v8": VersionTraits("v8", True, "VboEmailSettings", 204, 204, 204, False, True),
+TRAITS: dict[str, VersionTraits] = {
+    "v5": VersionTraits("v5", False, 200, True, 200, 200, "action", 200, None, True, False, "message"),
+    "v6": VersionTraits("v6", False, 200, False, 200, 201, "remove", 200, None, False, True, "message"),
+    "v7": VersionTraits("v7", False, 200, False, 200, 201, "remove", 200, 200, False, True, "errorCode"),
+    "v8": VersionTraits("v8", True, 204, False, 204, 204, "remove", 204, 204, False, False, "stackTrace"),
 }
 
-PAGE_LIMIT_MAX = 10_000
+PAGE_LIMIT_MAX = 10_000  # "The maximum supported number of items per page is 10,000" (OpenAPI v7/v8)

@@ -40,13 +40,14 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
+from vboplan.api import catalog
 from vboplan.emulator import resources as res
 from vboplan.emulator.store import Store, StoreError
 from vboplan.emulator.versions import PROFILES, Profile, error_body
@@ -109,21 +110,54 @@ def _routes(profile: Profile) -> list[Route]:
         routes.append(_route("/Organizations/{organizationId}/AuditItems/remove", {"POST": res.remove_audit_items},
                              writes=True))
     routes.append(_route("/Organizations/{organizationId}/AuditItems", audit_items, writes=True))
-    for kind, resource in res.SETTINGS_RESOURCES.items():
-        routes.append(_route(f"/{resource}", {"GET": partial(res.get_settings, kind=kind),
-                                              "PUT": partial(res.put_settings, kind=kind)}, writes=True))
-        routes.append(_route(f"/{resource}/{profile.send_test_path}",
-                             {"POST": partial(res.send_test_email, kind=kind)}, writes=True))
-        if profile.oauth_mail:
-            routes.append(_route(f"/{resource}/PrepareOAuthSignIn", {"POST": partial(res.prepare_oauth, kind=kind)}))
-            routes.append(_route(f"/{resource}/CompleteOAuthSignIn",
-                                 {"POST": partial(res.complete_oauth, kind=kind)}))
+    for spec in catalog.settings():
+        endpoint = spec.endpoint(profile.name)
+        if endpoint is None:
+            continue  # not in this version's document: 404, as on a real server
+        base = "/" + endpoint.path
+        handlers: dict[str, Handler] = {"GET": partial(res.get_settings, key=spec.key),
+                                        "PUT": partial(res.put_settings, key=spec.key)}
+        if spec.per_organization and operation(profile.name, "DELETE", f"/{profile.name}{base}"):
+            handlers["DELETE"] = partial(res.delete_settings, key=spec.key)
+        routes.append(_route(base, handlers, writes=True))
+        if endpoint.test_mail:
+            routes.append(_route(f"{base}/{endpoint.test_mail}", {"POST": partial(res.send_test_email, key=spec.key)},
+                                 writes=True))
+        if endpoint.oauth:
+            routes.append(_route(f"{base}/PrepareOAuthSignIn", {"POST": partial(res.prepare_oauth, key=spec.key)}))
+            routes.append(_route(f"{base}/CompleteOAuthSignIn", {"POST": partial(res.complete_oauth, key=spec.key)}))
     if profile.logout_status is not None:
         routes.append(_route("/token/logout", {"POST": lambda call: call.emulator._logout(call)}))
     return routes
 
 
-ROUTES: dict[str, list[Route]] = {version: _routes(profile) for version, profile in PROFILES.items()}
+_routes_lock = threading.Lock()
+_routes_cache: tuple[int, dict[str, list[Route]]] | None = None
+
+
+def routes() -> dict[str, list[Route]]:
+    """The routes of every version, rebuilt when the settings catalog changes (a kind registered at run time)."""
+    global _routes_cache
+    with _routes_lock:
+        if _routes_cache is None or _routes_cache[0] != catalog.generation():
+            _routes_cache = (catalog.generation(), {v: _routes(profile) for v, profile in PROFILES.items()})
+        return _routes_cache[1]
+
+
+class _RouteTable(Mapping[str, list[Route]]):
+    """``ROUTES[version]``: always the current :func:`routes`."""
+
+    def __getitem__(self, version: str) -> list[Route]:
+        return routes()[version]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(routes())
+
+    def __len__(self) -> int:
+        return len(routes())
+
+
+ROUTES: Mapping[str, list[Route]] = _RouteTable()
 _VERSION_PATH = re.compile(r"/(v\d+)(/.*)?", re.IGNORECASE)
 
 
@@ -302,7 +336,7 @@ class Emulator:
 
     @staticmethod
     def _match(version: str, rest: str) -> tuple[Route | None, dict[str, str]]:
-        for route in ROUTES[version]:
+        for route in routes()[version]:
             found = route.regex.fullmatch(rest)
             if found:
                 return route, found.groupdict()

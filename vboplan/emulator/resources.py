@@ -1,4 +1,4 @@
-"""The emulated resources: e-mail settings, organizations and their directory, audit items, service instance.
+"""The emulated resources: settings objects, organizations and their directory, audit items, service instance.
 
 Each handler takes a :class:`Call` and returns a :class:`~vboplan.emulator.wire.Response` or raises
 :class:`~vboplan.emulator.wire.ApiError`. Where the versions differ the handler reads ``call.profile``; response
@@ -7,13 +7,16 @@ objects are built with every known field and cut to the version's schema by :fun
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from vboplan.emulator.store import PASSWORD_HASH_KEY, SETTINGS_COMPONENTS, Organization, Store, derived_uuid
+from vboplan.api import catalog
+from vboplan.api.catalog import Endpoint, SettingsSpec
+from vboplan.emulator.store import HASH_SUFFIX, Organization, Store, derived_uuid
 from vboplan.emulator.versions import SERVER_BUILD, Profile, fields, shape
 from vboplan.emulator.wire import ApiError, Response, is_json_content_type, parse_json
 from vboplan.schema import SchemaError, bind, component, operation
@@ -21,7 +24,6 @@ from vboplan.schema import SchemaError, bind, component, operation
 if TYPE_CHECKING:
     from vboplan.emulator.app import Emulator
 
-SETTINGS_RESOURCES = {"audit": "AuditEmailSettings", "job": "VboEmailSettings"}
 PAGE_LIMIT_DEFAULT = 30
 PAGE_LIMIT_MAX = 10_000  # "The maximum supported number of items per page is 10,000" (OpenAPI v7/v8)
 _PAGE_COMPONENTS = {"users": "PageOfRESTUser", "groups": "PageOfRESTGroup", "sites": "PageOfRESTSite",
@@ -108,80 +110,127 @@ def service_instance(call: Call) -> Response:
                                {"installationId": call.store.installation_id, "version": SERVER_BUILD}))
 
 
-# -- e-mail settings ---------------------------------------------------------------------------------------------
+# -- settings objects (vboplan.api.catalog) -----------------------------------------------------------------------
 
-def _send_test_action(call: Call, kind: str) -> tuple[str, str]:
-    path = f"/{SETTINGS_RESOURCES[kind]}/{call.profile.send_test_path}"
-    name = {"action": "sendTest", "SendTest": "sendTest", "SendTestEmail": "sendTestEmail"}[
-        call.profile.send_test_path]
-    return name, path
+def _spec(key: str) -> SettingsSpec:
+    spec = catalog.find(key)
+    if spec is None:  # unregistered while a request was routed: as if the route did not exist
+        raise ApiError(404, "No HTTP resource was found that matches the request URI.", plain=True)
+    return spec
 
 
-def settings_view(call: Call, kind: str) -> dict[str, Any]:
-    """The settings singleton as this version's response schema has it; the password never appears."""
-    component_name = SETTINGS_COMPONENTS[kind][1]
-    values: dict[str, Any] = {prop: None for prop, _ in fields(call.version, component_name)}
-    values.update({k: v for k, v in call.store.settings[kind].items() if k != PASSWORD_HASH_KEY})
+def _settings_target(call: Call, spec: SettingsSpec) -> tuple[Endpoint, Organization | None, str]:
+    """The version's endpoint, the organization it is about (per-organization objects) and its path."""
+    endpoint = spec.endpoints[call.version]
+    org = call.organization() if spec.per_organization else None
+    path = "/" + endpoint.path.replace(catalog.ORGANIZATION_ID, org.id if org else "")
+    return endpoint, org, path
+
+
+def _effective(call: Call, spec: SettingsSpec, org: Organization | None) -> dict[str, Any]:
+    """The values a GET reports: what was set, over what a fresh server has. An organization without its own
+    retention exclusions reports the server-wide ones (the override starts as a copy) [I]."""
+    values: dict[str, Any] = {}
+    if org is not None and spec.key == "organization_retention_exclusions":
+        values.update(_effective(call, _spec("retention_exclusion_settings"), None))
+    values.update(copy.deepcopy(dict(spec.fresh)))
+    for key, value in call.store.settings_of(spec.key, org).items():
+        if key.endswith(HASH_SUFFIX):
+            continue
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return values
+
+
+def settings_view(call: Call, key: str) -> dict[str, Any]:
+    """A settings object as this version's response schema has it; a write-only value never appears."""
+    spec = _spec(key)
+    endpoint, org, path = _settings_target(call, spec)
+    values: dict[str, Any] = {prop: None for prop, _ in fields(call.version, endpoint.response)}
+    values.update(_effective(call, spec, org))
     if values.get("authenticationType") is None:
         values["authenticationType"] = "CustomSmtp"  # a C# enum's default: what a fresh server reports
-    action, action_path = _send_test_action(call, kind)
-    values["_links"] = {"self": {"href": call.href(f"/{SETTINGS_RESOURCES[kind]}")}}
-    values["_actions"] = {action: {"uri": call.href(action_path), "method": "POST"}}
-    return shape(call.version, component_name, values)
+    values["_links"] = {"self": {"href": call.href(path)}}
+    if endpoint.test_mail:
+        action = "sendTestEmail" if endpoint.test_mail.lower() == "sendtestemail" else "sendTest"
+        values["_actions"] = {action: {"uri": call.href(f"{path}/{endpoint.test_mail}"), "method": "POST"}}
+    return shape(call.version, endpoint.response, values)
 
 
-def get_settings(call: Call, kind: str) -> Response:
-    """GET /AuditEmailSettings, /VboEmailSettings."""
-    return Response(200, settings_view(call, kind))
+def get_settings(call: Call, key: str) -> Response:
+    """GET of a settings object (/AuditEmailSettings, /HistorySettings, .../RetentionExclusion...)."""
+    return Response(200, settings_view(call, key))
 
 
-def put_settings(call: Call, kind: str) -> Response:
-    """PUT /AuditEmailSettings, /VboEmailSettings: a partial update.
+def put_settings(call: Call, key: str) -> Response:
+    """PUT of a settings object: a partial update.
 
     As on the real server (an ASP.NET model where an omitted property and ``null`` are the same), a property that is
     omitted or null keeps its value; properties the version does not declare, response-only ones included, are
-    ignored; ``userPassword`` is kept as a hash only.
+    ignored; a password is kept as a hash only. A property the document marks required must be there.
     """
-    body = call.bound()
+    spec = _spec(key)
+    endpoint, org, _ = _settings_target(call, spec)
+    body = call.bound(component(call.version, endpoint.request))
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
-    changes = {k: v for k, v in body.items() if v is not None}
+    for name in spec.required(call.version):
+        if body.get(name) is None:
+            raise ApiError(400, f"The request is invalid: {name} is required.")
+    changes = {k: v for k, v in body.items() if v is not None and not k.startswith("_")}
     request_id = changes.pop("requestId", None)
     if request_id is not None:
-        changes.update(call.emulator.complete_oauth_settings(kind, str(request_id)))
-    call.store.update_settings(kind, changes)
+        changes.update(call.emulator.complete_oauth_settings(key, str(request_id)))
+    call.store.update_settings(key, changes, org)
     if call.profile.settings_put_echoes:
-        return Response(call.profile.settings_put_status, settings_view(call, kind))
+        return Response(call.profile.settings_put_status, settings_view(call, key))
     return Response(call.profile.settings_put_status)
 
 
-def send_test_email(call: Call, kind: str) -> Response:
-    """POST .../SendTest (v6, v7), .../SendTestEmail (v8), .../action {"sendTest": null} (v5)."""
-    if call.profile.send_test_path == "action":
+def delete_settings(call: Call, key: str) -> Response:
+    """DELETE .../RetentionExclusion: the organization falls back to the server-wide values."""
+    spec = _spec(key)
+    _, org, _ = _settings_target(call, spec)
+    assert org is not None
+    call.store.reset_settings(key, org)
+    return Response(204)
+
+
+def send_test_email(call: Call, key: str) -> Response:
+    """POST .../SendTest (v6, v7), .../SendTestEmail (v8), .../action {"sendTest": null} (v5); the explorers'
+    actions take ``{"email": ...}``, the address to send to."""
+    spec = _spec(key)
+    endpoint, org, _ = _settings_target(call, spec)
+    recipient = None
+    if endpoint.test_mail == "action":
         body = call.json()
         if not isinstance(body, dict) or "sendtest" not in {str(k).lower() for k in body}:
             raise ApiError(400, "The action is not supported. Expected {\"sendTest\": null}.")
-    settings = call.store.settings[kind]
-    what = "Audit" if kind == "audit" else "Job"
+    elif call.body.strip():
+        body = call.bound()
+        recipient = body.get("email") if isinstance(body, dict) else None
+    settings = _effective(call, spec, org)
     if not settings.get("enableNotification"):
-        raise ApiError(400, f"{what} email notifications are disabled. Enable them before sending a test email.")
+        raise ApiError(400, "Email notifications are disabled. Enable them before sending a test email.")
     method = settings.get("authenticationType") or "CustomSmtp"
-    if method == "CustomSmtp" and not settings.get("smtpServer"):
+    if method == "CustomSmtp" and not (settings.get("smtpServer") or settings.get("server")):
         raise ApiError(400, "Cannot send a test email: SMTP server is not specified.")
     if method != "CustomSmtp" and not settings.get("isAuthenticated"):
         raise ApiError(400, f"Cannot send a test email: sign in to {method} first.")
-    if not settings.get("to"):
+    if not (recipient or settings.get("to")):
         raise ApiError(400, "Cannot send a test email: recipient address is not specified.")
-    call.store.record_test_email(kind)
+    call.store.record_test_email(key)
     return Response(call.profile.send_test_status)
 
 
-def prepare_oauth(call: Call, kind: str) -> Response:
+def prepare_oauth(call: Call, key: str) -> Response:
     """POST .../PrepareOAuthSignIn (v7+): start an OAuth sign-in for sending mail through Microsoft 365 or Gmail."""
     body = call.bound()
     if not isinstance(body, dict) or not body.get("authenticationServiceKind"):
         raise ApiError(400, "authenticationServiceKind is required.")
-    request_id = call.emulator.prepare_oauth(kind, body)
+    request_id = call.emulator.prepare_oauth(key, body)
     service = body["authenticationServiceKind"]
     authority = ("https://accounts.google.com/o/oauth2/v2/auth" if service == "GoogleGmail" else
                  f"https://login.microsoftonline.com/{body.get('tenantId') or 'common'}/oauth2/v2.0/authorize")
@@ -191,12 +240,12 @@ def prepare_oauth(call: Call, kind: str) -> Response:
                                {"requestId": request_id, "signInUrl": f"{authority}?{query}"}))
 
 
-def complete_oauth(call: Call, kind: str) -> Response:
+def complete_oauth(call: Call, key: str) -> Response:
     """POST .../CompleteOAuthSignIn (v7+): the redirect's ``code`` and ``state`` finish the sign-in."""
     body = call.bound()
     if not isinstance(body, dict) or not body.get("code") or not body.get("state"):
         raise ApiError(400, "code and state are required.")
-    user_id = call.emulator.finish_oauth(kind, str(body["state"]))
+    user_id = call.emulator.finish_oauth(key, str(body["state"]))
     return Response(200, shape(call.version, "RESTCompleteOAuthSignInResponse",
                                {"requestId": str(body["state"]), "userId": user_id}))
 

@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from vboplan.api import catalog
+from vboplan.api.catalog import SettingsSpec
 from vboplan.emulator.versions import fields
 from vboplan.errors import VboplanError
 from vboplan.schema import SchemaError, bind, properties
@@ -46,14 +48,9 @@ _NAMESPACE = uuid.UUID("6f1c3a0e-5b7d-4c1e-9a51-0c6e3f3b7d21")
 # The on-premises half of a cloud-only principal id (NOTES §4: "…00000000-0000-0000-0000-000000000000").
 _NO_ON_PREMISES_ID = "00000000-0000-0000-0000-000000000000"
 
-SETTINGS_KINDS = ("audit", "job")
-# Seed/persisted key and OpenAPI request/response components of each settings singleton.
-SETTINGS_KEYS = {"audit": "audit_email_settings", "job": "job_email_settings"}
-SETTINGS_COMPONENTS = {
-    "audit": ("RESTAuditEmailSettingsRequest", "RESTAuditEmailSettingsResponse"),
-    "job": ("RESTNotificationEmailSettingsRequest", "RESTNotificationEmailSettingsResponse"),
-}
-PASSWORD_HASH_KEY = "userPasswordSha256"
+# A write-only value (format password) is kept as ``<field>Sha256``; ``userPassword`` is the usual one.
+HASH_SUFFIX = "Sha256"
+PASSWORD_HASH_KEY = "userPassword" + HASH_SUFFIX
 DEFAULT_CREDENTIALS = [{"username": "admin", "password": "admin"}]
 
 # Fields a seed may give for users and groups beyond displayName/name (RESTUser / RESTGroup of v8, the superset).
@@ -118,6 +115,7 @@ class Organization:
     sites: Directory
     teams: Directory
     audit_items: list[dict[str, Any]] = field(default_factory=list)  # {"id", "type": "User"|"Group", "principalId"}
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-organization settings by catalog key
 
     def directory(self, kind: str) -> Directory:
         """``users``, ``groups``, ``sites`` or ``teams``."""
@@ -131,6 +129,7 @@ class Organization:
             if items or kind in ("users", "groups"):
                 data[kind] = items
         data["audit_items"] = self.audit_items
+        data.update({key: values for key, values in self.settings.items() if values})
         return data
 
 
@@ -185,7 +184,8 @@ class Store:
 
     def _load(self, data: dict[str, Any]) -> None:
         where = self._source
-        known = {"credentials", "organizations", "installation_id", "test_emails", *SETTINGS_KEYS.values()}
+        singletons = [spec for spec in catalog.settings() if not spec.per_organization]
+        known = {"credentials", "organizations", "installation_id", "test_emails", *(s.key for s in singletons)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise StoreError(f"{where}: unknown key {unknown[0]!r} (expected one of {', '.join(sorted(known))})")
@@ -203,8 +203,9 @@ class Store:
                 raise StoreError(f"{where}: organizations[{index}]: duplicate organization {org.name!r}")
             self.organizations.append(org)
             self._org_by_id[org.id] = org
+        # Settings objects by catalog key; one registered later starts empty (see settings_of).
         self.settings: dict[str, dict[str, Any]] = {
-            kind: self._load_settings(kind, data.get(SETTINGS_KEYS[kind]), where) for kind in SETTINGS_KINDS}
+            spec.key: _load_settings(spec, data.get(spec.key), where) for spec in singletons}
         emails = data.get("test_emails") or {}
         if not isinstance(emails, dict) or not all(isinstance(v, int) for v in emails.values()):
             raise StoreError(f"{where}: test_emails must map a kind to a count")
@@ -232,7 +233,8 @@ class Store:
             uuid.UUID(org_id)
         except ValueError:
             raise StoreError(f"{where}: id {org_id!r} is not a uuid") from None
-        extra = {k: v for k, v in raw.items() if k not in _STRUCTURAL_ORG_KEYS}
+        per_org = {spec.key: spec for spec in catalog.settings() if spec.per_organization}
+        extra = {k: v for k, v in raw.items() if k not in _STRUCTURAL_ORG_KEYS and k not in per_org}
         try:
             extra = bind("v8", {"type": "object", "properties": dict(properties("v8", "RestOrganizationComposed"))},
                          extra, unknown="error")
@@ -249,6 +251,9 @@ class Store:
                 org.directory(kind).add(self._load_principal(kind, org_id, item, seen, f"{where}.{kind}[{index}]"))
         for index, item in enumerate(raw.get("audit_items") or []):
             org.audit_items.append(self._load_audit_item(org, item, f"{where}.audit_items[{index}]"))
+        for key, spec in per_org.items():
+            if raw.get(key) is not None:
+                org.settings[key] = _load_settings(spec, raw[key], where)
         return org
 
     @staticmethod
@@ -296,26 +301,6 @@ class Store:
         return {"id": str(raw.get("id") or audit_item_id(org.id, principal["id"])), "type": kind,
                 "principalId": principal["id"]}
 
-    @staticmethod
-    def _load_settings(kind: str, raw: Any, where: str) -> dict[str, Any]:
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            raise StoreError(f"{where}: {SETTINGS_KEYS[kind]} must be a mapping")
-        values = dict(raw)
-        stored_hash = values.pop(PASSWORD_HASH_KEY, None)
-        try:
-            bound = bind("v8", settings_schema(kind), values, SETTINGS_KEYS[kind], unknown="error")
-        except SchemaError as exc:
-            raise StoreError(f"{where}: {exc}") from None
-        password = bound.pop("userPassword", None)
-        if password is not None:
-            bound[PASSWORD_HASH_KEY] = password_hash(password)
-        elif isinstance(stored_hash, str):
-            bound[PASSWORD_HASH_KEY] = stored_hash
-        bound.pop("requestId", None)
-        return bound
-
     # -- persistence -------------------------------------------------------------------------------------------
 
     def to_data(self) -> dict[str, Any]:
@@ -324,7 +309,7 @@ class Store:
             "installation_id": self.installation_id,
             "credentials": self.credentials,
             "organizations": [org.to_data() for org in self.organizations],
-            **{SETTINGS_KEYS[kind]: self.settings[kind] for kind in SETTINGS_KINDS},
+            **{key: values for key, values in self.settings.items()},
             "test_emails": dict(self.test_emails),
         }
 
@@ -414,14 +399,22 @@ class Store:
         """The organization called ``name`` (case-insensitive)."""
         return next((o for o in self.organizations if o.name.lower() == name.lower()), None)
 
-    def update_settings(self, kind: str, values: Mapping[str, Any]) -> None:
-        """Merge ``values`` into settings ``kind``; ``userPassword`` is stored as its hash only."""
-        current = self.settings[kind]
-        for key, value in values.items():
-            if key == "userPassword":
-                current[PASSWORD_HASH_KEY] = password_hash(value)
-            else:
-                current[key] = value
+    def settings_of(self, key: str, org: Organization | None = None) -> dict[str, Any]:
+        """The stored values of settings object ``key`` (of ``org`` when it is per organization)."""
+        holder = org.settings if org is not None else self.settings
+        return holder.setdefault(key, {})
+
+    def update_settings(self, key: str, values: Mapping[str, Any], org: Organization | None = None) -> None:
+        """Merge ``values`` into settings ``key`` (of ``org``); a write-only password is stored as its hash only,
+        a nested object is merged the same way."""
+        spec = catalog.find(key)
+        secret = _password_fields(spec) if spec else {"userPassword"}
+        _merge(self.settings_of(key, org), values, secret)
+        self.dirty = True
+
+    def reset_settings(self, key: str, org: Organization) -> None:
+        """Forget ``org``'s own values of ``key`` (DELETE of a per-organization override)."""
+        org.settings.pop(key, None)
         self.dirty = True
 
     def record_test_email(self, kind: str) -> None:
@@ -450,13 +443,52 @@ def audit_item_id(org_id: str, principal_id: str) -> str:
     return derived_uuid("audit", org_id, principal_id) + principal_id
 
 
-def settings_schema(kind: str) -> dict[str, Any]:
-    """What a seed may give for settings ``kind``: the v8 request and response fields together (no links)."""
-    request, response = SETTINGS_COMPONENTS[kind]
-    merged = {**properties("v8", response), **properties("v8", request)}
-    for skip in ("_links", "_actions"):
-        merged.pop(skip, None)
-    return {"type": "object", "properties": merged}
+def settings_schema(spec: SettingsSpec) -> dict[str, Any]:
+    """What a seed may give for ``spec``: the request and response fields together (no links) of the newest
+    version that has it."""
+    endpoint = spec.endpoints[spec.versions[-1]]
+    merged = {**properties(spec.versions[-1], endpoint.response), **properties(spec.versions[-1], endpoint.request)}
+    return {"type": "object", "properties": {k: v for k, v in merged.items() if not k.startswith("_")}}
+
+
+@functools.cache
+def _password_fields(spec: SettingsSpec) -> frozenset[str]:
+    version = spec.versions[-1]
+    return frozenset(name for name, prop in properties(version, spec.endpoints[version].request).items()
+                     if prop.get("format") == "password")
+
+
+def _merge(current: dict[str, Any], values: Mapping[str, Any], secret: Any) -> None:
+    for key, value in values.items():
+        if key in secret:
+            current[key + HASH_SUFFIX] = password_hash(value)
+        elif isinstance(value, dict) and isinstance(current.get(key), dict):
+            _merge(current[key], value, ())
+        else:
+            current[key] = value
+
+
+def _load_settings(spec: SettingsSpec, raw: Any, where: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise StoreError(f"{where}: {spec.key} must be a mapping")
+    secret = _password_fields(spec)
+    values = dict(raw)
+    stored = {name: values.pop(name + HASH_SUFFIX) for name in secret if isinstance(values.get(name + HASH_SUFFIX),
+                                                                                   str)}
+    try:
+        bound = bind(spec.versions[-1], settings_schema(spec), values, spec.key, unknown="error")
+    except SchemaError as exc:
+        raise StoreError(f"{where}: {exc}") from None
+    for name in secret:
+        password = bound.pop(name, None)
+        if password is not None:
+            bound[name + HASH_SUFFIX] = password_hash(password)
+        elif name in stored:
+            bound[name + HASH_SUFFIX] = stored[name]
+    bound.pop("requestId", None)
+    return bound
 
 
 _LISTS = ("users", "groups", "sites", "teams", "audit_items")

@@ -1,7 +1,8 @@
 """What differs between the API versions the emulator serves, as data, and how responses are cut to a version's
 schema.
 
-Every per-version difference the handlers need lives in :data:`PROFILES`; handlers never test ``version == "v8"``.
+Every per-version difference the handlers need lives in :data:`PROFILES` (the client's own table,
+:data:`vboplan.api.versions.TRAITS`); handlers never test ``version == "v8"``.
 Response objects are built once with every field the emulator knows and then passed through :func:`shape`, which
 keeps only the properties the version's OpenAPI document declares, so a field that a version lacks (``totalCount``
 in v8, ``office`` before v7...) can never leak into its responses.
@@ -9,40 +10,15 @@ in v8, ``office`` before v7...) can never leak into its responses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from vboplan.api.versions import TRAITS, VersionTraits
 from vboplan.schema import component, resolve
 
-
-@dataclass(frozen=True)
-class Profile:
-    """How one API version behaves where the versions differ (sources: the OpenAPI documents, NOTES.md)."""
-
-    name: str
-    settings_put_status: int  # PUT AuditEmailSettings / VboEmailSettings
-    settings_put_echoes: bool  # v5 answers the PUT with the settings (NOTES §3, observed on a real v5 server)
-    send_test_path: str  # test mail: v5 POST .../action {"sendTest": null}, then SendTest, then SendTestEmail
-    send_test_status: int
-    audit_add_status: int  # POST .../AuditItems
-    audit_remove_path: str  # v5 POST .../AuditItems/action {"remove": {...}}, later .../AuditItems/remove
-    audit_remove_status: int
-    logout_status: int | None  # POST /token/logout, absent before v7
-    organizations_paged: bool  # GET /Organizations: array before v8, page in v8
-    absolute_links: bool  # v5 examples show absolute hrefs, later versions relative ones
-    page_total_count: bool  # PageOf*.totalCount: declared in v6/v7 only (not in v8; v5 pages are not documented)
-    error_style: str  # which RESTExceptionInfo fields the version has: "message", "errorCode", "stackTrace"
-    oauth_mail: bool  # PrepareOAuthSignIn / CompleteOAuthSignIn on the e-mail settings (v7+)
-
-
-PROFILES: dict[str, Profile] = {
-    "v5": Profile("v5", 200, True, "action", 200, 200, "action", 200, None, False, True, False, "message", False),
-    "v6": Profile("v6", 200, False, "SendTest", 200, 201, "remove", 200, None, False, False, True, "message", False),
-    "v7": Profile("v7", 200, False, "SendTest", 200, 201, "remove", 200, 200, False, False, True, "errorCode", True),
-    "v8": Profile("v8", 204, False, "SendTestEmail", 204, 204, "remove", 204, 204, True, False, False, "stackTrace",
-                  True),
-}
+# One table of per-version traits serves the client and the emulator (vboplan.api.versions).
+Profile = VersionTraits
+PROFILES: dict[str, VersionTraits] = TRAITS
 
 # The Veeam build the emulated server reports (the v8 build NOTES.md §1 verifies).
 SERVER_BUILD = "8.0.2.159"

@@ -34,7 +34,7 @@ def format_value(value: Any) -> str:
 
 def cells(change: Change) -> tuple[str, str]:
     """The live and desired columns of a change."""
-    if change.detail.get("write_only"):
+    if change.write_only:
         after = f"{MASK} will change" if change.detail.get("recorded") else f"{MASK} will be set"
         return "(write-only)", after
     if change.sensitive:
@@ -56,7 +56,7 @@ def render_table(plan: Plan, color: bool) -> str:
             action = f"{_SYMBOLS[change.action]} {change.action}"
             if color:
                 action = click.style(action, fg=_COLORS[change.action])
-            rows.append([change.id, action, change.address, *cells(change)])
+            rows.append([change.id, action, str(change.address), *cells(change)])
         lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"],
                               tablefmt="simple", disable_numparse=True))
     lines.extend(_drift_lines(plan, markdown=False))

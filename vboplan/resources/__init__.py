@@ -1,20 +1,70 @@
-"""The registry of managed resource kinds, in the order their changes are applied."""
+"""The registry of managed resource kinds, in the order their changes are applied.
+
+Settings objects come from :mod:`vboplan.api.catalog` (one entry each, shared with the emulator); other kinds
+(named collections such as ``audit_items``) are listed in :data:`COLLECTIONS`. A kind may declare ``requires``: the
+kinds whose creates must be applied before its own; :func:`apply_order` honours it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
+from ..api import catalog
 from .audit_items import AuditItemsKind
-from .base import ResourceKind, Write
+from .base import ResourceKind, Write, WriteContext
 from .settings import SettingsKind
 
-KINDS: dict[str, ResourceKind] = {
-    kind.name: kind for kind in (
-        SettingsKind("audit_email_settings", "AuditEmailSettings",
-                     "RESTAuditEmailSettingsRequest", "RESTAuditEmailSettingsResponse"),
-        SettingsKind("job_email_settings", "VboEmailSettings",
-                     "RESTNotificationEmailSettingsRequest", "RESTNotificationEmailSettingsResponse",
-                     endpoint_v5="VBOEmailSettings"),
-        AuditItemsKind(),
-    )
-}
+COLLECTIONS: list[ResourceKind] = [AuditItemsKind()]
 
-__all__ = ["KINDS", "ResourceKind", "Write", "SettingsKind"]
+
+class _Registry(Mapping[str, ResourceKind]):
+    """Every kind by template key: the catalog's settings objects, then the collections. Follows the catalog when a
+    settings object is registered at run time."""
+
+    def __init__(self) -> None:
+        self._settings: dict[int, SettingsKind] = {}
+
+    def _kinds(self) -> dict[str, ResourceKind]:
+        kinds: dict[str, ResourceKind] = {}
+        for spec in catalog.settings():
+            kind = self._settings.get(id(spec))
+            if kind is None or kind.spec is not spec:
+                kind = self._settings[id(spec)] = SettingsKind(spec)
+            kinds[spec.key] = kind
+        kinds.update((kind.name, kind) for kind in COLLECTIONS)
+        return kinds
+
+    def __getitem__(self, name: str) -> ResourceKind:
+        return self._kinds()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(apply_order(self._kinds()))
+
+    def __len__(self) -> int:
+        return len(self._kinds())
+
+
+def apply_order(kinds: Mapping[str, ResourceKind]) -> list[str]:
+    """Kind names with every kind after the kinds it ``requires`` (otherwise in registry order)."""
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        if name in visiting:
+            raise ValueError(f"resource kinds require each other in a cycle: {name}")
+        visiting.add(name)
+        for needed in kinds[name].requires:
+            visit(needed)
+        visiting.discard(name)
+        ordered.append(name)
+
+    for name in kinds:
+        visit(name)
+    return ordered
+
+
+KINDS: Mapping[str, ResourceKind] = _Registry()
+
+__all__ = ["KINDS", "COLLECTIONS", "ResourceKind", "SettingsKind", "Write", "WriteContext", "apply_order"]

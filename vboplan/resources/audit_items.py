@@ -7,7 +7,6 @@ names use the API's own filters; many new names page the directory once with the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,12 +15,12 @@ from typing import Any
 
 from .. import progress
 from ..api.client import VboClient
-from ..changes import Change, Drift
+from ..changes import Address, Change, Drift, make
 from ..errors import ProjectError, RenderError
 from ..schema import nearest
 from ..sensitive import Sensitive
 from ..yamlfile import Located
-from .base import Write
+from .base import Write, WriteContext
 
 PRINCIPALS = {"users": "User", "groups": "Group"}
 _SINGULAR = {"User": "user", "Group": "group"}
@@ -32,8 +31,8 @@ PAGE_THRESHOLD = 40
 _LOOKUP_WORKERS = 8
 
 
-def address(org: str, kind: str, name: str) -> str:
-    return f"audit_items[{json.dumps(org)}].{_SINGULAR[kind]}[{json.dumps(name)}]"
+def address(org: str, kind: str, name: str) -> Address:
+    return Address("audit_items").entry(org).field(_SINGULAR[kind]).entry(name)
 
 
 def describe(principal: dict[str, Any]) -> str:
@@ -48,6 +47,7 @@ class AuditItemsKind:
     """``audit_items``: the declared list is the whole truth for each organization it names."""
 
     name: str = "audit_items"
+    requires: tuple[str, ...] = ()
 
     # -- templates ---------------------------------------------------------------------------------------------
 
@@ -91,6 +91,17 @@ class AuditItemsKind:
 
     def scope(self, desired: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
         return {org: {k: sorted(v) for k, v in spec.items()} for org, spec in sorted(desired.items())}
+
+    def addresses(self, scope: dict[str, dict[str, list[str]]]) -> set[Address]:
+        found = {Address(self.name)}
+        for org, declared in scope.items():
+            found |= {Address(self.name).entry(org)}
+            for key, kind in PRINCIPALS.items():
+                found |= {address(org, kind, name) for name in declared.get(key, [])}
+        return found
+
+    def desired_value(self, desired: Any, change: Change) -> Any:
+        return None  # nothing sensitive: principals are named, not secret
 
     # -- live --------------------------------------------------------------------------------------------------
 
@@ -143,14 +154,15 @@ class AuditItemsKind:
                     wanted.setdefault(principal["id"], (name, principal))
                 for principal_id, (name, principal) in wanted.items():
                     if principal_id not in audited:
-                        changes.append(Change(self.name, address(org, kind, name), "create", None,
-                                              describe(principal), False,
+                        changes.append(make("create", self.name, address(org, kind, name), None,
+                                            describe(principal), False,
                                               {"org": org, "orgId": org_live["id"], "type": kind,
                                                "principal": principal}))
                 for principal_id, item in sorted(audited.items(), key=lambda p: p[1]["name"]):
                     if principal_id not in wanted:
-                        changes.append(Change(self.name, address(org, kind, item["name"] or item["displayName"]),
-                                              "delete", describe(item), None, False,
+                        changes.append(make("delete", self.name,
+                                            address(org, kind, item["name"] or item["displayName"]),
+                                            describe(item), None, False,
                                               {"org": org, "orgId": org_live["id"], "type": kind,
                                                "itemId": item["id"], "principalId": principal_id}))
         return changes
@@ -168,12 +180,12 @@ class AuditItemsKind:
                         for c in creates]
                 writes.append(Write(f"POST /{client.version}/Organizations/{org_id}/AuditItems "
                                     f"({len(creates)} to add in {org})", creates,
-                                    partial(client.add_audit_items, org_id, body)))
+                                    partial(_add, client, org_id, body, creates)))
             if deletes:
                 org_id = deletes[0].detail["orgId"]
                 ids = [c.detail["itemId"] for c in deletes]
                 writes.append(Write(f"remove {len(deletes)} audit items of {org}", deletes,
-                                    partial(client.remove_audit_items, org_id, ids)))
+                                    partial(_remove, client, org_id, ids)))
         return writes
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
@@ -187,6 +199,14 @@ class AuditItemsKind:
         for org, data in live["organizations"].items():
             organizations[org] = {"id": data["id"], "items": data["items"]}
         return {"organizations": organizations}
+
+    def state_rows(self, recorded: Any) -> list[tuple[str, Any]]:
+        rows: list[tuple[str, Any]] = []
+        for org, data in sorted(((recorded or {}).get("organizations") or {}).items()):
+            for item in data.get("items", []):
+                rows.append((str(address(org, item["type"], item["name"] or item["displayName"])),
+                             item.get("displayName")))
+        return rows
 
     def drift(self, recorded: Any, live: dict[str, Any]) -> list[Drift]:
         drifts: list[Drift] = []
@@ -202,6 +222,21 @@ class AuditItemsKind:
                                     "audited" if pid in was else "not audited",
                                     "audited" if pid in now else "not audited"))
         return drifts
+
+
+def _add(client: VboClient, org_id: str, body: list[dict[str, Any]], creates: list[Change],
+         context: WriteContext) -> None:
+    """POST the new audit items, then learn the ids the server gave them (the POST answers without a body)."""
+    client.add_audit_items(org_id, body)
+    by_principal = {_item(raw)["principalId"]: str(raw.get("id")) for raw in client.audit_items(org_id)}
+    for change in creates:
+        item_id = by_principal.get(str(change.detail["principal"]["id"]))
+        if item_id:
+            context.record(change.address, item_id)
+
+
+def _remove(client: VboClient, org_id: str, item_ids: list[str], context: WriteContext) -> None:
+    client.remove_audit_items(org_id, item_ids)
 
 
 def _item(raw: dict[str, Any]) -> dict[str, Any]:

@@ -3,29 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..api.client import VboClient
-from ..changes import Change, Drift
+from ..changes import Address, Change, Drift
 from ..yamlfile import Located
 
 
 @dataclass
+class WriteContext:
+    """What earlier writes of one apply learnt: ids the server assigned, by the address of what was created.
+    A kind whose creates refer to another kind's new items (a job to its repository) looks them up here."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def record(self, address: Address, server_id: str) -> None:
+        self.ids[str(address)] = server_id
+
+    def id_of(self, address: Address | str) -> str | None:
+        return self.ids.get(str(address))
+
+
+@dataclass
 class Write:
-    """One request (or short sequence) that carries out some changes; ``run`` raises on failure."""
+    """One request (or short sequence) that carries out some changes; ``run`` raises on failure and may record
+    server-assigned ids in the context it is given."""
 
     description: str
     changes: list[Change]
-    run: Callable[[], None]
+    run: Callable[[WriteContext], None]
 
 
 class ResourceKind(Protocol):
-    """A kind of settings vboplan manages. Adding one is a module implementing this and a line in the registry."""
+    """A kind of settings vboplan manages. Adding one is a module implementing this and an entry in the registry
+    (settings objects need only a :class:`~vboplan.api.catalog.SettingsSpec`)."""
 
     @property
     def name(self) -> str:
         """The resource's key in templates and the first part of its addresses."""
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """Kinds whose creates must be applied before this kind's (their ids are then in the write context)."""
 
     def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> Any:
         """Check what a template rendered against the API version's schema and return canonical desired values.
@@ -34,11 +54,17 @@ class ResourceKind(Protocol):
     def scope(self, desired: Any) -> Any:
         """The JSON-able part of the server this desired value concerns (read live for it)."""
 
+    def addresses(self, scope: Any) -> set[Address]:
+        """Every address a plan of ``scope`` can name (what ``--target`` may select)."""
+
     def read(self, client: VboClient, scope: Any) -> Any:
         """The live values within ``scope``, JSON-able and canonical."""
 
     def diff(self, version: str, live: Any, desired: Any, recorded: Any | None) -> list[Change]:
         """Changes (without ids) turning ``live`` into ``desired``; ``recorded`` is this kind's last snapshot."""
+
+    def desired_value(self, desired: Any, change: Change) -> Any:
+        """The desired value ``change`` was planned from (to put a secret back before an apply)."""
 
     def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
         """The requests that carry out ``changes``, in order."""
@@ -48,6 +74,9 @@ class ResourceKind(Protocol):
 
     def snapshot(self, live: Any, applied: list[Change], recorded: Any | None) -> Any:
         """What the state snapshot keeps for this kind after an apply."""
+
+    def state_rows(self, recorded: Any) -> list[tuple[str, Any]]:
+        """``(address, value)`` rows of ``state show`` for what a snapshot holds (secrets masked)."""
 
     def drift(self, recorded: Any, live: Any) -> list[Drift]:
         """Fields whose live value differs from the snapshot's."""

@@ -1,68 +1,97 @@
-"""Server-wide settings singletons (``GET``/``PUT`` of one object), such as AuditEmailSettings.
+"""Settings objects (``GET``/``PUT`` of one JSON object), server-wide or one per organization, all driven by their
+:class:`~vboplan.api.catalog.SettingsSpec`.
 
 A PUT on these endpoints is a partial update: fields left out keep their values. So vboplan manages exactly the
-fields a template names, sends only the ones that change, and never touches the rest.
+fields a template names, sends only the ones that change, and never touches the rest. A field the GET never returns
+(``userPassword``) is planned as "will be set" until a snapshot holds a salted hash of the value last applied.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from deepdiff import DeepDiff
 
 from .. import schema
+from ..api import catalog
+from ..api.catalog import SettingsSpec
 from ..api.client import VboClient
-from ..changes import Change, Drift
-from ..errors import RenderError
-from ..sensitive import Sensitive, digest, is_digest, matches, reveal, same_live
-from .base import Write
+from ..changes import Address, Change, Drift, make
+from ..errors import ProjectError, RenderError
+from ..sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
+from ..yamlfile import Located
+from .base import Write, WriteContext
 
 
 @dataclass(frozen=True)
 class SettingsKind:
-    """A settings singleton, described by data: its name in templates, its endpoint and its two schemas."""
+    """The resource kind of one settings object of the catalog."""
 
-    name: str
-    endpoint: str                      # path after /vN/
-    request_schema: str
-    response_schema: str
-    endpoint_v5: str | None = None     # where v5 spells the path differently
+    spec: SettingsSpec
+    requires: tuple[str, ...] = ()
 
-    def path(self, version: str) -> str:
-        return self.endpoint_v5 if version == "v5" and self.endpoint_v5 else self.endpoint
+    @property
+    def name(self) -> str:
+        return self.spec.key
+
+    @property
+    def per_organization(self) -> bool:
+        return self.spec.per_organization
 
     def fields(self, version: str) -> tuple[dict[str, dict[str, Any]], set[str], set[str]]:
-        """(writable fields, readable field names, write-only field names) for ``version``."""
-        writable = schema.properties(version, self.request_schema)
-        readable = {name for name, prop in schema.properties(version, self.response_schema).items()
-                    if not name.startswith("_")}
-        return writable, readable, set(writable) - readable
+        """(writable fields, readable field names, write-only field names) in ``version``."""
+        return self.spec.fields(version)
+
+    def path(self, version: str, org_id: str = "") -> str:
+        return self.spec.endpoints[version].path.replace(catalog.ORGANIZATION_ID, org_id)
+
+    def _base(self, org: str | None) -> Address:
+        return Address(self.name) if org is None else Address(self.name).entry(org)
 
     # -- templates ---------------------------------------------------------------------------------------------
 
     def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> dict[str, Any]:
+        if self.spec.endpoint(version) is None:
+            raise RenderError(f"{where(None)}: {self.name} is not in API {version}; it exists in "
+                              f"{', '.join(self.spec.versions)} (set api_version of the environment, or render "
+                              f"{self.name} only where environment.api_version has it)")
+        if not self.per_organization:
+            return self._fields(version, raw, where, self.name)
         if not isinstance(raw, dict):
-            raise RenderError(f"{where(None)}: {self.name} must be a mapping of API fields")
-        writable, readable, write_only = self.fields(version)
+            raise RenderError(f"{where(None)}: {self.name} must map organization names to API fields")
+        desired: dict[str, Any] = {}
+        for org, fields in raw.items():
+            name = str(org)
+            if name.lower() in (o.lower() for o in desired):
+                raise RenderError(f"{where(org)}: organization '{name}' is listed twice")
+            line = fields.where if isinstance(fields, Located) else (lambda _key, _org=org: where(_org))
+            desired[name] = self._fields(version, {} if fields is None else fields, line, str(self._base(name)))
+        return desired
+
+    def _fields(self, version: str, raw: Any, where: Callable[[Any], str], label: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise RenderError(f"{where(None)}: {label} must be a mapping of API fields")
+        writable, readable, _ = self.spec.fields(version)
         by_lower = {name.lower(): name for name in writable}
-        response_only = {name.lower(): name for name in readable - set(writable)}
+        response_only = {name.lower() for name in readable - set(writable)}
         desired: dict[str, Any] = {}
         for key, value in raw.items():
             name = by_lower.get(str(key).lower())
             if name is None:
                 if str(key).lower() in response_only:
-                    raise RenderError(f"{where(key)}: {self.name}.{key} is set by the server (response-only in API "
+                    raise RenderError(f"{where(key)}: {label}.{key} is set by the server (response-only in API "
                                       f"{version}) and cannot be managed; remove it")
                 hint = schema.nearest(str(key), sorted(writable))
-                raise RenderError(f"{where(key)}: {self.name}: unknown field '{key}' for API {version}"
+                raise RenderError(f"{where(key)}: {label}: unknown field '{key}' for API {version}"
                                   + (f"; did you mean '{hint}'?" if hint else ""))
             if name in desired:
-                raise RenderError(f"{where(key)}: {self.name}.{name} is given twice")
+                raise RenderError(f"{where(key)}: {label}.{name} is given twice")
             sensitive = isinstance(value, Sensitive) or writable[name].get("format") == "password"
             try:
-                bound = schema.bind(version, writable[name], reveal(value), f"{self.name}.{name}", unknown="error")
+                bound = schema.bind(version, writable[name], reveal(value), f"{label}.{name}", unknown="error")
             except schema.SchemaError as exc:
                 shown = exc.message if not sensitive else "the value has the wrong type"
                 raise RenderError(f"{where(key)}: {exc.where}: {shown}") from None
@@ -71,69 +100,169 @@ class SettingsKind:
 
     # -- plan --------------------------------------------------------------------------------------------------
 
-    def scope(self, desired: dict[str, Any]) -> list[str]:
+    def scope(self, desired: dict[str, Any]) -> Any:
+        if self.per_organization:
+            return {org: sorted(fields) for org, fields in sorted(desired.items())}
         return sorted(desired)
 
-    def read(self, client: VboClient, scope: list[str]) -> dict[str, Any]:
-        body = client.get_settings(self.path(client.version))
-        _, readable, _ = self.fields(client.version)
+    def addresses(self, scope: Any) -> set[Address]:
+        found = {Address(self.name)}
+        instances = scope.items() if self.per_organization else [(None, scope)]
+        for org, fields in instances:
+            base = self._base(org)
+            found |= {base} | {base.field(name) for name in fields}
+        return found
+
+    def read(self, client: VboClient, scope: Any) -> dict[str, Any]:
+        if not self.per_organization:
+            return self._read_fields(client, self.path(client.version), scope)
+        if not scope:
+            return {}
+        orgs = {str(o.get("name", "")).lower(): o for o in client.organizations()}
+        missing = [name for name in scope if name.lower() not in orgs]
+        if missing:
+            known = ", ".join(sorted(str(o.get("name")) for o in orgs.values())) or "none"
+            raise ProjectError(f"{client.where}: {self.name}: organization '{missing[0]}' is not on the server "
+                               f"(organizations: {known})")
+        live = {}
+        for org, fields in scope.items():
+            org_id = str(orgs[org.lower()]["id"])
+            live[org] = {"id": org_id, "values": self._read_fields(client, self.path(client.version, org_id), fields)}
+        return live
+
+    def _read_fields(self, client: VboClient, path: str, fields: list[str]) -> dict[str, Any]:
+        body = client.get_settings(path)
+        _, readable, _ = self.spec.fields(client.version)
         by_lower = {k.lower(): k for k in body}
         live = {}
-        for name in scope:
+        for name in fields:
             if name in readable:
                 key = by_lower.get(name.lower())
                 live[name] = body.get(key) if key else None
         return live
 
-    def diff(self, version: str, live: dict[str, Any], desired: dict[str, Any],
-             recorded: dict[str, Any] | None) -> list[Change]:
-        _, readable, write_only = self.fields(version)
-        secrets = (recorded or {}).get("secrets", {})
+    def diff(self, version: str, live: Any, desired: dict[str, Any], recorded: Any | None) -> list[Change]:
+        if not self.per_organization:
+            return self._diff(version, None, {}, live, desired, (recorded or {}).get("secrets", {}))
+        changes: list[Change] = []
+        for org, fields in sorted(desired.items()):
+            org_live = live[org]
+            secrets = _org_record(recorded, org).get("secrets", {})
+            changes += self._diff(version, org, {"org": org, "orgId": org_live["id"]}, org_live["values"], fields,
+                                  secrets)
+        return changes
+
+    def _diff(self, version: str, org: str | None, where: dict[str, Any], live: dict[str, Any],
+              desired: dict[str, Any], secrets: dict[str, Any]) -> list[Change]:
+        _, readable, write_only = self.spec.fields(version)
+        base = self._base(org)
         changes: list[Change] = []
         comparable = {k: reveal(v) for k, v in desired.items() if k in readable}
-        delta = DeepDiff({k: live.get(k) for k in comparable}, comparable, ignore_order=True)
+        seen = {k: _project(live.get(k), v) for k, v in comparable.items()}
+        delta = DeepDiff(seen, comparable, ignore_order=True)
         for name in sorted(delta.affected_root_keys):
             value = desired[name]
             sensitive = isinstance(value, Sensitive)
-            before = Sensitive(live.get(name)) if sensitive else live.get(name)
-            changes.append(Change(self.name, f"{self.name}.{name}", "update", before, value, sensitive,
-                                  {"field": name}))
+            before = Sensitive(seen.get(name)) if sensitive else seen.get(name)
+            changes.append(make("update", self.name, base.field(name), before, value, sensitive,
+                                {**where, "field": name}))
         for name in sorted(set(desired) & write_only):
             value = desired[name]
             if matches(reveal(value), secrets.get(name)):
                 continue  # the value recorded at the last apply: nothing to do
             # Write-only: the server never returns it, so without a recorded hash we can only say it will be set.
-            changes.append(Change(self.name, f"{self.name}.{name}", "update", None,
-                                  value if isinstance(value, Sensitive) else Sensitive(value), True,
-                                  {"field": name, "write_only": True, "recorded": name in secrets}))
+            changes.append(make("update", self.name, base.field(name), None,
+                                value if isinstance(value, Sensitive) else Sensitive(value), True,
+                                {**where, "field": name, "write_only": True, "recorded": name in secrets}))
         return changes
+
+    def desired_value(self, desired: Any, change: Change) -> Any:
+        fields = desired.get(change.detail.get("org"), {}) if self.per_organization else desired
+        return (fields or {}).get(change.detail["field"])
 
     # -- apply -------------------------------------------------------------------------------------------------
 
     def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
-        if not changes:
-            return []
-        body = {change.detail["field"]: reveal(change.after) for change in changes}
-        path = self.path(client.version)
-        fields = ", ".join(change.detail["field"] for change in changes)
-        return [Write(f"PUT /{client.version}/{path} ({fields})", changes,
-                      lambda: client.put_settings(path, body))]
+        groups: dict[str | None, list[Change]] = {}
+        for change in changes:
+            groups.setdefault(change.detail.get("org"), []).append(change)
+        writes = []
+        for group in groups.values():
+            path = self.path(client.version, group[0].detail.get("orgId", ""))
+            body = {change.detail["field"]: reveal(change.after) for change in group}
+            fields = ", ".join(change.detail["field"] for change in group)
+            writes.append(Write(f"PUT /{client.version}/{path} ({fields})", group,
+                                partial(self._put, client, path, body)))
+        return writes
 
-    def verify(self, change: Change, live: dict[str, Any]) -> bool:
-        if change.detail.get("write_only"):
+    def _put(self, client: VboClient, path: str, body: dict[str, Any], context: WriteContext) -> None:
+        missing = [name for name in self.spec.required(client.version) if name not in body]
+        if missing:
+            # The document requires these in every PUT: send what the server holds now.
+            current = client.get_settings(path)
+            by_lower = {k.lower(): k for k in current}
+            body = {**{name: current.get(by_lower.get(name.lower(), name)) for name in missing}, **body}
+        client.put_settings(path, body)
+
+    def verify(self, change: Change, live: Any) -> bool:
+        if change.write_only:
             return True  # cannot be read back; the PUT's success is all the server tells
-        return live.get(change.detail["field"]) == reveal(change.after)
+        values = live.get(change.detail["org"], {}).get("values", {}) if self.per_organization else live
+        wanted = reveal(change.after)
+        return _project(values.get(change.detail["field"]), wanted) == wanted
 
-    def snapshot(self, live: dict[str, Any], applied: list[Change], recorded: dict[str, Any] | None) -> dict[str, Any]:
-        secrets = dict((recorded or {}).get("secrets", {}))
-        for change in applied:
-            if change.detail.get("write_only"):
-                secrets[change.detail["field"]] = digest(reveal(change.after))
-        values = dict((recorded or {}).get("values", {}))
-        values.update(live)
-        return {"values": values, "secrets": secrets}
+    def snapshot(self, live: Any, applied: list[Change], recorded: Any | None) -> dict[str, Any]:
+        if not self.per_organization:
+            return _snapshot_fields(live, applied, recorded)
+        organizations = dict((recorded or {}).get("organizations", {}))
+        for org, data in live.items():
+            mine = [c for c in applied if c.detail.get("org") == org]
+            organizations[org] = {"id": data["id"], **_snapshot_fields(data["values"], mine, _org_record(recorded,
+                                                                                                          org))}
+        return {"organizations": organizations}
 
-    def drift(self, recorded: dict[str, Any], live: dict[str, Any]) -> list[Drift]:
-        values = recorded.get("values", {}) if isinstance(recorded, dict) else {}
-        return [Drift(f"{self.name}.{name}", values[name], live[name], sensitive=is_digest(values[name]))
-                for name in sorted(live) if name in values and not same_live(values[name], live[name])]
+    def state_rows(self, recorded: Any) -> list[tuple[str, Any]]:
+        if not isinstance(recorded, dict):
+            return []
+        instances = recorded.get("organizations", {}).items() if self.per_organization else [(None, recorded)]
+        rows: list[tuple[str, Any]] = []
+        for org, record in sorted(instances, key=lambda i: str(i[0])):
+            base = self._base(org)
+            rows += [(str(base.field(k)), MASK if is_digest(v) else v)
+                     for k, v in sorted(record.get("values", {}).items())]
+            rows += [(str(base.field(k)), MASK) for k in sorted(record.get("secrets", {}))]
+        return rows
+
+    def drift(self, recorded: Any, live: Any) -> list[Drift]:
+        if not isinstance(recorded, dict):
+            return []
+        instances = live.items() if self.per_organization else [(None, {"values": live})]
+        drifts = []
+        for org, data in instances:
+            values = (_org_record(recorded, org) if org is not None else recorded).get("values", {})
+            now = data["values"]
+            drifts += [Drift(self._base(org).field(name), values[name], now[name], sensitive=is_digest(values[name]))
+                       for name in sorted(now) if name in values and not same_live(values[name], now[name])]
+        return drifts
+
+
+def _org_record(recorded: Any, org: str) -> dict[str, Any]:
+    organizations = recorded.get("organizations", {}) if isinstance(recorded, dict) else {}
+    return organizations.get(org) or {}
+
+
+def _project(live: Any, desired: Any) -> Any:
+    """``live`` cut to the shape of ``desired``: of a nested object only the keys the template names count."""
+    if isinstance(desired, dict) and isinstance(live, dict):
+        return {key: _project(live.get(key), value) for key, value in desired.items()}
+    return live
+
+
+def _snapshot_fields(live: dict[str, Any], applied: list[Change], recorded: Any | None) -> dict[str, Any]:
+    secrets = dict((recorded or {}).get("secrets", {}))
+    for change in applied:
+        if change.write_only:
+            secrets[change.detail["field"]] = digest(reveal(change.after))
+    values = dict((recorded or {}).get("values", {}))
+    values.update(live)
+    return {"values": values, "secrets": secrets}

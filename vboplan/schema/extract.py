@@ -17,13 +17,12 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
-# Operations vboplan uses, as path patterns after the version prefix (case-insensitive).
+# Operations vboplan uses, as path patterns after the version prefix (case-insensitive); every settings object of
+# the catalog is added with its actions (test mail, OAuth sign-in).
 WANTED = [
     r"token",
     r"token/logout",
     r"ServiceInstance",
-    r"AuditEmailSettings(/.*)?",
-    r"VboEmailSettings(/.*)?",
     r"Organizations",
     r"Organizations/\{organizationId\}",
     r"Organizations/\{organizationId\}/(Users|Groups|Sites|Teams)",
@@ -55,8 +54,16 @@ def _strip(node: Any) -> Any:
     return node
 
 
+def wanted() -> list[str]:
+    """The path patterns to keep: :data:`WANTED` and each settings object's paths in any version."""
+    from vboplan.api.catalog import settings
+
+    paths = sorted({endpoint.path for spec in settings() for endpoint in spec.endpoints.values()})
+    return WANTED + [re.escape(path) + "(/.*)?" for path in paths]
+
+
 def extract(document: dict[str, Any], version: str) -> dict[str, Any]:
-    pattern = re.compile(rf"/{version}/({'|'.join(WANTED)})", re.IGNORECASE)
+    pattern = re.compile(rf"/{version}/({'|'.join(wanted())})", re.IGNORECASE)
     paths = {p: ops for p, ops in document["paths"].items() if pattern.fullmatch(p)}
     schemas = document["components"]["schemas"]
     needed: set[str] = set()
