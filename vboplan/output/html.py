@@ -74,10 +74,11 @@ class FailedEnvironment:
     error: str
 
 
-def resource_of(address: str) -> str:
+def resource_of(address: Any) -> str:
     """The resource part of a change address: ``audit_email_settings`` or ``audit_items["contoso.com"]``."""
-    match = _RESOURCE.match(address)
-    return match.group(0) if match else address
+    text = str(address)
+    match = _RESOURCE.match(text)
+    return match.group(0) if match else text
 
 
 def recorded_status(plan: Plan, record: dict[str, Any]) -> str:
@@ -170,7 +171,7 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
             live, desired = cells(change)
             rows.append(f'<tr class="{escape(change.action)}"><td><code>{escape(change.id)}</code></td>'
                         f'<td class="action">{escape(change.action)}</td>'
-                        f"<td><code>{escape(change.address)}</code></td>"
+                        f"<td><code>{escape(str(change.address))}</code></td>"
                         f"<td><code>{escape(live)}</code></td><td><code>{escape(desired)}</code></td></tr>")
         parts.append(f"<h3>{escape(resource)}</h3>"
                      '<table class="changes"><colgroup><col class="id"><col class="action"><col><col><col>'
@@ -191,7 +192,7 @@ def _drift(plan: Plan) -> str:
     for drift in plan.drift:
         recorded = MASK if drift.sensitive else format_value(drift.recorded)
         live = MASK if drift.sensitive else format_value(drift.live)
-        items.append(f"<li><code>{escape(drift.address)}</code>: <code>{escape(recorded)}</code> → "
+        items.append(f"<li><code>{escape(str(drift.address))}</code>: <code>{escape(recorded)}</code> → "
                      f"<code>{escape(live)}</code></li>")
     return "<h3>Changed outside vboplan since the last apply</h3><ul>" + "".join(items) + "</ul>"
 
