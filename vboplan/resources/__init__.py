@@ -7,6 +7,7 @@ kinds whose creates must be applied before its own; :func:`apply_order` honours 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 
 from ..api import catalog
@@ -56,6 +57,8 @@ def apply_order(kinds: Mapping[str, ResourceKind]) -> list[str]:
             raise ValueError(f"resource kinds require each other in a cycle: {name}")
         visiting.add(name)
         for needed in kinds[name].requires:
+            if needed not in kinds:
+                raise ValueError(f"resource kind '{name}' requires unknown kind '{needed}'")
             visit(needed)
         visiting.discard(name)
         ordered.append(name)
@@ -67,4 +70,19 @@ def apply_order(kinds: Mapping[str, ResourceKind]) -> list[str]:
 
 KINDS: Mapping[str, ResourceKind] = _Registry()
 
-__all__ = ["KINDS", "COLLECTIONS", "ResourceKind", "SettingsKind", "Write", "WriteContext", "apply_order"]
+
+@contextlib.contextmanager
+def registered(kind: ResourceKind) -> Iterator[ResourceKind]:
+    """A resource kind other than a settings object (a named collection) registered for a ``with`` block; settings
+    objects are registered in :mod:`vboplan.api.catalog`, which the emulator reads too."""
+    if kind.name in KINDS:
+        raise ValueError(f"resource kind '{kind.name}' is already registered")
+    COLLECTIONS.append(kind)
+    try:
+        apply_order(KINDS)  # refuse a kind whose requirements are unknown or circular
+        yield kind
+    finally:
+        COLLECTIONS.remove(kind)
+
+__all__ = ["KINDS", "COLLECTIONS", "ResourceKind", "SettingsKind", "Write", "WriteContext", "apply_order",
+           "registered"]
