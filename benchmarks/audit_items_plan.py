@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vboplan import core  # noqa: E402
-from vboplan.api import connect  # noqa: E402
 from vboplan.apply import execute  # noqa: E402
+from vboplan.connection import connect  # noqa: E402
 
 PASSWORD = "benchmark-password"
 

@@ -159,7 +159,7 @@ class ProjectDir:
         return http
 
     def emulator(self, name: str) -> Any:
-        from vboplan.api import embedded_emulator
+        from vboplan.connection import embedded_emulator
         from vboplan.project import load_project
 
         return embedded_emulator(load_project(self.root), name)

@@ -21,7 +21,8 @@ def emulator() -> Emulator:
 
 def _client(emulator: Emulator, version: str = "v8") -> VboClient:
     env = Environment(name="t", server="emulator:t", api_version=version)
-    return VboClient(env, "admin", API_SECRET, transport=httpx.WSGITransport(app=emulator), backoff=0.01)
+    return VboClient(env, "admin", API_SECRET, transport=httpx.WSGITransport(app=emulator),
+                     base_url=f"http://vbo.invalid/{version}/", backoff=0.01)
 
 
 @pytest.fixture

@@ -151,3 +151,16 @@ def test_addresses_parse_back_and_cover_what_is_under_them() -> None:
     assert not Address.parse("organization_retention_exclusions.calendar").covers(address)
     odd = Address("audit_items").entry('a "quoted" ]name').field("user").entry("x")
     assert Address.parse(str(odd)) == odd
+
+
+def test_the_api_layer_never_builds_a_server() -> None:
+    """api/ talks through the transport it is given; `emulator:<name>` is wired above it (vboplan.connection)."""
+    import re
+    from pathlib import Path
+
+    import vboplan.api
+
+    for source in Path(vboplan.api.__file__).parent.glob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import)\s+\S*emulator", text, re.MULTILINE), source.name
+        assert "WSGITransport" not in text and "emulator_name" not in text, source.name

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from . import progress
-from .api import connect
 from .api.client import VboClient
 from .approvals import Clearance, applied_entry, check_fresh, clear
 from .changes import Change
+from .connection import connect
 from .errors import ApplyError, PlanError, VboplanError
 from .plan import Plan
 from .project import Environment, Project, current_user

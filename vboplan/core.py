@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import progress
-from .api import connect
 from .api.client import VboClient
+from .connection import connect
 from .errors import VboplanError
 from .plan import Plan, make_plan
 from .project import Environment, Project, load_project

@@ -113,7 +113,9 @@ class VboClient:
     """Talks to one VBO server as one user, at one API version."""
 
     def __init__(self, env: Environment, username: str, password: str, *, transport: httpx.BaseTransport | None = None,
-                 max_in_flight: int = 8, retries: int = 3, backoff: float = 0.2) -> None:
+                 base_url: str | None = None, max_in_flight: int = 8, retries: int = 3, backoff: float = 0.2) -> None:
+        """``transport`` (default: HTTPS with TLS verification and per-request deadlines) carries the requests;
+        ``base_url`` (default ``{server}/{api_version}/``) is where they go, e.g. an in-process server's name."""
         self.env = env
         self.version = env.api_version
         self.traits: VersionTraits = TRAITS[env.api_version]
@@ -127,14 +129,11 @@ class VboClient:
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._count_lock = threading.Lock()
         self.request_count = 0
-        if env.emulator_name:
-            base = f"http://{env.emulator_name}.emulator.invalid/{env.api_version}/"  # never resolved: in-process
-        else:
-            base = f"{env.server}/{env.api_version}/"
+        base = base_url or f"{env.server}/{env.api_version}/"
         verify: bool | ssl.SSLContext = env.verify if isinstance(env.verify, bool) else \
             ssl_context(env.verify, f"environment '{env.name}': verify '{env.verify}'")
         limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-        if transport is None and not env.emulator_name:
+        if transport is None:
             transport = deadline_transport(verify, limits)
         self._http = httpx.Client(
             base_url=base, transport=transport, verify=verify,

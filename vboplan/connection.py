@@ -1,0 +1,57 @@
+"""Which server an environment means, and a client for it: a VBO server over HTTPS, or the embedded emulator of
+``server: emulator:<name>`` served in process (the API layer only ever sees a transport and a base URL)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from .api.client import VboClient
+from .project import Environment, Project
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
+
+__all__ = ["connect", "embedded_emulator"]
+
+log = logging.getLogger("vboplan")
+_emulators: dict[Path, Emulator] = {}
+_emulators_lock = threading.Lock()
+
+
+def embedded_emulator(project: Project, name: str) -> Emulator:
+    """The in-process emulator behind ``server: emulator:<name>``: data in ``.vboplan/emulator/<name>.json``,
+    seeded from ``emulator/<name>.yaml`` (or ``.json``) in the project when that exists."""
+    from .emulator import Emulator, Store
+
+    path = project.work_dir / "emulator" / f"{name}.json"
+    with _emulators_lock:
+        if path not in _emulators:
+            seed = next((p for p in (project.root / "emulator" / f"{name}.{ext}" for ext in ("yaml", "yml", "json"))
+                         if p.exists()), None)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _emulators[path] = Emulator(Store.open(path, seed=seed))
+        return _emulators[path]
+
+
+def connect(project: Project, env: Environment, *, max_in_flight: int = 8) -> VboClient:
+    """A client for ``env``, credentials resolved from the environment, not yet logged in."""
+    username = env.resolve_username()
+    password = env.resolve_password()
+    if env.emulator_name:
+        app = embedded_emulator(project, env.emulator_name)
+        # The host name is never resolved: requests go to the WSGI app in this process.
+        return VboClient(env, username, password, transport=httpx.WSGITransport(app=app),
+                         base_url=f"http://{env.emulator_name}.emulator.invalid/{env.api_version}/",
+                         max_in_flight=max_in_flight)
+    if env.server.startswith("http://"):
+        log.warning("WARNING: environment '%s' uses plain http (%s): the API password and settings cross the "
+                    "network unencrypted", env.name, env.server)
+    elif env.verify is False:
+        log.warning("WARNING: TLS certificate verification is OFF for environment '%s' (%s): "
+                    "anyone on the network path could read the API password", env.name, env.server)
+    return VboClient(env, username, password, max_in_flight=max_in_flight)
