@@ -181,13 +181,11 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         raise core.VboplanError("--sign-key signs a saved plan: give --out FILE too")
     with obj.progress("planning"):
         outcomes = core.plan_many(project, envs, targets)
-    failed = False
     documents = []
     pages: list[Any] = []
     for outcome in outcomes:
         if outcome.error is not None:
             echo(f"Error: {outcome.error}", err=True)
-            failed = True
             if fmt == "html":
                 from .output.html import FailedEnvironment
 
@@ -217,10 +215,9 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         from .output.html import render_html
 
         echo(render_html(pages), nl=False)
-    if failed:
-        sys.exit(1)
-    if detailed_exitcode and any(o.plan and o.plan.changes for o in outcomes):
-        sys.exit(2)
+    report = core.plan_report(outcomes, detailed_exitcode)
+    if report.return_code:
+        sys.exit(report.return_code)
 
 
 @main.command()
@@ -391,33 +388,19 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
     from tabulate import tabulate
 
     from .output import format_value
-    from .state import StateStore
 
-    project = obj.project()
-    store = StateStore(project, project.environment(env_name))
-    snapshot = store.read()
-    if snapshot is None:
-        raise core.VboplanError(f"environment '{env_name}' has no state snapshot yet (nothing applied)")
+    snapshot, state_rows = core.state_rows(obj.project(), env_name)
     if fmt == "json":
         echo(json.dumps(snapshot, indent=2, sort_keys=True))
         return
     echo(f"Environment {env_name}: {snapshot['server']} (API {snapshot['api_version']}), serial "
                f"{snapshot['serial']}, lineage {snapshot['lineage']}, updated {snapshot['updated_at']}")
-    rows = []
-    for name, recorded in sorted(snapshot.get("resources", {}).items()):
-        for address, value in _state_rows(name, recorded):
-            rows.append([address, format_value(value)])
+    rows = [[address, format_value(value)] for address, value in state_rows]
     echo(tabulate(rows, headers=["address", "value"], tablefmt="simple", disable_numparse=True))
     last = snapshot.get("last_apply") or {}
     if last:
         echo(f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
                    f"{len(last.get('skipped', []))} skipped, {len(last.get('failed', []))} failed")
-
-
-def _state_rows(name: str, recorded: Any) -> list[tuple[str, Any]]:
-    from .resources import KINDS
-
-    return KINDS[name].state_rows(recorded) if name in KINDS else []
 
 
 @state.command("unlock")

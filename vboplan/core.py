@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import progress
 from .api.client import VboClient
@@ -27,6 +29,52 @@ class Outcome:
     plan: Plan | None = None
     error: VboplanError | None = None
     requests: int = 0
+
+
+@dataclass
+class Report:
+    """What a run would change (``plan``) or changed (``apply``) per environment, and the exit code that says so,
+    as black's Report does: 0 success or nothing to change, 1 any error or refusal, 2 changes present when the
+    caller asked for it (``plan --detailed-exitcode``)."""
+
+    applying: bool = False
+    detailed_exitcode: bool = False
+    changes: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def planned(self, env: str, plan: Plan) -> None:
+        self.changes[env] = plan.counts()
+
+    def applied(self, env: str, actions: list[str]) -> None:
+        self.changes[env] = Counter(actions)
+
+    def failed(self, env: str, error: Exception | str) -> None:
+        self.failures[env] = str(error)
+
+    @property
+    def return_code(self) -> int:
+        if self.failures:
+            return 1
+        if self.detailed_exitcode and not self.applying and any(sum(c.values()) for c in self.changes.values()):
+            return 2
+        return 0
+
+    def line(self, env: str) -> str:
+        """One environment's result in the tense of the run: "would change" when planning, "changed" after."""
+        if env in self.failures:
+            return f"{env}: failed ({self.failures[env]})"
+        counts = self.changes.get(env, Counter())
+        total = sum(counts.values())
+        if not total:
+            return f"{env}: no changes" + ("" if self.applying else " needed")
+        parts = ", ".join(f"{counts[a]} {a}d" if self.applying else f"{counts[a]} to {a}"
+                          for a in ("create", "update", "delete") if counts[a])
+        noun = "change" if total == 1 else "changes"
+        return f"{env}: {total} {noun} {'made' if self.applying else 'would be made'} ({parts})"
+
+    def __str__(self) -> str:
+        return "\n".join(self.line(env) for env in [*self.changes, *(e for e in self.failures if e not in
+                                                                      self.changes)])
 
 
 def open_project(directory: Path) -> Project:
@@ -69,3 +117,27 @@ def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...
         return [plan_one(project, envs[0], targets)]
     with ThreadPoolExecutor(max_workers=min(len(envs), 8)) as pool:
         return list(pool.map(lambda env: plan_one(project, env, targets), envs))
+
+
+def plan_report(outcomes: list[Outcome], detailed_exitcode: bool = False) -> Report:
+    """The report of a ``plan`` run over ``outcomes``."""
+    report = Report(detailed_exitcode=detailed_exitcode)
+    for outcome in outcomes:
+        if outcome.error is not None:
+            report.failed(outcome.env.name, outcome.error)
+        elif outcome.plan is not None:
+            report.planned(outcome.env.name, outcome.plan)
+    return report
+
+
+def state_rows(project: Project, env_name: str) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """``state show``: the last snapshot of ``env_name`` and its ``(address, value)`` rows (secrets masked), each
+    resource kind listing what it recorded."""
+    from .resources import KINDS
+
+    snapshot = StateStore(project, project.environment(env_name)).read()
+    if snapshot is None:
+        raise VboplanError(f"environment '{env_name}' has no state snapshot yet (nothing applied)")
+    rows = [row for name, recorded in sorted(snapshot.get("resources", {}).items()) if name in KINDS
+            for row in KINDS[name].state_rows(recorded)]
+    return snapshot, rows
