@@ -82,6 +82,9 @@ class AuditNotes:
     def desired_value(self, desired: Any, change: Change) -> Any:
         return None
 
+    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
+        return False
+
     def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
         return [Write(f"note {c.after}", [c], partial(self._note, client, c)) for c in changes]
 

@@ -72,13 +72,9 @@ def check_sensitivity(plan: Plan) -> None:
     """The schema, not the plan file, decides what is secret: a write-only or password field must be sensitive."""
     for change in plan.changes:
         kind = KINDS.get(change.kind)
-        fields = getattr(kind, "fields", None)
-        name = change.detail.get("field") if isinstance(change.detail, dict) else None
-        if fields is None or not isinstance(name, str):
+        if kind is None:
             continue
-        writable, _, write_only = fields(plan.api_version)
-        secret = name in write_only or (writable.get(name) or {}).get("format") == "password" \
-            or name in plan.secret_fields.get(change.kind, [])
+        secret = kind.is_secret(plan.api_version, change, plan.secret_fields.get(change.kind, []))
         if secret and (not change.sensitive or change.after is not None or change.before is not None):
             raise PlanError(f"{change.id} ({change.address}) is a secret field but the plan file carries it as "
                             "not sensitive or with a value: the file was edited; run 'vboplan plan' again")

@@ -94,6 +94,11 @@ class Change:
         """A value the server never returns: planned as "will be set" until a snapshot holds its hash."""
         return bool(self.detail.get("write_only"))
 
+    @property
+    def recorded(self) -> bool:
+        """For a write-only value: whether a snapshot holds the hash of an earlier one (so it "will change")."""
+        return bool(self.detail.get("recorded"))
+
 
 @dataclass(frozen=True)
 class Create(Change):

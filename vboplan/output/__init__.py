@@ -35,7 +35,7 @@ def format_value(value: Any) -> str:
 def cells(change: Change) -> tuple[str, str]:
     """The live and desired columns of a change."""
     if change.write_only:
-        after = f"{MASK} will change" if change.detail.get("recorded") else f"{MASK} will be set"
+        after = f"{MASK} will change" if change.recorded else f"{MASK} will be set"
         return "(write-only)", after
     if change.sensitive:
         return (MASK if change.action != "create" else "-"), (MASK if change.action != "delete" else "-")

@@ -100,6 +100,9 @@ class AuditItemsKind:
                 found |= {address(org, kind, name) for name in declared.get(key, [])}
         return found
 
+    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
+        return False  # principals are named, not secret
+
     def desired_value(self, desired: Any, change: Change) -> Any:
         return None  # nothing sensitive: principals are named, not secret
 

@@ -63,6 +63,10 @@ class ResourceKind(Protocol):
     def diff(self, version: str, live: Any, desired: Any, recorded: Any | None) -> list[Change]:
         """Changes (without ids) turning ``live`` into ``desired``; ``recorded`` is this kind's last snapshot."""
 
+    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
+        """Whether ``change`` concerns a value the API's schema makes secret (write-only, a password) or one of
+        ``secret_fields`` (filled from ``secret()`` when planned): such a change must be sensitive."""
+
     def desired_value(self, desired: Any, change: Change) -> Any:
         """The desired value ``change`` was planned from (to put a secret back before an apply)."""
 

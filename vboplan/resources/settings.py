@@ -176,6 +176,13 @@ class SettingsKind:
                                 {**where, "field": name, "write_only": True, "recorded": name in secrets}))
         return changes
 
+    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
+        name = change.detail.get("field") if isinstance(change.detail, dict) else None
+        if not isinstance(name, str) or version not in self.spec.endpoints:
+            return False
+        writable, _, write_only = self.spec.fields(version)
+        return name in write_only or (writable.get(name) or {}).get("format") == "password" or name in secret_fields
+
     def desired_value(self, desired: Any, change: Change) -> Any:
         fields = desired.get(change.detail.get("org"), {}) if self.per_organization else desired
         return (fields or {}).get(change.detail["field"])
