@@ -168,6 +168,14 @@ def test_per_organization_settings_name_an_organization_on_the_server(project: P
     assert_one_clean_error(result, "nowhere.onmicrosoft.com", "not on the server")
 
 
+def test_no_secret_in_per_organization_settings(project: ProjectDir) -> None:
+    make_project(project, "v8")
+    project.write("templates/organization_backup_options.yaml.j2",
+                  f'organization_backup_options:\n  {ORG}: {{sharePointBackupMode: "{{{{ secret("SMTP_PASSWORD") }}}}"}}\n')
+    result = project.run("plan", "--env", "dev")
+    assert_one_clean_error(result, "organization_backup_options.yaml.j2", "secret() cannot be used")
+
+
 def test_target_inside_an_organization(project: ProjectDir) -> None:
     make_project(project, "v8")
     project.write("templates/organization_retention_exclusions.yaml.j2",

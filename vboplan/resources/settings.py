@@ -68,6 +68,12 @@ class SettingsKind:
             if name.lower() in (o.lower() for o in desired):
                 raise RenderError(f"{where(org)}: organization '{name}' is listed twice")
             line = fields.where if isinstance(fields, Located) else (lambda _key, _org=org: where(_org))
+            hidden = [key for key, value in (fields or {}).items() if isinstance(value, Sensitive)] \
+                if isinstance(fields, dict) else []
+            if hidden:
+                # Live values are kept in plans and snapshots as read; a secret() here would be kept in clear there.
+                raise RenderError(f"{line(hidden[0])}: {self._base(name).field(hidden[0])} is not a secret field; "
+                                  "secret() cannot be used for per-organization settings")
             desired[name] = self._fields(version, {} if fields is None else fields, line, str(self._base(name)))
         return desired
 
