@@ -371,6 +371,39 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
         raise report.error  # type: ignore[misc]
 
 
+@main.command("import")
+@click.option("--env", "env_names", multiple=True, metavar="NAME",
+              help="Environment to import (repeatable: values equal on all go to a variable file they share).")
+@click.option("--resource", "resources", multiple=True, metavar="KIND",
+              help="Import only this resource kind (repeatable; default: every kind the server's API has).")
+@click.option("--dry-run", is_flag=True, help="Print the files import would write; write nothing.")
+@pass_context
+@reports_errors
+def import_(obj: Context, env_names: tuple[str, ...], resources: tuple[str, ...], dry_run: bool) -> None:
+    """Adopt live servers: write templates and variable files that reproduce their settings, then plan.
+
+    Existing files are never changed. Exit 0 when the plan after the import shows no changes, 1 otherwise."""
+    from .importing import describe_outcomes, report_lines
+
+    project = obj.project()
+    envs = project.select(env_names, False)
+    with obj.progress("importing"):
+        result = core.import_environments(project, envs, resources, dry_run)
+    for warning in result.warnings():
+        echo(f"Warning: {warning}", err=True)
+    for line in report_lines(result):
+        echo(line)
+    if dry_run:
+        echo("Dry run: nothing was written.")
+        return
+    for line in describe_outcomes(result):
+        echo(line)
+    if not result.clean:
+        failed = [o.env.name for o in result.outcomes if o.error is not None or (o.plan and o.plan.changes)]
+        raise core.VboplanError(f"the import of {', '.join(failed)} does not plan clean yet (see the reasons "
+                                "above)")
+
+
 @main.group()
 def state() -> None:
     """Inspect the local state snapshots."""

@@ -13,6 +13,7 @@ from . import progress
 from .api.client import VboClient
 from .connection import connect
 from .errors import VboplanError
+from .importing import ImportResult
 from .plan import Plan, make_plan
 from .project import Environment, Project, load_project
 from .render import Rendered, render
@@ -141,3 +142,20 @@ def state_rows(project: Project, env_name: str) -> tuple[dict[str, Any], list[tu
     rows = [row for name, recorded in sorted(snapshot.get("resources", {}).items()) if name in KINDS
             for row in KINDS[name].state_rows(recorded)]
     return snapshot, rows
+
+
+def import_environments(project: Project, envs: list[Environment], resources: tuple[str, ...] = (),
+                        dry_run: bool = False) -> ImportResult:
+    """Adopt live servers: read every managed kind (or ``resources``) from each environment, write templates and
+    variable files that reproduce it (never replacing a file), then plan each environment; the result says what was
+    written or skipped and, for anything the plan still shows, why. With ``dry_run`` nothing is written or planned.
+    """
+    from . import importing
+
+    result = importing.adopt(project, envs, resources, dry_run)
+    if dry_run:
+        return result
+    reloaded = load_project(project.root)
+    result.outcomes = plan_many(reloaded, [reloaded.environment(env.name) for env in envs])
+    importing.explain(result)
+    return result

@@ -4,8 +4,10 @@ each resource checked against the environment's API version."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
+import re
 import secrets as _random
 import sys
 from dataclasses import dataclass, field
@@ -131,10 +133,30 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
 
+def yaml_safe_json(value: Any, **options: Any) -> str:
+    """``tojson`` for templates that render YAML: JSON is YAML, except that YAML (libyaml) refuses the surrogate
+    pairs JSON spells characters beyond U+FFFF with; those become YAML's own ``\\UXXXXXXXX`` escapes."""
+    return _SURROGATES.sub(_yaml_escape, json.dumps(value, **options))
+
+
+# An escaped backslash (kept as it is, so the text after it is not taken for an escape) or a \uD8xx\uDCxx pair.
+_SURROGATES = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    if match[1] is None:
+        return match[0]
+    return "\\U%08X" % (0x10000 + ((int(match[1], 16) - 0xD800) << 10) + int(match[2], 16) - 0xDC00)
+
+
 def load_variables(project: Project, env: Environment) -> dict[str, Any]:
     """The environment's variable files merged in order (later files win, mappings merge deeply)."""
     merged: dict[str, Any] = {}
     for path in env.var_files:
+        if not path.exists() and not path.is_symlink():
+            raise ProjectError(f"{project.display(path)}: variable file of environment '{env.name}' not found "
+                               f"(vboplan.yaml lists it in var_files; 'vboplan import --env {env.name}' writes it "
+                               "from the live server)")
         data = load_yaml(path, project.display(path))
         if data is None:
             continue
@@ -162,6 +184,7 @@ def render(project: Project, env: Environment, offline: bool = False) -> Rendere
     marker = f"__vboplan_secret_{_random.token_hex(8)}_"
     jinja = _Sandbox(marker, loader=jinja2.FileSystemLoader(str(project.root)), undefined=jinja2.StrictUndefined,
                      keep_trailing_newline=True, autoescape=False)
+    jinja.policies["json.dumps_function"] = yaml_safe_json
     secret_values: dict[str, str] = {}
 
     def secret(name: str) -> _Secret:

@@ -20,7 +20,7 @@ from ..errors import ProjectError, RenderError
 from ..schema import nearest
 from ..sensitive import Sensitive
 from ..yamlfile import Located
-from .base import Write, WriteContext
+from .base import Export, Write, WriteContext, named_organizations
 
 PRINCIPALS = {"users": "User", "groups": "Group"}
 _SINGULAR = {"User": "user", "Group": "group"}
@@ -227,6 +227,30 @@ class AuditItemsKind:
         return drifts
 
 
+    # -- import ------------------------------------------------------------------------------------------------
+
+    def export(self, client: VboClient) -> Export:
+        """Each audited organization's users and groups, by the name that picks each one out among the
+        organization's audit items (users by e-mail, groups by display name, the other name when the first is
+        shared); a principal no name picks out is an error, as a list the plan cannot match is no adoption."""
+        exported = Export({}, ("organization",), "audited users and groups of each organization")
+        organizations = named_organizations(client, self.name, exported.warnings)
+        with ThreadPoolExecutor(max_workers=max(1, min(len(organizations), _LOOKUP_WORKERS))) as pool:
+            found = list(pool.map(lambda org: (org, [_item(raw) for raw in client.audit_items(str(org["id"]))]),
+                                  organizations.values()))
+        for org, items in found:
+            if not items:
+                continue  # nothing audited: left unmanaged rather than declared empty
+            entry: dict[str, list[str]] = {}
+            for key, kind in PRINCIPALS.items():
+                audited = [i for i in items if i["type"] == kind]
+                names = sorted((_label(org, kind, item, audited) for item in audited), key=str.lower)
+                if names:
+                    entry[key] = names
+                exported.warnings += _shared_display_names(client, org, kind, names, audited)
+            exported.values[str(org["name"])] = entry
+        return exported
+
 def _add(client: VboClient, org_id: str, body: list[dict[str, Any]], creates: list[Change],
          context: WriteContext) -> None:
     """POST the new audit items, then learn the ids the server gave them (the POST answers without a body)."""
@@ -304,3 +328,41 @@ def _choose(org: dict[str, Any], kind: str, name: str, matches: list[dict[str, A
         raise ProjectError(f"organization '{org.get('name')}': no {label} named '{name}'{hint}")
     raise ProjectError(f"organization '{org.get('name')}': '{name}' matches {len(unique)} {label}s: "
                        f"{', '.join(describe(p) for p in unique)}; name one by its e-mail / group name")
+
+
+def _label(org: dict[str, Any], kind: str, item: dict[str, Any], audited: list[dict[str, Any]]) -> str:
+    """The name of an audited principal that no other audited principal of its kind answers to (the plan resolves
+    names against the audit items first); e-mail first for users, display name first for groups."""
+    order = ("name", "displayName") if kind == "User" else ("displayName", "name")
+    for attribute in order:
+        label = item[attribute]
+        if not label or label != label.strip():
+            continue
+        holders = [i for i in audited if label.lower() in (i["name"].lower(), i["displayName"].lower())]
+        if len(holders) == 1:
+            return label
+    raise ProjectError(f"organization '{org.get('name')}': the audited {_SINGULAR[kind]} {describe(item)} has no "
+                       f"name that tells it apart from the other audited {_SINGULAR[kind]}s; vboplan names principals "
+                       "by e-mail, user or group name, or display name. Rename one of them on the server, or import "
+                       "without audit_items (--resource)")
+
+
+def _shared_display_names(client: VboClient, org: dict[str, Any], kind: str, names: list[str],
+                          audited: list[dict[str, Any]]) -> list[str]:
+    """Warnings for display names that more principals of the directory carry: the plan still matches the audited
+    one, but adding such a name again (after it was removed) would be ambiguous."""
+    by_display = {i["displayName"].lower() for i in audited if i["displayName"]}
+    shown = [n for n in names if n.lower() in by_display and "@" not in n]
+    if not shown:
+        return []
+    path = f"Organizations/{org['id']}/{_COLLECTION[kind]}"
+
+    def count(name: str) -> int:
+        results = client.first_page(path, {"displayName": name}, limit=5)
+        return sum(1 for r in results if str(r.get("displayName") or "").lower() == name.lower())
+
+    with ThreadPoolExecutor(max_workers=min(len(shown), _LOOKUP_WORKERS)) as pool:
+        counts = list(pool.map(count, shown))
+    return [f"organization '{org.get('name')}': {n} {_SINGULAR[kind]}s are named '{name}'; the audited one is "
+            "matched through the audit items, but its e-mail or group name would say which one is meant"
+            for name, n in zip(shown, counts, strict=True) if n > 1]

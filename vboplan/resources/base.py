@@ -25,6 +25,30 @@ class WriteContext:
         return self.ids.get(str(address))
 
 
+@dataclass(frozen=True)
+class WriteOnly:
+    """A field the server accepts but never returns, so ``vboplan import`` cannot read it: ``secret`` names the
+    variable to pass to ``secret()`` when the field is a password, else it is empty."""
+
+    address: str
+    field: str
+    secret: str = ""
+
+
+@dataclass
+class Export:
+    """A kind's live values as a template renders them (``vboplan import``): names, not ids; never a response-only
+    or write-only field. ``keyed_by`` names the levels of names above the fields (``("organization",)`` for a kind
+    kept per organization); ``unavailable`` says why the server's API version lacks the kind."""
+
+    values: Any = None
+    keyed_by: tuple[str, ...] = ()
+    summary: str = ""
+    write_only: list[WriteOnly] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unavailable: str = ""
+
+
 @dataclass
 class Write:
     """One request (or short sequence) that carries out some changes; ``run`` raises on failure and may record
@@ -85,9 +109,32 @@ class ResourceKind(Protocol):
     def drift(self, recorded: Any, live: Any) -> list[Drift]:
         """Fields whose live value differs from the snapshot's."""
 
+    def export(self, client: VboClient) -> Export:
+        """Everything of this kind the server holds, as a template would declare it (``vboplan import``)."""
+
 
 def where_in(mapping: Any, source: str) -> Callable[[Any], str]:
     """A ``where(key)`` function for a mapping parsed from ``source``."""
     if isinstance(mapping, Located):
         return mapping.where
     return lambda key: source
+
+
+def named_organizations(client: VboClient, kind: str, warnings: list[str]) -> dict[str, dict[str, Any]]:
+    """The server's organizations by name; a name two organizations share cannot say which one is meant, so
+    neither is exported (with a warning)."""
+    by_lower: dict[str, list[dict[str, Any]]] = {}
+    for org in client.organizations():
+        by_lower.setdefault(str(org.get("name") or "").lower(), []).append(org)
+    named: dict[str, dict[str, Any]] = {}
+    for label, orgs in by_lower.items():
+        if not label.strip():
+            warnings.append(f"{kind}: {len(orgs)} organization(s) without a name were not imported (vboplan names "
+                            "organizations by name)")
+            continue
+        if len(orgs) > 1:
+            warnings.append(f"{kind}: {len(orgs)} organizations are named '{orgs[0].get('name')}'; vboplan names "
+                            "organizations by name, so theirs were not imported")
+            continue
+        named[str(orgs[0]["name"])] = orgs[0]
+    return dict(sorted(named.items(), key=lambda item: item[0].lower()))

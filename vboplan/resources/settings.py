@@ -8,7 +8,9 @@ fields a template names, sends only the ones that change, and never touches the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -23,7 +25,7 @@ from ..changes import Address, Change, Drift, make
 from ..errors import ProjectError, RenderError
 from ..sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
 from ..yamlfile import Located
-from .base import Write, WriteContext
+from .base import Export, Write, WriteContext, WriteOnly, named_organizations
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,54 @@ class SettingsKind:
         return drifts
 
 
+    # -- import ------------------------------------------------------------------------------------------------
+
+    def export(self, client: VboClient) -> Export:
+        """Every field that can be both set and read back, as a template names it; organizations by name."""
+        version = client.version
+        if self.spec.endpoint(version) is None:
+            return Export(unavailable=f"{self.name} is not in API {version} (it exists in "
+                                      f"{', '.join(self.spec.versions)})")
+        summary = self.spec.summary
+        if not self.per_organization:
+            values, write_only, warnings = self._export_fields(version, client.get_settings(self.path(version)),
+                                                               Address(self.name))
+            return Export(values, (), summary, write_only, warnings)
+        exported = Export({}, ("organization",), summary)
+        organizations = named_organizations(client, self.name, exported.warnings)
+        with ThreadPoolExecutor(max_workers=max(1, min(len(organizations), 8))) as pool:
+            bodies = list(pool.map(lambda o: client.get_settings(self.path(version, str(o["id"]))),
+                                   organizations.values()))
+        for (name, _), body in zip(organizations.items(), bodies, strict=True):
+            values, write_only, warnings = self._export_fields(version, body, self._base(name))
+            exported.values[name] = values
+            exported.write_only += [w for w in write_only if w.field not in {x.field for x in exported.write_only}]
+            exported.warnings += warnings
+        return exported
+
+    def _export_fields(self, version: str, body: dict[str, Any], base: Address
+                       ) -> tuple[dict[str, Any], list[WriteOnly], list[str]]:
+        writable, readable, write_only = self.spec.fields(version)
+        by_lower = {k.lower(): k for k in body}
+        values: dict[str, Any] = {}
+        warnings: list[str] = []
+        secret = {name for name, prop in writable.items() if prop.get("format") == "password"}
+        for name, prop in writable.items():
+            key = by_lower.get(name.lower())
+            if name not in readable or name in secret or prop.get("readOnly") or key is None or body[key] is None:
+                continue  # response-only, write-only, a password, or unset: nothing a template should hold
+            try:
+                # The request schema decides: a nested field the server sets itself is dropped here.
+                values[name] = schema.bind(version, prop, body[key], f"{base}.{name}", read_only="ignore")
+            except schema.SchemaError as exc:
+                warnings.append(f"{base}.{name}: the server's value does not fit API {version} ({exc.message}); "
+                                "not imported")
+        left_out = [WriteOnly(str(base.field(name)), name,
+                              f"{self.name}_{_snake(name)}".upper() if name in secret else "")
+                    for name in sorted(write_only | (secret & readable))]
+        return values, left_out, warnings
+
+
 def _org_record(recorded: Any, org: str) -> dict[str, Any]:
     organizations = recorded.get("organizations", {}) if isinstance(recorded, dict) else {}
     return organizations.get(org) or {}
@@ -279,3 +329,8 @@ def _snapshot_fields(live: dict[str, Any], applied: list[Change], recorded: Any 
     values = dict((recorded or {}).get("values", {}))
     values.update(live)
     return {"values": values, "secrets": secrets}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
