@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from . import progress
-from .api import connect
+from .connection import connect
 from .errors import ProjectError, VboplanError
 from .newfiles import NewFiles
 from .project import Environment, Project
