@@ -351,3 +351,14 @@ def test_a_display_name_others_share_is_warned_about(empty: ProjectDir) -> None:
     assert result.exit_code == 0, result.output
     assert "2 groups are named 'HR Department'" in result.stderr
     assert variables(empty, "dev")["audit_items"][CONTOSO]["groups"] == ["HR Department"]
+
+
+def test_servers_on_different_api_versions_imported_together(empty: ProjectDir) -> None:
+    config = (empty.root / "vboplan.yaml").read_text()
+    (empty.root / "vboplan.yaml").write_text(config.replace("api_version: v8", "api_version: v6", 1))
+    result = empty.run("import", "--env", "dev", "--env", "prod")
+    assert result.exit_code == 0, result.output
+    assert "not imported: update_settings is not in API v6 (it exists in v8)" in result.stdout
+    assert "update_settings" in variables(empty, "prod") and "update_settings" not in variables(empty, "common")
+    planned = empty.run("plan", "--env", "dev", "--env", "prod", "--detailed-exitcode")
+    assert planned.exit_code == 0, planned.output

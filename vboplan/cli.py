@@ -386,6 +386,8 @@ def import_(obj: Context, env_names: tuple[str, ...], resources: tuple[str, ...]
     from .importing import describe_outcomes, report_lines
 
     project = obj.project()
+    if not env_names:
+        raise core.VboplanError("name the environment to import with --env NAME")
     envs = project.select(env_names, False)
     with obj.progress("importing"):
         result = core.import_environments(project, envs, resources, dry_run)

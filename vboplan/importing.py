@@ -98,8 +98,10 @@ class ImportResult:
         return all(o.error is None and o.plan is not None and not o.plan.changes for o in self.outcomes)
 
     def warnings(self) -> list[str]:
-        return [f"environment '{e.env.name}': {w}" for e in self.environments for x in e.exports.values()
-                for w in x.warnings]
+        """Each warning once (a shared organization name concerns every kind kept per organization)."""
+        found = [f"environment '{e.env.name}': {w}" for e in self.environments for x in e.exports.values()
+                 for w in x.warnings]
+        return list(dict.fromkeys(found))
 
 
 # -- the run ---------------------------------------------------------------------------------------------------------

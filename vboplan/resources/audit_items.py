@@ -234,7 +234,7 @@ class AuditItemsKind:
         organization's audit items (users by e-mail, groups by display name, the other name when the first is
         shared); a principal no name picks out is an error, as a list the plan cannot match is no adoption."""
         exported = Export({}, ("organization",), "audited users and groups of each organization")
-        organizations = named_organizations(client, self.name, exported.warnings)
+        organizations = named_organizations(client, exported.warnings)
         with ThreadPoolExecutor(max_workers=max(1, min(len(organizations), _LOOKUP_WORKERS))) as pool:
             found = list(pool.map(lambda org: (org, [_item(raw) for raw in client.audit_items(str(org["id"]))]),
                                   organizations.values()))

@@ -120,7 +120,7 @@ def where_in(mapping: Any, source: str) -> Callable[[Any], str]:
     return lambda key: source
 
 
-def named_organizations(client: VboClient, kind: str, warnings: list[str]) -> dict[str, dict[str, Any]]:
+def named_organizations(client: VboClient, warnings: list[str]) -> dict[str, dict[str, Any]]:
     """The server's organizations by name; a name two organizations share cannot say which one is meant, so
     neither is exported (with a warning)."""
     by_lower: dict[str, list[dict[str, Any]]] = {}
@@ -129,11 +129,11 @@ def named_organizations(client: VboClient, kind: str, warnings: list[str]) -> di
     named: dict[str, dict[str, Any]] = {}
     for label, orgs in by_lower.items():
         if not label.strip():
-            warnings.append(f"{kind}: {len(orgs)} organization(s) without a name were not imported (vboplan names "
+            warnings.append(f"{len(orgs)} organization(s) without a name were not imported (vboplan names "
                             "organizations by name)")
             continue
         if len(orgs) > 1:
-            warnings.append(f"{kind}: {len(orgs)} organizations are named '{orgs[0].get('name')}'; vboplan names "
+            warnings.append(f"{len(orgs)} organizations are named '{orgs[0].get('name')}'; vboplan names "
                             "organizations by name, so theirs were not imported")
             continue
         named[str(orgs[0]["name"])] = orgs[0]

@@ -275,7 +275,7 @@ class SettingsKind:
                                                                Address(self.name))
             return Export(values, (), summary, write_only, warnings)
         exported = Export({}, ("organization",), summary)
-        organizations = named_organizations(client, self.name, exported.warnings)
+        organizations = named_organizations(client, exported.warnings)
         with ThreadPoolExecutor(max_workers=max(1, min(len(organizations), 8))) as pool:
             bodies = list(pool.map(lambda o: client.get_settings(self.path(version, str(o["id"]))),
                                    organizations.values()))
