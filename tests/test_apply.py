@@ -157,18 +157,6 @@ def test_partial_failure_keeps_a_valid_snapshot(project: ProjectDir) -> None:
     assert [c["address"] for c in plan["changes"]] == ["job_email_settings.notifyOnSuccess"]
 
 
-def test_lock_is_reported_and_can_be_broken(project: ProjectDir) -> None:
-    lock = project.root / ".vboplan/state/dev.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text(json.dumps({"who": "zed", "host": "elsewhere", "pid": 1, "at": "2026-01-01T00:00:00Z",
-                                "what": "apply plan.json"}))
-    assert_one_clean_error(project.run("apply", "--env", "dev", "--auto-approve"), "locked by zed",
-                           "vboplan state unlock --env dev")
-    unlocked = project.run("state", "unlock", "--env", "dev")
-    assert unlocked.exit_code == 0 and "zed" in unlocked.stdout
-    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
-
-
 def test_state_show(project: ProjectDir) -> None:
     assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
     shown = project.run("state", "show", "--env", "dev")

@@ -408,7 +408,7 @@ def import_(obj: Context, env_names: tuple[str, ...], resources: tuple[str, ...]
 
 @main.group()
 def state() -> None:
-    """Inspect the local state snapshots."""
+    """Inspect state snapshots, break a lock, move state to a shared backend."""
 
 
 @state.command("show")
@@ -440,18 +440,16 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
 
 @state.command("unlock")
 @click.option("--env", "env_name", required=True, metavar="NAME")
+@click.argument("lock_id")
 @pass_context
 @reports_errors
-def state_unlock(obj: Context, env_name: str) -> None:
-    """Break a stale apply lock (only when the run that held it is gone)."""
-    from .state import StateStore
+def state_unlock(obj: Context, env_name: str, lock_id: str) -> None:
+    """Break an environment's apply lock, only with its LOCK_ID (shown when the lock is in the way)."""
+    from .state import StateStore, describe_holder
 
     project = obj.project()
-    holder = StateStore(project, project.environment(env_name)).unlock()
-    if holder is None:
-        echo(f"environment '{env_name}' is not locked")
-    else:
-        echo(f"Broke the lock of environment '{env_name}' held by {holder.get('who')} since {holder.get('at')}")
+    holder = StateStore(project, project.environment(env_name)).unlock(lock_id)
+    echo(f"Broke the lock of environment '{env_name}' held by {describe_holder(holder)}")
 
 
 def _attach_emulator() -> None:

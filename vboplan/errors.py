@@ -47,3 +47,16 @@ class ApplyError(VboplanError):
 
 class StateError(VboplanError):
     """The state snapshot or its lock is in the way."""
+
+
+class StateLockedError(StateError):
+    """Another run holds the environment's lock; the message names it and its lock id."""
+
+
+class StateBackendError(StateError):
+    """The state backend cannot be used: unreachable, wrong credentials, missing bucket or container, missing
+    library."""
+
+
+class StateConflictError(StateError):
+    """The snapshot changed in the backend since it was read: another writer got there first."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import ProjectError
 from .schema import VERSIONS, nearest
+from .state.config import StateConfig, parse_state_config
 from .yamlfile import Located, load_yaml
 
 CONFIG_NAME = "vboplan.yaml"
@@ -21,7 +22,7 @@ EMULATOR_SCHEME = "emulator:"
 
 _ENV_KEYS = {"server", "api_version", "username", "username_env", "password_env", "verify", "var_files",
              "approvals", "timeout"}
-_TOP_KEYS = {"templates", "environments"}
+_TOP_KEYS = {"templates", "environments", "state"}
 
 #: Environment and emulator names become file names (``.vboplan/state/<env>.json``), so only these are allowed.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -118,6 +119,7 @@ class Project:
     root: Path
     templates: tuple[str, ...]
     environments: dict[str, Environment]
+    state: StateConfig = field(default_factory=StateConfig)
 
     @property
     def work_dir(self) -> Path:
@@ -204,7 +206,9 @@ def load_project(root: Path) -> Project:
         if problem:
             raise ProjectError(f"{envs.where(name)}: environment name '{name}' is not allowed: {problem}")
     environments = {str(name): _environment(root, str(name), spec, envs.where(name)) for name, spec in envs.items()}
-    return Project(root=root, templates=tuple(templates), environments=environments)
+    state = parse_state_config(config.get("state"), config.where("state"),
+                               config["state"].where if isinstance(config.get("state"), Located) else None)
+    return Project(root=root, templates=tuple(templates), environments=environments, state=state)
 
 
 def _reject_unknown(mapping: Located, known: set[str]) -> None:

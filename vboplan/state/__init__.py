@@ -1,0 +1,238 @@
+"""State: per environment, the snapshot of what the last apply left on the server, its backup, the apply lock and
+the write journal of an apply in progress, kept in the backend vboplan.yaml's ``state:`` names (local by default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StateBackendError, StateError, StateLockedError
+from .base import Backend, Held, LockBusy, Stored
+from .config import StateConfig
+from .files import atomic_write, now
+
+if TYPE_CHECKING:
+    from ..project import Environment, Project
+
+FORMAT_VERSION = 1
+JOURNAL_FORMAT = 1
+# Plans made before the latest apply are refused anyway, so only recent digests need remembering.
+_APPLIED_KEPT = 200
+log = logging.getLogger("vboplan")
+
+# Top-level snapshot fields this module writes; anything else found in a snapshot (such as the digests of the plans
+# already applied) is carried over to the next one untouched.
+_OWN_FIELDS = {"format_version", "lineage", "serial", "environment", "server", "api_version", "updated_at",
+               "resources", "last_apply"}
+
+__all__ = ["FORMAT_VERSION", "StateStore", "StateConfig", "atomic_write", "now", "open_backend"]
+
+
+def open_backend(project: Project) -> Backend:
+    """The backend vboplan.yaml's ``state:`` names; a missing library says which extra to install."""
+    config: StateConfig = getattr(project, "state", None) or StateConfig()
+    if config.backend == "s3":
+        try:
+            from .s3 import S3Backend
+        except ImportError:
+            raise StateBackendError("the s3 state backend needs boto3: pip install 'vboplan[s3]'") from None
+        return S3Backend(config)
+    if config.backend == "azurerm":
+        try:
+            from .azurerm import AzureBackend
+        except ImportError:
+            raise StateBackendError("the azurerm state backend needs azure-storage-blob: "
+                                    "pip install 'vboplan[azure]'") from None
+        return AzureBackend(config)
+    from .local import LocalBackend
+
+    folder = (project.root / config.path) if config.path else project.work_dir / "state"
+    return LocalBackend(folder, project.root)
+
+
+def lock_info(operation: str) -> dict[str, Any]:
+    """Who takes a lock, readable by anyone who finds it held."""
+    from ..project import current_user
+
+    return {"id": str(uuid.uuid4()), "who": current_user(), "host": socket.gethostname(), "pid": os.getpid(),
+            "operation": operation, "when": now()}
+
+
+def describe_holder(info: dict[str, Any]) -> str:
+    pid = f", pid {info['pid']}" if info.get("pid") else ""
+    return (f"{info.get('who')} ({info.get('operation')}, on {info.get('host')}{pid}, since {info.get('when')}; "
+            f"lock id {info.get('id')})")
+
+
+class StateStore:
+    """One environment's state in the configured backend: ``<env>.json`` (the snapshot), ``<env>.json.bak`` (the
+    one before), ``<env>.journal.json`` (the write journal of an apply) and the lock ``<env>.lock``."""
+
+    def __init__(self, project: Project, env: Environment, backend: Backend | None = None) -> None:
+        self.env = env
+        self.backend = backend or open_backend(project)
+        self.key = f"{env.name}.json"
+        self.backup_key = f"{env.name}.json.bak"
+        self.journal_key = f"{env.name}.journal.json"
+        self.lock_key = f"{env.name}.lock"
+        self.display = self.backend.location(self.key)
+        self._version: str | None = None
+        self._read = False
+        self._previous: Stored | None = None
+        self.held: Held | None = None
+
+    # -- the snapshot ------------------------------------------------------------------------------------------
+
+    def read(self) -> dict[str, Any] | None:
+        """The current snapshot, or None before the first apply. Its version is remembered, so that the next
+        :meth:`write` is refused if someone else wrote in between."""
+        stored = self.backend.get(self.key)
+        self._read, self._previous = True, stored
+        self._version = stored.version if stored else None
+        if stored is None:
+            return None
+        return self.parse(stored.text)
+
+    def parse(self, text: str) -> dict[str, Any]:
+        where = f"{self.display}: "
+        backup = f"; the previous snapshot is in {self.backend.location(self.backup_key)}"
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise StateError(f"{where}not valid JSON ({exc}){backup}") from None
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            raise StateError(f"{where}not a vboplan state snapshot of format {FORMAT_VERSION}{backup}")
+        problems = []
+        if not isinstance(data.get("lineage"), str):
+            problems.append("lineage is not a string")
+        serial = data.get("serial")
+        if not isinstance(serial, int) or isinstance(serial, bool) or serial < 1:
+            problems.append("serial is not a positive whole number")
+        if not isinstance(data.get("resources", {}), dict):
+            problems.append("resources is not a mapping")
+        if not isinstance(data.get("last_apply") or {}, dict):
+            problems.append("last_apply is not a mapping")
+        if data.get("environment") not in (None, self.env.name):
+            problems.append(f"it belongs to environment '{data.get('environment')}'")
+        if problems:
+            raise StateError(f"{where}{'; '.join(problems)}{backup}")
+        return data
+
+    def resources(self) -> dict[str, Any]:
+        snapshot = self.read()
+        return snapshot.get("resources", {}) if snapshot else {}
+
+    def write(self, resources: dict[str, Any], last_apply: dict[str, Any],
+              applied_plan: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        """Record a new snapshot (the old one becomes the backup). The serial grows only when the content changes.
+        The write is conditional on the snapshot being the one this store read, so two writers never silently
+        overwrite each other. ``applied_plan`` is added to ``applied_plans``, which keeps a plan from being applied
+        twice. ``extra`` adds or replaces top-level fields; other fields found are carried over."""
+        if not self._read:
+            self.read()
+        previous = self.parse(self._previous.text) if self._previous else None
+        carried = {k: v for k, v in (previous or {}).items() if k not in _OWN_FIELDS}
+        applied = list(carried.get("applied_plans") or [])
+        if applied_plan is not None:
+            applied = (applied + [applied_plan])[-_APPLIED_KEPT:]
+        carried["applied_plans"] = applied
+        carried.update(extra)
+        content = {"resources": resources, "last_apply": last_apply, **carried}
+        if previous is None:
+            lineage, serial = str(uuid.uuid4()), 1
+        else:
+            lineage = previous["lineage"]
+            before = {k: v for k, v in previous.items() if k not in _OWN_FIELDS - {"resources", "last_apply"}}
+            serial = previous["serial"] if before == content else previous["serial"] + 1
+        snapshot = {
+            "format_version": FORMAT_VERSION, "lineage": lineage, "serial": serial, "environment": self.env.name,
+            "server": self.env.server, "api_version": self.env.api_version, "updated_at": now(), **content,
+        }
+        text = json.dumps(snapshot, indent=2, sort_keys=True) + "\n"
+        if self._previous is not None:
+            self.backend.put(self.backup_key, self._previous.text)
+        self._version = self.backend.put(self.key, text, expect=self._version)
+        self._previous = Stored(text, self._version)
+        return snapshot
+
+    # -- the lock ----------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, operation: str) -> Iterator[Held]:
+        """Hold the environment's lock for the duration; a held lock is a clear error naming its holder and id."""
+        try:
+            held = self.backend.acquire(self.lock_key, lock_info(operation))
+        except LockBusy as busy:
+            raise StateLockedError(self.locked_message(busy)) from None
+        for note in held.notes:
+            log.warning("environment '%s': %s", self.env.name, note)
+        self.held = held
+        try:
+            yield held
+        finally:
+            self.held = None
+            try:
+                self.backend.release(self.lock_key, held)
+            except StateError as exc:
+                log.warning("environment '%s': could not release the lock (%s); break it with "
+                            "'vboplan state unlock --env %s %s'", self.env.name, exc, self.env.name, held.id)
+
+    def locked_message(self, busy: LockBusy) -> str:
+        name = self.env.name
+        if busy.info is None:
+            return (f"environment '{name}' is locked, but {busy.problem}; wait for that run to end and try again"
+                    + ("" if self.backend.kind == "local" else
+                       f" (if no run is active, remove {self.backend.location(self.lock_key)})"))
+        return (f"environment '{name}' is locked by {describe_holder(busy.info)}. If that run is gone, break the "
+                f"lock with 'vboplan state unlock --env {name} {busy.info.get('id')}'")
+
+    def holder(self) -> dict[str, Any] | None:
+        """The current lock info, None when unlocked."""
+        try:
+            return self.backend.holder(self.lock_key)
+        except LockBusy as busy:
+            raise StateLockedError(self.locked_message(busy)) from None
+
+    def unlock(self, lock_id: str) -> dict[str, Any]:
+        """Break the environment's lock, only if ``lock_id`` is its id; returns what it said about its holder."""
+        try:
+            return self.backend.break_lock(self.lock_key, lock_id)
+        except StateBackendError:
+            raise
+        except StateError as exc:
+            raise StateError(f"cannot unlock environment '{self.env.name}': {exc}") from None
+
+    # -- the write journal -------------------------------------------------------------------------------------
+
+    def read_journal(self) -> dict[str, Any] | None:
+        """The write journal an interrupted apply left, or None."""
+        stored = self.backend.get(self.journal_key)
+        if stored is None:
+            return None
+        where = self.backend.location(self.journal_key)
+        try:
+            data = json.loads(stored.text)
+        except ValueError as exc:
+            raise StateError(f"{where}: the write journal is not valid JSON ({exc}); an apply was interrupted "
+                             "while writing it: check the server, then remove the file") from None
+        if not isinstance(data, dict) or data.get("format_version") != JOURNAL_FORMAT \
+                or not isinstance(data.get("writes"), list):
+            raise StateError(f"{where}: not a vboplan write journal of format {JOURNAL_FORMAT}")
+        return data
+
+    def write_journal(self, journal: dict[str, Any]) -> None:
+        self.backend.put(self.journal_key, json.dumps(journal, indent=1, sort_keys=True) + "\n")
+
+    def delete_journal(self) -> None:
+        self.backend.delete(self.journal_key)
+
+    @property
+    def journal_display(self) -> str:
+        return self.backend.location(self.journal_key)

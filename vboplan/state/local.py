@@ -1,0 +1,179 @@
+"""The ``local`` backend: files in ``.vboplan/state/`` (or a configured folder), an operating-system file lock.
+
+The lock is ``filelock``'s (``flock`` on POSIX, ``msvcrt.locking`` on Windows): the operating system releases it when
+the process that holds it ends, however it ends, so a killed run never leaves a stuck lock, and taking over after a
+vanished run is the same atomic call as any other acquisition. Who holds it is written beside it, readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from ..errors import StateConflictError, StateError
+from .base import ANY, Backend, Held, LockBusy, Stored, parse_info
+from .files import atomic_write
+
+
+def _version(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class LocalBackend(Backend):
+    kind = "local"
+
+    def __init__(self, folder: Path, display_root: Path | None = None) -> None:
+        self.folder = folder
+        self.display_root = display_root
+
+    def path(self, key: str) -> Path:
+        return self.folder / key
+
+    def location(self, key: str) -> str:
+        path = self.path(key)
+        if self.display_root is not None:
+            try:
+                return str(path.relative_to(self.display_root))
+            except ValueError:
+                pass
+        return str(path)
+
+    def check(self) -> None:
+        if self.folder.exists() and not self.folder.is_dir():
+            raise StateError(f"{self.folder}: the state folder is a file")
+
+    def get(self, key: str) -> Stored | None:
+        try:
+            text = self.path(key).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"{self.location(key)}: cannot be read ({exc})") from None
+        return Stored(text, _version(text))
+
+    def put(self, key: str, text: str, expect: str | None = ANY) -> str:
+        if expect != ANY:
+            # The environment's lock is held around every conditional write, so this check cannot be raced by a
+            # vboplan run; it catches a file changed by hand or by a run whose lock was broken.
+            current = self.get(key)
+            if (current.version if current else None) != expect:
+                raise StateConflictError(f"{self.location(key)} was changed by someone else since this run read it")
+        try:
+            atomic_write(self.path(key), text, mode=0o600)
+        except OSError as exc:
+            raise StateError(f"{self.location(key)}: cannot be written ({exc.strerror or exc})") from None
+        return _version(text)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.path(key).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StateError(f"{self.location(key)}: cannot be removed ({exc.strerror or exc})") from None
+
+    # -- the lock ----------------------------------------------------------------------------------------------
+
+    def _info_key(self, key: str) -> str:
+        return f"{key}.json"
+
+    def _os_lock(self, key: str) -> FileLock:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"{self.folder}: cannot create the state folder ({exc.strerror or exc})") from None
+        return FileLock(str(self.path(key)), timeout=0)
+
+    def _try(self, lock: FileLock) -> bool:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        except OSError as exc:
+            raise StateError(f"{self.folder}: cannot take the lock ({exc.strerror or exc})") from None
+        return True
+
+    def _read_info(self, key: str) -> dict[str, Any] | None:
+        try:
+            stored = self.get(self._info_key(key))
+        except StateError:
+            return None
+        return parse_info(stored.text) if stored else None
+
+    def acquire(self, key: str, info: dict[str, Any]) -> Held:
+        lock = self._os_lock(key)
+        if not self._try(lock):
+            holder = self._read_info(key)
+            raise LockBusy(holder, "" if holder else f"its lock info {self.location(self._info_key(key))} is empty "
+                                                     "or unreadable (the run may be starting)")
+        held = Held(info["id"], info, lock)
+        left = self._read_info(key)
+        if left is not None:
+            held.notes.append(f"the run that held it before ({left.get('who')}, {left.get('operation')}, lock id "
+                              f"{left.get('id')}) ended without releasing it; the operating system released it")
+        try:
+            self.put(self._info_key(key), _dump(info))
+        except StateError:
+            lock.release()
+            raise
+        return held
+
+    def release(self, key: str, held: Held) -> None:
+        try:
+            if (self._read_info(key) or {}).get("id") == held.id:
+                self.delete(self._info_key(key))
+        finally:
+            held.handle.release()
+
+    def holder(self, key: str) -> dict[str, Any] | None:
+        if not self.path(key).exists():
+            return None
+        probe = self._os_lock(key)
+        if self._try(probe):
+            probe.release()
+            return None  # any info left beside it is from a run that is gone
+        info = self._read_info(key)
+        if info is None:
+            raise LockBusy(None, f"its lock info {self.location(self._info_key(key))} is empty or unreadable")
+        return info
+
+    def break_lock(self, key: str, lock_id: str) -> dict[str, Any]:
+        probe = self._os_lock(key)
+        free = self._try(probe)
+        try:
+            info = self._read_info(key)
+            if info is None:
+                if free:
+                    raise StateError("it is not locked")
+                raise StateError(f"it is held by a running process whose lock info "
+                                 f"{self.location(self._info_key(key))} is empty or unreadable, so no lock id can be "
+                                 "checked; wait for that run to end or stop it (its lock ends with it)")
+            if info.get("id") != lock_id:
+                raise StateError(f"lock id {lock_id} is not the id of its lock ({info.get('id')}, held by "
+                                 f"{info.get('who')}); nothing was changed")
+            if not free:
+                # POSIX lets the file go (the holder keeps a lock on a name nobody uses any more); Windows refuses
+                # while the holder runs, which is then the honest answer.
+                try:
+                    os.remove(self.path(key))
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    raise StateError(f"the process holding it (pid {info.get('pid')} on {info.get('host')}) is still "
+                                     "running and the operating system keeps its lock; stop that process and its "
+                                     "lock ends with it") from None
+            self.delete(self._info_key(key))
+            return info
+        finally:
+            if free:
+                probe.release()
+
+
+def _dump(info: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(info, indent=2, sort_keys=True) + "\n"
