@@ -7,6 +7,10 @@ loses track of what the server now holds; the next plan shows only the remainder
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,13 +20,14 @@ from .api.client import VboClient
 from .approvals import Clearance, applied_entry, check_fresh, clear
 from .changes import Change
 from .connection import connect
-from .errors import ApplyError, PlanError, VboplanError
+from .errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
 from .plan import Plan
 from .project import Environment, Project, current_user
 from .render import render
 from .resources import KINDS, Write, WriteContext
 from .sensitive import Sensitive, conceal_fields, matches, remember, same_live
 from .state import StateStore, now
+from .state.journal import WriteJournal, fold
 
 log = logging.getLogger("vboplan")
 
@@ -121,16 +126,72 @@ def _moved(name: str, before: Any, after: Any) -> list[str]:
     return [f"{name} changed"]
 
 
+@contextmanager
+def interrupts_as_ctrl_c() -> Iterator[None]:
+    """Let SIGTERM stop an apply as Ctrl-C does, so the lock is released and the report is honest. Only the main
+    thread can handle signals; elsewhere (a library caller's worker thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def recover(store: StateStore, client: VboClient) -> None:
+    """Fold the write journal an interrupted apply left into the snapshot, then drop it. Runs under the lock."""
+    journal = store.read_journal()
+    if journal is None:
+        return
+    snapshot = store.read()
+    if snapshot and (snapshot.get("last_apply") or {}).get("journal") == journal.get("id"):
+        store.delete_journal()  # its snapshot was written; only removing the journal was cut short
+        return
+    resources, recovery = fold(journal, snapshot.get("resources", {}) if snapshot else {}, client)
+    log.warning("environment '%s': %s; recorded in the snapshot", store.env.name, recovery.describe())
+    store.write(resources, recovery.last_apply())
+    store.delete_journal()
+
+
 def execute(project: Project, env: Environment, client: VboClient, plan: Plan, approved: list[Change],
-            skipped: list[Change], approvals: list[dict[str, Any]]) -> ApplyReport:
-    """Carry out ``approved`` in the registry's order, verify by reading back, and write the state snapshot."""
-    store = StateStore(project, env)
+            skipped: list[Change], approvals: list[dict[str, Any]], store: StateStore | None = None) -> ApplyReport:
+    """Carry out ``approved`` in the registry's order, verify by reading back, and write the state snapshot.
+
+    Each write is recorded in the write journal before it is sent and after its answer; a write that cannot be
+    recorded is not sent. Ctrl-C (or SIGTERM under :func:`interrupts_as_ctrl_c`) stops it with an ApplyInterrupted
+    that says exactly what reached the server."""
+    store = store or StateStore(project, env)
     report = ApplyReport(env.name, skipped=list(skipped), state_path=store.display)
     recorded = store.resources()
+    journal = WriteJournal(store, checksum=plan.checksum, planned_by=plan.created_by, approvals=approvals,
+                           scope=plan.scope, digests=plan.digests, by=current_user())
+    try:
+        _send(env, client, approved, report, journal)
+        _record(env, client, plan, approvals, report, journal, store, recorded)
+    except KeyboardInterrupt:
+        raise ApplyInterrupted(journal.interrupted_message()) from None
+    return report
+
+
+def _send(env: Environment, client: VboClient, approved: list[Change], report: ApplyReport,
+          journal: WriteJournal) -> None:
     writes = ordered_writes(client, approved)
     context = WriteContext()
     total, sent = len(approved), 0
     for write in writes:
+        ids = ", ".join(c.id for c in write.changes)
+        try:
+            entry = journal.sending(write.description, write.changes)
+        except StateError as exc:
+            report.error = StateError(f"{ids} not sent: the write journal could not record it ({exc}); nothing "
+                                      "more was sent")
+            break
         log.info("%s", write.description)
         sent += len(write.changes)
         progress.phase(f"writing change {sent} of {total}" if len(write.changes) == 1 else
@@ -139,15 +200,28 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
             write.run(context)
         except VboplanError as exc:
             report.failed.extend(write.changes)
-            ids = ", ".join(c.id for c in write.changes)
             report.error = ApplyError(f"{ids} failed ({write.description}): {exc}")
+            try:
+                journal.answered(entry, ok=False, error=str(exc))
+            except StateError:
+                pass  # the journal still says "sent": the next run checks the live values
             break
         report.applied.extend(write.changes)
+        try:
+            journal.answered(entry, ok=True)
+        except StateError as exc:
+            report.error = StateError(f"{ids} applied, but the write journal could not record the answer ({exc}); "
+                                      "nothing more was sent")
+            break
     done = {c.id for c in report.applied} | {c.id for c in report.failed}
     report.not_run = [c for c in approved if c.id not in done]
 
+
+def _record(env: Environment, client: VboClient, plan: Plan, approvals: list[dict[str, Any]], report: ApplyReport,
+            journal: WriteJournal, store: StateStore, recorded: dict[str, Any]) -> None:
     resources = dict(recorded)
     unverified = []
+    unread = False
     progress.phase("reading back to verify", env.name)
     for name, scope in plan.scope.items():
         kind = KINDS[name]
@@ -163,6 +237,8 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
             # Fields filled from secret() are kept as salted hashes, never in clear.
             resources[name] = kind.snapshot(conceal_fields(live, plan.secret_fields.get(name, [])), applied_here,
                                             recorded.get(name))
+        elif applied_here:
+            unread = True  # the journal stays: the next command checks these against the live values
     if unverified and report.error is None:
         report.error = ApplyError("the server does not hold "
                                   + ", ".join(f"{c.id} ({c.address})" for c in unverified)
@@ -172,11 +248,27 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
         "approvals": approvals,
         "applied": [_entry(c) for c in report.applied], "skipped": [_entry(c) for c in report.skipped],
         "failed": [_entry(c) for c in report.failed], "not_attempted": [_entry(c) for c in report.not_run],
-        "error": str(report.error) if report.error else None,
+        "error": str(report.error) if report.error else None, "journal": journal.id,
     }
-    snapshot = store.write(resources, last_apply, applied_plan=applied_entry(plan))
+    if unread or not journal.written:
+        last_apply.pop("journal")
+    try:
+        snapshot = store.write(resources, last_apply, applied_plan=applied_entry(plan))
+    except StateError as exc:
+        sent = ", ".join(c.id for c in report.applied) or "nothing"
+        kept = f"the write journal {store.journal_display} records what was sent" if journal.written else \
+            "nothing was sent"
+        report.error = StateError(f"applied {sent}, but the state snapshot could not be written ({exc}); {kept}. "
+                                  f"Once that is fixed, 'vboplan plan --env {env.name}' takes it into account")
+        return
     report.serial = snapshot["serial"]
-    return report
+    if unread:
+        return
+    try:
+        journal.finish()
+    except StateError as exc:
+        log.warning("environment '%s': the snapshot is written but the write journal could not be removed (%s); "
+                    "the next run removes it", env.name, exc)
 
 
 def ordered_writes(client: VboClient, changes: list[Change]) -> list[Write]:
@@ -206,11 +298,14 @@ def apply_plan_file(project: Project, path: Path, announce: Any = None) -> Apply
         announce(plan, clearance.approved, clearance.skipped, clearance.notes)
     approved = resolve_secrets(project, env, plan, clearance.approved)
     store = StateStore(project, env)
-    with store.lock(f"apply {path.name}"), connect(project, env) as client:
-        # Checked again under the lock: another run may have applied this plan (or a newer one) meanwhile.
-        check_fresh(plan, env.approvals, store.read())
-        check_not_stale(client, plan)
-        return execute(project, env, client, plan, approved, clearance.skipped, clearance.records())
+    with interrupts_as_ctrl_c(), store.lock(f"apply {path.name}"):
+        snapshot = store.read()  # before anything is sent: a backend that cannot be read stops here
+        with connect(project, env) as client:
+            recover(store, client)
+            # Checked again under the lock: another run may have applied this plan (or a newer one) meanwhile.
+            check_fresh(plan, env.approvals, snapshot)
+            check_not_stale(client, plan)
+            return execute(project, env, client, plan, approved, clearance.skipped, clearance.records(), store)
 
 
 def apply_env(project: Project, env: Environment, confirm: Any, announce: Any) -> ApplyReport | None:
@@ -222,9 +317,12 @@ def apply_env(project: Project, env: Environment, confirm: Any, announce: Any) -
     from .core import build_plan
 
     store = StateStore(project, env)
-    with store.lock(f"apply --env {env.name}"), connect(project, env) as client:
-        plan = build_plan(project, env, client)
-        announce(plan)
-        if not plan.changes or not confirm(plan):
-            return None
-        return execute(project, env, client, plan, list(plan.changes), [], [])
+    with interrupts_as_ctrl_c(), store.lock(f"apply --env {env.name}"):
+        store.read()
+        with connect(project, env) as client:
+            recover(store, client)
+            plan = build_plan(project, env, client)
+            announce(plan)
+            if not plan.changes or not confirm(plan):
+                return None
+            return execute(project, env, client, plan, list(plan.changes), [], [], store)

@@ -18,6 +18,7 @@ from .plan import Plan, make_plan
 from .project import Environment, Project, load_project
 from .render import Rendered, render
 from .state import StateStore
+from .state.journal import recorded_resources
 
 log = logging.getLogger("vboplan")
 
@@ -107,7 +108,7 @@ def build_plan(project: Project, env: Environment, client: VboClient, targets: t
     """Render ``env``'s templates and compare them with what ``client`` reads live."""
     progress.phase("rendering templates", env.name)
     rendered = render(project, env)
-    recorded = StateStore(project, env).resources()
+    recorded = recorded_resources(StateStore(project, env), client)
     log.info("planning %s against %s (API %s)", env.name, env.server, env.api_version)
     return make_plan(env, client, rendered, recorded, targets)
 

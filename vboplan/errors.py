@@ -45,6 +45,10 @@ class ApplyError(VboplanError):
     """A change could not be applied or verified; what succeeded has been recorded."""
 
 
+class ApplyInterrupted(ApplyError):
+    """Ctrl-C or SIGTERM stopped an apply; the message says what reached the server and what did not."""
+
+
 class StateError(VboplanError):
     """The state snapshot or its lock is in the way."""
 

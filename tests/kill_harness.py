@@ -1,0 +1,217 @@
+"""Interrupt applies at random moments and check what the next command sees. Shared by tests/test_kill.py (a
+bounded number of runs) and benchmarks/kill_apply.py (more).
+
+Each run gives the audit mail settings a new port and a new SMTP password, sent together in one PUT, then applies in a
+subprocess against ``vboplan emulator serve --latency-ms`` (another real process) and stops it with SIGKILL, SIGTERM
+or SIGINT after a random delay. After every run:
+
+* the snapshot (and its backup) is valid JSON of the right shape, and the lock can be taken;
+* the next plan shows exactly what is left: nothing when the PUT reached the server (the password included: it is not
+  planned again), both fields when it did not;
+* no "changed outside vboplan" for what vboplan itself wrote;
+* what an interrupted run printed is true: "applied" only when the server holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass
+class Tally:
+    runs: int = 0
+    interrupted: dict[str, int] = field(default_factory=lambda: {"SIGKILL": 0, "SIGTERM": 0, "SIGINT": 0})
+    finished_first: int = 0
+    landed: int = 0
+    not_landed: int = 0
+    honest_messages: int = 0
+
+    @property
+    def killed(self) -> int:
+        return sum(self.interrupted.values())
+
+
+@contextmanager
+def emulator_process(data: Path, latency_ms: float) -> Iterator[str]:
+    """``vboplan emulator serve`` on a free port, as its own process; yields its URL."""
+    command = [sys.executable, "-m", "vboplan", "emulator", "serve", "--port", "0", "--data", str(data),
+               "--latency-ms", str(latency_ms)]
+    process = subprocess.Popen(command, env=_environ(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        match = re.search(r"listening on (\S+)", line)
+        assert match, f"the emulator did not start: {line}"
+        yield match.group(1)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _environ(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def live_port(url: str, password: str) -> int:
+    with httpx.Client(base_url=url) as http:
+        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
+                                             "password": password}).json()["access_token"]
+        body = http.get("/v8/AuditEmailSettings", headers={"Authorization": f"Bearer {token}"}).json()
+        return int(body["port"])
+
+
+def check_snapshot(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))  # a torn write fails here
+    assert data["format_version"] == 1 and data["environment"] == "dev", data
+    assert isinstance(data["serial"], int) and isinstance(data["resources"], dict), data
+    return data
+
+
+class Applying:
+    """An apply running in its own process: started as ``python -m vboplan`` (what a user runs, start-up included),
+    or forked from a server process that has already imported vboplan (the same code and signals, without paying
+    the start-up on every run: what keeps the bounded test quick)."""
+
+    def __init__(self, argv: list[str], environ: dict[str, str], fork: bool, scratch: Path) -> None:
+        self.stderr_path = scratch / "apply.stderr"
+        self.fork = fork
+        if fork:
+            context = multiprocessing.get_context("forkserver")
+            self.process: Any = context.Process(target=_apply_in_child, args=(argv, environ, str(self.stderr_path)))
+            self.process.start()
+        else:
+            self.process = subprocess.Popen([sys.executable, "-m", "vboplan", *argv], env=environ,
+                                            stdout=subprocess.DEVNULL, stderr=self.stderr_path.open("w"))
+
+    def running(self) -> bool:
+        return self.process.is_alive() if self.fork else self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+
+    def wait(self, timeout: float) -> tuple[int, str]:
+        if self.fork:
+            self.process.join(timeout)
+            if self.process.is_alive():
+                self.process.kill()
+                raise TimeoutError
+            code = self.process.exitcode
+        else:
+            try:
+                code = self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise TimeoutError from None
+        return code, self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _apply_in_child(argv: list[str], environ: dict[str, str], stderr_path: str) -> None:
+    os.environ.clear()
+    os.environ.update(environ)
+    err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    out = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(err, 2)
+    os.dup2(out, 1)
+    sys.stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from vboplan.cli import main
+
+    code = 0
+    try:
+        main(argv, prog_name="vboplan")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
+              plan: Callable[[dict[str, str]], tuple[int, dict[str, Any], str]],
+              log: Callable[[str], None] = lambda line: None, fork: bool = False) -> Tally:
+    """``runs`` interrupted applies of the project in ``root`` (environment ``dev`` at ``url``). ``plan(environ)``
+    runs ``vboplan plan --env dev --format json`` and returns (exit code, JSON, stderr)."""
+    rng = random.Random(seed)
+    tally = Tally()
+    state = root / ".vboplan" / "state" / "dev.json"
+    argv = ["-C", str(root), "apply", "--env", "dev", "--auto-approve"]
+    scratch = root.parent
+    if fork:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["vboplan.cli", "kill_harness"])
+
+    def configure(run: int) -> dict[str, str]:
+        (root / "environments" / "dev.yaml").write_text(
+            yaml.safe_dump({"domain": "dev.contoso.com", "smtp": {"host": "smtp.dev.local", "port": 3000 + run}}),
+            encoding="utf-8")
+        return _environ(SMTP_PASSWORD=f"run-{run}-secret", VBO_TEST_PASSWORD=api_password, VBOPLAN_USER="ann")
+
+    # A clean run first: it converges the server and measures how long an apply takes here.
+    Applying(argv, configure(-1), fork, scratch).wait(120)  # warms the fork server up
+    began = time.monotonic()
+    code, stderr = Applying(argv, configure(0), fork, scratch).wait(120)
+    assert code == 0, stderr
+    duration = time.monotonic() - began
+    for run in range(1, runs + 1):
+        environ = configure(run)
+        chosen = rng.choice(SIGNALS)
+        applying = Applying(argv, environ, fork, scratch)
+        time.sleep(rng.uniform(0.2, 1.05) * duration)
+        if applying.running():
+            applying.signal(chosen)
+            tally.interrupted[chosen.name] += 1
+        else:
+            tally.finished_first += 1
+        try:
+            returncode, stderr = applying.wait(60)
+        except TimeoutError:
+            raise AssertionError(f"run {run}: apply did not stop after {chosen.name}") from None
+        tally.runs += 1
+        check_snapshot(state)
+        check_snapshot(state.with_name("dev.json.bak"))
+        landed = live_port(url, api_password) == 3000 + run
+        tally.landed += landed
+        tally.not_landed += not landed
+        said = next((line for line in stderr.splitlines() if "interrupted" in line and "Error:" in line), "")
+        if said:
+            if "interrupted: applied c" in said:
+                assert landed, f"run {run}: said {said!r} but the server does not hold it"
+            if "before anything was sent" in said:
+                assert not landed, f"run {run}: said {said!r} but the server holds the new port"
+            assert "Traceback" not in stderr, stderr
+            tally.honest_messages += 1
+        code, document, plan_stderr = plan(environ)
+        assert code == 0, plan_stderr
+        addresses = sorted(c["address"] for c in document["changes"])
+        expected = [] if landed else ["audit_email_settings.port", "audit_email_settings.userPassword"]
+        assert addresses == expected, (f"run {run} ({chosen.name}, landed={landed}): plan shows {addresses}\n"
+                                       f"{stderr}\n{plan_stderr}")
+        assert document.get("changed_outside") == [], f"run {run}: {document.get('changed_outside')}"
+        log(f"run {run:3}: {chosen.name if returncode != 0 else 'finished'}, "
+            f"{'landed' if landed else 'not sent or lost'}{'; ' + said[7:] if said else ''}")
+    return tally

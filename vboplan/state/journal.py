@@ -1,0 +1,230 @@
+"""The write journal: what an apply sent to the server, recorded before each write and after its answer.
+
+An apply can be stopped anywhere (SIGKILL, SIGTERM, Ctrl-C, a full disk, a crash). The journal, written atomically
+beside the snapshot in the same backend, is then the true record of what may have reached the server:
+
+* ``sent``: recorded before the request; the answer was not seen, so it may or may not have landed;
+* ``applied``: the server answered success;
+* ``failed``: the server answered an error.
+
+The next command folds it into what it takes as recorded: a write the server confirmed counts as applied; one whose
+answer was not seen counts as applied when the live values now equal what was sent, and as unknown otherwise (a
+write-only secret can never be read back, so it is known only through its answer or a readable field sent in the same
+request). A secret appears in the journal only as the salted hash the plan already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..changes import Address, Change, make
+from ..errors import StateError
+from ..sensitive import MASK, Sensitive, digest, reveal
+from .files import now
+
+if TYPE_CHECKING:
+    from ..api.client import VboClient
+    from . import StateStore
+
+FORMAT = 1
+
+
+def _record(change: Change, digests: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": change.id, "kind": change.kind, "address": str(change.address),
+                              "action": change.action, "detail": change.detail, "sensitive": change.sensitive}
+    if change.sensitive:
+        record["after_digest"] = digests.get(change.id) or digest(reveal(change.after))
+    else:
+        record["after"] = change.after
+    return record
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Sensitive):
+        return MASK  # never reached for a secret (see _record); a safety net for an unexpected detail
+    raise TypeError(f"cannot record {type(value).__name__}")
+
+
+class WriteJournal:
+    """The journal of one apply. Each call that changes it writes it to the backend before returning."""
+
+    def __init__(self, store: StateStore, *, checksum: str, planned_by: str, approvals: list[dict[str, Any]],
+                 scope: dict[str, Any], digests: dict[str, Any], by: str) -> None:
+        self.store = store
+        self.digests = digests
+        self.document: dict[str, Any] = {
+            "format_version": FORMAT, "id": str(uuid.uuid4()), "environment": store.env.name,
+            "server": store.env.server, "started_at": now(), "by": by, "checksum": checksum,
+            "planned_by": planned_by, "approvals": approvals, "scope": scope, "writes": [],
+        }
+        self.written = False
+
+    @property
+    def id(self) -> str:
+        return str(self.document["id"])
+
+    @property
+    def writes(self) -> list[dict[str, Any]]:
+        return self.document["writes"]  # type: ignore[no-any-return]
+
+    def _save(self) -> None:
+        text = json.dumps(self.document, default=_plain)  # fails here, before anything is sent, on a bad value
+        self.store.write_journal(json.loads(text))
+        self.written = True
+
+    def sending(self, description: str, changes: list[Change]) -> dict[str, Any]:
+        """Record a write about to be sent. Raises StateError when it cannot be recorded: then it must not be sent."""
+        entry = {"n": len(self.writes) + 1, "description": description, "state": "sent", "sent_at": now(),
+                 "changes": [_record(c, self.digests) for c in changes]}
+        self.writes.append(entry)
+        try:
+            self._save()
+        except BaseException:
+            self.writes.pop()
+            raise
+        return entry
+
+    def answered(self, entry: dict[str, Any], ok: bool, error: str | None = None) -> None:
+        """Record the server's answer to a write (in memory first, so an interrupted save still reports it)."""
+        entry["state"] = "applied" if ok else "failed"
+        entry["answered_at"] = now()
+        if error:
+            entry["error"] = error
+        self._save()
+
+    def finish(self) -> None:
+        """The snapshot now holds everything: the journal is no longer needed."""
+        if self.written:
+            self.store.delete_journal()
+
+    def interrupted_message(self) -> str:
+        """What reached the server, for the one line an interrupted apply prints."""
+        applied = [c["id"] for w in self.writes if w["state"] == "applied" for c in w["changes"]]
+        unknown = [c["id"] for w in self.writes if w["state"] == "sent" for c in w["changes"]]
+        failed = [c["id"] for w in self.writes if w["state"] == "failed" for c in w["changes"]]
+        name = self.store.env.name
+        if not self.writes:
+            return f"apply to '{name}' interrupted before anything was sent; nothing was changed"
+        parts = [f"applied {', '.join(applied)}" if applied else "applied nothing"]
+        if failed:
+            parts.append(f"{', '.join(failed)} failed")
+        if unknown:
+            parts.append(f"{', '.join(unknown)} unknown (sent, no answer seen)")
+        return (f"apply to '{name}' interrupted: {'; '.join(parts)}; nothing else was sent. The write journal "
+                f"{self.store.journal_display} records it; 'vboplan plan --env {name}' shows what is left")
+
+
+@dataclass
+class Recovery:
+    """What an interrupted apply's journal says reached the server, once checked against live values."""
+
+    journal: dict[str, Any]
+    applied: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    not_applied: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = [f"{', '.join(self.applied) or 'nothing'} reached the server"]
+        if self.unknown:
+            parts.append(f"{', '.join(self.unknown)} unknown (planned again)")
+        if self.not_applied:
+            parts.append(f"{', '.join(self.not_applied)} did not")
+        return (f"the apply by {self.journal.get('by')} at {self.journal.get('started_at')} was interrupted; its "
+                f"write journal says: {'; '.join(parts)}")
+
+    def last_apply(self) -> dict[str, Any]:
+        """The snapshot's ``last_apply`` record for the interrupted apply."""
+        journal = self.journal
+        entries: dict[str, dict[str, Any]] = {c["id"]: {"id": c["id"], "address": c["address"],
+                                                         "action": c["action"]}
+                                              for w in journal["writes"] for c in w["changes"]}
+        return {"at": journal.get("started_at"), "by": journal.get("by"), "checksum": journal.get("checksum"),
+                "planned_by": journal.get("planned_by"), "approvals": journal.get("approvals") or [],
+                "applied": [entries[i] for i in self.applied], "unknown": [entries[i] for i in self.unknown],
+                "failed": [entries[i] for i in self.not_applied], "skipped": [], "not_attempted": [],
+                "interrupted": True, "recovered_at": now(), "journal": journal.get("id"),
+                "error": "interrupted; recovered from its write journal"}
+
+
+def _change(record: dict[str, Any]) -> Change:
+    sensitive = bool(record.get("sensitive"))
+    return make(record["action"], record["kind"], Address.parse(record["address"]), None,
+                None if sensitive else record.get("after"), sensitive, dict(record.get("detail") or {}),
+                record["id"])
+
+
+def _is_field_settings(changes: list[Change], recorded: Any) -> bool:
+    """A server settings singleton: changes name a field, the snapshot keeps ``values`` and ``secrets``."""
+    return all("field" in c.detail and "org" not in c.detail for c in changes) and \
+        (recorded is None or (isinstance(recorded, dict) and "values" in recorded))
+
+
+def fold(journal: dict[str, Any], recorded: dict[str, Any], client: VboClient) -> tuple[dict[str, Any], Recovery]:
+    """``recorded`` (the snapshot's resources) with what ``journal`` proves reached the server."""
+    from ..resources import KINDS
+
+    recovery = Recovery(journal)
+    scope = journal.get("scope") or {}
+    live: dict[str, Any] = {}
+
+    def live_of(kind: str) -> Any:
+        if kind not in live:
+            live[kind] = KINDS[kind].read(client, scope.get(kind))
+        return live[kind]
+
+    confirmed: dict[str, list[Change]] = {}
+    try:
+        for entry in journal["writes"]:
+            changes = [_change(record) for record in entry["changes"] if record.get("kind") in KINDS]
+            if not changes:
+                continue
+            kind = changes[0].kind
+            if entry.get("state") == "applied":
+                landed = changes
+            else:
+                checkable = [c for c in changes if not c.sensitive]
+                verified = [c for c in checkable if KINDS[kind].verify(c, live_of(kind))]
+                landed = changes if checkable and len(verified) == len(checkable) else verified
+                recovery.unknown += [c.id for c in changes if c.sensitive and c not in landed]
+                recovery.not_applied += [c.id for c in checkable if c not in verified]
+            recovery.applied += [c.id for c in landed]
+            confirmed.setdefault(kind, []).extend(landed)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise StateError(f"the write journal of '{journal.get('environment')}' is incomplete ({exc!r}); check the "
+                         "server, then remove it") from None
+
+    resources = dict(recorded)
+    for kind, changes in confirmed.items():
+        before = resources.get(kind)
+        if _is_field_settings(changes, before):
+            values = dict((before or {}).get("values", {}))
+            secrets = dict((before or {}).get("secrets", {}))
+            for change in changes:
+                name = change.detail["field"]
+                if change.sensitive:
+                    record = next(r for w in journal["writes"] for r in w["changes"] if r["id"] == change.id)
+                    secrets[name] = record.get("after_digest")
+                else:
+                    values[name] = change.after
+            resources[kind] = {**(before or {}), "values": values, "secrets": secrets}
+        else:
+            resources[kind] = KINDS[kind].snapshot(live_of(kind), [c for c in changes if not c.sensitive], before)
+    return resources, recovery
+
+
+def recorded_resources(store: StateStore, client: VboClient) -> dict[str, Any]:
+    """The snapshot's resources, plus what the journal of an interrupted apply proves reached the server (read-only:
+    the next apply records it in the snapshot)."""
+    import logging
+
+    snapshot = store.read()
+    resources: dict[str, Any] = snapshot.get("resources", {}) if snapshot else {}
+    journal = store.read_journal()
+    if journal is None or (snapshot and (snapshot.get("last_apply") or {}).get("journal") == journal.get("id")):
+        return resources
+    folded, recovery = fold(journal, resources, client)
+    logging.getLogger("vboplan").warning("environment '%s': %s", store.env.name, recovery.describe())
+    return folded
