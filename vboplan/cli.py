@@ -452,6 +452,29 @@ def state_unlock(obj: Context, env_name: str, lock_id: str) -> None:
     echo(f"Broke the lock of environment '{env_name}' held by {describe_holder(holder)}")
 
 
+@state.command("migrate")
+@click.option("--env", "env_names", multiple=True, metavar="NAME", help="Environment (repeatable).")
+@click.option("--all", "all_envs", is_flag=True, help="Every environment that has a local snapshot.")
+@click.option("--to-configured-backend", "confirmed", is_flag=True, required=True,
+              help="Copy to the backend vboplan.yaml's 'state:' names (required, to say so).")
+@pass_context
+@reports_errors
+def state_migrate(obj: Context, env_names: tuple[str, ...], all_envs: bool, confirmed: bool) -> None:
+    """Copy local snapshots (.vboplan/state/) to the configured shared backend, once."""
+    from .state import migrate_to_configured
+
+    project = obj.project()
+    envs = project.select(env_names, all_envs)
+    if all_envs:
+        envs = [e for e in envs if (project.work_dir / "state" / f"{e.name}.json").exists()]
+    if not confirmed or not envs:
+        raise core.VboplanError("no local snapshot to migrate" if confirmed else "add --to-configured-backend")
+    for env in envs:
+        snapshot, where = migrate_to_configured(project, env)
+        echo(f"Copied the snapshot of '{env.name}' (serial {snapshot['serial']}, lineage {snapshot['lineage']}) to "
+             f"{where}; the local copy in .vboplan/state/ is no longer used")
+
+
 def _attach_emulator() -> None:
     try:
         from .emulator.cli import emulator

@@ -236,3 +236,35 @@ class StateStore:
     @property
     def journal_display(self) -> str:
         return self.backend.location(self.journal_key)
+
+
+def migrate_to_configured(project: Project, env: Environment) -> tuple[dict[str, Any], str]:
+    """Copy ``env``'s local snapshot (and the write journal of an interrupted apply, if any) to the backend
+    vboplan.yaml configures, under that backend's lock. Refuses to replace a remote snapshot of another lineage or
+    one that is as new or newer. Returns (the snapshot, where it now is)."""
+    from .local import LocalBackend
+
+    target = StateStore(project, env)
+    if target.backend.kind == "local":
+        raise StateError("vboplan.yaml's 'state:' names no shared backend (backend: local); set backend: s3 or "
+                         "azurerm there first")
+    local = StateStore(project, env, LocalBackend(project.work_dir / "state", project.root))
+    stored = local.backend.get(local.key)
+    if stored is None:
+        raise StateError(f"environment '{env.name}' has no local snapshot in {local.display}; nothing to migrate")
+    snapshot = local.parse(stored.text)
+    journal = local.backend.get(local.journal_key)
+    with target.lock(f"state migrate --env {env.name}"):
+        remote = target.read()
+        if remote is not None:
+            if remote["lineage"] != snapshot["lineage"]:
+                raise StateError(f"{target.display} already holds another history of '{env.name}' (lineage "
+                                 f"{remote['lineage']}, serial {remote['serial']}); nothing was copied")
+            if remote["serial"] >= snapshot["serial"]:
+                raise StateError(f"{target.display} already holds serial {remote['serial']}, as new as or newer than "
+                                 f"the local serial {snapshot['serial']}; nothing was copied")
+            target.backend.put(target.backup_key, target._previous.text if target._previous else "")
+        target.backend.put(target.key, stored.text, expect=target._version)
+        if journal is not None:
+            target.backend.put(target.journal_key, journal.text)
+    return snapshot, target.display
