@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""The steps vboplan's CI examples run (GitHub Actions and Azure DevOps), as one script that works the same on Linux,
+macOS and Windows runners.
+
+    python vboplan_ci.py plan    --out-dir vboplan-plans [-C PROJECT]      # on a pull request
+    python vboplan_ci.py comment --file vboplan-plans/plan.md --provider github|azure|file [--to FILE]
+    python vboplan_ci.py apply   PLANFILE_OR_FOLDER ... [-C PROJECT]         # on merge
+
+``plan`` plans every environment, writes each plan file (``<env>.json``, the artifact an approver signs and the
+merge applies), the Markdown for the pull request (``plan.md``) and the JSON of all plans (``plans.json``). It exits
+1 if an environment could not be planned, after writing what it could (the Markdown names the failure).
+
+``comment`` posts the Markdown on the pull request, or updates the comment it posted before (it carries a hidden
+marker), so a pull request has one plan comment that follows its latest push. ``github`` needs GITHUB_TOKEN,
+GITHUB_REPOSITORY and PR_NUMBER (GITHUB_API_URL for GitHub Enterprise); ``azure`` needs SYSTEM_ACCESSTOKEN,
+SYSTEM_COLLECTIONURI, SYSTEM_TEAMPROJECT, BUILD_REPOSITORY_ID and SYSTEM_PULLREQUEST_PULLREQUESTID (what Azure
+Pipelines sets); ``file`` writes to ``--to`` (for trying it out).
+
+``apply`` applies each plan file given (a folder means every ``*.json`` in it) with ``vboplan apply``, which refuses
+a plan that is stale, altered or not approved; the state backend of vboplan.yaml (S3 or Azure Blob) and its lock
+make this safe from any runner. It exits 1 if any apply failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+MARKER = "<!-- vboplan-plan -->"
+
+
+def vboplan(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "vboplan", "-C", str(project), "--no-color", *args]
+    return subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=False)
+
+
+def environments(project: Path) -> list[str]:
+    listed = vboplan(project, "validate", "--all")
+    if listed.returncode != 0:
+        sys.stderr.write(listed.stderr)
+        raise SystemExit(1)
+    return [line.split(":", 1)[0] for line in listed.stdout.splitlines() if ":" in line]
+
+
+def plan(args: argparse.Namespace) -> int:
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sections, documents, failed = [MARKER, "## vboplan plan", ""], [], False
+    for env in environments(args.project):
+        planfile = out / f"{env}.json"
+        result = vboplan(args.project, "plan", "--env", env, "--out", str(planfile), "--format", "markdown")
+        sys.stderr.write(result.stderr)
+        if result.returncode != 0:
+            failed = True
+            errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")] or ["Error: (none)"]
+            sections += [f"### {env}: could not be planned", "", "```", *errors, "```", ""]
+            documents.append({"environment": env, "error": "\n".join(errors)})
+            continue
+        sections += [result.stdout.rstrip(), ""]
+        shown = vboplan(args.project, "show", str(planfile), "--format", "json")
+        documents.append(json.loads(shown.stdout) if shown.returncode == 0 else {"environment": env,
+                                                                                 "error": shown.stderr.strip()})
+    (out / "plan.md").write_text("\n".join(sections) + "\n", encoding="utf-8")
+    (out / "plans.json").write_text(json.dumps({"plans": documents}, indent=2) + "\n", encoding="utf-8")
+    print(f"Plans of {len(documents)} environments in {out}")
+    return 1 if failed else 0
+
+
+def comment(args: argparse.Namespace) -> int:
+    body = Path(args.file).read_text(encoding="utf-8")
+    if MARKER not in body:
+        body = f"{MARKER}\n{body}"
+    if args.provider == "file":
+        Path(args.to).write_text(body, encoding="utf-8")
+        return 0
+    import httpx
+
+    if args.provider == "github":
+        api = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
+        repo, number = os.environ["GITHUB_REPOSITORY"], os.environ["PR_NUMBER"]
+        headers = {"Authorization": f"Bearer {os.environ['GITHUB_TOKEN']}", "Accept": "application/vnd.github+json"}
+        with httpx.Client(base_url=api, headers=headers, timeout=30) as http:
+            mine = None
+            url: str | None = f"/repos/{repo}/issues/{number}/comments?per_page=100"
+            while url and mine is None:
+                page = http.get(url)
+                page.raise_for_status()
+                mine = next((c for c in page.json() if MARKER in (c.get("body") or "")), None)
+                url = page.links.get("next", {}).get("url")
+            if mine:
+                http.patch(f"/repos/{repo}/issues/comments/{mine['id']}", json={"body": body}).raise_for_status()
+            else:
+                http.post(f"/repos/{repo}/issues/{number}/comments", json={"body": body}).raise_for_status()
+        return 0
+    base = (f"{os.environ['SYSTEM_COLLECTIONURI'].rstrip('/')}/{os.environ['SYSTEM_TEAMPROJECT']}/_apis/git/"
+            f"repositories/{os.environ['BUILD_REPOSITORY_ID']}/pullRequests/"
+            f"{os.environ['SYSTEM_PULLREQUEST_PULLREQUESTID']}/threads")
+    version = {"api-version": "7.1"}
+    headers = {"Authorization": f"Bearer {os.environ['SYSTEM_ACCESSTOKEN']}"}
+    with httpx.Client(headers=headers, timeout=30) as http:
+        threads = http.get(base, params=version)
+        threads.raise_for_status()
+        for thread in threads.json().get("value", []):
+            first = (thread.get("comments") or [{}])[0]
+            if MARKER in (first.get("content") or ""):
+                http.patch(f"{base}/{thread['id']}/comments/{first['id']}", params=version,
+                           json={"content": body}).raise_for_status()
+                return 0
+        http.post(base, params=version, json={"comments": [{"parentCommentId": 0, "content": body,
+                                                            "commentType": 1}], "status": "active"}
+                  ).raise_for_status()
+    return 0
+
+
+def apply(args: argparse.Namespace) -> int:
+    files: list[Path] = []
+    for given in args.planfiles:
+        path = Path(given) if Path(given).is_absolute() else args.project / given
+        files += sorted(p for p in path.glob("*.json") if p.name != "plans.json") if path.is_dir() else [path]
+    if not files:
+        print("No plan file to apply")
+        return 0
+    failed = 0
+    for planfile in files:
+        result = vboplan(args.project, "apply", str(planfile))
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        failed += result.returncode != 0
+    print(f"Applied {len(files) - failed} of {len(files)} plan files")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-C", dest="project", type=Path, default=Path("."), help="the vboplan project (vboplan.yaml)")
+    steps = parser.add_subparsers(dest="step", required=True)
+    planning = steps.add_parser("plan", help="plan every environment")
+    planning.add_argument("--out-dir", default="vboplan-plans")
+    commenting = steps.add_parser("comment", help="post or update the pull request's plan comment")
+    commenting.add_argument("--file", required=True)
+    commenting.add_argument("--provider", choices=("github", "azure", "file"), required=True)
+    commenting.add_argument("--to", help="with --provider file: where to write")
+    applying = steps.add_parser("apply", help="apply approved plan files")
+    applying.add_argument("planfiles", nargs="+")
+    args = parser.parse_args(argv)
+    return {"plan": plan, "comment": comment, "apply": apply}[args.step](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

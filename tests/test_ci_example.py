@@ -1,0 +1,143 @@
+"""The CI example's script (examples/ci/vboplan_ci.py), end to end as the pipelines run it: plan every environment
+on a pull request, post the plan as one comment kept up to date, keep the plan files, apply them on merge, with the
+state in S3 (moto's server) and two emulated VBO servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SEED, ProjectDir
+from state_servers import S3Server, s3_server  # noqa: F401 (fixture)
+
+from vboplan.emulator import start
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "examples" / "ci" / "vboplan_ci.py"
+
+
+class FakeGitHub(BaseHTTPRequestHandler):
+    """The three calls of GitHub's issue-comments API the script makes, kept in memory."""
+
+    comments: list[dict[str, Any]] = []
+
+    def _reply(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> Any:
+        assert self.headers["Authorization"] == "Bearer gh-token"
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def do_GET(self) -> None:  # noqa: N802
+        assert self.path.startswith("/repos/corp/vbo-settings/issues/7/comments")
+        self._reply(200, [{"id": 1000, "body": "Looks good"}, *self.comments])
+
+    def do_POST(self) -> None:  # noqa: N802
+        assert self.path == "/repos/corp/vbo-settings/issues/7/comments"
+        self.comments.append({"id": 1001 + len(self.comments), "body": self._body()["body"]})
+        self._reply(201, self.comments[-1])
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        number = int(self.path.rsplit("/", 1)[1])
+        comment = next(c for c in self.comments if c["id"] == number)
+        comment["body"] = self._body()["body"]
+        self._reply(200, comment)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def github() -> Iterator[str]:
+    FakeGitHub.comments = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def ci(project: Path, *args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **environ}
+    return subprocess.run([sys.executable, str(SCRIPT), "-C", str(project), *args], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def test_pull_request_then_merge(project: ProjectDir, s3_server: S3Server, github: str,  # noqa: F811
+                                 tmp_path: Path) -> None:
+    bucket = s3_server.new_bucket()
+    with start(SEED) as dev, start(SEED) as test:
+        config = f"""\
+templates: ["templates/*.yaml.j2"]
+environments:
+  dev: {{server: "{dev.url}", username: admin, password_env: VBO_TEST_PASSWORD,
+        var_files: [environments/common.yaml, environments/dev.yaml]}}
+  test: {{server: "{test.url}", username: admin, password_env: VBO_TEST_PASSWORD,
+         var_files: [environments/common.yaml, environments/prod.yaml]}}
+  broken: {{server: "http://127.0.0.1:9", username: admin, password_env: VBO_TEST_PASSWORD,
+           var_files: [environments/common.yaml, environments/dev.yaml]}}
+state: {{backend: s3, bucket: {bucket}, prefix: vbo/, endpoint_url: "{s3_server.endpoint}", region: us-east-1}}
+"""
+        project.write("vboplan.yaml", config)
+        out = tmp_path / "artifact"
+        github_env = {"GITHUB_API_URL": github, "GITHUB_TOKEN": "gh-token", "GITHUB_REPOSITORY": "corp/vbo-settings",
+                      "PR_NUMBER": "7"}
+
+        # The pull request: plan every environment; the unreachable one fails the job but is in the comment.
+        planned = ci(project.root, "plan", "--out-dir", str(out))
+        assert planned.returncode == 1, planned.stderr
+        markdown = (out / "plan.md").read_text()
+        assert "dev" in markdown and "test" in markdown and "audit_email_settings.port" in markdown
+        assert "broken: could not be planned" in markdown and "127.0.0.1:9" in markdown
+        plans = json.loads((out / "plans.json").read_text())["plans"]
+        assert [p["environment"] for p in plans] == ["broken", "dev", "test"] or \
+            sorted(p["environment"] for p in plans) == ["broken", "dev", "test"]
+        assert next(p for p in plans if p["environment"] == "broken")["error"]
+        assert {p.name for p in out.glob("*.json")} == {"dev.json", "test.json", "plans.json"}
+        posted = ci(project.root, "comment", "--provider", "github", "--file", str(out / "plan.md"), **github_env)
+        assert posted.returncode == 0, posted.stderr
+        assert len(FakeGitHub.comments) == 1 and "audit_email_settings.port" in FakeGitHub.comments[0]["body"]
+
+        # A second push changes a value: the same comment is updated, no second one.
+        project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp2.dev.local\n")
+        assert ci(project.root, "plan", "--out-dir", str(out)).returncode == 1
+        assert ci(project.root, "comment", "--provider", "github", "--file", str(out / "plan.md"),
+                  **github_env).returncode == 0
+        assert len(FakeGitHub.comments) == 1 and "smtp2.dev.local" in FakeGitHub.comments[0]["body"]
+
+        # The merge: the plan files committed under plans/ are applied, state and lock in S3.
+        plans_dir = project.root / "plans"
+        plans_dir.mkdir()
+        for name in ("dev.json", "test.json"):
+            shutil.copy(out / name, plans_dir / name)
+        applied = ci(project.root, "apply", "plans/")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "Applied 2 of 2 plan files" in applied.stdout
+
+        # Another runner, another checkout: no .vboplan/, state from S3, nothing left to do.
+        fresh = ProjectDir(tmp_path / "fresh")
+        shutil.copytree(project.root, fresh.root, ignore=shutil.ignore_patterns(".vboplan", "plans"))
+        for env in ("dev", "test"):
+            again = fresh.run("plan", "--env", env, "--detailed-exitcode")
+            assert again.exit_code == 0, again.output
+        import boto3
+
+        keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+                .list_objects_v2(Bucket=bucket)["Contents"]}
+        assert {"vbo/dev.json", "vbo/test.json"} <= keys and not any(k.endswith(".lock") for k in keys)
+        # Applying the same plan files again is refused (already applied), and says so.
+        replay = ci(project.root, "apply", "plans/")
+        assert replay.returncode == 1 and "Applied 0 of 2 plan files" in replay.stdout

@@ -1,0 +1,68 @@
+"""The write journal when the snapshot cannot be written: one clear message, the journal true, and the next command
+takes what reached the server into account."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ProjectDir
+
+from vboplan import sensitive
+
+
+def test_a_full_disk_while_writing_the_snapshot(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_replace = os.replace
+
+    def disk_full_for_the_snapshot(src: str, dst: str) -> None:
+        if Path(dst).name == "dev.json" and Path(dst).parent.name == "state":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", disk_full_for_the_snapshot)
+    result = project.run("apply", "--env", "dev", "--auto-approve")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert "applied c1, c2, c3, c4, c5, c6, c7, c8, c9, but the state snapshot could not be written" in errors[0]
+    assert "No space left on device" in errors[0] and ".vboplan/state/dev.journal.json records what was sent" in errors[0]
+    state = project.root / ".vboplan/state"
+    assert not (state / "dev.json").exists()
+    journal = json.loads((state / "dev.journal.json").read_text())
+    assert journal["writes"] and all(w["state"] == "applied" for w in journal["writes"])
+    password = next(c for w in journal["writes"] for c in w["changes"] if c["address"].endswith("userPassword"))
+    assert "after" not in password and sensitive.matches(os.environ["SMTP_PASSWORD"], password["after_digest"])
+
+    monkeypatch.setattr(os, "replace", real_replace)  # space freed
+    plan = project.run("plan", "--env", "dev", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output  # nothing left, the password included, and no drift
+    assert "was interrupted; its write journal says: c1, c2, c3, c4, c5, c6, c7, c8, c9 reached the server" \
+        in plan.stderr
+    assert "changed outside" not in plan.output
+    applied = project.run("apply", "--env", "dev", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "No changes" in applied.stdout
+    snapshot = json.loads((state / "dev.json").read_text())
+    assert snapshot["last_apply"]["interrupted"] is True and len(snapshot["last_apply"]["applied"]) == 9
+    assert not (state / "dev.journal.json").exists()
+
+
+def test_a_journal_that_cannot_be_written_stops_before_sending(project: ProjectDir,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    real_replace = os.replace
+
+    def disk_full(src: str, dst: str) -> None:
+        if Path(dst).name == "dev.journal.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    result = project.run("apply", "--env", "dev", "--auto-approve")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "not sent: the write journal could not record it" in result.stderr
+    assert project.server("dev")["audit_email_settings"]["port"] == 25  # nothing reached the server
