@@ -436,6 +436,24 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
     if last:
         echo(f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
                    f"{len(last.get('skipped', []))} skipped, {len(last.get('failed', []))} failed")
+    _state_notes(store)
+
+
+def _state_notes(store: Any) -> None:
+    """What else a user should know about this environment's state: a lock held, an interrupted apply's journal."""
+    from .errors import StateLockedError
+    from .state import describe_holder
+
+    try:
+        holder = store.holder()
+        if holder:
+            echo(f"Locked by {describe_holder(holder)}")
+    except StateLockedError as exc:
+        echo(str(exc))
+    journal = store.read_journal()
+    if journal:
+        echo(f"An apply by {journal.get('by')} at {journal.get('started_at')} was interrupted; its write journal "
+             f"{store.journal_display} is taken into account by the next plan and recorded by the next apply")
 
 
 @state.command("unlock")
