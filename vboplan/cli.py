@@ -436,14 +436,15 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
     if last:
         echo(f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
                    f"{len(last.get('skipped', []))} skipped, {len(last.get('failed', []))} failed")
-    _state_notes(store)
+    _state_notes(obj.project(), env_name)
 
 
-def _state_notes(store: Any) -> None:
+def _state_notes(project: core.Project, env_name: str) -> None:
     """What else a user should know about this environment's state: a lock held, an interrupted apply's journal."""
     from .errors import StateLockedError
-    from .state import describe_holder
+    from .state import StateStore, describe_holder
 
+    store = StateStore(project, project.environment(env_name))
     try:
         holder = store.holder()
         if holder:
