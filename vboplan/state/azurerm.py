@@ -91,12 +91,6 @@ class AzureBackend(Backend):
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return StateBackendError(f"state backend azurerm: {where}: {code or message}")
 
-    def check(self) -> None:
-        try:
-            self.container.get_container_properties()
-        except AzureError as exc:
-            raise self._error(exc) from None
-
     def get(self, key: str) -> Stored | None:
         try:
             download = self._blob(key).download_blob()

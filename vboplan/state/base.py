@@ -48,10 +48,6 @@ class Backend(ABC):
         """Where ``key`` lives, for messages (a path, ``s3://bucket/key``, a blob URL)."""
 
     @abstractmethod
-    def check(self) -> None:
-        """Prove the backend is usable (reachable, credentials accepted, bucket or container present)."""
-
-    @abstractmethod
     def get(self, key: str) -> Stored | None:
         """The object ``key``, or None when there is none."""
 

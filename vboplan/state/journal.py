@@ -45,7 +45,7 @@ def _record(change: Change, digests: dict[str, Any]) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, Sensitive):
         return MASK  # never reached for a secret (see _record); a safety net for an unexpected detail
-    raise TypeError(f"cannot record {type(value).__name__}")
+    return str(value)  # an address or another value object: its text is what the next run reads back
 
 
 class WriteJournal:
@@ -71,8 +71,7 @@ class WriteJournal:
         return self.document["writes"]  # type: ignore[no-any-return]
 
     def _save(self) -> None:
-        text = json.dumps(self.document, default=_plain)  # fails here, before anything is sent, on a bad value
-        self.store.write_journal(json.loads(text))
+        self.store.write_journal(json.loads(json.dumps(self.document, default=_plain)))
         self.written = True
 
     def sending(self, description: str, changes: list[Change]) -> dict[str, Any]:

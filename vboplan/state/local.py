@@ -42,10 +42,6 @@ class LocalBackend(Backend):
                 pass
         return str(path)
 
-    def check(self) -> None:
-        if self.folder.exists() and not self.folder.is_dir():
-            raise StateError(f"{self.folder}: the state folder is a file")
-
     def get(self, key: str) -> Stored | None:
         try:
             text = self.path(key).read_text(encoding="utf-8")

@@ -59,17 +59,6 @@ class S3Backend(Backend):
             return StateBackendError(f"state backend s3: {where}{via}: {code} {error.get('Message', '')}".rstrip())
         return StateBackendError(f"state backend s3: cannot reach {where}{via} ({exc})")
 
-    def check(self) -> None:
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchBucket"):
-                raise StateBackendError(f"state backend s3: bucket '{self.bucket}' does not exist"
-                                        + (f" at {self.endpoint}" if self.endpoint else "")) from None
-            raise self._error(exc) from None
-        except (BotoCoreError, ValueError) as exc:
-            raise self._error(exc) from None
-
     def get(self, key: str) -> Stored | None:
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
