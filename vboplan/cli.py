@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import core
+from . import __version__
 from .errors import VboplanError
-from .output import FORMATS, render_plan
-from .plan import Plan
-from .sensitive import RedactingFilter, redact
+from .formats import FORMATS
 
-log = logging.getLogger("vboplan")
+if TYPE_CHECKING:
+    from .project import Project
+
+# `vboplan --help` and `--version` must start as fast as click itself: everything that talks to a server, renders
+# or prints a plan (httpx, jinja2, yaml, deepdiff, tabulate, the emulator) is imported inside the command that uses it.
+
 _verbosity = {"level": 0}  # set by the group callback; read by the last-resort handler in _Group.main
 
 
 def echo(message: Any = "", **kwargs: Any) -> None:
     """click.echo, with every secret value of the run masked (a server may echo one back, for instance)."""
+    from .sensitive import redact
+
     click.echo(redact(str(message)), **kwargs)
+
+
+def render_plan(plan: Any, fmt: str, color: bool) -> str:
+    from .output import render_plan as render
+
+    return render(plan, fmt, color)
+
+
+def load_plan(path: Path) -> Any:
+    from .plan import Plan
+
+    return load_plan(path)
 
 
 class Context:
@@ -40,11 +56,17 @@ class Context:
 
         return progress.shown(action, enabled=not self.quiet)
 
-    def project(self) -> core.Project:
-        return core.open_project(self.directory)
+    def project(self) -> Project:
+        from .core import open_project
+
+        return open_project(self.directory)
 
 
 def _setup_logging(verbose: int) -> None:
+    import logging
+
+    from .sensitive import RedactingFilter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(RedactingFilter())
@@ -64,7 +86,9 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except VboplanError as exc:
             ctx = click.get_current_context()
             if ctx.find_object(Context) and ctx.find_object(Context).verbose > 1:  # type: ignore[union-attr]
-                log.exception("traceback:")
+                import logging
+
+                logging.getLogger("vboplan").exception("traceback:")
             echo(f"Error: {exc}", err=True)
             ctx.exit(1)
 
@@ -79,7 +103,38 @@ pass_context = click.make_pass_decorator(Context)
 
 
 class _Group(click.Group):
-    """Exit 1 for every error, usage errors included: with --detailed-exitcode, 2 must only mean "changes"."""
+    """Exit 1 for every error, usage errors included: with --detailed-exitcode, 2 must only mean "changes".
+
+    Commands that live in their own module are listed in ``lazy`` (name -> module, attribute, one-line help) and
+    imported only when run: ``vboplan --help`` lists them from that line without loading the module.
+    """
+
+    lazy: dict[str, tuple[str, str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            import importlib
+
+            module, attribute, _ = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                command = self.commands[name]
+                if command.hidden:
+                    continue
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, click.utils.make_default_short_help(self.lazy[name][2], formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -134,7 +189,7 @@ def _report_unexpected(exc: Exception) -> None:
 @click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
 @click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line on stderr (errors and warnings still shown).")
-@click.version_option(package_name="vboplan")
+@click.version_option(__version__, prog_name="vboplan")
 @click.pass_context
 def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quiet: bool) -> None:
     """Plan and apply Veeam Backup for Microsoft 365 settings, reviewed and per environment."""
@@ -153,7 +208,9 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
     """Render and check every template, without contacting any server."""
     project = obj.project()
     envs = project.select(env_names, all_envs or not env_names)
-    rendered = core.validate(project, envs)
+    from .core import validate as render_offline
+
+    rendered = render_offline(project, envs)
     for name, result in rendered.items():
         echo(f"{name}: ok ({', '.join(result.resources) or 'no resources'})")
 
@@ -176,11 +233,15 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     project = obj.project()
     envs = project.select(env_names, all_envs)
     if out and len(envs) > 1 and "{env}" not in str(out):
-        raise core.VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
+        raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
     if sign_key and not out:
-        raise core.VboplanError("--sign-key signs a saved plan: give --out FILE too")
+        raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
+    import logging
+
+    from .core import plan_many, plan_report
+
     with obj.progress("planning"):
-        outcomes = core.plan_many(project, envs, targets)
+        outcomes = plan_many(project, envs, targets)
     documents = []
     pages: list[Any] = []
     for outcome in outcomes:
@@ -200,7 +261,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
 
                 sign_plan(outcome.plan, sign_key)
             outcome.plan.save(path)
-            log.warning("Saved the plan for %s to %s", outcome.env.name, path)
+            logging.getLogger("vboplan").warning("Saved the plan for %s to %s", outcome.env.name, path)
         if fmt == "json":
             documents.append(outcome.plan.to_dict())
         elif fmt == "html":
@@ -215,7 +276,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         from .output.html import render_html
 
         echo(render_html(pages), nl=False)
-    report = core.plan_report(outcomes, detailed_exitcode)
+    report = plan_report(outcomes, detailed_exitcode)
     if report.return_code:
         sys.exit(report.return_code)
 
@@ -231,7 +292,7 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
 
     from .approvals import verdicts
 
-    saved = Plan.load(planfile)
+    saved = load_plan(planfile)
     if fmt == "json":
         echo(render_plan(saved, fmt, obj.color), nl=False)
         return
@@ -293,16 +354,16 @@ def approve(obj: Context, planfile: Path, key: str | None, ticket: str | None, c
     project = obj.project()
     if copies:
         if key or ticket or change_ids or comment:
-            raise core.VboplanError("--merge adds approvals others signed; it takes no --key, --ticket, --change "
+            raise VboplanError("--merge adds approvals others signed; it takes no --key, --ticket, --change "
                                     "or --comment")
         added = approvals.merge(project, planfile, list(copies))
         echo(f"Added {added} approval{'s' if added != 1 else ''} to {planfile}")
         return
     if not key:
-        raise core.VboplanError("name your SSH key with --key KEY (or VBOPLAN_SIGNING_KEY): a private key file, or "
+        raise VboplanError("name your SSH key with --key KEY (or VBOPLAN_SIGNING_KEY): a private key file, or "
                                 "a public key whose private half is in ssh-agent")
     verdict = approvals.approve(project, planfile, key, ticket, change_ids, comment)
-    saved = Plan.load(planfile)
+    saved = load_plan(planfile)
     echo(f"Approved by {','.join(verdict.principals)} (key {verdict.fingerprint}): {', '.join(verdict.changes)} "
          f"of {saved.environment} (plan {saved.checksum[:12]}){' ticket ' + ticket if ticket else ''}")
 
@@ -329,9 +390,9 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
 
     project = obj.project()
     if planfile and env_name:
-        raise core.VboplanError("give either a PLANFILE or --env NAME, not both")
+        raise VboplanError("give either a PLANFILE or --env NAME, not both")
     if planfile:
-        def announce(saved: Plan, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
+        def announce(saved: Any, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
             with suspended():
                 echo(render_plan(saved, "table", obj.color))
                 for note in notes:
@@ -343,11 +404,11 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
     elif env_name:
         env = project.environment(env_name)
 
-        def show_plan(fresh: Plan) -> None:
+        def show_plan(fresh: Any) -> None:
             with suspended():
                 echo(render_plan(fresh, "table", obj.color))
 
-        def confirm(fresh: Plan) -> bool:
+        def confirm(fresh: Any) -> bool:
             if auto_approve:
                 return True
             count = len(fresh.changes)
@@ -356,7 +417,7 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
                                       f"'{env.name}' ({env.server})? Only 'yes' is accepted", default="",
                                       show_default=False, err=True)
             if answer.strip() != "yes":
-                raise core.VboplanError(f"apply to '{env.name}' cancelled; nothing was changed")
+                raise VboplanError(f"apply to '{env.name}' cancelled; nothing was changed")
             return True
 
         with obj.progress("applying"):
@@ -365,7 +426,7 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
             return
         report = interactive
     else:
-        raise core.VboplanError("give a PLANFILE to apply, or --env NAME")
+        raise VboplanError("give a PLANFILE to apply, or --env NAME")
     _echo_report(report)
     if not report.ok:
         raise report.error  # type: ignore[misc]
@@ -422,9 +483,10 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
 
     from tabulate import tabulate
 
+    from .core import state_rows as recorded_rows
     from .output import format_value
 
-    snapshot, state_rows = core.state_rows(obj.project(), env_name)
+    snapshot, state_rows = recorded_rows(obj.project(), env_name)
     if fmt == "json":
         echo(json.dumps(snapshot, indent=2, sort_keys=True))
         return
@@ -494,15 +556,10 @@ def state_migrate(obj: Context, env_names: tuple[str, ...], all_envs: bool, conf
              f"{where}; the local copy in .vboplan/state/ is no longer used")
 
 
-def _attach_emulator() -> None:
-    try:
-        from .emulator.cli import emulator
-    except ImportError:  # pragma: no cover - the emulator ships with the package
-        return
-    main.add_command(emulator)
-
-
-_attach_emulator()
+_Group.lazy = {
+    "emulator": ("vboplan.emulator.cli", "emulator",
+                 "Run an emulated Veeam Backup for Microsoft 365 REST server (API v5-v8)."),
+}
 
 if __name__ == "__main__":
     main()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from tabulate import tabulate
 
 from ..changes import Change
-from ..plan import Plan
+from ..formats import FORMATS as FORMATS  # re-exported: where the renderers are
 from ..sensitive import MASK, Sensitive
 
-FORMATS = ("table", "markdown", "json", "html")
+if TYPE_CHECKING:
+    from ..plan import Plan
+
 _COLORS = {"create": "green", "update": "yellow", "delete": "red"}
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
 
@@ -57,6 +58,8 @@ def render_table(plan: Plan, color: bool) -> str:
             if color:
                 action = click.style(action, fg=_COLORS[change.action])
             rows.append([change.id, action, str(change.address), *cells(change)])
+        from tabulate import tabulate
+
         lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"],
                               tablefmt="simple", disable_numparse=True))
     lines.extend(_drift_lines(plan, markdown=False))
@@ -67,6 +70,8 @@ def render_table(plan: Plan, color: bool) -> str:
 def render_markdown(plan: Plan) -> str:
     lines = [f"### {header(plan)}", ""]
     if plan.changes:
+        from tabulate import tabulate
+
         rows = [[c.id, c.action, f"`{c.address}`", *(_md(v) for v in cells(c))] for c in plan.changes]
         lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"], tablefmt="github",
                               disable_numparse=True))

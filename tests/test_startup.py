@@ -1,0 +1,65 @@
+"""``vboplan --help`` and ``--version`` start as fast as click: nothing that talks to a server, renders templates or
+prints plans is imported before a command needs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+HEAVY = ("httpx", "httpcore", "vboplan.emulator", "deepdiff", "jinja2", "yaml", "tabulate", "cryptography", "sshsig",
+         "vboplan.core", "vboplan.plan", "vboplan.api", "vboplan.render", "vboplan.resources", "importlib.metadata")
+
+PROBE = """
+import json, runpy, sys
+sys.argv = ["vboplan", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("vboplan", run_name="__main__")
+except SystemExit:
+    pass
+sys.stdout.flush()
+print("\\nMODULES " + json.dumps(sorted(sys.modules)))
+"""
+
+
+def _modules_after(*args: str) -> tuple[str, set[str]]:
+    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True,
+                            timeout=60, check=True)
+    output, _, modules = result.stdout.rpartition("\nMODULES ")
+    return output, set(json.loads(modules))
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("plan", "--help"), ("state", "--help")])
+def test_start_up_imports_only_click(args: tuple[str, ...]) -> None:
+    output, modules = _modules_after(*args)
+    assert "Usage: vboplan" in output or "version" in output
+    loaded = sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    assert loaded == []
+
+
+def test_help_lists_every_command_without_loading_it() -> None:
+    output, modules = _modules_after("--help")
+    for command in ("apply", "approve", "emulator", "plan", "show", "state", "validate"):
+        assert f"\n  {command} " in output
+    assert "Run an emulated Veeam Backup for Microsoft 365 REST server" in output
+    assert "vboplan.emulator.cli" not in modules
+
+
+def test_lazy_command_help_matches_the_command() -> None:
+    from vboplan.cli import _Group, main
+    from vboplan.emulator.cli import emulator
+
+    assert _Group.lazy["emulator"][2] == emulator.help
+    result = CliRunner().invoke(main, ["emulator", "--help"])
+    assert result.exit_code == 0
+    assert "serve" in result.output and "generate" in result.output
+
+
+def test_version_is_the_package_version() -> None:
+    from importlib.metadata import version
+
+    output, _ = _modules_after("--version")
+    assert output.strip() == f"vboplan, version {version('vboplan')}"
