@@ -40,7 +40,7 @@ def render_plan(plan: Any, fmt: str, color: bool) -> str:
 def load_plan(path: Path) -> Any:
     from .plan import Plan
 
-    return load_plan(path)
+    return Plan.load(path)
 
 
 class Context:
@@ -125,13 +125,13 @@ class _Group(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
+            room = formatter.width - 6 - len(name)
             if name in self.commands:
                 command = self.commands[name]
-                if command.hidden:
-                    continue
-                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+                if not command.hidden:
+                    rows.append((name, command.get_short_help_str(room)))
             else:
-                rows.append((name, click.utils.make_default_short_help(self.lazy[name][2], formatter.width - 6 - len(name))))
+                rows.append((name, click.Command(name, help=self.lazy[name][2]).get_short_help_str(room)))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
