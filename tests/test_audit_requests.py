@@ -85,3 +85,49 @@ def test_five_thousand_new_names_cost_no_more_than_paging(big: ProjectDir) -> No
     assert len(plan["changes"]) == 5000
     pages = -(-100_000 // 10_000)  # the directory in pages of 10,000, the API's largest
     assert sum(_lookups(big).values()) <= pages + 1
+
+
+def test_apply_of_a_saved_plan_never_reads_the_directory(big: ProjectDir) -> None:
+    # 100 new names: the plan resolves them against the directory; the apply checks and reads back only the
+    # audit items of the organization it names, by id.
+    names = [f"user{i:05d}@{ORG}" for i in range(1, 100_001, 1000)]
+    _declare(big, names)
+    saved = str(big.root / "plan.json")
+    planned = big.run("plan", "--env", "dev", "--out", saved)
+    assert planned.exit_code == 0, planned.output
+    assert _lookups(big)  # resolving 100 new names did read the directory
+    big.emulator("big").stats.reset()
+    applied = big.run("apply", saved)
+    assert applied.exit_code == 0, applied.output
+    assert "100 applied" in applied.output
+    stats = dict(big.emulator("big").stats)
+    assert _lookups(big) == {}
+    assert not any(key.endswith("/Organizations") for key in stats), stats
+    items = [key for key in stats if key.endswith("/AuditItems")]
+    # GETs: the stale check, the ids of the new items after the one POST of the 100 adds, the read-back
+    assert stats == {"POST /v8/token": 1, **{key: stats[key] for key in items}, "POST /v8/token/logout": 1}, stats
+    assert sorted(stats[key] for key in items) == [1, 3]
+    held = big.api("big").get(f"/v8/Organizations/{_org_id(big)}/AuditItems").json()
+    assert sorted(item["user"]["name"] for item in held) == sorted(names)
+
+
+def test_stale_check_still_sees_a_change_to_the_audit_items(big: ProjectDir) -> None:
+    _declare(big, [f"user{i:05d}@{ORG}" for i in (11, 12)])
+    saved = str(big.root / "plan.json")
+    assert big.run("plan", "--env", "dev", "--out", saved).exit_code == 0
+    # Someone adds an audit item by hand after the plan was made.
+    http = big.api("big")
+    org_id = _org_id(big)
+    someone = http.get(f"/v8/Organizations/{org_id}/Users", params={"userName": f"user00013@{ORG}"}).json()
+    http.post(f"/v8/Organizations/{org_id}/AuditItems", json=[{"type": "User", "user": someone["results"][0]}])
+    big.emulator("big").stats.reset()
+    applied = big.run("apply", saved)
+    assert applied.exit_code == 1
+    assert "stale" in applied.output
+    assert _lookups(big) == {}
+    held = http.get(f"/v8/Organizations/{org_id}/AuditItems").json()
+    assert [item["user"]["name"] for item in held] == [f"user00013@{ORG}"]
+
+
+def _org_id(project: ProjectDir) -> str:
+    return project.api("big").get("/v8/Organizations").json()["results"][0]["id"]

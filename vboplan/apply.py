@@ -21,7 +21,7 @@ from .approvals import Clearance, applied_entry, check_fresh, clear
 from .changes import Change
 from .connection import connect
 from .errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
-from .plan import Plan
+from .plan import Plan, read_live, reread
 from .project import Environment, Project, current_user
 from .render import render
 from .resources import KINDS, Write, WriteContext
@@ -108,9 +108,9 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
 def check_not_stale(client: VboClient, plan: Plan) -> None:
     """Refuse when the live values differ from those the plan was computed against."""
     moved = []
-    progress.phase("checking the server has not changed since planning", plan.environment)
-    for name, scope in plan.scope.items():
-        live = KINDS[name].read(client, scope)
+    fresh = read_live(client, plan.scope, lambda name: reread(client, name, plan.scope[name], plan.live.get(name)),
+                      "checking the server has not changed since planning:")
+    for name, live in fresh.items():
         if not same_live(plan.live.get(name), live):
             moved.extend(_moved(name, plan.live.get(name), conceal_fields(live, plan.secret_fields.get(name, []))))
     if moved:
@@ -222,23 +222,26 @@ def _record(env: Environment, client: VboClient, plan: Plan, approvals: list[dic
     resources = dict(recorded)
     unverified = []
     unread = False
-    progress.phase("reading back to verify", env.name)
-    for name, scope in plan.scope.items():
+
+    def read_back(name: str) -> Any:
+        try:
+            return reread(client, name, plan.scope[name], plan.live.get(name))
+        except VboplanError as exc:
+            return exc
+
+    for name, live in read_live(client, plan.scope, read_back, "reading back to verify:").items():
         kind = KINDS[name]
         applied_here = [c for c in report.applied if c.kind == name]
-        try:
-            live = kind.read(client, scope)
-        except VboplanError as exc:
+        if isinstance(live, VboplanError):
             if report.error is None:
-                report.error = ApplyError(f"the changes were sent but reading {name} back failed: {exc}")
-            live = None
-        if live is not None:
+                report.error = ApplyError(f"the changes were sent but reading {name} back failed: {live}")
+            if applied_here:
+                unread = True  # the journal stays: the next command checks these against the live values
+        else:
             unverified += [c for c in applied_here if not kind.verify(c, live)]
             # Fields filled from secret() are kept as salted hashes, never in clear.
             resources[name] = kind.snapshot(conceal_fields(live, plan.secret_fields.get(name, [])), applied_here,
                                             recorded.get(name))
-        elif applied_here:
-            unread = True  # the journal stays: the next command checks these against the live values
     if unverified and report.error is None:
         report.error = ApplyError("the server does not hold "
                                   + ", ".join(f"{c.id} ({c.address})" for c in unverified)

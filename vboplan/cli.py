@@ -448,10 +448,12 @@ def import_(obj: Context, env_names: tuple[str, ...], resources: tuple[str, ...]
 
     project = obj.project()
     if not env_names:
-        raise core.VboplanError("name the environment to import with --env NAME")
+        raise VboplanError("name the environment to import with --env NAME")
     envs = project.select(env_names, False)
+    from .core import import_environments
+
     with obj.progress("importing"):
-        result = core.import_environments(project, envs, resources, dry_run)
+        result = import_environments(project, envs, resources, dry_run)
     for warning in result.warnings():
         echo(f"Warning: {warning}", err=True)
     for line in report_lines(result):
@@ -463,7 +465,7 @@ def import_(obj: Context, env_names: tuple[str, ...], resources: tuple[str, ...]
         echo(line)
     if not result.clean:
         failed = [o.env.name for o in result.outcomes if o.error is not None or (o.plan and o.plan.changes)]
-        raise core.VboplanError(f"the import of {', '.join(failed)} does not plan clean yet (see the reasons "
+        raise VboplanError(f"the import of {', '.join(failed)} does not plan clean yet (see the reasons "
                                 "above)")
 
 
@@ -501,7 +503,7 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
     _state_notes(obj.project(), env_name)
 
 
-def _state_notes(project: core.Project, env_name: str) -> None:
+def _state_notes(project: Project, env_name: str) -> None:
     """What else a user should know about this environment's state: a lock held, an interrupted apply's journal."""
     from .errors import StateLockedError
     from .state import StateStore, describe_holder
@@ -549,7 +551,7 @@ def state_migrate(obj: Context, env_names: tuple[str, ...], all_envs: bool, conf
     if all_envs:
         envs = [e for e in envs if (project.work_dir / "state" / f"{e.name}.json").exists()]
     if not confirmed or not envs:
-        raise core.VboplanError("no local snapshot to migrate" if confirmed else "add --to-configured-backend")
+        raise VboplanError("no local snapshot to migrate" if confirmed else "add --to-configured-backend")
     for env in envs:
         snapshot, where = migrate_to_configured(project, env)
         echo(f"Copied the snapshot of '{env.name}' (serial {snapshot['serial']}, lineage {snapshot['lineage']}) to "

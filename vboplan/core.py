@@ -117,7 +117,8 @@ def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...
     """Plan several environments at once (each against its own server), results in the order given."""
     if len(envs) == 1:
         return [plan_one(project, envs[0], targets)]
-    with ThreadPoolExecutor(max_workers=min(len(envs), 8)) as pool:
+    # Each environment mostly waits on its own server: many at once (each server bounds its own requests).
+    with ThreadPoolExecutor(max_workers=min(len(envs), 32)) as pool:
         return list(pool.map(lambda env: plan_one(project, env, targets), envs))
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -160,13 +163,13 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     secret_fields: dict[str, list[str]] = {}
     changes: list[Change] = []
     drift: list[Drift] = []
-    for name, kind in KINDS.items():
-        if name not in rendered.resources:
-            continue  # not in any template: not managed, not read
-        desired = rendered.resources[name]
-        scope[name] = kind.scope(desired)
-        progress.phase(f"reading {name}", env.name)
-        read = kind.read(client, scope[name])
+    names = [name for name in KINDS if name in rendered.resources]  # not in any template: not managed, not read
+    for name in names:
+        scope[name] = KINDS[name].scope(rendered.resources[name])
+    reads = read_live(client, scope)
+    for name in names:
+        desired, read = rendered.resources[name], reads[name]
+        kind = KINDS[name]
         changes.extend(kind.diff(env.api_version, read, desired, recorded.get(name)))
         if name in recorded:
             drift.extend(kind.drift(recorded[name], read))
@@ -190,3 +193,39 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}
     plan.checksum = plan.compute_checksum()
     return plan
+
+
+def read_live(client: VboClient, scope: dict[str, Any], read: Callable[[str], Any] | None = None,
+              doing: str = "reading") -> dict[str, Any]:
+    """The live values of every kind in ``scope`` (``read(name)``, by default the kind's full read), read
+    concurrently: the reads do not depend on each other, so this costs the longest chain of dependent round trips,
+    not their sum (the client bounds what is in flight). Progress names the kinds still being read."""
+    reader = read or (lambda name: KINDS[name].read(client, scope[name]))
+    pending = list(scope)
+    lock = threading.Lock()
+
+    def one(name: str) -> Any:
+        try:
+            return reader(name)
+        finally:
+            with lock:
+                pending.remove(name)
+                if pending:
+                    progress.phase(f"{doing} {', '.join(pending)}", client.env.name)
+
+    if pending:
+        progress.phase(f"{doing} {', '.join(pending)}", client.env.name)
+    if len(scope) <= 1:
+        return {name: one(name) for name in scope}
+    with ThreadPoolExecutor(max_workers=len(scope)) as pool:
+        futures = {name: pool.submit(one, name) for name in scope}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def reread(client: VboClient, name: str, scope: Any, live: Any) -> Any:
+    """``name``'s live values read again from where ``live`` (an earlier read of the same scope) found them, by
+    the ids it holds: what an apply compares before and after its writes. No name is resolved again and no
+    directory is walked; a kind without such a shortcut is read in full."""
+    kind = KINDS[name]
+    refresh = getattr(kind, "refresh", None)
+    return refresh(client, scope, live) if refresh is not None and live is not None else kind.read(client, scope)

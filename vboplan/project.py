@@ -21,7 +21,7 @@ CONFIG_NAME = "vboplan.yaml"
 EMULATOR_SCHEME = "emulator:"
 
 _ENV_KEYS = {"server", "api_version", "username", "username_env", "password_env", "verify", "var_files",
-             "approvals", "timeout"}
+             "approvals", "timeout", "max_in_flight"}
 _TOP_KEYS = {"templates", "environments", "state"}
 
 #: Environment and emulator names become file names (``.vboplan/state/<env>.json``), so only these are allowed.
@@ -81,6 +81,7 @@ class Environment:
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     timeout: float = 30.0
     where: str = ""
+    max_in_flight: int = 8   # requests sent to this environment's server at once
 
     @property
     def emulator_name(self) -> str | None:
@@ -252,6 +253,10 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
             or not 0 < timeout <= MAX_TIMEOUT:
         raise ProjectError(f"{spec.where('timeout')}: timeout must be a number of seconds above 0 and at most "
                            f"{MAX_TIMEOUT:g}")
+    max_in_flight = spec.get("max_in_flight", 8)
+    if not isinstance(max_in_flight, int) or isinstance(max_in_flight, bool) or not 1 <= max_in_flight <= 64:
+        raise ProjectError(f"{spec.where('max_in_flight')}: max_in_flight must be a whole number from 1 to 64 "
+                           "(requests sent to the server at once)")
     for key in ("username", "username_env", "password_env"):
         if key in spec and (not isinstance(spec[key], str) or not spec[key] or "\x00" in spec[key]):
             raise ProjectError(f"{spec.where(key)}: {key} must be a non-empty string")
@@ -261,7 +266,8 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
     return Environment(
         name=name, server=server.rstrip("/"), api_version=version, username=spec.get("username"),
         username_env=spec.get("username_env"), password_env=spec.get("password_env"), verify=verify,
-        var_files=tuple(root / v for v in var_files), approvals=approvals, timeout=float(timeout), where=where)
+        var_files=tuple(root / v for v in var_files), approvals=approvals, timeout=float(timeout), where=where,
+        max_in_flight=max_in_flight)
 
 
 def _check_server(server: str, where: str) -> None:

@@ -7,10 +7,13 @@ requests are in flight at once so concurrent lookups never flood a server.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpcore
@@ -99,14 +102,52 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def deadline_transport(verify: bool | ssl.SSLContext, limits: httpx.Limits) -> httpx.HTTPTransport:
-    """An HTTP transport whose every read, write and connect is bounded by the current request's total deadline
-    and whose responses are bounded in size."""
-    transport = httpx.HTTPTransport(verify=verify, limits=limits)
-    pool = transport._pool
-    # httpcore takes a network backend; httpx builds the pool without exposing that option.
-    pool._network_backend = _DeadlineBackend(pool._network_backend)  # type: ignore[union-attr]
-    return transport
+class _Transport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool built here: one shared SSL context (or none for plain HTTP) and a
+    network backend that bounds every read, write and connect by the current request's total deadline."""
+
+    def __init__(self, tls: ssl.SSLContext | None, limits: httpx.Limits) -> None:  # noqa: D107
+        # httpx.HTTPTransport.__init__ would build (and load CA certificates into) a new SSL context for every
+        # client, even for http://; the pool below never builds one unless given it.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=tls, max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend(httpcore.SyncBackend()))
+
+
+_tls_lock = threading.Lock()
+_tls_contexts: dict[Any, ssl.SSLContext] = {}
+
+
+def shared_tls(verify: bool | str, what: str = "") -> ssl.SSLContext:
+    """The SSL context for a ``verify`` setting, built once per process and shared by every client: loading the CA
+    store costs tens of milliseconds, and an SSL context is safe to share between connections and threads."""
+    key: Any = verify
+    if isinstance(verify, str):
+        try:
+            stat = os.stat(verify)
+            key = (verify, stat.st_mtime_ns, stat.st_size)  # a CA file replaced on disk is read again
+        except OSError:
+            key = (verify, None, None)
+    with _tls_lock:
+        context = _tls_contexts.get(key)
+        if context is None:
+            context = _tls_contexts[key] = ssl_context(verify, what) if isinstance(verify, str) else \
+                httpx.create_ssl_context(verify=verify)
+        return context
+
+
+_slots_lock = threading.Lock()
+_server_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+
+
+def server_slots(server: str, max_in_flight: int) -> threading.BoundedSemaphore:
+    """The requests in flight to one server, shared by every client of this process that talks to it (several
+    environments may name the same server)."""
+    url = httpx.URL(server) if "://" in server else None
+    origin = f"{url.scheme}://{url.host}:{url.port}" if url is not None else server
+    with _slots_lock:
+        return _server_slots.setdefault((origin, max_in_flight), threading.BoundedSemaphore(max_in_flight))
 
 
 class VboClient:
@@ -126,17 +167,23 @@ class VboClient:
         self._token_lock = threading.Lock()
         self._access_token: str | None = None
         self._refresh_token: str | None = None
-        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._slots = server_slots(env.server, max_in_flight)
+        self.max_in_flight = max_in_flight
         self._count_lock = threading.Lock()
+        self._organizations: list[dict[str, Any]] | None = None
+        self._organizations_lock = threading.Lock()
         self.request_count = 0
         base = base_url or f"{env.server}/{env.api_version}/"
-        verify: bool | ssl.SSLContext = env.verify if isinstance(env.verify, bool) else \
-            ssl_context(env.verify, f"environment '{env.name}': verify '{env.verify}'")
         limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+        # No SSL context at all for plain HTTP or an in-process transport; one per verify setting otherwise.
+        tls: ssl.SSLContext | None = None
         if transport is None:
-            transport = deadline_transport(verify, limits)
+            if base.startswith("https://"):
+                tls = shared_tls(env.verify, f"environment '{env.name}': verify '{env.verify}'")
+            transport = _Transport(tls, limits)
+        # verify only reaches transports httpx builds itself (proxies from the environment): same trust there.
         self._http = httpx.Client(
-            base_url=base, transport=transport, verify=verify,
+            base_url=base, transport=transport, verify=tls if tls is not None else env.verify is not False,
             timeout=httpx.Timeout(env.timeout), headers={"Accept": "application/json"}, limits=limits)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -167,10 +214,16 @@ class VboClient:
                          "disable_antiforgery_token": "true"})
 
     def _ensure_token(self) -> str:
-        if self._access_token is None:
-            self.login()
-        assert self._access_token is not None
-        return self._access_token
+        token = self._access_token
+        if token is None:
+            # Concurrent first requests wait for one login instead of each asking for a token.
+            with self._token_lock:
+                if self._access_token is None:
+                    self._grant({"grant_type": "password", "username": self._username, "password": self._password,
+                                 "disable_antiforgery_token": "true"})
+                token = self._access_token
+        assert token is not None
+        return token
 
     def _renew(self, rejected: str) -> None:
         """Replace a token the server rejected: refresh grant first, password grant if that fails."""
@@ -336,33 +389,64 @@ class VboClient:
         self.request("PUT", path, json=body, expect=(200, 204))
 
     def organizations(self) -> list[dict[str, Any]]:
-        if self.traits.organizations_paged:
-            return list(self.iter_pages("Organizations"))
-        body = self.get("Organizations")
-        if not isinstance(body, list):
-            raise ApiError(f"{self.where}: GET /{self.version}/Organizations did not return a list")
-        return body
+        """The server's organizations, read once per client: every kind that works per organization needs them,
+        and nothing vboplan writes adds, removes or renames one."""
+        with self._organizations_lock:
+            if self._organizations is None:
+                if self.traits.organizations_paged:
+                    self._organizations = list(self.iter_pages("Organizations"))
+                else:
+                    body = self.get("Organizations")
+                    if not isinstance(body, list):
+                        raise ApiError(f"{self.where}: GET /{self.version}/Organizations did not return a list")
+                    self._organizations = body
+            return self._organizations
 
-    def iter_pages(self, path: str, params: dict[str, Any] | None = None,
-                   limit: int = PAGE_LIMIT_MAX) -> Iterator[dict[str, Any]]:
-        """Every item of a paged collection, following offsets (and reusing the server's setId)."""
-        offset, set_id = 0, None
-        while True:
-            query = {**(params or {}), "offset": offset, "limit": limit}
-            if set_id:
-                query["setId"] = set_id
-            page = self.get(path, query)
-            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
-            results = page["results"]
-            yield from results
-            set_id = page.get("setId") or set_id
-            links = page.get("_links") or {}
-            total = page.get("totalCount")
-            offset += len(results)
-            if not results or len(results) < limit or (isinstance(total, int) and offset >= total) \
-                    or (links and "next" not in links):
+    def iter_pages(self, path: str, params: dict[str, Any] | None = None, limit: int = PAGE_LIMIT_MAX,
+                   ahead: int = 0) -> Iterator[dict[str, Any]]:
+        """Every item of a paged collection, in order. The first page comes alone (it names the ``setId`` the others
+        reuse, and ``totalCount`` where the version has it); the rest are fetched concurrently: every remaining
+        page at once when the total is known (v6/v7), else ``ahead`` pages speculatively beyond the last one
+        received (v8: a page past the end comes back empty and only costs its round trip). ``ahead`` defaults to
+        the client's in-flight bound."""
+        first = self._page(path, {**(params or {}), "offset": 0, "limit": limit})
+        results = first["results"]
+        yield from results
+        set_id = first.get("setId")
+        total = first.get("totalCount")
+        links = first.get("_links") or {}
+        if not results or len(results) < limit or (isinstance(total, int) and len(results) >= total) \
+                or (links and "next" not in links):
+            return
+        query = {**(params or {}), "limit": limit, **({"setId": set_id} if set_id else {})}
+        step = len(results)
+        window = max(1, ahead or self.max_in_flight)
+        with ThreadPoolExecutor(max_workers=window) as pool:
+            if isinstance(total, int):
+                offsets = range(step, total, step)
+                for page in pool.map(lambda offset: self._page(path, {**query, "offset": offset}), offsets):
+                    yield from page["results"]
                 return
+            pending: deque[Future[dict[str, Any]]] = deque()
+            offset = step
+            while True:
+                while len(pending) < window:
+                    pending.append(pool.submit(self._page, path, {**query, "offset": offset}))
+                    offset += step
+                page = pending.popleft().result()
+                results = page["results"]
+                yield from results
+                links = page.get("_links") or {}
+                if len(results) < step or (links and "next" not in links):
+                    for late in pending:
+                        late.cancel()
+                    return
+
+    def _page(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
+        page = self.get(path, query)
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
+        return page
 
     def first_page(self, path: str, params: dict[str, Any], limit: int = 100) -> list[dict[str, Any]]:
         page = self.get(path, {**params, "offset": 0, "limit": limit})

@@ -122,9 +122,25 @@ class AuditItemsKind:
             results = pool.map(lambda org: (org, self._read_org(client, orgs[org.lower()], scope[org])), scope)
             return {"organizations": dict(results)}
 
+    def refresh(self, client: VboClient, scope: dict[str, dict[str, list[str]]], live: dict[str, Any]) -> dict[str, Any]:
+        """The audit items of the organizations in ``live`` (an earlier read of ``scope``), fetched again by
+        organization id; the principals the names resolved to are kept from ``live``. An approved change names its
+        principal by id, so an apply needs the items, never the directory."""
+        known = live.get("organizations", {}) if isinstance(live, dict) else {}
+        if set(known) != set(scope) or not all(isinstance(known[org], dict) and "id" in known[org] for org in known):
+            return self.read(client, scope)
+
+        def one(org: str) -> dict[str, Any]:
+            return {**known[org], "items": _items(client, str(known[org]["id"]))}
+
+        if not scope:
+            return {"organizations": {}}
+        with ThreadPoolExecutor(max_workers=min(len(scope), _LOOKUP_WORKERS)) as pool:
+            return {"organizations": dict(zip(scope, pool.map(one, scope), strict=True))}
+
     def _read_org(self, client: VboClient, org: dict[str, Any], declared: dict[str, list[str]]) -> dict[str, Any]:
         org_id = str(org["id"])
-        items = sorted((_item(raw) for raw in client.audit_items(org_id)), key=lambda i: (i["type"], i["name"]))
+        items = _items(client, org_id)
         resolved: dict[str, dict[str, Any]] = {}
         for key, kind in PRINCIPALS.items():
             audited = [i for i in items if i["type"] == kind]
@@ -264,6 +280,10 @@ def _add(client: VboClient, org_id: str, body: list[dict[str, Any]], creates: li
 
 def _remove(client: VboClient, org_id: str, item_ids: list[str], context: WriteContext) -> None:
     client.remove_audit_items(org_id, item_ids)
+
+
+def _items(client: VboClient, org_id: str) -> list[dict[str, Any]]:
+    return sorted((_item(raw) for raw in client.audit_items(org_id)), key=lambda i: (i["type"], i["name"]))
 
 
 def _item(raw: dict[str, Any]) -> dict[str, Any]:

@@ -132,11 +132,29 @@ class SettingsKind:
             known = ", ".join(sorted(str(o.get("name")) for o in orgs.values())) or "none"
             raise ProjectError(f"{client.where}: {self.name}: organization '{missing[0]}' is not on the server "
                                f"(organizations: {known})")
-        live = {}
-        for org, fields in scope.items():
+        def one(org: str) -> dict[str, Any]:
             org_id = str(orgs[org.lower()]["id"])
-            live[org] = {"id": org_id, "values": self._read_fields(client, self.path(client.version, org_id), fields)}
-        return live
+            return {"id": org_id, "values": self._read_fields(client, self.path(client.version, org_id), scope[org])}
+
+        # One GET per organization, independent of each other: sent together (the client bounds what is in flight).
+        with ThreadPoolExecutor(max_workers=min(len(scope), 8)) as pool:
+            return dict(zip(scope, pool.map(one, scope), strict=True))
+
+    def refresh(self, client: VboClient, scope: Any, live: Any) -> dict[str, Any]:
+        """``scope`` read again; per organization by the ids ``live`` (an earlier read) holds, without listing the
+        organizations."""
+        if not self.per_organization or not isinstance(live, dict) or set(live) != set(scope) \
+                or not all(isinstance(data, dict) and "id" in data for data in live.values()):
+            return self.read(client, scope)
+
+        def one(org: str) -> dict[str, Any]:
+            org_id = str(live[org]["id"])
+            return {"id": org_id, "values": self._read_fields(client, self.path(client.version, org_id), scope[org])}
+
+        if not scope:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(len(scope), 8)) as pool:
+            return dict(zip(scope, pool.map(one, scope), strict=True))
 
     def _read_fields(self, client: VboClient, path: str, fields: list[str]) -> dict[str, Any]:
         body = client.get_settings(path)
