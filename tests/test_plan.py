@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import SMTP_SECRET, ProjectDir, assert_no_secret
@@ -173,3 +174,33 @@ def test_validate_without_secrets(project: ProjectDir, monkeypatch) -> None:  # 
     result = project.run("validate", "--all")
     assert result.exit_code == 0, result.output
     assert "dev: ok" in result.stdout and "prod: ok" in result.stdout
+
+
+def test_a_large_plan_file_is_written_flat_and_still_loads(tmp_path: Path) -> None:
+    """Past a few hundred kilobytes the plan file is laid out a line per change and per resource (json encodes
+    compact JSON in C but indents in Python); its checksum still holds when it is read back."""
+    from vboplan.changes import Address, make
+    from vboplan.plan import Plan
+
+    items = [{"id": f"item{i}", "type": "User", "principalId": f"p{i}", "name": f"user{i:05d}@contoso.com",
+              "displayName": f"Usér {i}"} for i in range(5000)]
+    changes = [make("create", "audit_items", Address.parse(f'audit_items["contoso"].user["new{i}@contoso.com"]'),
+                    None, f"new{i}@contoso.com", False, {"org": "contoso"}, id=f"c{i + 1}") for i in range(3)]
+    plan = Plan(environment="dev", server="emulator:dev", api_version="v8", changes=changes,
+                live={"audit_items": {"organizations": {"contoso": {"id": "o1", "items": items}}}},
+                scope={"audit_items": {"contoso": {"users": []}}})
+    plan.checksum = plan.compute_checksum()
+    path = tmp_path / "plan.json"
+    plan.save(path)
+    text = path.read_text(encoding="utf-8")
+    assert len(text) > 256 * 1024
+    assert len(text.splitlines()) < 40  # not indented throughout
+    loaded = Plan.load(path)
+    assert loaded.live == plan.live and loaded.checksum == plan.checksum
+    assert [c.address for c in loaded.changes] == [c.address for c in changes]
+    # A small plan stays indented for people to read.
+    small = Plan(environment="dev", server="emulator:dev", api_version="v8", changes=changes, live={}, scope={})
+    small.checksum = small.compute_checksum()
+    small.save(path)
+    assert '\n  "changes": [\n    {\n      "id": "c1",\n' in path.read_text(encoding="utf-8")
+    assert Plan.load(path).checksum == small.checksum

@@ -82,7 +82,9 @@ class Plan:
 
     def compute_checksum(self) -> str:
         """The plan's digest: sha256 over everything in the plan file except the signatures made over it."""
-        return plan_digest(json.loads(json.dumps(self.to_dict(), ensure_ascii=False, default=_no_secrets)))
+        # Encoded straight from the plan (json's C encoder, sensitive values masked), not through a decoded copy:
+        # the plan's values are JSON data already, so the bytes are those plan_digest gives for the saved file.
+        return plan_digest(self.to_dict(), default=_no_secrets)
 
     def to_dict(self) -> dict[str, Any]:
         counts = self.counts()
@@ -99,7 +101,24 @@ class Plan:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False, ensure_ascii=False, default=_no_secrets) + "\n"
+        """The plan file's text: indented when small; when large, one line per top-level key and per change or
+        resource, each compact with sorted keys, because json indents only in pure Python (seconds for 100,000
+        entries) while it encodes compact JSON in C."""
+        document = self.to_dict()
+        parts = {key: _encode_parts(value) for key, value in document.items()}
+        if sum(len(whole) for _, _, whole in parts.values()) <= _INDENT_UP_TO:
+            return json.dumps(document, indent=2, ensure_ascii=False, default=_no_secrets) + "\n"
+        lines = []
+        for key, (shape, inner, whole) in parts.items():
+            if shape == "list":
+                text = "[\n" + ",\n".join(f"    {item}" for item in inner) + "\n  ]"
+            elif shape == "dict":
+                text = "{\n" + ",\n".join(f"    {_key(k)}: {part}" for k, part in
+                                           zip(sorted(document[key]), inner, strict=True)) + "\n  }"
+            else:
+                text = whole
+            lines.append(f"  {_key(key)}: {text}")
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     def save(self, path: Path) -> None:
         atomic_write(path, self.to_json(), mode=0o600)
@@ -142,10 +161,34 @@ class Plan:
 UNSIGNED = ("checksum", "approvals", "author_signature")  # what is added to a plan file after its digest
 
 
-def plan_digest(document: dict[str, Any]) -> str:
+_INDENT_UP_TO = 256 * 1024  # characters of compact JSON up to which a plan file is indented throughout
+
+
+def _key(key: Any) -> str:
+    return json.dumps(str(key), ensure_ascii=False)
+
+
+def _encode_parts(value: Any) -> tuple[str, list[str], str]:
+    """(``"list"``, ``"dict"`` or ``"value"``; the canonical JSON of each element, or of each value in key order;
+    the canonical JSON of ``value``): json's C encoder does the work, and the pieces lay out a large plan file
+    without encoding it twice."""
+    def encode(part: Any) -> str:
+        return json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_no_secrets)
+
+    if isinstance(value, list) and value:
+        inner = [encode(item) for item in value]
+        return "list", inner, "[" + ",".join(inner) + "]"
+    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+        keys = sorted(value)
+        inner = [encode(value[k]) for k in keys]
+        return "dict", inner, "{" + ",".join(f"{_key(k)}:{text}" for k, text in zip(keys, inner, strict=True)) + "}"
+    return "value", [], encode(value)
+
+
+def plan_digest(document: dict[str, Any], default: Callable[[Any], Any] | None = None) -> str:
     """sha256 over the canonical JSON of a plan document without its checksum and the signatures over it."""
     covered = {k: v for k, v in document.items() if k not in UNSIGNED}
-    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -39,12 +39,15 @@ class Located(dict):  # type: ignore[type-arg]
         return f"{self.source}:{self.line if key is None else self.line_of(key)}"
 
 
-if hasattr(yaml, "CParser"):
-    class _Loader(yaml.CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+# PyYAML exports libyaml's parser as yaml.cyaml.CParser only (``yaml.CParser`` does not exist).
+_CParser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
+
+if _CParser is not None:
+    class _Loader(_CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc,valid-type]
         source = "?"
 
         def __init__(self, stream: str) -> None:
-            yaml.CParser.__init__(self, stream)
+            _CParser.__init__(self, stream)  # type: ignore[misc]
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
 else:  # pragma: no cover - PyYAML without libyaml: the same, in pure Python

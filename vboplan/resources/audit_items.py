@@ -309,16 +309,26 @@ def _lookup(client: VboClient, org: dict[str, Any], kind: str, names: list[str])
     """Resolve ``names`` to principals of ``kind``: filtered lookups for a few, one directory walk for many."""
     if not names:
         return {}
+    return walk_directory(client, org, kind, names) if len(names) > PAGE_THRESHOLD else \
+        look_up_each(client, org, kind, names)
+
+
+def walk_directory(client: VboClient, org: dict[str, Any], kind: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Resolve ``names`` by reading the whole directory of ``kind``, pages fetched concurrently."""
     path = f"Organizations/{org['id']}/{_COLLECTION[kind]}"
-    if len(names) > PAGE_THRESHOLD:
-        # Keep only the principals a declared name points at: memory stays at one page, not the directory.
-        wanted = {name.lower() for name in names}
-        index: dict[str, list[dict[str, Any]]] = {}
-        for raw in client.iter_pages(path):
-            labels = {str(raw.get("name") or "").lower(), str(raw.get("displayName") or "").lower()} & wanted
-            for label in labels:
-                index.setdefault(label, []).append(_principal(raw))
-        return {name: _choose(org, kind, name, index.get(name.lower(), []), []) for name in names}
+    # Keep only the principals a declared name points at: memory stays at a few pages, not the directory.
+    wanted = {name.lower() for name in names}
+    index: dict[str, list[dict[str, Any]]] = {}
+    for raw in client.iter_pages(path):
+        labels = {str(raw.get("name") or "").lower(), str(raw.get("displayName") or "").lower()} & wanted
+        for label in labels:
+            index.setdefault(label, []).append(_principal(raw))
+    return {name: _choose(org, kind, name, index.get(name.lower(), []), []) for name in names}
+
+
+def look_up_each(client: VboClient, org: dict[str, Any], kind: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Resolve ``names`` with one filtered lookup each, several at once."""
+    path = f"Organizations/{org['id']}/{_COLLECTION[kind]}"
     with ThreadPoolExecutor(max_workers=min(len(names), _LOOKUP_WORKERS)) as pool:
         return dict(zip(names, pool.map(lambda name: _lookup_one(client, org, kind, path, name), names), strict=True))
 

@@ -8,14 +8,13 @@ fields a template names, sends only the ones that change, and never touches the 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-
-from deepdiff import DeepDiff
 
 from .. import schema
 from ..api import catalog
@@ -185,8 +184,14 @@ class SettingsKind:
         changes: list[Change] = []
         comparable = {k: reveal(v) for k, v in desired.items() if k in readable}
         seen = {k: _project(live.get(k), v) for k, v in comparable.items()}
-        delta = DeepDiff(seen, comparable, ignore_order=True)
-        for name in sorted(delta.affected_root_keys):
+        differing: set[str] = set()
+        # Most plans find most settings as wanted; deepdiff (order-blind lists) only for those that are not. The
+        # JSON text tells true from 1 and 1 from 1.0, as deepdiff does.
+        if json.dumps(seen, sort_keys=True, default=repr) != json.dumps(comparable, sort_keys=True, default=repr):
+            from deepdiff import DeepDiff
+
+            differing = set(DeepDiff(seen, comparable, ignore_order=True).affected_root_keys)
+        for name in sorted(differing):
             value = desired[name]
             sensitive = isinstance(value, Sensitive)
             before = Sensitive(seen.get(name)) if sensitive else seen.get(name)

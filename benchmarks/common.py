@@ -1,0 +1,111 @@
+"""What the benchmarks share: an emulator in its own process, a throw-away project, a child's CPU time and memory.
+
+Every figure is printed beside its bound or peer, both measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "benchmark-password"
+
+
+@contextmanager
+def emulator_process(*args: str, count: int = 1) -> Iterator[list[str]]:
+    """``vboplan emulator serve --port 0 ARGS`` in its own process (``count`` of them); yields their URLs."""
+    processes = []
+    try:
+        for _ in range(count):
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "vboplan", "emulator", "serve", "--port", "0", *args],
+                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT))
+        urls = [_listening(process) for process in processes]
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _listening(process: subprocess.Popen[str]) -> str:
+    assert process.stderr is not None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        match = re.search(r"listening on (\S+)", line)
+        if match:
+            return match.group(1)
+        if not line and process.poll() is not None:
+            break
+    raise SystemExit("the emulator did not start")
+
+
+def write_seed(path: Path, data: dict) -> Path:
+    data = {"credentials": [{"username": "admin", "password": PASSWORD}], **data}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def write_project(directory: Path, environments: dict[str, str], templates: dict[str, str],
+                  variables: dict[str, dict] | None = None) -> Path:
+    """A project: ``environments`` maps names to server URLs (all v8, user admin), ``templates`` file names to text,
+    ``variables`` environment names to the JSON variable file of each."""
+    (directory / "templates").mkdir(parents=True, exist_ok=True)
+    for name, text in templates.items():
+        (directory / "templates" / name).write_text(text, encoding="utf-8")
+    lines = ["templates: [templates/*.yaml.j2]", "environments:"]
+    for name, url in environments.items():
+        lines += [f"  {name}:", f"    server: {url}", "    api_version: v8", "    username: admin",
+                  "    password_env: BENCH_PASSWORD"]
+        if variables and name in variables:
+            (directory / f"{name}.json").write_text(json.dumps(variables[name]), encoding="utf-8")
+            lines.append(f"    var_files: [{name}.json]")
+    (directory / "vboplan.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.environ["BENCH_PASSWORD"] = PASSWORD
+    return directory
+
+
+@dataclass
+class Run:
+    """One finished child process: its wall time, CPU time (user + system) and peak resident memory."""
+
+    wall: float
+    cpu: float
+    peak_mib: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_vboplan(*args: str, cwd: Path | None = None) -> Run:
+    """``vboplan ARGS`` as a fresh process, as a user runs it; its own CPU time and peak memory (from wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "vboplan", *args], stdout=out, stderr=err,
+                                   cwd=cwd or ROOT, env={**os.environ, "NO_COLOR": "1"})
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode,
+                   out.read().decode(), err.read().decode())
+
+
+def verdict(ok: bool) -> str:
+    return "within" if ok else "OVER"
