@@ -84,7 +84,8 @@ def test_five_thousand_new_names_cost_no_more_than_paging(big: ProjectDir) -> No
     plan = _plan(big)
     assert len(plan["changes"]) == 5000
     pages = -(-100_000 // 10_000)  # the directory in pages of 10,000, the API's largest
-    assert sum(_lookups(big).values()) <= pages + 1
+    # v8 pages carry no total, so up to max_in_flight (8) pages are asked for ahead of the end before it shows
+    assert pages <= sum(_lookups(big).values()) <= pages + 8
 
 
 def test_apply_of_a_saved_plan_never_reads_the_directory(big: ProjectDir) -> None:
