@@ -19,6 +19,7 @@ from conftest import SEED, ProjectDir, Result
 from state_servers import AzuriteServer, S3Server, azurite_server, s3_server  # noqa: F401 (fixtures)
 
 from vboplan.emulator import start
+from vboplan.errors import StateLockedError
 from vboplan.project import load_project
 from vboplan.state import StateStore, lock_info
 from vboplan.state.base import LockBusy
@@ -79,7 +80,10 @@ def wait_for_lock(copy: ProjectDir, process: subprocess.Popen[str]) -> dict:
     store = StateStore(load_project(copy.root), load_project(copy.root).environment("dev"))
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        holder = store.holder()
+        try:
+            holder = store.holder()
+        except StateLockedError:
+            holder = None  # taken, its info not written yet (an instant between two requests): look again
         if holder is not None:
             return holder
         assert process.poll() is None, process.communicate()
