@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
+from . import helptext
+from .completion import SHELLS, complete_environment
 from .errors import VboplanError
 from .formats import FORMATS
 
@@ -95,7 +97,8 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-env_option = click.option("--env", "env_names", multiple=True, metavar="NAME", help="Environment (repeatable).")
+env_option = click.option("--env", "env_names", multiple=True, metavar="NAME", help="Environment (repeatable).",
+                          shell_complete=complete_environment)
 all_option = click.option("--all", "all_envs", is_flag=True, help="Every environment in vboplan.yaml.")
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
                              help="Output format.")
@@ -379,7 +382,8 @@ def _echo_report(report: Any) -> None:
 
 @main.command()
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--env", "env_name", metavar="NAME", help="Plan and apply this environment interactively.")
+@click.option("--env", "env_name", metavar="NAME", help="Plan and apply this environment interactively.",
+              shell_complete=complete_environment)
 @click.option("--auto-approve", is_flag=True, help="With --env: do not ask (for scripts).")
 @pass_context
 @reports_errors
@@ -475,7 +479,8 @@ def state() -> None:
 
 
 @state.command("show")
-@click.option("--env", "env_name", required=True, metavar="NAME")
+@click.option("--env", "env_name", required=True, metavar="NAME", shell_complete=complete_environment,
+              help="Environment.")
 @format_option
 @pass_context
 @reports_errors
@@ -522,7 +527,8 @@ def _state_notes(project: Project, env_name: str) -> None:
 
 
 @state.command("unlock")
-@click.option("--env", "env_name", required=True, metavar="NAME")
+@click.option("--env", "env_name", required=True, metavar="NAME", shell_complete=complete_environment,
+              help="Environment.")
 @click.argument("lock_id")
 @pass_context
 @reports_errors
@@ -558,10 +564,35 @@ def state_migrate(obj: Context, env_names: tuple[str, ...], all_envs: bool, conf
              f"{where}; the local copy in .vboplan/state/ is no longer used")
 
 
+@main.command()
+@click.option("--env", "env_name", required=True, metavar="NAME", shell_complete=complete_environment,
+              help="Environment whose templates and variables to render.")
+@click.option("--format", "fmt", type=click.Choice(("yaml", "json")), default="yaml", show_default=True,
+              help="Output format.")
+@pass_context
+@reports_errors
+def render(obj: Context, env_name: str, fmt: str) -> None:
+    """Print the desired settings as rendered for one environment, secrets masked; no server is contacted."""
+    project = obj.project()
+    from .core import render_desired
+
+    click.echo(render_desired(project, project.environment(env_name), fmt), nl=False)
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (commands, options, environment names, plan files)."""
+    from .completion import source
+
+    click.echo(source(main, shell))
+
+
 _Group.lazy = {
     "emulator": ("vboplan.emulator.cli", "emulator",
                  "Run an emulated Veeam Backup for Microsoft 365 REST server (API v5-v8)."),
 }
+helptext.attach(main)
 
 if __name__ == "__main__":
     main()

@@ -161,3 +161,28 @@ def import_environments(project: Project, envs: list[Environment], resources: tu
     result.outcomes = plan_many(reloaded, [reloaded.environment(env.name) for env in envs])
     importing.explain(result)
     return result
+
+
+def render_desired(project: Project, env: Environment, fmt: str = "yaml") -> str:
+    """The desired settings of ``env`` as its templates render them, secrets masked, as YAML or JSON; no network.
+    An unset secret renders as a stand-in (masked all the same), so this works on a laptop without them."""
+    import json
+
+    import yaml
+
+    from .sensitive import MASK, Sensitive
+
+    def plain(value: object) -> object:
+        if isinstance(value, Sensitive):
+            return MASK
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    desired = plain(render(project, env, offline=True).resources)
+    if fmt == "json":
+        return json.dumps(desired, indent=2, ensure_ascii=False) + "\n"
+    header = f"# desired settings of environment '{env.name}' ({env.server}, API {env.api_version}); secrets masked\n"
+    return header + yaml.safe_dump(desired, sort_keys=False, allow_unicode=True, default_flow_style=False)
