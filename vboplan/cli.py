@@ -250,11 +250,13 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     for outcome in outcomes:
         if outcome.error is not None:
             echo(f"Error: {outcome.error}", err=True)
-            if fmt == "html":
-                from .output.html import FailedEnvironment
+            from .output.html import FailedEnvironment
 
-                pages.append(FailedEnvironment(outcome.env.name, outcome.env.server, outcome.env.api_version,
-                                               str(outcome.error)))
+            # A failed environment still has its place in every format, with its error.
+            pages.append(FailedEnvironment(outcome.env.name, outcome.env.server, outcome.env.api_version,
+                                           str(outcome.error)))
+            documents.append({"environment": outcome.env.name, "server": outcome.env.server,
+                              "api_version": outcome.env.api_version, "error": str(outcome.error)})
             continue
         assert outcome.plan is not None
         if out:
@@ -267,7 +269,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
             logging.getLogger("vboplan").warning("Saved the plan for %s to %s", outcome.env.name, path)
         if fmt == "json":
             documents.append(outcome.plan.to_dict())
-        elif fmt == "html":
+        elif fmt in ("html", "markdown"):
             pages.append(outcome.plan)
         else:
             echo(render_plan(outcome.plan, fmt, obj.color))
@@ -279,6 +281,11 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         from .output.html import render_html
 
         echo(render_html(pages), nl=False)
+    if fmt == "markdown" and pages:
+        from .output.markdown import render_markdown
+
+        saved = f"`vboplan show {out}`" if out else "`vboplan plan --format json`"
+        echo(render_markdown(pages, full_plan_hint=f"See the full plan with {saved}."), nl=False)
     report = plan_report(outcomes, detailed_exitcode)
     if report.return_code:
         sys.exit(report.return_code)

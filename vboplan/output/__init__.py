@@ -62,41 +62,21 @@ def render_table(plan: Plan, color: bool) -> str:
 
         lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"],
                               tablefmt="simple", disable_numparse=True))
-    lines.extend(_drift_lines(plan, markdown=False))
+    lines.extend(_drift_lines(plan))
     lines.append(plan.summary())
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(plan: Plan) -> str:
-    lines = [f"### {header(plan)}", ""]
-    if plan.changes:
-        from tabulate import tabulate
-
-        rows = [[c.id, c.action, f"`{c.address}`", *(_md(v) for v in cells(c))] for c in plan.changes]
-        lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"], tablefmt="github",
-                              disable_numparse=True))
-        lines.append("")
-    lines.extend(_drift_lines(plan, markdown=True))
-    lines.append(f"**{plan.summary()}**")
-    lines.append("")
-    lines.append(f"Planned by {plan.created_by} at {plan.created_at}; checksum `{plan.checksum}`.")
-    return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def _drift_lines(plan: Plan, markdown: bool) -> list[str]:
+def _drift_lines(plan: Plan) -> list[str]:
     if not plan.drift:
         return []
     title = "Changed outside vboplan since the last apply:"
-    lines = [f"**{title}**" if markdown else title]
+    lines = [title]
     for drift in plan.drift:
         recorded = MASK if drift.sensitive else format_value(drift.recorded)
         live = MASK if drift.sensitive else format_value(drift.live)
         text = f"{drift.address}: {recorded} -> {live}"
-        lines.append(f"- `{drift.address}`: {_md(recorded)} → {_md(live)}" if markdown else f"  {text}")
+        lines.append(f"  {text}")
     lines.append("")
     return lines
 
@@ -110,5 +90,7 @@ def render_plan(plan: Plan, fmt: str, color: bool = False) -> str:
 
         return render_html([plan])
     if fmt == "markdown":
-        return render_markdown(plan)
+        from .markdown import render_markdown
+
+        return render_markdown([plan])
     return render_table(plan, color)

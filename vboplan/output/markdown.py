@@ -1,0 +1,166 @@
+"""Markdown for pull-request comments and tickets: safe to paste, and short enough to post.
+
+Every value sits in a code span (so ``*x*``, ``<b>`` or ``_x_`` in a subject stays text), with a fence longer than
+any run of backticks inside it and ``|`` escaped (GitHub splits table cells on ``|`` even inside code spans). Rows
+carry no alignment padding. A resource with many changes folds into ``<details>``. When the whole text would pass
+:data:`LIMIT` characters (GitHub refuses comments over 65,536), the summary of every environment stays and only
+the first rows are shown, with a line saying how to see the full plan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ..changes import ACTIONS, Change
+from ..plan import Plan
+from .html import FailedEnvironment, resource_of
+
+LIMIT = 65_000
+# A resource with more rows than this is folded into <details> (its heading still shows the count).
+FOLD_ROWS = 10
+_BACKTICKS = re.compile(r"`+")
+
+
+def code(text: str) -> str:
+    """``text`` as one inline code span that renders literally inside a GitHub table cell."""
+    text = text.replace("\r\n", "\n").replace("\n", "\\n").replace("|", "\\|")
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * (longest + 1)
+    # A span that starts or ends with a backtick needs a space inside the fence (CommonMark strips one).
+    pad = " " if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ")) else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _counts(plan: Plan) -> str:
+    tally = plan.counts()
+    return ", ".join(f"{tally[action]} to {action}" for action in ACTIONS)
+
+
+def _partial(plan: Plan) -> str:
+    targets = getattr(plan, "targets", None)
+    if not targets:
+        return ""
+    return "**Partial plan**: only changes at or under " + ", ".join(code(str(t)) for t in targets) + "."
+
+
+class _Budget:
+    """How many change rows may still be shown (None: all)."""
+
+    def __init__(self, rows: int | None) -> None:
+        self.rows = rows
+        self.hidden = 0
+
+    def take(self) -> bool:
+        if self.rows is None:
+            return True
+        if self.rows > 0:
+            self.rows -= 1
+            return True
+        self.hidden += 1
+        return False
+
+
+def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
+    from ..sensitive import MASK
+    from . import cells, format_value
+
+    lines = [f"### Environment {plan.environment}: {code(plan.server)} (API {plan.api_version}): {_counts(plan)}", ""]
+    partial = _partial(plan)
+    if partial:
+        lines += [partial, ""]
+    if not plan.changes:
+        lines += [plan.summary(), ""]
+    groups: dict[str, list[Change]] = {}
+    for change in plan.changes:
+        groups.setdefault(resource_of(change.address), []).append(change)
+    for resource, changes in groups.items():
+        rows = []
+        for change in changes:
+            if not budget.take():
+                continue
+            live, desired = cells(change)
+            rows.append(_row([change.id, change.action, code(change.address), code(live), code(desired)]))
+        count = len(changes)
+        title = f"{code(resource)}: {count} change{'s' if count != 1 else ''}"
+        if not rows:
+            lines += [f"{title} (not shown)", ""]
+            continue
+        table = [_row(["id", "action", "address", "live", "desired"]), "|---|---|---|---|---|", *rows]
+        if len(rows) < count:
+            table.append(f"\n{count - len(rows)} more change{'s' if count - len(rows) != 1 else ''} of "
+                         f"{code(resource)} not shown.")
+        if count > FOLD_ROWS:
+            lines += [f"<details><summary>{_html_text(resource)}: {count} changes</summary>", "", *table, "",
+                      "</details>", ""]
+        else:
+            lines += [f"#### {title}", "", *table, ""]
+    if plan.drift:
+        lines.append("**Changed outside vboplan since the last apply:**")
+        lines.append("")
+        for drift in plan.drift:
+            recorded = MASK if drift.sensitive else format_value(drift.recorded)
+            live = MASK if drift.sensitive else format_value(drift.live)
+            lines.append(f"- {code(drift.address)}: {code(recorded)} → {code(live)}")
+        lines.append("")
+    lines.append(f"Planned by {code(str(plan.created_by))} at {plan.created_at}; checksum {code(plan.checksum)}.")
+    lines.append("")
+    return lines
+
+
+def _html_text(text: str) -> str:
+    from html import escape
+
+    return f"<code>{escape(text)}</code>"
+
+
+def _failed_section(failed: FailedEnvironment) -> list[str]:
+    return [f"### Environment {failed.environment}: {code(failed.server)} (API {failed.api_version}): "
+            "failed to plan", "", f"**Error:** {code(failed.error)}", ""]
+
+
+def _render(results: Sequence[Plan | FailedEnvironment], rows: int | None, hint: str) -> tuple[str, int]:
+    budget = _Budget(rows)
+    body: list[str] = []
+    for result in results:
+        body += _failed_section(result) if isinstance(result, FailedEnvironment) else _plan_section(result, budget)
+    head: list[str] = []
+    if len(results) > 1:
+        head += ["| environment | server | create | update | delete |", "|---|---|---|---|---|"]
+        for result in results:
+            if isinstance(result, FailedEnvironment):
+                head.append(_row([result.environment, code(result.server), "failed to plan", "", ""]))
+            else:
+                tally = result.counts()
+                head.append(_row([result.environment, code(result.server),
+                                  *(str(tally[action]) for action in ACTIONS)]))
+        head.append("")
+    if budget.hidden:
+        total = sum(len(r.changes) for r in results if isinstance(r, Plan))
+        head += [f"> **This plan is too long for one comment:** showing the first {total - budget.hidden} of "
+                 f"{total} changes. {hint}", ""]
+    return "\n".join(head + body).rstrip("\n") + "\n", budget.hidden
+
+
+def render_markdown(results: Sequence[Plan | FailedEnvironment], limit: int = LIMIT,
+                    full_plan_hint: str | None = None) -> str:
+    """The Markdown of a run (one section per environment), at most ``limit`` characters."""
+    hint = full_plan_hint or ("See the full plan with `vboplan show PLANFILE` or `vboplan plan --format json`.")
+    text, _ = _render(results, None, hint)
+    if len(text) <= limit:
+        return text
+    # The most rows that fit: the length grows with the rows shown, so a binary search finds it.
+    low, high = 0, sum(len(r.changes) for r in results if isinstance(r, Plan))
+    best, _ = _render(results, 0, hint)
+    while low <= high:
+        middle = (low + high) // 2
+        candidate, _ = _render(results, middle, hint)
+        if len(candidate) <= limit:
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best
