@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import progress
+from . import guard, progress
 from .api.client import VboClient
 from .approvals import Clearance, applied_entry, check_fresh, clear
 from .changes import Change
@@ -70,6 +70,7 @@ def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Cl
                         f"'{env.name}' is now {env.server} (API {env.api_version}); run 'vboplan plan' again")
     check_sensitivity(plan)
     check_fresh(plan, env.approvals, StateStore(project, env).read())
+    guard.check(plan)
     return plan, env, clear(plan, env.approvals)
 
 
@@ -311,7 +312,8 @@ def apply_plan_file(project: Project, path: Path, announce: Any = None) -> Apply
             return execute(project, env, client, plan, approved, clearance.skipped, clearance.records(), store)
 
 
-def apply_env(project: Project, env: Environment, confirm: Any, announce: Any) -> ApplyReport | None:
+def apply_env(project: Project, env: Environment, confirm: Any, announce: Any,
+              allow_mass_delete: bool = False) -> ApplyReport | None:
     """``vboplan apply --env NAME``: plan, show, ask, apply. Only where no recorded approvals are required."""
     if env.approvals.required:
         raise VboplanError(f"environment '{env.name}' needs {env.approvals.required} recorded approvals: run "
@@ -324,8 +326,9 @@ def apply_env(project: Project, env: Environment, confirm: Any, announce: Any) -
         store.read()
         with connect(project, env) as client:
             recover(store, client)
-            plan = build_plan(project, env, client)
+            plan = build_plan(project, env, client, allow_mass_delete=allow_mass_delete)
             announce(plan)
+            guard.check(plan)
             if not plan.changes or not confirm(plan):
                 return None
             return execute(project, env, client, plan, list(plan.changes), [], [], store)

@@ -228,10 +228,13 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS", help="Only changes at or under ADDRESS.")
 @click.option("--sign-key", "sign_key", metavar="KEY",
               help="With --out: sign the plan as its author with this SSH key (namespace vboplan-plan).")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="Record in the plan that deleting more than 10 and more than a third of an organization's audit "
+                   "items is intended (apply refuses such a plan otherwise).")
 @pass_context
 @reports_errors
 def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | None, fmt: str,
-         detailed_exitcode: bool, targets: tuple[str, ...], sign_key: str | None) -> None:
+         detailed_exitcode: bool, targets: tuple[str, ...], sign_key: str | None, allow_mass_delete: bool) -> None:
     """Show what differs between the templates and the live servers."""
     project = obj.project()
     envs = project.select(env_names, all_envs)
@@ -244,7 +247,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     from .core import plan_many, plan_report
 
     with obj.progress("planning"):
-        outcomes = plan_many(project, envs, targets)
+        outcomes = plan_many(project, envs, targets, allow_mass_delete)
     documents = []
     pages: list[Any] = []
     for outcome in outcomes:
@@ -259,6 +262,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
                               "api_version": outcome.env.api_version, "error": str(outcome.error)})
             continue
         assert outcome.plan is not None
+        _warn_mass_delete(outcome.plan)
         if out:
             path = Path(str(out).replace("{env}", outcome.env.name))
             if sign_key:
@@ -289,6 +293,15 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     report = plan_report(outcomes, detailed_exitcode)
     if report.return_code:
         sys.exit(report.return_code)
+
+
+def _warn_mass_delete(planned: Plan) -> None:
+    from .guard import mass_deletions
+
+    found = mass_deletions(planned.changes, planned.live)
+    if found and not planned.allow_mass_delete:
+        click.echo(f"Warning: this plan for '{planned.environment}' would delete {'; '.join(found)}; apply will "
+                   "refuse it unless it is planned with --allow-mass-delete", err=True)
 
 
 @main.command()
@@ -392,9 +405,12 @@ def _echo_report(report: Any) -> None:
 @click.option("--env", "env_name", metavar="NAME", help="Plan and apply this environment interactively.",
               shell_complete=complete_environment)
 @click.option("--auto-approve", is_flag=True, help="With --env: do not ask (for scripts).")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="With --env: allow deleting more than 10 and more than a third of an organization's audit items.")
 @pass_context
 @reports_errors
-def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approve: bool) -> None:
+def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approve: bool,
+          allow_mass_delete: bool) -> None:
     """Apply exactly the approved changes of a saved plan (or plan, ask and apply one environment)."""
     from . import apply as applying
     from .progress import suspended
@@ -402,6 +418,9 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
     project = obj.project()
     if planfile and env_name:
         raise VboplanError("give either a PLANFILE or --env NAME, not both")
+    if planfile and allow_mass_delete:
+        raise VboplanError("--allow-mass-delete belongs to 'vboplan plan': it is recorded in the plan file, "
+                                "so the approvers see it; plan again with it")
     if planfile:
         def announce(saved: Any, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
             with suspended():
@@ -432,7 +451,7 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
             return True
 
         with obj.progress("applying"):
-            interactive = applying.apply_env(project, env, confirm, show_plan)
+            interactive = applying.apply_env(project, env, confirm, show_plan, allow_mass_delete)
         if interactive is None:
             return
         report = interactive

@@ -88,13 +88,14 @@ def validate(project: Project, envs: list[Environment]) -> dict[str, Rendered]:
     return {env.name: render(project, env, offline=True) for env in envs}
 
 
-def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = ()) -> Outcome:
+def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = (),
+             allow_mass_delete: bool = False) -> Outcome:
     """Render, read live, compare: the plan for ``env``."""
     outcome = Outcome(env)
     try:
         with connect(project, env) as client:
             try:
-                outcome.plan = build_plan(project, env, client, targets)
+                outcome.plan = build_plan(project, env, client, targets, allow_mass_delete)
             finally:
                 outcome.requests = client.request_count
     except VboplanError as exc:
@@ -104,22 +105,24 @@ def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = ()) 
     return outcome
 
 
-def build_plan(project: Project, env: Environment, client: VboClient, targets: tuple[str, ...] = ()) -> Plan:
+def build_plan(project: Project, env: Environment, client: VboClient, targets: tuple[str, ...] = (),
+               allow_mass_delete: bool = False) -> Plan:
     """Render ``env``'s templates and compare them with what ``client`` reads live."""
     progress.phase("rendering templates", env.name)
     rendered = render(project, env)
     recorded = recorded_resources(StateStore(project, env), client)
     log.info("planning %s against %s (API %s)", env.name, env.server, env.api_version)
-    return make_plan(env, client, rendered, recorded, targets)
+    return make_plan(env, client, rendered, recorded, targets, allow_mass_delete)
 
 
-def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...] = ()) -> list[Outcome]:
+def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...] = (),
+              allow_mass_delete: bool = False) -> list[Outcome]:
     """Plan several environments at once (each against its own server), results in the order given."""
     if len(envs) == 1:
-        return [plan_one(project, envs[0], targets)]
+        return [plan_one(project, envs[0], targets, allow_mass_delete)]
     # Each environment mostly waits on its own server: many at once (each server bounds its own requests).
     with ThreadPoolExecutor(max_workers=min(len(envs), 32)) as pool:
-        return list(pool.map(lambda env: plan_one(project, env, targets), envs))
+        return list(pool.map(lambda env: plan_one(project, env, targets, allow_mass_delete), envs))
 
 
 def plan_report(outcomes: list[Outcome], detailed_exitcode: bool = False) -> Report:

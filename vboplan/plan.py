@@ -41,6 +41,7 @@ class Plan:
     drift: list[Drift] = field(default_factory=list)
     approvals: list[dict[str, Any]] = field(default_factory=list)
     digests: dict[str, Any] = field(default_factory=dict)   # change id -> salted hash of a sensitive value
+    allow_mass_delete: bool = False   # planned with --allow-mass-delete (see vboplan.guard)
     checksum: str = ""
     expires_at: str = ""
     secret_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields whose value is secret
@@ -96,6 +97,7 @@ class Plan:
             "changed_outside": [{"address": str(d.address), "recorded": d.recorded, "live": d.live}
                                 for d in self.drift],
             "live": self.live, "scope": self.scope, "expires_at": self.expires_at,
+            "allow_mass_delete": self.allow_mass_delete,
             "secret_fields": self.secret_fields, "author_key": self.author_key,
             "author_signature": self.author_signature, "approvals": self.approvals,
         }
@@ -145,6 +147,7 @@ class Plan:
                        digests={r["id"]: r.get("after_digest") for r in data["changes"] if r.get("sensitive")},
                        drift=[Drift(d["address"], d["recorded"], d["live"]) for d in data.get("changed_outside", [])],
                        checksum=data["checksum"], expires_at=str(data.get("expires_at") or ""),
+                       allow_mass_delete=bool(data.get("allow_mass_delete", False)),
                        secret_fields=dict(data.get("secret_fields") or {}), author_key=data.get("author_key"),
                        author_signature=data.get("author_signature"))
         except (KeyError, TypeError) as exc:
@@ -199,7 +202,7 @@ def _no_secrets(value: Any) -> Any:
 
 
 def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded: dict[str, Any],
-              targets: tuple[str, ...] = ()) -> Plan:
+              targets: tuple[str, ...] = (), allow_mass_delete: bool = False) -> Plan:
     """Read the live values the templates concern and compare: the plan for ``env``."""
     live: dict[str, Any] = {}
     scope: dict[str, Any] = {}
@@ -230,7 +233,8 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         changes = [c for c in changes if any(t.covers(c.address) for t in wanted)]
     changes = [replace(c, id=f"c{i}") for i, c in enumerate(changes, 1)]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
-                live=live, scope=scope, drift=drift, secret_fields=secret_fields)
+                live=live, scope=scope, drift=drift, secret_fields=secret_fields,
+                allow_mass_delete=allow_mass_delete)
     created = datetime.fromisoformat(plan.created_at.replace("Z", "+00:00")).astimezone(timezone.utc)
     plan.expires_at = (created + timedelta(seconds=env.approvals.max_age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}

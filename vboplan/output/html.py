@@ -158,6 +158,9 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
     if targets:
         listed = ", ".join(f"<code>{escape(str(t))}</code>" for t in targets)
         parts.append(f'<p class="partial">Partial plan: only changes at or under {listed}.</p>')
+    if getattr(plan, "allow_mass_delete", False):
+        parts.append('<p class="partial">Planned with --allow-mass-delete: this plan may delete most audit items '
+                     "of an organization.</p>")
     tally = plan.counts()
     parts.append('<div class="counts">' + "".join(
         f'<span class="count {action}">{tally[action]} to {action}</span>' for action in ACTIONS) + "</div>")

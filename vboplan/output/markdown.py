@@ -70,6 +70,9 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
     from . import cells, format_value
 
     lines = [f"### Environment {plan.environment}: {code(plan.server)} (API {plan.api_version}): {_counts(plan)}", ""]
+    if getattr(plan, "allow_mass_delete", False):
+        lines += ["**Planned with `--allow-mass-delete`**: this plan may delete most audit items of an "
+                  "organization.", ""]
     partial = _partial(plan)
     if partial:
         lines += [partial, ""]
