@@ -82,14 +82,10 @@ def resource_of(address: Any) -> str:
 
 
 def recorded_status(plan: Plan, record: dict[str, Any]) -> str:
-    """The status an approval record carries, when no verifier was given: what the record itself says."""
+    """The status the caller put on an approval record after verifying it; "not verified" when there is none."""
     status = record.get("status")
     if status:
         return str(status)
-    if "checksum" in record:
-        if record["checksum"] == plan.checksum:
-            return "valid: bound to this plan's checksum"
-        return "invalid: given for another plan"
     return "not verified"
 
 
