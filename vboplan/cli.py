@@ -231,21 +231,30 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
 @click.option("--allow-mass-delete", is_flag=True,
               help="Record in the plan that deleting more than 10 and more than a third of an organization's audit "
                    "items is intended (apply refuses such a plan otherwise).")
+@click.option("--force", is_flag=True, help="With --out: overwrite a plan file even if it holds approvals.")
 @pass_context
 @reports_errors
 def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | None, fmt: str,
-         detailed_exitcode: bool, targets: tuple[str, ...], sign_key: str | None, allow_mass_delete: bool) -> None:
+         detailed_exitcode: bool, targets: tuple[str, ...], sign_key: str | None, allow_mass_delete: bool,
+         force: bool) -> None:
     """Show what differs between the templates and the live servers."""
     project = obj.project()
     envs = project.select(env_names, all_envs)
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
     if sign_key and not out:
+<<<<<<< HEAD
         raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
     import logging
 
     from .core import plan_many, plan_report
 
+=======
+        raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
+    if out and not force:
+        for env in envs:
+            _refuse_to_drop_approvals(Path(str(out).replace("{env}", env.name)))
+>>>>>>> 535ff27 (plan --out refuses to discard a plan file's approvals unless --force, and says what to run next; approve and apply take several plan files or a directory, each on its own, one summary, exit code of the worst)
     with obj.progress("planning"):
         outcomes = plan_many(project, envs, targets, allow_mass_delete)
     documents = []
@@ -270,7 +279,11 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
 
                 sign_plan(outcome.plan, sign_key)
             outcome.plan.save(path)
+<<<<<<< HEAD
             logging.getLogger("vboplan").warning("Saved the plan for %s to %s", outcome.env.name, path)
+=======
+            _next_steps(outcome.env, outcome.plan, path)
+>>>>>>> 535ff27 (plan --out refuses to discard a plan file's approvals unless --force, and says what to run next; approve and apply take several plan files or a directory, each on its own, one summary, exit code of the worst)
         if fmt == "json":
             documents.append(outcome.plan.to_dict())
         elif fmt in ("html", "markdown"):
@@ -293,6 +306,34 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     report = plan_report(outcomes, detailed_exitcode)
     if report.return_code:
         sys.exit(report.return_code)
+
+
+def _refuse_to_drop_approvals(path: Path) -> None:
+    """A plan file that holds approvals is someone's signed work: never overwrite it silently."""
+    import json
+
+    try:
+        held = json.loads(path.read_text(encoding="utf-8")).get("approvals") or []
+    except (OSError, ValueError, AttributeError):
+        return  # no file, or not a plan file: nothing to lose
+    if held:
+        count = len(held)
+        raise VboplanError(f"{path} holds {count} approval{'s' if count != 1 else ''}; planning over it would "
+                                "discard them. Use another --out file, or --force to overwrite it")
+
+
+def _next_steps(env: Any, saved: Plan, path: Path) -> None:
+    """After "Saved the plan", what to run next (on stderr, beside the other messages)."""
+    echo(f"Saved the plan for {env.name} to {path}", err=True)
+    if not saved.changes:
+        echo("Nothing to apply.", err=True)
+        return
+    required = env.approvals.required
+    if required:
+        people = f"{required} approver{'s' if required != 1 else ''}"
+        echo(f"Next: {people} each run 'vboplan approve {path} --key KEY', then 'vboplan apply {path}'.", err=True)
+    else:
+        echo(f"Next: 'vboplan show {path}' to review it, then 'vboplan apply {path}'.", err=True)
 
 
 def _warn_mass_delete(planned: Plan) -> None:
@@ -359,7 +400,7 @@ def _fingerprint(public_key: str) -> str:
 
 
 @main.command()
-@click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("planfiles", nargs=-1, required=True, metavar="PLANFILE...", type=click.Path(path_type=Path))
 @click.option("--key", "key", envvar="VBOPLAN_SIGNING_KEY", metavar="KEY",
               help="SSH private key file, or a public key held by ssh-agent (default: VBOPLAN_SIGNING_KEY).")
 @click.option("--ticket", default=None, metavar="ID", help="Change ticket this approval belongs to (signed).")
@@ -369,12 +410,21 @@ def _fingerprint(public_key: str) -> str:
               help="Instead of signing, add the approvals of COPY, a copy of the same plan (repeatable).")
 @pass_context
 @reports_errors
-def approve(obj: Context, planfile: Path, key: str | None, ticket: str | None, change_ids: tuple[str, ...],
-            comment: str | None, copies: tuple[Path, ...]) -> None:
-    """Approve a plan by signing it with your SSH key (ssh-keygen -Y sign, namespace vboplan-approve)."""
+def approve(obj: Context, planfiles: tuple[Path, ...], key: str | None, ticket: str | None,
+            change_ids: tuple[str, ...], comment: str | None, copies: tuple[Path, ...]) -> None:
+    """Approve plans by signing them with your SSH key (ssh-keygen -Y sign, namespace vboplan-approve).
+
+    Several plan files (or a directory of them) are each approved on their own."""
     from . import approvals
 
     project = obj.project()
+    files = _plan_files(planfiles)
+    if len(files) > 1:
+        if copies:
+            raise VboplanError("--merge gathers the approvals of copies into one plan file: give one PLANFILE")
+        _for_each(files, "approved", lambda path: _approve_one(project, path, key, ticket, change_ids, comment))
+        return
+    planfile = files[0]
     if copies:
         if key or ticket or change_ids or comment:
             raise VboplanError("--merge adds approvals others signed; it takes no --key, --ticket, --change "
@@ -382,6 +432,13 @@ def approve(obj: Context, planfile: Path, key: str | None, ticket: str | None, c
         added = approvals.merge(project, planfile, list(copies))
         echo(f"Added {added} approval{'s' if added != 1 else ''} to {planfile}")
         return
+    _approve_one(project, planfile, key, ticket, change_ids, comment)
+
+
+def _approve_one(project: Project, planfile: Path, key: str | None, ticket: str | None,
+                 change_ids: tuple[str, ...], comment: str | None) -> str:
+    from . import approvals
+
     if not key:
         raise VboplanError("name your SSH key with --key KEY (or VBOPLAN_SIGNING_KEY): a private key file, or "
                                 "a public key whose private half is in ssh-agent")
@@ -389,6 +446,42 @@ def approve(obj: Context, planfile: Path, key: str | None, ticket: str | None, c
     saved = load_plan(planfile)
     echo(f"Approved by {','.join(verdict.principals)} (key {verdict.fingerprint}): {', '.join(verdict.changes)} "
          f"of {saved.environment} (plan {saved.checksum[:12]}){' ticket ' + ticket if ticket else ''}")
+    count = len(verdict.changes)
+    return f"{saved.environment}: {count} change{'s' if count != 1 else ''} approved"
+
+
+def _plan_files(given: tuple[Path, ...]) -> list[Path]:
+    """The plan files named, a directory standing for the *.json files in it."""
+    files: list[Path] = []
+    for path in given:
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.json") if p.is_file())
+            if not found:
+                raise VboplanError(f"{path}: no plan files (*.json) in this directory")
+            files += found
+        else:
+            files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def _for_each(files: list[Path], verb: str, run: Callable[[Path], str]) -> None:
+    """Run ``run`` on each plan file on its own, whatever happened to the others; one summary; exit 1 if any
+    failed."""
+    results: list[tuple[Path, str, bool]] = []
+    for path in files:
+        echo(f"== {path}")
+        try:
+            results.append((path, run(path), True))
+        except VboplanError as exc:
+            echo(f"Error: {path}: {exc}", err=True)
+            results.append((path, f"refused or failed: {exc}", False))
+        echo("")
+    good = sum(ok for _, _, ok in results)
+    echo(f"Summary: {good} of {len(results)} plan file{'s' if len(results) != 1 else ''} {verb}.")
+    for path, text, ok in results:
+        echo(f"  {'ok    ' if ok else 'FAILED'} {path}: {text}")
+    if good < len(results):
+        sys.exit(1)
 
 
 def _echo_report(report: Any) -> None:
@@ -401,7 +494,7 @@ def _echo_report(report: Any) -> None:
 
 
 @main.command()
-@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("planfiles", nargs=-1, metavar="[PLANFILE...]", type=click.Path(path_type=Path))
 @click.option("--env", "env_name", metavar="NAME", help="Plan and apply this environment interactively.",
               shell_complete=complete_environment)
 @click.option("--auto-approve", is_flag=True, help="With --env: do not ask (for scripts).")
@@ -409,18 +502,23 @@ def _echo_report(report: Any) -> None:
               help="With --env: allow deleting more than 10 and more than a third of an organization's audit items.")
 @pass_context
 @reports_errors
-def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approve: bool,
+def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_approve: bool,
           allow_mass_delete: bool) -> None:
-    """Apply exactly the approved changes of a saved plan (or plan, ask and apply one environment)."""
+    """Apply exactly the approved changes of saved plans (or plan, ask and apply one environment).
+
+    Several plan files (or a directory of them) are each verified and applied on their own, in the order given."""
     from . import apply as applying
     from .progress import suspended
 
     project = obj.project()
+    files = _plan_files(planfiles) if planfiles else []
+    planfile = files[0] if files else None
     if planfile and env_name:
         raise VboplanError("give either a PLANFILE or --env NAME, not both")
     if planfile and allow_mass_delete:
         raise VboplanError("--allow-mass-delete belongs to 'vboplan plan': it is recorded in the plan file, "
                                 "so the approvers see it; plan again with it")
+<<<<<<< HEAD
     if planfile:
         def announce(saved: Any, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
             with suspended():
@@ -429,9 +527,31 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
                     echo(f"Note: {note}", err=True)
                 for change in skipped:
                     echo(f"Will skip {change.id} ({change.address}): not approved")
+=======
+    def announce(saved: Plan, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
+        with suspended():
+            echo(render_plan(saved, "table", obj.color))
+            for note in notes:
+                echo(f"Note: {note}", err=True)
+            for change in skipped:
+                echo(f"Will skip {change.id} ({change.address}): not approved")
+
+    def apply_one(path: Path) -> str:
+>>>>>>> 535ff27 (plan --out refuses to discard a plan file's approvals unless --force, and says what to run next; approve and apply take several plan files or a directory, each on its own, one summary, exit code of the worst)
         with obj.progress("applying"):
-            report = applying.apply_plan_file(project, planfile, announce)
-    elif env_name:
+            done = applying.apply_plan_file(project, path, announce)
+        _echo_report(done)
+        if not done.ok:
+            raise done.error  # type: ignore[misc]
+        return done.summary()
+
+    if len(files) > 1:
+        _for_each(files, "applied", apply_one)
+        return
+    if planfile:
+        apply_one(planfile)
+        return
+    if env_name:
         env = project.environment(env_name)
 
         def show_plan(fresh: Any) -> None:
@@ -451,15 +571,23 @@ def apply(obj: Context, planfile: Path | None, env_name: str | None, auto_approv
             return True
 
         with obj.progress("applying"):
-            interactive = applying.apply_env(project, env, confirm, show_plan, allow_mass_delete)
-        if interactive is None:
+            report = applying.apply_env(project, env, confirm, show_plan, allow_mass_delete)
+        if report is None:
             return
+<<<<<<< HEAD
         report = interactive
     else:
         raise VboplanError("give a PLANFILE to apply, or --env NAME")
     _echo_report(report)
     if not report.ok:
         raise report.error  # type: ignore[misc]
+=======
+        _echo_report(report)
+        if not report.ok:
+            raise report.error  # type: ignore[misc]
+        return
+    raise VboplanError("give a PLANFILE to apply, or --env NAME")
+>>>>>>> 535ff27 (plan --out refuses to discard a plan file's approvals unless --force, and says what to run next; approve and apply take several plan files or a directory, each on its own, one summary, exit code of the worst)
 
 
 @main.command("import")
