@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import SEED, ProjectDir, assert_one_clean_error
 
 STAGING = """\

@@ -110,3 +110,21 @@ def test_an_environment_that_failed_to_plan_shows_in_markdown_and_json(project: 
     failed = [p for p in plans if p["environment"] == "prod"]
     assert failed and "error" in failed[0] and "127.0.0.1:1" in failed[0]["error"]
     assert any(p["environment"] == "dev" and p["changes"] for p in plans)
+
+
+def test_a_targeted_plan_says_partial_plan_in_every_format(project: ProjectDir, tmp_path: Path) -> None:
+    planfile = tmp_path / "dev.json"
+    target = ["--target", "audit_email_settings.port"]
+    table = project.run("plan", "--env", "dev", *target, "--out", str(planfile))
+    assert "Partial plan: only changes at or under audit_email_settings.port." in table.stdout
+    markdown = project.run("plan", "--env", "dev", *target, "--format", "markdown").stdout
+    assert "**Partial plan**: only changes at or under `audit_email_settings.port`." in markdown
+    html = project.run("plan", "--env", "dev", *target, "--format", "html").stdout
+    assert "Partial plan: only changes at or under <code>audit_email_settings.port</code>" in html
+    saved = json.loads(planfile.read_text(encoding="utf-8"))
+    assert saved["partial"] is True and saved["targets"] == ["audit_email_settings.port"]
+    shown = project.run("show", str(planfile), "--format", "json").stdout
+    assert '"partial": true' in shown
+    assert "Partial plan" in project.run("show", str(planfile)).stdout
+    full = project.run("plan", "--env", "dev", "--format", "json").stdout
+    assert '"partial": false' in full

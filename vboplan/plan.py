@@ -42,6 +42,7 @@ class Plan:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     digests: dict[str, Any] = field(default_factory=dict)   # change id -> salted hash of a sensitive value
     allow_mass_delete: bool = False   # planned with --allow-mass-delete (see vboplan.guard)
+    targets: list[str] = field(default_factory=list)   # --target: a partial plan when not empty
     checksum: str = ""
     expires_at: str = ""
     secret_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields whose value is secret
@@ -97,7 +98,7 @@ class Plan:
             "changed_outside": [{"address": str(d.address), "recorded": d.recorded, "live": d.live}
                                 for d in self.drift],
             "live": self.live, "scope": self.scope, "expires_at": self.expires_at,
-            "allow_mass_delete": self.allow_mass_delete,
+            "allow_mass_delete": self.allow_mass_delete, "partial": bool(self.targets), "targets": self.targets,
             "secret_fields": self.secret_fields, "author_key": self.author_key,
             "author_signature": self.author_signature, "approvals": self.approvals,
         }
@@ -148,6 +149,7 @@ class Plan:
                        drift=[Drift(d["address"], d["recorded"], d["live"]) for d in data.get("changed_outside", [])],
                        checksum=data["checksum"], expires_at=str(data.get("expires_at") or ""),
                        allow_mass_delete=bool(data.get("allow_mass_delete", False)),
+                       targets=[str(t) for t in data.get("targets") or []],
                        secret_fields=dict(data.get("secret_fields") or {}), author_key=data.get("author_key"),
                        author_signature=data.get("author_signature"))
         except (KeyError, TypeError) as exc:
@@ -234,7 +236,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     changes = [replace(c, id=f"c{i}") for i, c in enumerate(changes, 1)]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
                 live=live, scope=scope, drift=drift, secret_fields=secret_fields,
-                allow_mass_delete=allow_mass_delete)
+                allow_mass_delete=allow_mass_delete, targets=list(targets))
     created = datetime.fromisoformat(plan.created_at.replace("Z", "+00:00")).astimezone(timezone.utc)
     plan.expires_at = (created + timedelta(seconds=env.approvals.max_age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}

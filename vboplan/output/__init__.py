@@ -51,6 +51,8 @@ def header(plan: Plan) -> str:
 
 def render_table(plan: Plan, color: bool) -> str:
     lines = [click.style(header(plan), bold=True) if color else header(plan)]
+    if plan.targets:
+        lines.append(f"Partial plan: only changes at or under {', '.join(plan.targets)}.")
     if plan.allow_mass_delete:
         lines.append("Planned with --allow-mass-delete: this plan may delete most audit items of an organization.")
     if plan.changes:
