@@ -134,7 +134,7 @@ def test_interactive_apply_asks_for_yes(project: ProjectDir) -> None:
 
 
 def test_interactive_apply_refused_where_approvals_are_required(project: ProjectDir) -> None:
-    assert_one_clean_error(project.run("apply", "--env", "prod", "--auto-approve"), "needs 2 recorded approvals")
+    assert_one_clean_error(project.run("apply", "--env", "prod", "--auto-approve"), "needs 2 approvals")
 
 
 def test_partial_failure_keeps_a_valid_snapshot(project: ProjectDir) -> None:

@@ -28,6 +28,7 @@ from .resources import KINDS, Write, WriteContext
 from .sensitive import Sensitive, conceal_fields, matches, remember, same_live
 from .state import StateStore, now
 from .state.journal import WriteJournal, fold
+from .wording import differences, plural
 
 log = logging.getLogger("vboplan")
 
@@ -115,16 +116,14 @@ def check_not_stale(client: VboClient, plan: Plan) -> None:
         if not same_live(plan.live.get(name), live):
             moved.extend(_moved(name, plan.live.get(name), conceal_fields(live, plan.secret_fields.get(name, []))))
     if moved:
-        raise PlanError(f"the plan for '{plan.environment}' is stale: the server changed since planning "
-                        f"({'; '.join(moved[:5])}{' …' if len(moved) > 5 else ''}); run 'vboplan plan' again")
+        raise PlanError(f"the plan for '{plan.environment}' is stale: the server changed since planning:\n"
+                        + "".join(f"  - {line}\n" for line in moved) + "run 'vboplan plan' again")
 
 
 def _moved(name: str, before: Any, after: Any) -> list[str]:
-    if isinstance(before, dict) and isinstance(after, dict):
-        keys = sorted(set(before) | set(after), key=str)
-        return [f"{name}.{k}: {before.get(k)!r} -> {after.get(k)!r}" if not isinstance(before.get(k), (dict, list))
-                else f"{name}.{k} changed" for k in keys if not same_live(before.get(k), after.get(k))]
-    return [f"{name} changed"]
+    if isinstance(before, dict) and isinstance(after, dict) and set(before) == {"organizations"} == set(after):
+        before, after = before["organizations"], after["organizations"]  # audit items: by organization
+    return differences(name, before, after) or [f"{name} changed"]
 
 
 @contextmanager
@@ -316,7 +315,7 @@ def apply_env(project: Project, env: Environment, confirm: Any, announce: Any,
               allow_mass_delete: bool = False) -> ApplyReport | None:
     """``vboplan apply --env NAME``: plan, show, ask, apply. Only where no recorded approvals are required."""
     if env.approvals.required:
-        raise VboplanError(f"environment '{env.name}' needs {env.approvals.required} recorded approvals: run "
+        raise VboplanError(f"environment '{env.name}' needs {plural(env.approvals.required, 'approval')}: run "
                            f"'vboplan plan --env {env.name} --out plan.json', have it approved, then "
                            "'vboplan apply plan.json'")
     from .core import build_plan
