@@ -243,18 +243,14 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
     if sign_key and not out:
-<<<<<<< HEAD
         raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
     import logging
 
     from .core import plan_many, plan_report
 
-=======
-        raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
     if out and not force:
         for env in envs:
             _refuse_to_drop_approvals(Path(str(out).replace("{env}", env.name)))
->>>>>>> 535ff27 (plan --out refuses to discard a plan file's approvals unless --force, and says what to run next; approve and apply take several plan files or a directory, each on its own, one summary, exit code of the worst)
     with obj.progress("planning"):
         outcomes = plan_many(project, envs, targets, allow_mass_delete)
     documents = []
@@ -279,11 +275,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
 
                 sign_plan(outcome.plan, sign_key)
             outcome.plan.save(path)
-<<<<<<< HEAD
-            logging.getLogger("vboplan").warning("Saved the plan for %s to %s", outcome.env.name, path)
-=======
             _next_steps(outcome.env, outcome.plan, path)
->>>>>>> 535ff27 (plan --out refuses to discard a plan file's approvals unless --force, and says what to run next; approve and apply take several plan files or a directory, each on its own, one summary, exit code of the worst)
         if fmt == "json":
             documents.append(outcome.plan.to_dict())
         elif fmt in ("html", "markdown"):
@@ -518,17 +510,7 @@ def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_
     if planfile and allow_mass_delete:
         raise VboplanError("--allow-mass-delete belongs to 'vboplan plan': it is recorded in the plan file, "
                                 "so the approvers see it; plan again with it")
-<<<<<<< HEAD
-    if planfile:
-        def announce(saved: Any, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
-            with suspended():
-                echo(render_plan(saved, "table", obj.color))
-                for note in notes:
-                    echo(f"Note: {note}", err=True)
-                for change in skipped:
-                    echo(f"Will skip {change.id} ({change.address}): not approved")
-=======
-    def announce(saved: Plan, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
+    def announce(saved: Any, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
         with suspended():
             echo(render_plan(saved, "table", obj.color))
             for note in notes:
@@ -537,7 +519,6 @@ def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_
                 echo(f"Will skip {change.id} ({change.address}): not approved")
 
     def apply_one(path: Path) -> str:
->>>>>>> 535ff27 (plan --out refuses to discard a plan file's approvals unless --force, and says what to run next; approve and apply take several plan files or a directory, each on its own, one summary, exit code of the worst)
         with obj.progress("applying"):
             done = applying.apply_plan_file(project, path, announce)
         _echo_report(done)
@@ -574,20 +555,11 @@ def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_
             report = applying.apply_env(project, env, confirm, show_plan, allow_mass_delete)
         if report is None:
             return
-<<<<<<< HEAD
-        report = interactive
-    else:
-        raise VboplanError("give a PLANFILE to apply, or --env NAME")
-    _echo_report(report)
-    if not report.ok:
-        raise report.error  # type: ignore[misc]
-=======
         _echo_report(report)
         if not report.ok:
             raise report.error  # type: ignore[misc]
         return
     raise VboplanError("give a PLANFILE to apply, or --env NAME")
->>>>>>> 535ff27 (plan --out refuses to discard a plan file's approvals unless --force, and says what to run next; approve and apply take several plan files or a directory, each on its own, one summary, exit code of the worst)
 
 
 @main.command("import")

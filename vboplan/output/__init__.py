@@ -49,7 +49,10 @@ def header(plan: Plan) -> str:
     return f"Environment {plan.environment}: {plan.server} (API {plan.api_version})"
 
 
-def render_table(plan: Plan, color: bool) -> str:
+def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
+    """The terminal view; long addresses and values wrap to fit ``width`` (default: the terminal's)."""
+    from .fit import fit_rows, terminal_width
+
     lines = [click.style(header(plan), bold=True) if color else header(plan)]
     if plan.targets:
         lines.append(f"Partial plan: only changes at or under {', '.join(plan.targets)}.")
@@ -64,8 +67,9 @@ def render_table(plan: Plan, color: bool) -> str:
             rows.append([change.id, action, str(change.address), *cells(change)])
         from tabulate import tabulate
 
-        lines.append(tabulate(rows, headers=["id", "action", "address", "live", "desired"],
-                              tablefmt="simple", disable_numparse=True))
+        headers = ["id", "action", "address", "live", "desired"]
+        rows = fit_rows(rows, headers, width if width is not None else terminal_width(), address=2, values=(3, 4))
+        lines.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
     lines.extend(_drift_lines(plan))
     lines.append(plan.summary())
     return "\n".join(lines) + "\n"
