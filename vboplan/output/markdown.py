@@ -87,7 +87,7 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
             if not budget.take():
                 continue
             live, desired = cells(change)
-            rows.append(_row([change.id, change.action, code(change.address), code(live), code(desired)]))
+            rows.append(_row([change.id, change.action, code(str(change.address)), code(live), code(desired)]))
         count = len(changes)
         title = f"{code(resource)}: {count} change{'s' if count != 1 else ''}"
         if not rows:
@@ -108,7 +108,7 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
         for drift in plan.drift:
             recorded = MASK if drift.sensitive else format_value(drift.recorded)
             live = MASK if drift.sensitive else format_value(drift.live)
-            lines.append(f"- {code(drift.address)}: {code(recorded)} → {code(live)}")
+            lines.append(f"- {code(str(drift.address))}: {code(recorded)} → {code(live)}")
         lines.append("")
     lines.append(f"Planned by {code(str(plan.created_by))} at {plan.created_at}; checksum {code(plan.checksum)}.")
     lines.append("")
