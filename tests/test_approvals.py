@@ -164,7 +164,7 @@ def test_hand_written_approval_records(project: ProjectDir) -> None:
 
 def test_signature_moved_onto_another_statement(project: ProjectDir) -> None:
     path = _plan(project)
-    _approve(project, path, "alice", changes=("c1",))
+    _approve(project, path, "alice", changes=(_doc(path)["changes"][0]["id"],))
     document = _doc(path)
     document["approvals"][0]["statement"]["changes"] = [c["id"] for c in document["changes"]]  # widen it
     _save(path, document, recompute=False)

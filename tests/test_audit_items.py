@@ -42,11 +42,14 @@ def test_add_remove_and_converge(project: ProjectDir, version: str) -> None:
     _use(project, version, ["ceo@contoso.com", "Chief Financial Officer"], ["HR Department"])
     plan = _plan_json(project)
     rows = {(c["action"], c["address"]) for c in plan["changes"]}
+    # Principals are addressed by their own user or group name, whichever name the template used, so the address
+    # (and id) of a principal is the same when it is added and when it is removed.
     assert rows == {
         ("create", 'audit_items["contoso.onmicrosoft.com"].user["ceo@contoso.com"]'),
-        ("create", 'audit_items["contoso.onmicrosoft.com"].user["Chief Financial Officer"]'),
-        ("create", 'audit_items["contoso.onmicrosoft.com"].group["HR Department"]'),
+        ("create", 'audit_items["contoso.onmicrosoft.com"].user["cfo@contoso.com"]'),
+        ("create", 'audit_items["contoso.onmicrosoft.com"].group["hr@contoso.com"]'),
     }
+    created = {c["address"]: c["id"] for c in plan["changes"]}
     applied = project.run("apply", "--env", "dev", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     assert _audited(project) == {("User", "ceo@contoso.com"), ("User", "cfo@contoso.com"),
@@ -55,11 +58,14 @@ def test_add_remove_and_converge(project: ProjectDir, version: str) -> None:
 
     # Drop the CFO, add Finance: one removal (through the version's remove call), one addition.
     _use(project, version, ["ceo@contoso.com"], ["HR Department", "finance@contoso.com"])
-    rows = {(c["action"], c["address"]) for c in _plan_json(project)["changes"]}
+    changes = _plan_json(project)["changes"]
+    rows = {(c["action"], c["address"]) for c in changes}
     assert rows == {
         ("delete", 'audit_items["contoso.onmicrosoft.com"].user["cfo@contoso.com"]'),
         ("create", 'audit_items["contoso.onmicrosoft.com"].group["finance@contoso.com"]'),
     }
+    removal_of_cfo = next(c for c in changes if c["action"] == "delete")
+    assert removal_of_cfo["id"] == created[removal_of_cfo["address"]]
     emulator = project.emulator("dev")
     emulator.stats.reset()
     assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0

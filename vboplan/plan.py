@@ -197,6 +197,35 @@ def plan_digest(document: dict[str, Any], default: Callable[[Any], Any] | None =
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# Change ids: letters and digits that cannot be misread for one another (no 0/o, 1/l/i).
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+ID_LENGTH = 5
+
+
+def change_id(address: Address | str, length: int = ID_LENGTH) -> str:
+    """A short id derived from the change's address alone, so the same change keeps its id across re-plans (an
+    approval given with ``--change`` names the same change tomorrow): ``c`` and ``length`` letters."""
+    number = int.from_bytes(hashlib.sha256(str(address).encode("utf-8")).digest()[:16], "big")
+    letters = []
+    for _ in range(length):
+        number, digit = divmod(number, len(_ID_ALPHABET))
+        letters.append(_ID_ALPHABET[digit])
+    return "c" + "".join(letters)
+
+
+def change_ids(addresses: list[Address]) -> dict[str, str]:
+    """Ids for the addresses of one plan: two addresses that would share an id both get longer ones."""
+    ids = {str(a): change_id(a) for a in addresses}
+    length = ID_LENGTH
+    while len(set(ids.values())) < len(ids):
+        length += 2
+        taken: dict[str, int] = {}
+        for i in ids.values():
+            taken[i] = taken.get(i, 0) + 1
+        ids = {a: (change_id(a, length) if taken[i] > 1 else i) for a, i in ids.items()}
+    return ids
+
+
 def _no_secrets(value: Any) -> Any:
     if isinstance(value, Sensitive):
         return MASK
@@ -233,7 +262,8 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
                 raise PlanError(f"environment '{env.name}': --target {target} matches nothing vboplan manages there "
                                 f"(resources: {', '.join(scope) or 'none'})")
         changes = [c for c in changes if any(t.covers(c.address) for t in wanted)]
-    changes = [replace(c, id=f"c{i}") for i, c in enumerate(changes, 1)]
+    ids = change_ids([c.address for c in changes])
+    changes = [replace(c, id=ids[str(c.address)]) for c in changes]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
                 live=live, scope=scope, drift=drift, secret_fields=secret_fields,
                 allow_mass_delete=allow_mass_delete, targets=list(targets))

@@ -36,6 +36,11 @@ def address(org: str, kind: str, name: str) -> Address:
     return Address("audit_items").entry(org).field(_SINGULAR[kind]).entry(name)
 
 
+def _key(principal: dict[str, Any]) -> str:
+    """The name that identifies a principal in addresses: its user or group name, else its display name."""
+    return str(principal.get("name") or principal.get("displayName") or principal.get("id"))
+
+
 def describe(principal: dict[str, Any]) -> str:
     name, display = principal.get("name"), principal.get("displayName")
     if name and display and name.lower() != display.lower():
@@ -172,16 +177,18 @@ class AuditItemsKind:
                 for name in declared.get(key, []):
                     principal = org_live["resolved"][key][name.lower()]
                     wanted.setdefault(principal["id"], (name, principal))
-                for principal_id, (name, principal) in wanted.items():
+                for principal_id, (_declared, principal) in wanted.items():
                     if principal_id not in audited:
-                        changes.append(make("create", self.name, address(org, kind, name), None,
+                        # Addressed by the principal's own name, as its removal will be: one address from
+                        # create to delete, whichever name (e-mail or display name) the template used.
+                        changes.append(make("create", self.name, address(org, kind, _key(principal)), None,
                                             describe(principal), False,
                                               {"org": org, "orgId": org_live["id"], "type": kind,
                                                "principal": principal}))
                 for principal_id, item in sorted(audited.items(), key=lambda p: p[1]["name"]):
                     if principal_id not in wanted:
                         changes.append(make("delete", self.name,
-                                            address(org, kind, item["name"] or item["displayName"]),
+                                            address(org, kind, _key(item)),
                                             describe(item), None, False,
                                               {"org": org, "orgId": org_live["id"], "type": kind,
                                                "itemId": item["id"], "principalId": principal_id}))
