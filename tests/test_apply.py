@@ -65,7 +65,7 @@ def test_apply_of_a_subset_skips_the_rest(project: ProjectDir) -> None:
     audit = _audit(project)
     assert audit["port"] == 587
     assert audit["smtpServer"] == "old.smtp.local"  # not approved, not applied
-    plan = json.loads(project.run("plan", "--env", "prod", "--format", "json").stdout)
+    plan = json.loads(project.run("plan", "--env", "prod", "--format", "json").stdout)["plans"][0]
     remaining = {c["address"] for c in plan["changes"]}
     assert "audit_email_settings.port" not in remaining and "audit_email_settings.smtpServer" in remaining
 
@@ -153,7 +153,7 @@ def test_partial_failure_keeps_a_valid_snapshot(project: ProjectDir) -> None:
     failed = {c["address"] for c in snapshot["last_apply"]["failed"]}
     assert "audit_email_settings.port" in applied
     assert failed == {"job_email_settings.notifyOnSuccess"}
-    plan = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)
+    plan = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)["plans"][0]
     assert [c["address"] for c in plan["changes"]] == ["job_email_settings.notifyOnSuccess"]
 
 

@@ -26,7 +26,7 @@ def _use(project: ProjectDir, version: str, users: list[str], groups: list[str])
 def _plan_json(project: ProjectDir) -> dict:
     result = project.run("plan", "--env", "dev", "--format", "json", "--target", "audit_items")
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["plans"][0]
 
 
 def _audited(project: ProjectDir) -> set[tuple[str, str]]:

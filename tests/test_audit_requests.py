@@ -48,7 +48,7 @@ def _plan(project: ProjectDir) -> dict:
     project.emulator("big").stats.reset()
     result = project.run("plan", "--env", "dev", "--format", "json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["plans"][0]
 
 
 def test_converged_plan_makes_no_lookups(big: ProjectDir) -> None:

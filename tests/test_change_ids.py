@@ -14,8 +14,7 @@ from vboplan.plan import change_id, change_ids
 def _ids(project: ProjectDir, *extra: str) -> dict[str, str]:
     result = project.run("plan", "--env", "prod", "--format", "json", *extra)
     document = json.loads(result.stdout)
-    plans = document["plans"] if "plans" in document else [document]
-    return {c["address"]: c["id"] for c in plans[0]["changes"]}
+    return {c["address"]: c["id"] for c in document["plans"][0]["changes"]}
 
 
 def test_ids_are_stable_across_plans_after_an_unrelated_change(project: ProjectDir, tmp_path: Path) -> None:

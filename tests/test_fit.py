@@ -52,7 +52,7 @@ def test_plan_table_fits_the_terminal_and_reads_back_whole(project: ProjectDir, 
     assert widest < width, f"{widest} columns on a {width}-column terminal"
     as_json = json.loads(CliRunner().invoke(main, ["-C", str(project.root), "plan", "--env", "prod", "--format",
                                                    "json"]).stdout)
-    changes = as_json["plans"][0]["changes"] if "plans" in as_json else as_json["changes"]
+    changes = as_json["plans"][0]["changes"]
     table = columns_of(result.stdout)
     assert [row["id"] for row in table] == [c["id"] for c in changes]
     for row, change in zip(table, changes, strict=True):

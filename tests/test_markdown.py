@@ -106,7 +106,8 @@ def test_an_environment_that_failed_to_plan_shows_in_markdown_and_json(project: 
     as_json = project.run("plan", "--env", "dev", "--env", "prod", "--format", "json")
     assert as_json.exit_code == 1
     document = json.loads(as_json.stdout)
-    plans = document["plans"] if isinstance(document, dict) else document
+    assert document["format_version"] == 2
+    plans = document["plans"]
     failed = [p for p in plans if p["environment"] == "prod"]
     assert failed and "error" in failed[0] and "127.0.0.1:1" in failed[0]["error"]
     assert any(p["environment"] == "dev" and p["changes"] for p in plans)

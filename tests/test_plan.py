@@ -38,7 +38,10 @@ def test_plan_is_clean_once_the_server_matches(project: ProjectDir) -> None:
 
 
 def test_json_and_markdown_carry_the_same_changes(project: ProjectDir) -> None:
-    as_json = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)
+    document = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)
+    # One shape whatever the number of environments: a versioned list of environment plans.
+    assert document["format_version"] == 2 and len(document["plans"]) == 1
+    as_json = document["plans"][0]
     markdown = project.run("plan", "--env", "dev", "--format", "markdown").stdout
     table = project.run("plan", "--env", "dev").stdout
     assert as_json["format_version"] == 1
@@ -70,12 +73,12 @@ def test_two_environments_plan_their_own_values(project: ProjectDir) -> None:
 
 def test_target_limits_the_plan(project: ProjectDir) -> None:
     result = project.run("plan", "--env", "dev", "--format", "json", "--target", "audit_email_settings.port")
-    changes = json.loads(result.stdout)["changes"]
+    changes = json.loads(result.stdout)["plans"][0]["changes"]
     assert [c["address"] for c in changes] == ["audit_email_settings.port"]
 
 
 def test_string_booleans_and_numbers_are_normalised(project: ProjectDir) -> None:
-    plan = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)
+    plan = json.loads(project.run("plan", "--env", "dev", "--format", "json").stdout)["plans"][0]
     after = {c["address"]: c["after"] for c in plan["changes"]}
     assert after["audit_email_settings.enableNotification"] is True  # "true" in the template
     assert after["audit_email_settings.port"] == 587  # "587" in the template

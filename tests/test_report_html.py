@@ -71,7 +71,7 @@ def test_html_report_opens_in_chromium_with_every_change_and_no_secret(project: 
     page = tmp_path / "plan.html"
     page.write_text(result.stdout, encoding="utf-8")
     plans = json.loads(project.run("plan", "--env", "dev", "--env", "prod", "--format", "json").stdout)
-    plans = plans["plans"] if isinstance(plans, dict) else plans
+    plans = plans["plans"]
 
     dom, console = open_in_browser(page, tmp_path, "--dump-dom")
     text, tags = visible(dom)

@@ -77,7 +77,7 @@ environments:
 def plan_json(project: ProjectDir, *args: str) -> dict:
     result = project.run("plan", "--env", "dev", "--format", "json", *args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["plans"][0]
 
 
 def test_the_catalog_has_every_kind_of_the_contract() -> None:

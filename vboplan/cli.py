@@ -282,10 +282,10 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
             pages.append(outcome.plan)
         else:
             echo(render_plan(outcome.plan, fmt, obj.color))
-    if fmt == "json" and documents:
-        import json
-        echo(json.dumps(documents[0] if len(envs) == 1 else {"plans": documents}, indent=2,
-                              ensure_ascii=False))
+    if fmt == "json":
+        from .output import json_document
+
+        echo(json_document(documents), nl=False)
     if fmt == "html" and pages:
         from .output.html import render_html
 

@@ -89,10 +89,22 @@ def _drift_lines(plan: Plan) -> list[str]:
     return lines
 
 
+# The shape of ``--format json``: {"format_version": 2, "plans": [...]}, one entry per environment whatever their
+# number (version 1 printed a lone plan for one environment and {"plans": [...]} for several). Each entry is a plan
+# document as in a plan file, or {"environment", "server", "api_version", "error"} for one that failed to plan.
+JSON_FORMAT_VERSION = 2
+
+
+def json_document(entries: list[dict[str, Any]]) -> str:
+    """The ``--format json`` output for these environment entries."""
+    return json.dumps({"format_version": JSON_FORMAT_VERSION, "plans": entries}, indent=2, ensure_ascii=False,
+                      default=str) + "\n"
+
+
 def render_plan(plan: Plan, fmt: str, color: bool = False) -> str:
     """``plan`` in output format ``fmt`` (table, markdown, json or html)."""
     if fmt == "json":
-        return plan.to_json()
+        return json_document([json.loads(plan.to_json())])
     if fmt == "html":
         from .html import render_html
 
