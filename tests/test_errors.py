@@ -144,7 +144,7 @@ def test_a_secret_may_be_joined_into_a_string(project: ProjectDir) -> None:
     _break_template(project, "  useSSL: true", '  subject: "pre-{{ secret(\'SMTP_PASSWORD\') }}"')
     result = project.run("plan", "--env", "dev", "--target", "audit_email_settings.subject")
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.stdout.splitlines() if "subject" in line)
+    row = next(line for line in result.stdout.splitlines() if "audit_email_settings.subject " in line)
     assert row.rstrip().endswith("(sensitive)")
 
 

@@ -612,26 +612,15 @@ def state() -> None:
 @reports_errors
 def state_show(obj: Context, env_name: str, fmt: str) -> None:
     """Show what the last apply recorded for an environment."""
-    import json
-
-    from tabulate import tabulate
-
     from .core import state_rows as recorded_rows
     from .output import format_value
+    from .output.snapshot import render_snapshot
 
     snapshot, state_rows = recorded_rows(obj.project(), env_name)
-    if fmt == "json":
-        echo(json.dumps(snapshot, indent=2, sort_keys=True))
-        return
-    echo(f"Environment {env_name}: {snapshot['server']} (API {snapshot['api_version']}), serial "
-               f"{snapshot['serial']}, lineage {snapshot['lineage']}, updated {snapshot['updated_at']}")
-    rows = [[address, format_value(value)] for address, value in state_rows]
-    echo(tabulate(rows, headers=["address", "value"], tablefmt="simple", disable_numparse=True))
-    last = snapshot.get("last_apply") or {}
-    if last:
-        echo(f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
-                   f"{len(last.get('skipped', []))} skipped, {len(last.get('failed', []))} failed")
-    _state_notes(obj.project(), env_name)
+    rows = [(str(address), format_value(value)) for address, value in state_rows]
+    echo(render_snapshot(env_name, snapshot, rows, fmt), nl=False)
+    if fmt in ("table", "markdown"):
+        _state_notes(obj.project(), env_name)
 
 
 def _state_notes(project: Project, env_name: str) -> None:

@@ -109,11 +109,15 @@ def render_html(results: Sequence[Plan | FailedEnvironment], approval_status: Ap
             body.append(_plan_section(result, status_of))
     body.append("<footer>Apply only the plan file this report was made from: <code>vboplan apply PLANFILE</code>"
                 " refuses a plan that was altered, is stale or lacks its approvals.</footer>")
+    return page(f"vboplan plan: {names}", "\n".join(body))
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained page: inline style, no script, and a policy that forbids loading anything."""
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>vboplan plan: {escape(names)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
+            f"<title>{escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
 
 
 def _overview(results: Sequence[Plan | FailedEnvironment]) -> str:
