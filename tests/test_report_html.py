@@ -124,3 +124,21 @@ def test_an_environment_that_failed_to_plan_is_in_the_report_with_its_error(proj
     text, _ = visible(result.stdout)
     assert "Environment dev" in text and "Environment prod" in text
     assert "could not be planned" in text and "VBO_PROD_PASSWORD" in text
+
+
+GOLDEN = Path(__file__).parent / "data" / "html_small_plan.html"
+
+
+def test_html_of_a_small_plan_matches_the_golden_file(project: ProjectDir) -> None:
+    import re
+
+    project.write("templates/audit.yaml.j2", 'audit_email_settings:\n  enableNotification: true\n'
+                                             '  subject: "*%JobName%* <b>done</b> `x`"\n  to: "a | b"\n'
+                                             '  userPassword: {{ secret("SMTP_PASSWORD") }}\n')
+    result = project.run("plan", "--env", "dev", "--format", "html")
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "TIME", result.stdout)
+    text = re.sub(r"[0-9a-f]{64}", "CHECKSUM", text)
+    if os.environ.get("VBOPLAN_UPDATE_GOLDEN"):
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8")

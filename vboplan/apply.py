@@ -301,6 +301,7 @@ def apply_plan_file(project: Project, path: Path, announce: Any = None) -> Apply
         announce(plan, clearance.approved, clearance.skipped, clearance.notes)
     approved = resolve_secrets(project, env, plan, clearance.approved)
     store = StateStore(project, env)
+    progress.phase("taking the apply lock and connecting", env.name)
     with interrupts_as_ctrl_c(), store.lock(f"apply {path.name}"):
         snapshot = store.read()  # before anything is sent: a backend that cannot be read stops here
         with connect(project, env) as client:

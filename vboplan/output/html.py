@@ -43,7 +43,7 @@ table { border-collapse: collapse; width: 100%; margin-bottom: .5rem; table-layo
 th, td { border: 1px solid var(--line); padding: .3rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 td code, dd code { font: 12px/1.4 ui-monospace, Consolas, monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
-col.id { width: 5rem; } col.action { width: 6rem; }
+col.id { width: 5.5rem; } col.action { width: 6rem; } col.address { width: 40%; }
 tr.create td:first-child { border-left: 6px solid var(--create); }
 tr.update td:first-child { border-left: 6px solid var(--update); }
 tr.delete td:first-child { border-left: 6px solid var(--delete); }
@@ -177,7 +177,7 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
                         f"<td><code>{escape(str(change.address))}</code></td>"
                         f"<td><code>{escape(live)}</code></td><td><code>{escape(desired)}</code></td></tr>")
         parts.append(f"<h3>{escape(resource)}</h3>"
-                     '<table class="changes"><colgroup><col class="id"><col class="action"><col><col><col>'
+                     '<table class="changes"><colgroup><col class="id"><col class="action"><col class="address"><col><col>'
                      "</colgroup><thead><tr><th>id</th><th>action</th><th>address</th><th>live</th>"
                      "<th>desired</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
     if plan.drift:
