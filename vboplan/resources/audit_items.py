@@ -63,31 +63,32 @@ class AuditItemsKind:
         desired: dict[str, dict[str, list[str]]] = {}
         for org, spec in raw.items():
             org_name = str(org)
+            here = str(Address("audit_items").entry(org_name))  # as addresses spell it, double quotes
             if spec is None:
                 spec = {}
             if not isinstance(spec, dict):
-                raise RenderError(f"{where(org)}: audit_items[{org_name!r}] must be a mapping with users and groups")
+                raise RenderError(f"{where(org)}: {here} must be a mapping with users and groups")
             entry: dict[str, list[str]] = {"users": [], "groups": []}
             for key, names in spec.items():
                 line = spec.where(key) if isinstance(spec, Located) else where(org)
                 if str(key).lower() in ("sites", "teams", "site", "team"):
-                    raise RenderError(f"{line}: audit_items[{org_name!r}].{key}: Veeam audits users and groups only; "
+                    raise RenderError(f"{line}: {here}.{key}: Veeam audits users and groups only; "
                                       "audit the team's or site's group instead (under groups)")
                 if str(key) not in PRINCIPALS:
                     hint = nearest(str(key), list(PRINCIPALS))
-                    raise RenderError(f"{line}: audit_items[{org_name!r}]: unknown key '{key}' (use users, groups)"
+                    raise RenderError(f"{line}: {here}: unknown key '{key}' (use users, groups)"
                                       + (f"; did you mean '{hint}'?" if hint else ""))
                 if names is None:
                     names = []
                 if not isinstance(names, list) or not all(isinstance(n, (str, Sensitive)) for n in names):
-                    raise RenderError(f"{line}: audit_items[{org_name!r}].{key} must be a list of names")
+                    raise RenderError(f"{line}: {here}.{key} must be a list of names")
                 seen: dict[str, str] = {}
                 for name in names:
                     text = str(name.reveal() if isinstance(name, Sensitive) else name).strip()
                     if not text:
-                        raise RenderError(f"{line}: audit_items[{org_name!r}].{key} has an empty name")
+                        raise RenderError(f"{line}: {here}.{key} has an empty name")
                     if text.lower() in seen:
-                        raise RenderError(f"{line}: audit_items[{org_name!r}].{key} names '{text}' twice")
+                        raise RenderError(f"{line}: {here}.{key} names '{text}' twice")
                     seen[text.lower()] = text
                 entry[str(key)] = list(seen.values())
             if org_name.lower() in (o.lower() for o in desired):
