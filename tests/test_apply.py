@@ -60,7 +60,7 @@ def test_apply_of_a_subset_skips_the_rest(project: ProjectDir) -> None:
     _approve(project, path, "alice", "carol", changes=(port,))
     result = project.run("apply", str(path))
     assert result.exit_code == 0, result.output
-    assert f"{port}   update  audit_email_settings.port: applied" in result.stdout
+    assert f"{port}  update  audit_email_settings.port: applied" in result.stdout
     assert "audit_email_settings.smtpServer: skipped (not approved)" in result.stdout
     audit = _audit(project)
     assert audit["port"] == 587

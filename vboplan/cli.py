@@ -480,7 +480,7 @@ def _echo_report(report: Any) -> None:
     for label, changes in (("applied", report.applied), ("skipped (not approved)", report.skipped),
                            ("FAILED", report.failed), ("not attempted", report.not_run)):
         for change in changes:
-            echo(f"  {change.id:<4} {change.action:<7} {change.address}: {label}")
+            echo(f"  {change.id:<6}  {change.action:<6}  {change.address}: {label}")
     echo(report.summary())
     echo(f"State snapshot: {report.state_path}" + (f" (serial {report.serial})" if report.serial else ""))
 
