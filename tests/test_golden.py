@@ -65,9 +65,10 @@ def test_plan_of_every_kind_matches_the_golden_files(every_kind: ProjectDir) -> 
         assert result.exit_code == 0, result.output
         outputs[fmt] = result.stdout
     document = json.loads(outputs["json"])
-    kinds = {change["kind"] for change in document["changes"]}
+    planned = document["plans"][0]
+    kinds = {change["kind"] for change in planned["changes"]}
     assert kinds == set(KINDS) == {spec.key for spec in catalog.settings()} | {"audit_items"}
-    assert {change["action"] for change in document["changes"]} == {"create", "update", "delete"}
+    assert {change["action"] for change in planned["changes"]} == {"create", "update", "delete"}
 
     _compare("plan_every_kind.txt", outputs["table"])
     markdown = re.sub(r"Planned by (\S+) at \S+; checksum `[0-9a-f]{64}`", r"Planned by \1 at <varies>; checksum "
