@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from ..changes import ACTIONS, Change
 from ..plan import Plan
@@ -51,9 +52,11 @@ def _partial(plan: Plan) -> str:
 class _Budget:
     """How many change rows may still be shown (None: all)."""
 
-    def __init__(self, rows: int | None) -> None:
+    def __init__(self, rows: int | None, cache: dict[int, Any]) -> None:
         self.rows = rows
         self.hidden = 0
+        # The row of each change and the grouping of each plan, made once however many times the text is tried.
+        self.cache = cache
 
     def take(self) -> bool:
         if self.rows is None:
@@ -78,16 +81,18 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
         lines += [partial, ""]
     if not plan.changes:
         lines += [plan.summary(), ""]
-    groups: dict[str, list[Change]] = {}
-    for change in plan.changes:
-        groups.setdefault(resource_of(change.address), []).append(change)
+    groups = _grouped(plan, budget)
     for resource, changes in groups.items():
         rows = []
         for change in changes:
             if not budget.take():
                 continue
-            live, desired = cells(change)
-            rows.append(_row([change.id, change.action, code(str(change.address)), code(live), code(desired)]))
+            row = budget.cache.get(id(change))
+            if row is None:
+                live, desired = cells(change)
+                row = _row([change.id, change.action, code(str(change.address)), code(live), code(desired)])
+                budget.cache[id(change)] = row
+            rows.append(row)
         count = len(changes)
         title = f"{code(resource)}: {count} change{'s' if count != 1 else ''}"
         if not rows:
@@ -115,6 +120,16 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
     return lines
 
 
+def _grouped(plan: Plan, budget: _Budget) -> dict[str, list[Change]]:
+    cached: dict[str, list[Change]] | None = budget.cache.get(id(plan))
+    if cached is None:
+        cached = {}
+        for change in plan.changes:
+            cached.setdefault(resource_of(change.address), []).append(change)
+        budget.cache[id(plan)] = cached
+    return cached
+
+
 def _html_text(text: str) -> str:
     from html import escape
 
@@ -126,8 +141,9 @@ def _failed_section(failed: FailedEnvironment) -> list[str]:
             "failed to plan", "", f"**Error:** {code(failed.error)}", ""]
 
 
-def _render(results: Sequence[Plan | FailedEnvironment], rows: int | None, hint: str) -> tuple[str, int]:
-    budget = _Budget(rows)
+def _render(results: Sequence[Plan | FailedEnvironment], rows: int | None, hint: str,
+            cache: dict[int, Any]) -> tuple[str, int]:
+    budget = _Budget(rows, cache)
     body: list[str] = []
     for result in results:
         body += _failed_section(result) if isinstance(result, FailedEnvironment) else _plan_section(result, budget)
@@ -153,15 +169,16 @@ def render_markdown(results: Sequence[Plan | FailedEnvironment], limit: int = LI
                     full_plan_hint: str | None = None) -> str:
     """The Markdown of a run (one section per environment), at most ``limit`` characters."""
     hint = full_plan_hint or ("See the full plan with `vboplan show PLANFILE` or `vboplan plan --format json`.")
-    text, _ = _render(results, None, hint)
+    cache: dict[int, Any] = {}
+    text, _ = _render(results, None, hint, cache)
     if len(text) <= limit:
         return text
     # The most rows that fit: the length grows with the rows shown, so a binary search finds it.
     low, high = 0, sum(len(r.changes) for r in results if isinstance(r, Plan))
-    best, _ = _render(results, 0, hint)
+    best, _ = _render(results, 0, hint, cache)
     while low <= high:
         middle = (low + high) // 2
-        candidate, _ = _render(results, middle, hint)
+        candidate, _ = _render(results, middle, hint, cache)
         if len(candidate) <= limit:
             best, low = candidate, middle + 1
         else:
