@@ -38,7 +38,7 @@ def test_a_settings_kind_is_one_catalog_entry(project: ProjectDir) -> None:
         project.write("templates/throwaway.yaml.j2", "throwaway_settings: {keepAllsessions: false, keeponlyLast: 7}\n")
         planned = project.run("plan", "--env", "dev", "--format", "json")
         assert planned.exit_code == 0, planned.output
-        changes = {c["address"]: (c["before"], c["after"]) for c in json.loads(planned.stdout)["changes"]}
+        changes = {c["address"]: (c["before"], c["after"]) for c in json.loads(planned.stdout)["plans"][0]["changes"]}
         assert changes == {"throwaway_settings.keepAllsessions": (True, False),
                            "throwaway_settings.keeponlyLast": (53, 7)}
         assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
