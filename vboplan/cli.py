@@ -563,7 +563,7 @@ def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_
 
 
 @main.command("import")
-@click.option("--env", "env_names", multiple=True, metavar="NAME",
+@click.option("--env", "env_names", multiple=True, metavar="NAME", shell_complete=complete_environment,
               help="Environment to import (repeatable: values equal on all go to a variable file they share).")
 @click.option("--resource", "resources", multiple=True, metavar="KIND",
               help="Import only this resource kind (repeatable; default: every kind the server's API has).")
@@ -657,7 +657,8 @@ def state_unlock(obj: Context, env_name: str, lock_id: str) -> None:
 
 
 @state.command("migrate")
-@click.option("--env", "env_names", multiple=True, metavar="NAME", help="Environment (repeatable).")
+@click.option("--env", "env_names", multiple=True, metavar="NAME", help="Environment (repeatable).",
+              shell_complete=complete_environment)
 @click.option("--all", "all_envs", is_flag=True, help="Every environment that has a local snapshot.")
 @click.option("--to-configured-backend", "confirmed", is_flag=True, required=True,
               help="Copy to the backend vboplan.yaml's 'state:' names (required, to say so).")
