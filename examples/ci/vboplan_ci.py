@@ -62,10 +62,12 @@ def plan(args: argparse.Namespace) -> int:
             continue
         sections += [result.stdout.rstrip(), ""]
         shown = vboplan(args.project, "show", str(planfile), "--format", "json")
-        documents.append(json.loads(shown.stdout) if shown.returncode == 0 else {"environment": env,
-                                                                                 "error": shown.stderr.strip()})
+        # show --format json prints {"format_version": 2, "plans": [the plan]}.
+        documents.append(json.loads(shown.stdout)["plans"][0] if shown.returncode == 0 else
+                         {"environment": env, "error": shown.stderr.strip()})
     (out / "plan.md").write_text("\n".join(sections) + "\n", encoding="utf-8")
-    (out / "plans.json").write_text(json.dumps({"plans": documents}, indent=2) + "\n", encoding="utf-8")
+    (out / "plans.json").write_text(json.dumps({"format_version": 2, "plans": documents}, indent=2) + "\n",
+                                    encoding="utf-8")
     print(f"Plans of {len(documents)} environments in {out}")
     return 1 if failed else 0
 
