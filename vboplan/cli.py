@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
-from . import helptext
+from . import __version__, helptext
 from .completion import SHELLS, complete_environment
 from .errors import VboplanError
 from .formats import FORMATS
@@ -244,7 +243,6 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
     if sign_key and not out:
         raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
-    import logging
 
     from .core import plan_many, plan_report
 
@@ -314,7 +312,7 @@ def _refuse_to_drop_approvals(path: Path) -> None:
                                 "discard them. Use another --out file, or --force to overwrite it")
 
 
-def _next_steps(env: Any, saved: Plan, path: Path) -> None:
+def _next_steps(env: Any, saved: Any, path: Path) -> None:
     """After "Saved the plan", what to run next (on stderr, beside the other messages)."""
     echo(f"Saved the plan for {env.name} to {path}", err=True)
     if not saved.changes:
@@ -328,7 +326,7 @@ def _next_steps(env: Any, saved: Plan, path: Path) -> None:
         echo(f"Next: 'vboplan show {path}' to review it, then 'vboplan apply {path}'.", err=True)
 
 
-def _warn_mass_delete(planned: Plan) -> None:
+def _warn_mass_delete(planned: Any) -> None:
     from .guard import mass_deletions
 
     found = mass_deletions(planned.changes, planned.live)
