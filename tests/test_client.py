@@ -18,7 +18,7 @@ from vboplan.project import Environment
 
 @pytest.fixture
 def emulator() -> Emulator:
-    return Emulator(Store.from_data(SEED))
+    return Emulator(Store.from_data(SEED), versions=["v5", "v6", "v7", "v8"])  # every version vboplan speaks
 
 
 def _client(emulator: Emulator, version: str = "v8") -> VboClient:

@@ -25,8 +25,12 @@ _emulators_lock = threading.Lock()
 
 def embedded_emulator(project: Project, name: str) -> Emulator:
     """The in-process emulator behind ``server: emulator:<name>``: data in ``.vboplan/emulator/<name>.json``,
-    seeded from ``emulator/<name>.yaml`` (or ``.json``) in the project when that exists."""
+    seeded from ``emulator/<name>.yaml`` (or ``.json``) in the project when that exists. It imitates the server
+    generation of the newest API version the project's environments declare for it (build, throttling), and serves
+    every API version v5-v8, so that whatever ``api_version`` an environment declares, or changes to, works."""
     from .emulator import Emulator, Store
+    from .emulator.profiles import profile_for
+    from .emulator.versions import PROFILES
 
     path = project.work_dir / "emulator" / f"{name}.json"
     with _emulators_lock:
@@ -34,7 +38,9 @@ def embedded_emulator(project: Project, name: str) -> Emulator:
             seed = next((p for p in (project.root / "emulator" / f"{name}.{ext}" for ext in ("yaml", "yml", "json"))
                          if p.exists()), None)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _emulators[path] = Emulator(Store.open(path, seed=seed))
+            declared = {env.api_version for env in project.environments.values() if env.emulator_name == name}
+            _emulators[path] = Emulator(Store.open(path, seed=seed), profile=profile_for(declared),
+                                        versions=PROFILES)
         return _emulators[path]
 
 

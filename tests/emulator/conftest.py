@@ -29,6 +29,7 @@ def make_emulator(store: Store, clock: FakeClock) -> Callable[..., Emulator]:
     def make(**options: Any) -> Emulator:
         options.setdefault("clock", clock)
         options.setdefault("seed", 1)
+        options.setdefault("versions", VERSIONS)  # these tests cover every version; profiles have their own tests
         return Emulator(options.pop("store", store), **options)
     return make
 

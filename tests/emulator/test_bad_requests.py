@@ -25,9 +25,11 @@ QUERIES = ["", "limit=abc&offset=x", "offset=-9999999999999", "setId=not-a-guid"
 
 def _concrete(template: str, org_id: str, user_id: str) -> list[str]:
     """The template with real ids, unknown ids and junk in its parameters."""
-    fills = [{"organizationId": org_id, "userId": user_id, "groupId": user_id},
-             {"organizationId": "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "userId": "x", "groupId": "y"},
-             {"organizationId": "junk%20id", "userId": "%2e%2e", "groupId": "a" * 3000}]
+    fills = [{"organizationId": org_id, "userId": user_id, "groupId": user_id, "siteId": user_id, "teamId": user_id},
+             {"organizationId": "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "userId": "x", "groupId": "y",
+              "siteId": "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "teamId": "z"},
+             {"organizationId": "junk%20id", "userId": "%2e%2e", "groupId": "a" * 3000, "siteId": "%00",
+              "teamId": "b" * 3000}]
     return [re.sub(r"\{(\w+)\}", lambda m, f=fill: f[m.group(1)], template) for fill in fills]
 
 

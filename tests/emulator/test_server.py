@@ -34,6 +34,8 @@ SMTP_PASSWORD = SECRETS[1]
 @contextmanager
 def serve_process(*args: str) -> Iterator[tuple[str, str | None, subprocess.Popen[str]]]:
     """``python -m vboplan.emulator.cli serve --port 0 ...``; yields (url, CA path, process); always killed."""
+    if not {"--profile", "--versions"} & set(args):
+        args = ("--versions", "v5,v6,v7,v8", *args)  # these sessions cover every version
     process = subprocess.Popen([sys.executable, "-m", "vboplan.emulator.cli", "serve", "--port", "0", *args],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
@@ -47,7 +49,7 @@ def serve_process(*args: str) -> Iterator[tuple[str, str | None, subprocess.Pope
                 line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
                 pytest.fail(f"the emulator did not start (exit code {process.poll()})")
-            found = re.search(r"listening on (\S+) \(API v5, v6, v7, v8\)(?:.*CA bundle: (\S+))?", line)
+            found = re.search(r"listening on (\S+) \(Veeam [^,]+, API v[\d, v]+\)(?:.*CA bundle: (\S+))?", line)
             if found:
                 break
             if time.monotonic() > deadline:
@@ -146,7 +148,9 @@ def test_cli_throttle_says_quota_exceeded_over_the_wire() -> None:
             statuses = [client.post("/v8/token", data={"grant_type": "password", "username": "admin",
                                                        "password": "admin"}) for _ in range(2)]
     assert statuses[0].status_code == 200
+    # WebApiThrottle puts its message in the status line and sends no body (README: "Token throttling")
     assert statuses[1].status_code == 429 and statuses[1].reason_phrase == "Quota Exceeded"
+    assert statuses[1].content == b"" and statuses[1].headers["retry-after"] == "1"
 
 
 def test_start_in_a_thread_keep_alive_concurrency_and_drops(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,11 @@ status codes and body shapes per version, and fault injection for testing client
   connection. :meth:`Emulator.fail_next` is the simple way:
   ``emulator.fail_next("PUT", r"/AuditEmailSettings$", status=500, after=1)`` fails the second PUT.
 * :meth:`Emulator.expire_tokens` makes every access token issued so far expire at once.
-* ``throttle=True`` limits ``POST /vN/token`` per client address to 1/s, 5/min and 1500/h (429), like the real
-  server's WebApiThrottle defaults; the real server exempts localhost, the switch applies to every caller.
+* ``profile`` picks the server generation imitated (``vbo5``, ``vb365-7``, ``vb365-8``, see
+  :mod:`vboplan.emulator.profiles`): the versions served (``versions`` overrides them) and the build reported.
+* The token endpoint of a v6+ server is limited per client address to 1/s, 5/min and 1500/h (429), like the real
+  server's WebApiThrottle defaults, which exempt loopback callers. ``throttle=True`` applies the limits to every
+  caller (loopback too), ``throttle=False`` to none, ``None`` (default) does what the profile's server does.
 * ``token_lifetime`` (seconds) and an injectable ``clock`` make token expiry testable without sleeping; ``seed``
   makes the random faults reproducible.
 
@@ -32,6 +35,9 @@ starts again.
 from __future__ import annotations
 
 import collections
+import functools
+import ipaddress
+import math
 import random
 import re
 import secrets
@@ -43,12 +49,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.utils import formatdate
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
 from vboplan.api import catalog
 from vboplan.emulator import resources as res
+from vboplan.emulator.profiles import DEFAULT_PROFILE, SERVER_PROFILES, ServerProfile
 from vboplan.emulator.store import Store, StoreError
 from vboplan.emulator.versions import PROFILES, Profile, error_body
 from vboplan.emulator.wire import (
@@ -60,12 +68,24 @@ from vboplan.emulator.wire import (
     parse_json,
     parse_query,
 )
-from vboplan.schema import SchemaError, bind, operation
+from vboplan.schema import SchemaError, bind, document, operation
 
 DROP = 0  # a fail hook returning this closes the connection instead of answering
 UNAUTHORIZED = "Authorization has been denied for this request."
+QUOTA_EXCEEDED = "Quota Exceeded"  # the status line of a throttled token request (README: "Token throttling")
 THROTTLE_LIMITS = ((1.0, 1, "Second"), (60.0, 5, "Minute"), (3600.0, 1500, "Hour"))
 REFRESH_TOKEN_LIFETIME = 14 * 24 * 3600  # not documented; long enough never to matter in a session
+# Grant types each version's document lists (NOTES.md §2); v5 had no document, only these two are known.
+GRANT_TYPES = {
+    "v5": ("password", "refresh_token"),
+    "v6": ("password", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer", "integration", "operator"),
+    "v7": ("password", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer", "integration", "operator"),
+    "v8": ("password", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer", "operator"),
+}
+# Headers every answer of the self-hosted ASP.NET server carries (README: "Server and security headers").
+COMMON_HEADERS = [("Server", "Microsoft-HTTPAPI/2.0"), ("X-Content-Type-Options", "nosniff"),
+                  ("X-Frame-Options", "SAMEORIGIN"), ("X-XSS-Protection", "1; mode=block")]
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
 
 Handler = Callable[[res.Call], Response]
 
@@ -100,6 +120,8 @@ def _routes(profile: Profile) -> list[Route]:
                {"GET": partial(res.get_principal, kind="groups")}),
         _route("/Organizations/{organizationId}/Sites", {"GET": partial(res.list_directory, kind="sites")}),
         _route("/Organizations/{organizationId}/Teams", {"GET": partial(res.list_directory, kind="teams")}),
+        _route("/Organizations/{organizationId}/Sites/{siteId}", {"GET": partial(res.get_principal, kind="sites")}),
+        _route("/Organizations/{organizationId}/Teams/{teamId}", {"GET": partial(res.get_principal, kind="teams")}),
     ]
     audit_items: dict[str, Handler] = {"GET": res.list_audit_items, "POST": res.add_audit_items}
     if profile.audit_remove_path == "action":
@@ -128,6 +150,7 @@ def _routes(profile: Profile) -> list[Route]:
             routes.append(_route(f"{base}/CompleteOAuthSignIn", {"POST": partial(res.complete_oauth, key=spec.key)}))
     if profile.logout_status is not None:
         routes.append(_route("/token/logout", {"POST": lambda call: call.emulator._logout(call)}))
+        routes.append(_route("/token/AuthCode", {"POST": lambda call: call.emulator._auth_code(call)}))
     return routes
 
 
@@ -214,13 +237,17 @@ class Emulator:
     """The emulated VBO REST API as a WSGI application (see the module docstring for faults, tokens and stats)."""
 
     def __init__(self, store: Store, *, token_lifetime: int = 3600, latency_ms: float = 0.0, fail_rate: float = 0.0,
-                 drop_rate: float = 0.0, throttle: bool = False,
+                 drop_rate: float = 0.0, throttle: bool | None = None,
                  fail_on: Callable[[str, str], int | None] | None = None,
                  clock: Callable[[], float] = time.time, seed: int | None = None,
-                 refresh_token_lifetime: int = REFRESH_TOKEN_LIFETIME, versions: Iterable[str] | None = None) -> None:
+                 refresh_token_lifetime: int = REFRESH_TOKEN_LIFETIME, versions: Iterable[str] | None = None,
+                 profile: str = DEFAULT_PROFILE) -> None:
         self.store = store
+        if profile not in SERVER_PROFILES:
+            raise ValueError(f"unknown server profile {profile!r} (known: {', '.join(SERVER_PROFILES)})")
+        self.server: ServerProfile = SERVER_PROFILES[profile]
         # A real server serves some versions only (VBO 8: v6-v8); the others answer 404 like an unknown path.
-        self.versions = tuple(v.lower() for v in (versions or PROFILES))
+        self.versions = tuple(v.lower() for v in (versions or self.server.versions))
         unknown = set(self.versions) - set(PROFILES)
         if unknown:
             raise ValueError(f"unknown API version {sorted(unknown)[0]} (known: {', '.join(PROFILES)})")
@@ -271,6 +298,7 @@ class Emulator:
         except Exception:  # an unencodable body is a bug: answer it like one
             traceback.print_exc(file=environ.get("wsgi.errors") or sys.stderr)
             status, headers, payload = Response(500, {"message": "An error has occurred."}).encode()
+        headers = [*COMMON_HEADERS, *([HSTS] if environ.get("wsgi.url_scheme") == "https" else []), *headers]
         start_response(status, headers)
         # A HEAD answer carries the headers of the full answer but never its body (keep-alive framing).
         return [b""] if str(environ.get("REQUEST_METHOD", "")).upper() == "HEAD" else [payload]
@@ -310,7 +338,11 @@ class Emulator:
                                                    f"'{_request_uri(environ)}'.", plain=True))
         handler = route.handlers.get(method)
         if handler is None:
-            allowed = ", ".join(sorted(route.handlers))
+            # The real server routes every method Veeam's document has for the path: Allow names them all.
+            documented = _documented_methods(version, route.template)
+            if method in documented:
+                return self._error(version, ApiError(501, f"{method} /{version}{route.template} is not emulated."))
+            allowed = ", ".join(sorted(documented | set(route.handlers)))
             return self._error(version, ApiError(405, f"The requested resource does not support http method "
                                                       f"'{method}'.", plain=True, headers=[("Allow", allowed)]))
         try:
@@ -390,6 +422,8 @@ class Emulator:
         return None
 
     def _error(self, version: str | None, exc: ApiError) -> Response:
+        if exc.empty:
+            return Response(exc.status, None, exc.headers, exc.reason)
         if exc.body is not None:
             body = exc.body
         elif exc.plain or version is None:
@@ -407,7 +441,8 @@ class Emulator:
         with self._lock:
             grant = self._grants.get(token) if scheme.lower() == "bearer" and token else None
             if grant is None or self.clock() >= grant.access_expires:
-                raise ApiError(401, UNAUTHORIZED, plain=True, headers=[("WWW-Authenticate", "Bearer")])
+                # An empty body, as real servers answer (README: "401"); clients re-login on the status alone.
+                raise ApiError(401, UNAUTHORIZED, empty=True, headers=[("WWW-Authenticate", "Bearer")])
         return token
 
     def _token(self, call: res.Call) -> Response:
@@ -423,17 +458,25 @@ class Emulator:
                     if isinstance(username, str) and isinstance(password, str) else None)
             if user is None:
                 raise _oauth_error("invalid_grant", "The user name or password is incorrect.")
-            return self._issue(user)
+            return self._issue(user, call.version)
         if grant_type == "refresh_token":
             token = fields.get("refresh_token")
             with self._lock:
                 grant = self._refresh.pop(token, None) if isinstance(token, str) else None
             if grant is None or self.clock() >= grant.refresh_expires:
                 raise _oauth_error("invalid_grant", "The refresh token is invalid, expired or already used.")
-            return self._issue(grant.username)
+            return self._issue(grant.username, call.version)
+        if grant_type in GRANT_TYPES.get(call.version, ()):
+            # Known to the server but needing an identity the emulator has none of: a restore operator's
+            # Microsoft 365 sign-in, an assertion, an integration token. A server where such sign-in is not set up
+            # refuses the credentials (invalid_grant), it does not call the grant type unknown.
+            if grant_type == "operator" and not (fields.get("assertion") or fields.get("username")):
+                raise _oauth_error("invalid_request", "Restore operator sign-in needs an assertion or a user name.")
+            raise _oauth_error("invalid_grant", f"Sign-in with grant type '{grant_type}' was refused: no restore "
+                                                "operator or integration is set up for these credentials.")
         raise _oauth_error("unsupported_grant_type", f"The grant type '{grant_type}' is not supported.")
 
-    def _issue(self, username: str) -> Response:
+    def _issue(self, username: str, version: str) -> Response:
         now = self.clock()
         # Opaque like the real server's OWIN tickets (which start "AQAAANCMnd8BFdERjHoAwE_Cl-sBAAAA"), never a JWT.
         grant = _Grant(username, "AQAAANCMnd8BFdERjHoAwE_Cl-sBAAAA" + secrets.token_urlsafe(96),
@@ -444,9 +487,18 @@ class Emulator:
             self._issued += 1
             if self._issued % 256 == 0:
                 self._sweep(now)
-        body = {"access_token": grant.access_token, "token_type": "bearer", "expires_in": self.token_lifetime,
-                "refresh_token": grant.refresh_token, "userName": username, ".issued": _iso(now),
-                ".expires": _iso(grant.access_expires)}
+        # OWIN computes expires_in from the ticket a moment after issuing it: 3599 for a 60-minute token, as a
+        # real v5 server answers. v5 (no document) also has OWIN's RFC 1123 dates and no userName; v6+ documents
+        # declare ISO 8601 date-times and userName, which generated clients rely on (README: "Tokens").
+        expires_in = max(1, self.token_lifetime - 1)
+        if version == "v5":
+            body = {"access_token": grant.access_token, "token_type": "bearer", "expires_in": expires_in,
+                    "refresh_token": grant.refresh_token, ".issued": _rfc1123(now),
+                    ".expires": _rfc1123(grant.access_expires)}
+        else:
+            body = {"access_token": grant.access_token, "token_type": "bearer", "expires_in": expires_in,
+                    "refresh_token": grant.refresh_token, "userName": username, ".issued": _iso(now),
+                    ".expires": _iso(grant.access_expires)}
         headers = [("Cache-Control", "no-cache"), ("Pragma", "no-cache"), ("Expires", "-1")]
         return Response(200, body, headers)
 
@@ -462,23 +514,38 @@ class Emulator:
                 self._refresh.pop(grant.refresh_token, None)
         return Response(call.profile.logout_status or 204)
 
+    def _auth_code(self, call: res.Call) -> Response:
+        """POST /vN/token/AuthCode (v7+): a one-time authorization code for the signed-in user."""
+        return Response(200, {"authCode": secrets.token_urlsafe(32)})
+
+    def _throttled(self, client: str) -> bool:
+        if self.throttle is not None:
+            return self.throttle
+        if not self.server.throttled:
+            return False
+        try:  # WebApiThrottle on the real server exempts loopback callers (NOTES.md §2)
+            return not ipaddress.ip_address(client.split("%", 1)[0]).is_loopback
+        except ValueError:
+            return True
+
     def _check_throttle(self, client: str) -> None:
-        if not self.throttle:
+        if not self._throttled(client):
             return
         now = self.clock()
         with self._lock:
-            # Fixed windows counting every attempt, as WebApiThrottle does: hammering keeps a client blocked.
-            for period, _limit, _label in THROTTLE_LIMITS:
-                window = self._windows.setdefault((client, period), [now, 0])
-                if now - window[0] >= period:
-                    window[0], window[1] = now, 0
+            # WebApiThrottle's order: per period, shortest first, count the request in a fixed window that starts
+            # with its first request, and stop at the first limit exceeded; a request refused per second is not
+            # counted per minute, so a client hammering the endpoint still gets about 1 in per second, 5 per minute.
+            for period, limit, _label in THROTTLE_LIMITS:
+                window = self._windows.get((client, period))
+                if window is None or now - window[0] >= period:
+                    window = self._windows[(client, period)] = [now, 0]
                 window[1] += 1
-            for period, limit, label in THROTTLE_LIMITS:
-                start, count = self._windows[(client, period)]
-                if count > limit:
-                    retry = max(1, int(start + period - now + 0.999))
-                    raise ApiError(429, f"API calls quota exceeded! maximum admitted {limit} per {label}.",
-                                   plain=True, reason="Quota Exceeded", headers=[("Retry-After", str(retry))])
+                if window[1] > limit:
+                    retry = max(1, math.ceil(window[0] + period - now))
+                    # The status line carries the message, the body is empty (README: "Token throttling").
+                    raise ApiError(429, QUOTA_EXCEEDED, empty=True, reason=QUOTA_EXCEEDED,
+                                   headers=[("Retry-After", str(retry))])
 
     # -- OAuth mail sign-in (v7+) ----------------------------------------------------------------------------------
 
@@ -511,16 +578,32 @@ class Emulator:
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
+    stream = environ.get("wsgi.input")
+    if not environ.get("CONTENT_LENGTH") and "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        # A chunked body the WSGI server left for the app to read (the socket server de-chunks it itself).
+        body = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, "The request body is too large.", plain=True)
+        return body
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise ApiError(400, "The Content-Length header is not a number.", plain=True) from None
     if length > MAX_BODY_BYTES:
         raise ApiError(413, "The request body is too large.", plain=True)
-    stream = environ.get("wsgi.input")
     if length <= 0 or stream is None:
         return b""
     return stream.read(length)
+
+
+@functools.cache
+def _documented_methods(version: str, template: str) -> frozenset[str]:
+    """The methods Veeam's document of ``version`` has for ``template`` (v5: v6's document)."""
+    doc_version = "v6" if version == "v5" else version
+    paths = document(doc_version).get("paths", {})
+    wanted = f"/{doc_version}{template}".lower()
+    item: dict[str, Any] = next((ops for path, ops in paths.items() if path.lower() == wanted), {})
+    return frozenset(m.upper() for m in item if m in ("get", "put", "post", "delete", "patch", "head"))
 
 
 def _bind_parameter(version: str, name: str, schema: dict[str, Any], raw: str) -> Any:
@@ -565,6 +648,11 @@ def _oauth_error(error: str, description: str) -> ApiError:
 
 def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc1123(moment: float) -> str:
+    """``Wed, 16 Dec 2020 05:50:09 GMT``, as .NET's ``ToString("r")`` writes (a real v5 token response)."""
+    return formatdate(moment, usegmt=True)
 
 
 def _request_uri(environ: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ import click
 import yaml
 
 from vboplan.emulator.app import Emulator
+from vboplan.emulator.profiles import DEFAULT_PROFILE, SERVER_PROFILES
 from vboplan.emulator.server import RunningServer, serve
 from vboplan.emulator.store import Store
 from vboplan.emulator.synth import generate_tenant
@@ -40,30 +41,36 @@ def emulator() -> None:
               help="Fraction of requests whose connection is closed without an answer.")
 @click.option("--token-lifetime", default=3600, show_default=True, type=click.IntRange(min=1),
               help="Access token lifetime in seconds.")
-@click.option("--throttle", is_flag=True, help="Limit the token endpoint to 1/s, 5/min, 1500/h per client (429).")
+@click.option("--throttle/--no-throttle", default=None,
+              help="Limit the token endpoint to 1/s, 5/min, 1500/h per client, loopback callers too (429); "
+                   "default: as the profile's server, which throttles v6+ logins from other hosts only.")
 @click.option("--random-seed", type=int, default=None, help="Seed for --fail-rate/--drop-rate (reproducible runs).")
-@click.option("--versions", default=",".join(PROFILES), show_default=True,
-              help="API versions to serve, comma-separated (a VBO 8 server serves v6,v7,v8).")
+@click.option("--profile", type=click.Choice(sorted(SERVER_PROFILES)), default=DEFAULT_PROFILE, show_default=True,
+              help="Server generation to imitate: vbo5 (API v5), vb365-7 (v6, v7), vb365-8 (v6-v8).")
+@click.option("--versions", default=None,
+              help="API versions to serve, comma-separated, instead of the profile's (e.g. v5,v6,v7,v8).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
 def serve_command(host: str, port: int, data: Path | None, seed: Path | None, tls: bool, latency_ms: float,
-                  fail_rate: float, drop_rate: float, token_lifetime: int, throttle: bool, random_seed: int | None,
-                  versions: str, verbose: bool) -> None:
+                  fail_rate: float, drop_rate: float, token_lifetime: int, throttle: bool | None,
+                  random_seed: int | None, profile: str, versions: str | None, verbose: bool) -> None:
     """Serve the emulated REST API until Ctrl-C or SIGTERM."""
     try:
-        served = [v.strip().lower() for v in versions.split(",") if v.strip()]
+        served = ([v.strip().lower() for v in versions.split(",") if v.strip()] if versions is not None
+                  else list(SERVER_PROFILES[profile].versions))
         unknown = sorted(set(served) - set(PROFILES))
         if unknown or not served:
             raise click.BadParameter(f"unknown version {unknown[0] if unknown else '(none)'}; "
                                      f"choose from {', '.join(PROFILES)}", param_hint="--versions")
         store = Store.open(data, seed) if data else (Store.read(seed) if seed else Store.from_data(None))
         app = Emulator(store, token_lifetime=token_lifetime, latency_ms=latency_ms, fail_rate=fail_rate,
-                       drop_rate=drop_rate, throttle=throttle, seed=random_seed, versions=served)
+                       drop_rate=drop_rate, throttle=throttle, seed=random_seed, versions=served, profile=profile)
 
         def ready(running: RunningServer) -> None:
             where = (f"; data in {data}" if data else f"; in memory from {seed}" if seed else
                      "; empty and in memory, log in as admin/admin")
             ca = f"; CA bundle: {running.ca_path}" if running.ca_path else ""
-            click.echo(f"vboplan emulator listening on {running.url} (API {', '.join(app.versions)}){where}{ca}", err=True)
+            click.echo(f"vboplan emulator listening on {running.url} ({app.server.product}, API "
+                       f"{', '.join(app.versions)}){where}{ca}", err=True)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             raise KeyboardInterrupt

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from vboplan.api import catalog
 from vboplan.api.catalog import Endpoint, SettingsSpec
 from vboplan.emulator.store import HASH_SUFFIX, Organization, Store, derived_uuid
-from vboplan.emulator.versions import SERVER_BUILD, Profile, fields, shape
+from vboplan.emulator.versions import Profile, fields, shape
 from vboplan.emulator.wire import ApiError, Response, is_json_content_type, parse_json
 from vboplan.schema import SchemaError, bind, component, operation
 
@@ -107,7 +107,8 @@ def request_schema(version: str, method: str, template: str) -> dict[str, Any]:
 def service_instance(call: Call) -> Response:
     """GET /ServiceInstance."""
     return Response(200, shape(call.version, "RESTServiceInstance",
-                               {"installationId": call.store.installation_id, "version": SERVER_BUILD}))
+                               {"installationId": call.store.installation_id,
+                                "version": call.emulator.server.build}))
 
 
 # -- settings objects (vboplan.api.catalog) -----------------------------------------------------------------------
@@ -252,40 +253,77 @@ def complete_oauth(call: Call, key: str) -> Response:
 
 # -- organizations -----------------------------------------------------------------------------------------------
 
-def organization_view(call: Call, org: Organization) -> dict[str, Any]:
-    """An organization as ``RestOrganizationComposed`` of this version."""
+_BACKUP_FIELDS = ("isBackedup", "firstBackuptime", "lastBackuptime")
+
+
+def _connection_settings(org: Organization, sharepoint: bool) -> dict[str, Any]:
+    """``exchangeOnlineSettings`` / ``sharePointOnlineSettings`` of a modern app-only organization, as a real v7
+    server lists them (the_auditor's model of ``GET /v7/Organizations``); secrets are never answered."""
+    settings: dict[str, Any] = {"useApplicationOnlyAuth": True}
+    if sharepoint:
+        settings["officeOrganizationName"] = org.name.split(".", 1)[0]
+        settings["sharePointSaveAllWebParts"] = False
+    settings.update({"account": f"veeam-backup@{org.name}", "grantAdminAccess": False, "useMfa": True,
+                     "applicationId": derived_uuid("organization-application", org.id),
+                     "applicationCertificateThumbprint": derived_uuid("organization-certificate", org.id)
+                     .replace("-", "").upper()[:40]})
+    return settings
+
+
+def organization_view(call: Call, org: Organization, extended: bool = False) -> dict[str, Any]:
+    """An organization as ``RestOrganizationComposed`` of this version. ``extended`` (``extendedView=true``) adds
+    the backup state the controller asks the proxy for; without it those fields are left out."""
     base = f"/Organizations/{org.id}"
     values: dict[str, Any] = {
-        "id": org.id, "name": org.name, "officeName": org.name, "type": "Office365", "region": "Worldwide",
-        "isBackedup": False, "firstBackuptime": None, "lastBackuptime": None, "isExchangeOnline": True,
-        "isSharePointOnline": True, "isTeamsOnline": True, "isTeamsChatsOnline": False,
+        "isTeamsOnline": True, "isTeamsChatsOnline": False,
+        "exchangeOnlineSettings": _connection_settings(org, sharepoint=False),
+        "sharePointOnlineSettings": _connection_settings(org, sharepoint=True),
+        "isExchangeOnline": True, "isSharePointOnline": True, "type": "Office365", "region": "Worldwide",
+        "id": org.id, "name": org.name, "officeName": org.name,
+        "isBackedup": False, "firstBackuptime": None, "lastBackuptime": None,
         "msid": derived_uuid("organization-msid", org.id), "backedUpOrganizationId": None,
     }
     values.update(org.extra)
-    values["_links"] = {name: {"href": call.href(base + suffix)} for name, suffix in (
-        ("self", ""), ("users", "/Users"), ("groups", "/Groups"), ("sites", "/Sites"), ("teams", "/Teams"),
-        ("auditItems", "/AuditItems"))}
+    if not extended:
+        for name in _BACKUP_FIELDS:
+            values.pop(name, None)
+    # v8 dropped /Organizations/{id}/Jobs: its jobs are filtered by organization instead.
+    jobs = f"/Jobs?organizationId={org.id}" if call.profile.organizations_paged else f"{base}/Jobs"
+    values["_links"] = {"self": {"href": call.href(base)}, "jobs": {"href": call.href(jobs)},
+                        **{name: {"href": call.href(f"{base}/{suffix}")} for name, suffix in (
+                            ("groups", "Groups"), ("users", "Users"), ("sites", "Sites"), ("teams", "Teams"),
+                            ("usedRepositories", "usedRepositories"), ("rbacRoles", "RbacRoles"))}}
+    values["_actions"] = {}
     return shape(call.version, "RestOrganizationComposed", values)
+
+
+def _extended(call: Call) -> bool:
+    """``extendedView``: given, or the version's documented default (v6 true, v7/v8 false)."""
+    given = call.query.get("extendedView")
+    return call.profile.name in ("v5", "v6") if given is None else bool(given)
 
 
 def list_organizations(call: Call) -> Response:
     """GET /Organizations: an array before v8, a page in v8 (filter ``msid``)."""
     orgs = call.store.organizations
+    extended = _extended(call)
     if not call.profile.organizations_paged:
-        return Response(200, [organization_view(call, org) for org in orgs])
+        return Response(200, [organization_view(call, org, extended) for org in orgs])
     msid = call.query.get("msid")
     if msid is not None:
         orgs = [o for o in orgs if organization_view(call, o).get("msid") == msid]
     offset, limit = _paging(call)
-    body = {"offset": offset, "limit": limit,
-            "results": [organization_view(call, org) for org in orgs[offset:offset + limit]],
-            "_links": _page_links(call, "/Organizations", {}, offset, limit, len(orgs))}
+    keep = {k: _query_text(v) for k, v in call.query.items() if k not in ("offset", "limit")}
+    set_id = derived_uuid("set", "organizations", repr(sorted(keep.items())))
+    body = {"offset": offset, "limit": limit, "setId": set_id,
+            "results": [organization_view(call, org, extended) for org in orgs[offset:offset + limit]],
+            "_links": _page_links(call, "/Organizations", keep, offset, limit, len(orgs))}
     return Response(200, shape(call.version, "PageOfRestOrganizationComposed", body))
 
 
 def get_organization(call: Call) -> Response:
     """GET /Organizations/{organizationId}."""
-    return Response(200, organization_view(call, call.organization()))
+    return Response(200, organization_view(call, call.organization(), _extended(call)))
 
 
 # -- users, groups, sites, teams ---------------------------------------------------------------------------------
@@ -293,8 +331,8 @@ def get_organization(call: Call) -> Response:
 _PRINCIPAL_DEFAULTS: dict[str, dict[str, Any]] = {
     "users": {"type": "User", "locationType": "Cloud", "onPremisesSid": None, "office": None, "eTag": None,
               "assignedLicenses": [], "dataLocation": None},
-    "groups": {"type": "Office365", "locationType": "Cloud", "managedBy": None, "site": None, "onPremisesSid": None,
-               "eTag": None, "dataLocation": None},
+    "groups": {"type": "Office365", "locationType": "Cloud", "onPremisesSid": None, "eTag": None,
+               "dataLocation": None},
     "sites": {"isCloud": True, "isPersonal": False, "isAvailable": True, "eTag": None, "dataLocation": None},
     "teams": {"eTag": None, "dataLocation": None},
 }
@@ -307,10 +345,25 @@ def principal_view(call: Call, org: Organization, kind: str, item: dict[str, Any
         values.setdefault("title", values.get("name") or values.get("url"))
     if kind == "teams":
         values.setdefault("mail", re.sub(r"\W", "", str(values.get("displayName", "team"))) + "@" + org.name)
+    if kind == "groups":
+        _group_defaults(org, values)
     route = {"users": "Users", "groups": "Groups", "sites": "Sites", "teams": "Teams"}[kind]
-    values["_links"] = {"self": {"href": call.href(f"/Organizations/{org.id}/{route}/{item['id']}")},
+    self_href = f"/Organizations/{org.id}/{route}/{item['id']}"
+    values["_links"] = {"self": {"href": call.href(self_href)},
                         "organization": {"href": call.href(f"/Organizations/{org.id}")}}
+    if kind == "users":  # a real v7 server links each user's OneDrives (the_auditor's model of Users pages)
+        values["_links"]["onedrives"] = {"href": call.href(f"{self_href}/onedrives")}
     return shape(call.version, _ITEM_COMPONENTS[kind], values)
+
+
+def _group_defaults(org: Organization, values: dict[str, Any]) -> None:
+    """A group's owner (``managedBy``) and, for a Microsoft 365 group, its team site (``site``), unless seeded."""
+    if values.get("managedBy") is None and org.users.items:
+        owner = org.users.items[0]
+        values["managedBy"] = owner.get("displayName") or owner.get("name")
+    if values.get("site") is None and values.get("type", "Office365") == "Office365":
+        alias = re.sub(r"[^A-Za-z0-9]", "", str(values.get("name") or values.get("displayName") or "").split("@")[0])
+        values["site"] = f"https://{org.name.split('.', 1)[0]}.sharepoint.com/sites/{alias}"
 
 
 def _wildcard(pattern: str) -> re.Pattern[str]:
@@ -405,12 +458,12 @@ def list_directory(call: Call, kind: str) -> Response:
 
 
 def get_principal(call: Call, kind: str) -> Response:
-    """GET .../Users/{userId}, .../Groups/{groupId}."""
+    """GET .../Users/{userId}, .../Groups/{groupId}, .../Sites/{siteId}, .../Teams/{teamId}."""
     org = call.organization()
-    key = "userId" if kind == "users" else "groupId"
-    item = org.directory(kind).get(call.params[key])
+    key = {"users": "userId", "groups": "groupId", "sites": "siteId", "teams": "teamId"}[kind]
+    item = org.directory(kind).get(str(call.params[key]))
     if item is None:
-        noun = "User" if kind == "users" else "Group"
+        noun = {"users": "User", "groups": "Group", "sites": "Site", "teams": "Team"}[kind]
         raise ApiError(404, f"{noun} with ID '{call.params[key]}' was not found in organization '{org.name}'.")
     return Response(200, principal_view(call, org, kind, item))
 
@@ -422,13 +475,17 @@ def _query_text(value: Any) -> str:
 # -- audit items -------------------------------------------------------------------------------------------------
 
 def audit_item_view(call: Call, org: Organization, item: dict[str, Any]) -> dict[str, Any]:
-    """An audit item (``RESTAuditUserOrGroup``) with its user or group as the directory lists it."""
+    """An audit item (``RESTAuditUserOrGroup``). Its user or group carries only ``id``, ``displayName`` and
+    ``name``, as a real server answers (the_auditor reads no more from a v7 server's audit items)."""
     kind = "users" if item["type"] == "User" else "groups"
     principal = org.directory(kind).get(item["principalId"]) or {"id": item["principalId"]}
-    view = principal_view(call, org, kind, principal)
-    values = {"id": item["id"], "type": item["type"], item["type"].lower(): view,
+    brief = {key: principal.get(key) for key in ("id", "displayName", "name")}
+    route = "Users" if kind == "users" else "Groups"
+    values = {"id": item["id"], "type": item["type"],
+              item["type"].lower(): shape(call.version, _ITEM_COMPONENTS[kind], brief),
               "_links": {"organization": {"href": call.href(f"/Organizations/{org.id}")},
-                         item["type"].lower(): view["_links"]["self"]}}
+                         item["type"].lower(): {"href": call.href(
+                             f"/Organizations/{org.id}/{route}/{principal['id']}")}}}
     return shape(call.version, "RESTAuditUserOrGroup", values)
 
 

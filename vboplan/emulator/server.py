@@ -31,8 +31,6 @@ from vboplan.emulator.store import Store
 from vboplan.emulator.wire import MAX_BODY_BYTES, ConnectionDropped
 from vboplan.errors import VboplanError
 
-VERSIONS_SERVED = "v5, v6, v7, v8"
-
 
 class ListenError(VboplanError):
     """The server cannot listen where it was asked to (port in use, bad address)."""
@@ -90,24 +88,32 @@ class _RequestHandler(WSGIRequestHandler):
         if not self.parse_request():
             self.wfile.flush()
             return
+        environ = self.get_environ()
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.send_error(411, "Length Required")
-            self.close_connection = True
-            self.wfile.flush()
-            return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
-            self.send_error(400 if length < 0 else 413)
-            self.close_connection = True
-            self.wfile.flush()
-            return
-        # Reading the whole body here keeps the connection usable whatever the app reads of it.
-        body = self.rfile.read(length) if length else b""
+            # HTTP.sys de-chunks request bodies for the real server: the app sees a body with its length.
+            try:
+                body = self._read_chunked()
+            except ValueError as exc:
+                self.send_error(413 if "large" in str(exc) else 400, str(exc))
+                self.close_connection = True
+                self.wfile.flush()
+                return
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+        else:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY_BYTES:
+                self.send_error(400 if length < 0 else 413)
+                self.close_connection = True
+                self.wfile.flush()
+                return
+            # Reading the whole body here keeps the connection usable whatever the app reads of it.
+            body = self.rfile.read(length) if length else b""
         handler = _ServerHandler(io.BytesIO(body), self.wfile,  # type: ignore[arg-type]
-                                 self.get_stderr(), self.get_environ(), multithread=True)
+                                 self.get_stderr(), environ, multithread=True)
         handler.http_version = "1.1"
         handler.request_handler = self  # type: ignore[attr-defined]
         app = self.server.get_app()
@@ -120,6 +126,30 @@ class _RequestHandler(WSGIRequestHandler):
             self.wfile.flush()
         except OSError:
             self.close_connection = True
+
+    def _read_chunked(self) -> bytes:
+        """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1), trailers skipped; ValueError when malformed."""
+        parts: list[bytes] = []
+        size_total = 0
+        while True:
+            line = self.rfile.readline(1026)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise ValueError("malformed chunk size") from None
+            if size < 0:
+                raise ValueError("malformed chunk size")
+            if size == 0:
+                break
+            size_total += size
+            if size_total > MAX_BODY_BYTES:
+                raise ValueError("request body too large")
+            parts.append(self.rfile.read(size))
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise ValueError("malformed chunk")
+        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass  # trailer fields
+        return b"".join(parts)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:

@@ -20,23 +20,22 @@ from vboplan.schema import component, resolve
 Profile = VersionTraits
 PROFILES: dict[str, VersionTraits] = TRAITS
 
-# The Veeam build the emulated server reports (the v8 build NOTES.md §1 verifies).
-SERVER_BUILD = "8.0.2.159"
-
 # v8 error codes by HTTP status (RESTExceptionInfo.errorCode); other statuses carry null.
 V8_ERROR_CODES = {400: "ParameterValidationFailure", 403: "ResourceAccessDenied", 404: "ResourceNotFound",
                   409: "OperationConflict"}
 
 
 def error_body(version: str | None, message: str, status: int) -> dict[str, Any]:
-    """A RESTExceptionInfo for ``version`` (plain ``{"message"}`` when no version applies)."""
+    """A RESTExceptionInfo for ``version`` (plain ``{"message"}`` when no version applies).
+
+    Unset fields are left out, never ``null`` (README: "Unset fields"): v7's errorCode enum only has ProxyOffline,
+    so v7 errors carry ``message`` alone; v8 adds ``errorCode`` where the status has one; ``stackTrace`` is never
+    sent (a production server does not expose it)."""
     body: dict[str, Any] = {"message": message}
     style = PROFILES[version].error_style if version in PROFILES else "message"
-    if style in ("errorCode", "stackTrace"):
-        # v7's errorCode enum only has ProxyOffline, so null is the only honest value there.
-        body["errorCode"] = V8_ERROR_CODES.get(status) if style == "stackTrace" else None
-    if style == "stackTrace":
-        body["stackTrace"] = None
+    code = V8_ERROR_CODES.get(status) if style == "stackTrace" else None
+    if code is not None:
+        body["errorCode"] = code
     return body
 
 
@@ -51,12 +50,10 @@ def fields(version: str, name: str) -> tuple[tuple[str, bool], ...]:
 
 
 def shape(version: str, name: str, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` cut to component ``name`` of ``version``, in their own order: undeclared keys dropped, a None
-    dropped where the schema does not allow null (JSON.NET would write null there, but the document says the field
-    is not nullable, and the document wins)."""
+    """``values`` cut to component ``name`` of ``version``, in their own order: undeclared keys dropped, and unset
+    (``None``) values left out, nullable or not, as a real server does (README: "Unset fields")."""
     declared = _declared(version, name)
-    return {prop: value for prop, value in values.items()
-            if prop in declared and (value is not None or declared[prop])}
+    return {prop: value for prop, value in values.items() if prop in declared and value is not None}
 
 
 @cache

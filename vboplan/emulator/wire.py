@@ -50,10 +50,12 @@ class Response:
 
 class ApiError(Exception):
     """An error answer. ``plain`` errors come from the web framework (routing, authorization), not from VBO's own
-    exception filter, so they carry only ``message``; ``body`` replaces the body entirely (OAuth errors)."""
+    exception filter, so they carry only ``message``; ``body`` replaces the body entirely (OAuth errors); ``empty``
+    answers with no body at all (401 from the authorization filter, 429 from the throttle)."""
 
     def __init__(self, status: int, message: str, *, plain: bool = False, body: Any = None,
-                 headers: list[tuple[str, str]] | None = None, reason: str | None = None) -> None:
+                 headers: list[tuple[str, str]] | None = None, reason: str | None = None,
+                 empty: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -61,6 +63,7 @@ class ApiError(Exception):
         self.body = body
         self.headers = headers or []
         self.reason = reason
+        self.empty = empty
 
 
 def parse_json(raw: bytes) -> Any:

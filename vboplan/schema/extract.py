@@ -22,11 +22,12 @@ HERE = Path(__file__).resolve().parent
 WANTED = [
     r"token",
     r"token/logout",
+    r"token/AuthCode",
     r"ServiceInstance",
     r"Organizations",
     r"Organizations/\{organizationId\}",
     r"Organizations/\{organizationId\}/(Users|Groups|Sites|Teams)",
-    r"Organizations/\{organizationId\}/(Users|Groups)/\{(userId|groupId)\}",
+    r"Organizations/\{organizationId\}/(Users|Groups|Sites|Teams)/\{(userId|groupId|siteId|teamId)\}",
     r"Organizations/\{organizationId\}/AuditItems(/remove)?",
 ]
 
