@@ -31,6 +31,8 @@ _RETRY_STATUS = {429, 500, 502, 503, 504}
 _IDEMPOTENT = {"GET", "HEAD"}
 #: Largest response body vboplan accepts (a directory page of 10,000 users is a few MiB).
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Longest vboplan waits, in all, for a throttled token endpoint (VBO's limits: 1 login/s, 5/min per client).
+TOKEN_THROTTLE_WAIT = 65.0
 
 
 class _Budget(threading.local):
@@ -154,9 +156,11 @@ class VboClient:
     """Talks to one VBO server as one user, at one API version."""
 
     def __init__(self, env: Environment, username: str, password: str, *, transport: httpx.BaseTransport | None = None,
-                 base_url: str | None = None, max_in_flight: int = 8, retries: int = 3, backoff: float = 0.2) -> None:
+                 base_url: str | None = None, max_in_flight: int = 8, retries: int = 3, backoff: float = 0.2,
+                 throttle_wait: float = TOKEN_THROTTLE_WAIT) -> None:
         """``transport`` (default: HTTPS with TLS verification and per-request deadlines) carries the requests;
-        ``base_url`` (default ``{server}/{api_version}/``) is where they go, e.g. an in-process server's name."""
+        ``base_url`` (default ``{server}/{api_version}/``) is where they go, e.g. an in-process server's name;
+        ``throttle_wait`` bounds how long, in all, a login waits for a throttled token endpoint."""
         self.env = env
         self.version = env.api_version
         self.traits: VersionTraits = TRAITS[env.api_version]
@@ -164,6 +168,7 @@ class VboClient:
         self._password = password
         self._retries = retries
         self._backoff = backoff
+        self._throttle_wait = throttle_wait
         self._token_lock = threading.Lock()
         self._access_token: str | None = None
         self._refresh_token: str | None = None
@@ -240,7 +245,23 @@ class VboClient:
                          "disable_antiforgery_token": "true"})
 
     def _grant(self, form: dict[str, str]) -> None:
-        response = self._send("POST", "token", data=form, authenticated=False, retry=True)
+        waited = 0.0
+        while True:
+            response = self._send("POST", "token", data=form, authenticated=False, retry=True,
+                                  retry_status=_RETRY_STATUS - {429})
+            if response.status_code != 429:
+                break
+            # VBO throttles logins per client (1/s, 5/min): wait as the server says (Retry-After), or for the next
+            # one-second window when it does not say, within a bound; never hammer it.
+            retry_after = response.headers.get("Retry-After", "")
+            delay = float(retry_after) if retry_after.isdigit() else 1.0
+            if waited + delay > self._throttle_wait:
+                raise ApiError(f"{self.where}: the token endpoint is throttling logins (429 "
+                               f"{response.reason_phrase or 'Too Many Requests'}) and asks to wait {delay:g}s more "
+                               f"after {waited:g}s; try again later", status=429)
+            log.warning("%s: the token endpoint is throttling logins; waiting %gs as it asks", self.where, delay)
+            time.sleep(delay)
+            waited += delay
         if response.status_code == 200:
             body = self._json(response, "token")
             if not isinstance(body, dict):
@@ -253,9 +274,6 @@ class VboClient:
         if response.status_code == 404:
             raise ApiError(f"{self.where}: the server does not serve API {self.version} "
                            f"(check api_version; VBO 8 serves v6-v8, VBO 7 v5-v7)", status=404)
-        if response.status_code == 429:
-            raise ApiError(f"{self.where}: the token endpoint is throttling requests (429 Quota Exceeded); "
-                           "wait a minute and try again", status=429)
         if response.status_code in (400, 401):
             if form["grant_type"] == "refresh_token":
                 raise AuthError(f"{self.where}: the server refused the refresh token", status=response.status_code)
@@ -295,7 +313,8 @@ class VboClient:
         return self._json(self.request("GET", path, params=params), f"GET /{self.version}/{path}")
 
     def _send(self, method: str, path: str, *, json: Any = None, data: dict[str, str] | None = None,
-              params: dict[str, Any] | None = None, authenticated: bool, retry: bool) -> httpx.Response:
+              params: dict[str, Any] | None = None, authenticated: bool, retry: bool,
+              retry_status: frozenset[int] | set[int] = _RETRY_STATUS) -> httpx.Response:
         attempt = 0
         # One total deadline for the request, its retries included: a slow server cannot hold a run longer
         # than the environment's timeout, however it paces its bytes.
@@ -326,7 +345,7 @@ class VboClient:
                 if retry and attempt < self._retries and self._sleep(attempt, deadline):
                     continue
                 raise self._transport_error(exc) from None
-            if retry and response.status_code in _RETRY_STATUS and attempt < self._retries \
+            if retry and response.status_code in retry_status and attempt < self._retries \
                     and self._sleep(attempt, deadline, response.headers.get("Retry-After")):
                 log.debug("%s %s answered %s; retrying", method, path, response.status_code)
                 continue

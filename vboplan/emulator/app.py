@@ -341,7 +341,10 @@ class Emulator:
             # The real server routes every method Veeam's document has for the path: Allow names them all.
             documented = _documented_methods(version, route.template)
             if method in documented:
-                return self._error(version, ApiError(501, f"{method} /{version}{route.template} is not emulated."))
+                # Refused as a server refuses an operator it does not permit (403), not as a server fault: a
+                # client or fuzzer meeting it learns the call exists and is not allowed here.
+                return self._error(version, ApiError(403, f"{method} /{version}{route.template} is not permitted "
+                                                          "on this emulated server."))
             allowed = ", ".join(sorted(documented | set(route.handlers)))
             return self._error(version, ApiError(405, f"The requested resource does not support http method "
                                                       f"'{method}'.", plain=True, headers=[("Allow", allowed)]))

@@ -89,6 +89,8 @@ class _RequestHandler(WSGIRequestHandler):
             self.wfile.flush()
             return
         environ = self.get_environ()
+        if isinstance(self.request, ssl.SSLSocket):
+            environ["HTTPS"] = "on"  # wsgiref derives wsgi.url_scheme from it: v5's absolute links, HSTS
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             # HTTP.sys de-chunks request bodies for the real server: the app sees a body with its length.
             try:
