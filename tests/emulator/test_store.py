@@ -37,10 +37,10 @@ def test_changes_persist_and_a_second_store_sees_them(data_file: Path) -> None:
         org_id = api.org_id()
         api.post(f"/Organizations/{org_id}/AuditItems",
                  json=[{"type": "User", "user": api.user(org_id, "ceo@contoso.com")}])
-    text = data_file.read_text(encoding="utf-8")
-    assert SECRET not in text and password_hash(SECRET) in text
-    parsed = json.loads(text) if data_file.suffix == ".json" else yaml.safe_load(text)  # same format back
-    assert parsed["audit_email_settings"]["smtpServer"] == "smtp.x"
+    # Each change reached the change log before its answer; the data file was not rewritten for it.
+    log = data_file.with_name(data_file.name + ".changes").read_text(encoding="utf-8")
+    assert SECRET not in log and password_hash(SECRET) in log
+    assert "smtp.x" not in data_file.read_text(encoding="utf-8")
     second = Store.open(data_file)
     assert second.settings["audit_email_settings"]["smtpServer"] == "smtp.x"
     assert len(second.organizations[0].audit_items) == 1
@@ -48,6 +48,13 @@ def test_changes_persist_and_a_second_store_sees_them(data_file: Path) -> None:
         api = Api(client, "v6").login()
         items = api.get(f"/Organizations/{api.org_id()}/AuditItems").json()
         assert [i["user"]["name"] for i in items] == ["ceo@contoso.com"]
+    # Compaction folds the log into the data file, in the data file's own format, secrets hashed.
+    assert second.compact()
+    text = data_file.read_text(encoding="utf-8")
+    assert SECRET not in text and password_hash(SECRET) in text
+    parsed = json.loads(text) if data_file.suffix == ".json" else yaml.safe_load(text)  # same format back
+    assert parsed["audit_email_settings"]["smtpServer"] == "smtp.x"
+    assert len(Store.open(data_file).organizations[0].audit_items) == 1
 
 
 def test_a_running_emulator_rereads_a_file_another_process_replaced(data_file: Path) -> None:
@@ -71,7 +78,9 @@ def test_writes_are_atomic_and_leave_no_temp_files(data_file: Path) -> None:
     store.save()
     assert data_file.stat().st_ino != inode  # replaced, not rewritten in place
     assert stat.S_IMODE(data_file.stat().st_mode) == mode
-    assert sorted(p.name for p in data_file.parent.iterdir()) == [data_file.name]
+    # no temporary file left: the data file, its (empty) change log and the cross-process lock file
+    assert sorted(p.name for p in data_file.parent.iterdir()) == sorted(
+        [data_file.name, data_file.name + ".changes", data_file.name + ".lock"])
 
 
 def test_missing_file_starts_from_seed_and_is_written_on_first_change(tmp_path: Path) -> None:

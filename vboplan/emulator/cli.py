@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import tempfile
@@ -10,12 +9,11 @@ from pathlib import Path
 from types import FrameType
 
 import click
-import yaml
 
 from vboplan.emulator.app import Emulator
 from vboplan.emulator.profiles import DEFAULT_PROFILE, SERVER_PROFILES
 from vboplan.emulator.server import RunningServer, serve
-from vboplan.emulator.store import Store
+from vboplan.emulator.store import Store, _json_text, _yaml_text
 from vboplan.emulator.synth import generate_tenant
 from vboplan.emulator.versions import PROFILES
 from vboplan.errors import VboplanError
@@ -99,10 +97,8 @@ def generate_command(organizations: int, users: int, groups: int, seed: int, dup
     """Write a synthetic seed file for `serve --data`."""
     data = {"credentials": [{"username": username, "password": password}],
             **generate_tenant(organizations, users, groups, seed, duplicate_display_names=duplicate_display_names)}
-    if out.suffix.lower() == ".json":
-        text = json.dumps(data, indent=1) + "\n"
-    else:
-        text = yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False, width=1000)
+    # The layout the server writes back, so its first save of a generated tenant keeps the file's size.
+    text = _json_text(data) if out.suffix.lower() == ".json" else _yaml_text(data)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")

@@ -231,6 +231,7 @@ class RunningServer:
             self._thread = None
         self._server.server_close()
         self._server.close_connections()
+        self.emulator.store.close()  # fold the change log into the data file: one tidy file after a stop
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
