@@ -362,3 +362,12 @@ def test_servers_on_different_api_versions_imported_together(empty: ProjectDir) 
     assert "update_settings" in variables(empty, "prod") and "update_settings" not in variables(empty, "common")
     planned = empty.run("plan", "--env", "dev", "--env", "prod", "--detailed-exitcode")
     assert planned.exit_code == 0, planned.output
+
+
+def test_a_file_where_a_new_template_would_go_is_left_alone(empty: ProjectDir) -> None:
+    empty.write("templates/history_settings.yaml.j2", "{# to do #}\n")
+    result = empty.run("import", "--env", "dev", "--resource", "history_settings", "--resource", "license_auto_update")
+    assert result.exit_code == 0, result.output
+    assert "Skipped templates/history_settings.yaml.j2: it exists and is left alone" in result.stdout
+    assert (empty.root / "templates/history_settings.yaml.j2").read_text() == "{# to do #}\n"
+    assert "Wrote templates/license_auto_update.yaml.j2" in result.stdout

@@ -571,7 +571,20 @@ def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_
 def import_(obj: Context, env_names: tuple[str, ...], resources: tuple[str, ...], dry_run: bool) -> None:
     """Adopt live servers: write templates and variable files that reproduce their settings, then plan.
 
-    Existing files are never changed. Exit 0 when the plan after the import shows no changes, 1 otherwise."""
+    Reads every resource kind (or each --resource KIND) from the servers of the environments named, writes a
+    template for each kind that has none and the variable files vboplan.yaml lists, and plans. Names, not ids;
+    no response-only field, no secret (write-only fields are listed with the secret() line to add). A file that
+    exists is never changed; the files of a run are written together or not at all.
+
+    \b
+    Examples:
+      vboplan import --env dev --dry-run          # print the files it would write
+      vboplan import --env dev --env prod         # values equal on both go to the file only they share
+      vboplan import --env dev --resource audit_items
+
+    \b
+    Exit codes: 0 the plan after the import shows no changes; 1 an error, or changes remain (printed with the
+    reason for each)."""
     from .importing import describe_outcomes, report_lines
 
     project = obj.project()

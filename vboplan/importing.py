@@ -68,6 +68,7 @@ class EnvironmentImport:
     own_file: Path | None = None
     notes: list[str] = field(default_factory=list)
     unwritten: dict[str, list[str]] = field(default_factory=dict)   # kind -> values left out (file existed)
+    requests: int = 0                                                 # HTTP requests the reading took
 
     @property
     def values(self) -> dict[str, Any]:
@@ -137,6 +138,9 @@ def adopt(project: Project, envs: list[Environment], resources: tuple[str, ...] 
         if not exported:
             continue
         path = template_path(project, name)
+        if path.exists() or path.is_symlink():
+            files.append(PlannedFile(path, project.display(path), f"template of {name}", "", exists=True))
+            continue
         files.append(PlannedFile(path, project.display(path), f"template of {name}",
                                  template_text(name, exported[0], [w for e in exported for w in e.write_only])))
     files += _variable_files(project, imports, shared)
@@ -183,6 +187,7 @@ def _read_all(project: Project, imports: list[EnvironmentImport], kinds: list[st
                         item.notes.append(exported.unavailable)
                         continue
                     item.exports[name] = exported
+                item.requests = client.request_count
         except VboplanError as exc:
             if f"'{env.name}'" not in str(exc):
                 raise type(exc)(f"environment '{env.name}': {exc}") from None

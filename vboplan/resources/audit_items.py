@@ -263,6 +263,7 @@ class AuditItemsKind:
         with ThreadPoolExecutor(max_workers=max(1, min(len(organizations), _LOOKUP_WORKERS))) as pool:
             found = list(pool.map(lambda org: (org, [_item(raw) for raw in client.audit_items(str(org["id"]))]),
                                   organizations.values()))
+        checks: list[tuple[dict[str, Any], str, str]] = []
         for org, items in found:
             if not items:
                 continue  # nothing audited: left unmanaged rather than declared empty
@@ -272,9 +273,20 @@ class AuditItemsKind:
                 names = sorted((_label(org, kind, item, audited) for item in audited), key=str.lower)
                 if names:
                     entry[key] = names
-                exported.warnings += _shared_display_names(client, org, kind, names, audited)
+                displayed = {i["displayName"].lower() for i in audited if i["displayName"]}
+                checks += [(org, kind, name) for name in names if name.lower() in displayed and "@" not in name]
             exported.values[str(org["name"])] = entry
+        if checks:
+            # Display names other principals of the directory share: the plan still matches the audited one, but
+            # adding such a name again (after it was removed) would be ambiguous. All organizations at once.
+            with ThreadPoolExecutor(max_workers=min(len(checks), _LOOKUP_WORKERS)) as pool:
+                counts = list(pool.map(lambda check: _count_named(client, *check), checks))
+            exported.warnings += [f"organization '{org.get('name')}': {n} {_SINGULAR[kind]}s are named '{name}'; "
+                                  "the audited one is matched through the audit items, but its e-mail or group name "
+                                  "would say which one is meant"
+                                  for (org, kind, name), n in zip(checks, counts, strict=True) if n > 1]
         return exported
+
 
 def _add(client: VboClient, org_id: str, body: list[dict[str, Any]], creates: list[Change],
          context: WriteContext) -> None:
@@ -386,22 +398,7 @@ def _label(org: dict[str, Any], kind: str, item: dict[str, Any], audited: list[d
                        "without audit_items (--resource)")
 
 
-def _shared_display_names(client: VboClient, org: dict[str, Any], kind: str, names: list[str],
-                          audited: list[dict[str, Any]]) -> list[str]:
-    """Warnings for display names that more principals of the directory carry: the plan still matches the audited
-    one, but adding such a name again (after it was removed) would be ambiguous."""
-    by_display = {i["displayName"].lower() for i in audited if i["displayName"]}
-    shown = [n for n in names if n.lower() in by_display and "@" not in n]
-    if not shown:
-        return []
-    path = f"Organizations/{org['id']}/{_COLLECTION[kind]}"
-
-    def count(name: str) -> int:
-        results = client.first_page(path, {"displayName": name}, limit=5)
-        return sum(1 for r in results if str(r.get("displayName") or "").lower() == name.lower())
-
-    with ThreadPoolExecutor(max_workers=min(len(shown), _LOOKUP_WORKERS)) as pool:
-        counts = list(pool.map(count, shown))
-    return [f"organization '{org.get('name')}': {n} {_SINGULAR[kind]}s are named '{name}'; the audited one is "
-            "matched through the audit items, but its e-mail or group name would say which one is meant"
-            for name, n in zip(shown, counts, strict=True) if n > 1]
+def _count_named(client: VboClient, org: dict[str, Any], kind: str, name: str) -> int:
+    """How many principals of ``kind`` in ``org``'s directory carry display name ``name`` (two are enough)."""
+    results = client.first_page(f"Organizations/{org['id']}/{_COLLECTION[kind]}", {"displayName": name}, limit=5)
+    return sum(1 for r in results if str(r.get("displayName") or "").lower() == name.lower())
