@@ -306,6 +306,7 @@ def test_bad_trust_file_lines_name_file_and_line(project: ProjectDir, line: str,
     project.write("approvers/prod.allowed_signers", f"# reviewed\n{line}\n")
     assert_one_clean_error(project.run("approve", str(path), "--key", str(project.keys["alice"])),
                            "approvers/prod.allowed_signers:2:", fragment)
+    assert_one_clean_error(project.run("validate", "--all"), "approvers/prod.allowed_signers:2:", fragment)
 
 
 def test_approvals_signed_on_copies_are_merged(project: ProjectDir) -> None:
@@ -352,3 +353,33 @@ def test_twenty_concurrent_approvals_are_all_kept(project: ProjectDir, tmp_path:
                 line.endswith(": verified")]
     assert len(verified) == 20
     assert {line.split()[2] for line in verified} == set(people)
+
+
+def test_approve_with_a_key_held_by_ssh_agent(project: ProjectDir, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the public key is given; the private half lives in ssh-agent (as with hardware keys)."""
+    socket = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if socket.exists():
+                break
+            time.sleep(0.05)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket))
+        subprocess.run(["ssh-add", "-q", str(project.keys["carol"])], check=True, capture_output=True,
+                       env={**os.environ, "SSH_AUTH_SOCK": str(socket)})
+        public = tmp_path / "only-public" / "carol.pub"  # no private key beside it
+        public.parent.mkdir()
+        public.write_text(Path(f"{project.keys['carol']}.pub").read_text())
+        path = _plan(project)
+        monkeypatch.setenv("VBOPLAN_SIGNING_KEY", str(public))
+        result = project.run("approve", str(path), "--ticket", "CHG-8")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Approved by carol (key SHA256:")
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+    _approve(project, path, "alice")
+    assert project.run("apply", str(path)).exit_code == 0
+    assert project.server("prod")["audit_email_settings"]["port"] == 587

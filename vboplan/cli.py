@@ -197,6 +197,9 @@ def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quie
     """Plan and apply Veeam Backup for Microsoft 365 settings, reviewed and per environment."""
     color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     _verbosity["level"] = verbose
+    from .sensitive import forget
+
+    forget()  # the redactor knows the secrets of this run, and only those
     _setup_logging(verbose)
     ctx.obj = Context(directory, color, verbose, quiet)
 

@@ -242,9 +242,7 @@ def _render_one(jinja: ImmutableSandboxedEnvironment, name: str, path: Path, var
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"{name}:{exc.lineno}: template syntax error: {exc.message}") from None
     except _SecretTransformed:
-        raise RenderError(f"{name}:{_template_line(path)}: a secret() value may only be written out as it is or "
-                          "joined into a longer string (~ or adjacent text); a filter, method, test, comparison, "
-                          "condition, loop, key or arithmetic on it is not allowed") from None
+        raise RenderError(f"{name}:{_template_line(path)}: {_ONLY_AS_IS}") from None
     except _SecretMissing as exc:
         raise RenderError(f"{name}:{_template_line(path)}: secret('{exc.name}') is not set in the environment "
                           f"(environment '{env.name}')") from None
@@ -280,6 +278,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_ONLY_AS_IS = ("a secret() value may only be written out as it is or joined into a longer string (~ or adjacent "
+               "text); a filter, method, slice, test, comparison, condition, loop, key or arithmetic on it is not "
+               "allowed")
+
+
+def _altered(text: str, marker: str) -> bool:
+    """Whether ``text`` holds a remnant of a secret's placeholder (its random part or its name)."""
+    lowered = text.lower()
+    return "vboplan_secret" in lowered or marker.rsplit("_", 2)[-2] in lowered
+
+
 def _unmask(value: Any, secret_values: dict[str, str], marker: str, where: str, in_list: bool = False) -> Any:
     """Put secret values back where ``secret()`` left placeholders, wrapped as :class:`Sensitive`. A secret may be
     the value of a field only: not a key, not an item of a list (names there are shown in every plan)."""
@@ -289,13 +298,16 @@ def _unmask(value: Any, secret_values: dict[str, str], marker: str, where: str, 
                               "plans); use it as the value of a settings field")
         for token, secret in secret_values.items():
             value = value.replace(token, secret)
-        if marker in value:
-            raise RenderError(f"{where}: a secret() value was altered by the template; use it as it is")
+        if _altered(value, marker):
+            raise RenderError(f"{where}: {_ONLY_AS_IS}")
         return Sensitive(value)
+    if isinstance(value, str) and _altered(value, marker):
+        # What is left of a placeholder the template cut (a slice of a joined string cannot be intercepted).
+        raise RenderError(f"{where}: {_ONLY_AS_IS}")
     if isinstance(value, dict):
         located = value if isinstance(value, Located) else None
         for key in value:
-            if isinstance(key, str) and marker in key:
+            if isinstance(key, str) and (marker in key or _altered(key, marker)):
                 at = f"{located.source}:{located.line_of(key)}" if located is not None else where
                 raise RenderError(f"{at}: a secret() value cannot be a key (keys are shown in plans)")
         items = [(k, _unmask(v, secret_values, marker,

@@ -115,6 +115,12 @@ def remember(value: Any) -> None:
         _known.update(f for f in forms if len(f) >= _SHORTEST)
 
 
+def forget() -> None:
+    """Start a new run: drop the secret values remembered so far (each CLI invocation is one run)."""
+    with _known_lock:
+        _known.clear()
+
+
 def redact(text: str) -> str:
     """``text`` with every remembered secret value replaced by ``(sensitive)``."""
     if not _known or not isinstance(text, str):
