@@ -192,3 +192,18 @@ def test_ctrl_c_while_vboplan_loads(project: ProjectDir) -> None:
     assert result.returncode == 1
     assert b"Traceback" not in result.stderr
     assert b"interrupted" in result.stderr
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ("{% macro loop(n) %}{{ loop(n) }}{% endmacro %}{{ loop(1) }}", "recurses"),
+    ("x: {{ " + "(" * 2000 + "1" + ")" * 2000 + " }}", "templates/evil.yaml.j2"),
+    ("x: {{ 7 ** 100000000 }}", "too large a number"),
+    ("x: {{ 'ab' * 10 ** 9 }}", "too large"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "range()"),
+    ("{% for i in range(60000) %}{{ 'x' * 1000 }}{% endfor %}", "renders more than"),
+    ("x: {{ undefined_thing }}", "templates/evil.yaml.j2:1"),
+    ("{% include '../../etc/passwd' %}", "templates/evil.yaml.j2"),
+])
+def test_hostile_templates(project: ProjectDir, body: str, fragment: str) -> None:
+    project.write("templates/evil.yaml.j2", body)
+    assert_one_clean_error(project.run("validate", "--env", "dev"), fragment)
