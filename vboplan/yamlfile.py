@@ -147,8 +147,8 @@ def parse_yaml(text: str, source: str, context: str = "") -> Any:
         problem = exc.problem or exc.context or "invalid YAML"
         raise ProjectError(f"{source}{line}: YAML error{context}: {problem}") from None
     except yaml.reader.ReaderError as exc:
-        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else "?"
-        raise ProjectError(f"{source}:{line}: YAML error{context}: {exc.reason} (character {exc.character!r})"
+        at = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else "?"
+        raise ProjectError(f"{source}:{at}: YAML error{context}: {exc.reason} (character {exc.character!r})"
                            ) from None
     except yaml.YAMLError as exc:
         raise ProjectError(f"{source}: YAML error{context}: {' '.join(str(exc).split())}") from None
