@@ -476,7 +476,8 @@ def _structural(data: dict[str, Any], rng: random.Random, wanted: int, required:
         current: Any = data
         for step in path:
             current = current[step]
-        wrong = rng.choice([w for w in _WRONG if type(w) is not type(current) and w != current])
+        wrong = rng.choice([w for w in _WRONG if type(w) is not type(current) and w != current
+                            and not (w is None and path[-1] in NULLABLE)])
         label = f"{'.'.join(map(str, path))} = {json.dumps(wrong)}"
         if label in seen:
             continue
@@ -497,7 +498,10 @@ def _broken_json(text: bytes) -> Iterator[tuple[str, bytes]]:
     yield "nul bytes", b"\x00" * 64
 
 
-# Fields whose wrong type may still pass where vboplan only passes them through (the checksum then refuses).
+# Fields where null means "none" (vboplan reads them as empty), so null there is not malformed.
+NULLABLE = {"approvals", "last_apply", "applied_plans", "expires_at", "author_key", "author_signature",
+            "secret_fields", "detail", "after_digest"}
+# Fields every plan file and every state snapshot has.
 PLAN_REQUIRED = {"format_version", "environment", "server", "api_version", "created_by", "created_at", "checksum",
                  "changes", "live", "scope"}
 STATE_REQUIRED = {"format_version", "lineage", "serial", "environment", "server", "api_version", "updated_at",
@@ -524,7 +528,8 @@ def state_file_cases(state_text: bytes, rng: random.Random, wanted: int = 18) ->
     data = json.loads(state_text)
     commands = [["plan", "--env", "dev"], ["state", "show", "--env", "dev"],
                 ["apply", "--env", "dev", "--auto-approve"]]
-    cases = [*_structural(data, rng, wanted, STATE_REQUIRED, open_fields=("last_apply",), max_depth=3),
+    cases = [*_structural(data, rng, wanted, STATE_REQUIRED, open_fields=("last_apply", "applied_plans"),
+                                 max_depth=3),
              *_broken_json(state_text)]
     for index, (label, text) in enumerate(cases):
         yield Case("state file", label, commands[index % len(commands)], {STATE_FILE: text})
