@@ -28,7 +28,7 @@ def embedded_emulator(project: Project, name: str) -> Emulator:
     seeded from ``emulator/<name>.yaml`` (or ``.json``) in the project when that exists."""
     from .emulator import Emulator, Store
 
-    path = project.work_dir / "emulator" / f"{name}.json"
+    path = project.work_path("emulator", f"{name}.json")
     with _emulators_lock:
         if path not in _emulators:
             seed = next((p for p in (project.root / "emulator" / f"{name}.{ext}" for ext in ("yaml", "yml", "json"))
