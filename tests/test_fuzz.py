@@ -100,9 +100,9 @@ def _texts(project: ProjectDir) -> dict[str, str]:
     return {name: (project.root / name).read_text(encoding="utf-8") for name in names}
 
 
-def test_malformed_inputs_each_end_with_one_error(fuzz_project: ProjectDir) -> None:
+def test_malformed_inputs_each_end_with_one_error(fuzz_project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> None:
     project = fuzz_project
-    os.chdir(project.root)  # plan files on the command line are relative to where vboplan runs
+    monkeypatch.chdir(project.root)  # plan files on the command line are relative to where vboplan runs
     texts = _texts(project)
     with HostileServer(drip_seconds=0.4) as server:
         cases = malformed_cases(texts, (project.root / PLAN_FILE).read_bytes(),
