@@ -59,12 +59,13 @@ def main() -> None:
         as_yaml.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         as_json.write_text(json.dumps(data), encoding="utf-8")
         text = as_yaml.read_text(encoding="utf-8")
+        megabytes = as_yaml.stat().st_size / 1e6
         peer, expected = cpu(pure_python, text)
         ours, loaded = cpu(yamlfile.load_yaml, as_yaml)
         from_json, loaded_json = cpu(yamlfile.load_yaml, as_json)
     assert loaded == expected == loaded_json
-    c_parser = "libyaml C parser" if hasattr(yaml, "CParser") else "pure Python (no libyaml here)"
-    print(f"variable file with {entries:,} entries ({as_yaml.stat().st_size / 1e6:.1f} MB of YAML):")
+    c_parser = "libyaml C parser" if yamlfile.C_PARSER else "pure Python (no libyaml here)"
+    print(f"variable file with {entries:,} entries ({megabytes:.1f} MB of YAML):")
     print(f"  vboplan, YAML ({c_parser}, line numbers, bounds checked): {ours:6.2f} s CPU")
     print(f"  peer: PyYAML pure-Python SafeLoader, same line numbers:    {peer:6.2f} s CPU "
           f"({peer / ours:.1f}x vboplan's)")

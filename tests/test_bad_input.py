@@ -236,3 +236,15 @@ def test_a_work_folder_pointing_outside_the_project_is_refused(project: ProjectD
     result = project.run("plan", "--env", "dev")
     assert_one_clean_error(result, "outside the project")
     assert not any(elsewhere.iterdir())
+
+
+def test_yaml_goes_through_libyaml_where_pyyaml_has_it() -> None:
+    import yaml
+
+    from vboplan import yamlfile
+
+    assert yamlfile.C_PARSER == bool(yaml.__with_libyaml__)
+    if yaml.__with_libyaml__:
+        assert issubclass(yamlfile._Loader, yaml.cyaml.CParser)
+    located = yamlfile.parse_yaml("a:\n  b: 1\nc: 2\n", "x.yaml")
+    assert located.where("c") == "x.yaml:3" and located["a"].where("b") == "x.yaml:2"

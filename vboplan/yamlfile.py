@@ -41,6 +41,8 @@ class Located(dict):  # type: ignore[type-arg]
 
 # PyYAML exports libyaml's parser as yaml.cyaml.CParser only (``yaml.CParser`` does not exist).
 _CParser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
+#: Whether libyaml's C parser is used (PyYAML built with libyaml, as its wheels are).
+C_PARSER = _CParser is not None
 
 if _CParser is not None:
     class _Loader(_CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc,valid-type]
