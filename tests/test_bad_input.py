@@ -192,3 +192,59 @@ def test_ctrl_c_while_vboplan_loads(project: ProjectDir) -> None:
     assert result.returncode == 1
     assert b"Traceback" not in result.stderr
     assert b"interrupted" in result.stderr
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ("{% macro loop(n) %}{{ loop(n) }}{% endmacro %}{{ loop(1) }}", "recurses"),
+    ("x: {{ " + "(" * 2000 + "1" + ")" * 2000 + " }}", "templates/evil.yaml.j2"),
+    ("x: {{ 7 ** 100000000 }}", "too large a number"),
+    ("x: {{ 'ab' * 10 ** 9 }}", "too large"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "range()"),
+    ("{% for i in range(60000) %}{{ 'x' * 1000 }}{% endfor %}", "renders more than"),
+    ("x: {{ undefined_thing }}", "templates/evil.yaml.j2:1"),
+    ("{% include '../../etc/passwd' %}", "templates/evil.yaml.j2"),
+])
+def test_hostile_templates(project: ProjectDir, body: str, fragment: str) -> None:
+    project.write("templates/evil.yaml.j2", body)
+    assert_one_clean_error(project.run("validate", "--env", "dev"), fragment)
+
+
+def test_everything_vboplan_writes_stays_in_the_project(project: ProjectDir) -> None:
+    config = (project.root / "vboplan.yaml").read_text().replace("\n  dev:\n", "\n  dev.eu-1_a:\n", 1)
+    project.write("vboplan.yaml", config.replace("emulator:dev", "emulator:dev.eu-1_a"))
+    project.seed("dev.eu-1_a", __import__("conftest").SEED)
+    outside = project.root.parent
+    before = {p for p in outside.rglob("*") if project.root not in p.parents and p != project.root}
+    plan_file = str(project.root / "plans" / "dev.json")
+    assert project.run("plan", "--env", "dev.eu-1_a", "--out", plan_file).exit_code == 0
+    assert project.run("apply", plan_file).exit_code == 0
+    assert project.run("state", "show", "--env", "dev.eu-1_a").exit_code == 0
+    after = {p for p in outside.rglob("*") if project.root not in p.parents and p != project.root}
+    assert after == before
+    written = {p.relative_to(project.root / ".vboplan").as_posix() for p in (project.root / ".vboplan").rglob("*")
+               if p.is_file()}
+    assert "state/dev.eu-1_a.json" in written and "emulator/dev.eu-1_a.json" in written
+
+
+def test_a_work_folder_pointing_outside_the_project_is_refused(project: ProjectDir, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    try:
+        (project.root / ".vboplan").symlink_to(elsewhere, target_is_directory=True)
+    except OSError:
+        pytest.skip("cannot create symbolic links here")
+    result = project.run("plan", "--env", "dev")
+    assert_one_clean_error(result, "outside the project")
+    assert not any(elsewhere.iterdir())
+
+
+def test_yaml_goes_through_libyaml_where_pyyaml_has_it() -> None:
+    import yaml
+
+    from vboplan import yamlfile
+
+    assert yamlfile.C_PARSER == bool(yaml.__with_libyaml__)
+    if yaml.__with_libyaml__:
+        assert issubclass(yamlfile._Loader, yaml.cyaml.CParser)
+    located = yamlfile.parse_yaml("a:\n  b: 1\nc: 2\n", "x.yaml")
+    assert located.where("c") == "x.yaml:3" and located["a"].where("b") == "x.yaml:2"

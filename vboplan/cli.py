@@ -149,7 +149,7 @@ class _Group(click.Group):
             # click turns Ctrl-C and end-of-input into Abort. What an interrupted apply sent is for the apply to
             # say; here only that the run stopped.
             if isinstance(exc.__context__, EOFError):
-                echo("Error: no answer (end of input); stopped.", err=True)
+                echo("\nError: no answer (end of input); stopped.", err=True)
             else:
                 echo("Error: interrupted.", err=True)
             sys.exit(1)
@@ -167,9 +167,16 @@ class _Group(click.Group):
 
 def _report_unexpected(exc: Exception) -> None:
     """One line for an error vboplan did not foresee; the traceback only with -v."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        # A file vboplan could not read or write: the file and the reason say everything.
+        click.echo(f"Error: {exc.filename}: {exc.strerror}", err=True)
+        if _verbosity["level"]:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        return
     if isinstance(exc, OSError) and exc.strerror:
-        where = f"{exc.filename}: " if exc.filename else ""
-        message = f"{where}{exc.strerror}"
+        message = exc.strerror
     elif isinstance(exc, RecursionError):
         message = "input nested too deeply"
     elif isinstance(exc, MemoryError):

@@ -32,7 +32,7 @@ def embedded_emulator(project: Project, name: str) -> Emulator:
     from .emulator.profiles import profile_for
     from .emulator.versions import PROFILES
 
-    path = project.work_dir / "emulator" / f"{name}.json"
+    path = project.work_path("emulator", f"{name}.json")
     with _emulators_lock:
         if path not in _emulators:
             seed = next((p for p in (project.root / "emulator" / f"{name}.{ext}" for ext in ("yaml", "yml", "json"))

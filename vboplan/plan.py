@@ -21,6 +21,7 @@ from .project import Environment, current_user
 from .render import Rendered
 from .resources import KINDS
 from .sensitive import MASK, Sensitive, conceal_live, digest
+from .shapes import PLAN_FILE, problem, read_json
 from .state import atomic_write, now
 
 FORMAT_VERSION = 1
@@ -129,14 +130,12 @@ class Plan:
     @classmethod
     def load(cls, path: Path) -> Plan:
         """Read a plan file and prove it was not altered since planning (its checksum still holds)."""
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PlanError(f"{path}: plan file not found") from None
-        except (OSError, ValueError) as exc:
-            raise PlanError(f"{path}: not a readable plan file ({exc})") from None
+        data = read_json(path, str(path), PlanError, "plan file")
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             raise PlanError(f"{path}: not a vboplan plan file of format {FORMAT_VERSION}")
+        wrong = problem(data, PLAN_FILE)
+        if wrong:
+            raise PlanError(f"{path}: not a valid plan file: {wrong}")
         try:
             if any(r["action"] not in ACTIONS for r in data["changes"]):
                 raise PlanError(f"{path}: plan file names an unknown action")

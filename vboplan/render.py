@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from .errors import ProjectError, RenderError
 from .project import Environment, Project
 from .resources import KINDS
+from .sandbox import BoundedSandbox, render_bounded
 from .schema import nearest
 from .sensitive import Sensitive, remember
 from .yamlfile import Located, load_yaml, parse_yaml
@@ -71,7 +72,7 @@ class _Secret:
     __call__ = __reversed__ = __round__ = _refuse
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
+class _Sandbox(BoundedSandbox):
     """The template sandbox, also guarding every filter, test, call, attribute, item and operator against a
     secret (or a string holding a secret's placeholder)."""
 
@@ -238,7 +239,7 @@ def _render_one(jinja: ImmutableSandboxedEnvironment, name: str, path: Path, var
                 env: Environment) -> str:
     try:
         template = jinja.get_template(Path(name).as_posix())
-        return template.render(variables)
+        return render_bounded(template.generate(variables))
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(f"{name}:{exc.lineno}: template syntax error: {exc.message}") from None
     except _SecretTransformed:
@@ -254,6 +255,12 @@ def _render_one(jinja: ImmutableSandboxedEnvironment, name: str, path: Path, var
         raise RenderError(f"{name}:{_template_line(path)}: {exc}") from None
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise RenderError(f"{name}:{_template_line(path)}: {exc}") from None
+    except RecursionError:
+        raise RenderError(f"{name}: the template nests too deeply or recurses without end (a macro calling itself?)"
+                          f" (environment '{env.name}')") from None
+    except MemoryError:
+        raise RenderError(f"{name}:{_template_line(path)}: rendering needs more memory than there is "
+                          f"(environment '{env.name}')") from None
 
 
 def _template_line(path: Path) -> int | str:

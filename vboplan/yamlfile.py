@@ -41,6 +41,8 @@ class Located(dict):  # type: ignore[type-arg]
 
 # PyYAML exports libyaml's parser as yaml.cyaml.CParser only (``yaml.CParser`` does not exist).
 _CParser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
+#: Whether libyaml's C parser is used (PyYAML built with libyaml, as its wheels are).
+C_PARSER = _CParser is not None
 
 if _CParser is not None:
     class _Loader(_CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc,valid-type]
@@ -132,9 +134,10 @@ def parse_yaml(text: str, source: str, context: str = "") -> Any:
     (``context`` is added to that message, e.g. which environment a template was rendered for)."""
     if len(text) > MAX_BYTES:
         raise ProjectError(f"{source}: YAML error{context}: larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    loader = _Loader(text)
-    loader.source = source
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
+        loader.source = source
         node = loader.get_single_node()
         if node is None:
             return None
@@ -145,12 +148,19 @@ def parse_yaml(text: str, source: str, context: str = "") -> Any:
         line = f":{mark.line + 1}" if mark else ""
         problem = exc.problem or exc.context or "invalid YAML"
         raise ProjectError(f"{source}{line}: YAML error{context}: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        at = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else "?"
+        raise ProjectError(f"{source}:{at}: YAML error{context}: {exc.reason} (character {exc.character!r})"
+                           ) from None
     except yaml.YAMLError as exc:
-        raise ProjectError(f"{source}: YAML error{context}: {exc}") from None
+        raise ProjectError(f"{source}: YAML error{context}: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise ProjectError(f"{source}: YAML error{context}: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a tagged value that does not parse, e.g. !!int x
+        raise ProjectError(f"{source}: YAML error{context}: {' '.join(str(exc).split())}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -152,6 +152,31 @@ def server_slots(server: str, max_in_flight: int) -> threading.BoundedSemaphore:
         return _server_slots.setdefault((origin, max_in_flight), threading.BoundedSemaphore(max_in_flight))
 
 
+class _EncodingRefused(Exception):
+    def __init__(self, encoding: str) -> None:
+        super().__init__(encoding)
+        self.encoding = encoding
+
+
+class _GuardedTransport(httpx.BaseTransport):
+    """Refuses compressed answers before their body is read: vboplan asks for none (``Accept-Encoding: identity``),
+    and a compressed body would escape the size bound, which counts bytes on the wire."""
+
+    def __init__(self, inner: httpx.HTTPTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            response.close()
+            raise _EncodingRefused(encoding)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class VboClient:
     """Talks to one VBO server as one user, at one API version."""
 
@@ -185,11 +210,12 @@ class VboClient:
         if transport is None:
             if base.startswith("https://"):
                 tls = shared_tls(env.verify, f"environment '{env.name}': verify '{env.verify}'")
-            transport = _Transport(tls, limits)
+            transport = _GuardedTransport(_Transport(tls, limits))
         # verify only reaches transports httpx builds itself (proxies from the environment): same trust there.
         self._http = httpx.Client(
             base_url=base, transport=transport, verify=tls if tls is not None else env.verify is not False,
-            timeout=httpx.Timeout(env.timeout), headers={"Accept": "application/json"}, limits=limits)
+            timeout=httpx.Timeout(env.timeout), limits=limits,
+            headers={"Accept": "application/json", "Accept-Encoding": "identity"})
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -331,6 +357,9 @@ class VboClient:
                                                       headers=headers)
                     finally:
                         _budget.deadline = None
+            except _EncodingRefused as exc:
+                raise ApiError(f"{self.where}: {method} /{self.version}/{path} answered with a compressed body "
+                               f"({exc.encoding}), which vboplan did not ask for") from None
             except _ResponseTooLarge:
                 raise ApiError(f"{self.where}: {method} /{self.version}/{path} answered with more than "
                                f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; refusing it") from None
@@ -369,7 +398,7 @@ class VboClient:
     def _json(self, response: httpx.Response, what: str) -> Any:
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ApiError(f"{self.where}: {what} did not answer with JSON (HTTP {response.status_code})") from None
 
     def _failure(self, response: httpx.Response, what: str) -> ApiError:
@@ -378,8 +407,10 @@ class VboClient:
             body = response.json()
             if isinstance(body, dict):
                 message = str(body.get("message") or body.get("Message") or body.get("error_description") or "")
-        except ValueError:
+        except (ValueError, RecursionError):
             message = response.text[:200]
+        # One line, printable: a server's HTML error page or control characters must not break the message.
+        message = " ".join("".join(ch if ch.isprintable() else " " for ch in message).split())[:200]
         detail = f": {message}" if message else ""
         return ApiError(f"{self.where}: {what} failed with HTTP {response.status_code}{detail}",
                         status=response.status_code)
@@ -416,8 +447,9 @@ class VboClient:
                     self._organizations = list(self.iter_pages("Organizations"))
                 else:
                     body = self.get("Organizations")
-                    if not isinstance(body, list):
-                        raise ApiError(f"{self.where}: GET /{self.version}/Organizations did not return a list")
+                    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+                        raise ApiError(f"{self.where}: GET /{self.version}/Organizations did not return a list of "
+                                       "organizations")
                     self._organizations = body
             return self._organizations
 
@@ -463,19 +495,22 @@ class VboClient:
 
     def _page(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
         page = self.get(path, query)
-        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list) \
+                or not all(isinstance(item, dict) for item in page["results"]) \
+                or not isinstance(page.get("_links") or {}, dict):
             raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
         return page
 
     def first_page(self, path: str, params: dict[str, Any], limit: int = 100) -> list[dict[str, Any]]:
         page = self.get(path, {**params, "offset": 0, "limit": limit})
-        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list) \
+                or not all(isinstance(item, dict) for item in page["results"]):
             raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
         return page["results"]
 
     def audit_items(self, org_id: str) -> list[dict[str, Any]]:
         body = self.get(f"Organizations/{org_id}/AuditItems")
-        if not isinstance(body, list):
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
             raise ApiError(f"{self.where}: GET audit items did not return a list")
         return body
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StateBackendError, StateError, StateLockedError
+from ..shapes import STATE_FILE, problem
 from .base import Backend, Held, LockBusy, Stored
 from .config import StateConfig
 from .files import atomic_write, now
@@ -53,7 +54,7 @@ def open_backend(project: Project) -> Backend:
         return AzureBackend(config)
     from .local import LocalBackend
 
-    folder = (project.root / config.path) if config.path else project.work_dir / "state"
+    folder = (project.root / config.path) if config.path else project.work_path("state")
     return LocalBackend(folder, project.root)
 
 
@@ -105,7 +106,7 @@ class StateStore:
         backup = f"; the previous snapshot is in {self.backend.location(self.backup_key)}"
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise StateError(f"{where}not valid JSON ({exc}){backup}") from None
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             raise StateError(f"{where}not a vboplan state snapshot of format {FORMAT_VERSION}{backup}")
@@ -123,6 +124,9 @@ class StateStore:
             problems.append(f"it belongs to environment '{data.get('environment')}'")
         if problems:
             raise StateError(f"{where}{'; '.join(problems)}{backup}")
+        wrong = problem(data, STATE_FILE)  # and field by field, down to the recorded resources
+        if wrong:
+            raise StateError(f"{where}not a valid state snapshot: {wrong}{backup}")
         return data
 
     def resources(self) -> dict[str, Any]:

@@ -1,0 +1,148 @@
+"""Structural checks of the JSON files vboplan reads back (plan files, state snapshots) before any code uses them.
+
+A file edited by hand, truncated, or written by another tool must give one message naming the file and the
+offending field (``changes[2].id must be text``), never a ``TypeError`` deep inside apply. Fields not described
+here are left alone, so a newer vboplan can add fields an older check does not know."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Largest plan or state file vboplan reads (a plan of 100,000 audit entries is a few tens of MiB).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+ANY = object()
+
+
+@dataclass(frozen=True)
+class Opt:
+    """A field that may be missing (or null when ``nullable``)."""
+
+    shape: Any
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class ListOf:
+    item: Any
+
+
+@dataclass(frozen=True)
+class MapOf:
+    value: Any
+
+
+_NAMES = {str: "text", int: "a whole number", bool: "true or false", dict: "an object", list: "a list",
+          float: "a number"}
+
+
+def _describe(shape: Any) -> str:
+    if isinstance(shape, type):
+        return _NAMES.get(shape, shape.__name__)
+    if isinstance(shape, tuple):
+        return " or ".join(_describe(s) for s in shape)
+    if isinstance(shape, (ListOf,)):
+        return "a list"
+    return "an object"
+
+
+def _matches_type(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def problem(value: Any, shape: Any, path: str = "") -> str | None:
+    """What is wrong with ``value`` against ``shape`` (``field: must be ...``), or None."""
+    if shape is ANY:
+        return None
+    label = path or "the file"
+    if isinstance(shape, type):
+        return None if _matches_type(value, shape) else f"{label} must be {_describe(shape)}"
+    if isinstance(shape, tuple):
+        if any(problem(value, option, path) is None for option in shape):
+            return None
+        return f"{label} must be {_describe(shape)}"
+    if isinstance(shape, ListOf):
+        if not isinstance(value, list):
+            return f"{label} must be a list"
+        for index, item in enumerate(value):
+            found = problem(item, shape.item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    if isinstance(shape, MapOf):
+        if not isinstance(value, dict):
+            return f"{label} must be an object"
+        for key, item in value.items():
+            found = problem(item, shape.value, f"{path}[{json.dumps(key)}]")
+            if found:
+                return found
+        return None
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return f"{label} must be an object"
+        for key, field_shape in shape.items():
+            where = f"{path}.{key}" if path else key
+            if isinstance(field_shape, Opt):
+                if key not in value or (field_shape.nullable and value[key] is None):
+                    continue
+                field_shape = field_shape.shape
+            elif key not in value:
+                return f"{where} is missing"
+            found = problem(value[key], field_shape, where)
+            if found:
+                return found
+        return None
+    raise TypeError(f"unknown shape {shape!r}")  # pragma: no cover - a bug in a shape table
+
+
+def read_json(path: Path, display: str, error: type[Exception], what: str) -> Any:
+    """Read a JSON file vboplan wrote earlier; every way it can be unusable is ``error`` naming ``display``."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise error(f"{display}: {what} not found") from None
+    except IsADirectoryError:
+        raise error(f"{display}: is a directory, not a {what}") from None
+    except OSError as exc:
+        raise error(f"{display}: cannot read the {what} ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise error(f"{display}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; not a {what} vboplan wrote")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise error(f"{display}: not a {what} (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{display}:{exc.lineno}: not a {what} (invalid JSON: {exc.msg})") from None
+    except RecursionError:
+        raise error(f"{display}: not a {what} (nested too deeply)") from None
+
+
+CHANGE = {"id": str, "address": str, "action": str, "kind": str, "sensitive": bool, "before": ANY, "after": ANY,
+          "detail": Opt(dict, nullable=True), "after_digest": Opt(dict, nullable=True)}
+PLAN_FILE = {
+    "format_version": int, "environment": str, "server": str, "api_version": str, "created_by": str,
+    "created_at": str, "checksum": str, "changes": ListOf(CHANGE), "live": dict, "scope": dict,
+    "approvals": Opt(ListOf(dict), nullable=True),  # each approval's content is verified with its signature
+    "expires_at": Opt(str, nullable=True), "secret_fields": Opt(MapOf(ListOf(str)), nullable=True),
+    "author_key": Opt(str, nullable=True), "author_signature": Opt({"statement": dict, "signature": str}, nullable=True),
+    "changed_outside": Opt(ListOf({"address": str, "recorded": ANY, "live": ANY})),
+    "summary": Opt(dict),
+}
+AUDIT_ITEM = {"id": str, "type": str, "principalId": str, "name": str, "displayName": str}
+RECORDED_RESOURCE = {
+    "values": Opt(dict), "secrets": Opt(MapOf(dict)),
+    "organizations": Opt(MapOf({"id": Opt(str), "items": Opt(ListOf(AUDIT_ITEM))})),
+}
+STATE_FILE = {
+    "format_version": int, "lineage": str, "serial": int, "environment": str, "server": str, "api_version": str,
+    "updated_at": str, "resources": MapOf(RECORDED_RESOURCE), "last_apply": Opt(dict, nullable=True),
+    "applied_plans": Opt(ListOf(dict), nullable=True),
+}
