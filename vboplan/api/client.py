@@ -23,6 +23,7 @@ from .. import progress
 from ..certs import ssl_context
 from ..errors import ApiError, AuthError
 from ..project import Environment
+from ..sensitive import redact
 from .versions import PAGE_LIMIT_MAX, TRAITS, VersionTraits
 
 log = logging.getLogger("vboplan.api")
@@ -408,9 +409,10 @@ class VboClient:
             if isinstance(body, dict):
                 message = str(body.get("message") or body.get("Message") or body.get("error_description") or "")
         except (ValueError, RecursionError):
-            message = response.text[:200]
+            message = response.text[:4000]
+        # Redact before shortening: a cut through a secret echoed by the server would leave a prefix no redactor knows.
         # One line, printable: a server's HTML error page or control characters must not break the message.
-        message = " ".join("".join(ch if ch.isprintable() else " " for ch in message).split())[:200]
+        message = " ".join("".join(ch if ch.isprintable() else " " for ch in redact(message)).split())[:200]
         detail = f": {message}" if message else ""
         return ApiError(f"{self.where}: {what} failed with HTTP {response.status_code}{detail}",
                         status=response.status_code)
