@@ -29,7 +29,7 @@ def test_interrupted_applies_leave_a_true_record(project: ProjectDir, tmp_path: 
         def plan(environ: dict[str, str]) -> tuple[int, dict[str, Any], str]:
             monkeypatch.setenv("SMTP_PASSWORD", environ["SMTP_PASSWORD"])
             result = CliRunner().invoke(main, ["-C", str(project.root), "plan", "--env", "dev", "--format", "json"])
-            return result.exit_code, json.loads(result.stdout) if result.exit_code == 0 else {}, result.stderr
+            return result.exit_code, json.loads(result.stdout)["plans"][0] if result.exit_code == 0 else {}, result.stderr
 
         tally = run_kills(project.root, url, API_SECRET, RUNS, seed=20261126, plan=plan, fork=True)
     assert tally.runs == RUNS

@@ -186,7 +186,8 @@ class VboClient:
                  throttle_wait: float = TOKEN_THROTTLE_WAIT) -> None:
         """``transport`` (default: HTTPS with TLS verification and per-request deadlines) carries the requests;
         ``base_url`` (default ``{server}/{api_version}/``) is where they go, e.g. an in-process server's name;
-        ``throttle_wait`` bounds how long, in all, a login waits for a throttled token endpoint."""
+        ``throttle_wait`` (at most the environment's timeout) bounds how long, in all, a login waits for a throttled
+        token endpoint."""
         self.env = env
         self.version = env.api_version
         self.traits: VersionTraits = TRAITS[env.api_version]
@@ -194,7 +195,8 @@ class VboClient:
         self._password = password
         self._retries = retries
         self._backoff = backoff
-        self._throttle_wait = throttle_wait
+        # A throttled login waits as the server asks, but never longer than the environment's own timeout.
+        self._throttle_wait = min(throttle_wait, env.timeout)
         self._token_lock = threading.Lock()
         self._access_token: str | None = None
         self._refresh_token: str | None = None
