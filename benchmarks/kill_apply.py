@@ -58,7 +58,8 @@ def main() -> int:
                 result = subprocess.run([sys.executable, "-m", "vboplan", "-C", str(root), "plan", "--env", "dev",
                                          "--format", "json"], env=environ, capture_output=True, text=True, timeout=120,
                                         check=False)
-                return result.returncode, json.loads(result.stdout)["plans"][0] if result.returncode == 0 else {}, result.stderr
+                document = json.loads(result.stdout)["plans"][0] if result.returncode == 0 else {}
+                return result.returncode, document, result.stderr
 
             began = time.monotonic()
             tally = run_kills(root, url, API_SECRET, args.runs, args.seed, plan, log=print, fork=args.fork)
