@@ -33,7 +33,7 @@ from .project import Environment, Project
 from .resources import KINDS
 from .resources.base import Export, WriteOnly
 from .schema import nearest
-from .yamlfile import parse_json, parse_yaml
+from .yamlfile import parse_json, parse_yaml, plain
 
 log = logging.getLogger("vboplan")
 
@@ -354,18 +354,11 @@ def _var_text(path: Path, header: list[str], tree: dict[str, Any]) -> str:
                          width=100) if tree else ""
         text = "".join(f"# {line}\n" for line in header) + body
         back = parse_yaml(text, str(path)) or {}
-    if _plain(back) != tree:
+    if plain(back) != tree:
         raise ProjectError(f"{path}: a value read from the server cannot be written as it is (YAML would read it "
                            "back differently); nothing was written")
     return text
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 # -- templates ---------------------------------------------------------------------------------------------------------

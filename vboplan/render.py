@@ -23,7 +23,7 @@ from .resources import KINDS
 from .sandbox import BoundedSandbox, render_bounded
 from .schema import nearest
 from .sensitive import Sensitive, remember
-from .yamlfile import Located, load_yaml, parse_yaml
+from .yamlfile import Located, load_yaml, parse_yaml, plain
 
 log = logging.getLogger("vboplan")
 
@@ -180,7 +180,8 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def render(project: Project, env: Environment, offline: bool = False) -> Rendered:
     """Render every template for ``env`` and check the result. Errors name the file and line.
     ``offline`` (validate) lets an unset ``secret()`` render as a stand-in value instead of failing."""
-    variables = _plain(load_variables(project, env))
+    # Plain dicts and lists, so Jinja's messages speak of 'dict object', not vboplan's types.
+    variables = plain(load_variables(project, env))
     variables.setdefault("environment", {"name": env.name, "api_version": env.api_version})
     marker = f"__vboplan_secret_{_random.token_hex(8)}_"
     jinja = _Sandbox(marker, loader=jinja2.FileSystemLoader(str(project.root)), undefined=jinja2.StrictUndefined,
@@ -275,14 +276,6 @@ def _template_line(path: Path) -> int | str:
         tb = tb.tb_next
     return line
 
-
-def _plain(value: Any) -> Any:
-    """Variables as plain dicts and lists (so Jinja's messages speak of 'dict object', not our types)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 _ONLY_AS_IS = ("a secret() value may only be written out as it is or joined into a longer string (~ or adjacent "

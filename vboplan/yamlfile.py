@@ -225,3 +225,12 @@ def load_yaml(path: Path, display: str | None = None) -> Any:
     if path.suffix.lower() == ".json":
         return parse_json(text, name)
     return parse_yaml(text, name)
+
+
+def plain(value: Any) -> Any:
+    """``value`` with every parsed mapping and list as a plain dict and list (no line numbers attached)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
