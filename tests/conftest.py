@@ -165,6 +165,14 @@ class ProjectDir:
         return embedded_emulator(load_project(self.root), name)
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables fit COLUMNS when it is set; test runners set it (pytest-xdist's workers to 80), so every test starts
+    without it and sets a width itself where the width is what it tests."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)

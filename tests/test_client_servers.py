@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -12,7 +14,7 @@ from conftest import API_SECRET, SEED
 
 from vboplan.api.client import VboClient
 from vboplan.emulator import Emulator, Store
-from vboplan.errors import ApiError
+from vboplan.errors import ApiError, AuthError
 from vboplan.project import Environment
 
 
@@ -94,3 +96,94 @@ def test_a_throttled_login_gives_up_within_its_bound_without_hammering() -> None
     with _client(app, "v8", throttle_wait=0.5) as vbo, pytest.raises(ApiError, match="throttling logins"):
         vbo.login()
     assert _tokens(app) == 2
+
+
+def _together(count: int, call: Callable[[], object]) -> list[BaseException]:
+    """Run ``call`` in ``count`` threads released at once; the exceptions they raised."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_a_wrong_password_is_tried_once_however_many_readers_start_together() -> None:
+    # Every refused login counts towards the account's lockout: concurrent readers must not each try it.
+    app = Emulator(Store.from_data(SEED))
+    env = Environment(name="t", server="emulator:t", api_version="v8")
+    vbo = VboClient(env, "admin", "not-the-password", transport=httpx.WSGITransport(app=app),
+                    base_url="http://vbo.invalid/v8/")
+    errors = _together(8, lambda: vbo.get_settings("AuditEmailSettings"))
+    with pytest.raises(AuthError, match="wrong username or password"):
+        vbo.get_settings("VboEmailSettings")
+    vbo.close()
+    assert len(errors) == 8 and all(isinstance(e, AuthError) and "wrong username" in str(e) for e in errors)
+    assert _tokens(app) == 1
+
+
+class _Silent(ThreadingHTTPServer):
+    """Answers the token request (unless ``token_too``), then never answers anything; records each request line."""
+
+    daemon_threads = True
+
+    def __init__(self, token_too: bool) -> None:
+        self.token_too, self.seen, self.stop = token_too, [], threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.do_GET()
+
+            def do_GET(self) -> None:  # noqa: N802
+                server.seen.append(f"{self.command} {self.path}")
+                if self.path.endswith("/token") and not server.token_too:
+                    body = b'{"access_token": "t", "refresh_token": "r", "token_type": "bearer"}'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                server.stop.wait(30)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    def __enter__(self) -> _Silent:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.mark.parametrize("token_too", [True, False], ids=["silent-token", "silent-reads"])
+def test_a_silent_server_is_waited_for_once_then_every_request_fails_at_once(token_too: bool) -> None:
+    with _Silent(token_too) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        env = Environment(name="t", server=url, api_version="v8", timeout=0.5)
+        vbo = VboClient(env, "admin", API_SECRET)
+        errors = _together(4, lambda: vbo.get_settings("AuditEmailSettings"))
+        with pytest.raises(ApiError, match=r"did not answer within 0.5s"):
+            vbo.get_settings("VboEmailSettings")
+        vbo.close()  # no logout sent to a server that does not answer
+    assert len(errors) == 4 and all("did not answer within 0.5s" in str(e) for e in errors)
+    if token_too:
+        assert server.seen == ["POST /v8/token"]  # one login waited for; the other readers did not try again
+    else:  # one login, the four reads that were already under way, nothing after
+        assert server.seen == ["POST /v8/token"] + ["GET /v8/AuditEmailSettings"] * 4

@@ -200,6 +200,11 @@ class VboClient:
         self._token_lock = threading.Lock()
         self._access_token: str | None = None
         self._refresh_token: str | None = None
+        # Why the server cannot be used this run, once that is known: the login failed, or a request found the
+        # server unreachable or silent. Later requests (and concurrent first ones) fail at once with the same
+        # message, so a run waits for a dead server about once, not once per request, and a wrong password is
+        # tried once, not by every reading thread.
+        self._unusable: ApiError | None = None
         self._slots = server_slots(env.server, max_in_flight)
         self.max_in_flight = max_in_flight
         self._count_lock = threading.Lock()
@@ -244,8 +249,21 @@ class VboClient:
     def login(self) -> None:
         """Get a token pair with the password grant (once per run; the token endpoint is throttled)."""
         with self._token_lock:
+            self._password_grant()
+
+    def _password_grant(self) -> None:
+        self._raise_if_unusable()
+        try:
             self._grant({"grant_type": "password", "username": self._username, "password": self._password,
                          "disable_antiforgery_token": "true"})
+        except ApiError as exc:
+            self._unusable = self._unusable or exc
+            raise
+
+    def _raise_if_unusable(self) -> None:
+        failed = self._unusable
+        if failed is not None:
+            raise type(failed)(str(failed), status=failed.status)
 
     def _ensure_token(self) -> str:
         token = self._access_token
@@ -253,8 +271,7 @@ class VboClient:
             # Concurrent first requests wait for one login instead of each asking for a token.
             with self._token_lock:
                 if self._access_token is None:
-                    self._grant({"grant_type": "password", "username": self._username, "password": self._password,
-                                 "disable_antiforgery_token": "true"})
+                    self._password_grant()
                 token = self._access_token
         assert token is not None
         return token
@@ -270,8 +287,7 @@ class VboClient:
                     return
                 except AuthError:
                     log.debug("refresh token refused; logging in again")
-            self._grant({"grant_type": "password", "username": self._username, "password": self._password,
-                         "disable_antiforgery_token": "true"})
+            self._password_grant()
 
     def _grant(self, form: dict[str, str]) -> None:
         waited = 0.0
@@ -312,8 +328,9 @@ class VboClient:
         raise self._failure(response, "POST token")
 
     def logout(self) -> None:
-        """Revoke the access token where the API has a logout call (v7+); best effort."""
-        if self._access_token and self.traits.has_logout:
+        """Revoke the access token where the API has a logout call (v7+); best effort, and not tried against a
+        server already found unreachable or silent (the token then simply expires)."""
+        if self._access_token and self.traits.has_logout and self._unusable is None:
             try:
                 self._send("POST", "token/logout", authenticated=True, retry=False)
             except ApiError:
@@ -344,6 +361,7 @@ class VboClient:
     def _send(self, method: str, path: str, *, json: Any = None, data: dict[str, str] | None = None,
               params: dict[str, Any] | None = None, authenticated: bool, retry: bool,
               retry_status: frozenset[int] | set[int] = _RETRY_STATUS) -> httpx.Response:
+        self._raise_if_unusable()
         attempt = 0
         # One total deadline for the request, its retries included: a slow server cannot hold a run longer
         # than the environment's timeout, however it paces its bytes.
@@ -420,6 +438,12 @@ class VboClient:
                         status=response.status_code)
 
     def _transport_error(self, exc: httpx.TransportError) -> ApiError:
+        """The error for a request that could not be completed (retries spent), remembered for the rest of the run."""
+        error = self._describe(exc)
+        self._unusable = self._unusable or error
+        return error
+
+    def _describe(self, exc: httpx.TransportError) -> ApiError:
         if _is_tls_error(exc):
             return ApiError(
                 f"{self.where}: TLS verification failed ({_tls_reason(exc)}). VBO ships a self-signed certificate: "

@@ -9,15 +9,34 @@ ETag that was read, so a writer whose lock was broken cannot silently overwrite 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from ..errors import StateBackendError, StateConflictError, StateError
 from .base import ANY, Backend, Held, LockBusy, Stored, parse_info
 from .config import StateConfig
+
+_LOADER_LOCK = threading.Lock()
+_LOADER: botocore.loaders.Loader | None = None
+
+
+def _session() -> boto3.session.Session:
+    """A new session, so credentials are looked up now and never cached from an earlier call, sharing one loader of
+    botocore's service models: parsing those JSON files again for every client costs about 0.1 s each."""
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            _LOADER = botocore.loaders.create_loader()
+        core = botocore.session.Session()
+        core.register_component("data_loader", _LOADER)
+        return boto3.session.Session(botocore_session=core)
+
 
 _CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken", "InvalidToken",
                 "InvalidClientTokenId", "AuthorizationHeaderMalformed"}
@@ -31,8 +50,7 @@ class S3Backend(Backend):
         self.prefix = config.prefix
         self.endpoint = config.endpoint_url
         try:
-            # A session of its own: the credentials are looked up now, not cached from an earlier call.
-            self.client = boto3.session.Session().client(
+            self.client = _session().client(
                 "s3", endpoint_url=config.endpoint_url, region_name=config.region,
                 config=Config(connect_timeout=10, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}))
         except (BotoCoreError, ValueError) as exc:
