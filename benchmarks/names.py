@@ -79,7 +79,7 @@ def main() -> None:
             run = run_vboplan("-C", str(project), "-q", "plan", "--env", "bench", "--format", "json")
             if run.returncode != 0:
                 raise SystemExit(f"plan failed:\n{run.stderr}")
-            planned = len(json.loads(run.stdout)["changes"])
+            planned = len(json.loads(run.stdout)["plans"][0]["changes"])
             print(f"vboplan plan, {planned} new names: wall {run.wall:6.3f} s (CPU {run.cpu:.3f} s, peak RSS "
                   f"{run.peak_mib:.0f} MiB)   bound 2.5 s   {verdict(run.wall <= 2.5)}")
 

@@ -61,12 +61,17 @@ def _remaining(timeout: float | None, error: type[Exception]) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
+_READ_BYTES = 1024 * 1024
+
+
 class _DeadlineStream(httpcore.NetworkStream):
     def __init__(self, stream: httpcore.NetworkStream) -> None:
         self._stream = stream
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = self._stream.read(max_bytes, _remaining(timeout, httpcore.ReadTimeout))
+        # httpcore asks for 64 KiB at a time; a page of 10,000 users is ~7 MB, and with several pages arriving at
+        # once every read is a wait for the GIL. Reading up to 1 MiB takes a tenth of the reads.
+        data = self._stream.read(max(max_bytes, _READ_BYTES), _remaining(timeout, httpcore.ReadTimeout))
         _budget.received += len(data)
         if _budget.received > MAX_RESPONSE_BYTES:
             raise _ResponseTooLarge()

@@ -8,6 +8,7 @@ objects are built with every known field and cut to the version's schema by :fun
 from __future__ import annotations
 
 import copy
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -449,12 +450,21 @@ def list_directory(call: Call, kind: str) -> Response:
     set_id = call.query.get("setId") or derived_uuid("set", org.id, kind, repr(sorted(filters.items())))
     route = {"users": "Users", "groups": "Groups", "sites": "Sites", "teams": "Teams"}[kind]
     keep = {**filters, "setId": set_id}
-    body = {"offset": offset, "limit": limit, "setId": set_id,
-            "results": [principal_view(call, org, kind, item) for item in matches[offset:offset + limit]],
+    body = {"offset": offset, "limit": limit, "setId": set_id, "results": [],
             "_links": _page_links(call, f"/Organizations/{org.id}/{route}", keep, offset, limit, len(matches))}
     if call.profile.page_total_count:
         body["totalCount"] = len(matches)
-    return Response(200, shape(call.version, _PAGE_COMPONENTS[kind], body))
+    directory, base = org.directory(kind), call.base_url if call.profile.absolute_links else ""
+    views = []
+    for item in matches[offset:offset + limit]:
+        key = (item["id"], call.version, base)
+        view = directory.views.get(key)
+        if view is None:
+            view = directory.views[key] = json.dumps(principal_view(call, org, kind, item), ensure_ascii=False,
+                                                     separators=(",", ":")).encode("utf-8")
+        views.append(view)
+    return Response(200, shape(call.version, _PAGE_COMPONENTS[kind], body),
+                    encoded={"results": b"[" + b",".join(views) + b"]"})
 
 
 def get_principal(call: Call, kind: str) -> Response:

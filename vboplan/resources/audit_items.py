@@ -27,8 +27,9 @@ _SINGULAR = {"User": "user", "Group": "group"}
 _COLLECTION = {"User": "Users", "Group": "Groups"}
 # Above this many unresolved names in one organization, reading the whole directory (pages of 10,000, fetched
 # together) is quicker than one filtered lookup per name (8 at a time). Measured by benchmarks/names.py on a
-# 100,000-user organization at 20 ms a request against the emulator: crossovers at about 2,500 and 2,800 names.
-PAGE_THRESHOLD = 2_500
+# 100,000-user organization at 20 ms a request against the emulator in its own process: crossovers at 613, 662
+# and 722 names (a walk costs about 2 s, mostly decoding 67 MB of JSON; a lookup about 3 ms with 8 in flight).
+PAGE_THRESHOLD = 650
 _LOOKUP_WORKERS = 8
 
 
