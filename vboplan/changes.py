@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .errors import PlanError
@@ -33,6 +34,11 @@ class Address:
         return Address(self.kind, (*self.parts, ("[", key)))
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The address as users write it (computed once: plans, journals and tables each print it)."""
         return self.kind + "".join(f".{name}" if sep == "." else f"[{json.dumps(name, ensure_ascii=False)}]"
                                    for sep, name in self.parts)
 

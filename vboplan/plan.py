@@ -17,6 +17,7 @@ from . import progress
 from .api.client import VboClient
 from .changes import ACTIONS, Address, Change, Drift, make
 from .errors import PlanError
+from .jsontext import document_text
 from .project import Environment, current_user
 from .render import Rendered
 from .resources import KINDS
@@ -105,24 +106,8 @@ class Plan:
         }
 
     def to_json(self) -> str:
-        """The plan file's text: indented when small; when large, one line per top-level key and per change or
-        resource, each compact with sorted keys, because json indents only in pure Python (seconds for 100,000
-        entries) while it encodes compact JSON in C."""
-        document = self.to_dict()
-        parts = {key: _encode_parts(value) for key, value in document.items()}
-        if sum(len(whole) for _, _, whole in parts.values()) <= _INDENT_UP_TO:
-            return json.dumps(document, indent=2, ensure_ascii=False, default=_no_secrets) + "\n"
-        lines = []
-        for key, (shape, inner, whole) in parts.items():
-            if shape == "list":
-                text = "[\n" + ",\n".join(f"    {item}" for item in inner) + "\n  ]"
-            elif shape == "dict":
-                text = "{\n" + ",\n".join(f"    {_key(k)}: {part}" for k, part in
-                                           zip(sorted(document[key]), inner, strict=True)) + "\n  }"
-            else:
-                text = whole
-            lines.append(f"  {_key(key)}: {text}")
-        return "{\n" + ",\n".join(lines) + "\n}\n"
+        """The plan file's text (see :func:`jsontext.document_text`)."""
+        return document_text(self.to_dict(), default=_no_secrets)
 
     def save(self, path: Path) -> None:
         atomic_write(path, self.to_json(), mode=0o600)
@@ -163,30 +148,6 @@ class Plan:
 
 
 UNSIGNED = ("checksum", "approvals", "author_signature")  # what is added to a plan file after its digest
-
-
-_INDENT_UP_TO = 256 * 1024  # characters of compact JSON up to which a plan file is indented throughout
-
-
-def _key(key: Any) -> str:
-    return json.dumps(str(key), ensure_ascii=False)
-
-
-def _encode_parts(value: Any) -> tuple[str, list[str], str]:
-    """(``"list"``, ``"dict"`` or ``"value"``; the canonical JSON of each element, or of each value in key order;
-    the canonical JSON of ``value``): json's C encoder does the work, and the pieces lay out a large plan file
-    without encoding it twice."""
-    def encode(part: Any) -> str:
-        return json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_no_secrets)
-
-    if isinstance(value, list) and value:
-        inner = [encode(item) for item in value]
-        return "list", inner, "[" + ",".join(inner) + "]"
-    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
-        keys = sorted(value)
-        inner = [encode(value[k]) for k in keys]
-        return "dict", inner, "{" + ",".join(f"{_key(k)}:{text}" for k, text in zip(keys, inner, strict=True)) + "}"
-    return "value", [], encode(value)
 
 
 def plan_digest(document: dict[str, Any], default: Callable[[Any], Any] | None = None) -> str:

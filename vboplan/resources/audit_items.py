@@ -218,10 +218,10 @@ class AuditItemsKind:
         return writes
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
-        items = live["organizations"].get(change.detail["org"], {}).get("items", [])
+        principals, ids = _ids_of(live["organizations"].get(change.detail["org"], {}).get("items", []))
         if change.action == "create":
-            return any(i["principalId"] == change.detail["principal"]["id"] for i in items)
-        return all(i["id"] != change.detail["itemId"] for i in items)
+            return str(change.detail["principal"]["id"]) in principals
+        return str(change.detail["itemId"]) not in ids
 
     def snapshot(self, live: dict[str, Any], applied: list[Change], recorded: Any | None) -> dict[str, Any]:
         organizations = dict((recorded or {}).get("organizations", {}))
@@ -291,17 +291,33 @@ class AuditItemsKind:
 
 def _add(client: VboClient, org_id: str, body: list[dict[str, Any]], creates: list[Change],
          context: WriteContext) -> None:
-    """POST the new audit items, then learn the ids the server gave them (the POST answers without a body)."""
+    """POST the new audit items. The POST answers without a body, so the ids the server gave them are read only if a
+    later write asks for one."""
     client.add_audit_items(org_id, body)
-    by_principal = {_item(raw)["principalId"]: str(raw.get("id")) for raw in client.audit_items(org_id)}
-    for change in creates:
-        item_id = by_principal.get(str(change.detail["principal"]["id"]))
-        if item_id:
-            context.record(change.address, item_id)
+
+    def ids() -> dict[str, str]:
+        by_principal = {_item(raw)["principalId"]: str(raw.get("id")) for raw in client.audit_items(org_id)}
+        return {str(c.address): by_principal[str(c.detail["principal"]["id"])] for c in creates
+                if str(c.detail["principal"]["id"]) in by_principal}
+
+    context.record_later([c.address for c in creates], ids)
 
 
 def _remove(client: VboClient, org_id: str, item_ids: list[str], context: WriteContext) -> None:
     client.remove_audit_items(org_id, item_ids)
+
+
+_last_ids: tuple[list[dict[str, Any]], frozenset[str], frozenset[str]] | None = None
+
+
+def _ids_of(items: list[dict[str, Any]]) -> tuple[frozenset[str], frozenset[str]]:
+    """The principal ids and item ids of ``items``, kept for the last list asked about: an apply verifies each of
+    its changes against the same read-back, and scanning it once per change is quadratic."""
+    global _last_ids
+    last = _last_ids
+    if last is None or last[0] is not items:
+        last = _last_ids = (items, frozenset(str(i["principalId"]) for i in items), frozenset(str(i["id"]) for i in items))
+    return last[1], last[2]
 
 
 def _items(client: VboClient, org_id: str) -> list[dict[str, Any]]:

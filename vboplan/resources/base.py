@@ -17,12 +17,24 @@ class WriteContext:
     A kind whose creates refer to another kind's new items (a job to its repository) looks them up here."""
 
     ids: dict[str, str] = field(default_factory=dict)
+    # Ids a kind can learn only with another request (its POST answers without them): asked for the first time a
+    # later write needs one, so an apply nothing depends on never spends the round trip.
+    _later: list[tuple[frozenset[str], Callable[[], dict[str, str]]]] = field(default_factory=list)
 
     def record(self, address: Address, server_id: str) -> None:
         self.ids[str(address)] = server_id
 
+    def record_later(self, addresses: list[Address], fetch: Callable[[], dict[str, str]]) -> None:
+        """``fetch`` gives the ids of ``addresses`` (by address text) when one of them is first asked for."""
+        self._later.append((frozenset(str(a) for a in addresses), fetch))
+
     def id_of(self, address: Address | str) -> str | None:
-        return self.ids.get(str(address))
+        key = str(address)
+        if key not in self.ids:
+            for entry in [e for e in self._later if key in e[0]]:
+                self._later.remove(entry)
+                self.ids.update(entry[1]())
+        return self.ids.get(key)
 
 
 @dataclass(frozen=True)

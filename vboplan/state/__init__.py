@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StateBackendError, StateError, StateLockedError
+from ..jsontext import document_text
 from ..shapes import STATE_FILE, problem
 from .base import Backend, Held, LockBusy, Stored
 from .config import StateConfig
@@ -159,7 +160,7 @@ class StateStore:
             "format_version": FORMAT_VERSION, "lineage": lineage, "serial": serial, "environment": self.env.name,
             "server": self.env.server, "api_version": self.env.api_version, "updated_at": now(), **content,
         }
-        text = json.dumps(snapshot, indent=2, sort_keys=True) + "\n"
+        text = document_text(snapshot, sort_keys=True)
         if self._previous is not None:
             self.backend.put(self.backup_key, self._previous.text)
         self._version = self.backend.put(self.key, text, expect=self._version)
@@ -231,8 +232,9 @@ class StateStore:
             raise StateError(f"{where}: not a vboplan write journal of format {JOURNAL_FORMAT}")
         return data
 
-    def write_journal(self, journal: dict[str, Any]) -> None:
-        self.backend.put(self.journal_key, json.dumps(journal, indent=1, sort_keys=True) + "\n")
+    def write_journal(self, text: str) -> None:
+        """Replace the write journal with ``text`` (a JSON document; see ``journal.WriteJournal``)."""
+        self.backend.put(self.journal_key, text)
 
     def delete_journal(self) -> None:
         self.backend.delete(self.journal_key)

@@ -48,6 +48,10 @@ def _plain(value: Any) -> Any:
     return str(value)  # an address or another value object: its text is what the next run reads back
 
 
+def _encode(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_plain)
+
+
 class WriteJournal:
     """The journal of one apply. Each call that changes it writes it to the backend before returning."""
 
@@ -61,6 +65,8 @@ class WriteJournal:
             "planned_by": planned_by, "approvals": approvals, "scope": scope, "writes": [],
         }
         self.written = False
+        self._head: str | None = None
+        self._final: list[str] = []  # the encoded lines of the first writes, all answered (they no longer change)
 
     @property
     def id(self) -> str:
@@ -71,8 +77,17 @@ class WriteJournal:
         return self.document["writes"]  # type: ignore[no-any-return]
 
     def _save(self) -> None:
-        self.store.write_journal(json.loads(json.dumps(self.document, default=_plain)))
+        """Write the whole journal. Each write is one line of compact JSON, encoded once it is final (answered): an
+        apply of many writes re-encodes only the newest, not every earlier one on every save."""
+        lines = self._final + [_encode(entry) for entry in self.writes[len(self._final):]]
+        if self._head is None:  # the apply's own record (who, which plan, its scope) is set once
+            self._head = _encode({k: v for k, v in self.document.items() if k != "writes"})
+        head = self._head
+        writes = "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
+        self.store.write_journal(f'{head[:-1]},\n"writes":{writes}}}\n')
         self.written = True
+        while len(self._final) < len(self.writes) and self.writes[len(self._final)]["state"] != "sent":
+            self._final.append(lines[len(self._final)])
 
     def sending(self, description: str, changes: list[Change]) -> dict[str, Any]:
         """Record a write about to be sent. Raises StateError when it cannot be recorded: then it must not be sent."""
