@@ -14,11 +14,41 @@ from typing import Any
 INDENT_UP_TO = 256 * 1024  # characters of compact JSON up to which a document is indented throughout
 
 
+#: Encoded top-level values by key, each with the value object it was encoded from (see ``cache`` below).
+Encodings = dict[str, tuple[Any, tuple[str, list[str], str]]]
+
+
+def _parts_of(document: dict[str, Any], keys: list[str], default: Callable[[Any], Any] | None,
+              cache: Encodings | None) -> dict[str, tuple[str, list[str], str]]:
+    """The encoded parts of ``document[key]`` for each key, reusing those ``cache`` holds for the very same value
+    object (a plan's checksum and its file encode the same large ``live`` values once)."""
+    parts = {}
+    for key in keys:
+        value = document[key]
+        held = cache.get(key) if cache is not None else None
+        if held is not None and held[0] is value:
+            parts[key] = held[1]
+        else:
+            parts[key] = _encode_parts(value, default)
+            if cache is not None and isinstance(value, (dict, list)):
+                cache[key] = (value, parts[key])
+    return parts
+
+
+def canonical_text(document: dict[str, Any], default: Callable[[Any], Any] | None = None,
+                   cache: Encodings | None = None) -> str:
+    """The canonical JSON of ``document``: compact, keys sorted at every level; the same bytes as ``json.dumps(
+    document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``."""
+    keys = sorted(document)
+    parts = _parts_of(document, keys, default, cache)
+    return "{" + ",".join(f"{_key(k)}:{parts[k][2]}" for k in keys) + "}"
+
+
 def document_text(document: dict[str, Any], default: Callable[[Any], Any] | None = None, *, sort_keys: bool = False,
-                  indent_up_to: int = INDENT_UP_TO) -> str:
+                  indent_up_to: int = INDENT_UP_TO, cache: Encodings | None = None) -> str:
     """``document`` as the text of a file, ending in a newline; its top-level keys in their order, or sorted."""
     keys = sorted(document) if sort_keys else list(document)
-    parts = {key: _encode_parts(document[key], default) for key in keys}
+    parts = _parts_of(document, keys, default, cache)
     if sum(len(whole) for _, _, whole in parts.values()) <= indent_up_to:
         return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=sort_keys, default=default) + "\n"
     lines = []

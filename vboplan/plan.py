@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from . import progress
 from .api.client import VboClient
 from .changes import ACTIONS, Address, Change, Drift, make
 from .errors import PlanError
-from .jsontext import document_text
+from .jsontext import Encodings, canonical_text, document_text
 from .project import Environment, current_user
 from .render import Rendered
 from .resources import KINDS
@@ -50,6 +49,8 @@ class Plan:
     secret_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields whose value is secret
     author_key: str | None = None          # the author's SSH public key, when the plan is signed
     author_signature: dict[str, Any] | None = None
+    # The JSON of large values (``live``, ``scope``) as the checksum encoded them, reused when the file is written.
+    _encoded: Encodings = field(default_factory=dict, repr=False, compare=False)
 
     def counts(self) -> Counter[str]:
         return Counter(change.action for change in self.changes)
@@ -88,7 +89,7 @@ class Plan:
         """The plan's digest: sha256 over everything in the plan file except the signatures made over it."""
         # Encoded straight from the plan (json's C encoder, sensitive values masked), not through a decoded copy:
         # the plan's values are JSON data already, so the bytes are those plan_digest gives for the saved file.
-        return plan_digest(self.to_dict(), default=_no_secrets)
+        return plan_digest(self.to_dict(), default=_no_secrets, cache=self._encoded)
 
     def to_dict(self) -> dict[str, Any]:
         counts = self.counts()
@@ -107,7 +108,7 @@ class Plan:
 
     def to_json(self) -> str:
         """The plan file's text (see :func:`jsontext.document_text`)."""
-        return document_text(self.to_dict(), default=_no_secrets)
+        return document_text(self.to_dict(), default=_no_secrets, cache=self._encoded)
 
     def save(self, path: Path) -> None:
         atomic_write(path, self.to_json(), mode=0o600)
@@ -150,11 +151,11 @@ class Plan:
 UNSIGNED = ("checksum", "approvals", "author_signature")  # what is added to a plan file after its digest
 
 
-def plan_digest(document: dict[str, Any], default: Callable[[Any], Any] | None = None) -> str:
+def plan_digest(document: dict[str, Any], default: Callable[[Any], Any] | None = None,
+                cache: Encodings | None = None) -> str:
     """sha256 over the canonical JSON of a plan document without its checksum and the signatures over it."""
     covered = {k: v for k, v in document.items() if k not in UNSIGNED}
-    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_text(covered, default, cache).encode("utf-8")).hexdigest()
 
 
 # Change ids: letters and digits that cannot be misread for one another (no 0/o, 1/l/i).

@@ -443,9 +443,12 @@ class VboClient:
                         status=response.status_code)
 
     def _transport_error(self, exc: httpx.TransportError) -> ApiError:
-        """The error for a request that could not be completed (retries spent), remembered for the rest of the run."""
+        """The error for a request that could not be completed (retries spent). A server that cannot be reached or
+        did not answer in time is remembered as such for the rest of the run; a connection dropped under one request
+        is not (an apply reads back after it, to learn whether its write landed)."""
         error = self._describe(exc)
-        self._unusable = self._unusable or error
+        if isinstance(exc, (httpx.TimeoutException, httpx.ConnectError)):
+            self._unusable = self._unusable or error
         return error
 
     def _describe(self, exc: httpx.TransportError) -> ApiError:

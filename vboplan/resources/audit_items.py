@@ -147,23 +147,20 @@ class AuditItemsKind:
             return {"organizations": dict(zip(scope, pool.map(one, scope), strict=True))}
 
     def _read_org(self, client: VboClient, org: dict[str, Any], declared: dict[str, list[str]]) -> dict[str, Any]:
+        """The organization's audit items, and the principals of the declared names that are not among them
+        (``resolved``, by lower-cased name): a name an audited item carries is resolved from the items themselves,
+        here and in :meth:`diff`, so a converged organization keeps no second copy of its principals."""
         org_id = str(org["id"])
         items = _items(client, org_id)
         resolved: dict[str, dict[str, Any]] = {}
         for key, kind in PRINCIPALS.items():
-            audited = [i for i in items if i["type"] == kind]
-            names = declared.get(key, [])
-            by_name: dict[str, list[dict[str, Any]]] = {}
-            for item in audited:
-                for label in {item["name"].lower(), item["displayName"].lower()} - {""}:
-                    by_name.setdefault(label, []).append(_principal_of(item))
-            unresolved = [n for n in names if len(by_name.get(n.lower(), [])) != 1]
-            found = {n: by_name[n.lower()][0] for n in names if len(by_name.get(n.lower(), [])) == 1}
+            by_name = _audited_by_name(items, kind)
+            unresolved = [n for n in declared.get(key, []) if len(by_name.get(n.lower(), ())) != 1]
             if unresolved:
                 progress.phase(f"resolving {len(unresolved)} {key[:-1]} name{'s' if len(unresolved) != 1 else ''} "
                                f"in {org.get('name')}", client.env.name)
-            found.update(_lookup(client, org, kind, unresolved))
-            resolved[key] = {n.lower(): found[n] for n in names}
+            found = _lookup(client, org, kind, unresolved)
+            resolved[key] = {n.lower(): found[n] for n in unresolved}
         return {"id": org_id, "items": items, "resolved": resolved}
 
     # -- plan --------------------------------------------------------------------------------------------------
@@ -175,9 +172,11 @@ class AuditItemsKind:
             org_live = live["organizations"][org]
             for key, kind in PRINCIPALS.items():
                 audited = {i["principalId"]: i for i in org_live["items"] if i["type"] == kind}
+                looked_up, by_name = org_live["resolved"].get(key, {}), _audited_by_name(org_live["items"], kind)
                 wanted: dict[str, tuple[str, dict[str, Any]]] = {}
                 for name in declared.get(key, []):
-                    principal = org_live["resolved"][key][name.lower()]
+                    label = name.lower()
+                    principal = looked_up[label] if label in looked_up else _principal_of(by_name[label][0])
                     wanted.setdefault(principal["id"], (name, principal))
                 for principal_id, (_declared, principal) in wanted.items():
                     if principal_id not in audited:
@@ -305,6 +304,27 @@ def _add(client: VboClient, org_id: str, body: list[dict[str, Any]], creates: li
 
 def _remove(client: VboClient, org_id: str, item_ids: list[str], context: WriteContext) -> None:
     client.remove_audit_items(org_id, item_ids)
+
+
+_last_by_name: dict[str, tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]] = {}
+
+
+def _audited_by_name(items: list[dict[str, Any]], kind: str) -> dict[str, list[dict[str, Any]]]:
+    """The audited items of ``kind`` by lower-cased name and display name, kept for the last list asked about (a
+    plan indexes the same items when reading and when diffing)."""
+    last = _last_by_name.get(kind)
+    if last is not None and last[0] is items:
+        return last[1]
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if item["type"] == kind:
+            name, display = item["name"].lower(), item["displayName"].lower()
+            if name:
+                by_name.setdefault(name, []).append(item)
+            if display and display != name:
+                by_name.setdefault(display, []).append(item)
+    _last_by_name[kind] = (items, by_name)
+    return by_name
 
 
 _last_ids: tuple[list[dict[str, Any]], frozenset[str], frozenset[str]] | None = None
