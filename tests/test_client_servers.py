@@ -187,3 +187,27 @@ def test_a_silent_server_is_waited_for_once_then_every_request_fails_at_once(tok
         assert server.seen == ["POST /v8/token"]  # one login waited for; the other readers did not try again
     else:  # one login, the four reads that were already under way, nothing after
         assert server.seen == ["POST /v8/token"] + ["GET /v8/AuditEmailSettings"] * 4
+
+
+@pytest.mark.parametrize("body, items", [
+    (b' [ {"id": "a", "type": "User"} ,\n {"id": "b", "type": "Group"} ] \n', ["a", "b"]),
+    (b"[]", []), (b" [ ]\r\n", []),
+    (b'[{"id": "a"}', None), (b'[{"id": "a"} {"id": "b"}]', None), (b'[{"id": "a"}]]', None),
+    (b'{"id": "a"}', None), (b'["a"]', None), (b"", None), (b"[" * 100_000, None)])
+def test_audit_items_are_decoded_one_by_one_and_anything_else_is_one_error(body: bytes, items: list[str] | None
+                                                                           ) -> None:
+    def app(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+        if str(environ["PATH_INFO"]).endswith("/token"):
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"access_token": "t", "token_type": "bearer"}']
+        start_response("200 OK", [("Content-Type", "application/json; charset=utf-8")])
+        return [body]
+
+    env = Environment(name="t", server="emulator:t", api_version="v8")
+    with VboClient(env, "admin", API_SECRET, transport=httpx.WSGITransport(app=app),
+                   base_url="http://vbo.invalid/v8/") as vbo:
+        if items is None:
+            with pytest.raises(ApiError, match="AuditItems did not (answer with a JSON list|return a list)"):
+                vbo.audit_items("org", lambda item: item["id"])
+        else:
+            assert vbo.audit_items("org", lambda item: item["id"]) == items

@@ -261,7 +261,7 @@ class AuditItemsKind:
         exported = Export({}, ("organization",), "audited users and groups of each organization")
         organizations = named_organizations(client, exported.warnings)
         with ThreadPoolExecutor(max_workers=max(1, min(len(organizations), _LOOKUP_WORKERS))) as pool:
-            found = list(pool.map(lambda org: (org, [_item(raw) for raw in client.audit_items(str(org["id"]))]),
+            found = list(pool.map(lambda org: (org, client.audit_items(str(org["id"]), _item)),
                                   organizations.values()))
         checks: list[tuple[dict[str, Any], str, str]] = []
         for org, items in found:
@@ -295,7 +295,7 @@ def _add(client: VboClient, org_id: str, body: list[dict[str, Any]], creates: li
     client.add_audit_items(org_id, body)
 
     def ids() -> dict[str, str]:
-        by_principal = {_item(raw)["principalId"]: str(raw.get("id")) for raw in client.audit_items(org_id)}
+        by_principal = {item["principalId"]: item["id"] for item in client.audit_items(org_id, _item)}
         return {str(c.address): by_principal[str(c.detail["principal"]["id"])] for c in creates
                 if str(c.detail["principal"]["id"]) in by_principal}
 
@@ -341,7 +341,7 @@ def _ids_of(items: list[dict[str, Any]]) -> tuple[frozenset[str], frozenset[str]
 
 
 def _items(client: VboClient, org_id: str) -> list[dict[str, Any]]:
-    return sorted((_item(raw) for raw in client.audit_items(org_id)), key=lambda i: (i["type"], i["name"]))
+    return sorted(client.audit_items(org_id, _item), key=lambda i: (i["type"], i["name"]))
 
 
 def _item(raw: dict[str, Any]) -> dict[str, Any]:
