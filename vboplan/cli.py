@@ -311,9 +311,15 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
 def _refuse_to_drop_approvals(path: Path) -> None:
     """A plan file that holds approvals is someone's signed work: never overwrite it silently."""
     import json
+    import re
 
     try:
-        held = json.loads(path.read_text(encoding="utf-8")).get("approvals") or []
+        text = path.read_text(encoding="utf-8")
+        # Decoding a large plan file only to find it has no approvals costs seconds: an "approvals" key followed by
+        # anything but an empty list is what can hold one (in a JSON string those quotes would be escaped).
+        if not re.search(r'"approvals"\s*:\s*(?!\[\s*\])', text):
+            return
+        held = json.loads(text).get("approvals") or []
     except (OSError, ValueError, AttributeError):
         return  # no file, or not a plan file: nothing to lose
     if held:

@@ -319,5 +319,10 @@ def _unmask(value: Any, secret_values: dict[str, str], marker: str, where: str, 
         out.source, out.line, out.lines = located.source, located.line, located.lines
         return out
     if isinstance(value, list):
+        if value and all(type(v) is str for v in value):
+            # A long list of names: one look at them joined (a placeholder or a piece of one shows there too).
+            joined = "\n".join(value)
+            if marker not in joined and not _altered(joined, marker):
+                return list(value)
         return [_unmask(v, secret_values, marker, where, True) for v in value]
     return value

@@ -118,6 +118,15 @@ def _check_bounds(root: yaml.Node, source: str, context: str) -> None:
             distinct += 1
             continue
         distinct += 1
+        if isinstance(node, yaml.SequenceNode) and all(type(child) is yaml.ScalarNode for child in node.value):
+            # A list of plain values (often long): sized at once. An alias to a scalar is the scalar's node again;
+            # counting it as one more value is what expanding it costs.
+            if depth + 1 > MAX_DEPTH and node.value:
+                raise ProjectError(f"{source}:{node.start_mark.line + 1}: YAML error{context}: nested more than "
+                                   f"{MAX_DEPTH} levels deep")
+            size[key] = 1 + len(node.value)
+            distinct += len(node.value)
+            continue
         on_path.add(key)
         stack.append((node, depth, True))
         if isinstance(node, yaml.MappingNode):
