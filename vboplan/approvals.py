@@ -18,6 +18,7 @@ from filelock import FileLock, Timeout
 from . import signing
 from .changes import Change
 from .errors import ApprovalError, PlanError
+from .jsontext import document_text
 from .plan import Plan, plan_digest
 from .project import ApprovalPolicy, Project
 from .state import atomic_write, now
@@ -314,7 +315,7 @@ def _read_document(path: Path) -> dict[str, Any]:
 
 
 def _dump(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return document_text(document)
 
 
 # -- clearing a plan for apply --------------------------------------------------------------------------------------

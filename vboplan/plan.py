@@ -16,7 +16,7 @@ from . import progress
 from .api.client import VboClient
 from .changes import ACTIONS, Address, Change, Drift, make
 from .errors import PlanError
-from .jsontext import Encodings, canonical_text, document_text
+from .jsontext import Encodings, canonical_digest, document_chunks, document_text
 from .project import Environment, current_user
 from .render import Rendered
 from .resources import KINDS
@@ -111,7 +111,7 @@ class Plan:
         return document_text(self.to_dict(), default=_no_secrets, cache=self._encoded)
 
     def save(self, path: Path) -> None:
-        atomic_write(path, self.to_json(), mode=0o600)
+        atomic_write(path, document_chunks(self.to_dict(), default=_no_secrets, cache=self._encoded), mode=0o600)
 
     @classmethod
     def load(cls, path: Path) -> Plan:
@@ -155,7 +155,7 @@ def plan_digest(document: dict[str, Any], default: Callable[[Any], Any] | None =
                 cache: Encodings | None = None) -> str:
     """sha256 over the canonical JSON of a plan document without its checksum and the signatures over it."""
     covered = {k: v for k, v in document.items() if k not in UNSIGNED}
-    return hashlib.sha256(canonical_text(covered, default, cache).encode("utf-8")).hexdigest()
+    return canonical_digest(covered, default, cache)
 
 
 # Change ids: letters and digits that cannot be misread for one another (no 0/o, 1/l/i).

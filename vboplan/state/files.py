@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,8 +14,9 @@ def now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+def atomic_write(path: Path, text: str | Iterable[str], mode: int = 0o600) -> None:
+    """Write ``text`` (a string, or its pieces) to ``path`` atomically: temp file in the same folder, fsync,
+    ``os.replace``.
 
     Only portable calls: ``os.chmod`` on the temp file's path (``os.fchmod`` is missing on Windows before Python
     3.13), and a folder fsync only where the platform can open a folder (it cannot on Windows)."""
@@ -22,7 +24,11 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+            if isinstance(text, str):
+                handle.write(text)
+            else:
+                for piece in text:
+                    handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         try:
