@@ -155,7 +155,7 @@ class AuditItemsKind:
         resolved: dict[str, dict[str, Any]] = {}
         for key, kind in PRINCIPALS.items():
             by_name = _audited_by_name(items, kind)
-            unresolved = [n for n in declared.get(key, []) if len(by_name.get(n.lower(), ())) != 1]
+            unresolved = [n for n in declared.get(key, []) if by_name.get(n.lower()) is None]
             if unresolved:
                 progress.phase(f"resolving {len(unresolved)} {key[:-1]} name{'s' if len(unresolved) != 1 else ''} "
                                f"in {org.get('name')}", client.env.name)
@@ -176,7 +176,7 @@ class AuditItemsKind:
                 wanted: dict[str, tuple[str, dict[str, Any]]] = {}
                 for name in declared.get(key, []):
                     label = name.lower()
-                    principal = looked_up[label] if label in looked_up else _principal_of(by_name[label][0])
+                    principal = looked_up[label] if label in looked_up else _principal_of(by_name[label])  # type: ignore[arg-type]
                     wanted.setdefault(principal["id"], (name, principal))
                 for principal_id, (_declared, principal) in wanted.items():
                     if principal_id not in audited:
@@ -193,6 +193,7 @@ class AuditItemsKind:
                                             describe(item), None, False,
                                               {"org": org, "orgId": org_live["id"], "type": kind,
                                                "itemId": item["id"], "principalId": principal_id}))
+        _last_by_name.clear()  # the index was for this diff; a large one should not outlive it
         return changes
 
     # -- apply -------------------------------------------------------------------------------------------------
@@ -306,23 +307,27 @@ def _remove(client: VboClient, org_id: str, item_ids: list[str], context: WriteC
     client.remove_audit_items(org_id, item_ids)
 
 
-_last_by_name: dict[str, tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]] = {}
+_last_by_name: dict[str, tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]] = {}
 
 
-def _audited_by_name(items: list[dict[str, Any]], kind: str) -> dict[str, list[dict[str, Any]]]:
-    """The audited items of ``kind`` by lower-cased name and display name, kept for the last list asked about (a
-    plan indexes the same items when reading and when diffing)."""
+def _lower(text: str) -> str:
+    return text if text.islower() else text.lower()  # most names are lower case already: no copy of them
+
+
+def _audited_by_name(items: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any] | None]:
+    """The audited item of ``kind`` each lower-cased name and display name points at, or None where it points at
+    more than one; kept for the last list asked about (a plan indexes the same items when reading and when
+    diffing, and :meth:`AuditItemsKind.diff` lets it go)."""
     last = _last_by_name.get(kind)
     if last is not None and last[0] is items:
         return last[1]
-    by_name: dict[str, list[dict[str, Any]]] = {}
+    by_name: dict[str, dict[str, Any] | None] = {}
     for item in items:
         if item["type"] == kind:
-            name, display = item["name"].lower(), item["displayName"].lower()
-            if name:
-                by_name.setdefault(name, []).append(item)
-            if display and display != name:
-                by_name.setdefault(display, []).append(item)
+            name, display = _lower(item["name"]), _lower(item["displayName"])
+            for label in (name, display) if display != name else (name,):
+                if label:
+                    by_name[label] = item if label not in by_name else None
     _last_by_name[kind] = (items, by_name)
     return by_name
 
