@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from vboplan.cli import main
 from vboplan.emulator import Emulator, Store, StoreError, generate_tenant
 from vboplan.emulator.store import _json_text, _yaml_text, derived_uuid, password_hash
 
@@ -147,7 +150,7 @@ def test_unreadable_files_are_store_errors(tmp_path: Path) -> None:
         Store.open(broken_json)
     broken_yaml = tmp_path / "broken.yaml"
     broken_yaml.write_text("organizations: [\n  - name: x\n bad", encoding="utf-8")
-    with pytest.raises(StoreError, match="not valid YAML"):
+    with pytest.raises(StoreError, match=r"broken.yaml:2: YAML error: did not find expected node content"):
         Store.open(broken_yaml)
     listing = tmp_path / "list.yaml"
     listing.write_text("- a\n- b\n", encoding="utf-8")
@@ -155,6 +158,26 @@ def test_unreadable_files_are_store_errors(tmp_path: Path) -> None:
         Store.open(listing)
     with pytest.raises(StoreError, match="cannot read"):
         Store.open(tmp_path / "missing.yaml", seed=tmp_path / "no-seed.yaml")
+
+
+BOMB = "".join(f"{c}: &{c} [{','.join([f'*{p}'] * 9) if p else ','.join(['lol'] * 9)}]\n"
+               for p, c in zip([""] + list("abcdefgh"), "abcdefghi", strict=True))
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("organizations: []\n" + BOMB, r"bomb.yaml:\d+: YAML error: aliases here expand to more than 1,000,000"),
+    ("organizations: " + "[" * 200 + "]" * 200 + "\n", r"bomb.yaml:1: YAML error: nested more than 100 levels"),
+])
+def test_a_data_file_that_would_explode_is_refused_before_it_is_built(tmp_path: Path, text: str, fragment: str
+                                                                       ) -> None:
+    # The same bounds as vboplan's own files: a few hundred bytes must not stand for a billion values.
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(text, encoding="utf-8")
+    with pytest.raises(StoreError, match=fragment):
+        Store.open(bomb)
+    result = CliRunner().invoke(main, ["emulator", "serve", "--port", "0", "--data", str(bomb)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert re.search(fragment, result.stderr), result.stderr
 
 
 def test_writers_round_trip_awkward_strings() -> None:

@@ -41,10 +41,10 @@ import yaml
 from vboplan.api import catalog
 from vboplan.api.catalog import SettingsSpec
 from vboplan.emulator.versions import fields
-from vboplan.errors import VboplanError
+from vboplan.errors import ProjectError, VboplanError
 from vboplan.schema import SchemaError, bind, properties
+from vboplan.yamlfile import load_plain
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Namespace of every derived id; fixed so that the same names give the same ids in every process.
@@ -785,11 +785,16 @@ def _read_file(path: Path) -> tuple[dict[str, Any], str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise StoreError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.load(text, Loader=_YAML_LOADER)
-    except (ValueError, yaml.YAMLError) as exc:
+        # YAML under the configuration files' bounds: aliases that expand past a million values, or nesting past a
+        # hundred levels, are refused before anything is built.
+        data = json.loads(text) if path.suffix.lower() == ".json" else load_plain(text, str(path))
+    except ValueError as exc:
         first = re.sub(r"\s+", " ", str(exc)).strip()
-        raise StoreError(f"{path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {first}"
-                         ) from None
+        raise StoreError(f"{path} is not valid JSON: {first}") from None
+    except RecursionError:
+        raise StoreError(f"{path} is not valid JSON: nested too deeply") from None
+    except ProjectError as exc:
+        raise StoreError(str(exc)) from None
     if data is None:
         return {}, _digest(raw)
     if not isinstance(data, dict):
