@@ -211,3 +211,19 @@ def test_audit_items_are_decoded_one_by_one_and_anything_else_is_one_error(body:
                 vbo.audit_items("org", lambda item: item["id"])
         else:
             assert vbo.audit_items("org", lambda item: item["id"]) == items
+
+
+def test_proxy_variables_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy named in the environment that never answers: requests that went through it would time out.
+    from vboplan.emulator import start
+
+    with _Silent(token_too=True) as proxy, start(SEED) as running:
+        proxy_url = f"http://127.0.0.1:{proxy.server_address[1]}"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        env = Environment(name="t", server=running.url, api_version="v8", timeout=2)
+        with VboClient(env, "admin", API_SECRET) as vbo:
+            assert vbo.get_settings("AuditEmailSettings") is not None
+    assert proxy.seen == []

@@ -228,10 +228,11 @@ class VboClient:
             if base.startswith("https://"):
                 tls = shared_tls(env.verify, f"environment '{env.name}': verify '{env.verify}'")
             transport = _GuardedTransport(_Transport(tls, limits))
-        # verify only reaches transports httpx builds itself (proxies from the environment): same trust there.
+        # Every request goes through ``transport`` (the deadline, the size bound, the shared TLS context). httpx
+        # mounts no proxies from HTTP(S)_PROXY beside a transport it is given; trust_env=False says so outright and
+        # keeps ~/.netrc and SSL_CERT_FILE out of it too: the server is reached directly, trusted as ``verify`` says.
         self._http = httpx.Client(
-            base_url=base, transport=transport, verify=tls if tls is not None else env.verify is not False,
-            timeout=httpx.Timeout(env.timeout), limits=limits,
+            base_url=base, transport=transport, trust_env=False, timeout=httpx.Timeout(env.timeout), limits=limits,
             headers={"Accept": "application/json", "Accept-Encoding": "identity"})
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
