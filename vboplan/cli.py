@@ -317,7 +317,7 @@ def _refuse_to_drop_approvals(path: Path) -> None:
         text = path.read_text(encoding="utf-8")
         # Decoding a large plan file only to find it has no approvals costs seconds: an "approvals" key followed by
         # anything but an empty list is what can hold one (in a JSON string those quotes would be escaped).
-        if not re.search(r'"approvals"\s*:\s*(?!\[\s*\])', text):
+        if not re.search(r'"approvals"\s*:(?!\s*\[\s*\])', text):
             return
         held = json.loads(text).get("approvals") or []
     except (OSError, ValueError, AttributeError):
