@@ -45,16 +45,37 @@ def component(version: str, name: str) -> dict[str, Any]:
     return document(version)["components"]["schemas"][name]
 
 
+# Schemas merged from single-element ``allOf`` wrappers, and the lower-cased property names of object schemas, by
+# the id of the document-owned schema they come from (kept with it, so an id is never reused while cached): the
+# emulator binds every request body, item by item.
+_merged: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+_lower_names: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
+
+
 def resolve(version: str, schema: dict[str, Any]) -> dict[str, Any]:
     """Follow ``$ref`` (and single-element ``allOf`` wrappers) to the schema they name."""
     while True:
         if "$ref" in schema:
             schema = component(version, schema["$ref"].rsplit("/", 1)[1])
         elif "allOf" in schema and len(schema["allOf"]) == 1:
-            merged = {k: v for k, v in schema.items() if k != "allOf"}
-            schema = {**resolve(version, schema["allOf"][0]), **merged}
+            held = _merged.get(id(schema))
+            if held is None or held[0] is not schema:
+                if len(_merged) > 4096:
+                    _merged.clear()
+                merged = {k: v for k, v in schema.items() if k != "allOf"}
+                held = _merged[id(schema)] = (schema, {**resolve(version, schema["allOf"][0]), **merged})
+            return held[1]
         else:
             return schema
+
+
+def _by_lower(schema: dict[str, Any]) -> dict[str, str]:
+    held = _lower_names.get(id(schema))
+    if held is None or held[0] is not schema:
+        if len(_lower_names) > 4096:  # a caller's own schema made per call must not pile up
+            _lower_names.clear()
+        held = _lower_names[id(schema)] = (schema, {name.lower(): name for name in schema.get("properties", {})})
+    return held[1]
 
 
 def properties(version: str, name: str) -> dict[str, dict[str, Any]]:
@@ -123,7 +144,7 @@ def bind(version: str, schema: dict[str, Any], value: Any, where: str = "", *, u
 def _bind_object(version: str, schema: dict[str, Any], value: dict[str, Any], where: str, unknown: str,
                  read_only: str) -> dict[str, Any]:
     declared = schema.get("properties", {})
-    by_lower = {name.lower(): name for name in declared}
+    by_lower = _by_lower(schema)
     extra = schema.get("additionalProperties")
     out: dict[str, Any] = {}
     for key, item in value.items():

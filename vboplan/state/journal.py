@@ -66,6 +66,7 @@ class WriteJournal:
         }
         self.written = False
         self._head: str | None = None
+        self._changes: dict[int, str] = {}  # each write's changes, encoded, by its number
         self._final: list[str] = []  # the encoded lines of the first writes, all answered (they no longer change)
 
     @property
@@ -79,7 +80,7 @@ class WriteJournal:
     def _save(self) -> None:
         """Write the whole journal. Each write is one line of compact JSON, encoded once it is final (answered): an
         apply of many writes re-encodes only the newest, not every earlier one on every save."""
-        lines = self._final + [_encode(entry) for entry in self.writes[len(self._final):]]
+        lines = self._final + [self._line(entry) for entry in self.writes[len(self._final):]]
         if self._head is None:  # the apply's own record (who, which plan, its scope) is set once
             self._head = _encode({k: v for k, v in self.document.items() if k != "writes"})
         head = self._head
@@ -88,6 +89,13 @@ class WriteJournal:
         self.written = True
         while len(self._final) < len(self.writes) and self.writes[len(self._final)]["state"] != "sent":
             self._final.append(lines[len(self._final)])
+
+    def _line(self, entry: dict[str, Any]) -> str:
+        """One write as compact JSON, its (unchanging, possibly long) list of changes encoded only once."""
+        changes = self._changes.get(entry["n"])
+        if changes is None:
+            changes = self._changes[entry["n"]] = _encode(entry["changes"])
+        return _encode({k: v for k, v in entry.items() if k != "changes"})[:-1] + f',"changes":{changes}}}'
 
     def sending(self, description: str, changes: list[Change]) -> dict[str, Any]:
         """Record a write about to be sent. Raises StateError when it cannot be recorded: then it must not be sent."""
