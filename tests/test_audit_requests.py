@@ -132,3 +132,44 @@ def test_stale_check_still_sees_a_change_to_the_audit_items(big: ProjectDir) -> 
 
 def _org_id(project: ProjectDir) -> str:
     return project.api("big").get("/v8/Organizations").json()["results"][0]["id"]
+
+
+def test_a_plan_keeps_a_count_and_digest_of_many_audit_items_and_still_sees_them_change(
+        project: ProjectDir) -> None:
+    from vboplan.emulator import generate_tenant
+    from vboplan.resources.audit_items import KEEP_ITEMS_UP_TO
+
+    data = generate_tenant(1, 2_000, 10)
+    data["credentials"] = [{"username": "admin", "password": API_SECRET}]
+    audited = [user["name"] for user in data["organizations"][0]["users"][:KEEP_ITEMS_UP_TO + 200]]
+    data["organizations"][0]["audit_items"] = [{"user": name} for name in audited]
+    (project.root / "emulator").mkdir(exist_ok=True)
+    (project.root / "emulator" / "many.json").write_text(json.dumps(data), encoding="utf-8")
+    project.write("vboplan.yaml", (project.root / "vboplan.yaml").read_text().replace("emulator:dev",
+                                                                                      "emulator:many", 1))
+    for template in ("audit", "jobs"):
+        (project.root / "templates" / f"{template}.yaml.j2").unlink()
+    one_more = data["organizations"][0]["users"][-1]["name"]
+    _declare(project, [*audited, one_more])
+    saved = project.root / "plan.json"
+    assert project.run("plan", "--env", "dev", "--out", str(saved)).exit_code == 0
+    kept = json.loads(saved.read_text())["live"]["audit_items"]["organizations"][ORG]
+    assert "items" not in kept and kept["item_count"] == len(audited)
+    assert kept["items_sha256"].startswith("sha256:") and len(kept["items_sha256"]) == 7 + 64
+    assert audited[0] not in json.dumps(kept)  # the items are not copied into the plan file
+
+    # Someone removes an audit item by hand: the count and digest no longer match, and the apply says so.
+    http = project.api("many")
+    org_id = http.get("/v8/Organizations").json()["results"][0]["id"]
+    first = http.get(f"/v8/Organizations/{org_id}/AuditItems").json()[0]
+    http.post(f"/v8/Organizations/{org_id}/AuditItems/remove", json={"itemIds": [first["id"]]})
+    stale = project.run("apply", str(saved))
+    assert stale.exit_code == 1 and "stale" in stale.output
+    assert f".item_count: planned against {len(audited)}, now {len(audited) - 1}" in stale.output, stale.output
+
+    # Planned again, it applies: the one new name, and the one removed by hand back.
+    assert project.run("plan", "--env", "dev", "--out", str(saved), "--force").exit_code == 0
+    applied = project.run("apply", str(saved))
+    assert applied.exit_code == 0, applied.output
+    names = {item["user"]["name"] for item in http.get(f"/v8/Organizations/{org_id}/AuditItems").json()}
+    assert names == {*audited, one_more}

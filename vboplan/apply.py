@@ -21,7 +21,7 @@ from .approvals import Clearance, applied_entry, check_fresh, clear
 from .changes import Change
 from .connection import connect
 from .errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
-from .plan import Plan, read_live, reread
+from .plan import Plan, condensed, read_live, reread
 from .project import Environment, Project, current_user
 from .render import render
 from .resources import KINDS, Write, WriteContext
@@ -113,8 +113,10 @@ def check_not_stale(client: VboClient, plan: Plan) -> None:
     fresh = read_live(client, plan.scope, lambda name: reread(client, name, plan.scope[name], plan.live.get(name)),
                       "checking the server has not changed since planning:")
     for name, live in fresh.items():
-        if not same_live(plan.live.get(name), live):
-            moved.extend(_moved(name, plan.live.get(name), conceal_fields(live, plan.secret_fields.get(name, []))))
+        # Both sides as a plan file keeps them (a plan written before condensing kept every audit item).
+        planned, live = condensed(name, plan.live.get(name)), condensed(name, live)
+        if not same_live(planned, live):
+            moved.extend(_moved(name, planned, conceal_fields(live, plan.secret_fields.get(name, []))))
     if moved:
         raise PlanError(f"the plan for '{plan.environment}' is stale: the server changed since planning:\n"
                         + "".join(f"  - {line}\n" for line in moved) + "run 'vboplan plan' again")

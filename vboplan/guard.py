@@ -27,7 +27,8 @@ def mass_deletions(changes: list[Change], live: dict[str, Any]) -> list[str]:
     organizations = (live.get("audit_items") or {}).get("organizations") or {}
     found = []
     for org, count in sorted(deleting.items()):
-        total = len((organizations.get(org) or {}).get("items") or []) or count
+        data = organizations.get(org) or {}
+        total = data.get("item_count") or len(data.get("items") or []) or count
         if count > MIN_ITEMS and count > total * MIN_SHARE:
             found.append(f"{count} of the {total} audit items of {org}")
     return found

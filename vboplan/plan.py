@@ -213,6 +213,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
             drift.extend(kind.drift(recorded[name], read))
         # A field whose desired value is secret is secret when read live too: only a salted hash is kept.
         live[name], secret = conceal_live(read, desired)
+        live[name] = condensed(name, live[name])
         if secret:
             secret_fields[name] = secret
     if targets:
@@ -260,6 +261,13 @@ def read_live(client: VboClient, scope: dict[str, Any], read: Callable[[str], An
     with ThreadPoolExecutor(max_workers=len(scope)) as pool:
         futures = {name: pool.submit(one, name) for name in scope}
         return {name: future.result() for name, future in futures.items()}
+
+
+def condensed(name: str, live: Any) -> Any:
+    """``live`` of kind ``name`` in the form a plan file keeps (and an apply compares): what the kind's ``condense``
+    makes of it, where it has one."""
+    condense = getattr(KINDS.get(name), "condense", None)
+    return condense(live) if condense is not None else live
 
 
 def reread(client: VboClient, name: str, scope: Any, live: Any) -> Any:

@@ -7,6 +7,8 @@ names use the API's own filters; many new names page the directory once with the
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -139,7 +141,8 @@ class AuditItemsKind:
             return self.read(client, scope)
 
         def one(org: str) -> dict[str, Any]:
-            return {**known[org], "items": _items(client, str(known[org]["id"]))}
+            return {"id": known[org]["id"], "items": _items(client, str(known[org]["id"])),
+                    "resolved": known[org].get("resolved", {})}
 
         if not scope:
             return {"organizations": {}}
@@ -222,6 +225,28 @@ class AuditItemsKind:
         if change.action == "create":
             return str(change.detail["principal"]["id"]) in principals
         return str(change.detail["itemId"]) not in ids
+
+    def condense(self, live: Any) -> Any:
+        """``live`` as a plan file keeps it: an organization with more than :data:`KEEP_ITEMS_UP_TO` audit items by
+        their count and a SHA-256 digest instead of the items (what an apply compares them by; the items are read
+        again anyway), so a plan over 100,000 audited users is not tens of megabytes of copies of the server."""
+        if not isinstance(live, dict) or not isinstance(live.get("organizations"), dict):
+            return live
+        organizations = {}
+        for org, data in live["organizations"].items():
+            if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+                organizations[org] = data  # condensed already, or not this kind's shape: compared as it is
+                continue
+            items = data["items"]
+            kept: dict[str, Any] = {"id": data.get("id")}
+            if len(items) <= KEEP_ITEMS_UP_TO:
+                kept["items"] = items
+            else:
+                kept["item_count"] = len(items)
+                kept["items_sha256"] = _items_digest(items)
+            kept["resolved"] = data.get("resolved", {})
+            organizations[org] = kept
+        return {"organizations": organizations}
 
     def snapshot(self, live: dict[str, Any], applied: list[Change], recorded: Any | None) -> dict[str, Any]:
         organizations = dict((recorded or {}).get("organizations", {}))
@@ -307,6 +332,23 @@ def _remove(client: VboClient, org_id: str, item_ids: list[str], context: WriteC
     client.remove_audit_items(org_id, item_ids)
 
 
+#: Up to this many audit items of one organization, a plan file keeps the items themselves (a stale plan then names
+#: the items that changed); above it, their count and digest (see AuditItemsKind.condense).
+KEEP_ITEMS_UP_TO = 1_000
+
+
+def _items_digest(items: list[dict[str, Any]]) -> str:
+    """SHA-256 of the compact JSON (sorted keys) of ``items`` in their order (``_items`` sorts them fully), encoded a
+    thousand at a time."""
+    ordered = items
+    digest = hashlib.sha256(b"[")
+    for start in range(0, len(ordered), 1000):
+        batch = json.dumps(ordered[start:start + 1000], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest.update((b"," if start else b"") + batch[1:-1].encode("utf-8"))
+    digest.update(b"]")
+    return f"sha256:{digest.hexdigest()}"
+
+
 _last_by_name: dict[str, tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]] = {}
 
 
@@ -346,7 +388,7 @@ def _ids_of(items: list[dict[str, Any]]) -> tuple[frozenset[str], frozenset[str]
 
 
 def _items(client: VboClient, org_id: str) -> list[dict[str, Any]]:
-    return sorted(client.audit_items(org_id, _item), key=lambda i: (i["type"], i["name"]))
+    return sorted(client.audit_items(org_id, _item), key=lambda i: (i["type"], i["name"], i["id"]))
 
 
 def _item(raw: dict[str, Any]) -> dict[str, Any]:
