@@ -176,13 +176,16 @@ class AuditItemsKind:
             for key, kind in PRINCIPALS.items():
                 audited = {i["principalId"]: i for i in org_live["items"] if i["type"] == kind}
                 looked_up, by_name = org_live["resolved"].get(key, {}), _audited_by_name(org_live["items"], kind)
-                wanted: dict[str, tuple[str, dict[str, Any]]] = {}
+                # Principal ids the declared names point at; a name an audited item carries needs no more than that.
+                wanted: dict[str, dict[str, Any] | None] = {}
                 for name in declared.get(key, []):
                     label = name.lower()
-                    principal = looked_up[label] if label in looked_up else _principal_of(by_name[label])  # type: ignore[arg-type]
-                    wanted.setdefault(principal["id"], (name, principal))
-                for principal_id, (_declared, principal) in wanted.items():
-                    if principal_id not in audited:
+                    if label in looked_up:
+                        wanted.setdefault(str(looked_up[label]["id"]), looked_up[label])
+                    else:
+                        wanted.setdefault(by_name[label]["principalId"], None)  # type: ignore[index]
+                for principal_id, principal in wanted.items():
+                    if principal_id not in audited and principal is not None:
                         # Addressed by the principal's own name, as its removal will be: one address from
                         # create to delete, whichever name (e-mail or display name) the template used.
                         changes.append(make("create", self.name, address(org, kind, _key(principal)), None,
@@ -396,10 +399,6 @@ def _item(raw: dict[str, Any]) -> dict[str, Any]:
     principal = raw.get(_SINGULAR[kind]) or {}
     return {"id": str(raw.get("id")), "type": kind, "principalId": str(principal.get("id")),
             "name": str(principal.get("name") or ""), "displayName": str(principal.get("displayName") or "")}
-
-
-def _principal_of(item: dict[str, Any]) -> dict[str, Any]:
-    return {"id": item["principalId"], "name": item["name"], "displayName": item["displayName"]}
 
 
 def _principal(raw: dict[str, Any]) -> dict[str, Any]:
