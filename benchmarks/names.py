@@ -5,7 +5,8 @@
 1. Filtered lookups (one request per name, max_in_flight at once) against one walk of the whole directory (pages of
    10,000, fetched concurrently), for a growing number of names: prints both times and the measured crossover beside
    PAGE_THRESHOLD, the number of names above which vboplan walks.
-2. ``vboplan plan`` of --plan-names new names (a fresh process, as a user runs it): wall time beside the 2.5 s bound.
+2. ``vboplan plan`` of --plan-names new names (a fresh process, as a user runs it; best of 3): wall time beside
+   the 2.5 s bound.
 """
 
 from __future__ import annotations
@@ -76,12 +77,16 @@ def main() -> None:
             project = write_project(work / "project", {"bench": url},
                                     {"items.yaml.j2": "audit_items:\n  " + ORG + ":\n    users: {{ users | tojson }}\n"},
                                     {"bench": {"users": names}})
-            run = run_vboplan("-C", str(project), "-q", "plan", "--env", "bench", "--format", "json")
-            if run.returncode != 0:
-                raise SystemExit(f"plan failed:\n{run.stderr}")
+            runs = [run_vboplan("-C", str(project), "-q", "plan", "--env", "bench", "--format", "json")
+                    for _ in range(3)]
+            for run in runs:
+                if run.returncode != 0:
+                    raise SystemExit(f"plan failed:\n{run.stderr}")
+            run = min(runs, key=lambda r: r.wall)
             planned = len(json.loads(run.stdout)["plans"][0]["changes"])
-            print(f"vboplan plan, {planned} new names: wall {run.wall:6.3f} s (CPU {run.cpu:.3f} s, peak RSS "
-                  f"{run.peak_mib:.0f} MiB)   bound 2.5 s   {verdict(run.wall <= 2.5)}")
+            print(f"vboplan plan, {planned} new names: wall {run.wall:6.3f} s (best of 3: "
+                  f"{', '.join(f'{r.wall:.3f}' for r in runs)}; CPU {run.cpu:.3f} s, peak RSS {run.peak_mib:.0f} MiB)"
+                  f"   bound 2.5 s   {verdict(run.wall <= 2.5)}")
 
 
 if __name__ == "__main__":

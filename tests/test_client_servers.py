@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -227,3 +228,19 @@ def test_proxy_variables_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
         with VboClient(env, "admin", API_SECRET) as vbo:
             assert vbo.get_settings("AuditEmailSettings") is not None
     assert proxy.seen == []
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 64])
+def test_a_json_array_arriving_in_pieces_decodes_as_a_whole_would(size: int) -> None:
+    # Audit items are decoded from the answer a few MiB of text at a time: any cut must give json.loads's result,
+    # and any malformed array must still be an error.
+    from vboplan.api.client import _each_in_array
+
+    def pieces(text: str) -> list[str]:
+        return [text[i:i + size] for i in range(0, len(text), size)]
+
+    for text in [" [ ] ", '[1, {"a": [1, 2]} , "x"]\n', '[123456, true, null, "a \\" b", {"k": "v}"}, -1.5e3]']:
+        assert list(_each_in_array(pieces(text))) == json.loads(text)
+    for text in ["", "[", "[1,", "[1 2]", "[1],", "{}", "[1]]", "[,]", "[1,]", "[12", '["a]']:
+        with pytest.raises(ValueError):
+            list(_each_in_array(pieces(text)))

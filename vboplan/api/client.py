@@ -6,6 +6,7 @@ requests are in flight at once so concurrent lookups never flood a server.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -555,11 +556,11 @@ class VboClient:
         returns spares holding all of it decoded at once."""
         what = f"GET /{self.version}/Organizations/{org_id}/AuditItems"
         response = self.request("GET", f"Organizations/{org_id}/AuditItems")
-        text = response.content.decode(response.encoding or "utf-8", errors="replace")
+        content, encoding = response.content, response.encoding or "utf-8"
         del response
         items: list[Any] = []
         try:
-            for item in _each_in_array(text):
+            for item in _each_in_array(_decoded(content, encoding)):
                 if not isinstance(item, dict):
                     raise ApiError(f"{self.where}: {what} did not return a list of audit items")
                 items.append(each(item) if each is not None else item)
@@ -582,30 +583,80 @@ class VboClient:
 
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER_GOES_ON = frozenset("0123456789.eE+-")
 
 
-def _each_in_array(text: str) -> Iterator[Any]:
-    """The elements of the JSON array ``text``, decoded one at a time (json's C scanner does each); ValueError
-    when ``text`` is not one JSON array."""
-    at = _SPACE.match(text).end()  # type: ignore[union-attr]
-    if text[at:at + 1] != "[":
+class _Pieces:
+    """Text arriving in pieces, read from a position that only moves forward: what has been read is let go."""
+
+    def __init__(self, pieces: Iterable[str]) -> None:
+        self._pieces = iter(pieces)
+        self.text, self.at, self.done = "", 0, False
+
+    def more(self) -> bool:
+        """Append the next piece (keeping only the unread text); False when there is none."""
+        for piece in self._pieces:
+            if piece:
+                self.text, self.at = self.text[self.at:] + piece, 0
+                return True
+        self.done = True
+        return False
+
+    def skip_space(self) -> str:
+        """Move past whitespace; the next character, or "" at the end of everything."""
+        while True:
+            self.at = _SPACE.match(self.text, self.at).end()  # type: ignore[union-attr]
+            if self.at < len(self.text):
+                return self.text[self.at]
+            if not self.more():
+                return ""
+
+    def value(self) -> Any:
+        """The JSON value at the position (json's C scanner), reading more pieces while it runs past the end."""
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.at)
+            except ValueError:
+                if self.more():
+                    continue
+                raise
+            if (end == len(self.text) or isinstance(value, (int, float)) and self.text[end] in _NUMBER_GOES_ON) \
+                    and self.more():
+                continue  # a value cut at the end of a piece may go on in the next one (-1 of -1.5e3)
+            self.at = end
+            return value
+
+
+def _each_in_array(pieces: Iterable[str]) -> Iterator[Any]:
+    """The elements of the JSON array whose text arrives as ``pieces``, decoded one at a time; ValueError when the
+    text is not one JSON array."""
+    text = _Pieces(pieces)
+    if text.skip_space() != "[":
         raise ValueError("not a JSON array")
-    at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
-    if text[at:at + 1] == "]":
-        at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+    text.at += 1
+    if text.skip_space() == "]":
+        text.at += 1
     else:
         while True:
-            value, at = _DECODER.raw_decode(text, at)
-            yield value
-            at = _SPACE.match(text, at).end()  # type: ignore[union-attr]
-            separator = text[at:at + 1]
-            at = _SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+            text.skip_space()
+            yield text.value()
+            separator = text.skip_space()
+            text.at += 1
             if separator == "]":
                 break
             if separator != ",":
                 raise ValueError("not a JSON array")
-    if at != len(text):
+    if text.skip_space():
         raise ValueError("extra data after the JSON array")
+
+
+def _decoded(content: bytes, encoding: str, size: int = 4 * 1024 * 1024) -> Iterator[str]:
+    """``content`` as text, ``size`` bytes at a time (a 60 MB answer is never held as bytes and text at once)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    view = memoryview(content)
+    for start in range(0, len(content), size):
+        yield decoder.decode(view[start:start + size])
+    yield decoder.decode(b"", final=True)
 
 
 def _is_tls_error(exc: Exception) -> bool:
