@@ -79,6 +79,19 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Any:
+    """A list of strings (100,000 names from ``tojson``) straight from its nodes; anything else as PyYAML builds
+    it. A string node's value is the string (what SafeConstructor would return for each, one call at a time)."""
+    if node.value and all(type(child) is yaml.ScalarNode and child.tag == _STR_TAG for child in node.value):
+        return [child.value for child in node.value]
+    return yaml.constructor.SafeConstructor.construct_yaml_seq(loader, node)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
 
 def _check_bounds(root: yaml.Node, source: str, context: str) -> None:
     """Refuse a document whose aliases expand to too many values or that nests too deeply, before building it.

@@ -604,6 +604,8 @@ class _Pieces:
 
     def skip_space(self) -> str:
         """Move past whitespace; the next character, or "" at the end of everything."""
+        if self.at < len(self.text) and self.text[self.at] not in " \t\n\r":
+            return self.text[self.at]  # compact JSON: nothing to skip
         while True:
             self.at = _SPACE.match(self.text, self.at).end()  # type: ignore[union-attr]
             if self.at < len(self.text):
