@@ -96,9 +96,11 @@ JSON_FORMAT_VERSION = 2
 
 
 def json_document(entries: list[dict[str, Any]]) -> str:
-    """The ``--format json`` output for these environment entries."""
-    return json.dumps({"format_version": JSON_FORMAT_VERSION, "plans": entries}, indent=2, ensure_ascii=False,
-                      default=str) + "\n"
+    """The ``--format json`` output for these environment entries: indented when small, one compact line per plan
+    when large (json indents only in pure Python: over half a second for a plan of 2,000 changes)."""
+    from ..jsontext import document_text
+
+    return document_text({"format_version": JSON_FORMAT_VERSION, "plans": entries}, default=str)
 
 
 def render_plan(plan: Plan, fmt: str, color: bool = False) -> str:
