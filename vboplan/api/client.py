@@ -639,7 +639,18 @@ def _each_in_array(pieces: Iterable[str]) -> Iterator[Any]:
     if text.skip_space() == "]":
         text.at += 1
     else:
+        scan = _DECODER.raw_decode
         while True:
+            # The common case, compact JSON with the whole element in the text at hand, without a call per step.
+            buffer, at = text.text, text.at
+            try:
+                value, end = scan(buffer, at)
+            except ValueError:
+                end = -1
+            if 0 <= end < len(buffer) - 1 and buffer[end] == "," and not isinstance(value, (int, float)):
+                text.at = end + 1
+                yield value
+                continue
             text.skip_space()
             yield text.value()
             separator = text.skip_space()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from .. import progress
@@ -338,15 +339,21 @@ KEEP_ITEMS_UP_TO = 1_000
 
 
 def _items_digest(items: list[dict[str, Any]]) -> str:
-    """SHA-256 over ``items`` in their order (``_items`` sorts them fully): each item's five fields, each written as
-    its length, ``:`` and itself (so no two different lists read the same), a thousand items at a time."""
+    """SHA-256 over ``items`` in their order (``_items`` sorts them fully), a thousand at a time: each item's five
+    fields separated by U+001F and ended by U+001E; a batch where a field itself holds one of those two characters
+    is written (under another first letter) with each field's length before it, so no two lists read the same."""
     digest = hashlib.sha256()
     for start in range(0, len(items), 1000):
-        digest.update("".join(
-            f"{len(i['id'])}:{i['id']}{len(i['type'])}:{i['type']}{len(i['principalId'])}:{i['principalId']}"
-            f"{len(i['name'])}:{i['name']}{len(i['displayName'])}:{i['displayName']}"
-            for i in items[start:start + 1000]).encode("utf-8", "surrogatepass"))
+        batch = items[start:start + 1000]
+        text = "S" + "".join(f"{i['id']}\x1f{i['type']}\x1f{i['principalId']}\x1f{i['name']}\x1f{i['displayName']}"
+                             "\x1e" for i in batch)
+        if text.count("\x1f") != 4 * len(batch) or text.count("\x1e") != len(batch):
+            text = "L" + "".join(f"{len(str(i[k]))}:{i[k]}" for i in batch for k in _ITEM_FIELDS)
+        digest.update(text.encode("utf-8", "surrogatepass"))
     return f"sha256:{digest.hexdigest()}"
+
+
+_ITEM_FIELDS = ("id", "type", "principalId", "name", "displayName")
 
 
 _last_by_name: dict[str, tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]] = {}
@@ -388,7 +395,7 @@ def _ids_of(items: list[dict[str, Any]]) -> tuple[frozenset[str], frozenset[str]
 
 
 def _items(client: VboClient, org_id: str) -> list[dict[str, Any]]:
-    return sorted(client.audit_items(org_id, _item), key=lambda i: (i["type"], i["name"], i["id"]))
+    return sorted(client.audit_items(org_id, _item), key=itemgetter("type", "name", "id"))
 
 
 def _item(raw: dict[str, Any]) -> dict[str, Any]:
