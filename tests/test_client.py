@@ -127,3 +127,21 @@ def test_version_the_server_does_not_serve() -> None:
         vbo.get_settings("AuditEmailSettings")
     with _client(vbo8, "v6") as vbo:
         assert vbo.get_settings("AuditEmailSettings")["port"] == 25
+
+
+def test_audit_items_read_as_they_arrive_keep_retries_and_token_renewal(client: VboClient,
+                                                                         emulator: Emulator) -> None:
+    # The audit items are read from the answer as it streams in, with the same care as every other request.
+    org = next(o for o in client.organizations() if o["name"] == "contoso.onmicrosoft.com")
+    user = client.first_page(f"Organizations/{org['id']}/Users", {"userName": "jane@contoso.com"})[0]
+    client.add_audit_items(org["id"], [{"type": "User", "user": user}])
+    emulator.fail_next("GET", r"/AuditItems$", status=503)
+    emulator.drop_next("GET", r"/AuditItems$")
+    assert [item["user"]["name"] for item in client.audit_items(org["id"])] == ["jane@contoso.com"]
+    assert _count(emulator, "/AuditItems", "GET") == 3  # a 503 and a dropped connection, each tried again
+    emulator.expire_tokens()
+    assert client.audit_items(org["id"], lambda item: item["id"]) == [item["id"] for item in
+                                                                       client.audit_items(org["id"])]
+    emulator.fail_next("GET", r"/AuditItems$", status=404, count=5)
+    with pytest.raises(ApiError, match="HTTP 404"):
+        client.audit_items(org["id"])

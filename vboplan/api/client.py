@@ -389,28 +389,34 @@ class VboClient:
                                                       headers=headers)
                     finally:
                         _budget.deadline = None
-            except _EncodingRefused as exc:
-                raise ApiError(f"{self.where}: {method} /{self.version}/{path} answered with a compressed body "
-                               f"({exc.encoding}), which vboplan did not ask for") from None
-            except _ResponseTooLarge:
-                raise ApiError(f"{self.where}: {method} /{self.version}/{path} answered with more than "
-                               f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; refusing it") from None
-            except httpx.TimeoutException as exc:
-                raise self._transport_error(exc) from None
-            except httpx.ConnectError as exc:
-                # Nothing reached the server: safe to try again whatever the method.
-                if attempt < self._retries and not _is_tls_error(exc) and self._sleep(attempt, deadline):
+            except (_EncodingRefused, _ResponseTooLarge, httpx.TransportError) as exc:
+                if self._again(exc, f"{method} /{self.version}/{path}", retry, attempt, deadline):
                     continue
-                raise self._transport_error(exc) from None
-            except httpx.TransportError as exc:
-                if retry and attempt < self._retries and self._sleep(attempt, deadline):
-                    continue
-                raise self._transport_error(exc) from None
+                raise AssertionError("unreachable") from None  # _again raises when it does not retry
             if retry and response.status_code in retry_status and attempt < self._retries \
                     and self._sleep(attempt, deadline, response.headers.get("Retry-After")):
                 log.debug("%s %s answered %s; retrying", method, path, response.status_code)
                 continue
             return response
+
+    def _again(self, exc: Exception, what: str, retry: bool, attempt: int, deadline: float) -> bool:
+        """True (after a pause) when the failed attempt of ``what`` may be made again; otherwise raises the error
+        that says why it failed."""
+        if isinstance(exc, _EncodingRefused):
+            raise ApiError(f"{self.where}: {what} answered with a compressed body ({exc.encoding}), which vboplan "
+                           "did not ask for") from None
+        if isinstance(exc, _ResponseTooLarge):
+            raise ApiError(f"{self.where}: {what} answered with more than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; "
+                           "refusing it") from None
+        assert isinstance(exc, httpx.TransportError)
+        if isinstance(exc, httpx.ConnectError):
+            # Nothing reached the server: safe to try again whatever the method.
+            if attempt < self._retries and not _is_tls_error(exc) and self._sleep(attempt, deadline):
+                return True
+        elif not isinstance(exc, httpx.TimeoutException) and retry and attempt < self._retries \
+                and self._sleep(attempt, deadline):
+            return True
+        raise self._transport_error(exc) from None
 
     def _count(self) -> None:
         with self._count_lock:
@@ -552,17 +558,60 @@ class VboClient:
 
     def audit_items(self, org_id: str, each: Callable[[dict[str, Any]], T] | None = None) -> list[Any]:
         """The organization's audit items (one unpaged list, however long), each passed through ``each`` as soon as
-        it is decoded: an organization auditing 100,000 users answers ~60 MB, and keeping only what ``each``
-        returns spares holding all of it decoded at once."""
-        what = f"GET /{self.version}/Organizations/{org_id}/AuditItems"
-        response = self.request("GET", f"Organizations/{org_id}/AuditItems")
-        content, encoding = response.content, response.encoding or "utf-8"
-        del response
+        it is decoded: an organization auditing 100,000 users answers ~60 MB, which is decoded as it arrives and
+        never held whole, as bytes or as decoded items."""
+        return self._each_of_list(f"Organizations/{org_id}/AuditItems", "audit items", each)
+
+    def _each_of_list(self, path: str, noun: str, each: Callable[[dict[str, Any]], T] | None) -> list[Any]:
+        """GET ``path``, a JSON list of objects, read as it arrives: the same token renewal, retries, total
+        deadline and in-flight bound as every request, with the body consumed while the request holds them."""
+        what = f"GET /{self.version}/{path}"
+        token = self._ensure_token()
+        renewed = False
+        while True:
+            self._raise_if_unusable()
+            deadline = time.monotonic() + self.env.timeout
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    with self._slots:
+                        self._count()
+                        _budget.deadline, _budget.received = deadline, 0
+                        try:
+                            request = self._http.build_request(
+                                "GET", path, headers={"Authorization": f"Bearer {self._access_token}"})
+                            response = self._http.send(request, stream=True)
+                            try:
+                                if response.status_code == 200:
+                                    return self._objects(response, what, noun, each)
+                                response.read()  # an error answer: small, and its message is wanted
+                            finally:
+                                response.close()
+                        finally:
+                            _budget.deadline = None
+                except (_EncodingRefused, _ResponseTooLarge, httpx.TransportError) as exc:
+                    if self._again(exc, what, True, attempt, deadline):
+                        continue
+                if response.status_code in _RETRY_STATUS and attempt < self._retries \
+                        and self._sleep(attempt, deadline, response.headers.get("Retry-After")):
+                    continue
+                break
+            if response.status_code == 401 and not renewed:
+                self._renew(token)
+                token, renewed = self._access_token or "", True
+                continue
+            if response.status_code == 401:
+                raise AuthError(f"{self.where}: the server rejected a fresh token for {what}", status=401)
+            raise self._failure(response, what)
+
+    def _objects(self, response: httpx.Response, what: str, noun: str,
+                 each: Callable[[dict[str, Any]], T] | None) -> list[Any]:
         items: list[Any] = []
         try:
-            for item in _each_in_array(_decoded(content, encoding)):
+            for item in _each_in_array(_decoded(response.iter_bytes(), response.encoding or "utf-8")):
                 if not isinstance(item, dict):
-                    raise ApiError(f"{self.where}: {what} did not return a list of audit items")
+                    raise ApiError(f"{self.where}: {what} did not return a list of {noun}")
                 items.append(each(item) if each is not None else item)
         except (ValueError, RecursionError):
             raise ApiError(f"{self.where}: {what} did not answer with a JSON list") from None
@@ -663,12 +712,14 @@ def _each_in_array(pieces: Iterable[str]) -> Iterator[Any]:
         raise ValueError("extra data after the JSON array")
 
 
-def _decoded(content: bytes, encoding: str, size: int = 4 * 1024 * 1024) -> Iterator[str]:
-    """``content`` as text, ``size`` bytes at a time (a 60 MB answer is never held as bytes and text at once)."""
-    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-    view = memoryview(content)
-    for start in range(0, len(content), size):
-        yield decoder.decode(view[start:start + size])
+def _decoded(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
+    """The text of a body arriving as ``chunks`` (a character split between two chunks is put together)."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    except LookupError:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a charset Python does not know
+    for chunk in chunks:
+        yield decoder.decode(chunk)
     yield decoder.decode(b"", final=True)
 
 
