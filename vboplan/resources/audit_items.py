@@ -85,6 +85,14 @@ class AuditItemsKind:
                     names = []
                 if not isinstance(names, list) or not all(isinstance(n, (str, Sensitive)) for n in names):
                     raise RenderError(f"{line}: {here}.{key} must be a list of names")
+                if all(type(n) is str for n in names):
+                    # A long list of plain names (often generated): checked in bulk; the loop below names the
+                    # first empty or repeated one when there is one.
+                    stripped = [n.strip() for n in names]
+                    lowered = {n.lower() for n in stripped}
+                    if len(lowered) == len(stripped) and "" not in lowered:
+                        entry[str(key)] = stripped
+                        continue
                 seen: dict[str, str] = {}
                 for name in names:
                     text = str(name.reveal() if isinstance(name, Sensitive) else name).strip()
