@@ -152,6 +152,24 @@ def _apply_in_child(argv: list[str], environ: dict[str, str], stderr_path: str) 
     os._exit(code)
 
 
+def _journal_id(path: Path) -> str | None:
+    """The id of the write journal at ``path`` (written atomically, so whole when there), or None."""
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8")).get("id"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _wait_for(path: Path, old_id: str | None, applying: Applying, deadline: float) -> None:
+    """Until a journal other than ``old_id`` (one an earlier run left) is at ``path``, the apply has ended, or
+    ``deadline`` (monotonic) passes."""
+    while applying.running() and time.monotonic() < deadline:
+        found = _journal_id(path)
+        if found is not None and found != old_id:
+            return
+        time.sleep(0.002)
+
+
 def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
               plan: Callable[[dict[str, str]], tuple[int, dict[str, Any], str]],
               log: Callable[[str], None] = lambda line: None, fork: bool = False) -> Tally:
@@ -160,6 +178,7 @@ def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
     rng = random.Random(seed)
     tally = Tally()
     state = root / ".vboplan" / "state" / "dev.json"
+    journal = state.with_name("dev.journal.json")
     argv = ["-C", str(root), "apply", "--env", "dev", "--auto-approve"]
     scratch = root.parent
     if fork:
@@ -180,8 +199,17 @@ def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
     for run in range(1, runs + 1):
         environ = configure(run)
         chosen = rng.choice(SIGNALS)
+        left = _journal_id(journal)
         applying = Applying(argv, environ, fork, scratch)
-        time.sleep(rng.uniform(0.2, 1.05) * duration)
+        if rng.random() < 0.5:
+            # A moment drawn from the length of a clean apply, measured once: on a machine whose load changes,
+            # these alone can all fall before the write or all after it.
+            time.sleep(rng.uniform(0.2, 1.05) * duration)
+        else:
+            # A moment drawn around the write itself: once the journal records it as about to be sent, within
+            # a few of the server's round trips (before the answer, after it, or after the snapshot).
+            _wait_for(journal, left, applying, deadline=time.monotonic() + 4 * duration + 5)
+            time.sleep(rng.uniform(0, 0.15))
         if applying.running():
             applying.signal(chosen)
             tally.interrupted[chosen.name] += 1
