@@ -390,18 +390,17 @@ class VboClient:
                     finally:
                         _budget.deadline = None
             except (_EncodingRefused, _ResponseTooLarge, httpx.TransportError) as exc:
-                if self._again(exc, f"{method} /{self.version}/{path}", retry, attempt, deadline):
-                    continue
-                raise AssertionError("unreachable") from None  # _again raises when it does not retry
+                self._pause_or_raise(exc, f"{method} /{self.version}/{path}", retry, attempt, deadline)
+                continue
             if retry and response.status_code in retry_status and attempt < self._retries \
                     and self._sleep(attempt, deadline, response.headers.get("Retry-After")):
                 log.debug("%s %s answered %s; retrying", method, path, response.status_code)
                 continue
             return response
 
-    def _again(self, exc: Exception, what: str, retry: bool, attempt: int, deadline: float) -> bool:
-        """True (after a pause) when the failed attempt of ``what`` may be made again; otherwise raises the error
-        that says why it failed."""
+    def _pause_or_raise(self, exc: Exception, what: str, retry: bool, attempt: int, deadline: float) -> None:
+        """After a failed attempt of ``what``: return (after a pause) when it may be made again, otherwise raise the
+        error that says why it failed."""
         if isinstance(exc, _EncodingRefused):
             raise ApiError(f"{self.where}: {what} answered with a compressed body ({exc.encoding}), which vboplan "
                            "did not ask for") from None
@@ -412,10 +411,10 @@ class VboClient:
         if isinstance(exc, httpx.ConnectError):
             # Nothing reached the server: safe to try again whatever the method.
             if attempt < self._retries and not _is_tls_error(exc) and self._sleep(attempt, deadline):
-                return True
+                return
         elif not isinstance(exc, httpx.TimeoutException) and retry and attempt < self._retries \
                 and self._sleep(attempt, deadline):
-            return True
+            return
         raise self._transport_error(exc) from None
 
     def _count(self) -> None:
@@ -591,8 +590,8 @@ class VboClient:
                         finally:
                             _budget.deadline = None
                 except (_EncodingRefused, _ResponseTooLarge, httpx.TransportError) as exc:
-                    if self._again(exc, what, True, attempt, deadline):
-                        continue
+                    self._pause_or_raise(exc, what, True, attempt, deadline)
+                    continue
                 if response.status_code in _RETRY_STATUS and attempt < self._retries \
                         and self._sleep(attempt, deadline, response.headers.get("Retry-After")):
                     continue
