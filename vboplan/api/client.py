@@ -350,15 +350,17 @@ class VboClient:
     # -- requests ----------------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                expect: tuple[int, ...] = (200,)) -> httpx.Response:
-        """Send an authenticated request to ``path`` (relative to ``/vN/``), renewing the token once on 401."""
+                expect: tuple[int, ...] = (200,), consume: Callable[[httpx.Response], None] | None = None
+                ) -> httpx.Response:
+        """Send an authenticated request to ``path`` (relative to ``/vN/``), renewing the token once on 401.
+        ``consume`` (see :meth:`_send`) reads a 200 answer's body as it arrives."""
         token = self._ensure_token()
         response = self._send(method, path, json=json, params=params, authenticated=True,
-                              retry=method in _IDEMPOTENT)
+                              retry=method in _IDEMPOTENT, consume=consume)
         if response.status_code == 401:
             self._renew(token)
             response = self._send(method, path, json=json, params=params, authenticated=True,
-                                  retry=method in _IDEMPOTENT)
+                                  retry=method in _IDEMPOTENT, consume=consume)
             if response.status_code == 401:
                 raise AuthError(f"{self.where}: the server rejected a fresh token for {method} /{self.version}/{path}",
                                 status=401)
@@ -371,7 +373,11 @@ class VboClient:
 
     def _send(self, method: str, path: str, *, json: Any = None, data: dict[str, str] | None = None,
               params: dict[str, Any] | None = None, authenticated: bool, retry: bool,
-              retry_status: frozenset[int] | set[int] = _RETRY_STATUS) -> httpx.Response:
+              retry_status: frozenset[int] | set[int] = _RETRY_STATUS,
+              consume: Callable[[httpx.Response], None] | None = None) -> httpx.Response:
+        """One request, tried again as ``retry`` and the errors allow, within one total deadline. With ``consume``
+        the answer is streamed: a 200 answer's body is passed to ``consume`` while the request still holds its
+        deadline and in-flight slot (and again on a retry); any other answer is read whole."""
         self._raise_if_unusable()
         attempt = 0
         # One total deadline for the request, its retries included: a slow server cannot hold a run longer
@@ -385,8 +391,19 @@ class VboClient:
                     self._count()
                     _budget.deadline, _budget.received = deadline, 0
                     try:
-                        response = self._http.request(method, path, json=json, data=data, params=params,
-                                                      headers=headers)
+                        if consume is None:
+                            response = self._http.request(method, path, json=json, data=data, params=params,
+                                                          headers=headers)
+                        else:
+                            response = self._http.send(self._http.build_request(
+                                method, path, json=json, data=data, params=params, headers=headers), stream=True)
+                            try:
+                                if response.status_code == 200:
+                                    consume(response)
+                                else:
+                                    response.read()  # an error answer: small, and its message is wanted
+                            finally:
+                                response.close()
                     finally:
                         _budget.deadline = None
             except (_EncodingRefused, _ResponseTooLarge, httpx.TransportError) as exc:
@@ -562,58 +579,21 @@ class VboClient:
         return self._each_of_list(f"Organizations/{org_id}/AuditItems", "audit items", each)
 
     def _each_of_list(self, path: str, noun: str, each: Callable[[dict[str, Any]], T] | None) -> list[Any]:
-        """GET ``path``, a JSON list of objects, read as it arrives: the same token renewal, retries, total
-        deadline and in-flight bound as every request, with the body consumed while the request holds them."""
+        """GET ``path``, a JSON list of objects, decoded as it arrives (see :meth:`_send`'s ``consume``)."""
         what = f"GET /{self.version}/{path}"
-        token = self._ensure_token()
-        renewed = False
-        while True:
-            self._raise_if_unusable()
-            deadline = time.monotonic() + self.env.timeout
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    with self._slots:
-                        self._count()
-                        _budget.deadline, _budget.received = deadline, 0
-                        try:
-                            request = self._http.build_request(
-                                "GET", path, headers={"Authorization": f"Bearer {self._access_token}"})
-                            response = self._http.send(request, stream=True)
-                            try:
-                                if response.status_code == 200:
-                                    return self._objects(response, what, noun, each)
-                                response.read()  # an error answer: small, and its message is wanted
-                            finally:
-                                response.close()
-                        finally:
-                            _budget.deadline = None
-                except (_EncodingRefused, _ResponseTooLarge, httpx.TransportError) as exc:
-                    self._pause_or_raise(exc, what, True, attempt, deadline)
-                    continue
-                if response.status_code in _RETRY_STATUS and attempt < self._retries \
-                        and self._sleep(attempt, deadline, response.headers.get("Retry-After")):
-                    continue
-                break
-            if response.status_code == 401 and not renewed:
-                self._renew(token)
-                token, renewed = self._access_token or "", True
-                continue
-            if response.status_code == 401:
-                raise AuthError(f"{self.where}: the server rejected a fresh token for {what}", status=401)
-            raise self._failure(response, what)
-
-    def _objects(self, response: httpx.Response, what: str, noun: str,
-                 each: Callable[[dict[str, Any]], T] | None) -> list[Any]:
         items: list[Any] = []
-        try:
-            for item in _each_in_array(_decoded(response.iter_bytes(), response.encoding or "utf-8")):
-                if not isinstance(item, dict):
-                    raise ApiError(f"{self.where}: {what} did not return a list of {noun}")
-                items.append(each(item) if each is not None else item)
-        except (ValueError, RecursionError):
-            raise ApiError(f"{self.where}: {what} did not answer with a JSON list") from None
+
+        def consume(response: httpx.Response) -> None:
+            items.clear()  # a retried request reads the list again
+            try:
+                for item in _each_in_array(_decoded(response.iter_bytes(), response.encoding or "utf-8")):
+                    if not isinstance(item, dict):
+                        raise ApiError(f"{self.where}: {what} did not return a list of {noun}")
+                    items.append(each(item) if each is not None else item)
+            except (ValueError, RecursionError):
+                raise ApiError(f"{self.where}: {what} did not answer with a JSON list") from None
+
+        self.request("GET", path, consume=consume)
         return items
 
     def add_audit_items(self, org_id: str, items: list[dict[str, Any]]) -> None:
