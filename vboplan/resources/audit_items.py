@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import progress
 from ..api.client import VboClient
@@ -25,6 +25,8 @@ from ..yamlfile import Located
 from .base import Export, Write, WriteContext, named_organizations
 
 PRINCIPALS = {"users": "User", "groups": "Group"}
+T = TypeVar("T")
+
 _SINGULAR = {"User": "user", "Group": "group"}
 _COLLECTION = {"User": "Users", "Group": "Groups"}
 # Above this many unresolved names in one organization, reading the whole directory (pages of 10,000, fetched
@@ -205,7 +207,7 @@ class AuditItemsKind:
                     changes.append(make("delete", self.name, address(org, kind, _key(item)), describe(item), None,
                                         False, {"org": org, "orgId": org_live["id"], "type": kind,
                                                 "itemId": item["id"], "principalId": principal_id}))
-        _last_by_name.clear()  # the index was for this diff; a large one should not outlive it
+        _indexes.clear()  # the indexes were for this diff; large ones should not outlive it
         return changes
 
     # -- apply -------------------------------------------------------------------------------------------------
@@ -364,7 +366,17 @@ def _items_digest(items: list[dict[str, Any]]) -> str:
 _ITEM_FIELDS = ("id", "type", "principalId", "name", "displayName")
 
 
-_last_by_name: dict[str, tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]] = {}
+# Indexes of a list of audit items, kept for the last list each was built for (by identity): a plan indexes the same
+# items when reading and when diffing, and an apply verifies each change against the same read-back.
+_indexes: dict[str, tuple[list[dict[str, Any]], Any]] = {}
+
+
+def _index(name: str, items: list[dict[str, Any]], build: Callable[[list[dict[str, Any]]], T]) -> T:
+    """``build(items)``, built once for the last list asked about under ``name``."""
+    held = _indexes.get(name)
+    if held is None or held[0] is not items:
+        held = _indexes[name] = (items, build(items))
+    return held[1]  # type: ignore[no-any-return]
 
 
 def _lower(text: str) -> str:
@@ -373,33 +385,24 @@ def _lower(text: str) -> str:
 
 def _audited_by_name(items: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any] | None]:
     """The audited item of ``kind`` each lower-cased name and display name points at, or None where it points at
-    more than one; kept for the last list asked about (a plan indexes the same items when reading and when
-    diffing, and :meth:`AuditItemsKind.diff` lets it go)."""
-    last = _last_by_name.get(kind)
-    if last is not None and last[0] is items:
-        return last[1]
-    by_name: dict[str, dict[str, Any] | None] = {}
-    for item in items:
-        if item["type"] == kind:
-            name, display = _lower(item["name"]), _lower(item["displayName"])
-            for label in (name, display) if display != name else (name,):
-                if label:
-                    by_name[label] = item if label not in by_name else None
-    _last_by_name[kind] = (items, by_name)
-    return by_name
+    more than one (:meth:`AuditItemsKind.diff` lets the index go)."""
+    def build(items: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+        by_name: dict[str, dict[str, Any] | None] = {}
+        for item in items:
+            if item["type"] == kind:
+                name, display = _lower(item["name"]), _lower(item["displayName"])
+                for label in (name, display) if display != name else (name,):
+                    if label:
+                        by_name[label] = item if label not in by_name else None
+        return by_name
 
-
-_last_ids: tuple[list[dict[str, Any]], frozenset[str], frozenset[str]] | None = None
+    return _index(f"by name: {kind}", items, build)
 
 
 def _ids_of(items: list[dict[str, Any]]) -> tuple[frozenset[str], frozenset[str]]:
-    """The principal ids and item ids of ``items``, kept for the last list asked about: an apply verifies each of
-    its changes against the same read-back, and scanning it once per change is quadratic."""
-    global _last_ids
-    last = _last_ids
-    if last is None or last[0] is not items:
-        last = _last_ids = (items, frozenset(str(i["principalId"]) for i in items), frozenset(str(i["id"]) for i in items))
-    return last[1], last[2]
+    """The principal ids and item ids of ``items``."""
+    return _index("ids", items, lambda items: (frozenset(str(i["principalId"]) for i in items),
+                                               frozenset(str(i["id"]) for i in items)))
 
 
 def _items(client: VboClient, org_id: str) -> list[dict[str, Any]]:

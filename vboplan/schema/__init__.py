@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 VERSIONS = ("v5", "v6", "v7", "v8")
 
@@ -45,11 +46,24 @@ def component(version: str, name: str) -> dict[str, Any]:
     return document(version)["components"]["schemas"][name]
 
 
+T = TypeVar("T")
+
 # Schemas merged from single-element ``allOf`` wrappers, and the lower-cased property names of object schemas, by
 # the id of the document-owned schema they come from (kept with it, so an id is never reused while cached): the
 # emulator binds every request body, item by item.
 _merged: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 _lower_names: dict[int, tuple[dict[str, Any], dict[str, str]]] = {}
+
+
+def _held(cache: dict[int, tuple[dict[str, Any], T]], schema: dict[str, Any],
+          build: Callable[[dict[str, Any]], T]) -> T:
+    """``build(schema)``, kept in ``cache`` while ``schema`` is the same object."""
+    held = cache.get(id(schema))
+    if held is None or held[0] is not schema:
+        if len(cache) > 4096:  # a caller's own schema made per call must not pile up
+            cache.clear()
+        held = cache[id(schema)] = (schema, build(schema))
+    return held[1]
 
 
 def resolve(version: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -58,24 +72,15 @@ def resolve(version: str, schema: dict[str, Any]) -> dict[str, Any]:
         if "$ref" in schema:
             schema = component(version, schema["$ref"].rsplit("/", 1)[1])
         elif "allOf" in schema and len(schema["allOf"]) == 1:
-            held = _merged.get(id(schema))
-            if held is None or held[0] is not schema:
-                if len(_merged) > 4096:
-                    _merged.clear()
-                merged = {k: v for k, v in schema.items() if k != "allOf"}
-                held = _merged[id(schema)] = (schema, {**resolve(version, schema["allOf"][0]), **merged})
-            return held[1]
+            return _held(_merged, schema, lambda wrapper: {
+                **resolve(version, wrapper["allOf"][0]), **{k: v for k, v in wrapper.items() if k != "allOf"}})
         else:
             return schema
 
 
 def _by_lower(schema: dict[str, Any]) -> dict[str, str]:
-    held = _lower_names.get(id(schema))
-    if held is None or held[0] is not schema:
-        if len(_lower_names) > 4096:  # a caller's own schema made per call must not pile up
-            _lower_names.clear()
-        held = _lower_names[id(schema)] = (schema, {name.lower(): name for name in schema.get("properties", {})})
-    return held[1]
+    return _held(_lower_names, schema, lambda object_schema: {
+        name.lower(): name for name in object_schema.get("properties", {})})
 
 
 def properties(version: str, name: str) -> dict[str, dict[str, Any]]:
