@@ -157,25 +157,7 @@ _PlainLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def load_plain(text: str, source: str) -> Any:
     """``text`` as plain data (dicts, lists, scalars; no line numbers kept), under the same alias and depth bounds as
     :func:`parse_yaml` but no size bound: for data files that may be large, such as an emulated tenant's."""
-    loader = _PlainLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_bounds(node, source, "")
-        return loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise ProjectError(f"{source}{line}: YAML error: {exc.problem or exc.context or 'invalid YAML'}") from None
-    except yaml.YAMLError as exc:
-        raise ProjectError(f"{source}: YAML error: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise ProjectError(f"{source}: YAML error: nested too deeply") from None
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise ProjectError(f"{source}: YAML error: {' '.join(str(exc).split())}") from None
-    finally:
-        loader.dispose()
+    return _load(_PlainLoader, text, source, "")
 
 
 def parse_yaml(text: str, source: str, context: str = "") -> Any:
@@ -183,9 +165,15 @@ def parse_yaml(text: str, source: str, context: str = "") -> Any:
     (``context`` is added to that message, e.g. which environment a template was rendered for)."""
     if len(text) > MAX_BYTES:
         raise ProjectError(f"{source}: YAML error{context}: larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    loader: _Loader | None = None
+    return _load(_Loader, text, source, context)
+
+
+def _load(loader_class: Any, text: str, source: str, context: str) -> Any:
+    """Compose ``text`` with ``loader_class``, measure it against the bounds, then build it; every way it fails is
+    one :class:`ProjectError` naming ``source`` (and the line, where known)."""
+    loader: Any = None
     try:
-        loader = _Loader(text)
+        loader = loader_class(text)
         loader.source = source
         node = loader.get_single_node()
         if node is None:

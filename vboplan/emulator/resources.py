@@ -8,7 +8,6 @@ objects are built with every known field and cut to the version's schema by :fun
 from __future__ import annotations
 
 import copy
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from vboplan.api import catalog
 from vboplan.api.catalog import Endpoint, SettingsSpec
 from vboplan.emulator.store import HASH_SUFFIX, Organization, Store, derived_uuid
 from vboplan.emulator.versions import Profile, fields, shape
-from vboplan.emulator.wire import ApiError, Response, is_json_content_type, parse_json
+from vboplan.emulator.wire import ApiError, Response, compact_json, is_json_content_type, parse_json
 from vboplan.schema import SchemaError, bind, component, operation
 
 if TYPE_CHECKING:
@@ -460,8 +459,7 @@ def list_directory(call: Call, kind: str) -> Response:
         key = (item["id"], call.version, base)
         view = directory.views.get(key)
         if view is None:
-            view = directory.views[key] = json.dumps(principal_view(call, org, kind, item), ensure_ascii=False,
-                                                     separators=(",", ":")).encode("utf-8")
+            view = directory.views[key] = compact_json(principal_view(call, org, kind, item))
         views.append(view)
     return Response(200, shape(call.version, _PAGE_COMPONENTS[kind], body),
                     encoded={"results": b"[" + b",".join(views) + b"]"})

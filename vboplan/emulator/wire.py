@@ -43,21 +43,18 @@ class Response:
         """The WSGI status line, headers and body bytes."""
         payload = b""
         headers = list(self.headers)
-        if self.body is not None and self.encoded:
+        if self.body is not None:
             payload = b"{" + b",".join(
-                _dumps(key) + b":" + (self.encoded[key] if key in self.encoded else _dumps(value))
-                for key, value in self.body.items()) + b"}"
-            headers.append(("Content-Type", JSON_CONTENT_TYPE))
-        elif self.body is not None:
-            payload = _dumps(self.body)
+                compact_json(key) + b":" + (self.encoded[key] if key in self.encoded else compact_json(value))
+                for key, value in self.body.items()) + b"}" if self.encoded else compact_json(self.body)
             headers.append(("Content-Type", JSON_CONTENT_TYPE))
         headers.append(("Content-Length", str(len(payload))))
         reason = self.reason or _phrase(self.status)
         return f"{self.status} {reason}", headers, payload
 
 
-def _dumps(value: Any) -> bytes:
-    """Compact JSON, as the server sends it."""
+def compact_json(value: Any) -> bytes:
+    """Compact JSON in UTF-8, as the server sends it."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
