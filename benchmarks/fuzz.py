@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import conftest  # noqa: E402
 from fuzzing import PLAN_FILE, STATE_FILE, HostileServer, malformed_cases, mutated_cases  # noqa: E402
-from test_fuzz import run_case, verdict  # noqa: E402
+from test_fuzz import prepared, run_case, verdict  # noqa: E402
 
 
 def build_project(folder: Path) -> conftest.ProjectDir:
@@ -39,19 +39,12 @@ def build_project(folder: Path) -> conftest.ProjectDir:
     project.write("approvers/prod.allowed_signers", conftest.signer_line({"bob": key}, "bob") + "\n")
     project.write("templates/audit.yaml.j2", conftest.AUDIT_TEMPLATE)
     project.write("templates/jobs.yaml.j2", conftest.JOB_TEMPLATE)
-    project.write("templates/audit_items.yaml.j2", "audit_items:\n  contoso.onmicrosoft.com:\n"
-                                                   "    users: [ceo@contoso.com]\n")
     project.write("environments/common.yaml", "smtp:\n  port: 587\nnotify_success: false\n")
     project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n")
     project.write("environments/prod.yaml", "domain: contoso.com\nsmtp:\n  host: smtp.office365.com\n")
     project.seed("dev", conftest.SEED)
     project.seed("prod", conftest.SEED)
-    assert project.run("plan", "--env", "dev", "--out", str(project.root / PLAN_FILE)).exit_code == 0
-    other = project.root / "plans" / "state-source.json"
-    assert project.run("plan", "--env", "dev", "--out", str(other)).exit_code == 0
-    assert project.run("apply", str(other)).exit_code == 0
-    other.unlink()
-    return project
+    return prepared(project)
 
 
 def main() -> None:

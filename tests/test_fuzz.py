@@ -84,6 +84,12 @@ def verdict(case: Case, result: Result) -> str | None:
 
 @pytest.fixture
 def fuzz_project(project: ProjectDir) -> ProjectDir:
+    return prepared(project)
+
+
+def prepared(project: ProjectDir) -> ProjectDir:
+    """``project`` with audit items declared, a saved plan for dev, and a snapshot from an apply (what the plan
+    and state file cases mutate); benchmarks/fuzz.py prepares its project the same way."""
     project.write("templates/audit_items.yaml.j2", "audit_items:\n  contoso.onmicrosoft.com:\n"
                                                    "    users: [ceo@contoso.com]\n")
     assert project.run("plan", "--env", "dev", "--out", str(project.root / PLAN_FILE)).exit_code == 0
