@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vboplan import core  # noqa: E402
-from vboplan.apply import execute  # noqa: E402
+from vboplan.applying.apply import execute  # noqa: E402
 from vboplan.connection import connect  # noqa: E402
 
 PASSWORD = "benchmark-password"

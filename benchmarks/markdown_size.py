@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vboplan.changes import Address, make  # noqa: E402
 from vboplan.output.markdown import LIMIT, render_markdown  # noqa: E402
-from vboplan.plan import Plan, change_ids  # noqa: E402
+from vboplan.planning.changes import Address, make  # noqa: E402
+from vboplan.planning.plan import Plan, change_ids  # noqa: E402
 
 
 def plan_of(size: int) -> Plan:

@@ -24,8 +24,8 @@ from common import PASSWORD, ROOT, emulator_process, run_vboplan, verdict, write
 sys.path.insert(0, str(ROOT))
 from vboplan.api.client import VboClient  # noqa: E402
 from vboplan.emulator.synth import generate_tenant  # noqa: E402
-from vboplan.project import Environment  # noqa: E402
-from vboplan.resources import audit_items  # noqa: E402
+from vboplan.kinds.registry import audit_items  # noqa: E402
+from vboplan.project.config import Environment  # noqa: E402
 
 ORG = "org1.onmicrosoft.com"
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from vboplan.cli import main
+from vboplan.cli.commands import main
 
 SMTP_SECRET = "Sm7p-s3cret-Value!"
 API_SECRET = "api-pa55-w0rd-xyz"
@@ -160,7 +160,7 @@ class ProjectDir:
 
     def emulator(self, name: str) -> Any:
         from vboplan.connection import embedded_emulator
-        from vboplan.project import load_project
+        from vboplan.project.config import load_project
 
         return embedded_emulator(load_project(self.root), name)
 

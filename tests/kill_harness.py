@@ -141,7 +141,7 @@ def _apply_in_child(argv: list[str], environ: dict[str, str], stderr_path: str) 
     sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    from vboplan.cli import main
+    from vboplan.cli.commands import main
 
     code = 0
     try:
@@ -182,7 +182,7 @@ def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
     argv = ["-C", str(root), "apply", "--env", "dev", "--auto-approve"]
     scratch = root.parent
     if fork:
-        multiprocessing.get_context("forkserver").set_forkserver_preload(["vboplan.cli", "kill_harness"])
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["vboplan.cli.commands", "kill_harness"])
 
     def configure(run: int) -> dict[str, str]:
         (root / "environments" / "dev.yaml").write_text(

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import ProjectDir, assert_one_clean_error, signer_line
 
-from vboplan.plan import plan_digest
-from vboplan.signing import canonical
+from vboplan.planning.plan import plan_digest
+from vboplan.trust.signing import canonical
 
 
 def _plan(project: ProjectDir, name: str = "prod", *extra: str) -> Path:

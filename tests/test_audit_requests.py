@@ -137,7 +137,7 @@ def _org_id(project: ProjectDir) -> str:
 def test_a_plan_keeps_a_count_and_digest_of_many_audit_items_and_still_sees_them_change(
         project: ProjectDir) -> None:
     from vboplan.emulator import generate_tenant
-    from vboplan.resources.audit_items import KEEP_ITEMS_UP_TO
+    from vboplan.kinds.audit_items import KEEP_ITEMS_UP_TO
 
     data = generate_tenant(1, 2_000, 10)
     data["credentials"] = [{"username": "admin", "password": API_SECRET}]

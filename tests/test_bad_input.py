@@ -241,8 +241,7 @@ def test_a_work_folder_pointing_outside_the_project_is_refused(project: ProjectD
 def test_yaml_goes_through_libyaml_where_pyyaml_has_it() -> None:
     import yaml
 
-    from vboplan import yamlfile
-
+    from vboplan.project import yamlfile
     assert yamlfile.C_PARSER == bool(yaml.__with_libyaml__)
     if yaml.__with_libyaml__:
         assert issubclass(yamlfile._Loader, yaml.cyaml.CParser)

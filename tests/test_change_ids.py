@@ -7,8 +7,8 @@ from pathlib import Path
 
 from conftest import ProjectDir
 
-from vboplan.changes import Address
-from vboplan.plan import change_id, change_ids
+from vboplan.planning.changes import Address
+from vboplan.planning.plan import change_id, change_ids
 
 
 def _ids(project: ProjectDir, *extra: str) -> dict[str, str]:

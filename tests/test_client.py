@@ -13,7 +13,7 @@ from conftest import API_SECRET, SEED
 from vboplan.api.client import VboClient
 from vboplan.emulator import Emulator, Store
 from vboplan.errors import ApiError
-from vboplan.project import Environment
+from vboplan.project.config import Environment
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from conftest import API_SECRET, SEED
 from vboplan.api.client import VboClient
 from vboplan.emulator import Emulator, Store
 from vboplan.errors import ApiError, AuthError
-from vboplan.project import Environment
+from vboplan.project.config import Environment
 
 
 def _client(app: Emulator, version: str, **options: object) -> VboClient:

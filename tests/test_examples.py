@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vboplan.cli import main
+from vboplan.cli.commands import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

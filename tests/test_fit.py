@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import ProjectDir
 
-from vboplan.cli import main
+from vboplan.cli.commands import main
 
 ITEMS = """\
 audit_items:

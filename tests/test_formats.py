@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from conftest import SMTP_SECRET, ProjectDir
 
-from vboplan.cli import main
+from vboplan.cli.commands import main
 
 
 def _format_commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], list[str]]:

@@ -14,8 +14,8 @@ import pytest
 from conftest import SEED, ProjectDir
 from test_settings_kinds import TEMPLATES
 
-from vboplan.api import catalog
-from vboplan.resources import KINDS
+from vboplan.kinds import catalog
+from vboplan.kinds.registry import KINDS
 
 DATA = Path(__file__).resolve().parent / "data"
 UPDATE = os.environ.get("VBOPLAN_UPDATE_GOLDEN") == "1"

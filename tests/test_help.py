@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import SMTP_SECRET, ProjectDir
 
-from vboplan.cli import main
-from vboplan.helptext import EXAMPLES
+from vboplan.cli.commands import main
+from vboplan.cli.helptext import EXAMPLES
 
 
 def commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import API_SECRET, SMTP_SECRET, ProjectDir, assert_one_clean_error
 
-from vboplan.api import catalog
+from vboplan.kinds import catalog
 
 CONTOSO = "contoso.onmicrosoft.com"
 FABRIKAM = "fabrikam.onmicrosoft.com"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import API_SECRET, SEED, ProjectDir
 from kill_harness import emulator_process, run_kills
 
-from vboplan.cli import main
+from vboplan.cli.commands import main
 
 RUNS = 30
 

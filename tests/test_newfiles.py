@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vboplan.newfiles import NewFiles, WriteError
+from vboplan.project.newfiles import NewFiles, WriteError
 
 
 def test_all_files_are_created(tmp_path: Path) -> None:

@@ -182,8 +182,8 @@ def test_validate_without_secrets(project: ProjectDir, monkeypatch) -> None:  # 
 def test_a_large_plan_file_is_written_flat_and_still_loads(tmp_path: Path) -> None:
     """Past a few hundred kilobytes the plan file is laid out a line per change and per resource (json encodes
     compact JSON in C but indents in Python); its checksum still holds when it is read back."""
-    from vboplan.changes import Address, make
-    from vboplan.plan import Plan
+    from vboplan.planning.changes import Address, make
+    from vboplan.planning.plan import Plan
 
     items = [{"id": f"item{i}", "type": "User", "principalId": f"p{i}", "name": f"user{i:05d}@contoso.com",
               "displayName": f"Usér {i}"} for i in range(5000)]

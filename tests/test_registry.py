@@ -11,12 +11,13 @@ from typing import Any
 
 from conftest import ProjectDir
 
-from vboplan.api import catalog, versions
-from vboplan.api.catalog import Endpoint, SettingsSpec
+from vboplan.api import versions
 from vboplan.api.client import VboClient
-from vboplan.changes import Address, Change, Drift, make
 from vboplan.emulator import versions as emulator_versions
-from vboplan.resources import KINDS, Write, WriteContext, apply_order, registered
+from vboplan.kinds import catalog
+from vboplan.kinds.catalog import Endpoint, SettingsSpec
+from vboplan.kinds.registry import KINDS, Write, WriteContext, apply_order, registered
+from vboplan.planning.changes import Address, Change, Drift, make
 
 ORG = "contoso.onmicrosoft.com"
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from conftest import SEED, SMTP_SECRET, ProjectDir, assert_one_clean_error
 
-from vboplan.api import catalog
+from vboplan.kinds import catalog
 
 ORG = "contoso.onmicrosoft.com"
 SMTP = """\

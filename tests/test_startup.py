@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 HEAVY = ("httpx", "httpcore", "vboplan.emulator", "deepdiff", "jinja2", "yaml", "tabulate", "cryptography", "sshsig",
-         "vboplan.core", "vboplan.plan", "vboplan.api", "vboplan.render", "vboplan.resources", "importlib.metadata")
+         "vboplan.core", "vboplan.planning.plan", "vboplan.api", "vboplan.project.render", "vboplan.kinds.registry",
+         "importlib.metadata")
 
 PROBE = """
 import json, runpy, sys
@@ -49,7 +50,7 @@ def test_help_lists_every_command_without_loading_it() -> None:
 
 
 def test_lazy_command_help_matches_the_command() -> None:
-    from vboplan.cli import _Group, main
+    from vboplan.cli.commands import _Group, main
     from vboplan.emulator.cli import emulator
 
     assert _Group.lazy["emulator"][2] == emulator.help

@@ -20,7 +20,7 @@ from state_servers import AzuriteServer, S3Server, azurite_server, s3_server  # 
 
 from vboplan.emulator import start
 from vboplan.errors import StateLockedError
-from vboplan.project import load_project
+from vboplan.project.config import load_project
 from vboplan.state import StateStore, lock_info
 from vboplan.state.base import LockBusy
 

@@ -9,7 +9,7 @@ from state_servers import azurite_server, s3_server  # noqa: F401 (fixtures)
 from test_state_backends import Shared, shared  # noqa: F401 (fixture)
 
 from vboplan.errors import StateConflictError
-from vboplan.project import load_project
+from vboplan.project.config import load_project
 from vboplan.state import StateStore
 
 

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 HOLDER = """
 import sys
 from pathlib import Path
-from vboplan.project import load_project
+from vboplan.project.config import load_project
 from vboplan.state import StateStore
 project = load_project(Path(sys.argv[1]))
 store = StateStore(project, project.environment(sys.argv[2]))

@@ -21,7 +21,7 @@ for name in ("fchmod", "kill", "killpg", "O_DIRECTORY"):
         delattr(os, name)
 sys.modules["fcntl"] = None
 warnings.filterwarnings("ignore", message="only soft file lock is available")
-from vboplan.cli import main
+from vboplan.cli.commands import main
 main(sys.argv[1:], prog_name="vboplan")
 """
 

@@ -1,3 +1,3 @@
-from .entry import main
+from vboplan.entry import main
 
 main()

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .api.client import VboClient
-from .project import Environment, Project
+from vboplan.api.client import VboClient
+from vboplan.project.config import Environment, Project
 
 if TYPE_CHECKING:
-    from .emulator import Emulator
+    from vboplan.emulator import Emulator
 
 __all__ = ["connect", "embedded_emulator"]
 
@@ -28,9 +28,9 @@ def embedded_emulator(project: Project, name: str) -> Emulator:
     seeded from ``emulator/<name>.yaml`` (or ``.json``) in the project when that exists. It imitates the server
     generation of the newest API version the project's environments declare for it (build, throttling), and serves
     every API version v5-v8, so that whatever ``api_version`` an environment declares, or changes to, works."""
-    from .emulator import Emulator, Store
-    from .emulator.profiles import profile_for
-    from .emulator.versions import PROFILES
+    from vboplan.emulator import Emulator, Store
+    from vboplan.emulator.profiles import profile_for
+    from vboplan.emulator.versions import PROFILES
 
     path = project.work_path("emulator", f"{name}.json")
     with _emulators_lock:

@@ -9,16 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import progress
-from .api.client import VboClient
-from .connection import connect
-from .errors import VboplanError
-from .importing import ImportResult
-from .plan import Plan, make_plan
-from .project import Environment, Project, load_project
-from .render import Rendered, render
-from .state import StateStore
-from .state.journal import recorded_resources
+from vboplan import progress
+from vboplan.api.client import VboClient
+from vboplan.applying.journal import recorded_resources
+from vboplan.connection import connect
+from vboplan.errors import VboplanError
+from vboplan.planning.plan import Plan, make_plan
+from vboplan.project.config import Environment, Project, load_project
+from vboplan.project.importing import ImportResult
+from vboplan.project.render import Rendered, render
+from vboplan.state import StateStore
 
 log = logging.getLogger("vboplan")
 
@@ -142,7 +142,7 @@ def plan_report(outcomes: list[Outcome], detailed_exitcode: bool = False) -> Rep
 def state_rows(project: Project, env_name: str) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
     """``state show``: the last snapshot of ``env_name`` and its ``(address, value)`` rows (secrets masked), each
     resource kind listing what it recorded."""
-    from .resources import KINDS
+    from vboplan.kinds.registry import KINDS
 
     snapshot = StateStore(project, project.environment(env_name)).read()
     if snapshot is None:
@@ -158,8 +158,7 @@ def import_environments(project: Project, envs: list[Environment], resources: tu
     variable files that reproduce it (never replacing a file), then plan each environment; the result says what was
     written or skipped and, for anything the plan still shows, why. With ``dry_run`` nothing is written or planned.
     """
-    from . import importing
-
+    from vboplan.project import importing
     result = importing.adopt(project, envs, resources, dry_run)
     if dry_run:
         return result
@@ -176,7 +175,7 @@ def render_desired(project: Project, env: Environment, fmt: str = "yaml") -> str
 
     import yaml
 
-    from .sensitive import MASK, Sensitive
+    from vboplan.sensitive import MASK, Sensitive
 
     def plain(value: object) -> object:
         if isinstance(value, Sensitive):

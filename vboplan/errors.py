@@ -8,7 +8,7 @@ class VboplanError(Exception):
     value of the run: a server that echoes a request, or a value quoted in a message, is redacted."""
 
     def __str__(self) -> str:
-        from .sensitive import redact
+        from vboplan.sensitive import redact
 
         return redact(super().__str__())
 

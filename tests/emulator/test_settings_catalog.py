@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from vboplan.api import catalog
-from vboplan.api.catalog import SettingsSpec
 from vboplan.emulator import Store
 from vboplan.emulator.store import HASH_SUFFIX, password_hash
+from vboplan.kinds import catalog
+from vboplan.kinds.catalog import SettingsSpec
 from vboplan.schema import properties, resolve
 
 from .helpers import SECRETS, VERSIONS, Api

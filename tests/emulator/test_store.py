@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from vboplan.cli import main
+from vboplan.cli.commands import main
 from vboplan.emulator import Emulator, Store, StoreError, generate_tenant
 from vboplan.emulator.store import _json_text, _yaml_text, derived_uuid, password_hash
 

@@ -4,6 +4,6 @@ emulator of ``server: emulator:<name>``) is decided above this layer, in :mod:`v
 
 from __future__ import annotations
 
-from .client import VboClient
+from vboplan.api.client import VboClient
 
 __all__ = ["VboClient"]

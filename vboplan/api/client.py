@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
-from .. import progress
-from ..certs import ssl_context
-from ..errors import ApiError, AuthError
-from ..project import Environment
-from ..sensitive import redact
-from .versions import PAGE_LIMIT_MAX, TRAITS, VersionTraits
+from vboplan import progress
+from vboplan.api.certs import ssl_context
+from vboplan.api.versions import PAGE_LIMIT_MAX, TRAITS, VersionTraits
+from vboplan.errors import ApiError, AuthError
+from vboplan.project.config import Environment
+from vboplan.sensitive import redact
 
 log = logging.getLogger("vboplan.api")
 

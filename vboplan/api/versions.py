@@ -1,7 +1,7 @@
 """What differs between API versions, in one table used by the client and the emulator alike.
 
 Sources: Veeam's OpenAPI documents (v6-v8) and NOTES.md (v5, observed behaviour). Nothing above the API layer tests
-a version name; it reads a trait here. Paths of settings endpoints per version live in :mod:`vboplan.api.catalog`.
+a version name; it reads a trait here. Paths of settings endpoints per version live in :mod:`vboplan.kinds.catalog`.
 """
 
 from __future__ import annotations

@@ -54,7 +54,6 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
-from vboplan.api import catalog
 from vboplan.emulator import resources as res
 from vboplan.emulator.profiles import DEFAULT_PROFILE, SERVER_PROFILES, ServerProfile
 from vboplan.emulator.store import Store, StoreError
@@ -68,6 +67,7 @@ from vboplan.emulator.wire import (
     parse_json,
     parse_query,
 )
+from vboplan.kinds import catalog
 from vboplan.schema import SchemaError, bind, document, operation
 
 DROP = 0  # a fail hook returning this closes the connection instead of answering

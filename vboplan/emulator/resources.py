@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from vboplan.api import catalog
-from vboplan.api.catalog import Endpoint, SettingsSpec
 from vboplan.emulator.store import HASH_SUFFIX, Organization, Store, derived_uuid
 from vboplan.emulator.versions import Profile, fields, shape
 from vboplan.emulator.wire import ApiError, Response, compact_json, is_json_content_type, parse_json
+from vboplan.kinds import catalog
+from vboplan.kinds.catalog import Endpoint, SettingsSpec
 from vboplan.schema import SchemaError, bind, component, operation
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def service_instance(call: Call) -> Response:
                                 "version": call.emulator.server.build}))
 
 
-# -- settings objects (vboplan.api.catalog) -----------------------------------------------------------------------
+# -- settings objects (vboplan.kinds.catalog) -----------------------------------------------------------------------
 
 def _spec(key: str) -> SettingsSpec:
     spec = catalog.find(key)

@@ -38,12 +38,12 @@ from typing import Any
 import filelock
 import yaml
 
-from vboplan.api import catalog
-from vboplan.api.catalog import SettingsSpec
 from vboplan.emulator.versions import fields
 from vboplan.errors import ProjectError, VboplanError
+from vboplan.kinds import catalog
+from vboplan.kinds.catalog import SettingsSpec
+from vboplan.project.yamlfile import load_plain
 from vboplan.schema import SchemaError, bind, properties
-from vboplan.yamlfile import load_plain
 
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..changes import Change
-from ..formats import FORMATS as FORMATS  # re-exported: where the renderers are
-from ..sensitive import MASK, Sensitive
+from vboplan.cli.formats import FORMATS as FORMATS  # re-exported: where the renderers are
+from vboplan.planning.changes import Change
+from vboplan.sensitive import MASK, Sensitive
 
 if TYPE_CHECKING:
-    from ..plan import Plan
+    from vboplan.planning.plan import Plan
 
 _COLORS = {"create": "green", "update": "yellow", "delete": "red"}
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
@@ -51,7 +51,7 @@ def header(plan: Plan) -> str:
 
 def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
     """The terminal view; long addresses and values wrap to fit ``width`` (default: the terminal's)."""
-    from .fit import fit_rows, terminal_width
+    from vboplan.output.fit import fit_rows, terminal_width
 
     lines = [click.style(header(plan), bold=True) if color else header(plan)]
     if plan.targets:
@@ -98,7 +98,7 @@ JSON_FORMAT_VERSION = 2
 def json_document(entries: list[dict[str, Any]]) -> str:
     """The ``--format json`` output for these environment entries: indented when small, one compact line per plan
     when large (json indents only in pure Python: over half a second for a plan of 2,000 changes)."""
-    from ..jsontext import document_text
+    from vboplan.jsontext import document_text
 
     return document_text({"format_version": JSON_FORMAT_VERSION, "plans": entries}, default=str)
 
@@ -108,11 +108,11 @@ def render_plan(plan: Plan, fmt: str, color: bool = False) -> str:
     if fmt == "json":
         return json_document([json.loads(plan.to_json())])
     if fmt == "html":
-        from .html import render_html
+        from vboplan.output.html import render_html
 
         return render_html([plan])
     if fmt == "markdown":
-        from .markdown import render_markdown
+        from vboplan.output.markdown import render_markdown
 
         return render_markdown([plan])
     return render_table(plan, color)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..changes import ACTIONS
-from ..plan import Plan
+from vboplan.planning.changes import ACTIONS
+from vboplan.planning.plan import Plan
 
 ApprovalStatus = Callable[[Plan, dict[str, Any]], str]
 
@@ -92,7 +92,7 @@ def recorded_status(plan: Plan, record: dict[str, Any]) -> str:
 def render_html(results: Sequence[Plan | FailedEnvironment], approval_status: ApprovalStatus | None = None,
                 generated_at: str | None = None) -> str:
     """One page for a run: a section per environment (plan or error), changes grouped by resource."""
-    from ..state import now
+    from vboplan.state import now
 
     status_of = approval_status or recorded_status
     names = ", ".join(r.environment for r in results) or "no environment"
@@ -147,7 +147,7 @@ def _failed_section(failed: FailedEnvironment) -> str:
 
 
 def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
-    from . import cells
+    from vboplan.output import cells
 
     parts = [f'<section class="environment" id="env-{escape(plan.environment)}">',
              f"<h2>Environment {escape(plan.environment)}</h2>",
@@ -188,8 +188,8 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
 
 
 def _drift(plan: Plan) -> str:
-    from ..sensitive import MASK
-    from . import format_value
+    from vboplan.output import format_value
+    from vboplan.sensitive import MASK
 
     items = []
     for drift in plan.drift:

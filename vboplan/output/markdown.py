@@ -13,9 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..changes import ACTIONS, Change
-from ..plan import Plan
-from .html import FailedEnvironment, resource_of
+from vboplan.output.html import FailedEnvironment, resource_of
+from vboplan.planning.changes import ACTIONS, Change
+from vboplan.planning.plan import Plan
 
 LIMIT = 65_000
 # A resource with more rows than this is folded into <details> (its heading still shows the count).
@@ -69,8 +69,8 @@ class _Budget:
 
 
 def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
-    from ..sensitive import MASK
-    from . import cells, format_value
+    from vboplan.output import cells, format_value
+    from vboplan.sensitive import MASK
 
     lines = [f"### Environment {plan.environment}: {code(plan.server)} (API {plan.api_version}): {_counts(plan)}", ""]
     if getattr(plan, "allow_mass_delete", False):

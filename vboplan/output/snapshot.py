@@ -29,20 +29,20 @@ def render_snapshot(env: str, snapshot: dict[str, Any], rows: list[tuple[str, st
         return json.dumps(snapshot, indent=2, sort_keys=True) + "\n"
     last = _last(snapshot)
     if fmt == "markdown":
-        from .markdown import code
+        from vboplan.output.markdown import code
 
         lines = [f"### {_title(env, snapshot)}", "", "| address | value |", "|---|---|"]
         lines += [f"| {code(address)} | {code(value)} |" for address, value in rows]
         return "\n".join(lines + ([""] + [last] if last else [])) + "\n"
     if fmt == "html":
-        from .html import page
+        from vboplan.output.html import page
 
         body = (f"<h1>{escape(_title(env, snapshot))}</h1><table><thead><tr><th>address</th><th>value</th></tr>"
                 "</thead><tbody>" + "".join(f"<tr><td><code>{escape(a)}</code></td><td><code>{escape(v)}</code></td>"
                                             "</tr>" for a, v in rows) + "</tbody></table>"
                 + (f"<p>{escape(last)}</p>" if last else ""))
         return page(f"vboplan state: {env}", body)
-    from .fit import fit_rows, terminal_width
+    from vboplan.output.fit import fit_rows, terminal_width
 
     table = fit_rows([list(r) for r in rows], ["address", "value"], width or terminal_width(), address=0,
                      values=(1,))

@@ -57,7 +57,7 @@ def _strip(node: Any) -> Any:
 
 def wanted() -> list[str]:
     """The path patterns to keep: :data:`WANTED` and each settings object's paths in any version."""
-    from vboplan.api.catalog import settings
+    from vboplan.kinds.catalog import settings
 
     paths = sorted({endpoint.path for spec in settings() for endpoint in spec.endpoints.values()})
     return WANTED + [re.escape(path) + "(/.*)?" for path in paths]

@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StateBackendError, StateError, StateLockedError
-from ..jsontext import document_text
-from ..shapes import STATE_FILE, problem
-from .base import Backend, Held, LockBusy, Stored
-from .config import StateConfig
-from .files import atomic_write, now
+from vboplan.errors import StateBackendError, StateError, StateLockedError
+from vboplan.jsontext import document_text
+from vboplan.shapes import STATE_FILE, problem
+from vboplan.state.base import Backend, Held, LockBusy, Stored
+from vboplan.state.config import StateConfig
+from vboplan.state.files import atomic_write, now
 
 if TYPE_CHECKING:
-    from ..project import Environment, Project
+    from vboplan.project.config import Environment, Project
 
 FORMAT_VERSION = 1
 JOURNAL_FORMAT = 1
@@ -42,18 +42,18 @@ def open_backend(project: Project) -> Backend:
     config: StateConfig = getattr(project, "state", None) or StateConfig()
     if config.backend == "s3":
         try:
-            from .s3 import S3Backend
+            from vboplan.state.s3 import S3Backend
         except ImportError:
             raise StateBackendError("the s3 state backend needs boto3: pip install 'vboplan[s3]'") from None
         return S3Backend(config)
     if config.backend == "azurerm":
         try:
-            from .azurerm import AzureBackend
+            from vboplan.state.azurerm import AzureBackend
         except ImportError:
             raise StateBackendError("the azurerm state backend needs azure-storage-blob: "
                                     "pip install 'vboplan[azure]'") from None
         return AzureBackend(config)
-    from .local import LocalBackend
+    from vboplan.state.local import LocalBackend
 
     folder = (project.root / config.path) if config.path else project.work_path("state")
     return LocalBackend(folder, project.root)
@@ -61,7 +61,7 @@ def open_backend(project: Project) -> Backend:
 
 def lock_info(operation: str) -> dict[str, Any]:
     """Who takes a lock, readable by anyone who finds it held."""
-    from ..project import current_user
+    from vboplan.project.config import current_user
 
     return {"id": str(uuid.uuid4()), "who": current_user(), "host": socket.gethostname(), "pid": os.getpid(),
             "operation": operation, "when": now()}
@@ -248,7 +248,7 @@ def migrate_to_configured(project: Project, env: Environment) -> tuple[dict[str,
     """Copy ``env``'s local snapshot (and the write journal of an interrupted apply, if any) to the backend
     vboplan.yaml configures, under that backend's lock. Refuses to replace a remote snapshot of another lineage or
     one that is as new or newer. Returns (the snapshot, where it now is)."""
-    from .local import LocalBackend
+    from vboplan.state.local import LocalBackend
 
     target = StateStore(project, env)
     if target.backend.kind == "local":

@@ -24,9 +24,9 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ContainerClient, ExponentialRetry
 
-from ..errors import StateBackendError, StateConflictError, StateError
-from .base import ANY, Backend, Held, LockBusy, Stored, parse_info
-from .config import StateConfig
+from vboplan.errors import StateBackendError, StateConflictError, StateError
+from vboplan.state.base import ANY, Backend, Held, LockBusy, Stored, parse_info
+from vboplan.state.config import StateConfig
 
 
 def _options() -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ProjectError
+from vboplan.errors import ProjectError
 
 BACKENDS = ("local", "s3", "azurerm")
 _KEYS = {

@@ -14,9 +14,9 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ..errors import StateConflictError, StateError
-from .base import ANY, Backend, Held, LockBusy, Stored, parse_info
-from .files import atomic_write
+from vboplan.errors import StateConflictError, StateError
+from vboplan.state.base import ANY, Backend, Held, LockBusy, Stored, parse_info
+from vboplan.state.files import atomic_write
 
 
 def _version(text: str) -> str:

@@ -18,9 +18,9 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from ..errors import StateBackendError, StateConflictError, StateError
-from .base import ANY, Backend, Held, LockBusy, Stored, parse_info
-from .config import StateConfig
+from vboplan.errors import StateBackendError, StateConflictError, StateError
+from vboplan.state.base import ANY, Backend, Held, LockBusy, Stored, parse_info
+from vboplan.state.config import StateConfig
 
 _LOADER_LOCK = threading.Lock()
 _LOADER: botocore.loaders.Loader | None = None

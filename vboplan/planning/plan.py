@@ -12,17 +12,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from . import progress
-from .api.client import VboClient
-from .changes import ACTIONS, Address, Change, Drift, make
-from .errors import PlanError
-from .jsontext import Encodings, canonical_digest, document_chunks, document_text
-from .project import Environment, current_user
-from .render import Rendered
-from .resources import KINDS
-from .sensitive import MASK, Sensitive, conceal_live, digest
-from .shapes import PLAN_FILE, problem, read_json
-from .state import atomic_write, now
+from vboplan import progress
+from vboplan.api.client import VboClient
+from vboplan.errors import PlanError
+from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
+from vboplan.kinds.registry import KINDS
+from vboplan.planning.changes import ACTIONS, Address, Change, Drift, make
+from vboplan.project.config import Environment, current_user
+from vboplan.project.render import Rendered
+from vboplan.sensitive import MASK, Sensitive, conceal_live, digest
+from vboplan.shapes import PLAN_FILE, problem, read_json
+from vboplan.state import atomic_write, now
 
 FORMAT_VERSION = 1
 
@@ -42,7 +42,7 @@ class Plan:
     drift: list[Drift] = field(default_factory=list)
     approvals: list[dict[str, Any]] = field(default_factory=list)
     digests: dict[str, Any] = field(default_factory=dict)   # change id -> salted hash of a sensitive value
-    allow_mass_delete: bool = False   # planned with --allow-mass-delete (see vboplan.guard)
+    allow_mass_delete: bool = False   # planned with --allow-mass-delete (see vboplan.planning.guard)
     targets: list[str] = field(default_factory=list)   # --target: a partial plan when not empty
     checksum: str = ""
     expires_at: str = ""

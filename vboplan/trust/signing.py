@@ -25,7 +25,7 @@ import sshsig
 from sshsig.allowed_signers import AllowedSigner
 from sshsig.sshsig import SshsigSignature
 
-from .errors import ProjectError, VboplanError
+from vboplan.errors import ProjectError, VboplanError
 
 APPROVE_NAMESPACE = "vboplan-approve"
 PLAN_NAMESPACE = "vboplan-plan"

@@ -15,20 +15,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import guard, progress
-from .api.client import VboClient
-from .approvals import Clearance, applied_entry, check_fresh, clear
-from .changes import Change
-from .connection import connect
-from .errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
-from .plan import Plan, condensed, read_live, reread
-from .project import Environment, Project, current_user
-from .render import render
-from .resources import KINDS, Write, WriteContext
-from .sensitive import Sensitive, conceal_fields, matches, remember, same_live
-from .state import StateStore, now
-from .state.journal import WriteJournal, fold
-from .wording import differences, plural
+from vboplan import progress
+from vboplan.api.client import VboClient
+from vboplan.applying.journal import WriteJournal, fold
+from vboplan.connection import connect
+from vboplan.errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
+from vboplan.kinds.registry import KINDS, Write, WriteContext
+from vboplan.output.wording import differences, plural
+from vboplan.planning import guard
+from vboplan.planning.changes import Change
+from vboplan.planning.plan import Plan, condensed, read_live, reread
+from vboplan.project.config import Environment, Project, current_user
+from vboplan.project.render import render
+from vboplan.sensitive import Sensitive, conceal_fields, matches, remember, same_live
+from vboplan.state import StateStore, now
+from vboplan.trust.approvals import Clearance, applied_entry, check_fresh, clear
 
 log = logging.getLogger("vboplan")
 
@@ -321,7 +322,7 @@ def apply_env(project: Project, env: Environment, confirm: Any, announce: Any,
         raise VboplanError(f"environment '{env.name}' needs {plural(env.approvals.required, 'approval')}: run "
                            f"'vboplan plan --env {env.name} --out plan.json', have it approved, then "
                            "'vboplan apply plan.json'")
-    from .core import build_plan
+    from vboplan.core import build_plan
 
     store = StateStore(project, env)
     with interrupts_as_ctrl_c(), store.lock(f"apply --env {env.name}"):

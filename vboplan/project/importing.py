@@ -9,7 +9,7 @@ write-only field; see ``export`` of each kind). This module turns those into fil
   environments imported together put the values equal on all of them into a variable file only they share.
 
 Existing files are never changed (they are listed as skipped), and the files of one run are written together or not
-at all (:mod:`vboplan.newfiles`). The caller then plans each environment: no changes is what success means.
+at all (:mod:`vboplan.project.newfiles`). The caller then plans each environment: no changes is what success means.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from typing import Any
 
 import yaml
 
-from . import progress
-from .connection import connect
-from .errors import ProjectError, VboplanError
-from .newfiles import NewFiles
-from .project import Environment, Project
-from .resources import KINDS
-from .resources.base import Export, WriteOnly
-from .schema import nearest
-from .yamlfile import parse_json, parse_yaml, plain
+from vboplan import progress
+from vboplan.connection import connect
+from vboplan.errors import ProjectError, VboplanError
+from vboplan.kinds.base import Export, WriteOnly
+from vboplan.kinds.registry import KINDS
+from vboplan.project.config import Environment, Project
+from vboplan.project.newfiles import NewFiles
+from vboplan.project.yamlfile import parse_json, parse_yaml, plain
+from vboplan.schema import nearest
 
 log = logging.getLogger("vboplan")
 
@@ -312,7 +312,7 @@ _ABSENT = object()
 
 
 def _existing_variables(project: Project, env: Environment) -> dict[str, Any]:
-    from .render import load_variables
+    from vboplan.project.render import load_variables
 
     present = [p for p in env.var_files if p.exists()]
     if not present:
@@ -477,7 +477,7 @@ def describe_outcomes(result: ImportResult) -> list[str]:
     """The plan after the import: "No changes" per environment, or a table of what remains and why."""
     from tabulate import tabulate
 
-    from .output import cells
+    from vboplan.output import cells
 
     lines: list[str] = []
     for outcome in result.outcomes:

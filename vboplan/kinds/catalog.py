@@ -1,5 +1,5 @@
 """The settings objects VBO exposes, each described once: template key, endpoint and schemas per API version,
-test-mail action. The client side (:mod:`vboplan.resources`) and the emulator are both driven by this list, so adding
+test-mail action. The client side (:mod:`vboplan.kinds.registry`) and the emulator are both driven by this list, so adding
 a settings object is one :class:`SettingsSpec` below plus regenerating the schema slices
 (``python -m vboplan.schema.extract ../shared/vbo-api``, which reads the paths from here).
 
@@ -16,8 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import schema
-from .versions import VERSIONS
+from vboplan import schema
+from vboplan.api.versions import VERSIONS
 
 ORGANIZATION_ID = "{organizationId}"
 

@@ -1,5 +1,5 @@
 """Settings objects (``GET``/``PUT`` of one JSON object), server-wide or one per organization, all driven by their
-:class:`~vboplan.api.catalog.SettingsSpec`.
+:class:`~vboplan.kinds.catalog.SettingsSpec`.
 
 A PUT on these endpoints is a partial update: fields left out keep their values. So vboplan manages exactly the
 fields a template names, sends only the ones that change, and never touches the rest. A field the GET never returns
@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from .. import schema
-from ..api import catalog
-from ..api.catalog import SettingsSpec
-from ..api.client import VboClient
-from ..changes import Address, Change, Drift, make
-from ..errors import ProjectError, RenderError
-from ..sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
-from ..yamlfile import Located
-from .base import Export, Write, WriteContext, WriteOnly, named_organizations
+from vboplan import schema
+from vboplan.api.client import VboClient
+from vboplan.errors import ProjectError, RenderError
+from vboplan.kinds import catalog
+from vboplan.kinds.base import Export, Write, WriteContext, WriteOnly, named_organizations
+from vboplan.kinds.catalog import SettingsSpec
+from vboplan.planning.changes import Address, Change, Drift, make
+from vboplan.project.yamlfile import Located
+from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,8 @@ def _project_dir(ctx: click.Context) -> Path:
 
 def complete_environment(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Environment names from vboplan.yaml (of ``-C DIR`` when given); nothing when the project cannot be read."""
-    from .errors import VboplanError
-    from .project import load_project
+    from vboplan.errors import VboplanError
+    from vboplan.project.config import load_project
 
     try:
         project = load_project(_project_dir(ctx))

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__, helptext
-from .completion import SHELLS, complete_environment
-from .errors import VboplanError
-from .formats import FORMATS
+from vboplan import __version__
+from vboplan.cli import helptext
+from vboplan.cli.completion import SHELLS, complete_environment
+from vboplan.cli.formats import FORMATS
+from vboplan.errors import VboplanError
 
 if TYPE_CHECKING:
-    from .project import Project
+    from vboplan.project.config import Project
 
 # `vboplan --help` and `--version` must start as fast as click itself: everything that talks to a server, renders
 # or prints a plan (httpx, jinja2, yaml, deepdiff, tabulate, the emulator) is imported inside the command that uses it.
@@ -27,19 +28,19 @@ _verbosity = {"level": 0}  # set by the group callback; read by the last-resort 
 
 def echo(message: Any = "", **kwargs: Any) -> None:
     """click.echo, with every secret value of the run masked (a server may echo one back, for instance)."""
-    from .sensitive import redact
+    from vboplan.sensitive import redact
 
     click.echo(redact(str(message)), **kwargs)
 
 
 def render_plan(plan: Any, fmt: str, color: bool) -> str:
-    from .output import render_plan as render
+    from vboplan.output import render_plan as render
 
     return render(plan, fmt, color)
 
 
 def load_plan(path: Path) -> Any:
-    from .plan import Plan
+    from vboplan.planning.plan import Plan
 
     return Plan.load(path)
 
@@ -53,12 +54,12 @@ class Context:
 
     def progress(self, action: str) -> Any:
         """Progress of ``action`` on stderr while the block runs (never with --quiet)."""
-        from . import progress
+        from vboplan import progress
 
         return progress.shown(action, enabled=not self.quiet)
 
     def project(self) -> Project:
-        from .core import open_project
+        from vboplan.core import open_project
 
         return open_project(self.directory)
 
@@ -66,7 +67,7 @@ class Context:
 def _setup_logging(verbose: int) -> None:
     import logging
 
-    from .sensitive import RedactingFilter
+    from vboplan.sensitive import RedactingFilter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -204,7 +205,7 @@ def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quie
     """Plan and apply Veeam Backup for Microsoft 365 settings, reviewed and per environment."""
     color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     _verbosity["level"] = verbose
-    from .sensitive import forget
+    from vboplan.sensitive import forget
 
     forget()  # the redactor knows the secrets of this run, and only those
     _setup_logging(verbose)
@@ -220,7 +221,7 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
     """Render and check every template, without contacting any server."""
     project = obj.project()
     envs = project.select(env_names, all_envs or not env_names)
-    from .core import validate as render_offline
+    from vboplan.core import validate as render_offline
 
     rendered = render_offline(project, envs)
     for name, result in rendered.items():
@@ -254,7 +255,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     if sign_key and not out:
         raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
 
-    from .core import plan_many, plan_report
+    from vboplan.core import plan_many, plan_report
 
     if out and not force:
         for env in envs:
@@ -266,7 +267,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     for outcome in outcomes:
         if outcome.error is not None:
             echo(f"Error: {outcome.error}", err=True)
-            from .output.html import FailedEnvironment
+            from vboplan.output.html import FailedEnvironment
 
             # A failed environment still has its place in every format, with its error.
             pages.append(FailedEnvironment(outcome.env.name, outcome.env.server, outcome.env.api_version,
@@ -279,7 +280,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         if out:
             path = Path(str(out).replace("{env}", outcome.env.name))
             if sign_key:
-                from .approvals import sign_plan
+                from vboplan.trust.approvals import sign_plan
 
                 sign_plan(outcome.plan, sign_key)
             outcome.plan.save(path)
@@ -291,15 +292,15 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         else:
             echo(render_plan(outcome.plan, fmt, obj.color))
     if fmt == "json":
-        from .output import json_document
+        from vboplan.output import json_document
 
         echo(json_document(documents), nl=False)
     if fmt == "html" and pages:
-        from .output.html import render_html
+        from vboplan.output.html import render_html
 
         echo(render_html(pages), nl=False)
     if fmt == "markdown" and pages:
-        from .output.markdown import render_markdown
+        from vboplan.output.markdown import render_markdown
 
         saved = f"`vboplan show {out}`" if out else "`vboplan plan --format json`"
         echo(render_markdown(pages, full_plan_hint=f"See the full plan with {saved}."), nl=False)
@@ -343,7 +344,7 @@ def _next_steps(env: Any, saved: Any, path: Path) -> None:
 
 
 def _warn_mass_delete(planned: Any) -> None:
-    from .guard import mass_deletions
+    from vboplan.planning.guard import mass_deletions
 
     found = mass_deletions(planned.changes, planned.live)
     if found and not planned.allow_mass_delete:
@@ -360,7 +361,7 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
     """Show a saved plan file and each approval: who, which key, what, and whether it counts."""
     from dataclasses import replace
 
-    from .approvals import verdicts
+    from vboplan.trust.approvals import verdicts
 
     saved = load_plan(planfile)
     if fmt == "json":
@@ -397,7 +398,7 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
 
 
 def _fingerprint(public_key: str) -> str:
-    from .signing import SigningError, fingerprint, key_blob
+    from vboplan.trust.signing import SigningError, fingerprint, key_blob
 
     try:
         return fingerprint(key_blob(public_key))
@@ -421,8 +422,7 @@ def approve(obj: Context, planfiles: tuple[Path, ...], key: str | None, ticket: 
     """Approve plans by signing them with your SSH key (ssh-keygen -Y sign, namespace vboplan-approve).
 
     Several plan files (or a directory of them) are each approved on their own."""
-    from . import approvals
-
+    from vboplan.trust import approvals
     project = obj.project()
     files = _plan_files(planfiles)
     if len(files) > 1:
@@ -443,8 +443,7 @@ def approve(obj: Context, planfiles: tuple[Path, ...], key: str | None, ticket: 
 
 def _approve_one(project: Project, planfile: Path, key: str | None, ticket: str | None,
                  change_ids: tuple[str, ...], comment: str | None) -> str:
-    from . import approvals
-
+    from vboplan.trust import approvals
     if not key:
         raise VboplanError("name your SSH key with --key KEY (or VBOPLAN_SIGNING_KEY): a private key file, or "
                                 "a public key whose private half is in ssh-agent")
@@ -513,8 +512,8 @@ def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_
     """Apply exactly the approved changes of saved plans (or plan, ask and apply one environment).
 
     Several plan files (or a directory of them) are each verified and applied on their own, in the order given."""
-    from . import apply as applying
-    from .progress import suspended
+    from vboplan.applying import apply as applying
+    from vboplan.progress import suspended
 
     project = obj.project()
     files = _plan_files(planfiles) if planfiles else []
@@ -601,13 +600,13 @@ def import_(obj: Context, env_names: tuple[str, ...], resources: tuple[str, ...]
     \b
     Exit codes: 0 the plan after the import shows no changes; 1 an error, or changes remain (printed with the
     reason for each)."""
-    from .importing import describe_outcomes, report_lines
+    from vboplan.project.importing import describe_outcomes, report_lines
 
     project = obj.project()
     if not env_names:
         raise VboplanError("name the environment to import with --env NAME")
     envs = project.select(env_names, False)
-    from .core import import_environments
+    from vboplan.core import import_environments
 
     with obj.progress("importing"):
         result = import_environments(project, envs, resources, dry_run)
@@ -639,9 +638,9 @@ def state() -> None:
 @reports_errors
 def state_show(obj: Context, env_name: str, fmt: str) -> None:
     """Show what the last apply recorded for an environment."""
-    from .core import state_rows as recorded_rows
-    from .output import format_value
-    from .output.snapshot import render_snapshot
+    from vboplan.core import state_rows as recorded_rows
+    from vboplan.output import format_value
+    from vboplan.output.snapshot import render_snapshot
 
     snapshot, state_rows = recorded_rows(obj.project(), env_name)
     rows = [(str(address), format_value(value)) for address, value in state_rows]
@@ -652,8 +651,8 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
 
 def _state_notes(project: Project, env_name: str) -> None:
     """What else a user should know about this environment's state: a lock held, an interrupted apply's journal."""
-    from .errors import StateLockedError
-    from .state import StateStore, describe_holder
+    from vboplan.errors import StateLockedError
+    from vboplan.state import StateStore, describe_holder
 
     store = StateStore(project, project.environment(env_name))
     try:
@@ -676,7 +675,7 @@ def _state_notes(project: Project, env_name: str) -> None:
 @reports_errors
 def state_unlock(obj: Context, env_name: str, lock_id: str) -> None:
     """Break an environment's apply lock, only with its LOCK_ID (shown when the lock is in the way)."""
-    from .state import StateStore, describe_holder
+    from vboplan.state import StateStore, describe_holder
 
     project = obj.project()
     holder = StateStore(project, project.environment(env_name)).unlock(lock_id)
@@ -693,7 +692,7 @@ def state_unlock(obj: Context, env_name: str, lock_id: str) -> None:
 @reports_errors
 def state_migrate(obj: Context, env_names: tuple[str, ...], all_envs: bool, confirmed: bool) -> None:
     """Copy local snapshots (.vboplan/state/) to the configured shared backend, once."""
-    from .state import migrate_to_configured
+    from vboplan.state import migrate_to_configured
 
     project = obj.project()
     envs = project.select(env_names, all_envs)
@@ -717,7 +716,7 @@ def state_migrate(obj: Context, env_names: tuple[str, ...], all_envs: bool, conf
 def render(obj: Context, env_name: str, fmt: str) -> None:
     """Print the desired settings as rendered for one environment, secrets masked; no server is contacted."""
     project = obj.project()
-    from .core import render_desired
+    from vboplan.core import render_desired
 
     click.echo(render_desired(project, project.environment(env_name), fmt), nl=False)
 
@@ -726,7 +725,7 @@ def render(obj: Context, env_name: str, fmt: str) -> None:
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL (commands, options, environment names, plan files)."""
-    from .completion import source
+    from vboplan.cli.completion import source
 
     click.echo(source(main, shell))
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..api.client import VboClient
-from ..changes import Address, Change, Drift
-from ..yamlfile import Located
+from vboplan.api.client import VboClient
+from vboplan.planning.changes import Address, Change, Drift
+from vboplan.project.yamlfile import Located
 
 
 @dataclass
@@ -73,7 +73,7 @@ class Write:
 
 class ResourceKind(Protocol):
     """A kind of settings vboplan manages. Adding one is a module implementing this and an entry in the registry
-    (settings objects need only a :class:`~vboplan.api.catalog.SettingsSpec`)."""
+    (settings objects need only a :class:`~vboplan.kinds.catalog.SettingsSpec`)."""
 
     @property
     def name(self) -> str:

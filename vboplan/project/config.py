@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ProjectError
-from .schema import VERSIONS, nearest
-from .state.config import StateConfig, parse_state_config
-from .yamlfile import Located, load_yaml
+from vboplan.errors import ProjectError
+from vboplan.project.yamlfile import Located, load_yaml
+from vboplan.schema import VERSIONS, nearest
+from vboplan.state.config import StateConfig, parse_state_config
 
 CONFIG_NAME = "vboplan.yaml"
 EMULATOR_SCHEME = "emulator:"
@@ -59,7 +59,7 @@ class ApprovalPolicy:
 
     def trust_list(self):  # type: ignore[no-untyped-def]
         """The parsed ``allowed_signers`` file (errors name its file and line)."""
-        from .signing import TrustList
+        from vboplan.trust.signing import TrustList
 
         if self.allowed_signers is None:
             raise ProjectError(f"{self.where}: approvals need an allowed_signers file naming who may approve")
@@ -107,7 +107,7 @@ class Environment:
             raise ProjectError(
                 f"environment '{self.name}': the API password variable {self.password_env} is not set "
                 f"(export {self.password_env}=... before running vboplan)")
-        from .sensitive import remember
+        from vboplan.sensitive import remember
 
         remember(value)
         return value
@@ -235,7 +235,7 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
     if not isinstance(verify, (bool, str)) or verify == "":
         raise ProjectError(f"{spec.where('verify')}: verify must be true, false or the path of a CA bundle")
     if isinstance(verify, str):
-        from .certs import check_ca_file
+        from vboplan.api.certs import check_ca_file
 
         bundle = (root / verify).resolve()
         if not bundle.is_file():

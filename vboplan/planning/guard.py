@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .changes import Change
-from .errors import PlanError
+from vboplan.errors import PlanError
+from vboplan.planning.changes import Change
 
 # Deleting more than this many items of one organization, and more than this share of them, is a mass deletion.
 MIN_ITEMS = 10

@@ -17,13 +17,13 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import ProjectError, RenderError
-from .project import Environment, Project
-from .resources import KINDS
-from .sandbox import BoundedSandbox, render_bounded
-from .schema import nearest
-from .sensitive import Sensitive, remember
-from .yamlfile import Located, load_yaml, parse_yaml, plain
+from vboplan.errors import ProjectError, RenderError
+from vboplan.kinds.registry import KINDS
+from vboplan.project.config import Environment, Project
+from vboplan.project.sandbox import BoundedSandbox, render_bounded
+from vboplan.project.yamlfile import Located, load_yaml, parse_yaml, plain
+from vboplan.schema import nearest
+from vboplan.sensitive import Sensitive, remember
 
 log = logging.getLogger("vboplan")
 

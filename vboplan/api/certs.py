@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from .errors import ProjectError
+from vboplan.errors import ProjectError
 
 _PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 _MAX_BYTES = 4 * 1024 * 1024

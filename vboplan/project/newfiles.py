@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import VboplanError
+from vboplan.errors import VboplanError
 
 
 class WriteError(VboplanError):

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from .sensitive import MASK, Sensitive
+from vboplan.sensitive import MASK, Sensitive
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ProjectError
+from vboplan.errors import ProjectError
 
 #: Largest file vboplan reads as configuration or variables (a 100,000-entry variable file is a few MiB).
 MAX_BYTES = 32 * 1024 * 1024

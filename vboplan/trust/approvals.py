@@ -15,13 +15,13 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from . import signing
-from .changes import Change
-from .errors import ApprovalError, PlanError
-from .jsontext import document_text
-from .plan import Plan, plan_digest
-from .project import ApprovalPolicy, Project
-from .state import atomic_write, now
+from vboplan.errors import ApprovalError, PlanError
+from vboplan.jsontext import document_text
+from vboplan.planning.changes import Change
+from vboplan.planning.plan import Plan, plan_digest
+from vboplan.project.config import ApprovalPolicy, Project
+from vboplan.state import atomic_write, now
+from vboplan.trust import signing
 
 STATEMENT = "vboplan-approval"
 AUTHOR_STATEMENT = "vboplan-plan"

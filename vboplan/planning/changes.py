@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .errors import PlanError
+from vboplan.errors import PlanError
 
 ACTIONS = ("create", "update", "delete")
 

@@ -15,14 +15,14 @@ from functools import partial
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from .. import progress
-from ..api.client import VboClient
-from ..changes import Address, Change, Drift, make
-from ..errors import ProjectError, RenderError
-from ..schema import nearest
-from ..sensitive import Sensitive
-from ..yamlfile import Located
-from .base import Export, Write, WriteContext, named_organizations
+from vboplan import progress
+from vboplan.api.client import VboClient
+from vboplan.errors import ProjectError, RenderError
+from vboplan.kinds.base import Export, Write, WriteContext, named_organizations
+from vboplan.planning.changes import Address, Change, Drift, make
+from vboplan.project.yamlfile import Located
+from vboplan.schema import nearest
+from vboplan.sensitive import Sensitive
 
 PRINCIPALS = {"users": "User", "groups": "Group"}
 T = TypeVar("T")

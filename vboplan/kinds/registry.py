@@ -1,6 +1,6 @@
 """The registry of managed resource kinds, in the order their changes are applied.
 
-Settings objects come from :mod:`vboplan.api.catalog` (one entry each, shared with the emulator); other kinds
+Settings objects come from :mod:`vboplan.kinds.catalog` (one entry each, shared with the emulator); other kinds
 (named collections such as ``audit_items``) are listed in :data:`COLLECTIONS`. A kind may declare ``requires``: the
 kinds whose creates must be applied before its own; :func:`apply_order` honours it.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 
-from ..api import catalog
-from .audit_items import AuditItemsKind
-from .base import ResourceKind, Write, WriteContext
-from .settings import SettingsKind
+from vboplan.kinds import catalog
+from vboplan.kinds.audit_items import AuditItemsKind
+from vboplan.kinds.base import ResourceKind, Write, WriteContext
+from vboplan.kinds.settings import SettingsKind
 
 COLLECTIONS: list[ResourceKind] = [AuditItemsKind()]
 
@@ -74,7 +74,7 @@ KINDS: Mapping[str, ResourceKind] = _Registry()
 @contextlib.contextmanager
 def registered(kind: ResourceKind) -> Iterator[ResourceKind]:
     """A resource kind other than a settings object (a named collection) registered for a ``with`` block; settings
-    objects are registered in :mod:`vboplan.api.catalog`, which the emulator reads too."""
+    objects are registered in :mod:`vboplan.kinds.catalog`, which the emulator reads too."""
     if kind.name in KINDS:
         raise ValueError(f"resource kind '{kind.name}' is already registered")
     COLLECTIONS.append(kind)

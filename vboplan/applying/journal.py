@@ -20,14 +20,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..changes import Address, Change, make
-from ..errors import StateError
-from ..sensitive import MASK, Sensitive, digest, reveal
-from .files import now
+from vboplan.errors import StateError
+from vboplan.planning.changes import Address, Change, make
+from vboplan.sensitive import MASK, Sensitive, digest, reveal
+from vboplan.state.files import now
 
 if TYPE_CHECKING:
-    from ..api.client import VboClient
-    from . import StateStore
+    from vboplan.api.client import VboClient
+    from vboplan.state import StateStore
 
 FORMAT = 1
 
@@ -186,7 +186,7 @@ def _is_field_settings(changes: list[Change], recorded: Any) -> bool:
 
 def fold(journal: dict[str, Any], recorded: dict[str, Any], client: VboClient) -> tuple[dict[str, Any], Recovery]:
     """``recorded`` (the snapshot's resources) with what ``journal`` proves reached the server."""
-    from ..resources import KINDS
+    from vboplan.kinds.registry import KINDS
 
     recovery = Recovery(journal)
     scope = journal.get("scope") or {}

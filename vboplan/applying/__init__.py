@@ -1,0 +1,1 @@
+"""Carrying out an approved plan: ordered writes, the write journal, read-back, and the state snapshot."""
