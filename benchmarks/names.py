@@ -47,7 +47,7 @@ def main() -> None:
         seed = write_seed(work / "seed.json", generate_tenant(1, args.users, 100))
         with emulator_process("--seed", str(seed), "--latency-ms", str(args.latency_ms)) as (url,):
             env = Environment(name="bench", server=url, api_version="v8")
-            with VboClient(env, "admin", PASSWORD) as client:
+            with VboClient(env.connection, "admin", PASSWORD) as client:
                 org = next(o for o in client.organizations() if o["name"] == ORG)
                 walks = [timed(lambda: audit_items.walk_directory(client, org, "User", [f"user00001@{ORG}"]))
                          for _ in range(3)]

@@ -23,7 +23,7 @@ def emulator() -> Emulator:
 
 def _client(emulator: Emulator, version: str = "v8") -> VboClient:
     env = Environment(name="t", server="emulator:t", api_version=version)
-    return VboClient(env, "admin", API_SECRET, transport=httpx.WSGITransport(app=emulator),
+    return VboClient(env.connection, "admin", API_SECRET, transport=httpx.WSGITransport(app=emulator),
                      base_url=f"http://vbo.invalid/{version}/", backoff=0.01)
 
 
@@ -112,7 +112,7 @@ def test_pages_after_the_first_are_fetched_together(emulator: Emulator, version:
         return emulator(environ, start_response)
 
     env = Environment(name="t", server="emulator:paging", api_version=version)
-    with VboClient(env, "admin", API_SECRET, transport=httpx.WSGITransport(app=app),
+    with VboClient(env.connection, "admin", API_SECRET, transport=httpx.WSGITransport(app=app),
                    base_url=f"http://vbo.invalid/{version}/") as vbo:
         org = next(o for o in vbo.organizations() if o["name"] == "contoso.onmicrosoft.com")
         users = list(vbo.iter_pages(f"Organizations/{org['id']}/Users", limit=1))

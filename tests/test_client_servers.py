@@ -21,7 +21,7 @@ from vboplan.project.config import Environment
 
 def _client(app: Emulator, version: str, **options: object) -> VboClient:
     env = Environment(name="t", server="emulator:t", api_version=version)
-    return VboClient(env, "admin", API_SECRET, transport=httpx.WSGITransport(app=app),
+    return VboClient(env.connection, "admin", API_SECRET, transport=httpx.WSGITransport(app=app),
                      base_url=f"http://vbo.invalid/{version}/", backoff=0.01, **options)  # type: ignore[arg-type]
 
 
@@ -123,7 +123,7 @@ def test_a_wrong_password_is_tried_once_however_many_readers_start_together() ->
     # Every refused login counts towards the account's lockout: concurrent readers must not each try it.
     app = Emulator(Store.from_data(SEED))
     env = Environment(name="t", server="emulator:t", api_version="v8")
-    vbo = VboClient(env, "admin", "not-the-password", transport=httpx.WSGITransport(app=app),
+    vbo = VboClient(env.connection, "admin", "not-the-password", transport=httpx.WSGITransport(app=app),
                     base_url="http://vbo.invalid/v8/")
     errors = _together(8, lambda: vbo.get_settings("AuditEmailSettings"))
     with pytest.raises(AuthError, match="wrong username or password"):
@@ -178,7 +178,7 @@ def test_a_silent_server_is_waited_for_once_then_every_request_fails_at_once(tok
     with _Silent(token_too) as server:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         env = Environment(name="t", server=url, api_version="v8", timeout=0.5)
-        vbo = VboClient(env, "admin", API_SECRET)
+        vbo = VboClient(env.connection, "admin", API_SECRET)
         errors = _together(4, lambda: vbo.get_settings("AuditEmailSettings"))
         with pytest.raises(ApiError, match=r"did not answer within 0.5s"):
             vbo.get_settings("VboEmailSettings")
@@ -205,7 +205,7 @@ def test_audit_items_are_decoded_one_by_one_and_anything_else_is_one_error(body:
         return [body]
 
     env = Environment(name="t", server="emulator:t", api_version="v8")
-    with VboClient(env, "admin", API_SECRET, transport=httpx.WSGITransport(app=app),
+    with VboClient(env.connection, "admin", API_SECRET, transport=httpx.WSGITransport(app=app),
                    base_url="http://vbo.invalid/v8/") as vbo:
         if items is None:
             with pytest.raises(ApiError, match="AuditItems did not (answer with a JSON list|return a list)"):
@@ -225,7 +225,7 @@ def test_proxy_variables_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("NO_PROXY", raising=False)
         monkeypatch.delenv("no_proxy", raising=False)
         env = Environment(name="t", server=running.url, api_version="v8", timeout=2)
-        with VboClient(env, "admin", API_SECRET) as vbo:
+        with VboClient(env.connection, "admin", API_SECRET) as vbo:
             assert vbo.get_settings("AuditEmailSettings") is not None
     assert proxy.seen == []
 
@@ -234,7 +234,7 @@ def test_proxy_variables_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_json_array_arriving_in_pieces_decodes_as_a_whole_would(size: int) -> None:
     # Audit items are decoded from the answer a few MiB of text at a time: any cut must give json.loads's result,
     # and any malformed array must still be an error.
-    from vboplan.api.client import _each_in_array
+    from vboplan.api.streaming import each_in_array as _each_in_array
 
     def pieces(text: str) -> list[str]:
         return [text[i:i + size] for i in range(0, len(text), size)]

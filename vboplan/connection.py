@@ -53,7 +53,7 @@ def connect(project: Project, env: Environment, *, max_in_flight: int | None = N
     if env.emulator_name:
         app = embedded_emulator(project, env.emulator_name)
         # The host name is never resolved: requests go to the WSGI app in this process.
-        return VboClient(env, username, password, transport=httpx.WSGITransport(app=app),
+        return VboClient(env.connection, username, password, transport=httpx.WSGITransport(app=app),
                          base_url=f"http://{env.emulator_name}.emulator.invalid/{env.api_version}/",
                          max_in_flight=max_in_flight)
     if env.server.startswith("http://"):
@@ -62,4 +62,4 @@ def connect(project: Project, env: Environment, *, max_in_flight: int | None = N
     elif env.verify is False:
         log.warning("WARNING: TLS certificate verification is OFF for environment '%s' (%s): "
                     "anyone on the network path could read the API password", env.name, env.server)
-    return VboClient(env, username, password, max_in_flight=max_in_flight)
+    return VboClient(env.connection, username, password, max_in_flight=max_in_flight)

@@ -171,7 +171,7 @@ class AuditItemsKind:
             unresolved = [n for n in declared.get(key, []) if by_name.get(n.lower()) is None]
             if unresolved:
                 progress.phase(f"resolving {len(unresolved)} {key[:-1]} name{'s' if len(unresolved) != 1 else ''} "
-                               f"in {org.get('name')}", client.env.name)
+                               f"in {org.get('name')}", client.settings.name)
             found = _lookup(client, org, kind, unresolved)
             resolved[key] = {n.lower(): found[n] for n in unresolved}
         return {"id": org_id, "items": items, "resolved": resolved}

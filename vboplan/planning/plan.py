@@ -252,10 +252,10 @@ def read_live(client: VboClient, scope: dict[str, Any], read: Callable[[str], An
             with lock:
                 pending.remove(name)
                 if pending:
-                    progress.phase(f"{doing} {', '.join(pending)}", client.env.name)
+                    progress.phase(f"{doing} {', '.join(pending)}", client.settings.name)
 
     if pending:
-        progress.phase(f"{doing} {', '.join(pending)}", client.env.name)
+        progress.phase(f"{doing} {', '.join(pending)}", client.settings.name)
     if len(scope) <= 1:
         return {name: one(name) for name in scope}
     with ThreadPoolExecutor(max_workers=len(scope)) as pool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vboplan.api.session import ConnectionSettings
 from vboplan.errors import ProjectError
 from vboplan.project.yamlfile import Located, load_yaml
 from vboplan.schema import VERSIONS, nearest
@@ -82,6 +83,12 @@ class Environment:
     timeout: float = 30.0
     where: str = ""
     max_in_flight: int = 8   # requests sent to this environment's server at once
+
+    @property
+    def connection(self) -> ConnectionSettings:
+        """What the API layer needs to reach this environment's server."""
+        return ConnectionSettings(name=self.name, server=self.server, api_version=self.api_version,
+                                  verify=self.verify, timeout=self.timeout, password_env=self.password_env)
 
     @property
     def emulator_name(self) -> str | None:

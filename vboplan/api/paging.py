@@ -1,0 +1,73 @@
+"""Paged collections (``PageOfX``: ``offset``, ``limit``, ``setId``, ``results``, ``_links``; ``totalCount`` in
+v6/v7 only), read in order with the remaining pages fetched concurrently."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from vboplan.api.session import Session
+from vboplan.api.versions import PAGE_LIMIT_MAX
+from vboplan.errors import ApiError
+
+
+class Paging(Session):
+    """A session that reads paged collections."""
+
+    def iter_pages(self, path: str, params: dict[str, Any] | None = None, limit: int = PAGE_LIMIT_MAX,
+                   ahead: int = 0) -> Iterator[dict[str, Any]]:
+        """Every item of a paged collection, in order. The first page comes alone (it names the ``setId`` the others
+        reuse, and ``totalCount`` where the version has it); the rest are fetched concurrently: every remaining
+        page at once when the total is known (v6/v7), else ``ahead`` pages speculatively beyond the last one
+        received (v8: a page past the end comes back empty and only costs its round trip). ``ahead`` defaults to
+        the client's in-flight bound."""
+        first = self._page(path, {**(params or {}), "offset": 0, "limit": limit})
+        results = first["results"]
+        yield from results
+        set_id = first.get("setId")
+        total = first.get("totalCount")
+        links = first.get("_links") or {}
+        if not results or len(results) < limit or (isinstance(total, int) and len(results) >= total) \
+                or (links and "next" not in links):
+            return
+        query = {**(params or {}), "limit": limit, **({"setId": set_id} if set_id else {})}
+        step = len(results)
+        window = max(1, ahead or self.max_in_flight)
+        with ThreadPoolExecutor(max_workers=window) as pool:
+            if isinstance(total, int):
+                offsets = range(step, total, step)
+                for page in pool.map(lambda offset: self._page(path, {**query, "offset": offset}), offsets):
+                    yield from page["results"]
+                return
+            pending: deque[Future[dict[str, Any]]] = deque()
+            offset = step
+            while True:
+                while len(pending) < window:
+                    pending.append(pool.submit(self._page, path, {**query, "offset": offset}))
+                    offset += step
+                page = pending.popleft().result()
+                results = page["results"]
+                yield from results
+                links = page.get("_links") or {}
+                if len(results) < step or (links and "next" not in links):
+                    for late in pending:
+                        late.cancel()
+                    return
+
+    def _page(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
+        page = self.get(path, query)
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list) \
+                or not all(isinstance(item, dict) for item in page["results"]) \
+                or not isinstance(page.get("_links") or {}, dict):
+            raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
+        return page
+
+    def first_page(self, path: str, params: dict[str, Any], limit: int = 100) -> list[dict[str, Any]]:
+        page = self.get(path, {**params, "offset": 0, "limit": limit})
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list) \
+                or not all(isinstance(item, dict) for item in page["results"]):
+            raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
+        return page["results"]
+
