@@ -54,6 +54,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
+from vboplan.emulator import collections as named
 from vboplan.emulator import resources as res
 from vboplan.emulator.profiles import DEFAULT_PROFILE, SERVER_PROFILES, ServerProfile
 from vboplan.emulator.store import Store, StoreError
@@ -148,6 +149,7 @@ def _routes(profile: Profile) -> list[Route]:
         if endpoint.oauth:
             routes.append(_route(f"{base}/PrepareOAuthSignIn", {"POST": partial(res.prepare_oauth, key=spec.key)}))
             routes.append(_route(f"{base}/CompleteOAuthSignIn", {"POST": partial(res.complete_oauth, key=spec.key)}))
+    routes += named.routes(profile.name, _route)
     if profile.logout_status is not None:
         routes.append(_route("/token/logout", {"POST": lambda call: call.emulator._logout(call)}))
         routes.append(_route("/token/AuthCode", {"POST": lambda call: call.emulator._auth_code(call)}))
@@ -155,15 +157,16 @@ def _routes(profile: Profile) -> list[Route]:
 
 
 _routes_lock = threading.Lock()
-_routes_cache: tuple[int, dict[str, list[Route]]] | None = None
+_routes_cache: tuple[tuple[int, int], dict[str, list[Route]]] | None = None
 
 
 def routes() -> dict[str, list[Route]]:
     """The routes of every version, rebuilt when the settings catalog changes (a kind registered at run time)."""
     global _routes_cache
     with _routes_lock:
-        if _routes_cache is None or _routes_cache[0] != catalog.generation():
-            _routes_cache = (catalog.generation(), {v: _routes(profile) for v, profile in PROFILES.items()})
+        generation = (catalog.generation(), named.generation())
+        if _routes_cache is None or _routes_cache[0] != generation:
+            _routes_cache = (generation, {v: _routes(profile) for v, profile in PROFILES.items()})
         return _routes_cache[1]
 
 

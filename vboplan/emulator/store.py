@@ -38,6 +38,7 @@ from typing import Any
 import filelock
 import yaml
 
+from vboplan.emulator import collections as named
 from vboplan.emulator.versions import fields
 from vboplan.errors import ProjectError, VboplanError
 from vboplan.kinds import catalog
@@ -239,7 +240,8 @@ class Store:
     def _load(self, data: dict[str, Any]) -> None:
         where = self._source
         singletons = [spec for spec in catalog.settings() if not spec.per_organization]
-        known = {"credentials", "organizations", "installation_id", "test_emails", *(s.key for s in singletons)}
+        known = {"credentials", "organizations", "installation_id", "test_emails", *(s.key for s in singletons),
+                 *named.seed_keys()}
         unknown = sorted(set(data) - known)
         if unknown:
             raise StoreError(f"{where}: unknown key {unknown[0]!r} (expected one of {', '.join(sorted(known))})")
@@ -265,6 +267,11 @@ class Store:
         if not isinstance(emails, dict) or not all(isinstance(v, int) for v in emails.values()):
             raise StoreError(f"{where}: test_emails must map a kind to a count")
         self.test_emails: Counter[str] = Counter({str(k): v for k, v in emails.items()})
+        # Named collections of the registry (vboplan.emulator.collections), by kind key.
+        try:
+            self.collections = named.load(data, where, lambda kind, key: derived_uuid(kind, key))
+        except named.SeedError as exc:
+            raise StoreError(str(exc)) from None
 
     @staticmethod
     def _load_credentials(raw: Any, where: str) -> list[dict[str, str]]:
@@ -376,6 +383,7 @@ class Store:
         data.update({key: copy.deepcopy(values) for key, values in self.settings.items() if values})
         if self.test_emails:
             data["test_emails"] = dict(self.test_emails)
+        data.update(named.persisted(self.collections))
         return data
 
     def to_data(self) -> dict[str, Any]:
@@ -566,6 +574,8 @@ class Store:
                 holder.pop(change["key"], None)
             else:
                 holder[change["key"]] = change["values"]
+        elif op == "collection":
+            named.apply_change(self.collections, change)
         elif op == "test_email":
             self.test_emails[change["kind"]] += 1
         elif op == "audit_add" and org is not None:
@@ -646,6 +656,10 @@ class Store:
     def reset_settings(self, key: str, org: Organization) -> None:
         """Forget ``org``'s own values of ``key`` (DELETE of a per-organization override)."""
         self._record({"op": "settings", "key": key, "org": org.id, "values": None})
+
+    def collection_change(self, change: dict[str, Any]) -> None:
+        """Record a change of a named collection (see :func:`vboplan.emulator.collections.apply_change`)."""
+        self._record(change)
 
     def record_test_email(self, kind: str) -> None:
         """Count a test e-mail sent for settings ``kind``."""

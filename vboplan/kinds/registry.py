@@ -1,21 +1,83 @@
 """The registry of managed resource kinds, in the order their changes are applied.
 
-Settings objects come from :mod:`vboplan.kinds.catalog` (one entry each, shared with the emulator); other kinds
-(named collections such as ``audit_items``) are listed in :data:`COLLECTIONS`. A kind may declare ``requires``: the
-kinds whose creates must be applied before its own; :func:`apply_order` honours it.
+Settings objects come from :mod:`vboplan.kinds.catalog` (one entry each, shared with the emulator); named
+collections are one :class:`~vboplan.kinds.spec.CollectionSpec` each, listed in :data:`SPECS` (the emulator serves
+them from the same list); kinds with their own implementation (``audit_items``) are listed in :data:`COLLECTIONS`.
+A kind may declare ``requires``: the kinds whose creates must be applied before its own (a collection requires the
+collections it refers to); :func:`apply_order` honours it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping
 
-from vboplan.kinds import catalog
+from vboplan.kinds import backup_proxies, catalog, proxy_pools
 from vboplan.kinds.audit_items import AuditItemsKind
 from vboplan.kinds.base import ResourceKind, Write, WriteContext
 from vboplan.kinds.settings import SettingsKind
+from vboplan.kinds.spec import CollectionSpec
 
 COLLECTIONS: list[ResourceKind] = [AuditItemsKind()]
+
+#: Every named collection, one line each (its module holds the rest).
+SPECS: list[CollectionSpec] = [
+    backup_proxies.SPEC,
+    proxy_pools.SPEC,
+]
+
+_specs_lock = threading.Lock()
+_generation = 0
+
+
+def collection_specs() -> tuple[CollectionSpec, ...]:
+    """The named collections, each after the collections it refers to."""
+    with _specs_lock:
+        specs = list(SPECS)
+    by_key = {spec.key: spec for spec in specs}
+    ordered: list[CollectionSpec] = []
+    visiting: set[str] = set()
+
+    def visit(spec: CollectionSpec) -> None:
+        if spec in ordered:
+            return
+        if spec.key in visiting:
+            raise ValueError(f"collections refer to each other in a cycle: {spec.key}")
+        visiting.add(spec.key)
+        for ref in spec.references:
+            if ref.kind in by_key:
+                visit(by_key[ref.kind])
+        visiting.discard(spec.key)
+        ordered.append(spec)
+
+    for spec in specs:
+        visit(spec)
+    return tuple(ordered)
+
+
+def generation() -> int:
+    """Changes whenever :data:`SPECS` does through :func:`registered_collection` (lets callers cache routes)."""
+    return _generation
+
+
+@contextlib.contextmanager
+def registered_collection(spec: CollectionSpec) -> Iterator[CollectionSpec]:
+    """A named collection registered for a ``with`` block (tests, extensions): served by the emulator and planned
+    like the shipped ones while it lasts."""
+    global _generation
+    with _specs_lock:
+        if any(s.key == spec.key for s in SPECS) or spec.key in KINDS:
+            raise ValueError(f"resource kind '{spec.key}' is already registered")
+        SPECS.append(spec)
+        _generation += 1
+    try:
+        collection_specs()  # refuse a cycle of references
+        yield spec
+    finally:
+        with _specs_lock:
+            SPECS.remove(spec)
+            _generation += 1
 
 
 class _Registry(Mapping[str, ResourceKind]):
@@ -84,5 +146,5 @@ def registered(kind: ResourceKind) -> Iterator[ResourceKind]:
     finally:
         COLLECTIONS.remove(kind)
 
-__all__ = ["KINDS", "COLLECTIONS", "ResourceKind", "SettingsKind", "Write", "WriteContext", "apply_order",
-           "registered"]
+__all__ = ["KINDS", "COLLECTIONS", "SPECS", "ResourceKind", "SettingsKind", "Write", "WriteContext", "apply_order",
+           "collection_specs", "registered", "registered_collection"]

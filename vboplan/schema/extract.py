@@ -18,7 +18,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 # Operations vboplan uses, as path patterns after the version prefix (case-insensitive); every settings object of
-# the catalog is added with its actions (test mail, OAuth sign-in).
+# the catalog is added with its actions (test mail, OAuth sign-in), and every named collection of the registry with
+# the paths its operations name.
 WANTED = [
     r"token",
     r"token/logout",
@@ -46,21 +47,26 @@ def _refs(node: Any) -> set[str]:
     return found
 
 
-def _strip(node: Any) -> Any:
-    """Drop prose (descriptions, summaries) so the extract stays small; keep every constraint."""
+def _strip(node: Any, names: bool = False) -> Any:
+    """Drop prose (descriptions, summaries) so the extract stays small; keep every constraint. ``names``: ``node``
+    maps names to schemas (``properties``), so a property called ``description`` is kept."""
     if isinstance(node, dict):
-        return {k: _strip(v) for k, v in node.items() if k not in ("description", "summary", "example")}
+        return {k: _strip(v, k == "properties" and not names) for k, v in node.items()
+                if names or k not in ("description", "summary", "example")}
     if isinstance(node, list):
         return [_strip(v) for v in node]
     return node
 
 
 def wanted() -> list[str]:
-    """The path patterns to keep: :data:`WANTED` and each settings object's paths in any version."""
+    """The path patterns to keep: :data:`WANTED`, each settings object's paths in any version and each collection's
+    operations."""
     from vboplan.kinds.catalog import settings
+    from vboplan.kinds.registry import collection_specs
 
     paths = sorted({endpoint.path for spec in settings() for endpoint in spec.endpoints.values()})
-    return WANTED + [re.escape(path) + "(/.*)?" for path in paths]
+    operations = sorted({path for spec in collection_specs() for path in spec.paths()})
+    return WANTED + [re.escape(path) + "(/.*)?" for path in paths] + [re.escape(path) for path in operations]
 
 
 def extract(document: dict[str, Any], version: str) -> dict[str, Any]:

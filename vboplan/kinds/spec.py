@@ -1,0 +1,170 @@
+"""What a named collection is, described once: the facts one generic implementation
+(:class:`~vboplan.kinds.collection.CollectionKind`) and the emulator's generic table
+(:mod:`vboplan.emulator.collections`) need to plan, apply, serve and import it.
+
+A collection maps each object's key (the name the server holds it by, ``key_field``) to its fields, named as the
+API names them; a field that refers to another object is written as the field name without its ``Id`` suffix and
+holds that object's key. Adding a collection is one module defining a :class:`CollectionSpec` and one line in
+:mod:`vboplan.kinds.registry`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vboplan import schema
+from vboplan.api.rest import Operation
+from vboplan.api.versions import VERSIONS
+
+#: The fields no template names: the server's ids and links.
+SERVER_FIELDS = frozenset({"id", "_links", "_actions"})
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A field holding the id of another kind's object (``proxyId``), or a list of them.
+
+    ``name`` is how templates write it (default: the field without its ``Id`` suffix, ``proxy``); ``each`` is set
+    when the field is a list of objects each holding the id under that name (``proxyIds: [{proxyId}]``);
+    ``read`` is the path (``{id}``: the object's id) where the server lists the referenced objects when its
+    answer about the object leaves the field out (a pool's proxies)."""
+
+    field: str
+    kind: str
+    name: str = ""
+    each: str = ""
+    read: str = ""
+
+    @property
+    def written(self) -> str:
+        """The field's name in templates."""
+        if self.name:
+            return self.name
+        return self.field[:-2] if self.field.endswith("Id") else self.field
+
+    @property
+    def many(self) -> bool:
+        return bool(self.each)
+
+
+@dataclass(frozen=True)
+class Api:
+    """A collection's calls in one API version, and the components describing its objects."""
+
+    list: Operation
+    request: str                      # component of the create/update body
+    response: str                     # component of an object the server answers with
+    get: Operation | None = None
+    create: Operation | None = None
+    update: Operation | None = None
+    delete: Operation | None = None
+
+    @property
+    def id_param(self) -> str:
+        """The name of the item path's placeholder for the object's id (``proxyId``)."""
+        path = (self.get or self.update or self.delete or self.list).path
+        found = re.findall(r"\{(\w+)\}", path)
+        return found[-1] if found else "id"
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per collection
+class CollectionSpec:
+    """One named collection (see the module docstring).
+
+    ``fixed``: fields the server cannot change in place (a change plans a ``replace``). ``secrets``: dotted paths of
+    fields to treat as secret beyond those the schema types as passwords. ``guard``: the scope the mass-delete guard
+    counts objects in (``server``: the whole collection). ``whole_truth``: an object the templates leave out is
+    planned for deletion (False for proxies, adopted and edited but never created or removed here).
+    ``absent``: what to say when a template names an object the server lacks and the API cannot create.
+    ``seed``: the emulator data file's key for the collection (default: ``key``)."""
+
+    key: str
+    key_field: str
+    versions: Mapping[str, Api]
+    references: tuple[Reference, ...] = ()
+    secrets: tuple[str, ...] = ()
+    fixed: tuple[str, ...] = ()
+    guard: str = "server"
+    whole_truth: bool = True
+    summary: str = ""
+    absent: str = ""
+    seed: str = ""
+    hooks: Any = None   # an object with optional capabilities (vboplan.kinds.hooks), checked with isinstance
+
+    @property
+    def seed_key(self) -> str:
+        return self.seed or self.key
+
+    @property
+    def ordered_versions(self) -> tuple[str, ...]:
+        return tuple(v for v in VERSIONS if v in self.versions)
+
+    def api(self, version: str) -> Api | None:
+        """The calls of ``version``; None where its document lacks the collection."""
+        return self.versions.get(version)
+
+    def reference(self, written: str) -> Reference | None:
+        """The reference templates write as ``written``."""
+        return next((r for r in self.references if r.written == written), None)
+
+    def fields(self, version: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """(writable fields with their schemas, readable field names) in ``version``: the request and response
+        components' properties without the server's ids and links."""
+        api = self.versions[version]
+        writable = {name: prop for name, prop in schema.properties(version, api.request).items()
+                    if name not in SERVER_FIELDS}
+        readable = {name for name in schema.properties(version, api.response) if name not in SERVER_FIELDS}
+        return writable, readable
+
+    def required(self, version: str) -> list[str]:
+        """Fields every create/update body must carry."""
+        return list(schema.component(version, self.versions[version].request).get("required", []))
+
+    def paths(self) -> set[str]:
+        """Every path its operations name in any version (for the schema extract)."""
+        found: set[str] = set()
+        for api in self.versions.values():
+            for op in (api.list, api.get, api.create, api.update, api.delete):
+                if op is not None:
+                    found.add(op.path)
+        found |= {r.read for r in self.references if r.read}
+        return found
+
+
+@dataclass(frozen=True)
+class Statuses:
+    """The success statuses of one version's calls (Veeam's documents: v8 answers 201 to creates and 204 to PUT
+    and DELETE; v6/v7 answer 200 to creates and, for most collections, to PUT)."""
+
+    create: int
+    update: int
+    delete: int = 204
+
+
+V8_STATUSES = Statuses(create=201, update=204)
+V7_STATUSES = Statuses(create=200, update=200)
+
+
+def per_version(list: str, item: str, request: str, response: str, *, versions: tuple[str, ...],
+                paged: tuple[str, ...] = ("v8",), statuses: Mapping[str, Statuses] | None = None,
+                create: bool = True, delete: bool = True,
+                query: Mapping[str, tuple[tuple[str, str], ...]] | None = None) -> dict[str, Api]:
+    """The usual REST shape of a collection in each of ``versions``: ``GET``/``POST`` on ``list``, ``GET``/``PUT``/
+    ``DELETE`` on ``item`` (whose one placeholder, as the document spells it, is the object's id); lists are pages
+    in ``paged``; ``statuses`` per version (default: v8's in v8, v6/v7's before); ``query`` per version is sent with
+    the reads. ``create``/``delete`` False: the API cannot (proxies are added in the console)."""
+    apis: dict[str, Api] = {}
+    for version in versions:
+        status = (statuses or {}).get(version) or (V8_STATUSES if version == "v8" else V7_STATUSES)
+        path, fixed = item, (query or {}).get(version, ())
+        apis[version] = Api(
+            list=Operation("GET", list, (200,), version in paged, fixed), request=request, response=response,
+            get=Operation("GET", path, (200,), query=fixed),
+            create=Operation("POST", list, (status.create, 200, 201)) if create else None,
+            update=Operation("PUT", path, (status.update, 200, 204)),
+            delete=Operation("DELETE", path, (status.delete, 200, 204)) if delete else None)
+    return apis
+
