@@ -30,7 +30,8 @@ def _concrete(template: str, org_id: str, user_id: str) -> list[str]:
               "siteId": "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "teamId": "z"},
              {"organizationId": "junk%20id", "userId": "%2e%2e", "groupId": "a" * 3000, "siteId": "%00",
               "teamId": "b" * 3000}]
-    return [re.sub(r"\{(\w+)\}", lambda m, f=fill: f[m.group(1)], template) for fill in fills]
+    # Any other id (a collection's: proxyId, poolId...) is filled like a site id: a GUID, an unknown GUID, junk.
+    return [re.sub(r"\{(\w+)\}", lambda m, f=fill: f.get(m.group(1), f["siteId"]), template) for fill in fills]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
