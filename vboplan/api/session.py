@@ -86,6 +86,8 @@ class Session:
         self.max_in_flight = max_in_flight
         self._count_lock = threading.Lock()
         self.request_count = 0
+        # Requests sent that may change the server (anything but GET/HEAD): what was read before one is stale.
+        self.write_count = 0
         base = base_url or f"{settings.server}/{settings.api_version}/"
         limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
         # No SSL context at all for plain HTTP or an in-process transport; one per verify setting otherwise.
@@ -220,6 +222,9 @@ class Session:
         """Send an authenticated request to ``path`` (relative to ``/vN/``), renewing the token once on 401.
         ``consume`` (see :meth:`_send`) reads a 200 answer's body as it arrives."""
         token = self._ensure_token()
+        if method not in _IDEMPOTENT:
+            with self._count_lock:
+                self.write_count += 1
         response = self._send(method, path, json=json, params=params, authenticated=True,
                               retry=method in _IDEMPOTENT, consume=consume)
         if response.status_code == 401:

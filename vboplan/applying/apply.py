@@ -20,6 +20,7 @@ from vboplan.api.client import VboClient
 from vboplan.applying.journal import WriteJournal, fold
 from vboplan.connection import connect
 from vboplan.errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
+from vboplan.kinds.hooks import ConcealsLive
 from vboplan.kinds.registry import KINDS, Write, WriteContext
 from vboplan.output.wording import differences, plural
 from vboplan.planning import guard
@@ -72,7 +73,7 @@ def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Cl
                         f"'{env.name}' is now {env.server} (API {env.api_version}); run 'vboplan plan' again")
     check_sensitivity(plan)
     check_fresh(plan, env.approvals, StateStore(project, env).read())
-    guard.check(plan)
+    guard.check(plan, project.guard)
     return plan, env, clear(plan, env.approvals)
 
 
@@ -117,10 +118,16 @@ def check_not_stale(client: VboClient, plan: Plan) -> None:
         # Both sides as a plan file keeps them (a plan written before condensing kept every audit item).
         planned, live = condensed(name, plan.live.get(name)), condensed(name, live)
         if not same_live(planned, live):
-            moved.extend(_moved(name, planned, conceal_fields(live, plan.secret_fields.get(name, []))))
+            moved.extend(_moved(name, planned, _concealed(name, live, plan.secret_fields.get(name, []))))
     if moved:
         raise PlanError(f"the plan for '{plan.environment}' is stale: the server changed since planning:\n"
                         + "".join(f"  - {line}\n" for line in moved) + "run 'vboplan plan' again")
+
+
+def _concealed(name: str, live: Any, fields: list[str]) -> Any:
+    """``live`` of kind ``name`` with the fields the plan recorded as secret kept as salted hashes."""
+    kind = KINDS.get(name)
+    return kind.conceal_fields(live, fields) if isinstance(kind, ConcealsLive) else conceal_fields(live, fields)
 
 
 def _moved(name: str, before: Any, after: Any) -> list[str]:
@@ -243,7 +250,7 @@ def _record(env: Environment, client: VboClient, plan: Plan, approvals: list[dic
         else:
             unverified += [c for c in applied_here if not kind.verify(c, live)]
             # Fields filled from secret() are kept as salted hashes, never in clear.
-            resources[name] = kind.snapshot(conceal_fields(live, plan.secret_fields.get(name, [])), applied_here,
+            resources[name] = kind.snapshot(_concealed(name, live, plan.secret_fields.get(name, [])), applied_here,
                                             recorded.get(name))
     if unverified and report.error is None:
         report.error = ApplyError("the server does not hold "
@@ -331,7 +338,7 @@ def apply_env(project: Project, env: Environment, confirm: Any, announce: Any,
             recover(store, client)
             plan = build_plan(project, env, client, allow_mass_delete=allow_mass_delete)
             announce(plan)
-            guard.check(plan)
+            guard.check(plan, project.guard)
             if not plan.changes or not confirm(plan):
                 return None
             return execute(project, env, client, plan, list(plan.changes), [], [], store)

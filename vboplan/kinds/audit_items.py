@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from vboplan import progress
 from vboplan.api.client import VboClient
 from vboplan.errors import ProjectError, RenderError
+from vboplan.kinds import refs
 from vboplan.kinds.base import Export, Write, WriteContext, named_organizations
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
@@ -132,12 +133,8 @@ class AuditItemsKind:
         """Audit items of each organization in scope, and the principals the declared names resolve to."""
         if not scope:
             return {"organizations": {}}
-        orgs = {str(o.get("name", "")).lower(): o for o in client.organizations()}
-        missing = [name for name in scope if name.lower() not in orgs]
-        if missing:
-            known = ", ".join(sorted(str(o.get("name")) for o in orgs.values())) or "none"
-            raise ProjectError(f"{client.where}: organization '{missing[0]}' is not on the server "
-                               f"(organizations: {known})")
+        resolver = refs.resolver(client)
+        orgs = {org.lower(): resolver.organization(org) for org in scope}
         with ThreadPoolExecutor(max_workers=min(len(scope), _LOOKUP_WORKERS)) as pool:
             results = pool.map(lambda org: (org, self._read_org(client, orgs[org.lower()], scope[org])), scope)
             return {"organizations": dict(results)}

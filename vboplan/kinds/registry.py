@@ -16,10 +16,12 @@ from collections.abc import Iterator, Mapping
 from vboplan.kinds import backup_proxies, catalog, proxy_pools
 from vboplan.kinds.audit_items import AuditItemsKind
 from vboplan.kinds.base import ResourceKind, Write, WriteContext
+from vboplan.kinds.collection import CollectionKind
+from vboplan.kinds.lifecycle import LifecycleKind
 from vboplan.kinds.settings import SettingsKind
 from vboplan.kinds.spec import CollectionSpec
 
-COLLECTIONS: list[ResourceKind] = [AuditItemsKind()]
+COLLECTIONS: list[ResourceKind] = [AuditItemsKind(), LifecycleKind()]
 
 #: Every named collection, one line each (its module holds the rest).
 SPECS: list[CollectionSpec] = [
@@ -27,7 +29,7 @@ SPECS: list[CollectionSpec] = [
     proxy_pools.SPEC,
 ]
 
-_specs_lock = threading.Lock()
+_specs_lock = threading.RLock()
 _generation = 0
 
 
@@ -86,6 +88,7 @@ class _Registry(Mapping[str, ResourceKind]):
 
     def __init__(self) -> None:
         self._settings: dict[int, SettingsKind] = {}
+        self._collections: dict[int, CollectionKind] = {}
 
     def _kinds(self) -> dict[str, ResourceKind]:
         kinds: dict[str, ResourceKind] = {}
@@ -94,6 +97,11 @@ class _Registry(Mapping[str, ResourceKind]):
             if kind is None or kind.spec is not spec:
                 kind = self._settings[id(spec)] = SettingsKind(spec)
             kinds[spec.key] = kind
+        for collection in collection_specs():
+            made = self._collections.get(id(collection))
+            if made is None or made.spec is not collection:
+                made = self._collections[id(collection)] = CollectionKind(collection)
+            kinds[collection.key] = made
         kinds.update((kind.name, kind) for kind in COLLECTIONS)
         return kinds
 

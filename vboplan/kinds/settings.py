@@ -18,8 +18,8 @@ from typing import Any
 
 from vboplan import schema
 from vboplan.api.client import VboClient
-from vboplan.errors import ProjectError, RenderError
-from vboplan.kinds import catalog
+from vboplan.errors import RenderError
+from vboplan.kinds import catalog, refs
 from vboplan.kinds.base import Export, Write, WriteContext, WriteOnly, named_organizations
 from vboplan.kinds.catalog import SettingsSpec
 from vboplan.planning.changes import Address, Change, Drift, make
@@ -125,12 +125,9 @@ class SettingsKind:
             return self._read_fields(client, self.path(client.version), scope)
         if not scope:
             return {}
-        orgs = {str(o.get("name", "")).lower(): o for o in client.organizations()}
-        missing = [name for name in scope if name.lower() not in orgs]
-        if missing:
-            known = ", ".join(sorted(str(o.get("name")) for o in orgs.values())) or "none"
-            raise ProjectError(f"{client.where}: {self.name}: organization '{missing[0]}' is not on the server "
-                               f"(organizations: {known})")
+        resolver = refs.resolver(client)
+        orgs = {org.lower(): resolver.organization(org, self.name) for org in scope}
+
         def one(org: str) -> dict[str, Any]:
             org_id = str(orgs[org.lower()]["id"])
             return {"id": org_id, "values": self._read_fields(client, self.path(client.version, org_id), scope[org])}

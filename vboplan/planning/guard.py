@@ -1,12 +1,20 @@
-"""The mass-deletion guard: a plan that would stop auditing a large share of an organization is refused at apply
+"""The mass-deletion guard: a plan that would delete a large share of what vboplan manages is refused at apply
 unless its author said so when planning (``--allow-mass-delete``, recorded in the plan and bound by its checksum).
 
 A wrong organization name, an emptied variable file or a template that renders an empty list all look, to a diff,
-like "delete every audit item"; this makes that mistake one that has to be typed on purpose.
+like "delete everything"; this makes that mistake one that has to be typed on purpose (octoDNS's safety valve).
+Audit items count per organization: more than 10 of them and more than a third. Every named collection counts per
+server: at least 3 of its objects and more than a third, unless ``guard:`` in vboplan.yaml says otherwise:
+
+    guard:
+      share: 0.5                      # of a collection's objects (default 1/3)
+      minimum: 5                      # objects (default 3)
+      proxy_pools: {share: 0.25, minimum: 2}
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from vboplan.errors import PlanError
@@ -15,10 +23,41 @@ from vboplan.planning.changes import Change
 # Deleting more than this many items of one organization, and more than this share of them, is a mass deletion.
 MIN_ITEMS = 10
 MIN_SHARE = 1 / 3
+# A named collection: at least this many of its objects, and more than this share of them.
+MIN_OBJECTS = 3
 
 
-def mass_deletions(changes: list[Change], live: dict[str, Any]) -> list[str]:
-    """One line per organization whose audit items the changes would mostly delete, for messages."""
+@dataclass(frozen=True)
+class Thresholds:
+    """When deleting objects of a collection is a mass deletion (see the module docstring)."""
+
+    share: float = MIN_SHARE
+    minimum: int = MIN_OBJECTS
+    per_kind: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def of(self, kind: str) -> tuple[float, int]:
+        return self.per_kind.get(kind, (self.share, self.minimum))
+
+
+def mass_deletions(changes: list[Change], live: dict[str, Any], thresholds: Thresholds | None = None) -> list[str]:
+    """One line per organization or collection whose objects the changes would mostly delete, for messages."""
+    from vboplan.kinds.hooks import Guarded
+    from vboplan.kinds.registry import KINDS
+
+    thresholds = thresholds or Thresholds()
+    found = _audit_items(changes, live)
+    for name in sorted({c.kind for c in changes if c.action == "delete"}):
+        kind = KINDS.get(name)
+        if not isinstance(kind, Guarded):
+            continue
+        share, minimum = thresholds.of(name)
+        for scope, deleted, total in kind.deletions([c for c in changes if c.kind == name], live.get(name)):
+            if deleted >= minimum and deleted > total * share:
+                found.append(f"{deleted} of the {total} objects of {scope}")
+    return found
+
+
+def _audit_items(changes: list[Change], live: dict[str, Any]) -> list[str]:
     deleting: dict[str, int] = {}
     for change in changes:
         if change.kind == "audit_items" and change.action == "delete":
@@ -34,10 +73,16 @@ def mass_deletions(changes: list[Change], live: dict[str, Any]) -> list[str]:
     return found
 
 
-def check(plan: Any) -> None:
-    """Refuse ``plan`` (at apply) when it deletes too much and was not planned with --allow-mass-delete."""
-    found = mass_deletions(plan.changes, plan.live)
+def check(plan: Any, thresholds: Thresholds | None = None) -> None:
+    """Refuse ``plan`` (at apply) when it deletes too much and was not planned with --allow-mass-delete, or does what
+    its ``lifecycle`` rules forbid."""
+    from vboplan.kinds.lifecycle import refusals
+
+    refused = refusals(plan.changes, (plan.scope or {}).get("lifecycle") or {})
+    if refused:
+        raise PlanError(f"the plan for '{plan.environment}' is refused by its lifecycle rules: {'; '.join(refused)}")
+    found = mass_deletions(plan.changes, plan.live, thresholds)
     if found and not getattr(plan, "allow_mass_delete", False):
-        raise PlanError(f"the plan for '{plan.environment}' would delete {'; '.join(found)} (more than "
-                        f"{MIN_ITEMS} and more than a third); if that is intended, plan again with "
-                        f"'vboplan plan --env {plan.environment} --allow-mass-delete' and have that plan approved")
+        raise PlanError(f"the plan for '{plan.environment}' would delete {'; '.join(found)} (a mass deletion); if "
+                        f"that is intended, plan again with 'vboplan plan --env {plan.environment} "
+                        "--allow-mass-delete' and have that plan approved")

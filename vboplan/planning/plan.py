@@ -14,10 +14,12 @@ from typing import Any
 
 from vboplan import progress
 from vboplan.api.client import VboClient
-from vboplan.errors import PlanError
+from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
+from vboplan.kinds.hooks import ConcealsLive, Declares, Refers
 from vboplan.kinds.registry import KINDS
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift, make
+from vboplan.planning.select import select
 from vboplan.project.config import Environment, current_user
 from vboplan.project.render import Rendered
 from vboplan.sensitive import MASK, Sensitive, conceal_live, digest
@@ -212,10 +214,12 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         if name in recorded:
             drift.extend(kind.drift(recorded[name], read))
         # A field whose desired value is secret is secret when read live too: only a salted hash is kept.
-        live[name], secret = conceal_live(read, desired)
+        live[name], secret = kind.conceal(read, desired) if isinstance(kind, ConcealsLive) else \
+            conceal_live(read, desired)
         live[name] = condensed(name, live[name])
         if secret:
             secret_fields[name] = secret
+    check_references(changes, rendered, reads)
     if targets:
         managed = {a for name in scope for a in KINDS[name].addresses(scope[name])} | {c.address for c in changes}
         wanted = [Address.parse(target) for target in targets]
@@ -223,7 +227,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
             if not any(parsed.covers(address) for address in managed):
                 raise PlanError(f"environment '{env.name}': --target {target} matches nothing vboplan manages there "
                                 f"(resources: {', '.join(scope) or 'none'})")
-        changes = [c for c in changes if any(t.covers(c.address) for t in wanted)]
+        changes = select(changes, wanted, [], refers_to)
     ids = change_ids([c.address for c in changes])
     changes = [replace(c, id=ids[str(c.address)]) for c in changes]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
@@ -236,11 +240,53 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     return plan
 
 
+def refers_to(change: Change) -> list[Address]:
+    """The objects ``change`` refers to (none for a kind without references)."""
+    kind = KINDS.get(change.kind)
+    return kind.refers_to(change) if isinstance(kind, Refers) else []
+
+
+def check_references(changes: list[Change], rendered: Rendered, reads: dict[str, Any]) -> None:
+    """Refuse a reference to an object that is neither on the server nor created by the same plan, naming the
+    file and line that declares the referring object."""
+    created = {str(c.address).lower() for c in changes if c.action == "create"}
+    for name, desired in rendered.resources.items():
+        kind = KINDS.get(name)
+        if not isinstance(kind, Refers) or name not in reads:
+            continue
+        for change, other, key in kind.pending([c for c in changes if c.kind == name], reads[name]):
+            if str(Address(other).entry(key)).lower() in created:
+                continue
+            where = kind.declared_at(desired, change.address.parts[0][1]) if isinstance(kind, Declares) else name
+            raise ProjectError(f"{where}: {Address(name, change.address.parts[:1])}: no {other} named '{key}' on "
+                               "the server or in the templates")
+
+
+def waves(names: list[str]) -> list[list[str]]:
+    """``names`` in groups read one after the other: each kind after the kinds it requires (which it may use, through
+    the client's resolver, without reading them again)."""
+    left, done, out = list(names), set(), []
+    while left:
+        ready = [n for n in left if all(r in done or r not in names for r in KINDS[n].requires)] or left[:1]
+        out.append(ready)
+        done |= set(ready)
+        left = [n for n in left if n not in done]
+    return out
+
+
 def read_live(client: VboClient, scope: dict[str, Any], read: Callable[[str], Any] | None = None,
               doing: str = "reading") -> dict[str, Any]:
-    """The live values of every kind in ``scope`` (``read(name)``, by default the kind's full read), read
-    concurrently: the reads do not depend on each other, so this costs the longest chain of dependent round trips,
-    not their sum (the client bounds what is in flight). Progress names the kinds still being read."""
+    """The live values of every kind in ``scope`` (``read(name)``, by default the kind's full read), in waves (see
+    :func:`waves`); the kinds of one wave are read concurrently, so this costs the longest chain of dependent round
+    trips, not their sum (the client bounds what is in flight). Progress names the kinds still being read."""
+    found: dict[str, Any] = {}
+    for wave in waves(list(scope)):
+        found.update(_read_wave(client, {name: scope[name] for name in wave}, read, doing))
+    return {name: found[name] for name in scope}
+
+
+def _read_wave(client: VboClient, scope: dict[str, Any], read: Callable[[str], Any] | None,
+               doing: str) -> dict[str, Any]:
     reader = read or (lambda name: KINDS[name].read(client, scope[name]))
     pending = list(scope)
     lock = threading.Lock()

@@ -14,6 +14,7 @@ from typing import Any
 
 from vboplan.api.session import ConnectionSettings
 from vboplan.errors import ProjectError
+from vboplan.planning.guard import Thresholds
 from vboplan.project.yamlfile import Located, load_yaml
 from vboplan.schema import VERSIONS, nearest
 from vboplan.state.config import StateConfig, parse_state_config
@@ -23,7 +24,7 @@ EMULATOR_SCHEME = "emulator:"
 
 _ENV_KEYS = {"server", "api_version", "username", "username_env", "password_env", "verify", "var_files",
              "approvals", "timeout", "max_in_flight"}
-_TOP_KEYS = {"templates", "environments", "state"}
+_TOP_KEYS = {"templates", "environments", "state", "guard"}
 
 #: Environment and emulator names become file names (``.vboplan/state/<env>.json``), so only these are allowed.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -128,6 +129,7 @@ class Project:
     templates: tuple[str, ...]
     environments: dict[str, Environment]
     state: StateConfig = field(default_factory=StateConfig)
+    guard: Thresholds = field(default_factory=Thresholds)   # mass-delete thresholds (vboplan.planning.guard)
 
     @property
     def work_dir(self) -> Path:
@@ -216,7 +218,32 @@ def load_project(root: Path) -> Project:
     environments = {str(name): _environment(root, str(name), spec, envs.where(name)) for name, spec in envs.items()}
     state = parse_state_config(config.get("state"), config.where("state"),
                                config["state"].where if isinstance(config.get("state"), Located) else None)
-    return Project(root=root, templates=tuple(templates), environments=environments, state=state)
+    guard = _guard(config.get("guard"), config.where("guard"))
+    return Project(root=root, templates=tuple(templates), environments=environments, state=state, guard=guard)
+
+
+def _share_and_minimum(raw: Any, where: str, default: tuple[float, int]) -> tuple[float, int]:
+    if not isinstance(raw, dict) or set(raw) - {"share", "minimum"}:
+        raise ProjectError(f"{where}: a guard threshold is a mapping of share (0 to 1) and minimum (objects)")
+    share, minimum = raw.get("share", default[0]), raw.get("minimum", default[1])
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise ProjectError(f"{where}: guard share must be a number from 0 to 1")
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        raise ProjectError(f"{where}: guard minimum must be a whole number of at least 1")
+    return float(share), minimum
+
+
+def _guard(raw: Any, where: str) -> Thresholds:
+    """``guard:``: the mass-delete thresholds, for every collection and per collection."""
+    if raw is None:
+        return Thresholds()
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{where}: 'guard' must be a mapping (share, minimum, or a collection's name)")
+    overall = {k: v for k, v in raw.items() if k in ("share", "minimum")}
+    share, minimum = _share_and_minimum(overall, where, (Thresholds().share, Thresholds().minimum))
+    per_kind = {str(k): _share_and_minimum(v, where, (share, minimum)) for k, v in raw.items()
+                if k not in ("share", "minimum")}
+    return Thresholds(share, minimum, per_kind)
 
 
 def _reject_unknown(mapping: Located, known: set[str]) -> None:

@@ -1,0 +1,697 @@
+"""One implementation for every named collection, driven by its :class:`~vboplan.kinds.spec.CollectionSpec`.
+
+Templates map each object's key to its fields (API names); a reference is written as the field name without its
+``Id`` suffix and holds the other object's key, never an id (ids differ per server). Live values keep the same
+shape, references turned into names, plus the ids of the objects and of what they refer to, so that what an apply
+sends is derived from an address and the plan's recorded live values.
+
+Rows: creating or deleting an object is one row at the object's address (``proxy_pools["EU pool"]``) whose value is
+the object; changing a field is one row at the field's address (``proxy_pools["EU pool"].description``). A
+reference shows the other object's address; one to an object created by the same plan has an id the server is yet
+to assign, sent as ``(known after apply)`` until the create answers with it. A password (typed so by Veeam's
+document, or named in the spec's ``secrets``), at any depth, is its own sensitive row: the server never returns it,
+so it is planned as "will be set" until a snapshot holds its salted hash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from vboplan import schema
+from vboplan.api.client import VboClient
+from vboplan.api.rest import Operation
+from vboplan.errors import ApiError, PlanError, ProjectError, RenderError
+from vboplan.kinds import refs
+from vboplan.kinds.base import Export, Write, WriteContext
+from vboplan.kinds.spec import Api, CollectionSpec, Reference
+from vboplan.planning.changes import Address, Change, Drift, make
+from vboplan.project.yamlfile import Located
+from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal
+
+KNOWN_AFTER_APPLY = "(known after apply)"
+Path = tuple[str, ...]
+
+
+class Declared(dict[str, dict[str, Any]]):
+    """A collection's desired objects by key, with where each was declared (``file:line``) for messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.where: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The id of an object the same apply creates: sent once the create has answered with it."""
+
+    address: str
+
+    def __str__(self) -> str:
+        return KNOWN_AFTER_APPLY
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request an apply sends: ``body`` may hold :class:`Pending` ids and :class:`Sensitive` values;
+    ``records`` names the address whose server-assigned id the answer carries (a create)."""
+
+    method: str
+    path: str
+    body: Any = None
+    records: str = ""
+    changes: tuple[str, ...] = ()
+
+    def shown(self) -> dict[str, Any]:
+        """The request as ``show --requests`` lists it (secrets as ``(sensitive)``)."""
+        return {"method": self.method, "path": self.path, "body": _shown(self.body)}
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Sensitive):
+        return "(sensitive)"
+    if isinstance(value, Pending):
+        return KNOWN_AFTER_APPLY
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
+def object_address(kind: str, key: str) -> Address:
+    return Address(kind).entry(key)
+
+
+@dataclass(frozen=True)
+class CollectionKind:
+    """The resource kind of one named collection."""
+
+    spec: CollectionSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.key
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.kind for r in self.spec.references if r.kind != self.spec.key))
+
+    # -- templates ---------------------------------------------------------------------------------------------
+
+    def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> Declared:
+        if self.spec.api(version) is None:
+            raise RenderError(f"{where(None)}: {self.name} is not in API {version}; it exists in "
+                              f"{', '.join(self.spec.ordered_versions)} (set api_version of the environment, or "
+                              f"render {self.name} only where environment.api_version has it)")
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise RenderError(f"{where(None)}: {self.name} must map each object's {self.spec.key_field} to its "
+                              "fields")
+        desired = Declared()
+        for key, fields in raw.items():
+            text = str(reveal(key)).strip()
+            if not text:
+                raise RenderError(f"{where(key)}: {self.name} has an object with an empty {self.spec.key_field}")
+            if text.lower() in (k.lower() for k in desired):
+                raise RenderError(f"{where(key)}: {object_address(self.name, text)} is declared twice")
+            line = fields.where if isinstance(fields, Located) else (lambda _k, _key=key: where(_key))
+            desired[text] = self._object(version, text, {} if fields is None else fields, line)
+            desired.where[text] = where(key)
+        return desired
+
+    def _object(self, version: str, key: str, fields: Any, line: Callable[[Any], str]) -> dict[str, Any]:
+        base = object_address(self.name, key)
+        if not isinstance(fields, dict):
+            raise RenderError(f"{line(None)}: {base} must be a mapping of API fields")
+        writable, readable = self.spec.fields(version)
+        by_lower = {name.lower(): name for name in writable}
+        out: dict[str, Any] = {}
+        for raw_name, value in fields.items():
+            name = str(raw_name)
+            ref = self._reference_named(name)
+            if ref is not None:
+                out[ref.written] = self._names(ref, value, f"{line(raw_name)}: {base}.{ref.written}")
+                continue
+            self._refuse_ids(name, f"{line(raw_name)}: {base}.{name}")
+            if name.lower() == self.spec.key_field.lower():
+                if str(reveal(value)) != key:
+                    raise RenderError(f"{line(raw_name)}: {base}.{name} must be the object's key ('{key}') or be "
+                                      "left out")
+                continue
+            api_name = by_lower.get(name.lower())
+            if api_name is None:
+                raise RenderError(self._unknown(version, f"{line(raw_name)}: {base}", name, writable, readable))
+            if api_name in out:
+                raise RenderError(f"{line(raw_name)}: {base}.{api_name} is given twice")
+            out[api_name] = self._bind(version, writable[api_name], value, (api_name,), f"{line(raw_name)}: {base}")
+        return out
+
+    def _reference_named(self, name: str) -> Reference | None:
+        return next((r for r in self.spec.references if r.written.lower() == name.lower()), None)
+
+    def _refuse_ids(self, name: str, label: str) -> None:
+        ref = next((r for r in self.spec.references if r.field.lower() == name.lower()), None)
+        if ref is not None:
+            target = _spec_of(ref.kind)
+            what = f"the {target.key_field} of the {ref.kind} object" if target else f"the {ref.kind} key"
+            raise RenderError(f"{label}: ids differ per server; write {ref.written}: "
+                              f"{'[names]' if ref.many else 'NAME'} ({what}) instead of {ref.field}")
+
+    def _unknown(self, version: str, label: str, name: str, writable: dict[str, Any], readable: set[str]) -> str:
+        if name.lower() in {n.lower() for n in readable - set(writable)}:
+            return f"{label}.{name} is set by the server (response-only in API {version}) and cannot be managed"
+        hint = schema.nearest(name, sorted(list(writable) + [r.written for r in self.spec.references]))
+        return f"{label}: unknown field '{name}' for API {version}" + (f"; did you mean '{hint}'?" if hint else "")
+
+    def _names(self, ref: Reference, value: Any, label: str) -> Any:
+        names = value if ref.many else [value]
+        if not isinstance(names, list) or not all(isinstance(reveal(n), str) and str(reveal(n)).strip()
+                                                   for n in names):
+            raise RenderError(f"{label} must be {'a list of names' if ref.many else 'a name'} of {ref.kind}")
+        cleaned = [str(reveal(n)).strip() for n in names]
+        if len({n.lower() for n in cleaned}) != len(cleaned):
+            raise RenderError(f"{label} names an object twice")
+        return sorted(cleaned, key=str.lower) if ref.many else cleaned[0]
+
+    def _bind(self, version: str, prop: dict[str, Any], value: Any, path: Path, label: str) -> Any:
+        where = f"{label}.{'.'.join(path)}"
+        if self._secret(version, prop, path) or isinstance(value, Sensitive):
+            try:
+                return Sensitive(schema.bind(version, prop, reveal(value), where, unknown="error"))
+            except schema.SchemaError as exc:
+                raise RenderError(f"{exc.where}: the value has the wrong type") from None
+        resolved = schema.resolve(version, prop)
+        if isinstance(value, dict) and "properties" in resolved:
+            props = resolved["properties"]
+            by_lower = {n.lower(): n for n in props}
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                name = by_lower.get(str(key).lower())
+                if name is None:
+                    hint = schema.nearest(str(key), sorted(props))
+                    raise RenderError(f"{where}: unknown field '{key}'" + (f"; did you mean '{hint}'?" if hint else ""))
+                out[name] = self._bind(version, props[name], item, (*path, name), label)
+            return out
+        try:
+            return schema.bind(version, prop, reveal(value), where, unknown="error")
+        except schema.SchemaError as exc:
+            raise RenderError(f"{exc.where}: {exc.message}") from None
+
+    def _secret(self, version: str, prop: dict[str, Any], path: Path) -> bool:
+        return schema.resolve(version, prop).get("format") == "password" or ".".join(path) in self.spec.secrets
+
+    def scope(self, desired: Declared) -> list[str]:
+        return sorted(desired, key=str.lower)
+
+    def addresses(self, scope: list[str]) -> set[Address]:
+        return {Address(self.name)} | {object_address(self.name, key) for key in scope}
+
+    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
+        path = _field_path(change.address)
+        api = self.spec.api(version)
+        if not path or api is None:
+            return False
+        prop: dict[str, Any] = {"properties": schema.properties(version, api.request)}
+        for part in path:
+            prop = schema.resolve(version, (prop.get("properties") or {}).get(part) or {})
+        return self._secret(version, prop, path)
+
+    def desired_value(self, desired: Any, change: Change) -> Any:
+        key = _key_of(change.address)
+        value: Any = _find_key(desired or {}, key) or {}
+        for part in _field_path(change.address):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    # -- live --------------------------------------------------------------------------------------------------
+
+    def read(self, client: VboClient, scope: list[str]) -> dict[str, Any]:
+        """Every object of the collection (the whole of it: deletions and the mass-delete guard need it), with
+        references as names, and the names and ids of the objects they may refer to."""
+        api = self.spec.api(client.version)
+        if api is None:
+            return {"objects": {}, "refs": {}}
+        resolver = refs.resolver(client)
+        raw = list(resolver.objects(self.name).items)
+        listed = self._listed_references(client, api, raw)
+        known = {ref.kind: {str(o.get("id")): str(o.get(_spec_key_field(ref.kind)))
+                            for o in resolver.objects(ref.kind).items} for ref in self.spec.references}
+        writable, readable = self.spec.fields(client.version)
+        managed = (set(writable) & readable) - {self.spec.key_field}
+        objects: dict[str, Any] = {}
+        for item, extra in zip(raw, listed, strict=True):
+            values = {name: item[name] for name in sorted(managed) if item.get(name) is not None
+                      and not any(r.field == name for r in self.spec.references)}
+            for ref in self.spec.references:
+                ids = extra.get(ref.field, _ids(ref, item.get(ref.field)))
+                if ids is not None:
+                    names = [known[ref.kind].get(i, f"(id {i})") for i in ids]
+                    values[ref.written] = sorted(names, key=str.lower) if ref.many else names[0]
+            objects[str(item.get(self.spec.key_field))] = {"id": str(item.get("id")), "values": values}
+        return {"objects": objects, "refs": {kind: {name: i for i, name in ids.items()} for kind, ids in known.items()}}
+
+    def _listed_references(self, client: VboClient, api: Api, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """For references the object's answer leaves out (``ref.read``), the ids listed at their own path."""
+        listed = [ref for ref in self.spec.references if ref.read]
+        if not listed or not raw:
+            return [{} for _ in raw]
+
+        def one(item: dict[str, Any]) -> dict[str, Any]:
+            return {ref.field: [str(o.get("id")) for o in client.list_objects(
+                Operation("GET", ref.read, (200,), api.list.paged), **{api.id_param: str(item.get("id"))})]
+                for ref in listed}
+
+        with ThreadPoolExecutor(max_workers=min(len(raw), 8)) as pool:
+            return list(pool.map(one, raw))
+
+    # -- plan --------------------------------------------------------------------------------------------------
+
+    def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
+        objects = live.get("objects") or {}
+        by_lower = {key.lower(): key for key in objects}
+        secrets = (recorded or {}).get("secrets") or {}
+        changes: list[Change] = []
+        for key, fields in sorted(desired.items(), key=lambda item: item[0].lower()):
+            found = by_lower.get(key.lower())
+            if found is None:
+                changes += self._create(key, fields, live, desired)
+            else:
+                changes += self._update(version, key, fields, objects[found], live, _find_key(secrets, found) or {})
+        if self.spec.whole_truth:
+            declared = {key.lower() for key in desired}
+            for key in sorted((k for k in objects if k.lower() not in declared), key=str.lower):
+                changes.append(make("delete", self.name, object_address(self.name, key),
+                                    self._shown_object(objects[key]["values"], live), None, False,
+                                    {"key": key, "id": objects[key]["id"]}))
+        return changes
+
+    def _create(self, key: str, fields: dict[str, Any], live: dict[str, Any], desired: Declared) -> list[Change]:
+        api = self.spec.api(next(iter(self.spec.versions)))
+        if all(a.create is None for a in self.spec.versions.values()) or api is None:
+            where = desired.where.get(key, self.name)
+            raise ProjectError(f"{where}: {object_address(self.name, key)} is not on the server, and vboplan cannot "
+                               f"add it: {self.spec.absent or 'the API cannot create ' + self.name}")
+        plain, secret = _split(fields)
+        address = object_address(self.name, key)
+        changes = [make("create", self.name, address, None, self._shown_object(plain, live), False, {"key": key})]
+        changes += [make("update", self.name, _at(address, path), None, value, True,
+                         {"key": key, "write_only": True, "recorded": False}) for path, value in secret]
+        return changes
+
+    def _update(self, version: str, key: str, fields: dict[str, Any], obj: dict[str, Any], live: dict[str, Any],
+                secrets: dict[str, Any]) -> list[Change]:
+        plain, secret = _split(fields)
+        values = obj["values"]
+        address = object_address(self.name, key)
+        changes: list[Change] = []
+        for name in sorted(plain):
+            wanted, seen = self._canonical(name, plain[name], live), _project(values.get(name), plain[name])
+            if not _same(seen, wanted):
+                if name in self.spec.fixed:
+                    raise PlanError(f"{address}.{name} cannot change in place (it is fixed once the object exists); "
+                                    "replacing the object is not supported yet")
+                changes.append(make("update", self.name, address.field(name), self._shown(name, seen, live),
+                                    self._shown(name, wanted, live), False, {"key": key, "id": obj["id"]}))
+        for path, value in secret:
+            recorded = secrets.get(".".join(path))
+            if matches(reveal(value), recorded):
+                continue
+            changes.append(make("update", self.name, _at(address, path), None, value, True,
+                                {"key": key, "id": obj["id"], "write_only": True, "recorded": recorded is not None}))
+        return changes
+
+    def _canonical(self, name: str, value: Any, live: dict[str, Any]) -> Any:
+        """A desired reference with each name as the server spells it (names compare case-insensitively)."""
+        ref = self._reference_named(name)
+        if ref is None:
+            return value
+        known = {n.lower(): n for n in (live.get("refs") or {}).get(ref.kind, {})}
+        if ref.many:
+            return sorted((known.get(n.lower(), n) for n in value), key=str.lower)
+        return known.get(value.lower(), value)
+
+    def _shown(self, name: str, value: Any, live: dict[str, Any]) -> Any:
+        """A value as a row shows it: a reference as the other object's address."""
+        ref = self._reference_named(name)
+        if ref is None or value is None:
+            return value
+        names = value if isinstance(value, list) else [value]
+        shown = [str(object_address(ref.kind, n)) for n in names]
+        return shown if ref.many else shown[0]
+
+    def _shown_object(self, values: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+        return {name: self._shown(name, self._canonical(name, value, live), live) for name, value in values.items()}
+
+    def pending(self, changes: list[Change], live: dict[str, Any]) -> list[tuple[Change, str, str]]:
+        """``(change, kind, name)`` for each reference of ``changes`` to an object the server does not hold (it
+        must be created by the same plan)."""
+        found = []
+        for change in changes:
+            value = change.after if isinstance(change.after, dict) and change.action == "create" else \
+                {_field_path(change.address)[0]: change.after} if _field_path(change.address) else {}
+            for ref in self.spec.references:
+                shown = value.get(ref.written)
+                for address in shown if isinstance(shown, list) else [shown] if shown else []:
+                    parsed = Address.parse(address)
+                    name = parsed.parts[0][1]
+                    if name.lower() not in {n.lower() for n in (live.get("refs") or {}).get(ref.kind, {})}:
+                        found.append((change, ref.kind, name))
+        return found
+
+    def refers_to(self, change: Change) -> list[Address]:
+        """The objects ``change`` refers to, by address (``--target`` takes them in)."""
+        path = _field_path(change.address)
+        values = change.after if change.action == "create" and isinstance(change.after, dict) else \
+            {path[0]: change.after} if len(path) == 1 else {}
+        found: list[Address] = []
+        for ref in self.spec.references:
+            shown = values.get(ref.written)
+            found += [Address.parse(a) for a in (shown if isinstance(shown, list) else [shown] if shown else [])]
+        return found
+
+    def deletions(self, changes: list[Change], live: Any) -> list[tuple[str, int, int]]:
+        """The objects ``changes`` delete out of all the collection holds (its guard scope is the server)."""
+        deleted = sum(1 for c in changes if c.kind == self.name and c.action == "delete" and len(c.address.parts) == 1)
+        total = len((live or {}).get("objects") or {}) if isinstance(live, dict) else 0
+        return [(self.name, deleted, max(total, deleted))] if deleted else []
+
+    def declared_at(self, desired: Any, key: str) -> str:
+        where = getattr(desired, "where", {})
+        return str(_find_key(where, key) or self.name)
+
+    def conceal(self, live: Any, desired: Any) -> tuple[Any, list[str]]:
+        """Live values with every field a template fills from ``secret()`` kept as a salted hash; the fields as
+        JSON lists ``[key, field, ...]``."""
+        fields: list[str] = []
+        for key, values in (desired or {}).items():
+            fields += [json.dumps([key, *path]) for path, _ in _split(values)[1]]
+        return self.conceal_fields(live, fields), sorted(fields)
+
+    def conceal_fields(self, live: Any, fields: list[str]) -> Any:
+        if not isinstance(live, dict) or not fields or not isinstance(live.get("objects"), dict):
+            return live
+        objects = json.loads(json.dumps(live["objects"]))
+        for text in fields:
+            try:
+                key, *path = json.loads(text)
+            except (ValueError, TypeError):
+                continue
+            obj = _find_key(objects, str(key))
+            target = obj.get("values") if isinstance(obj, dict) else None
+            for name in path[:-1]:
+                target = target.get(name) if isinstance(target, dict) else None
+            if isinstance(target, dict) and path and target.get(path[-1]) is not None \
+                    and not is_digest(target[path[-1]]):
+                target[path[-1]] = digest(target[path[-1]])
+        return {**live, "objects": objects}
+
+    # -- apply -------------------------------------------------------------------------------------------------
+
+    def requests(self, version: str, changes: list[Change], live: dict[str, Any]) -> list[Request]:
+        """The requests that carry out ``changes`` (this kind's, from one plan), derived from their addresses and
+        the plan's live values: a POST per created object (its passwords in the body), a PUT per updated object,
+        a DELETE per deleted one."""
+        api = self.spec.api(version)
+        if api is None:
+            raise PlanError(f"{self.name} is not in API {version}")
+        by_key: dict[str, list[Change]] = {}
+        for change in changes:
+            by_key.setdefault(_key_of(change.address), []).append(change)
+        made: list[Request] = []
+        for key, mine in by_key.items():
+            made.append(self._request(version, api, key, mine, live))
+        return made
+
+    def _request(self, version: str, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> Request:
+        ids = tuple(c.id for c in mine)
+        obj = _find_key(live.get("objects") or {}, key)
+        actions = {c.action for c in mine}
+        if "delete" in actions:
+            if obj is None or api.delete is None:
+                raise PlanError(f"{object_address(self.name, key)}: nothing to delete on the server")
+            return Request("DELETE", api.delete.url(**{api.id_param: obj["id"]}), None, "", ids)
+        body: dict[str, Any] = {self.spec.key_field: key}
+        for change in mine:
+            if change.action == "create":
+                body.update(self._api_body(change.after, live))
+            else:
+                path = _field_path(change.address)
+                ref = self._reference_named(path[0]) if len(path) == 1 else None
+                if ref is not None:
+                    body[ref.field] = self._ids_of(ref, change.after, live)
+                else:
+                    _put(body, path, change.after)
+        if "create" in actions:
+            if api.create is None:
+                raise PlanError(f"{object_address(self.name, key)}: the API cannot create {self.name}")
+            for name in self.spec.required(version):
+                body.setdefault(name, [] if any(r.field == name and r.many for r in self.spec.references) else "")
+            return Request("POST", api.create.url(), body, str(object_address(self.name, key)), ids)
+        if obj is None or api.update is None:
+            raise PlanError(f"{object_address(self.name, key)}: not on the server")
+        return Request("PUT", api.update.url(**{api.id_param: obj["id"]}), body, "", ids)
+
+    def _api_body(self, shown: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for name, value in (shown or {}).items():
+            ref = self._reference_named(name)
+            if ref is None:
+                body[name] = value
+            else:
+                body[ref.field] = self._ids_of(ref, value, live)
+        return body
+
+    def _ids_of(self, ref: Reference, shown: Any, live: dict[str, Any]) -> Any:
+        """The API value of a reference shown as addresses: ids from the live values, Pending for an object the
+        same apply creates."""
+        known = {n.lower(): i for n, i in ((live.get("refs") or {}).get(ref.kind) or {}).items()}
+        out: list[Any] = []
+        for address in shown if isinstance(shown, list) else [shown]:
+            name = Address.parse(address).parts[0][1]
+            found = known.get(name.lower())
+            out.append(found if found is not None else Pending(address))
+        return [{ref.each: i} for i in out] if ref.many else out[0]
+
+    def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
+        live = self._live_for_writes(client)
+        writes = []
+        for request in self.requests(client.version, changes, live):
+            mine = [c for c in changes if c.id in request.changes]
+            writes.append(Write(f"{request.method} /{client.version}/{request.path}", mine,
+                                partial(self._send, client, request)))
+        return writes
+
+    def _live_for_writes(self, client: VboClient) -> dict[str, Any]:
+        return self.read(client, [])
+
+    def _send(self, client: VboClient, request: Request, context: WriteContext) -> None:
+        body = _filled(request.body, context)
+        if request.method == "PUT":
+            body = self._complete(client, request, body)
+        operation = Operation(request.method, request.path, (200, 201, 204))
+        answer = client.call(operation, body)
+        if request.records:
+            if not isinstance(answer, dict) or not answer.get("id"):
+                raise ApiError(f"{client.where}: {request.method} /{client.version}/{request.path} answered without "
+                               "the new object's id")
+            context.record(request.records, str(answer["id"]))
+
+    def _complete(self, client: VboClient, request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        """A PUT body with the fields the document requires in every PUT, as the server holds them now."""
+        required = [n for n in self.spec.required(client.version) if n not in body]
+        if not required:
+            return body
+        current = client.call(Operation("GET", request.path, (200,))) or {}
+        api = self.spec.api(client.version)
+        assert api is not None
+        for name in required:
+            ref = next((r for r in self.spec.references if r.field == name), None)
+            if ref is not None and ref.read:
+                object_id = str(current.get("id"))
+                listed = client.list_objects(Operation("GET", ref.read, (200,), api.list.paged),
+                                             **{api.id_param: object_id})
+                body[name] = [{ref.each: str(o.get("id"))} for o in listed] if ref.many else None
+            else:
+                body[name] = current.get(name)
+        return body
+
+    def verify(self, change: Change, live: dict[str, Any]) -> bool:
+        obj = _find_key(live.get("objects") or {}, _key_of(change.address))
+        if change.action == "delete":
+            return obj is None
+        if obj is None:
+            return False
+        if change.action == "create" or change.write_only:
+            return True
+        path = _field_path(change.address)
+        seen = _project(obj["values"].get(path[0]), change.after)
+        return _same(self._shown(path[0], seen, live), change.after)
+
+    def snapshot(self, live: dict[str, Any], applied: list[Change], recorded: Any | None) -> dict[str, Any]:
+        secrets: dict[str, dict[str, Any]] = {k: dict(v) for k, v in ((recorded or {}).get("secrets") or {}).items()}
+        for change in applied:
+            if change.write_only:
+                secrets.setdefault(_key_of(change.address), {})[".".join(_field_path(change.address))] = \
+                    digest(reveal(change.after))
+        objects = live.get("objects") or {}
+        held = {key.lower() for key in objects}
+        return {"objects": objects, "secrets": {k: v for k, v in secrets.items() if k.lower() in held}}
+
+    def state_rows(self, recorded: Any) -> list[tuple[str, Any]]:
+        rows: list[tuple[str, Any]] = []
+        for key, obj in sorted(((recorded or {}).get("objects") or {}).items(), key=lambda i: i[0].lower()):
+            base = object_address(self.name, key)
+            rows += [(str(base.field(name)), MASK if is_digest(value) else value)
+                     for name, value in sorted(obj.get("values", {}).items())]
+            rows += [(f"{base}.{path}", MASK) for path in sorted((recorded.get("secrets") or {}).get(key, {}))]
+        return rows
+
+    def drift(self, recorded: Any, live: dict[str, Any]) -> list[Drift]:
+        before = (recorded or {}).get("objects") or {}
+        now = live.get("objects") or {}
+        drifts: list[Drift] = []
+        for key in sorted(set(before) | set(now), key=str.lower):
+            base = object_address(self.name, key)
+            if key not in now or key not in before:
+                drifts.append(Drift(base, "present" if key in before else "absent",
+                                    "present" if key in now else "absent"))
+                continue
+            was, is_now = before[key].get("values", {}), now[key].get("values", {})
+            drifts += [Drift(base.field(name), was.get(name), is_now.get(name))
+                       for name in sorted(set(was) | set(is_now)) if was.get(name) != is_now.get(name)]
+        return drifts
+
+    # -- import ------------------------------------------------------------------------------------------------
+
+    def export(self, client: VboClient) -> Export:
+        """Every object as a template declares it: the fields that can be set and read back, references by name,
+        never an id or a password."""
+        api = self.spec.api(client.version)
+        if api is None:
+            return Export(unavailable=f"{self.name} is not in API {client.version} (it exists in "
+                                      f"{', '.join(self.spec.ordered_versions)})")
+        live = self.read(client, [])
+        writable, _ = self.spec.fields(client.version)
+        exported = Export({}, (self.spec.key_field,), self.spec.summary)
+        for key, obj in sorted(live["objects"].items(), key=lambda i: i[0].lower()):
+            values: dict[str, Any] = {}
+            for name, value in obj["values"].items():
+                ref = self._reference_named(name)
+                if ref is not None:
+                    if any(str(n).startswith("(id ") for n in (value if isinstance(value, list) else [value])):
+                        exported.warnings.append(f"{object_address(self.name, key)}.{name} refers to an object "
+                                                 "vboplan cannot name; not imported")
+                        continue
+                    values[name] = value
+                    continue
+                try:
+                    values[name] = schema.bind(client.version, writable[name], value, f"{key}.{name}",
+                                               read_only="ignore")
+                except schema.SchemaError as exc:
+                    exported.warnings.append(f"{object_address(self.name, key)}.{name}: the server's value does not "
+                                             f"fit API {client.version} ({exc.message}); not imported")
+            exported.values[key] = values
+        return exported
+
+
+# -- helpers -----------------------------------------------------------------------------------------------------------
+
+def _spec_of(kind: str) -> CollectionSpec | None:
+    from vboplan.kinds.registry import collection_specs
+
+    return next((s for s in collection_specs() if s.key == kind), None)
+
+
+def _spec_key_field(kind: str) -> str:
+    found = _spec_of(kind)
+    return found.key_field if found is not None else refs.READERS.get(kind, ("name",))[0]
+
+
+def _ids(ref: Reference, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if ref.many:
+        return [str(item.get(ref.each)) for item in value if isinstance(item, dict) and item.get(ref.each)]
+    return [str(value)]
+
+
+def _key_of(address: Address) -> str:
+    return address.parts[0][1]
+
+
+def _field_path(address: Address) -> Path:
+    return tuple(name for _, name in address.parts[1:])
+
+
+def _at(address: Address, path: Path) -> Address:
+    for name in path:
+        address = address.field(name)
+    return address
+
+
+def _find_key(mapping: dict[str, Any], key: str) -> Any:
+    if key in mapping:
+        return mapping[key]
+    return next((v for k, v in mapping.items() if k.lower() == key.lower()), None)
+
+
+def _split(fields: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[Path, Any]]]:
+    """``fields`` without their secret values, and each secret value with its path."""
+    secret: list[tuple[Path, Any]] = []
+
+    def walk(value: dict[str, Any], path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, Sensitive):
+                secret.append(((*path, key), item))
+            else:
+                out[key] = walk(item, (*path, key)) if isinstance(item, dict) else item
+        return out
+
+    return walk(fields, ()), secret
+
+
+def _project(live: Any, desired: Any) -> Any:
+    """``live`` cut to the shape of ``desired``: of a nested object only the keys the template names count."""
+    if isinstance(desired, dict) and isinstance(live, dict):
+        return {key: _project(live.get(key), value) for key, value in desired.items()}
+    return live
+
+
+def _same(live: Any, desired: Any) -> bool:
+    if isinstance(live, list) and isinstance(desired, list):
+        return sorted(map(_text, live)) == sorted(map(_text, desired))
+    return _text(live) == _text(desired)
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _put(body: dict[str, Any], path: Path, value: Any) -> None:
+    target = body
+    for name in path[:-1]:
+        target = target.setdefault(name, {})
+    target[path[-1]] = value
+
+
+def _filled(value: Any, context: WriteContext) -> Any:
+    """``value`` with every Pending id replaced by the id its create answered with, every secret revealed."""
+    if isinstance(value, Pending):
+        found = context.id_of(value.address)
+        if found is None:
+            raise PlanError(f"{value.address} was not created by this apply, so its id is unknown")
+        return found
+    if isinstance(value, Sensitive):
+        return value.reveal()
+    if isinstance(value, dict):
+        return {k: _filled(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, context) for v in value]
+    return value

@@ -1,0 +1,53 @@
+"""Optional capabilities of a resource kind, each a Protocol checked with ``isinstance``: the planner and apply ask
+``isinstance(kind, Refers)`` rather than looking for an attribute by name, so a kind's capability is part of its
+type and a typo is an error a type checker finds.
+
+A kind implements :class:`~vboplan.kinds.base.ResourceKind` and any of these; :class:`~vboplan.kinds.collection.
+CollectionKind` implements them all for every named collection.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from vboplan.planning.changes import Address, Change
+
+
+@runtime_checkable
+class Refers(Protocol):
+    """A kind whose objects refer to other kinds' objects."""
+
+    def pending(self, changes: list[Change], live: Any) -> list[tuple[Change, str, str]]:
+        """``(change, kind, name)`` for each reference of ``changes`` to an object the server does not hold: the
+        plan must create it, or the reference is an error."""
+
+    def refers_to(self, change: Change) -> list[Address]:
+        """The addresses of the objects ``change``'s values refer to (what ``--target`` takes in)."""
+
+
+@runtime_checkable
+class Guarded(Protocol):
+    """A kind the mass-delete guard counts."""
+
+    def deletions(self, changes: list[Change], live: Any) -> list[tuple[str, int, int]]:
+        """``(scope, deleted, total)`` for each scope the changes delete objects of."""
+
+
+@runtime_checkable
+class ConcealsLive(Protocol):
+    """A kind whose live values nest the fields a template may fill from ``secret()``."""
+
+    def conceal(self, live: Any, desired: Any) -> tuple[Any, list[str]]:
+        """``live`` with every value the desired one fills from ``secret()`` kept as a salted hash, and the
+        fields that names (each as :meth:`conceal_fields` takes them)."""
+
+    def conceal_fields(self, live: Any, fields: list[str]) -> Any:
+        """``live`` with ``fields`` (as :meth:`conceal` named them) kept as salted hashes."""
+
+
+@runtime_checkable
+class Declares(Protocol):
+    """A kind that says where each of its desired objects was declared (``file:line``), for messages."""
+
+    def declared_at(self, desired: Any, key: str) -> str:
+        """Where ``desired``'s object ``key`` was declared."""

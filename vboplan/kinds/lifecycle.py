@@ -1,0 +1,106 @@
+"""``lifecycle``: what a plan may do to an object, per address (Terraform's lifecycle block).
+
+    lifecycle:
+      'proxy_pools["EU pool"]': {prevent_destroy: true}
+      'backup_repositories["Repo EU"]': {allow_replace: true}
+
+``prevent_destroy: true`` refuses any plan that deletes or replaces the object; ``allow_replace: true`` lets a plan
+replace it (a change the server cannot make in place), which is refused otherwise. The rules are a template key
+like any resource, so they are part of the plan's scope, which its checksum and the approvals cover: an apply
+checks the plan against the rules its approvers saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vboplan.api.client import VboClient
+from vboplan.errors import PlanError, RenderError
+from vboplan.kinds.base import Export
+from vboplan.planning.changes import Address, Change, Drift
+from vboplan.sensitive import reveal
+
+RULES = ("prevent_destroy", "allow_replace")
+
+
+@dataclass(frozen=True)
+class LifecycleKind:
+    """Rules by object address; nothing is read from or written to the server."""
+
+    name: str = "lifecycle"
+    requires: tuple[str, ...] = ()
+
+    def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> dict[str, dict[str, bool]]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise RenderError(f"{where(None)}: lifecycle must map object addresses to rules ({', '.join(RULES)})")
+        rules: dict[str, dict[str, bool]] = {}
+        for key, value in raw.items():
+            try:
+                address = Address.parse(str(reveal(key)))
+            except PlanError as exc:
+                raise RenderError(f"{where(key)}: lifecycle: {exc}") from None
+            if len(address.parts) != 1 or address.parts[0][0] != "[":
+                raise RenderError(f"{where(key)}: lifecycle: '{key}' is not an object's address (e.g. "
+                                  'proxy_pools["EU pool"])')
+            if not isinstance(value, dict) or not value or any(k not in RULES for k in value) \
+                    or not all(isinstance(v, bool) for v in value.values()):
+                raise RenderError(f"{where(key)}: lifecycle[{key!r}] must set {' and/or '.join(RULES)} to true or "
+                                  "false")
+            rules[str(address)] = {str(k): bool(v) for k, v in value.items()}
+        return rules
+
+    def scope(self, desired: dict[str, dict[str, bool]]) -> dict[str, dict[str, bool]]:
+        return dict(sorted(desired.items()))
+
+    def addresses(self, scope: Any) -> set[Address]:
+        return set()
+
+    def read(self, client: VboClient, scope: Any) -> None:
+        return None
+
+    def diff(self, version: str, live: Any, desired: Any, recorded: Any | None) -> list[Change]:
+        return []
+
+    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
+        return False
+
+    def desired_value(self, desired: Any, change: Change) -> Any:
+        return None
+
+    def writes(self, client: VboClient, changes: list[Change]) -> list[Any]:
+        return []
+
+    def verify(self, change: Change, live: Any) -> bool:
+        return True
+
+    def snapshot(self, live: Any, applied: list[Change], recorded: Any | None) -> Any:
+        return None
+
+    def state_rows(self, recorded: Any) -> list[tuple[str, Any]]:
+        return []
+
+    def drift(self, recorded: Any, live: Any) -> list[Drift]:
+        return []
+
+    def export(self, client: VboClient) -> Export:
+        return Export(unavailable="lifecycle rules live in the templates only")
+
+
+def refusals(changes: list[Change], rules: dict[str, dict[str, bool]]) -> list[str]:
+    """Why ``rules`` refuse ``changes`` (empty when they allow them)."""
+    found = []
+    for change in changes:
+        if len(change.address.parts) != 1:
+            continue
+        rule = rules.get(str(change.address)) or {}
+        if change.action in ("delete", "replace") and rule.get("prevent_destroy"):
+            found.append(f"{change.id} ({change.address}) would {change.action} an object whose lifecycle has "
+                         "prevent_destroy: true")
+        if change.action == "replace" and not rule.get("allow_replace"):
+            found.append(f"{change.id} ({change.address}) would replace the object; allow it with lifecycle "
+                         f"{{'{change.address}': {{allow_replace: true}}}}")
+    return found

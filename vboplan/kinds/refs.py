@@ -1,0 +1,119 @@
+"""Names and ids of the objects kinds refer to, for any kind, from one cache per run.
+
+Templates name objects (``proxy: proxy01.contoso.local``, ``organization: contoso.onmicrosoft.com``); the API wants
+ids, which differ per server. :func:`resolver` gives the one :class:`Resolver` of a client (a run has one client per
+environment); it reads each kind's objects once (a collection through its spec's list operation, organizations
+through the client) and answers name -> id and id -> name from that. A write sent through the client makes what was
+read stale, so the next question after one reads again (an apply reads back what it wrote).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vboplan.api.client import VboClient
+from vboplan.errors import ProjectError
+
+ORGANIZATIONS = "organizations"
+
+
+@dataclass(frozen=True)
+class Objects:
+    """One kind's objects as the server holds them: the raw objects in the server's order, and by lower-cased
+    name."""
+
+    kind: str
+    key_field: str
+    items: tuple[dict[str, Any], ...]
+
+    def by_name(self) -> dict[str, dict[str, Any]]:
+        return {str(item.get(self.key_field) or "").lower(): item for item in self.items}
+
+    def by_id(self) -> dict[str, dict[str, Any]]:
+        return {str(item.get("id") or "").lower(): item for item in self.items}
+
+    def id_of(self, name: str) -> str | None:
+        found = self.by_name().get(name.lower())
+        return str(found["id"]) if found is not None else None
+
+    def name_of(self, object_id: str) -> str | None:
+        found = self.by_id().get(str(object_id).lower())
+        return str(found.get(self.key_field)) if found is not None else None
+
+
+class Resolver:
+    """The per-run cache of one client (see the module docstring). Thread-safe: concurrent questions about one kind
+    wait for one read."""
+
+    def __init__(self, client: VboClient) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._kind_locks: dict[str, threading.Lock] = {}
+        self._held: dict[str, tuple[int, Objects]] = {}
+
+    def objects(self, kind: str) -> Objects:
+        """Every object of ``kind`` on the server (read once until the client next writes)."""
+        with self._lock:
+            lock = self._kind_locks.setdefault(kind, threading.Lock())
+        with lock:
+            held = self._held.get(kind)
+            if held is not None and held[0] == self._client.write_count:
+                return held[1]
+            writes = self._client.write_count
+            found = _read(self._client, kind)
+            self._held[kind] = (writes, found)
+            return found
+
+    def id_of(self, kind: str, name: str) -> str | None:
+        return self.objects(kind).id_of(name)
+
+    def name_of(self, kind: str, object_id: str) -> str | None:
+        return self.objects(kind).name_of(object_id)
+
+    def organization(self, name: str, what: str = "") -> dict[str, Any]:
+        """The organization called ``name`` (case-insensitive); an error naming the server's organizations when
+        there is none. ``what`` prefixes the message (the kind asking)."""
+        found = self.objects(ORGANIZATIONS).by_name().get(name.lower())
+        if found is None:
+            known = ", ".join(sorted(str(o.get("name")) for o in self.objects(ORGANIZATIONS).items)) or "none"
+            raise ProjectError(f"{self._client.where}: {what + ': ' if what else ''}organization '{name}' is not on "
+                               f"the server (organizations: {known})")
+        return found
+
+
+_resolvers: weakref.WeakKeyDictionary[VboClient, Resolver] = weakref.WeakKeyDictionary()
+_resolvers_lock = threading.Lock()
+
+
+def resolver(client: VboClient) -> Resolver:
+    """The resolver of ``client`` (made on first use)."""
+    with _resolvers_lock:
+        found = _resolvers.get(client)
+        if found is None:
+            found = _resolvers[client] = Resolver(client)
+        return found
+
+
+#: How each kind's objects are listed, beside the named collections (which list through their spec).
+READERS: dict[str, tuple[str, Callable[[VboClient], list[dict[str, Any]]]]] = {
+    ORGANIZATIONS: ("name", lambda client: client.organizations()),
+}
+
+
+def _read(client: VboClient, kind: str) -> Objects:
+    if kind in READERS:
+        key_field, read = READERS[kind]
+        return Objects(kind, key_field, tuple(read(client)))
+    from vboplan.kinds.registry import collection_specs
+
+    spec = next((s for s in collection_specs() if s.key == kind), None)
+    if spec is None:
+        raise ValueError(f"no way to list the objects of kind '{kind}'")
+    api = spec.api(client.version)
+    if api is None:
+        return Objects(kind, spec.key_field, ())
+    return Objects(kind, spec.key_field, tuple(client.list_objects(api.list)))
