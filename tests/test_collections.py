@@ -193,3 +193,30 @@ def test_import_writes_names_and_plans_clean(proxies: ProjectDir) -> None:
     ids = {p["id"] for p in _server(proxies, "Proxies")} | {p["id"] for p in _server(proxies, "ProxyPools")}
     assert not any(i in values for i in ids)  # names, never ids
     _converged(proxies)
+
+
+def test_guard_thresholds_and_lifecycle_rules_from_the_project(proxies: ProjectDir) -> None:
+    pools = {f"Pool {i}": {"description": "", "proxies": []} for i in range(4)}
+    proxies.seed("dev", {**SEED, "proxies": PROXIES, "proxy_pools": pools})
+    # One pool of four goes: below the default threshold, but this project guards pools from a quarter and 1.
+    proxies.write("vboplan.yaml", (proxies.root / "vboplan.yaml").read_text()
+                  + "guard:\n  proxy_pools: {share: 0.2, minimum: 1}\n")
+    proxies.write("templates/pools.yaml.j2", "proxy_pools:\n" + "".join(f"  Pool {i}: {{description: ''}}\n"
+                                                                          for i in range(3)))
+    assert_one_clean_error(proxies.run("apply", "--env", "dev", "--auto-approve"),
+                           "would delete 1 of the 4 objects of proxy_pools")
+    proxies.write("vboplan.yaml", (proxies.root / "vboplan.yaml").read_text().replace("share: 0.2", "share: 7"))
+    assert_one_clean_error(proxies.run("plan", "--env", "dev"), "vboplan.yaml", "guard share must be a number")
+    proxies.write("vboplan.yaml", (proxies.root / "vboplan.yaml").read_text().replace(
+        "guard:\n  proxy_pools: {share: 7, minimum: 1}\n", ""))
+    # prevent_destroy refuses the deletion whatever the guard says.
+    proxies.write("templates/rules.yaml.j2", "lifecycle:\n  'proxy_pools[\"Pool 3\"]': {prevent_destroy: true}\n")
+    assert_one_clean_error(proxies.run("apply", "--env", "dev", "--auto-approve"), 'proxy_pools["Pool 3"]',
+                           "prevent_destroy: true")
+    assert len(_server(proxies, "ProxyPools")) == 4
+    proxies.write("templates/rules.yaml.j2", "lifecycle:\n  'proxy_pools[\"Pool 3\"]': {prevent_destroy: false}\n")
+    assert proxies.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    assert len(_server(proxies, "ProxyPools")) == 3
+    proxies.write("templates/rules.yaml.j2", "lifecycle:\n  'proxy_pools': {prevent_destroy: true}\n")
+    assert_one_clean_error(proxies.run("validate", "--env", "dev"), "templates/rules.yaml.j2:2",
+                           "is not an object's address")
