@@ -220,3 +220,41 @@ def test_guard_thresholds_and_lifecycle_rules_from_the_project(proxies: ProjectD
     proxies.write("templates/rules.yaml.j2", "lifecycle:\n  'proxy_pools': {prevent_destroy: true}\n")
     assert_one_clean_error(proxies.run("validate", "--env", "dev"), "templates/rules.yaml.j2:2",
                            "is not an object's address")
+
+
+def test_secrets_at_any_depth_are_masked_in_plans_and_hashed_in_snapshots(proxies: ProjectDir, tmp_path: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROXY_PASSWORD", "Squid-s3cret-Pass")
+    monkeypatch.setenv("PROXY_NOTE", "Note-s3cret-Text")
+    proxies.write("templates/proxies.yaml.j2", """\
+backup_proxies:
+  proxy01.contoso.local:
+    description: {{ secret("PROXY_NOTE") }}
+    useInternetProxy: true
+    internetProxySettings: {hostName: squid.contoso.local, useAuthentication: true, username: svc,
+                            userPassword: {{ secret("PROXY_PASSWORD") }}}
+""")
+    planfile = tmp_path / "secret.plan.json"
+    planned = proxies.run("plan", "--env", "dev", "--out", str(planfile))
+    assert planned.exit_code == 0, planned.output
+    rows = _changes(proxies.run("plan", "--env", "dev", "--format", "json"))
+    password = rows['backup_proxies["proxy01.contoso.local"].internetProxySettings.userPassword']
+    assert password == ("update", None, None)  # sensitive: no value in the document
+    assert rows['backup_proxies["proxy01.contoso.local"].internetProxySettings'][2] == {
+        "hostName": "squid.contoso.local", "useAuthentication": True, "username": "svc"}
+    requests = proxies.run("show", str(planfile), "--requests")
+    assert requests.exit_code == 0 and "(sensitive)" in requests.stdout
+    assert proxies.run("apply", str(planfile)).exit_code == 0
+    stored = next(p for p in proxies.emulator("dev").store.collections["backup_proxies"]
+                  if p["hostName"] == "proxy01.contoso.local")
+    assert "userPasswordSha256" in stored["internetProxySettings"]  # the server got it (and keeps a digest)
+    _converged(proxies)
+    for path in [planfile, *(proxies.root / ".vboplan").rglob("*.json")]:
+        if "emulator" in path.parts:
+            continue
+        text = path.read_text()
+        assert "Squid-s3cret-Pass" not in text and "Note-s3cret-Text" not in text, path
+    # The description read back (the secret's value) is kept as a salted hash in the next plan's live values.
+    again = tmp_path / "again.plan.json"
+    assert proxies.run("plan", "--env", "dev", "--out", str(again)).exit_code == 0
+    assert "Note-s3cret-Text" not in again.read_text()

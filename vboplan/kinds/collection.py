@@ -31,7 +31,7 @@ from vboplan.kinds.base import Export, Write, WriteContext
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
-from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal
+from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
 
 KNOWN_AFTER_APPLY = "(known after apply)"
 Path = tuple[str, ...]
@@ -563,8 +563,13 @@ class CollectionKind:
                                     "present" if key in now else "absent"))
                 continue
             was, is_now = before[key].get("values", {}), now[key].get("values", {})
-            drifts += [Drift(base.field(name), was.get(name), is_now.get(name))
-                       for name in sorted(set(was) | set(is_now)) if was.get(name) != is_now.get(name)]
+            for name in sorted(set(was) | set(is_now)):
+                if same_live(was.get(name), is_now.get(name)):
+                    continue
+                # A value the snapshot keeps as a hash (filled from secret()) is shown as neither side.
+                secret = _holds_digest(was.get(name))
+                drifts.append(Drift(base.field(name), MASK if secret else was.get(name),
+                                    MASK if secret else is_now.get(name), sensitive=secret))
         return drifts
 
     # -- import ------------------------------------------------------------------------------------------------
@@ -674,11 +679,27 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=repr)
 
 
+def _holds_digest(value: Any) -> bool:
+    if is_digest(value):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_digest(v) for v in value.values())
+    return isinstance(value, list) and any(_holds_digest(v) for v in value)
+
+
 def _put(body: dict[str, Any], path: Path, value: Any) -> None:
+    """Set ``path`` of ``body`` to ``value``, merging into a nested object already there (a password row and the
+    row of the object around it make one field); nothing a change holds is changed."""
     target = body
     for name in path[:-1]:
-        target = target.setdefault(name, {})
-    target[path[-1]] = value
+        nested = target.get(name)
+        target[name] = dict(nested) if isinstance(nested, dict) else {}
+        target = target[name]
+    existing = target.get(path[-1])
+    if isinstance(existing, dict) and isinstance(value, dict):
+        target[path[-1]] = {**existing, **value}
+    else:
+        target[path[-1]] = dict(value) if isinstance(value, dict) else value
 
 
 def _filled(value: Any, context: WriteContext) -> Any:
