@@ -280,7 +280,7 @@ class CollectionKind:
         for key, fields in sorted(desired.items(), key=lambda item: item[0].lower()):
             found = by_lower.get(key.lower())
             if found is None:
-                changes += self._create(key, fields, live, desired)
+                changes += self._create(version, key, fields, live, desired)
             else:
                 changes += self._update(version, key, fields, objects[found], live, _find_key(secrets, found) or {})
         if self.spec.whole_truth:
@@ -291,9 +291,10 @@ class CollectionKind:
                                     {"key": key, "id": objects[key]["id"]}))
         return changes
 
-    def _create(self, key: str, fields: dict[str, Any], live: dict[str, Any], desired: Declared) -> list[Change]:
-        api = self.spec.api(next(iter(self.spec.versions)))
-        if all(a.create is None for a in self.spec.versions.values()) or api is None:
+    def _create(self, version: str, key: str, fields: dict[str, Any], live: dict[str, Any],
+                desired: Declared) -> list[Change]:
+        api = self.spec.api(version)
+        if api is None or api.create is None:
             where = desired.where.get(key, self.name)
             raise ProjectError(f"{where}: {object_address(self.name, key)} is not on the server, and vboplan cannot "
                                f"add it: {self.spec.absent or 'the API cannot create ' + self.name}")
