@@ -106,6 +106,32 @@ def signer_line(keys: dict[str, Path], key: str, principal: str | None = None, o
     return " ".join(x for x in (principal or key, options, public[0], public[1]) if x)
 
 
+def reseal(path: Path, document: dict[str, Any], key: Path) -> None:
+    """Write an edited plan document back as a hostile author would: its checksum recomputed and its author
+    statement signed again, with plain ``ssh-keygen``, by ``key`` (whose public half becomes the author key)."""
+    import json
+    import subprocess
+
+    from vboplan.planning.plan import plan_digest
+    from vboplan.trust.signing import canonical
+
+    document["author_key"] = " ".join(Path(f"{key}.pub").read_text().split()[:2])
+    document["checksum"] = plan_digest(document)
+    statement = {"type": "vboplan-plan", "version": 1, "plan": document["checksum"],
+                 "environment": document["environment"], "server": document["server"],
+                 "at": (document.get("author_signature") or {}).get("statement", {}).get("at")
+                 or document["created_at"]}
+    message = path.with_name(path.name + ".author-statement")
+    message.write_bytes(canonical(statement))
+    Path(f"{message}.sig").unlink(missing_ok=True)
+    subprocess.run(["ssh-keygen", "-Y", "sign", "-n", "vboplan-plan", "-f", str(key), str(message)], check=True,
+                   capture_output=True)
+    document["author_signature"] = {"statement": statement, "signature": Path(f"{message}.sig").read_text()}
+    message.unlink()
+    Path(f"{message}.sig").unlink()
+    path.write_text(json.dumps(document, indent=2))
+
+
 @dataclass
 class Result:
     exit_code: int
@@ -182,9 +208,12 @@ def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, secrets_env: None, keys: dict[str, Path]) -> ProjectDir:
+def project(tmp_path: Path, secrets_env: None, keys: dict[str, Path],
+            monkeypatch: pytest.MonkeyPatch) -> ProjectDir:
     proj = ProjectDir(tmp_path / "project")
     proj.keys = keys
+    # ann plans, and signs each saved plan as its author (plan --sign-key), as prod's approvals require.
+    monkeypatch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
     proj.write("vboplan.yaml", CONFIG)
     proj.write("approvers/prod.allowed_signers", "\n".join(signer_line(keys, name) for name in TRUSTED) + "\n")
     proj.write("templates/audit.yaml.j2", AUDIT_TEMPLATE)

@@ -8,12 +8,12 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import ProjectDir, assert_one_clean_error, signer_line
+from conftest import ProjectDir, assert_one_clean_error, reseal, signer_line
 
-from vboplan.planning.plan import plan_digest
 from vboplan.trust.signing import canonical
 
 
@@ -38,11 +38,13 @@ def _doc(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _save(path: Path, document: dict, recompute: bool = True) -> None:
-    """Write a plan document back, with its checksum recomputed as an attacker would."""
+def _save(path: Path, document: dict, recompute: bool = True, author: Path | None = None) -> None:
+    """Write a plan document back; with ``recompute``, resealed as its author would: checksum recomputed and the
+    author statement signed again (by ann's key unless ``author`` names another)."""
     if recompute:
-        document["checksum"] = plan_digest(document)
-    path.write_text(json.dumps(document, indent=2))
+        reseal(path, document, author or Path(os.environ["VBOPLAN_AUTHOR_KEY"]))
+    else:
+        path.write_text(json.dumps(document, indent=2))
 
 
 def _signed(project: ProjectDir, statement: dict, key: str, namespace: str = "vboplan-approve") -> dict:
@@ -60,7 +62,7 @@ def _statement(path: Path, **overrides: object) -> dict:
     statement = {"type": "vboplan-approval", "version": 1, "plan": document["checksum"],
                  "environment": document["environment"], "server": document["server"],
                  "changes": [c["id"] for c in document["changes"]], "ticket": None, "comment": None,
-                 "at": document["created_at"]}
+                 "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     statement.update(overrides)
     return statement
 
@@ -222,7 +224,8 @@ def test_signed_author_cannot_approve_under_another_name(project: ProjectDir,
     path = _plan(project, "prod", "--sign-key", str(project.keys["bob"]))
     assert _doc(path)["author_key"].startswith("ssh-rsa ")
     shown = project.run("show", str(path))
-    assert "Plan signed by its author (someone-else, key SHA256:" in shown.stdout
+    assert "author: bob (verified)" in shown.stdout.splitlines()
+    assert "(created_by someone-else)" in shown.stdout
     assert_one_clean_error(project.run("approve", str(path), "--key", str(project.keys["bob"])),
                            "bob", "wrote this plan", "signed by the author's key")
     _approve(project, path, "alice", "carol")
@@ -230,7 +233,7 @@ def test_signed_author_cannot_approve_under_another_name(project: ProjectDir,
 
 
 def test_author_signature_cannot_be_stripped(project: ProjectDir) -> None:
-    path = _plan(project, "prod", "--sign-key", str(project.keys["dave"]))
+    path = _plan(project)
     _approve(project, path, "alice", "bob")
     document = _doc(path)
     document["author_signature"] = None
@@ -340,7 +343,7 @@ def test_twenty_concurrent_approvals_are_all_kept(project: ProjectDir, tmp_path:
         keys[name] = key
     project.write("approvers/prod.allowed_signers",
                   "".join(f"{name} {' '.join(Path(f'{key}.pub').read_text().split()[:2])}\n"
-                          for name, key in keys.items()))
+                          for name, key in keys.items()) + signer_line(project.keys, "ann") + "\n")
     path = _plan(project)
     env = {**os.environ, "VBOPLAN_USER": "ann"}
     runs = [subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "approve", str(path),

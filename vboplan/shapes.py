@@ -135,6 +135,8 @@ PLAN_FILE = {
     "author_key": Opt(str, nullable=True), "author_signature": Opt({"statement": dict, "signature": str}, nullable=True),
     "changed_outside": Opt(ListOf({"address": str, "recorded": ANY, "live": ANY})),
     "summary": Opt(dict),
+    "commits": Opt({"head": Opt(str, nullable=True), "since": Opt(str, nullable=True),
+                    "commits": ListOf({"id": str, "object": str}), "uncommitted": Opt(ListOf(str))}, nullable=True),
 }
 AUDIT_ITEM = {"id": str, "type": str, "principalId": str, "name": str, "displayName": str}
 RECORDED_RESOURCE = {

@@ -30,7 +30,7 @@ from vboplan.project.config import Environment, Project, current_user
 from vboplan.project.render import render
 from vboplan.sensitive import Sensitive, conceal_fields, matches, remember, same_live
 from vboplan.state import StateStore, now
-from vboplan.trust.approvals import Clearance, applied_entry, check_fresh, clear
+from vboplan.trust.approvals import Clearance, applied_entry, check_fresh, clear, last_apply_commit
 
 log = logging.getLogger("vboplan")
 
@@ -262,6 +262,8 @@ def _record(env: Environment, client: VboClient, plan: Plan, approvals: list[dic
         "applied": [_entry(c) for c in report.applied], "skipped": [_entry(c) for c in report.skipped],
         "failed": [_entry(c) for c in report.failed], "not_attempted": [_entry(c) for c in report.not_run],
         "error": str(report.error) if report.error else None, "journal": journal.id,
+        # The commit the next plan lists commits since (vboplan.trust.commits).
+        "commit": last_apply_commit(plan, not (report.skipped or report.failed or report.not_run or report.error)),
     }
     if unread or not journal.written:
         last_apply.pop("journal")

@@ -236,8 +236,9 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS", help="Only changes at or under ADDRESS.")
-@click.option("--sign-key", "sign_key", metavar="KEY",
-              help="With --out: sign the plan as its author with this SSH key (namespace vboplan-plan).")
+@click.option("--sign-key", "sign_key", metavar="KEY", envvar="VBOPLAN_AUTHOR_KEY",
+              help="With --out: sign the plan as its author with this SSH key (namespace vboplan-plan; default: "
+                   "VBOPLAN_AUTHOR_KEY). Required where approvals.required is above 0.")
 @click.option("--allow-mass-delete", is_flag=True,
               help="Record in the plan that deleting more than 10 and more than a third of an organization's audit "
                    "items is intended (apply refuses such a plan otherwise).")
@@ -252,7 +253,8 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     envs = project.select(env_names, all_envs)
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
-    if sign_key and not out:
+    given = click.get_current_context().get_parameter_source("sign_key")
+    if sign_key and not out and given is not click.core.ParameterSource.ENVIRONMENT:
         raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
 
     from vboplan.core import plan_many, plan_report
@@ -279,10 +281,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         _warn_mass_delete(outcome.plan)
         if out:
             path = Path(str(out).replace("{env}", outcome.env.name))
-            if sign_key:
-                from vboplan.trust.approvals import sign_plan
-
-                sign_plan(outcome.plan, sign_key)
+            _seal(project, outcome.env, outcome.plan, sign_key)
             outcome.plan.save(path)
             _next_steps(outcome.env, outcome.plan, path)
         if fmt == "json":
@@ -307,6 +306,26 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     report = plan_report(outcomes, detailed_exitcode)
     if report.return_code:
         sys.exit(report.return_code)
+
+
+def _seal(project: Project, env: Any, planned: Any, sign_key: str | None) -> None:
+    """Before a plan is saved: record the commits it was rendered from (where its environment checks
+    signatures) and sign it as its author; warn when approve and apply would refuse the result."""
+    from vboplan.trust import approvals
+
+    if env.approvals.allowed_signers is not None:
+        from vboplan.state import StateStore
+        from vboplan.trust import commits
+
+        planned.commits = commits.record(project, env, commits.last_commit(StateStore(project, env).read()))
+        planned.checksum = planned.compute_checksum()
+    if sign_key:
+        approvals.sign_plan(planned, sign_key)
+    if env.approvals.required and planned.changes:
+        author = approvals.author_of(planned, env.approvals.trust_list())
+        if author.problem:
+            echo(f"Warning: {author.problem}; approve and apply will refuse this plan: "
+                 f"{approvals.how_to_sign(planned, env.approvals)}", err=True)
 
 
 def _refuse_to_drop_approvals(path: Path) -> None:
@@ -361,14 +380,14 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
     """Show a saved plan file and each approval: who, which key, what, and whether it counts."""
     from dataclasses import replace
 
-    from vboplan.trust.approvals import verdicts
+    from vboplan.trust.approvals import review
 
     saved = load_plan(planfile)
     if fmt == "json":
         echo(render_plan(saved, fmt, obj.color), nl=False)
         return
     try:
-        checked = verdicts(saved, obj.project().environment(saved.environment).approvals)
+        checked: Any = review(saved, obj.project().environment(saved.environment).approvals)
     except VboplanError as exc:
         checked = None
         reason = str(exc)
@@ -376,25 +395,44 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
         # The page shows what the verifier found, never what a record claims about itself.
         shown = [{"principal": ",".join(v.principals) or "unknown signer", "ticket": v.ticket, "comment": v.comment,
                   "at": v.at, "changes": v.changes,
-                  "status": "verified" if v.ok else f"does not count: {v.problem}"} for v in checked or []]
+                  "status": "verified" if v.ok else f"does not count: {v.problem}"} for v in
+                 (checked.verdicts if checked else [])]
         if checked is None:
             shown = [{"principal": "?", "status": f"cannot be checked here: {reason}"} for _ in saved.approvals]
         echo(render_plan(replace(saved, approvals=shown), fmt, obj.color), nl=False)
         return
     echo(render_plan(saved, fmt, obj.color), nl=False)
+    echo(f"created: {saved.created_at} (created_by {saved.created_by})")
     if checked is None:
+        echo(f"author: cannot be checked here: {reason}")
         for i, _ in enumerate(saved.approvals, 1):
             echo(f"Approval {i}: cannot be checked here: {reason}")
         return
-    if saved.author_key:
-        echo(f"Plan signed by its author ({saved.created_by}, key {_fingerprint(saved.author_key)})")
-    for verdict in checked:
+    _echo_provenance(saved, checked.author)
+    for verdict in checked.verdicts:
         status = "verified" if verdict.ok else f"does not count: {verdict.problem}"
         ticket = f", ticket {verdict.ticket}" if verdict.ticket else ""
         comment = f", comment {verdict.comment!r}" if verdict.comment else ""
         echo(f"Approval {verdict.index}: {','.join(verdict.principals) or 'unknown signer'} key "
              f"{verdict.fingerprint or '-'}{ticket}{comment} at {verdict.at or '-'}: "
              f"{', '.join(verdict.changes) or 'no changes'}: {status}")
+
+
+def _echo_provenance(saved: Any, author: Any) -> None:
+    """``author: NAME (verified)``, when and with which key it was signed, and the commits it was rendered from."""
+    echo(f"author: {author.describe()}")
+    if saved.author_key:
+        echo(f"author signed: {author.signed_at or '-'} (key {_fingerprint(saved.author_key)})")
+    recorded = saved.commits if isinstance(saved.commits, dict) else None
+    if recorded is None:
+        return
+    since = recorded.get("since")
+    echo(f"commits: {len(author.commits)} touched its inputs "
+         + (f"since commit {str(since)[:10]} (the last apply)" if since else "(no earlier apply recorded)")
+         + (f"; uncommitted: {', '.join(map(str, recorded.get('uncommitted') or []))}"
+            if recorded.get("uncommitted") else ""))
+    for commit in author.commits:
+        echo(f"  {commit.describe()}")
 
 
 def _fingerprint(public_key: str) -> str:
@@ -435,8 +473,11 @@ def approve(obj: Context, planfiles: tuple[Path, ...], key: str | None, ticket: 
         if key or ticket or change_ids or comment:
             raise VboplanError("--merge adds approvals others signed; it takes no --key, --ticket, --change "
                                     "or --comment")
-        added = approvals.merge(project, planfile, list(copies))
-        echo(f"Added {added} approval{'s' if added != 1 else ''} to {planfile}")
+        merged = approvals.merge(project, planfile, list(copies))
+        for line in merged.dropped:
+            echo(f"Dropped {line}", err=True)
+        echo(f"Added {merged.added} approval{'s' if merged.added != 1 else ''} to {planfile}"
+             + (f"; dropped {len(merged.dropped)} that do not count" if merged.dropped else ""))
         return
     _approve_one(project, planfile, key, ticket, change_ids, comment)
 

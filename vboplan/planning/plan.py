@@ -51,6 +51,8 @@ class Plan:
     secret_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields whose value is secret
     author_key: str | None = None          # the author's SSH public key, when the plan is signed
     author_signature: dict[str, Any] | None = None
+    # Where the plan came from (vboplan.trust.commits): the commits that touched its inputs since the last apply.
+    commits: dict[str, Any] | None = None
     # The JSON of large values (``live``, ``scope``) as the checksum encoded them, reused when the file is written.
     _encoded: Encodings = field(default_factory=dict, repr=False, compare=False)
 
@@ -106,6 +108,7 @@ class Plan:
             "allow_mass_delete": self.allow_mass_delete, "partial": bool(self.targets), "targets": self.targets,
             "secret_fields": self.secret_fields, "author_key": self.author_key,
             "author_signature": self.author_signature, "approvals": self.approvals,
+            **({"commits": self.commits} if self.commits is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -138,7 +141,7 @@ class Plan:
                        allow_mass_delete=bool(data.get("allow_mass_delete", False)),
                        targets=[str(t) for t in data.get("targets") or []],
                        secret_fields=dict(data.get("secret_fields") or {}), author_key=data.get("author_key"),
-                       author_signature=data.get("author_signature"))
+                       author_signature=data.get("author_signature"), commits=data.get("commits"))
         except (KeyError, TypeError) as exc:
             raise PlanError(f"{path}: plan file is incomplete (missing {exc})") from None
         if any(c.kind not in KINDS or c.action not in ACTIONS for c in plan.changes):

@@ -56,6 +56,7 @@ class ApprovalPolicy:
     required: int = 0
     allowed_signers: Path | None = None
     max_age: int = DEFAULT_MAX_AGE
+    signed_commits: bool = False  # every commit a plan was rendered from must carry a listed key's git signature
     display: str = ""           # allowed_signers as the user wrote it, for messages
     where: str = ""             # vboplan.yaml:LINE of the approvals setting
 
@@ -354,10 +355,11 @@ def _approvals(root: Path, spec: Any, where: str) -> ApprovalPolicy:
         raise ProjectError(f"{at('approvers')}: approvals.approvers is no longer supported: a name is not an "
                            "approval. List each approver's SSH public key in an allowed_signers file and set "
                            "approvals.allowed_signers (see README, 'Approvals')")
-    unknown = set(spec) - {"required", "allowed_signers", "max_age"}
+    unknown = set(spec) - {"required", "allowed_signers", "max_age", "signed_commits"}
     if unknown:
         key = sorted(unknown)[0]
-        raise ProjectError(f"{at(key)}: unknown approvals setting '{key}' (use required, allowed_signers, max_age)")
+        raise ProjectError(f"{at(key)}: unknown approvals setting '{key}' (use required, allowed_signers, max_age, "
+                           "signed_commits)")
     required = spec.get("required", 0)
     if not isinstance(required, int) or isinstance(required, bool) or required < 0:
         raise ProjectError(f"{at('required')}: approvals.required must be a whole number >= 0")
@@ -374,7 +376,13 @@ def _approvals(root: Path, spec: Any, where: str) -> ApprovalPolicy:
         raise ProjectError(f"{at('required')}: approvals.required is {required} but no allowed_signers file says "
                            f"whose SSH keys may approve; add allowed_signers: FILE (like {example})")
     max_age = parse_duration(spec.get("max_age", DEFAULT_MAX_AGE), at("max_age"))
-    return ApprovalPolicy(required=required, allowed_signers=path, max_age=max_age,
+    signed_commits = spec.get("signed_commits", False)
+    if not isinstance(signed_commits, bool):
+        raise ProjectError(f"{at('signed_commits')}: approvals.signed_commits must be true or false")
+    if signed_commits and path is None:
+        raise ProjectError(f"{at('signed_commits')}: approvals.signed_commits needs an allowed_signers file naming "
+                           "whose git signing keys count")
+    return ApprovalPolicy(required=required, allowed_signers=path, max_age=max_age, signed_commits=signed_commits,
                           display=signers if isinstance(signers, str) else "", where=where)
 
 

@@ -21,10 +21,11 @@ from vboplan.planning.changes import Change
 from vboplan.planning.plan import Plan, plan_digest
 from vboplan.project.config import ApprovalPolicy, Project
 from vboplan.state import atomic_write, now
-from vboplan.trust import signing
+from vboplan.trust import commits, signing
 
 STATEMENT = "vboplan-approval"
 AUTHOR_STATEMENT = "vboplan-plan"
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of this machine's clock another machine's may be
 _LOCK_TIMEOUT = 60.0  # seconds to wait for another approver writing the same plan file
 
 
@@ -39,6 +40,10 @@ def parse_time(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 # -- what is signed ---------------------------------------------------------------------------------------------
 
 
@@ -48,9 +53,11 @@ def approval_statement(plan: Plan, change_ids: list[str], ticket: str | None, co
             "server": plan.server, "changes": change_ids, "ticket": ticket, "comment": comment, "at": now()}
 
 
-def author_statement(plan: Plan) -> dict[str, Any]:
+def author_statement(plan: Plan, at: str) -> dict[str, Any]:
+    """The statement a plan's author signs: this plan (its digest, which covers the author's public key), where,
+    and when it was signed."""
     return {"type": AUTHOR_STATEMENT, "version": 1, "plan": plan.checksum, "environment": plan.environment,
-            "server": plan.server, "at": plan.created_at}
+            "server": plan.server, "at": at}
 
 
 def sign_plan(plan: Plan, key: str | Path) -> None:
@@ -58,12 +65,145 @@ def sign_plan(plan: Plan, key: str | Path) -> None:
     The public key becomes part of the plan (and of its digest), so the signature cannot be stripped unnoticed."""
     plan.author_key = " ".join(signing.public_key_of(key).split()[:2])
     plan.checksum = plan.compute_checksum()
-    statement = author_statement(plan)
+    statement = author_statement(plan, now())
     signature = signing.sign(signing.canonical(statement), key, signing.PLAN_NAMESPACE)
     signed = signing.parse(signature)
     if signed.blob != signing.key_blob(plan.author_key):
         raise ApprovalError(f"'{key}' signed with another key than its public half ({signed.fingerprint})")
     plan.author_signature = {"statement": statement, "signature": signature}
+
+
+def how_to_sign(plan: Plan, policy: ApprovalPolicy) -> str:
+    return (f"its author signs it with 'vboplan plan --env {plan.environment} --out FILE --sign-key KEY', KEY listed "
+            f"in {policy.display or 'the allowed_signers file'}")
+
+
+# -- who wrote the plan -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who wrote the plan. ``name`` (``created_by``) is unsigned text; ``principals`` are proven by the author
+    signature's key in the trust file; ``commits`` are the recorded commits, each with whoever signed it.
+    ``problem`` says why the author is not proven (None: signed by a listed key); ``broken`` marks a signature that
+    is there but does not verify, which no environment accepts."""
+
+    name: str
+    principals: tuple[str, ...] = ()
+    key: bytes | None = None
+    signed_at: str | None = None
+    problem: str | None = None
+    broken: bool = False
+    commits: tuple[commits.Commit, ...] = ()
+
+    @property
+    def who(self) -> str:
+        return ",".join(self.principals) or "unknown signer"
+
+    def describe(self) -> str:
+        """``alice@contoso.com (verified)``, or ``unverified (why)``: what ``show`` prints after ``author:``."""
+        if self.problem is None:
+            return f"{self.who} (verified)"
+        return f"unverified ({self.problem}; created_by {self.name} is only a name)"
+
+    def excludes(self, verdict: Verdict) -> str | None:
+        """Why the signer of ``verdict`` wrote this plan (None when nothing says they did)."""
+        if self.key is not None and verdict.key == self.key:
+            return "signed by the author's key"
+        if set(self.principals) & set(verdict.principals):
+            return f"the author signature's key is {self.who}'s"
+        if self.name in verdict.principals:
+            return f"created_by {self.name}"
+        for commit in self.commits:
+            proven = set(commit.principals) if commit.problem is None else set()
+            if proven & set(verdict.principals):
+                return f"signed commit {commit.short} this plan was rendered from"
+            if {e.lower() for e in commit.emails} & {p.lower() for p in verdict.principals}:
+                return f"named in commit {commit.short} this plan was rendered from"
+        return None
+
+
+def author_of(plan: Plan, trust: signing.TrustList | None, moment: datetime | None = None) -> Author:
+    """The plan's author as far as its signature and the trust file prove it (never raises: see ``problem``)."""
+    moment = moment or datetime.now(timezone.utc)
+    recorded = tuple(commits.check(plan.commits, trust))
+    if not plan.author_key:
+        if plan.author_signature:
+            return Author(plan.created_by, problem="it carries an author signature but names no author key",
+                          broken=True, commits=recorded)
+        return Author(plan.created_by, problem="the plan is not signed by its author", commits=recorded)
+    record = plan.author_signature if isinstance(plan.author_signature, dict) else {}
+    statement, armored = record.get("statement"), record.get("signature")
+    try:
+        key = signing.key_blob(plan.author_key)
+        if not isinstance(statement, dict) or not isinstance(armored, str):
+            raise signing.SigningError("the plan names an author key but carries no author signature")
+        signed = signing.verify(signing.canonical(statement), armored, signing.PLAN_NAMESPACE)
+        if signed.blob != key:
+            raise signing.SigningError(f"signed by {signed.fingerprint}, not by the author key the plan names")
+        at = statement.get("at")
+        if statement != author_statement(plan, at) or not isinstance(at, str):
+            raise signing.SigningError("the signed statement is for another plan")
+        problem = _author_time_problem(plan, at, moment)
+        if problem:
+            raise signing.SigningError(problem)
+    except signing.SigningError as exc:
+        return Author(plan.created_by, problem=f"the author signature does not verify: {exc}", broken=True,
+                      commits=recorded)
+    principals = trust.principals(key) if trust else ()
+    if trust is None:
+        problem = "the environment has no allowed_signers file to check the author's key against"
+    else:
+        problem = trust.key_problem(key, signing.PLAN_NAMESPACE, moment, parse_time(at) or moment)
+        problem = f"signed with {problem}" if problem and problem.startswith("key ") else problem
+    return Author(plan.created_by, principals, key, at, problem, commits=recorded)
+
+
+def _author_time_problem(plan: Plan, at: str, moment: datetime) -> str | None:
+    signed, created = parse_time(at), parse_time(plan.created_at)
+    if signed is None:
+        return "its time is not readable"
+    if signed > moment + CLOCK_SKEW:
+        return f"it is dated {at}, later than now ({_utc(moment)})"
+    if created is not None and signed < created:
+        return f"it is dated {at}, before the plan was made ({plan.created_at})"
+    return None
+
+
+def require_author(plan: Plan, policy: ApprovalPolicy, author: Author) -> None:
+    """Refuse, in one line, a plan whose author is not proven where approvals count, or whose author signature is
+    broken anywhere; and, where ``approvals.signed_commits`` is set, one with a commit no listed key signed."""
+    if author.broken or (policy.required > 0 and author.problem):
+        raise ApprovalError(f"the plan for '{plan.environment}' is refused: {author.problem}; "
+                            f"{how_to_sign(plan, policy)}")
+    if not policy.signed_commits:
+        return
+    if plan.commits is None:
+        raise ApprovalError(f"the plan for '{plan.environment}' records no commits (it was not planned in a git "
+                            "checkout) but approvals.signed_commits is set; plan it again from the repository")
+    unsigned = [c for c in author.commits if c.problem]
+    if unsigned:
+        first = unsigned[0]
+        more = f" (and {len(unsigned) - 1} more)" if len(unsigned) > 1 else ""
+        raise ApprovalError(f"the plan for '{plan.environment}' is refused: {first.describe()}{more}; "
+                            "approvals.signed_commits needs every commit signed by a key in "
+                            f"{policy.display} (git -c gpg.format=ssh -c user.signingkey=KEY commit -S)")
+    dirty = (plan.commits or {}).get("uncommitted") or []
+    if dirty:
+        raise ApprovalError(f"the plan for '{plan.environment}' is refused: it was rendered from uncommitted "
+                            f"changes ({', '.join(map(str, dirty[:3]))}); approvals.signed_commits needs every "
+                            "input committed and signed")
+
+
+def check_times(plan: Plan, moment: datetime | None = None) -> None:
+    """Refuse a plan dated later than now (beyond :data:`CLOCK_SKEW`) or with no readable creation time."""
+    moment = moment or datetime.now(timezone.utc)
+    created = parse_time(plan.created_at)
+    if created is None:
+        raise PlanError(f"the plan for '{plan.environment}' has no readable creation time")
+    if created > moment + CLOCK_SKEW:
+        raise PlanError(f"the plan for '{plan.environment}' is dated {plan.created_at}, later than now "
+                        f"({_utc(moment)}): a plan cannot be made in the future; run 'vboplan plan' again")
 
 
 # -- checking one approval --------------------------------------------------------------------------------------
@@ -96,40 +236,6 @@ class Verdict:
         return f"approval {self.index} by {self.who}"
 
 
-@dataclass(frozen=True)
-class Author:
-    """Who wrote the plan: the unsigned name always, and the signing key and its principals when signed."""
-
-    name: str
-    principals: tuple[str, ...] = ()
-    key: bytes | None = None
-
-    def is_author(self, verdict: Verdict) -> bool:
-        return (self.key is not None and verdict.key == self.key) or self.name in verdict.principals \
-            or bool(set(self.principals) & set(verdict.principals))
-
-
-def author_of(plan: Plan, trust: signing.TrustList | None) -> Author:
-    """The plan's author; refuses when the plan claims an author signature that does not verify."""
-    if not plan.author_key:
-        return Author(plan.created_by)
-    record = plan.author_signature if isinstance(plan.author_signature, dict) else {}
-    statement, armored = record.get("statement"), record.get("signature")
-    try:
-        key = signing.key_blob(plan.author_key)
-        if not isinstance(statement, dict) or not isinstance(armored, str):
-            raise signing.SigningError("the plan names an author key but carries no author signature")
-        signed = signing.verify(signing.canonical(statement), armored, signing.PLAN_NAMESPACE)
-        if signed.blob != key:
-            raise signing.SigningError(f"signed by {signed.fingerprint}, not by the author key the plan names")
-        if statement != author_statement(plan):
-            raise signing.SigningError("the signed statement is for another plan")
-    except signing.SigningError as exc:
-        raise ApprovalError(f"the plan's author signature does not verify: {exc}; run 'vboplan plan' again") from None
-    principals = tuple(p for entry in (trust.lookup(key) if trust else []) for p in entry.principals)
-    return Author(plan.created_by, principals, key)
-
-
 def check(plan: Plan, index: int, record: Any, trust: signing.TrustList | None, author: Author,
           moment: datetime) -> Verdict:
     """Check one approval record of ``plan``; the verdict says who signed and, if it does not count, why."""
@@ -151,18 +257,18 @@ def check(plan: Plan, index: int, record: Any, trust: signing.TrustList | None, 
     except signing.SigningError as exc:
         verdict.problem = f"its signature is unreadable ({exc})"
         return verdict
-    entries = trust.lookup(verdict.key) if trust else []
-    verdict.principals = tuple(dict.fromkeys(p for entry in entries for p in entry.principals))
+    verdict.principals = trust.principals(verdict.key) if trust else ()
     try:
         signing.verify(signing.canonical(statement), armored, signing.APPROVE_NAMESPACE)
     except signing.SigningError as exc:
         verdict.problem = f"its signature does not verify: {exc}"
         return verdict
-    verdict.problem = _statement_problem(plan, statement, verdict) or _trust_problem(trust, entries, verdict, moment)
-    if verdict.problem is None and author.is_author(verdict):
-        verdict.problem = (f"{verdict.who} wrote this plan (created_by {author.name}"
-                           + (", signed by the author's key" if author.key else "")
-                           + "); the author's own approval never counts (four-eyes rule)")
+    verdict.problem = _statement_problem(plan, statement, verdict) or _time_problem(plan, verdict, author, moment) \
+        or _trust_problem(trust, verdict, moment)
+    reason = author.excludes(verdict) if verdict.problem is None else None
+    if reason:
+        verdict.problem = f"{verdict.who} wrote this plan ({reason}); the author's own approval never counts " \
+                          "(four-eyes rule)"
     return verdict
 
 
@@ -178,35 +284,52 @@ def _statement_problem(plan: Plan, statement: dict[str, Any], verdict: Verdict) 
     unknown = [i for i in verdict.changes if i not in known]
     if not verdict.changes or unknown:
         return f"it names changes this plan does not have ({', '.join(unknown) or 'none'})"
-    if parse_time(verdict.at) is None:
-        return "its time is not readable"
     return None
 
 
-def _trust_problem(trust: signing.TrustList | None, entries: list[signing.TrustedKey], verdict: Verdict,
-                   moment: datetime) -> str | None:
+def _time_problem(plan: Plan, verdict: Verdict, author: Author, moment: datetime) -> str | None:
+    """An approval is given after the plan was made and signed, and not later than now."""
+    at = parse_time(verdict.at)
+    if at is None:
+        return "its time is not readable"
+    if at > moment + CLOCK_SKEW:
+        return f"it is dated {verdict.at}, later than now ({_utc(moment)})"
+    created = parse_time(plan.created_at)
+    if created is not None and at < created:
+        return f"it is dated {verdict.at}, before the plan was made ({plan.created_at})"
+    signed = parse_time(author.signed_at)
+    if signed is not None and at < signed:
+        return f"it is dated {verdict.at}, before the author signed the plan ({author.signed_at})"
+    return None
+
+
+def _trust_problem(trust: signing.TrustList | None, verdict: Verdict, moment: datetime) -> str | None:
     if trust is None:
         return "the environment has no allowed_signers file to check it against"
-    if not entries:
-        return f"key {verdict.fingerprint} is not in {trust.display}"
-    allowed = [e for e in entries if e.allows_namespace(signing.APPROVE_NAMESPACE)]
-    if not allowed:
-        return (f"key {verdict.fingerprint} may not sign '{signing.APPROVE_NAMESPACE}' "
-                f"(namespaces in {entries[0].where})")
-    signed_at = parse_time(verdict.at) or moment
-    for entry in allowed:
-        problem = entry.window_problem(moment) or entry.window_problem(signed_at)
-        if problem is None:
-            return None
-    return allowed[0].window_problem(moment) or allowed[0].window_problem(signed_at)
+    return trust.key_problem(verdict.key, signing.APPROVE_NAMESPACE, moment, parse_time(verdict.at) or moment)
+
+
+@dataclass
+class Review:
+    """A plan's author and every approval record, as checked against the environment's trust file."""
+
+    author: Author
+    verdicts: list[Verdict]
+    trust: signing.TrustList | None
+
+
+def review(plan: Plan, policy: ApprovalPolicy, moment: datetime | None = None) -> Review:
+    """Check ``plan``'s author signature, recorded commits and approvals against ``policy``'s trust file."""
+    trust = policy.trust_list() if policy.allowed_signers else None
+    moment = moment or datetime.now(timezone.utc)
+    author = author_of(plan, trust, moment)
+    checked = [check(plan, i, record, trust, author, moment) for i, record in enumerate(plan.approvals, 1)]
+    return Review(author, checked, trust)
 
 
 def verdicts(plan: Plan, policy: ApprovalPolicy, moment: datetime | None = None) -> list[Verdict]:
     """Every approval of ``plan`` checked against ``policy``'s trust file."""
-    trust = policy.trust_list() if policy.allowed_signers else None
-    author = author_of(plan, trust)
-    moment = moment or datetime.now(timezone.utc)
-    return [check(plan, i, record, trust, author, moment) for i, record in enumerate(plan.approvals, 1)]
+    return review(plan, policy, moment).verdicts
 
 
 # -- approving ----------------------------------------------------------------------------------------------------
@@ -224,14 +347,18 @@ def approve(project: Project, path: Path, key: str | Path, ticket: str | None = 
     if policy.allowed_signers is None:
         raise ApprovalError(f"environment '{plan.environment}' has no approvals.allowed_signers file, so no approval "
                             "could be checked (approvals.required is 0: apply needs none)")
+    moment = datetime.now(timezone.utc)
+    check_times(plan, moment)
+    trust = policy.trust_list()
+    author = author_of(plan, trust, moment)
+    require_author(plan, policy, author)
     ids = list(dict.fromkeys(change_ids)) or [change.id for change in plan.changes]
     for change_id in ids:
         plan.change(change_id)  # raises, naming the unknown id
     statement = approval_statement(plan, ids, ticket, comment)
     armored = signing.sign(signing.canonical(statement), key, signing.APPROVE_NAMESPACE)
     record = {"statement": statement, "signature": armored}
-    trust = policy.trust_list()
-    verdict = check(plan, len(plan.approvals) + 1, record, trust, author_of(plan, trust), datetime.now(timezone.utc))
+    verdict = check(plan, len(plan.approvals) + 1, record, trust, author, datetime.now(timezone.utc))
     if not verdict.ok:
         raise ApprovalError(f"this approval would not count: {verdict.problem}")
     with _locked(path):
@@ -248,31 +375,48 @@ def approve(project: Project, path: Path, key: str | Path, ticket: str | None = 
     return verdict
 
 
-def merge(project: Project, path: Path, copies: list[Path]) -> int:
-    """Add to the plan file at ``path`` the approvals found in ``copies`` of the same plan (same digest).
-    Returns how many were added; refuses a copy of another plan."""
+@dataclass
+class Merged:
+    """What ``approve --merge`` did: how many records it added and, one line each, those it dropped and why."""
+
+    added: int = 0
+    dropped: list[str] = field(default_factory=list)
+
+
+def merge(project: Project, path: Path, copies: list[Path]) -> Merged:
+    """Add to the plan file at ``path`` the approvals found in ``copies`` of the same plan (same digest) that
+    verify and count; each other record is dropped and named. Refuses a copy of another plan."""
     plan = Plan.load(path)
-    project.environment(plan.environment)
+    policy = project.environment(plan.environment).approvals
+    moment = datetime.now(timezone.utc)
+    trust = policy.trust_list() if policy.allowed_signers else None
+    author = author_of(plan, trust, moment)
+    require_author(plan, policy, author)
+    result = Merged()
     gathered = []
     for copy in copies:
         other = Plan.load(copy)
         if other.checksum != plan.checksum:
             raise ApprovalError(f"{copy} is another plan ({other.checksum[:12]}…), not a copy of {path} "
                                 f"({plan.checksum[:12]}…)")
-        gathered.extend(other.approvals)
+        for index, record in enumerate(other.approvals, 1):
+            verdict = check(plan, index, record, trust, author, moment)
+            if verdict.ok:
+                gathered.append(record)
+            else:
+                result.dropped.append(f"{copy}: {verdict.describe()}: {verdict.problem}")
     with _locked(path):
         document = _read_document(path)
         if plan_digest(document) != plan.checksum:
             raise ApprovalError(f"{path}: the plan file changed while merging")
         existing = document.setdefault("approvals", [])
-        added = 0
         for record in gathered:
             if record not in existing:
                 existing.append(record)
-                added += 1
-        if added:
+                result.added += 1
+        if result.added:
             atomic_write(path, _dump(document), mode=0o600)
-    return added
+    return result
 
 
 def _approved_by(plan: Plan, records: list[Any], trust: signing.TrustList, verdict: Verdict) -> set[str]:
@@ -356,16 +500,18 @@ def _people(approvals: list[Verdict]) -> int:
 
 
 def clear(plan: Plan, policy: ApprovalPolicy, moment: datetime | None = None) -> Clearance:
-    """Decide which changes the approvals clear. Raises :class:`ApprovalError` listing, one line each, every
-    approval that does not verify and every change short of ``policy.required`` distinct approvals."""
+    """Decide which changes the approvals clear. Raises :class:`ApprovalError` when the author is not proven (where
+    approvals count) or when a change is short of ``policy.required`` distinct approvals, listing one line each the
+    changes short and every approval that does not count. Records that do not count never block a plan their
+    others approve: they are named in the notes."""
     result = Clearance()
+    checked = review(plan, policy, moment)
+    require_author(plan, policy, checked.author)
+    result.verdicts = checked.verdicts
+    problems = [f"{v.describe()}: {v.problem}" for v in result.verdicts if not v.ok]
     if policy.required == 0:
         result.approved = list(plan.changes)
-        if policy.allowed_signers and plan.approvals:
-            result.verdicts = verdicts(plan, policy, moment)
         return result
-    result.verdicts = verdicts(plan, policy, moment)
-    problems = [f"{v.describe()}: {v.problem}" for v in result.verdicts if not v.ok]
     good = [v for v in result.verdicts if v.ok]
     partial = []
     for change in plan.changes:
@@ -379,29 +525,35 @@ def clear(plan: Plan, policy: ApprovalPolicy, moment: datetime | None = None) ->
                            f"({names})")
         else:
             result.skipped.append(change)
-    if problems or partial or (plan.changes and not result.approved):
+    if partial or (plan.changes and not result.approved):
         lines = problems + partial
         if plan.changes and not result.approved and not partial:
             lines.append(f"no change has {policy.required} distinct approvals; approvers sign with "
                          f"'vboplan approve PLANFILE --key KEY' (keys in {policy.display})")
         raise ApprovalError(f"the plan for '{plan.environment}' is refused:\n" + "\n".join(f"  - {x}" for x in lines))
+    result.notes = [f"ignoring {line} (the other approvals suffice)" for line in problems]
     return result
 
 
 def check_fresh(plan: Plan, policy: ApprovalPolicy, snapshot: dict[str, Any] | None,
                 moment: datetime | None = None) -> None:
-    """Refuse a plan that is too old, was applied already, or predates a later apply of its environment."""
+    """Refuse a plan dated in the future, too old (``max_age`` counts from the later of its creation and its
+    author's signature), applied already, or older than a later apply of its environment."""
     moment = moment or datetime.now(timezone.utc)
+    check_times(plan, moment)
     created = parse_time(plan.created_at)
-    if created is None:
-        raise PlanError(f"the plan for '{plan.environment}' has no readable creation time")
-    limit = created + timedelta(seconds=policy.max_age)
+    assert created is not None  # check_times refuses a plan without one
+    statement = (plan.author_signature or {}).get("statement") if isinstance(plan.author_signature, dict) else None
+    signed = parse_time(statement.get("at")) if isinstance(statement, dict) else None
+    start = max(created, signed) if signed is not None and signed <= moment + CLOCK_SKEW else created
+    limit = start + timedelta(seconds=policy.max_age)
     expires = parse_time(plan.expires_at)
     if expires is not None:
         limit = min(limit, expires)
     if moment > limit:
-        raise PlanError(f"the plan for '{plan.environment}' was made at {plan.created_at} and expired at "
-                        f"{limit.strftime('%Y-%m-%dT%H:%M:%SZ')} (max_age {_duration(policy.max_age)}); "
+        raise PlanError(f"the plan for '{plan.environment}' was made at {plan.created_at}"
+                        + (f" and signed at {_utc(signed)}" if signed is not None and signed != created else "")
+                        + f" and expired at {_utc(limit)} (max_age {_duration(policy.max_age)}); "
                         "run 'vboplan plan' again and have it approved")
     if not snapshot:
         return
@@ -416,6 +568,15 @@ def check_fresh(plan: Plan, policy: ApprovalPolicy, snapshot: dict[str, Any] | N
     if latest is not None and latest > created:
         raise PlanError(f"environment '{plan.environment}' was applied at {latest.strftime('%Y-%m-%dT%H:%M:%SZ')}, "
                         f"after this plan was made ({plan.created_at}); run 'vboplan plan' again")
+
+
+def last_apply_commit(plan: Plan, applied_all: bool) -> str | None:
+    """The commit a later plan of this environment lists commits since: this plan's head when it was applied whole
+    (nothing skipped, failed or left out by --target), otherwise the commit it listed since, so the authors of
+    what is still pending stay authors of the next plan."""
+    recorded = plan.commits if isinstance(plan.commits, dict) else {}
+    value = recorded.get("head") if applied_all and not plan.targets else recorded.get("since")
+    return value if isinstance(value, str) else None
 
 
 def applied_entry(plan: Plan) -> dict[str, Any]:

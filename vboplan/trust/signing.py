@@ -29,6 +29,7 @@ from vboplan.errors import ProjectError, VboplanError
 
 APPROVE_NAMESPACE = "vboplan-approve"
 PLAN_NAMESPACE = "vboplan-plan"
+GIT_NAMESPACE = "git"  # what git signs commits in (gpg.format=ssh)
 _HASHES = {b"sha256", b"sha512"}  # what ssh-keygen produces and accepts
 _TIMEOUT = 120.0  # seconds for one ssh-keygen run (a passphrase prompt is answered by a person)
 
@@ -244,6 +245,28 @@ class TrustList:
 
     def lookup(self, blob: bytes) -> list[TrustedKey]:
         return [key for key in self.keys if key.blob == blob]
+
+    def principals(self, blob: bytes) -> tuple[str, ...]:
+        """Every principal any line gives the key ``blob`` (whatever its namespaces or validity): whom a signature
+        by it may stand for, which is what excluding an author needs."""
+        return tuple(dict.fromkeys(p for entry in self.lookup(blob) for p in entry.principals))
+
+    def key_problem(self, blob: bytes, namespace: str, *moments: datetime) -> str | None:
+        """Why a signature by ``blob`` in ``namespace`` does not count at each of ``moments`` (None when a line of
+        this file allows it: the key listed, the namespace allowed, every moment inside its validity window)."""
+        entries = self.lookup(blob)
+        if not entries:
+            return f"key {fingerprint(blob)} is not in {self.display}"
+        allowed = [e for e in entries if e.allows_namespace(namespace)]
+        if not allowed:
+            return f"key {fingerprint(blob)} may not sign '{namespace}' (namespaces in {entries[0].where})"
+        problems = []
+        for entry in allowed:
+            found = next((p for p in (entry.window_problem(m) for m in moments) if p), None)
+            if found is None:
+                return None
+            problems.append(found)
+        return problems[0]
 
 
 def _trusted_key(line: str, where: str) -> TrustedKey:
