@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SEED, ProjectDir
+from conftest import SEED, ProjectDir, signer_line
 from state_servers import S3Server, s3_server  # noqa: F401 (fixture)
 
 from vboplan.emulator import start
@@ -141,3 +141,61 @@ state: {{backend: s3, bucket: {bucket}, prefix: vbo/, endpoint_url: "{s3_server.
         # Applying the same plan files again is refused (already applied), and says so.
         replay = ci(project.root, "apply", "plans/")
         assert replay.returncode == 1 and "Applied 0 of 2 plan files" in replay.stdout
+
+
+def test_pull_request_author_cannot_approve_their_own_change(project: ProjectDir, tmp_path: Path) -> None:
+    """The runner signs the plan as its author; bob, who wrote and signed the pull request's commit, is an author
+    too: his approval is refused, two others approve, the merge applies."""
+    from test_commits import commit, git
+
+    with start(SEED) as prod:
+        project.write("vboplan.yaml", f"""\
+templates: ["templates/*.yaml.j2"]
+environments:
+  prod: {{server: "{prod.url}", username: admin, password_env: VBO_TEST_PASSWORD,
+         var_files: [environments/common.yaml, environments/prod.yaml],
+         approvals: {{required: 2, allowed_signers: approvers/prod.allowed_signers, signed_commits: true}}}}
+""")
+        project.write("approvers/prod.allowed_signers", "".join(
+            signer_line(project.keys, name, principal=f"{name}@contoso.com") + "\n"
+            for name in ("alice", "bob", "carol", "ann")) + signer_line(
+            project.keys, "dave", principal="ci-runner@contoso.com", options='namespaces="vboplan-plan"') + "\n")
+        project.write(".gitignore", ".vboplan/\n")
+        git(project.root, "init", "-q", "-b", "main")
+        commit(project, "Settings as they are", "ann", "Ann")
+        git(project.root, "checkout", "-q", "-b", "bob/audit-mail")
+        change = commit(project, "Audit mail through Office 365 on port 587", "bob", "Bob", **{
+            "environments/prod.yaml": "domain: contoso.com\nsmtp:\n  host: smtp.office365.com\n"})
+
+        # The pull request's pipeline: the runner's key signs; the author is proven, the commit's signer named.
+        out = tmp_path / "artifact"
+        planned = ci(project.root, "plan", "--out-dir", str(out), VBOPLAN_AUTHOR_KEY=str(project.keys["dave"]),
+                     VBOPLAN_USER="bob")
+        assert planned.returncode == 0, planned.stderr
+        markdown = (out / "plan.md").read_text()
+        assert "author: ci-runner@contoso.com (verified)" in markdown
+        assert f"commit {change[:10]} 'Audit mail through Office 365 on port 587' by bob@contoso.com (verified)" \
+            in markdown
+        planfile = out / "prod.json"
+        refused = project.run("approve", str(planfile), "--key", str(project.keys["bob"]))
+        assert refused.exit_code == 1 and f"signed commit {change[:10]}" in refused.stderr and \
+            "never counts" in refused.stderr
+        runner = project.run("approve", str(planfile), "--key", str(project.keys["dave"]))
+        assert runner.exit_code == 1 and "may not sign 'vboplan-approve'" in runner.stderr
+        for name in ("alice", "carol"):
+            assert project.run("approve", str(planfile), "--key", str(project.keys[name])).exit_code == 0
+
+        # The approved plan file is committed under plans/ (not an input: its committer is no author) and merged.
+        (project.root / "plans").mkdir()
+        shutil.copy(planfile, project.root / "plans" / "prod.json")
+        commit(project, "Approved plan", "alice", "Alice")
+        git(project.root, "checkout", "-q", "main")
+        git(project.root, "merge", "-q", "--no-ff", "-S", "-m", "Merge bob/audit-mail", "bob/audit-mail",
+            key=project.keys["carol"], who="Carol")
+        applied = ci(project.root, "apply", "plans/")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "Applied 1 of 1 plan files" in applied.stdout
+        state = json.loads((project.root / ".vboplan/state/prod.json").read_text())
+        assert state["last_apply"]["commit"] == change
+        assert [a["principal"] for a in state["last_apply"]["approvals"]] == ["alice@contoso.com",
+                                                                              "carol@contoso.com"]

@@ -2,13 +2,18 @@
 """The steps vboplan's CI examples run (GitHub Actions and Azure DevOps), as one script that works the same on Linux,
 macOS and Windows runners.
 
-    python vboplan_ci.py plan    --out-dir vboplan-plans [-C PROJECT]      # on a pull request
+    python vboplan_ci.py plan    --out-dir vboplan-plans [--sign-key KEY] [-C PROJECT]   # on a pull request
     python vboplan_ci.py comment --file vboplan-plans/plan.md --provider github|azure|file [--to FILE]
     python vboplan_ci.py apply   PLANFILE_OR_FOLDER ... [-C PROJECT]         # on merge
 
 ``plan`` plans every environment, writes each plan file (``<env>.json``, the artifact an approver signs and the
 merge applies), the Markdown for the pull request (``plan.md``) and the JSON of all plans (``plans.json``). It exits
-1 if an environment could not be planned, after writing what it could (the Markdown names the failure).
+1 if an environment could not be planned, after writing what it could (the Markdown names the failure). Each plan
+file is signed as its author by the runner's key (``--sign-key``, default VBOPLAN_AUTHOR_KEY; list it in each
+environment's allowed_signers, best with ``namespaces="vboplan-plan"`` so it can sign nothing else) and records the
+commits its templates and variable files came from since the environment's last apply: whoever signed one of
+those commits (``git commit -S`` with an SSH key listed in allowed_signers) is an author too and cannot approve
+it. Check out the pull request's own commits with their whole history (``fetch-depth: 0``).
 
 ``comment`` posts the Markdown on the pull request, or updates the comment it posted before (it carries a hidden
 marker), so a pull request has one plan comment that follows its latest push. ``github`` needs GITHUB_TOKEN,
@@ -46,13 +51,24 @@ def environments(project: Path) -> list[str]:
     return [line.split(":", 1)[0] for line in listed.stdout.splitlines() if ":" in line]
 
 
+def provenance(project: Path, planfile: Path) -> list[str]:
+    """Who the plan's author is and which commits it came from, as ``vboplan show`` verified them: the lines a
+    reviewer of the pull request needs to know who may not approve it."""
+    shown = vboplan(project, "show", str(planfile))
+    lines = [line for line in shown.stdout.splitlines()
+             if line.startswith(("author:", "commits:", "  commit "))] if shown.returncode == 0 else []
+    return ["```", *lines, "```", ""] if lines else []
+
+
 def plan(args: argparse.Namespace) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections, documents, failed = [MARKER, "## vboplan plan", ""], [], False
     for env in environments(args.project):
         planfile = out / f"{env}.json"
-        result = vboplan(args.project, "plan", "--env", env, "--out", str(planfile), "--format", "markdown")
+        signing = ["--sign-key", args.sign_key] if args.sign_key else []
+        result = vboplan(args.project, "plan", "--env", env, "--out", str(planfile), "--format", "markdown",
+                         *signing)
         sys.stderr.write(result.stderr)
         if result.returncode != 0:
             failed = True
@@ -60,7 +76,7 @@ def plan(args: argparse.Namespace) -> int:
             sections += [f"### {env}: could not be planned", "", "```", *errors, "```", ""]
             documents.append({"environment": env, "error": "\n".join(errors)})
             continue
-        sections += [result.stdout.rstrip(), ""]
+        sections += [result.stdout.rstrip(), "", *provenance(args.project, planfile)]
         shown = vboplan(args.project, "show", str(planfile), "--format", "json")
         # show --format json prints {"format_version": 2, "plans": [the plan]}.
         documents.append(json.loads(shown.stdout)["plans"][0] if shown.returncode == 0 else
@@ -142,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = parser.add_subparsers(dest="step", required=True)
     planning = steps.add_parser("plan", help="plan every environment")
     planning.add_argument("--out-dir", default="vboplan-plans")
+    planning.add_argument("--sign-key", default=os.environ.get("VBOPLAN_AUTHOR_KEY"),
+                          help="the runner's SSH key that signs each plan as its author (default: VBOPLAN_AUTHOR_KEY)")
     commenting = steps.add_parser("comment", help="post or update the pull request's plan comment")
     commenting.add_argument("--file", required=True)
     commenting.add_argument("--provider", choices=("github", "azure", "file"), required=True)
