@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vboplan import signing  # noqa: E402
+from vboplan.trust import signing  # noqa: E402
 
 
 def keygen(folder: Path, name: str, kind: str) -> Path:
@@ -66,15 +66,18 @@ def concurrent_approvals(folder: Path, approvers: int) -> None:
         "credentials: [{username: admin, password: bench-password}]\n"
         "job_email_settings: {notifyOnSuccess: false}\n")
     keys = [keygen(folder, f"approver{i:02d}", "ed25519") for i in range(approvers)]
+    author = keygen(folder, "author", "ed25519")  # signs the plan as its author (namespace vboplan-plan)
     (project / "approvers" / "prod.allowed_signers").write_text("".join(
-        f"approver{i:02d} {' '.join(Path(f'{k}.pub').read_text().split()[:2])}\n" for i, k in enumerate(keys)))
+        f"approver{i:02d} {' '.join(Path(f'{k}.pub').read_text().split()[:2])}\n" for i, k in enumerate(keys))
+        + f"author {' '.join(Path(f'{author}.pub').read_text().split()[:2])}\n")
     (project / "vboplan.yaml").write_text(
         "environments:\n  prod:\n    server: emulator:prod\n    username: admin\n    password_env: BENCH_PASSWORD\n"
         f"    approvals: {{required: {approvers}, allowed_signers: approvers/prod.allowed_signers}}\n")
     env = {**os.environ, "BENCH_PASSWORD": "bench-password", "VBOPLAN_USER": "author"}
     plan = folder / "plan.json"
     base = [sys.executable, "-m", "vboplan", "-C", str(project)]
-    subprocess.run([*base, "plan", "--env", "prod", "--out", str(plan)], check=True, env=env, capture_output=True)
+    subprocess.run([*base, "plan", "--env", "prod", "--out", str(plan), "--sign-key", str(author)], check=True, env=env,
+                   capture_output=True)
     started = time.perf_counter()
     runs = [subprocess.Popen([*base, "approve", str(plan), "--key", str(k)], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE) for k in keys]

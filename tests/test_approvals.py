@@ -312,19 +312,6 @@ def test_bad_trust_file_lines_name_file_and_line(project: ProjectDir, line: str,
     assert_one_clean_error(project.run("validate", "--all"), "approvers/prod.allowed_signers:2:", fragment)
 
 
-def test_approvals_signed_on_copies_are_merged(project: ProjectDir) -> None:
-    path = _plan(project)
-    copy = project.root / "plans" / "copy.json"
-    copy.write_text(path.read_text())
-    _approve(project, path, "alice")
-    _approve(project, copy, "bob")
-    other = _plan(project, "other")
-    assert_one_clean_error(project.run("approve", str(path), "--merge", str(other)), "is another plan")
-    merged = project.run("approve", str(path), "--merge", str(copy))
-    assert merged.exit_code == 0 and "Added 1 approval" in merged.stdout
-    assert project.run("apply", str(path)).exit_code == 0
-
-
 def test_required_zero_applies_a_saved_plan_without_approvals(project: ProjectDir) -> None:
     path = project.root / "plans" / "dev.json"
     assert project.run("plan", "--env", "dev", "--out", str(path)).exit_code == 0

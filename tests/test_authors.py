@@ -256,6 +256,8 @@ def test_merge_keeps_what_verifies_and_names_what_it_dropped(project: ProjectDir
          _signed(project, copy, "ann"),                                             # the author's own
          _signed(project, copy, "mallory"),                                         # an unlisted key
          _signed(project, copy, "carol", plan="0" * 64))                            # for another plan
+    other = _plan(project, "other")
+    assert_one_clean_error(project.run("approve", str(path), "--merge", str(other)), "is another plan")
     merged = project.run("approve", str(path), "--merge", str(copy))
     assert merged.exit_code == 0, merged.output
     assert "Added 1 approval" in merged.stdout and "dropped 4 that do not count" in merged.stdout

@@ -171,3 +171,16 @@ def test_a_git_signature_is_not_an_approval(repo: ProjectDir) -> None:
     path.write_text(json.dumps(document))
     line = next(x for x in _show(repo, path) if x.startswith("Approval 1:"))
     assert "signed for namespace 'git', not 'vboplan-approve'" in line
+
+
+def test_a_commit_signer_is_an_author_even_where_their_key_may_not_sign_commits(repo: ProjectDir) -> None:
+    """bob's key is listed for vboplan only (namespaces), and his commit names another email: still his."""
+    trust = repo.root / "approvers/prod.allowed_signers"
+    lines = [x for x in trust.read_text().splitlines() if not x.startswith("bob ")]
+    trust.write_text("\n".join(lines + [signer_line(repo.keys, "bob", options='namespaces="vboplan-approve"')]) + "\n")
+    change = commit(repo, "Change", "bob", "Robert", **{"environments/prod.yaml": PROD})
+    path = _plan(repo)
+    assert any(f"commit {change[:10]} 'Change' by Robert <robert@contoso.com> (unverified: key SHA256:" in x
+               and "may not sign 'git'" in x for x in _show(repo, path))
+    assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["bob"])),
+                           f"signed commit {change[:10]}")

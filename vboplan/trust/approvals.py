@@ -115,8 +115,8 @@ class Author:
         if self.name in verdict.principals:
             return f"created_by {self.name}"
         for commit in self.commits:
-            proven = set(commit.principals) if commit.problem is None else set()
-            if proven & set(verdict.principals):
+            # Whoever's key made a commit's signature wrote it, whether or not that key may sign commits here.
+            if set(commit.principals) & set(verdict.principals):
                 return f"signed commit {commit.short} this plan was rendered from"
             if {e.lower() for e in commit.emails} & {p.lower() for p in verdict.principals}:
                 return f"named in commit {commit.short} this plan was rendered from"

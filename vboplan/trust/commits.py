@@ -130,7 +130,7 @@ class Commit:
     subject: str = ""
     author: str = ""                  # the author line's "Name <email>": text, not an identity
     emails: tuple[str, ...] = ()      # author and committer emails (unverified)
-    principals: tuple[str, ...] = ()  # whom the signing key stands for in allowed_signers
+    principals: tuple[str, ...] = ()  # whom the key that made its signature stands for in allowed_signers
     fingerprint: str = ""
     problem: str | None = None        # None: signed by a listed key whose signature verifies
 
