@@ -401,13 +401,13 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
             shown = [{"principal": "?", "status": f"cannot be checked here: {reason}"} for _ in saved.approvals]
         echo(render_plan(replace(saved, approvals=shown), fmt, obj.color), nl=False)
         return
-    # Who wrote it and when come first: what a reviewer reads before the changes.
+    echo(render_plan(saved, fmt, obj.color), nl=False)
+    # Under the changes: who wrote them and when, then each approval.
     echo(f"created: {saved.created_at} (created_by {saved.created_by})")
     if checked is None:
         echo(f"author: cannot be checked here: {reason}")
     else:
         _echo_provenance(saved, checked.author)
-    echo(render_plan(saved, fmt, obj.color), nl=False)
     if checked is None:
         for i, _ in enumerate(saved.approvals, 1):
             echo(f"Approval {i}: cannot be checked here: {reason}")
