@@ -1,5 +1,10 @@
-"""CA bundles named by ``verify``: PEM (one or more certificates) or a single DER certificate, the ``.cer`` that
-Windows exports by default. Both load into an SSL context; anything else is refused with the file named."""
+"""The SSL contexts ``verify`` stands for. A CA bundle it names: PEM (one or more certificates) or a single DER
+certificate, the ``.cer`` that Windows exports by default; both load into an SSL context, anything else is refused with
+the file named. ``verify: true``: the public CA bundle vboplan installs with (certifi's), and only that.
+
+Every context is built from explicit certificates, never from OpenSSL's default locations: those honour the
+``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` environment variables (so do ``ssl.create_default_context()`` without a CA and
+``httpx.create_ssl_context()``), which would let whatever set them widen what a run trusts."""
 
 from __future__ import annotations
 
@@ -37,6 +42,22 @@ def _context(data: bytes, what: str) -> ssl.SSLContext:
             problem = "holds no certificate (neither PEM nor DER)"
         raise ProjectError(f"{what} {problem}; export the VBO server's certificate as Base-64 (PEM) or "
                            "DER .cer") from None
+
+
+def default_context() -> ssl.SSLContext:
+    """``verify: true``: certifi's bundle. ``cafile`` given, ``create_default_context`` loads nothing else (no
+    ``load_default_certs``, so no ``SSL_CERT_FILE``/``SSL_CERT_DIR``)."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def unverified_context() -> ssl.SSLContext:
+    """``verify: false``: TLS without checking the certificate or the host name (vboplan warns on every run)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def check_ca_file(path: Path, what: str) -> None:

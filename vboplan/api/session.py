@@ -98,7 +98,8 @@ class Session:
             transport = GuardedTransport(DeadlineTransport(tls, limits))
         # Every request goes through ``transport`` (the deadline, the size bound, the shared TLS context). httpx
         # mounts no proxies from HTTP(S)_PROXY beside a transport it is given; trust_env=False says so outright and
-        # keeps ~/.netrc and SSL_CERT_FILE out of it too: the server is reached directly, trusted as ``verify`` says.
+        # keeps ~/.netrc out of it too (certs.py keeps SSL_CERT_FILE and SSL_CERT_DIR out of every SSL context): the
+        # server is reached directly, trusted as ``verify`` says.
         self._http = httpx.Client(
             base_url=base, transport=transport, trust_env=False, timeout=httpx.Timeout(settings.timeout), limits=limits,
             headers={"Accept": "application/json", "Accept-Encoding": "identity"})

@@ -13,7 +13,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from vboplan.api.certs import ssl_context
+from vboplan.api.certs import default_context, ssl_context, unverified_context
 
 #: Largest response body vboplan accepts (a directory page of 10,000 users is a few MiB).
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -124,7 +124,7 @@ def shared_tls(verify: bool | str, what: str = "") -> ssl.SSLContext:
         context = _tls_contexts.get(key)
         if context is None:
             context = _tls_contexts[key] = ssl_context(verify, what) if isinstance(verify, str) else \
-                httpx.create_ssl_context(verify=verify)
+                default_context() if verify else unverified_context()
         return context
 
 
