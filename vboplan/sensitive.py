@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import html
+import html.entities
 import json
 import logging
+import re
 import secrets
 import threading
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -99,37 +104,137 @@ def same_live(recorded: Any, live: Any) -> bool:
 
 
 # -- redaction: what vboplan prints or stores never holds a secret value of the run ------------------------------
+#
+# A server may send a secret back in a form other than the one it was sent: quoted in JSON (``\u0026``, ``\/``), in
+# an HTML error page (``&amp;``, ``&#39;``, ``&#x27;``), URL-encoded (``%2F`` or ``%2f``, ``+`` for a space),
+# base64 (an echoed ``Authorization`` header, a token that embeds the login), or with its case changed. Each
+# remembered secret becomes one pattern that matches it character by character in any of those spellings (mixed
+# too: encoders differ in which characters they escape), case-insensitively, plus its base64 forms.
 
-_known: set[str] = set()
+SHORTEST = 4
+"""Secrets shorter than this are refused where they enter (``remember``): a value of one to three characters
+cannot be masked in free text without masking ordinary words and numbers, and cannot be let through either."""
+_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
+               "\f": "\\f", "'": "\\'"}
+
+
+def _spellings(char: str) -> list[str]:
+    """Regular expressions for ``char`` as itself and as each encoding a server may apply, once or twice."""
+    code = ord(char)
+    data = char.encode("utf-8")
+    once = {re.escape(char)}
+    once.add("".join(f"%{b:02x}" for b in data))  # URL-encoded (case is ignored by the pattern)
+    if char == " ":
+        once.add(re.escape("+"))
+    once.add(f"&#0*{code};")
+    once.add(f"&#x0*{code:x};")
+    name = html.entities.codepoint2name.get(code) or {"'": "apos"}.get(char)
+    if name:
+        once.add(f"&{name};")
+    units = [code] if code < 0x10000 else [0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)]
+    once.add(re.escape("".join(f"\\u{u:04x}" for u in units)))
+    once.add(re.escape(f"\\x{code:02x}") if code < 0x100 else re.escape(f"\\u{code:04x}"))
+    if char in _JSON_SHORT:
+        once.add(re.escape(_JSON_SHORT[char]))
+    # A second layer: one of the above, then escaped again as a whole (JSON inside an HTML page, a URL in JSON).
+    plain = {char, "".join(f"%{b:02X}" for b in data), f"&#{code};", "".join(f"\\u{u:04x}" for u in units)}
+    if char in _JSON_SHORT:
+        plain.add(_JSON_SHORT[char])
+    if name:
+        plain.add(f"&{name};")
+    twice = {re.escape(encoded) for text in plain for encoded in (quote(text, safe=""), quote_plus(text),
+                                                                 html.escape(text), json.dumps(text)[1:-1])}
+    return sorted(once | twice, key=len, reverse=True)
+
+
+def _text_pattern(text: str) -> str:
+    return "".join(f"(?:{'|'.join(_spellings(char))})" for char in text)
+
+
+def _base64_forms(text: str) -> set[str]:
+    """The stretches of base64 that encode ``text`` wherever it sits in the encoded data: for each of the three
+    alignments, the characters made only of its bits (standard and URL-safe alphabets)."""
+    data = text.encode("utf-8")
+    forms = set()
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + data).decode("ascii")
+        start = (0, 2, 3)[offset]
+        end = (offset + len(data)) * 8 // 6
+        for fragment in (encoded[start:end], encoded[start:end].replace("+", "-").replace("/", "_")):
+            if len(fragment) >= SHORTEST:
+                forms.add(fragment)
+    return forms
+
+
+_ANCHOR = re.compile(r"[A-Za-z0-9_.~-]+")  # characters that URL, HTML and JSON encoders all leave as they are
+
+
+@dataclass(frozen=True)
+class _Known:
+    """One remembered secret, ready to be found: a pattern for its spellings, the base64 stretches that encode it,
+    and its longest stretch that every encoding keeps readable (case-folded), which any textual match contains."""
+
+    text: str
+    pattern: re.Pattern[str]
+    base64: tuple[str, ...]
+    anchor: str
+
+
+def _prepare(text: str) -> _Known:
+    cased = sorted({text, text.upper(), text.lower(), text.casefold()}, key=len, reverse=True)
+    pattern = re.compile("|".join(_text_pattern(form) for form in cased), re.IGNORECASE)
+    anchor = max(_ANCHOR.findall(text), key=len, default="").casefold()
+    return _Known(text, pattern, tuple(sorted(_base64_forms(text), key=len, reverse=True)), anchor)
+
+
+_known: dict[str, _Known] = {}
 _known_lock = threading.Lock()
-_SHORTEST = 4  # shorter values would mask ordinary words; vboplan never prints such values unmasked anyway
+_order: list[_Known] = []
 
 
-def remember(value: Any) -> None:
-    """Note a secret value of this run (API password, every ``secret()``) so :func:`redact` masks it."""
+def remember(value: Any, what: str = "a secret value") -> None:
+    """Note a secret value of this run (API password, every ``secret()``) so :func:`redact` masks it. A value of
+    one to three characters is refused (:data:`SHORTEST`); ``what`` names it in the message."""
+    global _order
     text = str(value) if value is not None else ""
-    if len(text) < _SHORTEST:
+    if not text or text in _known:
         return
-    forms = {text, json.dumps(text)[1:-1], quote(text, safe=""), quote_plus(text), repr(text)[1:-1]}
+    if len(text) < SHORTEST:
+        from vboplan.errors import ProjectError
+
+        raise ProjectError(f"{what} is shorter than {SHORTEST} characters: vboplan cannot keep so short a secret out "
+                           "of what a server echoes without masking ordinary text; use a longer one")
+    prepared = _prepare(text)
     with _known_lock:
-        _known.update(f for f in forms if len(f) >= _SHORTEST)
+        _known[text] = prepared
+        _order = sorted(_known.values(), key=lambda k: len(k.text), reverse=True)  # a longer secret first
 
 
 def forget() -> None:
     """Start a new run: drop the secret values remembered so far (each CLI invocation is one run)."""
+    global _order
     with _known_lock:
         _known.clear()
+        _order = []
 
 
 def redact(text: str) -> str:
-    """``text`` with every remembered secret value replaced by ``(sensitive)``."""
-    if not _known or not isinstance(text, str):
+    """``text`` with every remembered secret value, in any spelling a server may send back, as ``(sensitive)``."""
+    known = _order
+    if not known or not isinstance(text, str):
         return text
-    with _known_lock:
-        known = sorted(_known, key=len, reverse=True)
-    for value in known:
-        if value in text:
-            text = text.replace(value, MASK)
+    for secret in known:
+        for fragment in secret.base64:
+            if fragment in text:
+                text = text.replace(fragment, MASK)
+    folded = text.casefold()
+    for secret in known:
+        # The pattern is tried only where the text holds the secret's readable stretch: plain substring search is
+        # fast; the pattern, with every spelling of every character, is not (megabytes of plan output pass here).
+        if secret.anchor in folded:
+            masked = secret.pattern.sub(MASK, text)
+            if masked != text:
+                text, folded = masked, masked.casefold()
     return text
 
 

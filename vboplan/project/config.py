@@ -118,7 +118,7 @@ class Environment:
                 f"(export {self.password_env}=... before running vboplan)")
         from vboplan.sensitive import remember
 
-        remember(value)
+        remember(value, f"environment '{self.name}': the API password in {self.password_env}")
         return value
 
 

@@ -197,7 +197,7 @@ def render(project: Project, env: Environment, offline: bool = False) -> Rendere
             log.info("secret('%s') is not set; validating with a stand-in value", name)
             value = "unset-secret"
         else:
-            remember(value)
+            remember(value, f"the value of secret('{name}')")
         token = f"{marker}{len(secret_values)}__"
         secret_values[token] = value
         return _Secret(token)
