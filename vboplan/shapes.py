@@ -6,10 +6,13 @@ here are left alone, so a newer vboplan can add fields an older check does not k
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 #: Largest plan or state file vboplan reads (a plan of 100,000 audit entries is a few tens of MiB).
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -102,15 +105,68 @@ def problem(value: Any, shape: Any, path: str = "") -> str | None:
     raise TypeError(f"unknown shape {shape!r}")  # pragma: no cover - a bug in a shape table
 
 
+# -- reading a file: only a regular one ------------------------------------------------------------------------
+
+
+class NotRegularFile(OSError):
+    """A path that names a FIFO, a device or a socket. Opening a FIFO waits for a writer and a device may never
+    end, so vboplan refuses them before opening (``strerror`` says what the path is)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _refuse_special(mode: int, path: str | os.PathLike[str]) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _SPECIAL if test(mode)), "not an ordinary file")
+        raise NotRegularFile(errno.EINVAL, f"is {kind}, not a regular file; vboplan reads only regular files",
+                             str(path))
+
+
+def check_regular(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`NotRegularFile` (or IsADirectoryError, FileNotFoundError) unless ``path`` is a regular file."""
+    _refuse_special(os.stat(path).st_mode, path)
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """``path`` opened for reading in binary, only if it is a regular file (a symbolic link to one is fine).
+
+    The path is checked before it is opened (a FIFO is never opened, so nothing waits for a writer), and the open
+    file again, with ``O_NONBLOCK`` where the platform has it, so a FIFO swapped in between cannot block either.
+    Raises FileNotFoundError, IsADirectoryError, :class:`NotRegularFile` or another OSError."""
+    check_regular(path)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        _refuse_special(os.fstat(fd).st_mode, path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path`` (one more than allowed tells the caller it is too
+    large); raises as :func:`open_regular`."""
+    with open_regular(path) as handle:
+        return handle.read(limit + 1)
+
+
 def read_json(path: Path, display: str, error: type[Exception], what: str) -> Any:
     """Read a JSON file vboplan wrote earlier; every way it can be unusable is ``error`` naming ``display``."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+        raw = read_regular(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise error(f"{display}: {what} not found") from None
     except IsADirectoryError:
         raise error(f"{display}: is a directory, not a {what}") from None
+    except NotRegularFile as exc:
+        raise error(f"{display}: {exc.strerror}") from None
     except OSError as exc:
         raise error(f"{display}: cannot read the {what} ({exc.strerror or exc})") from None
     if len(raw) > MAX_FILE_BYTES:

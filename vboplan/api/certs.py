@@ -12,6 +12,7 @@ import ssl
 from pathlib import Path
 
 from vboplan.errors import ProjectError
+from vboplan.shapes import NotRegularFile, read_regular
 
 _PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 _MAX_BYTES = 4 * 1024 * 1024
@@ -19,8 +20,9 @@ _MAX_BYTES = 4 * 1024 * 1024
 
 def _read(path: Path, what: str) -> bytes:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
+        data = read_regular(path, _MAX_BYTES)
+    except NotRegularFile as exc:
+        raise ProjectError(f"{what}: {exc.strerror}") from None
     except OSError as exc:
         raise ProjectError(f"{what}: cannot read the file ({exc.strerror or exc})") from None
     if len(data) > _MAX_BYTES:

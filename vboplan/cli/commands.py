@@ -333,13 +333,17 @@ def _refuse_to_drop_approvals(path: Path) -> None:
     import json
     import re
 
+    from vboplan.shapes import MAX_FILE_BYTES, NotRegularFile, read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
         # Decoding a large plan file only to find it has no approvals costs seconds: an "approvals" key followed by
         # anything but an empty list is what can hold one (in a JSON string those quotes would be escaped).
         if not re.search(r'"approvals"\s*:(?!\s*\[\s*\])', text):
             return
         held = json.loads(text).get("approvals") or []
+    except NotRegularFile as exc:
+        raise VboplanError(f"{path}: {exc.strerror}; --out names the plan file to write") from None
     except (OSError, ValueError, AttributeError):
         return  # no file, or not a plan file: nothing to lose
     if held:

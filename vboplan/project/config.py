@@ -17,6 +17,7 @@ from vboplan.errors import ProjectError
 from vboplan.planning.guard import Thresholds
 from vboplan.project.yamlfile import Located, load_yaml
 from vboplan.schema import VERSIONS, nearest
+from vboplan.shapes import check_regular
 from vboplan.state.config import StateConfig, parse_state_config
 
 CONFIG_NAME = "vboplan.yaml"
@@ -273,7 +274,7 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
         from vboplan.api.certs import check_ca_file
 
         bundle = (root / verify).resolve()
-        if not bundle.is_file():
+        if not bundle.exists():  # any other problem (a folder, a FIFO) is check_ca_file's to name
             raise ProjectError(f"{spec.where('verify')}: CA bundle '{verify}' not found")
         check_ca_file(bundle, f"{spec.where('verify')}: verify '{verify}'")
         verify = str(bundle)
@@ -370,8 +371,12 @@ def _approvals(root: Path, spec: Any, where: str) -> ApprovalPolicy:
             raise ProjectError(f"{at('allowed_signers')}: approvals.allowed_signers must be the path of an "
                                "allowed_signers file")
         path = (root / signers).resolve()
-        if not path.is_file():
+        if not path.exists():
             raise ProjectError(f"{at('allowed_signers')}: allowed_signers file '{signers}' not found")
+        try:
+            check_regular(path)
+        except OSError as exc:
+            raise ProjectError(f"{at('allowed_signers')}: allowed_signers file '{signers}' {exc.strerror}") from None
     elif required > 0:
         raise ProjectError(f"{at('required')}: approvals.required is {required} but no allowed_signers file says "
                            f"whose SSH keys may approve; add allowed_signers: FILE (like {example})")

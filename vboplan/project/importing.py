@@ -32,8 +32,9 @@ from vboplan.kinds.base import Export, WriteOnly
 from vboplan.kinds.registry import KINDS
 from vboplan.project.config import Environment, Project
 from vboplan.project.newfiles import NewFiles
-from vboplan.project.yamlfile import parse_json, parse_yaml, plain
+from vboplan.project.yamlfile import MAX_BYTES, parse_json, parse_yaml, plain
 from vboplan.schema import nearest
+from vboplan.shapes import NotRegularFile, read_regular
 
 log = logging.getLogger("vboplan")
 
@@ -213,7 +214,9 @@ def existing_templates(project: Project) -> dict[str, tuple[str, bool]]:
     found: dict[str, tuple[str, bool]] = {}
     for path in paths:
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = read_regular(path, MAX_BYTES).decode("utf-8", errors="replace")
+        except NotRegularFile as exc:
+            raise ProjectError(f"{project.display(path)}: {exc.strerror}") from None
         except OSError as exc:
             raise ProjectError(f"{project.display(path)}: cannot read ({exc.strerror or exc})") from None
         marker = _MARKER.search(text[:500])

@@ -24,6 +24,7 @@ from vboplan.project.sandbox import BoundedSandbox, render_bounded
 from vboplan.project.yamlfile import Located, load_yaml, parse_yaml, plain
 from vboplan.schema import nearest
 from vboplan.sensitive import Sensitive, remember
+from vboplan.shapes import NotRegularFile, check_regular
 
 log = logging.getLogger("vboplan")
 
@@ -184,7 +185,7 @@ def render(project: Project, env: Environment, offline: bool = False) -> Rendere
     variables = plain(load_variables(project, env))
     variables.setdefault("environment", {"name": env.name, "api_version": env.api_version})
     marker = f"__vboplan_secret_{_random.token_hex(8)}_"
-    jinja = _Sandbox(marker, loader=jinja2.FileSystemLoader(str(project.root)), undefined=jinja2.StrictUndefined,
+    jinja = _Sandbox(marker, loader=_RegularFileLoader(str(project.root)), undefined=jinja2.StrictUndefined,
                      keep_trailing_newline=True, autoescape=False)
     jinja.policies["json.dumps_function"] = yaml_safe_json
     secret_values: dict[str, str] = {}
@@ -235,6 +236,22 @@ def render(project: Project, env: Environment, offline: bool = False) -> Rendere
             rendered.sources[kind.name] = where
     return rendered
 
+
+
+class _RegularFileLoader(jinja2.FileSystemLoader):
+    """Jinja's file loader, except that a template path naming a FIFO, a device or a socket is refused by name
+    (Jinja itself would call it not found; opening it could wait for ever)."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Any]:
+        for folder in self.searchpath:
+            candidate = os.path.join(folder, *jinja2.loaders.split_template_path(template))
+            try:
+                check_regular(candidate)
+            except NotRegularFile as exc:
+                raise RenderError(f"{template}: {exc.strerror}") from None
+            except OSError:
+                continue  # missing (or a folder): Jinja says so in its own words
+        return super().get_source(environment, template)
 
 def _render_one(jinja: ImmutableSandboxedEnvironment, name: str, path: Path, variables: dict[str, Any],
                 env: Environment) -> str:

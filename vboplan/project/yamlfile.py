@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from vboplan.errors import ProjectError
+from vboplan.shapes import NotRegularFile, read_regular
 
 #: Largest file vboplan reads as configuration or variables (a 100,000-entry variable file is a few MiB).
 MAX_BYTES = 32 * 1024 * 1024
@@ -233,12 +234,13 @@ def read_text(path: Path, display: str | None = None, limit: int = MAX_BYTES) ->
     """The UTF-8 text of ``path``, refused when larger than ``limit``; errors are :class:`ProjectError`."""
     name = display or str(path)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+        data = read_regular(path, limit)
     except FileNotFoundError:
         raise ProjectError(f"{name}: file not found") from None
     except IsADirectoryError:
         raise ProjectError(f"{name}: is a directory, not a file") from None
+    except NotRegularFile as exc:
+        raise ProjectError(f"{name}: {exc.strerror}") from None
     except OSError as exc:
         raise ProjectError(f"{name}: cannot read: {exc.strerror or exc}") from None
     if len(data) > limit:

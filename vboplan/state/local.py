@@ -15,6 +15,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from vboplan.errors import StateConflictError, StateError
+from vboplan.shapes import MAX_FILE_BYTES, NotRegularFile, read_regular
 from vboplan.state.base import ANY, Backend, Held, LockBusy, Stored, parse_info
 from vboplan.state.files import atomic_write
 
@@ -44,10 +45,19 @@ class LocalBackend(Backend):
 
     def get(self, key: str) -> Stored | None:
         try:
-            text = self.path(key).read_text(encoding="utf-8")
+            raw = read_regular(self.path(key), MAX_FILE_BYTES)
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
+        except NotRegularFile as exc:
+            raise StateError(f"{self.location(key)}: {exc.strerror}") from None
+        except OSError as exc:
+            raise StateError(f"{self.location(key)}: cannot be read ({exc.strerror or exc})") from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise StateError(f"{self.location(key)}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; not a file "
+                             "vboplan wrote")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise StateError(f"{self.location(key)}: cannot be read ({exc})") from None
         return Stored(text, _version(text))
 

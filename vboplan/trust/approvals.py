@@ -20,6 +20,7 @@ from vboplan.jsontext import document_text
 from vboplan.planning.changes import Change
 from vboplan.planning.plan import Plan, plan_digest
 from vboplan.project.config import ApprovalPolicy, Project
+from vboplan.shapes import MAX_FILE_BYTES, read_regular
 from vboplan.state import atomic_write, now
 from vboplan.trust import commits, signing
 
@@ -450,7 +451,7 @@ class _locked:
 
 def _read_document(path: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(read_regular(path, MAX_FILE_BYTES).decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise PlanError(f"{path}: not a readable plan file ({exc})") from None
     if not isinstance(document, dict) or not isinstance(document.get("approvals", []), list):

@@ -26,6 +26,7 @@ from sshsig.allowed_signers import AllowedSigner
 from sshsig.sshsig import SshsigSignature
 
 from vboplan.errors import ProjectError, VboplanError
+from vboplan.shapes import MAX_FILE_BYTES, read_regular
 
 APPROVE_NAMESPACE = "vboplan-approve"
 PLAN_NAMESPACE = "vboplan-plan"
@@ -230,7 +231,7 @@ class TrustList:
     def load(cls, path: Path, display: str) -> TrustList:
         """Read ``path``; every error names the file and line."""
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular(path, MAX_FILE_BYTES).decode("utf-8")
         except FileNotFoundError:
             raise ProjectError(f"{display}: allowed_signers file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
