@@ -77,7 +77,8 @@ def run(version: str, url: str, token: str, max_examples: int, workdir: Path) ->
         [sys.executable, "-m", "schemathesis.cli", "run", str(spec), "--url", url, "-H", f"Authorization: Bearer {token}",
          "--checks", CHECKS, "--max-examples", str(max_examples), "--seed", "1", "--continue-on-failure",
          "--suppress-health-check", "all", "--report", "junit", "--report-junit-path", str(report)],
-        capture_output=True, text=True, check=False)
+        capture_output=True, text=True, check=False,
+        cwd=workdir)  # schemathesis keeps its example database in ./.schemathesis: the temporary folder, not the tree
     elapsed = time.perf_counter() - started
     output = result.stdout + result.stderr
     cases = re.search(r"(\d+) generated", output)
