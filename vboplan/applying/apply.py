@@ -58,12 +58,6 @@ class ApplyReport:
                 + (f", {len(self.not_run)} not attempted" if self.not_run else "") + ".")
 
 
-def load_for_apply(project: Project, path: Path) -> tuple[Plan, Environment, list[Change], list[Change], list[str]]:
-    """Read a plan file and clear it: (plan, env, approved changes, skipped changes, notes). Raises when refused."""
-    plan, env, clearance = clear_plan_file(project, path)
-    return plan, env, clearance.approved, clearance.skipped, clearance.notes
-
-
 def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Clearance]:
     """Read a plan file and decide what of it may be applied: intact, fresh, never applied, approved."""
     plan = Plan.load(path)

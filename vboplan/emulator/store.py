@@ -55,7 +55,6 @@ _NO_ON_PREMISES_ID = "00000000-0000-0000-0000-000000000000"
 
 # A write-only value (format password) is kept as ``<field>Sha256``; ``userPassword`` is the usual one.
 HASH_SUFFIX = "Sha256"
-PASSWORD_HASH_KEY = "userPassword" + HASH_SUFFIX
 DEFAULT_CREDENTIALS = [{"username": "admin", "password": "admin"}]
 CHANGES_SUFFIX = ".changes"
 LOCK_SUFFIX = ".lock"

@@ -60,7 +60,3 @@ def shape(version: str, name: str, values: dict[str, Any]) -> dict[str, Any]:
 def _declared(version: str, name: str) -> dict[str, bool]:
     return dict(fields(version, name))
 
-
-def has_field(version: str, name: str, prop: str) -> bool:
-    """Whether component ``name`` of ``version`` declares ``prop``."""
-    return any(p == prop for p, _ in fields(version, name))

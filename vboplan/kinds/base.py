@@ -8,7 +8,6 @@ from typing import Any, Protocol
 
 from vboplan.api.client import VboClient
 from vboplan.planning.changes import Address, Change, Drift
-from vboplan.project.yamlfile import Located
 
 
 @dataclass
@@ -123,13 +122,6 @@ class ResourceKind(Protocol):
 
     def export(self, client: VboClient) -> Export:
         """Everything of this kind the server holds, as a template would declare it (``vboplan import``)."""
-
-
-def where_in(mapping: Any, source: str) -> Callable[[Any], str]:
-    """A ``where(key)`` function for a mapping parsed from ``source``."""
-    if isinstance(mapping, Located):
-        return mapping.where
-    return lambda key: source
 
 
 def named_organizations(client: VboClient, warnings: list[str]) -> dict[str, dict[str, Any]]:
