@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SMTP_SECRET, ProjectDir, assert_no_secret, assert_one_clean_error
+from filemodes import assert_private
 
 
 def _plan(project: ProjectDir, env: str = "prod", name: str | None = None) -> Path:
@@ -47,7 +48,8 @@ def test_two_approvers_then_apply_converges(project: ProjectDir) -> None:
     assert snapshot["resources"]["audit_email_settings"]["values"]["port"] == 587
     assert [a["principal"] for a in snapshot["last_apply"]["approvals"]] == ["alice", "bob"]
     assert [a["ticket"] for a in snapshot["last_apply"]["approvals"]] == ["CHG-1", "CHG-1"]
-    assert oct((project.root / ".vboplan/state/prod.json").stat().st_mode & 0o777) == "0o600"
+    assert_private(project.root / ".vboplan/state/prod.json")
+    assert_private(project.root / ".vboplan/state")
     again = project.run("plan", "--env", "prod", "--detailed-exitcode")
     assert again.exit_code == 0, again.output  # the password too: compared through the recorded hash
     assert SMTP_SECRET not in json.dumps(snapshot)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SMTP_SECRET, ProjectDir, assert_no_secret
+from filemodes import assert_private
 
 
 def test_plan_lists_exactly_the_fields_that_differ_and_exits_2(project: ProjectDir) -> None:
@@ -88,7 +89,7 @@ def test_plan_out_and_show(project: ProjectDir) -> None:
     out = project.root / "plans" / "dev.json"
     result = project.run("plan", "--env", "dev", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert out.exists() and oct(out.stat().st_mode & 0o777) == "0o600"
+    assert_private(out)
     assert SMTP_SECRET not in out.read_text()
     shown = project.run("show", str(out))
     assert shown.exit_code == 0

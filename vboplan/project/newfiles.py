@@ -9,12 +9,11 @@ what this batch created is removed again.
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vboplan.errors import VboplanError
+from vboplan.state.files import place, write_temp
 
 
 class WriteError(VboplanError):
@@ -45,10 +44,10 @@ class NewFiles:
                 if path.exists() or path.is_symlink():
                     raise FileExistsError(f"{path} exists")
                 _make_parents(path.parent, made_dirs)
-                temps[path] = _write_temp(path, text)
+                temps[path] = write_temp(path, text, mode=None)  # a new file's mode, as the umask says
             for path, temp in list(temps.items()):
                 current = path
-                _place(temp, path)
+                place(temp, path, replace=False)
                 placed.append(path)
                 del temps[path]
         except FileExistsError:
@@ -75,37 +74,6 @@ def _make_parents(folder: Path, made: list[Path]) -> None:
         made.append(path)
     if not folder.is_dir():
         raise NotADirectoryError(20, "a file is in the way of its folder", str(folder))
-
-
-def _write_temp(path: Path, text: str) -> Path:
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # O_EXCL: never write through a name someone else made; 0o666 lets the umask decide, as for any new file.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return temp
-
-
-def _place(temp: Path, path: Path) -> None:
-    """Give ``temp`` the name ``path`` unless ``path`` exists (FileExistsError then)."""
-    try:
-        os.link(temp, path)  # fails with FileExistsError when the name is taken, atomically
-    except FileExistsError:
-        raise
-    except OSError:
-        # No hard links here (some file systems): Windows' rename refuses an existing name by itself; elsewhere
-        # check just before renaming.
-        if os.name != "nt" and (path.exists() or path.is_symlink()):
-            raise FileExistsError(17, "exists", str(path)) from None
-        os.rename(temp, path)
-        return
-    temp.unlink()
 
 
 def _undo(temps: dict[Path, Path], placed: list[Path], made_dirs: list[Path]) -> None:

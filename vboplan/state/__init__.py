@@ -161,6 +161,7 @@ class StateStore:
             "server": self.env.server, "api_version": self.env.api_version, "updated_at": now(), **content,
         }
         text = document_text(snapshot, sort_keys=True)
+        self.check_held()
         if self._previous is not None:
             self.backend.put(self.backup_key, self._previous.text)
         self._version = self.backend.put(self.key, text, expect=self._version)
@@ -180,6 +181,10 @@ class StateStore:
             log.warning("environment '%s': %s", self.env.name, note)
         self.held = held
         try:
+            swept = self.backend.sweep([self.key, self.backup_key, self.journal_key, self.lock_key])
+            if swept:
+                log.info("environment '%s': removed %s, left by a run that was killed while writing",
+                         self.env.name, ", ".join(swept))
             yield held
         finally:
             self.held = None
@@ -188,6 +193,29 @@ class StateStore:
             except StateError as exc:
                 log.warning("environment '%s': could not release the lock (%s); break it with "
                             "'vboplan state unlock --env %s %s'", self.env.name, exc, self.env.name, held.id)
+
+    def check_held(self) -> None:
+        """Raise StateLockedError when this store took the lock and no longer holds it: ``state unlock`` broke it
+        while this run went on. Called before each write this run makes to its state (the write journal before
+        every request to the server and after its answer, the snapshot), so such a run stops before it sends or
+        records anything more, and names who holds the lock now."""
+        held = self.held
+        if held is None:
+            return  # no lock taken through this store (a library caller): nothing to check
+        try:
+            holder = self.backend.holder_seen_by(self.lock_key, held)
+        except LockBusy as busy:
+            holder = busy.info
+            if holder is None:
+                raise StateLockedError(self._lost(held, f"another run holds it now ({busy.problem})")) from None
+        if holder is not None and holder.get("id") == held.id:
+            return
+        raise StateLockedError(self._lost(held, f"{describe_holder(holder)} holds it now" if holder else
+                                          "nobody holds it now"))
+
+    def _lost(self, held: Held, now_held: str) -> str:
+        return (f"the lock of environment '{self.env.name}' (lock id {held.id}) was broken while this run held it "
+                f"(vboplan state unlock); {now_held}. This run stopped there: it sends and records nothing more")
 
     def locked_message(self, busy: LockBusy) -> str:
         name = self.env.name
@@ -233,10 +261,13 @@ class StateStore:
         return data
 
     def write_journal(self, text: str) -> None:
-        """Replace the write journal with ``text`` (a JSON document; see ``journal.WriteJournal``)."""
+        """Replace the write journal with ``text`` (a JSON document; see ``journal.WriteJournal``), only while this
+        run still holds the lock it took."""
+        self.check_held()
         self.backend.put(self.journal_key, text)
 
     def delete_journal(self) -> None:
+        self.check_held()
         self.backend.delete(self.journal_key)
 
     @property

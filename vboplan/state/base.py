@@ -77,6 +77,16 @@ class Backend(ABC):
     def break_lock(self, key: str, lock_id: str) -> dict[str, Any]:
         """Break the lock ``key`` if and only if its id is ``lock_id``; returns its info. StateError otherwise."""
 
+    def holder_seen_by(self, key: str, held: Held) -> dict[str, Any] | None:
+        """:meth:`holder`, asked by the run that took ``held``: the lock info of whoever holds ``key`` now (this
+        run's own while its lock stands). LockBusy(None, problem) as :meth:`holder`."""
+        return self.holder(key)
+
+    def sweep(self, keys: list[str]) -> list[str]:
+        """Remove what a killed writer of ``keys`` left half-done (temporary files); called with their lock held.
+        Returns what was removed. Object stores write whole objects, so they have nothing to sweep."""
+        return []
+
 
 def parse_info(text: str) -> dict[str, Any] | None:
     """Lock info from its stored text; None when empty or not a JSON object with an id."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from filelock import FileLock, Timeout
 from vboplan.errors import StateConflictError, StateError
 from vboplan.shapes import MAX_FILE_BYTES, NotRegularFile, read_regular
 from vboplan.state.base import ANY, Backend, Held, LockBusy, Stored, parse_info
-from vboplan.state.files import atomic_write
+from vboplan.state.files import atomic_write, private_folder, tighten
 
 
 def _version(text: str) -> str:
@@ -69,6 +70,7 @@ class LocalBackend(Backend):
             if (current.version if current else None) != expect:
                 raise StateConflictError(f"{self.location(key)} was changed by someone else since this run read it")
         try:
+            private_folder(self.folder)
             atomic_write(self.path(key), text, mode=0o600)
         except OSError as exc:
             raise StateError(f"{self.location(key)}: cannot be written ({exc.strerror or exc})") from None
@@ -82,6 +84,26 @@ class LocalBackend(Backend):
         except OSError as exc:
             raise StateError(f"{self.location(key)}: cannot be removed ({exc.strerror or exc})") from None
 
+    def sweep(self, keys: list[str]) -> list[str]:
+        """Remove the temporary files (``.<key>.<8 random characters>.tmp``, see atomic_write) that a run killed
+        in the middle of writing one of ``keys`` left behind. Only exact names match: another environment's files
+        (``dev.json`` beside ``dev.json.json``) are never taken for these."""
+        names = "|".join(re.escape(k) for k in keys + [self._info_key(k) for k in keys])
+        pattern = re.compile(rf"\.(?:{names})\.[a-z0-9_]{{8}}\.tmp")
+        removed = []
+        try:
+            entries = list(os.scandir(self.folder))
+        except OSError:
+            return removed
+        for entry in entries:
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+                except OSError:
+                    pass  # another process's file after all, or not removable: left alone
+        return removed
+
     # -- the lock ----------------------------------------------------------------------------------------------
 
     def _info_key(self, key: str) -> str:
@@ -89,7 +111,7 @@ class LocalBackend(Backend):
 
     def _os_lock(self, key: str) -> FileLock:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self.folder)
         except OSError as exc:
             raise StateError(f"{self.folder}: cannot create the state folder ({exc.strerror or exc})") from None
         return FileLock(str(self.path(key)), timeout=0)
@@ -116,6 +138,7 @@ class LocalBackend(Backend):
             holder = self._read_info(key)
             raise LockBusy(holder, "" if holder else f"its lock info {self.location(self._info_key(key))} is empty "
                                                      "or unreadable (the run may be starting)")
+        tighten(self.path(key), 0o600)  # created 0600 less the umask: an odd umask must not leave it unreadable
         held = Held(info["id"], info, lock)
         left = self._read_info(key)
         if left is not None:
@@ -146,6 +169,11 @@ class LocalBackend(Backend):
         if info is None:
             raise LockBusy(None, f"its lock info {self.location(self._info_key(key))} is empty or unreadable")
         return info
+
+    def holder_seen_by(self, key: str, held: Held) -> dict[str, Any] | None:
+        # This process holds the operating-system lock it took (probing it from here would only find it taken);
+        # what 'state unlock' changes is the info beside it: removed, then written anew by whoever takes it next.
+        return self._read_info(key)
 
     def break_lock(self, key: str, lock_id: str) -> dict[str, Any]:
         probe = self._os_lock(key)
