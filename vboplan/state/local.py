@@ -88,7 +88,7 @@ class LocalBackend(Backend):
         """Remove the temporary files (``.<key>.<8 random characters>.tmp``, see atomic_write) that a run killed
         in the middle of writing one of ``keys`` left behind. Only exact names match: another environment's files
         (``dev.json`` beside ``dev.json.json``) are never taken for these."""
-        names = "|".join(re.escape(k) for k in keys + [self._info_key(k) for k in keys])
+        names = "|".join(re.escape(k) for k in keys + [self._info_key(k) for k in keys if k.endswith(".lock")])
         pattern = re.compile(rf"\.(?:{names})\.[a-z0-9_]{{8}}\.tmp")
         removed = []
         try:

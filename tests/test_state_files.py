@@ -1,0 +1,175 @@
+"""The local state backend's files: private whatever the umask, no temporary file left by an interrupted or killed
+write, and a run whose lock was broken by ``state unlock`` stops before it sends or records anything more."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+from conftest import API_SECRET, SEED, SMTP_SECRET, ProjectDir
+from filemodes import NO_POSIX_MODES, POSIX_MODES, assert_private
+from test_state_lock import HOLDER, holder
+
+from vboplan.project.config import load_project
+from vboplan.state import StateStore
+from vboplan.state.files import atomic_write
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _state_entries(project: ProjectDir) -> list[Path]:
+    folder = project.root / ".vboplan" / "state"
+    return [folder, *sorted(folder.iterdir())]
+
+
+def test_state_files_are_private_and_no_temporary_file_is_left(project: ProjectDir) -> None:
+    """What every platform can check: regular files the owner can read and replace, and nothing else left."""
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp2.dev.local\n")
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    names = sorted(p.name for p in _state_entries(project)[1:])
+    assert names == ["dev.json", "dev.json.bak", "dev.lock"], names
+    for path in _state_entries(project):
+        assert_private(path)
+
+
+@pytest.mark.skipif(not POSIX_MODES, reason=NO_POSIX_MODES)
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o002])
+def test_state_folder_0700_and_files_0600_whatever_the_umask(project: ProjectDir, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+        store = StateStore(load_project(project.root), load_project(project.root).environment("dev"))
+        with store.lock("test"):
+            store.write_journal('{"format_version": 1, "writes": []}\n')
+            held = sorted(p.name for p in _state_entries(project)[1:])
+            assert held == ["dev.journal.json", "dev.json", "dev.lock", "dev.lock.json"], held
+            for path in _state_entries(project):  # the journal and the lock info while they exist
+                assert_private(path)
+            store.delete_journal()
+    finally:
+        os.umask(previous)
+    for path in _state_entries(project):
+        assert_private(path)
+
+
+@pytest.mark.skipif(not POSIX_MODES, reason=NO_POSIX_MODES)
+def test_an_existing_state_folder_is_tightened(project: ProjectDir) -> None:
+    folder = project.root / ".vboplan" / "state"
+    folder.mkdir(parents=True)
+    os.chmod(folder, 0o755)
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    assert_private(folder)
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "dev.json"
+    target.write_text("old\n")
+
+    def pieces() -> Iterator[str]:
+        yield "new, half"
+        raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, pieces())
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.json"]
+
+
+def test_temporary_files_of_a_killed_run_are_swept_under_the_lock(project: ProjectDir) -> None:
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    folder = project.root / ".vboplan" / "state"
+    # What SIGKILL leaves in the middle of atomic writes of this environment's files ...
+    left = [".dev.json.k3j9x0q_.tmp", ".dev.journal.json.aaaaaaaa.tmp", ".dev.lock.json.0123abcd.tmp"]
+    # ... and what is not this environment's (another one named dev.json) or not such a file at all.
+    kept = [".dev.json.json.abcdefgh.tmp", ".dev.json.short.tmp", "notes.tmp"]
+    for name in left + kept:
+        (folder / name).write_text("{")
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp3.dev.local\n")
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    remaining = {p.name for p in folder.iterdir()}
+    assert not remaining & set(left), remaining
+    assert set(kept) <= remaining, remaining
+
+
+# -- a lock broken while an apply runs -------------------------------------------------------------------------
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def gate() -> Iterator[dict[str, Any]]:
+    """The emulator over real HTTP behind a gate that holds the first settings write until the test opens it."""
+    from vboplan.emulator import Emulator, Store
+
+    emulator = Emulator(Store.from_data(SEED))
+    state: dict[str, Any] = {"arrived": threading.Event(), "open": threading.Event(), "puts": []}
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["REQUEST_METHOD"] == "PUT":
+            state["puts"].append(environ.get("PATH_INFO", ""))
+            state["arrived"].set()
+            state["open"].wait(60)
+        return emulator(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+    state["emulator"] = emulator
+    try:
+        yield state
+    finally:
+        state["open"].set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows keeps a running holder's lock: 'state unlock' cannot break it")
+def test_an_apply_whose_lock_was_broken_stops_before_its_next_write(project: ProjectDir,
+                                                                    gate: dict[str, Any]) -> None:
+    config = (project.root / "vboplan.yaml").read_text().replace("server: emulator:dev", f"server: {gate['url']}")
+    project.write("vboplan.yaml", config)
+    # Two writes: the audit mail settings, then the job mail settings (notifyOnSuccess false -> true).
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
+                                           "notify_success: true\n")
+    environ = {**os.environ, "PYTHONPATH": str(REPO), "VBO_TEST_PASSWORD": API_SECRET,
+               "SMTP_PASSWORD": SMTP_SECRET, "VBOPLAN_USER": "ann"}
+    applying = subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
+                                 "--env", "dev", "--auto-approve"], env=environ, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        assert gate["arrived"].wait(120), "the apply never sent its first write"
+        info = json.loads((project.root / ".vboplan/state/dev.lock.json").read_text())
+        assert info["who"] == "ann"
+        broken = project.run("state", "unlock", "--env", "dev", info["id"])
+        assert broken.exit_code == 0, broken.output
+        with holder(project, "dev", "apply other.json", HOLDER) as (_, zed_id):
+            gate["open"].set()  # the first write is answered; the apply goes on to record it
+            stdout, stderr = applying.communicate(timeout=120)
+            assert applying.returncode == 1, stdout + stderr
+            assert len(gate["puts"]) == 1, gate["puts"]  # the second write was never sent
+            error = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+            assert len(error) == 1, stderr
+            assert f"(lock id {info['id']}) was broken while this run held it" in error[0], error[0]
+            assert "zed (apply other.json, on " in error[0] and zed_id in error[0], error[0]
+            assert "sends and records nothing more" in error[0], error[0]
+            # The new holder's lock is untouched, and no snapshot was written over its head.
+            assert json.loads((project.root / ".vboplan/state/dev.lock.json").read_text())["id"] == zed_id
+            assert not (project.root / ".vboplan/state/dev.json").exists()
+    finally:
+        if applying.poll() is None:
+            applying.kill()
+            applying.wait(30)
