@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 from conftest import API_SECRET, SEED, SMTP_SECRET, ProjectDir
 from filemodes import NO_POSIX_MODES, POSIX_MODES, assert_private
+from gates import Gate, gated_emulator
 from test_state_lock import HOLDER, holder
 
 from vboplan.project.config import load_project
@@ -103,64 +102,45 @@ def test_temporary_files_of_a_killed_run_are_swept_under_the_lock(project: Proje
 # -- a lock broken while an apply runs -------------------------------------------------------------------------
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def gate() -> Iterator[dict[str, Any]]:
-    """The emulator over real HTTP behind a gate that holds the first settings write until the test opens it."""
-    from vboplan.emulator import Emulator, Store
-
-    emulator = Emulator(Store.from_data(SEED))
-    state: dict[str, Any] = {"arrived": threading.Event(), "open": threading.Event(), "puts": []}
-
-    def app(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ["REQUEST_METHOD"] == "PUT":
-            state["puts"].append(environ.get("PATH_INFO", ""))
-            state["arrived"].set()
-            state["open"].wait(60)
-        return emulator(environ, start_response)
-
-    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
-    state["emulator"] = emulator
-    try:
-        yield state
-    finally:
-        state["open"].set()
-        server.shutdown()
-        server.server_close()
+def gate() -> Iterator[Gate]:
+    with gated_emulator(SEED) as gate:
+        yield gate
 
 
-@pytest.mark.skipif(os.name == "nt", reason="Windows keeps a running holder's lock: 'state unlock' cannot break it")
-def test_an_apply_whose_lock_was_broken_stops_before_its_next_write(project: ProjectDir,
-                                                                    gate: dict[str, Any]) -> None:
-    config = (project.root / "vboplan.yaml").read_text().replace("server: emulator:dev", f"server: {gate['url']}")
+def apply_process(project: ProjectDir, url: str) -> subprocess.Popen[str]:
+    """``vboplan apply --env dev --auto-approve`` in its own process against ``url``, making two writes: the audit
+    mail settings, then the job mail settings (notifyOnSuccess false -> true)."""
+    config = (project.root / "vboplan.yaml").read_text().replace("server: emulator:dev", f"server: {url}")
     project.write("vboplan.yaml", config)
-    # Two writes: the audit mail settings, then the job mail settings (notifyOnSuccess false -> true).
     project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
                                            "notify_success: true\n")
     environ = {**os.environ, "PYTHONPATH": str(REPO), "VBO_TEST_PASSWORD": API_SECRET,
                "SMTP_PASSWORD": SMTP_SECRET, "VBOPLAN_USER": "ann"}
-    applying = subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
-                                 "--env", "dev", "--auto-approve"], env=environ, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
+                             "--env", "dev", "--auto-approve"], env=environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _puts(gate: Gate) -> list[str]:
+    return [path for method, path in gate.seen if method == "PUT"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows keeps a running holder's lock: 'state unlock' cannot break it")
+def test_an_apply_whose_lock_was_broken_stops_before_its_next_write(project: ProjectDir, gate: Gate) -> None:
+    gate.hold("first write", lambda method, path: method == "PUT")
+    applying = apply_process(project, gate.url)
     try:
-        assert gate["arrived"].wait(120), "the apply never sent its first write"
+        assert gate.arrived("first write"), "the apply never sent its first write"
         info = json.loads((project.root / ".vboplan/state/dev.lock.json").read_text())
         assert info["who"] == "ann"
         broken = project.run("state", "unlock", "--env", "dev", info["id"])
         assert broken.exit_code == 0, broken.output
         with holder(project, "dev", "apply other.json", HOLDER) as (_, zed_id):
-            gate["open"].set()  # the first write is answered; the apply goes on to record it
+            gate.release("first write")  # answered; the apply goes on to record that answer
             stdout, stderr = applying.communicate(timeout=120)
             assert applying.returncode == 1, stdout + stderr
-            assert len(gate["puts"]) == 1, gate["puts"]  # the second write was never sent
+            assert len(_puts(gate)) == 1, gate.seen  # the second write was never sent
             error = [line for line in stderr.splitlines() if line.startswith("Error: ")]
             assert len(error) == 1, stderr
             assert f"(lock id {info['id']}) was broken while this run held it" in error[0], error[0]
@@ -173,3 +153,35 @@ def test_an_apply_whose_lock_was_broken_stops_before_its_next_write(project: Pro
         if applying.poll() is None:
             applying.kill()
             applying.wait(30)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="sends SIGINT to another process, which Windows cannot")
+def test_a_second_ctrl_c_while_stopping_still_says_what_reached_the_server(project: ProjectDir, gate: Gate) -> None:
+    """Ctrl-C during the second write, and again while the stopped apply logs out: the one error line still lists
+    the write that was answered and the one whose answer was not seen."""
+    gate.hold("second write", lambda method, path: method == "PUT" and len(_puts(gate)) == 2)
+    gate.hold("logout", lambda method, path: method == "POST" and path.lower().endswith("/token/logout"))
+    applying = apply_process(project, gate.url)
+    try:
+        assert gate.arrived("second write"), "the apply never sent its second write"
+        applying.send_signal(signal.SIGINT)
+        assert gate.arrived("logout"), "the interrupted apply did not log out"
+        applying.send_signal(signal.SIGINT)  # impatient: again, while it is still stopping
+        stdout, stderr = applying.communicate(timeout=120)
+    finally:
+        gate.release_all()
+        if applying.poll() is None:
+            applying.kill()
+            applying.wait(30)
+    assert applying.returncode == 1, stdout + stderr
+    error = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    assert len(error) == 1 and "Traceback" not in stderr, stderr
+    assert error[0].startswith("Error: apply to 'dev' interrupted: applied c"), error[0]
+    assert "unknown (sent, no answer seen)" in error[0] and "dev.journal.json records it" in error[0], error[0]
+    journal = json.loads((project.root / ".vboplan/state/dev.journal.json").read_text())
+    states = [w["state"] for w in journal["writes"]]
+    assert states == ["applied", "sent"], states
+    applied = [c["id"] for c in journal["writes"][0]["changes"]]
+    assert f"applied {', '.join(applied)};" in error[0], error[0]
+    folder = project.root / ".vboplan" / "state"
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]

@@ -1,6 +1,10 @@
 """What differs between API versions, in one table used by the client and the emulator alike.
 
-Sources: Veeam's OpenAPI documents (v6-v8) and NOTES.md (v5, observed behaviour). Nothing above the API layer tests
+Sources: Veeam's OpenAPI documents (v6-v8, as published at https://helpcenter.veeam.com/references/vbo365/8/rest and
+collected in github.com/Cenvora/veeam-365 ``openapi_schemas/``); for v5, which has no published document, Veeam's
+Help Center v5 pages (https://helpcenter.veeam.com/archive/vbo365/50/rest/) and Ben Young's walkthrough against a real
+v5 server (github.com/benyoungnz/benyoung-blog ``src/content/blog/audit-api-notification-setup-in-veeam-backup-for-
+office365.md``). Nothing above the API layer tests
 a version name; it reads a trait here. Paths of settings endpoints per version live in :mod:`vboplan.kinds.catalog`.
 """
 
@@ -18,7 +22,7 @@ class VersionTraits:
     name: str
     organizations_paged: bool   # GET /Organizations: an array before v8, a page in v8
     settings_put_status: int    # PUT of a settings object: v5-v7 200, v8 204
-    settings_put_echoes: bool   # v5 answers the PUT with the settings (NOTES §3, observed on a real v5 server)
+    settings_put_echoes: bool   # v5 answers the PUT with the settings (Ben Young's v5 audit post, a real server)
     send_test_status: int       # test e-mail actions: v5-v7 200, v8 204
     audit_add_status: int       # POST .../AuditItems: v5 200, v6/v7 201, v8 204
     audit_remove_path: str      # v5 POST .../AuditItems/action {"remove": {...}}, later .../AuditItems/remove

@@ -52,6 +52,26 @@ def _encode(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_plain)
 
 
+# The journal of the apply this process ran last. However an interrupted apply unwinds (a second Ctrl-C while it
+# logs out or releases its lock replaces the error that said what was sent), the CLI can still say what reached the
+# server from here (see :func:`interrupted_report`).
+_last: WriteJournal | None = None
+
+
+def interrupted_report() -> str | None:
+    """For a run stopped by Ctrl-C or SIGTERM: what the apply it ran sent, or None when it sent nothing."""
+    journal = _last
+    if journal is None or not journal.writes:
+        return None
+    return journal.interrupted_message()
+
+
+def reset() -> None:
+    """A new run of the CLI starts (several may run in one process): no apply of this run yet."""
+    global _last
+    _last = None
+
+
 class WriteJournal:
     """The journal of one apply. Each call that changes it writes it to the backend before returning."""
 
@@ -65,6 +85,7 @@ class WriteJournal:
             "planned_by": planned_by, "approvals": approvals, "scope": scope, "writes": [],
         }
         self.written = False
+        self.finished = False  # the snapshot holds everything; the journal is removed
         self._head: str | None = None
         self._changes: dict[int, str] = {}  # each write's changes, encoded, by its number
         self._final: list[str] = []  # the encoded lines of the first writes, all answered (they no longer change)
@@ -99,6 +120,8 @@ class WriteJournal:
 
     def sending(self, description: str, changes: list[Change]) -> dict[str, Any]:
         """Record a write about to be sent. Raises StateError when it cannot be recorded: then it must not be sent."""
+        global _last
+        _last = self
         entry = {"n": len(self.writes) + 1, "description": description, "state": "sent", "sent_at": now(),
                  "changes": [_record(c, self.digests) for c in changes]}
         self.writes.append(entry)
@@ -121,6 +144,7 @@ class WriteJournal:
         """The snapshot now holds everything: the journal is no longer needed."""
         if self.written:
             self.store.delete_journal()
+        self.finished = True
 
     def interrupted_message(self) -> str:
         """What reached the server, for the one line an interrupted apply prints."""
@@ -135,8 +159,10 @@ class WriteJournal:
             parts.append(f"{', '.join(failed)} failed")
         if unknown:
             parts.append(f"{', '.join(unknown)} unknown (sent, no answer seen)")
-        return (f"apply to '{name}' interrupted: {'; '.join(parts)}; nothing else was sent. The write journal "
-                f"{self.store.journal_display} records it; 'vboplan plan --env {name}' shows what is left")
+        where = (f"the state snapshot {self.store.display} records it" if self.finished else
+                 f"the write journal {self.store.journal_display} records it")
+        return (f"apply to '{name}' interrupted: {'; '.join(parts)}; nothing else was sent. {where[0].upper()}"
+                f"{where[1:]}; 'vboplan plan --env {name}' shows what is left")
 
 
 @dataclass

@@ -148,14 +148,15 @@ class _Group(click.Group):
             sys.exit(1)
         except click.Abort as exc:
             # click turns Ctrl-C and end-of-input into Abort. What an interrupted apply sent is for the apply to
-            # say; here only that the run stopped.
+            # say (ApplyInterrupted); here that the run stopped, and what an apply of it sent, if any.
             if isinstance(exc.__context__, EOFError):
                 echo("\nError: no answer (end of input); stopped.", err=True)
             else:
-                echo("Error: interrupted.", err=True)
+                echo(f"Error: {_interrupted()}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            echo("\nError: interrupted.", err=True)
+            # Also a second Ctrl-C while an interrupted apply was still logging out or releasing its lock.
+            echo(f"\nError: {_interrupted()}", err=True)
             sys.exit(1)
         except VboplanError as exc:
             echo(f"Error: {exc}", err=True)
@@ -164,6 +165,13 @@ class _Group(click.Group):
             _report_unexpected(exc)
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _interrupted() -> str:
+    """What to say of a run stopped by Ctrl-C: what its apply sent, when it sent anything."""
+    journal = sys.modules.get("vboplan.applying.journal")  # not imported: no apply ran
+    said = journal.interrupted_report() if journal is not None else None
+    return said or "interrupted."
 
 
 def _report_unexpected(exc: Exception) -> None:
@@ -208,6 +216,9 @@ def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quie
     from vboplan.sensitive import forget
 
     forget()  # the redactor knows the secrets of this run, and only those
+    journal = sys.modules.get("vboplan.applying.journal")
+    if journal is not None:
+        journal.reset()  # and what an interrupted run says it sent is this run's
     _setup_logging(verbose)
     ctx.obj = Context(directory, color, verbose, quiet)
 

@@ -3,9 +3,13 @@ test-mail action. The client side (:mod:`vboplan.kinds.registry`) and the emulat
 a settings object is one :class:`SettingsSpec` below plus regenerating the schema slices
 (``python -m vboplan.schema.extract ../shared/vbo-api``, which reads the paths from here).
 
-Every settings object is a GET/PUT of one JSON object where the PUT is a partial update (NOTES.md §3, §6). The
-versions listed for each are those whose OpenAPI document has the endpoint; v5 has no published document and only
-the two e-mail settings objects are documented for it (NOTES.md §3, §6).
+Every settings object is a GET/PUT of one JSON object where the PUT is a partial update ("The properties you omit
+will remain unchanged": Veeam Help Center, REST API v5, "Edit Audit Email Notification Settings",
+https://helpcenter.veeam.com/archive/vbo365/50/rest/put_vbo_audit_settings.html; the v6 page for VboEmailSettings
+says the same). The versions listed for each are those whose OpenAPI document has the endpoint; v5 has no published
+document and only the two e-mail settings objects are documented for it (Veeam Help Center, REST API v5:
+https://helpcenter.veeam.com/archive/vbo365/50/rest/get_vbo_audit_settings.html and
+https://helpcenter.veeam.com/archive/vbo365/50/rest/get_vbo_email_settings.html).
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ class SchemaError(ValueError):
 @cache
 def document(version: str) -> dict[str, Any]:
     """The OpenAPI slice for ``version``. v5 has no published document: its schemas are taken as v6's, with paths
-    renamed to ``/v5``; the differences NOTES.md records for v5 (status codes, remove form) live in the callers."""
+    renamed to ``/v5``; the differences Veeam's v5 Help Center pages document (status codes, the remove form:
+    https://helpcenter.veeam.com/archive/vbo365/50/rest/put_audititems.html, .../delete_audititems.html) live in the
+    callers."""
     source = "v6" if version == "v5" else version
     text = resources.files(__package__).joinpath(f"vb365_{source}.json").read_text(encoding="utf-8")
     doc = json.loads(text)
