@@ -200,6 +200,7 @@ def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
         environ = configure(run)
         chosen = rng.choice(SIGNALS)
         left = _journal_id(journal)
+        temps_before = temp_files(state.parent)
         applying = Applying(argv, environ, fork, scratch)
         if rng.random() < 0.5:
             # A moment drawn from the length of a clean apply, measured once: on a machine whose load changes,
@@ -220,6 +221,10 @@ def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
         except TimeoutError:
             raise AssertionError(f"run {run}: apply did not stop after {chosen.name}") from None
         tally.runs += 1
+        if chosen != signal.SIGKILL or returncode == 0:
+            # Ctrl-C and SIGTERM unwind: no write of theirs may leave a temporary file (SIGKILL's are swept later).
+            orphans = temp_files(state.parent) - temps_before
+            assert not orphans, f"run {run} ({chosen.name}) left {sorted(orphans)}"
         check_snapshot(state)
         check_snapshot(state.with_name("dev.json.bak"))
         landed = live_port(url, api_password) == 3000 + run
@@ -242,4 +247,13 @@ def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
         assert document.get("changed_outside") == [], f"run {run}: {document.get('changed_outside')}"
         log(f"run {run:3}: {chosen.name if returncode != 0 else 'finished'}, "
             f"{'landed' if landed else 'not sent or lost'}{'; ' + said[7:] if said else ''}")
+    # A last apply under the lock sweeps what the killed runs left half-written.
+    code, stderr = Applying(argv, configure(runs + 1), fork, scratch).wait(120)
+    assert code == 0, stderr
+    assert not temp_files(state.parent), sorted(temp_files(state.parent))
     return tally
+
+
+def temp_files(folder: Path) -> set[str]:
+    """The temporary files of atomic writes in the state folder (``.<name>.<8 characters>.tmp``)."""
+    return {p.name for p in folder.glob(".*.tmp")} if folder.is_dir() else set()
