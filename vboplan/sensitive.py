@@ -78,13 +78,81 @@ def is_digest(value: Any) -> bool:
     return isinstance(value, dict) and value.get("algorithm") == "pbkdf2-sha256" and "hash" in value
 
 
-def conceal_live(live: Any, desired: Any) -> tuple[Any, list[str]]:
+def conceal_live(live: Any, desired: Any, recorded: Any = None) -> tuple[Any, list[str]]:
     """``live`` with the value of every field whose desired value is secret replaced by a salted hash, and the
-    names of those fields. A field filled from ``secret()`` is secret as a whole, whatever its live value is."""
+    names of those fields. A field filled from ``secret()`` is secret as a whole, whatever its live value is. So is
+    a field the snapshot record ``recorded`` keeps as a hash (it was secret when last applied), even once the
+    template fills it otherwise: the value the server still holds is the old secret (it is not among the names
+    returned, which say what the template fills from ``secret()`` now)."""
     if not isinstance(live, dict) or not isinstance(desired, dict):
         return live, []
     fields = sorted(str(k) for k, v in desired.items() if isinstance(v, Sensitive))
-    return conceal_fields(live, fields), fields
+    kept = sorted(recorded_secrets(recorded).get(None, set()) - set(fields))
+    return conceal_fields(live, fields + kept), fields
+
+
+def recorded_secrets(recorded: Any) -> dict[str | None, set[str]]:
+    """The readable fields a snapshot record keeps as salted hashes (filled from ``secret()`` when last applied):
+    {None: fields} for a server-wide object, {organization: fields} for one kept per organization."""
+    if not isinstance(recorded, dict):
+        return {}
+    records = recorded.get("organizations") if "organizations" in recorded else {None: recorded}
+    found: dict[str | None, set[str]] = {}
+    for org, record in (records or {}).items():
+        values = record.get("values") if isinstance(record, dict) else None
+        fields = {str(k) for k, v in values.items() if is_digest(v)} if isinstance(values, dict) else set()
+        if fields:
+            found[org] = fields
+    return found
+
+
+def mask_recorded(changes: list[Any], recorded: Any) -> list[Any]:
+    """``changes`` with the live value (``before``) of each field ``recorded`` keeps as a hash masked: the server
+    still holds the old secret, whatever the template now wants there (which stays shown)."""
+    secret = recorded_secrets(recorded)
+    if not secret:
+        return changes
+    from dataclasses import replace
+
+    masked = []
+    for change in changes:
+        fields = secret.get(change.detail.get("org"), set())
+        if change.detail.get("field") in fields and not change.sensitive and change.before is not None \
+                and not isinstance(change.before, Sensitive):
+            change = replace(change, before=Sensitive(change.before))
+        masked.append(change)
+    return masked
+
+
+def keep_recorded_hashes(resources: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """``resources`` (a new snapshot's) with every field the ``previous`` snapshot kept as a hash still kept so
+    while the value read is the one hashed: the server still holds that secret (an apply that did not change it,
+    or a template that stopped filling it from ``secret()`` before the change was applied)."""
+    kept = dict(resources)
+    for kind, before in previous.items():
+        for org, fields in recorded_secrets(before).items():
+            record = kept.get(kind)
+            if not isinstance(record, dict):
+                continue
+            if org is None:
+                kept[kind] = _kept(record, before, fields)
+            elif isinstance(record.get("organizations"), dict) and org in record["organizations"]:
+                organizations = dict(record["organizations"])
+                organizations[org] = _kept(organizations[org], before["organizations"][org], fields)
+                kept[kind] = {**record, "organizations": organizations}
+    return kept
+
+
+def _kept(record: Any, before: dict[str, Any], fields: set[str]) -> Any:
+    values = record.get("values") if isinstance(record, dict) else None
+    if not isinstance(values, dict):
+        return record
+    hashed = before["values"]
+    same = {k for k in fields if k in values and values[k] is not None and not is_digest(values[k])
+            and matches(values[k], hashed[k])}
+    if not same:
+        return record
+    return {**record, "values": {k: (hashed[k] if k in same else v) for k, v in values.items()}}
 
 
 def conceal_fields(live: Any, fields: list[str]) -> Any:

@@ -22,7 +22,7 @@ from vboplan.planning.changes import ACTIONS, Address, Change, Drift, make
 from vboplan.planning.select import select
 from vboplan.project.config import Environment, current_user
 from vboplan.project.render import Rendered
-from vboplan.sensitive import MASK, Sensitive, conceal_live, digest
+from vboplan.sensitive import MASK, Sensitive, conceal_live, digest, mask_recorded
 from vboplan.shapes import PLAN_FILE, problem, read_json
 from vboplan.state import atomic_write, now
 
@@ -213,12 +213,13 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     for name in names:
         desired, read = rendered.resources[name], reads[name]
         kind = KINDS[name]
-        changes.extend(kind.diff(env.api_version, read, desired, recorded.get(name)))
+        # A field kept as a hash by the snapshot was secret when last applied: its live value stays masked.
+        changes.extend(mask_recorded(kind.diff(env.api_version, read, desired, recorded.get(name)), recorded.get(name)))
         if name in recorded:
             drift.extend(kind.drift(recorded[name], read))
         # A field whose desired value is secret is secret when read live too: only a salted hash is kept.
         live[name], secret = kind.conceal(read, desired) if isinstance(kind, ConcealsLive) else \
-            conceal_live(read, desired)
+            conceal_live(read, desired, recorded.get(name))
         live[name] = condensed(name, live[name])
         if secret:
             secret_fields[name] = secret

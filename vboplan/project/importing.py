@@ -34,7 +34,9 @@ from vboplan.project.config import Environment, Project
 from vboplan.project.newfiles import NewFiles
 from vboplan.project.yamlfile import MAX_BYTES, parse_json, parse_yaml, plain
 from vboplan.schema import nearest
+from vboplan.sensitive import recorded_secrets
 from vboplan.shapes import NotRegularFile, read_regular
+from vboplan.state import StateStore
 
 log = logging.getLogger("vboplan")
 
@@ -69,6 +71,8 @@ class EnvironmentImport:
     own_file: Path | None = None
     notes: list[str] = field(default_factory=list)
     unwritten: dict[str, list[str]] = field(default_factory=dict)   # kind -> values left out (file existed)
+    # kind -> {address: (field, secret() variable or "")}: fields secret when last applied, never written
+    held_back: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
     requests: int = 0                                                 # HTTP requests the reading took
 
     @property
@@ -142,8 +146,10 @@ def adopt(project: Project, envs: list[Environment], resources: tuple[str, ...] 
         if path.exists() or path.is_symlink():
             files.append(PlannedFile(path, project.display(path), f"template of {name}", "", exists=True))
             continue
+        placeholders = {f: v for i in imports for f, v in i.held_back.get(name, {}).values() if v}
         files.append(PlannedFile(path, project.display(path), f"template of {name}",
-                                 template_text(name, exported[0], [w for e in exported for w in e.write_only])))
+                                 template_text(name, exported[0], [w for e in exported for w in e.write_only],
+                                               placeholders)))
     files += _variable_files(project, imports, shared)
     # Files listed by an environment that exist nowhere yet: written (a comment only) so that plan can read them.
     planned = {f.path for f in files}
@@ -178,10 +184,12 @@ def _read_all(project: Project, imports: list[EnvironmentImport], kinds: list[st
     def read(item: EnvironmentImport) -> None:
         env = item.env
         try:
+            recorded = StateStore(project, env).resources()  # what was secret when last applied stays so
             with connect(project, env) as client:
                 for name in kinds:
                     progress.phase(f"reading {name}", env.name)
                     exported = KINDS[name].export(client)
+                    _hold_back(item, name, exported, recorded.get(name))
                     if exported.unavailable:
                         if explicit:
                             raise ProjectError(f"environment '{env.name}': {exported.unavailable}")
@@ -200,6 +208,30 @@ def _read_all(project: Project, imports: list[EnvironmentImport], kinds: list[st
     with ThreadPoolExecutor(max_workers=min(len(imports), 8)) as pool:
         for future in [pool.submit(read, item) for item in imports]:
             future.result()
+
+
+def _hold_back(item: EnvironmentImport, kind: str, exported: Export, recorded: Any) -> None:
+    """Never write what was secret: a field the snapshot keeps as a hash was filled from ``secret()`` when last
+    applied, so the value the server holds is that secret. A server-wide object's field is read by the template
+    from a ``secret()`` placeholder instead (:func:`template_text`); a field kept per organization is left out.
+    :func:`report_lines` says which."""
+    secret = recorded_secrets(recorded)
+    if not secret or not isinstance(exported.values, dict):
+        return
+    held = item.held_back.setdefault(kind, {})
+    for org, fields in secret.items():
+        values = exported.values if org is None else exported.values.get(org)
+        if not isinstance(values, dict):
+            continue
+        for name in sorted(fields & set(values)):
+            del values[name]
+            address = f"{kind}.{name}" if org is None else f"{kind}[{json.dumps(org)}].{name}"
+            held[address] = (name, secret_variable(kind, name) if org is None else "")
+
+
+def secret_variable(kind: str, name: str) -> str:
+    """The variable import names for ``secret()`` of a field: ``AUDIT_EMAIL_SETTINGS_SMTP_SERVER``."""
+    return f"{kind}_{re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', name)}".upper()
 
 
 # -- where files go ----------------------------------------------------------------------------------------------------
@@ -367,9 +399,11 @@ def _var_text(path: Path, header: list[str], tree: dict[str, Any]) -> str:
 # -- templates ---------------------------------------------------------------------------------------------------------
 
 
-def template_text(kind: str, exported: Export, write_only: list[WriteOnly]) -> str:
+def template_text(kind: str, exported: Export, write_only: list[WriteOnly],
+                  placeholders: dict[str, str] | None = None) -> str:
     """The template of ``kind``: renders the kind from the variable of the same name, so the values stay in the
-    variable files; nothing is rendered for an environment whose variables lack it."""
+    variable files; nothing is rendered for an environment whose variables lack it. ``placeholders`` (field ->
+    variable) are fields that were secret: where the variables lack one, it comes from ``secret()``."""
     levels = list(exported.keyed_by)
     about = f" ({exported.summary})" if exported.summary else ""
     lines = [f"{{#- {MARKER} {kind}{about}",
@@ -386,6 +420,10 @@ def template_text(kind: str, exported: Export, write_only: list[WriteOnly]) -> s
     lines += [f"{{%- for field, value in {source}.items() %}}",
               f"{indent}{{{{ field | tojson }}}}: {{{{ value | tojson }}}}",
               "{%- endfor %}"]
+    for name, variable in sorted((placeholders or {}).items()) if not levels else []:
+        lines += [f"{{%- if {json.dumps(name)} not in {source} %}}",
+                  f'{indent}{json.dumps(name)}: {{{{ secret("{variable}") }}}}',
+                  "{%- endif %}"]
     hints = {w.field: w for w in write_only if w.secret}
     if hints:
         lines.append("{#- Write-only (the server never returns them), so not imported. To manage one, add its line:")
@@ -448,10 +486,23 @@ def report_lines(result: ImportResult) -> list[str]:
             lines.append(f"  {address}: in {template}, add  {hint}")
     if oauth:
         lines.append(f"Not managed either: {', '.join(oauth)} (write-only, used only while signing in with OAuth)")
+    lines += _held_back_lines(result)
     if result.dry_run:
         for planned in result.written:
             lines.append(f"--- {planned.shown}")
             lines.append(planned.text.rstrip("\n"))
+    return lines
+
+
+def _held_back_lines(result: ImportResult) -> list[str]:
+    lines = []
+    for item in result.environments:
+        for held in item.held_back.values():
+            for address, (_, variable) in held.items():
+                said = f"  {item.env.name}: {address} was filled from secret() when last applied, so its value is not"
+                lines.append(f'{said} written: the template reads it from secret("{variable}"); set {variable}'
+                             if variable else f"{said} written and it is left out (fill it from secret() to manage "
+                             "it)")
     return lines
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from vboplan.errors import StateBackendError, StateError, StateLockedError
 from vboplan.jsontext import document_text
+from vboplan.sensitive import keep_recorded_hashes
 from vboplan.shapes import STATE_FILE, problem
 from vboplan.state.base import Backend, Held, LockBusy, Stored
 from vboplan.state.config import StateConfig
@@ -149,6 +150,8 @@ class StateStore:
             applied = (applied + [applied_plan])[-_APPLIED_KEPT:]
         carried["applied_plans"] = applied
         carried.update(extra)
+        if previous is not None:  # a field kept hashed stays hashed while the server holds the value hashed
+            resources = keep_recorded_hashes(resources, previous.get("resources") or {})
         content = {"resources": resources, "last_apply": last_apply, **carried}
         if previous is None:
             lineage, serial = str(uuid.uuid4()), 1
