@@ -76,7 +76,7 @@ UNAUTHORIZED = "Authorization has been denied for this request."
 QUOTA_EXCEEDED = "Quota Exceeded"  # the status line of a throttled token request (README: "Token throttling")
 THROTTLE_LIMITS = ((1.0, 1, "Second"), (60.0, 5, "Minute"), (3600.0, 1500, "Hour"))
 REFRESH_TOKEN_LIFETIME = 14 * 24 * 3600  # not documented; long enough never to matter in a session
-# Grant types each version's document lists (NOTES.md §2); v5 had no document, only these two are known.
+# Grant types each version's document lists (POST /token, grant_type); v5 had no document, only these two are known.
 GRANT_TYPES = {
     "v5": ("password", "refresh_token"),
     "v6": ("password", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer", "integration", "operator"),
@@ -126,7 +126,8 @@ def _routes(profile: Profile) -> list[Route]:
     ]
     audit_items: dict[str, Handler] = {"GET": res.list_audit_items, "POST": res.add_audit_items}
     if profile.audit_remove_path == "action":
-        audit_items["DELETE"] = res.delete_audit_items  # v5's other documented removal form (NOTES §4)
+        # v5's other documented removal form (helpcenter.veeam.com/docs/vbo365/rest/delete_audititems.html, v5 page)
+        audit_items["DELETE"] = res.delete_audit_items
         routes.append(_route("/Organizations/{organizationId}/AuditItems/action", {"POST": res.audit_items_action},
                              writes=True))
     else:
@@ -529,7 +530,7 @@ class Emulator:
             return self.throttle
         if not self.server.throttled:
             return False
-        try:  # WebApiThrottle on the real server exempts loopback callers (NOTES.md §2)
+        try:  # WebApiThrottle on the real server exempts loopback callers (Ben Young's v6 post)
             return not ipaddress.ip_address(client.split("%", 1)[0]).is_loopback
         except ValueError:
             return True
@@ -648,7 +649,8 @@ def _token_fields(call: res.Call) -> dict[str, Any]:
 
 
 def _oauth_error(error: str, description: str) -> ApiError:
-    # The token endpoint is OWIN's OAuth server: errors are RFC 6749 bodies, not RESTExceptionInfo (NOTES §2).
+    # The token endpoint is OWIN's OAuth server: errors are RFC 6749 bodies, not RESTExceptionInfo (as
+    # github.com/nielsengelen/vbo365-rest veeam.class.php reads them: error, error_description).
     return ApiError(400, description, body={"error": error, "error_description": description})
 
 

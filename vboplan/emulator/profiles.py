@@ -1,8 +1,10 @@
 """Which server the emulator imitates: a VBO 5 server, a VB365 6/7 server or a VB365 8 server.
 
-A real server serves several API versions at once and drops old ones on upgrade (NOTES.md §1: a VB365 8 server
-serves v6-v8). A profile names the versions served, the build ``GET /ServiceInstance`` reports, and whether the
-token endpoint is throttled (WebApiThrottle arrived with v6, NOTES.md §2). What differs between API *versions*
+A real server serves several API versions at once and drops old ones on upgrade (Veeam's versioning page,
+https://helpcenter.veeam.com/docs/vbo365/rest/versioning.html: a VB365 8 server serves v6-v8). A profile names the
+versions served, the build ``GET /ServiceInstance`` reports, and whether the token endpoint is throttled
+(WebApiThrottle arrived with v6: Ben Young's post on the v6 token endpoint's throttles,
+github.com/benyoungnz/benyoung-blog). What differs between API *versions*
 (paths, status codes, shapes) lives in :mod:`vboplan.emulator.versions`, not here.
 """
 

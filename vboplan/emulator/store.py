@@ -50,7 +50,8 @@ _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # Namespace of every derived id; fixed so that the same names give the same ids in every process.
 _NAMESPACE = uuid.UUID("6f1c3a0e-5b7d-4c1e-9a51-0c6e3f3b7d21")
-# The on-premises half of a cloud-only principal id (NOTES §4: "…00000000-0000-0000-0000-000000000000").
+# The on-premises half of a cloud-only principal id (Veeam's v5 "Get Audit Items" example,
+# https://helpcenter.veeam.com/archive/vbo365/50/rest/get_audititems.html: "…00000000-0000-0000-0000-000000000000").
 _NO_ON_PREMISES_ID = "00000000-0000-0000-0000-000000000000"
 
 # A write-only value (format password) is kept as ``<field>Sha256``; ``userPassword`` is the usual one.
@@ -674,7 +675,8 @@ class Store:
 
 
 def audit_item_id(org_id: str, principal_id: str) -> str:
-    """The server-assigned id of the audit item for a principal: a GUID followed by the principal id (NOTES §4)."""
+    """The server-assigned id of the audit item for a principal: a GUID followed by the principal id (Veeam's v5
+    "Get Audit Items" example, https://helpcenter.veeam.com/archive/vbo365/50/rest/get_audititems.html)."""
     return derived_uuid("audit", org_id, principal_id) + principal_id
 
 
