@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import tempfile
 from pathlib import Path
 from types import FrameType
 
@@ -17,6 +15,7 @@ from vboplan.emulator.store import Store, _json_text, _yaml_text
 from vboplan.emulator.synth import generate_tenant
 from vboplan.emulator.versions import PROFILES
 from vboplan.errors import VboplanError
+from vboplan.state.files import atomic_write
 
 
 @click.group("emulator")
@@ -100,11 +99,7 @@ def generate_command(organizations: int, users: int, groups: int, seed: int, dup
     # The layout the server writes back, so its first save of a generated tenant keeps the file's size.
     text = _json_text(data) if out.suffix.lower() == ".json" else _yaml_text(data)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
+        atomic_write(out, text)
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
     click.echo(f"wrote {out}: {organizations} organizations, {users} users, {groups} groups", err=True)

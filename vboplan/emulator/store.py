@@ -26,7 +26,6 @@ import hmac
 import json
 import os
 import re
-import tempfile
 import threading
 import uuid
 from collections import Counter
@@ -45,6 +44,7 @@ from vboplan.kinds import catalog
 from vboplan.kinds.catalog import SettingsSpec
 from vboplan.project.yamlfile import load_plain
 from vboplan.schema import SchemaError, bind, properties
+from vboplan.state.files import place, write_temp
 
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -443,23 +443,12 @@ class Store:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         mode = self.path.stat().st_mode & 0o777 if self.path.exists() else 0o600
-        fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, mode)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        return temp
+        return str(write_temp(self.path, text, mode))
 
     def _install(self, temp: str, text: str) -> None:
         """Rename ``temp`` over the data file, then start a change log that extends it (callers hold the locks)."""
         assert self.path is not None
-        os.replace(temp, self.path)
+        place(Path(temp), self.path)
         self._stamp = _file_stamp(self.path)
         self._base = _digest(text.encode("utf-8"))
         self._start_log()
@@ -469,12 +458,7 @@ class Store:
         assert self.path is not None
         header = (json.dumps({"base": self._base}) + "\n").encode("utf-8")
         log = self._log_path()
-        fd, temp = tempfile.mkstemp(dir=log.parent, prefix=f".{log.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(header)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, log)
+        place(write_temp(log, header), log)
         st = log.stat()
         self._log_stamp, self._log_offset = (st.st_ino, st.st_size), len(header)
         self._log_header = len(header)
