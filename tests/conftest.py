@@ -267,3 +267,26 @@ def no_secret_left_behind(tmp_path_factory: pytest.TempPathFactory):  # type: ig
         if SMTP_SECRET.encode() in data or (not server_side and API_SECRET.encode() in data):
             offenders.append(str(path))
     assert not offenders, f"secret found in {offenders}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tree_left_clean():  # type: ignore[no-untyped-def]
+    """After the suite: the checkout holds no file the suite made or changed (``git status`` lists nothing new), so
+    a fresh clone stays clean. Outside a git checkout (an unpacked sdist) there is nothing to compare."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+
+    def status() -> set[str] | None:
+        if shutil.which("git") is None or not (root / ".git").exists():
+            return None
+        done = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
+                              capture_output=True, text=True, check=False)
+        return set(done.stdout.splitlines()) if done.returncode == 0 else None
+
+    before = status()
+    yield
+    after = status()
+    if before is not None and after is not None:
+        assert not after - before, f"the suite left files in the checkout: {sorted(after - before)}"
