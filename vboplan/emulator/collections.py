@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 HASH_SUFFIX = "Sha256"
 PAGE_LIMIT_DEFAULT = 30
 PAGE_LIMIT_MAX = 10_000
+ORGANIZATIONS = "organizations"   # a reference to an organization (not a collection of the registry)
 
 
 class SeedError(ValueError):
@@ -123,7 +124,9 @@ def _by_id(spec: CollectionSpec, value: Any, tables: dict[str, list[dict[str, An
     for ref in spec.references:
         if ref.written not in out or ref.written == ref.field:
             continue
-        target = _spec(ref.kind)
+        target = next((s for s in specs() if s.key == ref.kind), None)
+        if target is None:
+            raise SeedError(f"{where}.{ref.written}: a seed names {ref.kind} by id: write {ref.field}")
         by_key = {str(o[target.key_field]).lower(): o["id"] for o in tables.get(ref.kind, [])}
         names = out.pop(ref.written)
         wanted = names if isinstance(names, list) else [names]
@@ -208,8 +211,12 @@ def routes(version: str, route: RouteMaker) -> list[Any]:
         if api is None:
             continue
         listing: dict[str, Any] = {"GET": partial(list_objects, key=spec.key)}
-        if api.create is not None:
+        if api.create is not None and api.create.path == api.list.path:
             listing["POST"] = partial(create_object, key=spec.key)
+        elif api.create is not None:
+            # Created under a parent (Organizations/{organizationId}/...): that path lists the parent's objects.
+            made.append(route("/" + api.create.path, {"GET": partial(list_objects, key=spec.key),
+                                                      "POST": partial(create_object, key=spec.key)}, writes=True))
         item: dict[str, Any] = {"GET": partial(get_object, key=spec.key)}
         if api.update is not None:
             item["PUT"] = partial(update_object, key=spec.key)
@@ -299,8 +306,14 @@ def _paging(call: Call) -> tuple[int, int]:
 
 
 def list_objects(call: Call, key: str) -> Response:
+    """A collection's list; under a parent's path (``call.params``), the objects created under that parent."""
     spec = _spec(key)
-    return _page(call, spec, _table(call, spec), "/" + _api(call, spec).list.path)
+    objects = [o for o in _table(call, spec)
+               if all(str(o.get(name, "")).lower() == str(value).lower() for name, value in call.params.items())]
+    path = call.template
+    for name, value in call.params.items():
+        path = path.replace("{" + name + "}", str(value))
+    return _page(call, spec, objects, path)
 
 
 def get_object(call: Call, key: str) -> Response:
@@ -339,11 +352,17 @@ def _check(call: Call, spec: CollectionSpec, obj: dict[str, Any], body: dict[str
     if clash:
         raise ApiError(400, f"{_noun(spec)} '{key}' already exists.")
     for ref in spec.references:
-        target = _spec(ref.kind)
-        held = {o["id"].lower() for o in _table(call, target)}
-        unknown = [i for i in _ids(ref, body.get(ref.field)) if i.lower() not in held]
+        unknown = [i for i in _ids(ref, body.get(ref.field)) if i.lower() not in _held(call, ref.kind)]
         if unknown:
-            raise ApiError(400, f"{_noun(target)} with ID '{unknown[0]}' was not found.")
+            noun = "Organization" if ref.kind == ORGANIZATIONS else _noun(_spec(ref.kind))
+            raise ApiError(400, f"{noun} with ID '{unknown[0]}' was not found.")
+
+
+def _held(call: Call, kind: str) -> set[str]:
+    """The ids of the objects of ``kind`` the server holds (a collection's, or the organizations)."""
+    if kind == ORGANIZATIONS:
+        return {org.id.lower() for org in call.store.organizations}
+    return {o["id"].lower() for o in _table(call, _spec(kind))}
 
 
 def _ids(ref: Reference, value: Any) -> list[str]:
@@ -359,8 +378,9 @@ def _save(call: Call, spec: CollectionSpec, obj: dict[str, Any] | None, object_i
 
 
 def create_object(call: Call, key: str) -> Response:
+    """POST: a new object with a server-assigned id; created under a parent's path, it belongs to that parent."""
     spec = _spec(key)
-    body = _body(call, spec)
+    body = {**_body(call, spec), **{name: str(value) for name, value in call.params.items()}}
     _check(call, spec, {}, body)
     obj = {"id": str(uuid.uuid4()), **_concealed(call.version, spec, body)}
     _save(call, spec, obj, obj["id"])

@@ -16,6 +16,7 @@ so it is planned as "will be set" until a snapshot holds its salted hash.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from vboplan.api.rest import Operation
 from vboplan.errors import ApiError, PlanError, ProjectError, RenderError
 from vboplan.kinds import refs
 from vboplan.kinds.base import Export, Write, WriteContext
+from vboplan.kinds.hooks import PlacesCreate, ReadsMore
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
@@ -99,7 +101,9 @@ class CollectionKind:
 
     @property
     def requires(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(r.kind for r in self.spec.references if r.kind != self.spec.key))
+        # Organizations are no kind of vboplan's: the resolver lists them (kinds.refs.READERS).
+        return tuple(dict.fromkeys(r.kind for r in self.spec.references
+                                   if r.kind != self.spec.key and r.kind not in refs.READERS))
 
     # -- templates ---------------------------------------------------------------------------------------------
 
@@ -239,6 +243,11 @@ class CollectionKind:
             return {"objects": {}, "refs": {}}
         resolver = refs.resolver(client)
         raw = list(resolver.objects(self.name).items)
+        hooks = self.spec.hooks
+        if isinstance(hooks, ReadsMore) and raw:
+            with ThreadPoolExecutor(max_workers=min(len(raw), 8)) as pool:
+                raw = [{**item, **more} for item, more in
+                       zip(raw, pool.map(lambda i: hooks.more(client, client.version, i), raw), strict=True)]
         listed = self._listed_references(client, api, raw)
         known = {ref.kind: {str(o.get("id")): str(o.get(_spec_key_field(ref.kind)))
                             for o in resolver.objects(ref.kind).items} for ref in self.spec.references}
@@ -453,10 +462,26 @@ class CollectionKind:
                 raise PlanError(f"{object_address(self.name, key)}: the API cannot create {self.name}")
             for name in self.spec.required(version):
                 body.setdefault(name, [] if any(r.field == name and r.many for r in self.spec.references) else "")
-            return Request("POST", api.create.url(), body, str(object_address(self.name, key)), ids)
+            path, body = self._placed(version, api, key, body)
+            return Request("POST", path, body, str(object_address(self.name, key)), ids)
         if obj is None or api.update is None:
             raise PlanError(f"{object_address(self.name, key)}: not on the server")
         return Request("PUT", api.update.url(**{api.id_param: obj["id"]}), body, "", ids)
+
+    def _placed(self, version: str, api: Api, key: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Where a create goes: placeholders of its path (``Organizations/{organizationId}/RbacRoles``) filled from
+        the body's reference of the same name, then as the spec's ``PlacesCreate`` hook says."""
+        assert api.create is not None
+        values: dict[str, str] = {}
+        for name in re.findall(r"\{(\w+)\}", api.create.path):
+            value = body.get(name)
+            if not isinstance(value, str):
+                raise PlanError(f"{object_address(self.name, key)}: the create's path needs {name}, which the object "
+                                "does not name (or names an object this apply creates)")
+            values[name] = value
+        path = api.create.url(**values)
+        hooks = self.spec.hooks
+        return hooks.place(version, path, body) if isinstance(hooks, PlacesCreate) else (path, body)
 
     def _api_body(self, shown: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}

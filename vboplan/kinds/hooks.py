@@ -51,3 +51,21 @@ class Declares(Protocol):
 
     def declared_at(self, desired: Any, key: str) -> str:
         """Where ``desired``'s object ``key`` was declared."""
+
+
+@runtime_checkable
+class ReadsMore(Protocol):
+    """A collection's irregular read (``CollectionSpec.hooks``): its objects' answers leave out fields the API lists
+    elsewhere (a v6/v7 job's selected items)."""
+
+    def more(self, client: Any, version: str, item: dict[str, Any]) -> dict[str, Any]:
+        """API fields of ``item`` (one object as the list answered it) read from elsewhere; merged into it."""
+
+
+@runtime_checkable
+class PlacesCreate(Protocol):
+    """A collection's irregular create (``CollectionSpec.hooks``): the request goes where the object's fields say
+    and carries another body (a v6/v7 job is created under its organization and names it only in the path)."""
+
+    def place(self, version: str, path: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The path and body of the create otherwise sent to ``path`` with ``body`` (ids already filled in)."""
