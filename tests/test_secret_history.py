@@ -54,6 +54,18 @@ def test_the_old_secret_stays_masked_in_every_form_of_the_plan(applied: ProjectD
     _nowhere(applied, done.output)
 
 
+def test_a_stale_plan_does_not_print_the_new_value_of_a_field_kept_hashed(applied: ProjectDir) -> None:
+    saved = applied.root / "plan.json"
+    assert applied.run("plan", "--env", "dev", "--out", str(saved)).exit_code == 0
+    moved = "smtp-m0ved-by-hand.secret.example"
+    assert applied.api("dev").put("/v8/AuditEmailSettings", json={"smtpServer": moved}).status_code < 300
+    refused = applied.run("apply", str(saved))
+    assert refused.exit_code == 1 and "is stale" in refused.stderr, refused.output
+    assert "audit_email_settings.smtpServer" in refused.stderr, refused.stderr
+    assert moved not in refused.output
+    _nowhere(applied, refused.output)
+
+
 def test_a_snapshot_written_while_the_server_still_holds_it_keeps_the_hash(applied: ProjectDir) -> None:
     """An apply that does not change the field (here: only the port) records the server's object again: the value
     it read back is still the secret one, so the snapshot keeps it hashed."""

@@ -91,6 +91,11 @@ def conceal_live(live: Any, desired: Any, recorded: Any = None) -> tuple[Any, li
     return conceal_fields(live, fields + kept), fields
 
 
+def hashed_fields(values: Any) -> list[str]:
+    """The top-level fields of ``values`` (a plan's recorded live object) kept as salted hashes."""
+    return sorted(str(k) for k, v in values.items() if is_digest(v)) if isinstance(values, dict) else []
+
+
 def recorded_secrets(recorded: Any) -> dict[str | None, set[str]]:
     """The readable fields a snapshot record keeps as salted hashes (filled from ``secret()`` when last applied):
     {None: fields} for a server-wide object, {organization: fields} for one kept per organization."""

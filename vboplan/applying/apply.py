@@ -28,7 +28,7 @@ from vboplan.planning.changes import Change
 from vboplan.planning.plan import Plan, condensed, read_live, reread
 from vboplan.project.config import Environment, Project, current_user
 from vboplan.project.render import render
-from vboplan.sensitive import Sensitive, conceal_fields, matches, remember, same_live
+from vboplan.sensitive import Sensitive, conceal_fields, hashed_fields, matches, remember, same_live
 from vboplan.state import StateStore, now
 from vboplan.trust.approvals import Clearance, applied_entry, check_fresh, clear, last_apply_commit
 
@@ -112,7 +112,9 @@ def check_not_stale(client: VboClient, plan: Plan) -> None:
         # Both sides as a plan file keeps them (a plan written before condensing kept every audit item).
         planned, live = condensed(name, plan.live.get(name)), condensed(name, live)
         if not same_live(planned, live):
-            moved.extend(_moved(name, planned, _concealed(name, live, plan.secret_fields.get(name, []))))
+            # Hidden as the plan hides it: what secret() fills, and what the snapshot kept hashed (plan.live's hashes).
+            hidden = sorted(set(plan.secret_fields.get(name, [])) | set(hashed_fields(planned)))
+            moved.extend(_moved(name, planned, _concealed(name, live, hidden)))
     if moved:
         raise PlanError(f"the plan for '{plan.environment}' is stale: the server changed since planning:\n"
                         + "".join(f"  - {line}\n" for line in moved) + "run 'vboplan plan' again")
