@@ -64,6 +64,11 @@ def test_apply_of_a_subset_skips_the_rest(project: ProjectDir) -> None:
     assert result.exit_code == 0, result.output
     assert f"{port}  update  audit_email_settings.port: applied" in result.stdout
     assert "audit_email_settings.smtpServer: skipped (not approved)" in result.stdout
+    # Each skipped change is listed once, in the report (not also before the apply).
+    assert result.output.count(f"{ids['audit_email_settings.smtpServer']}") == 2  # its table row and report line
+    assert "Will skip" not in result.output
+    shown = project.run("state", "show", "--env", "prod").stdout
+    assert "planned by ann; approved by alice (ticket CHG-1, key SHA256:" in shown and "; carol (ticket" in shown
     audit = _audit(project)
     assert audit["port"] == 587
     assert audit["smtpServer"] == "old.smtp.local"  # not approved, not applied

@@ -47,6 +47,9 @@ def test_deleting_most_audit_items_is_refused_unless_planned_with_the_flag(proje
     assert_one_clean_error(refused, f"would delete 25 of the 30 audit items of {ORG}", "--allow-mass-delete")
     interactive = project.run("apply", "--env", "dev", "--auto-approve")
     assert interactive.exit_code == 1 and "--allow-mass-delete" in interactive.stderr
+    # The fix named is the one for apply --env, which plans and applies in one run: no plan to have approved.
+    assert "run 'vboplan apply --env dev --allow-mass-delete'" in interactive.stderr
+    assert "plan again" not in interactive.stderr
     assert _audited(project) == 30
 
     # The flag on apply of a saved plan is not a way around it: it must be in the reviewed plan.

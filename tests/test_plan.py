@@ -164,7 +164,9 @@ def test_target_matching_nothing_is_an_error(project: ProjectDir) -> None:
     # A managed field that needs no change is a valid target with no changes.
     result = project.run("plan", "--env", "dev", "--target", "job_email_settings.notifyOnFailure",
                          "--detailed-exitcode")
-    assert result.exit_code == 0 and "No changes." in result.stdout
+    assert result.exit_code == 0
+    assert "No changes: --target job_email_settings.notifyOnFailure matched no change" in result.stdout
+    assert "The server matches the templates" not in result.stdout
 
 
 def test_usage_errors_exit_1_not_2(project: ProjectDir) -> None:

@@ -193,6 +193,8 @@ PLAN_FILE = {
     "summary": Opt(dict),
     "commits": Opt({"head": Opt(str, nullable=True), "since": Opt(str, nullable=True),
                     "commits": ListOf({"id": str, "object": str}), "uncommitted": Opt(ListOf(str))}, nullable=True),
+    "targets": Opt(ListOf(str), nullable=True), "excluded": Opt(ListOf(str), nullable=True),
+    "variables": Opt(dict, nullable=True),
 }
 AUDIT_ITEM = {"id": str, "type": str, "principalId": str, "name": str, "displayName": str}
 RECORDED_RESOURCE = {

@@ -61,7 +61,8 @@ class ApplyReport:
 def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Clearance]:
     """Read a plan file and decide what of it may be applied: intact, fresh, never applied, approved."""
     plan = Plan.load(path)
-    env = project.environment(plan.environment)
+    # Rendered again (for its secrets) with the --var values the plan was made with, never with other ones.
+    env = project.environment(plan.environment).with_variables(plan.variables)
     if env.server != plan.server or env.api_version != plan.api_version:
         raise PlanError(f"{path}: planned against {plan.server} (API {plan.api_version}) but environment "
                         f"'{env.name}' is now {env.server} (API {env.api_version}); run 'vboplan plan' again")
@@ -336,7 +337,7 @@ def apply_env(project: Project, env: Environment, confirm: Any, announce: Any,
             recover(store, client)
             plan = build_plan(project, env, client, allow_mass_delete=allow_mass_delete)
             announce(plan)
-            guard.check(plan, project.guard)
+            guard.check(plan, project.guard, interactive=True)
             if not plan.changes or not confirm(plan):
                 return None
             return execute(project, env, client, plan, list(plan.changes), [], [], store)

@@ -15,6 +15,7 @@ from vboplan import __version__
 from vboplan.cli import helptext
 from vboplan.cli.completion import SHELLS, complete_environment
 from vboplan.cli.formats import FORMATS
+from vboplan.cli.options import lock_timeout_option
 from vboplan.errors import VboplanError
 
 if TYPE_CHECKING:
@@ -102,7 +103,20 @@ env_option = click.option("--env", "env_names", multiple=True, metavar="NAME", h
 all_option = click.option("--all", "all_envs", is_flag=True, help="Every environment in vboplan.yaml.")
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
                              help="Output format.")
+var_option = click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
+                          help="Set a variable over every variable file (repeatable; dotted keys like smtp.host; the "
+                               "value is read as YAML: 25, true, text).")
 pass_context = click.make_pass_decorator(Context)
+
+
+def with_vars(envs: list[Any], variables: tuple[str, ...]) -> list[Any]:
+    """``envs`` with the ``--var`` values set over their variable files."""
+    if not variables:
+        return envs
+    from vboplan.project.overrides import parse_vars
+
+    parsed = parse_vars(variables)
+    return [env.with_variables(parsed) for env in envs]
 
 
 class _Group(click.Group):
@@ -226,12 +240,13 @@ def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quie
 @main.command()
 @env_option
 @all_option
+@var_option
 @pass_context
 @reports_errors
-def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
+def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables: tuple[str, ...]) -> None:
     """Render and check every template, without contacting any server."""
     project = obj.project()
-    envs = project.select(env_names, all_envs or not env_names)
+    envs = with_vars(project.select(env_names, all_envs or not env_names), variables)
     from vboplan.core import validate as render_offline
 
     rendered = render_offline(project, envs)
@@ -247,6 +262,9 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS", help="Only changes at or under ADDRESS.")
+@click.option("--exclude", "excluded", multiple=True, metavar="ADDRESS",
+              help="Leave out the changes at or under ADDRESS (repeatable; the inverse of --target).")
+@var_option
 @click.option("--sign-key", "sign_key", metavar="KEY", envvar="VBOPLAN_AUTHOR_KEY",
               help="With --out: sign the plan as its author with this SSH key (namespace vboplan-plan; default: "
                    "VBOPLAN_AUTHOR_KEY). Required where approvals.required is above 0.")
@@ -257,11 +275,11 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool) -> None:
 @pass_context
 @reports_errors
 def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | None, fmt: str,
-         detailed_exitcode: bool, targets: tuple[str, ...], sign_key: str | None, allow_mass_delete: bool,
-         force: bool) -> None:
+         detailed_exitcode: bool, targets: tuple[str, ...], excluded: tuple[str, ...], variables: tuple[str, ...],
+         sign_key: str | None, allow_mass_delete: bool, force: bool) -> None:
     """Show what differs between the templates and the live servers."""
     project = obj.project()
-    envs = project.select(env_names, all_envs)
+    envs = with_vars(project.select(env_names, all_envs), variables)
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
     given = click.get_current_context().get_parameter_source("sign_key")
@@ -274,7 +292,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         for env in envs:
             _refuse_to_drop_approvals(Path(str(out).replace("{env}", env.name)))
     with obj.progress("planning"):
-        outcomes = plan_many(project, envs, targets, allow_mass_delete)
+        outcomes = plan_many(project, envs, targets, allow_mass_delete, excluded=excluded)
     documents = []
     pages: list[Any] = []
     for outcome in outcomes:
@@ -290,6 +308,8 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
             continue
         assert outcome.plan is not None
         _warn_mass_delete(outcome.plan)
+        for note in outcome.plan.notes:
+            echo(f"Note: environment '{outcome.env.name}': {note}", err=True)
         if out:
             path = Path(str(out).replace("{env}", outcome.env.name))
             _seal(project, outcome.env, outcome.plan, sign_key)
@@ -564,10 +584,12 @@ def _echo_report(report: Any) -> None:
 @click.option("--auto-approve", is_flag=True, help="With --env: do not ask (for scripts).")
 @click.option("--allow-mass-delete", is_flag=True,
               help="With --env: allow deleting more than 10 and more than a third of an organization's audit items.")
+@var_option
+@lock_timeout_option
 @pass_context
 @reports_errors
 def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_approve: bool,
-          allow_mass_delete: bool) -> None:
+          allow_mass_delete: bool, variables: tuple[str, ...]) -> None:
     """Apply exactly the approved changes of saved plans (or plan, ask and apply one environment).
 
     Several plan files (or a directory of them) are each verified and applied on their own, in the order given."""
@@ -582,13 +604,15 @@ def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_
     if planfile and allow_mass_delete:
         raise VboplanError("--allow-mass-delete belongs to 'vboplan plan': it is recorded in the plan file, "
                                 "so the approvers see it; plan again with it")
+    if planfile and variables:
+        raise VboplanError("--var belongs to 'vboplan plan' (or 'apply --env'): a saved plan records the values it "
+                           "was made with, and apply uses those")
     def announce(saved: Any, approved: list[Any], skipped: list[Any], notes: list[str]) -> None:
         with suspended():
             echo(render_plan(saved, "table", obj.color))
             for note in notes:
                 echo(f"Note: {note}", err=True)
-            for change in skipped:
-                echo(f"Will skip {change.id} ({change.address}): not approved")
+            # The changes skipped as not approved are listed once, in the report after the apply.
 
     def apply_one(path: Path) -> str:
         with obj.progress("applying"):
@@ -605,7 +629,7 @@ def apply(obj: Context, planfiles: tuple[Path, ...], env_name: str | None, auto_
         apply_one(planfile)
         return
     if env_name:
-        env = project.environment(env_name)
+        env = with_vars([project.environment(env_name)], variables)[0]
 
         def show_plan(fresh: Any) -> None:
             with suspended():
@@ -700,10 +724,14 @@ def state_show(obj: Context, env_name: str, fmt: str) -> None:
     from vboplan.core import state_rows as recorded_rows
     from vboplan.output import format_value
     from vboplan.output.snapshot import render_snapshot
+    from vboplan.sensitive import MASK
 
     snapshot, state_rows = recorded_rows(obj.project(), env_name)
     rows = [(str(address), format_value(value)) for address, value in state_rows]
     echo(render_snapshot(env_name, snapshot, rows, fmt), nl=False)
+    if fmt in ("table", "markdown") and any(value == MASK for _, value in rows):
+        echo("(sensitive) values are kept as salted hashes. A write-only value (a password) is never returned by "
+             "the API: a change made to it on the server cannot be detected, only a change of the template's value.")
     if fmt in ("table", "markdown"):
         _state_notes(obj.project(), env_name)
 
@@ -747,6 +775,7 @@ def state_unlock(obj: Context, env_name: str, lock_id: str) -> None:
 @click.option("--all", "all_envs", is_flag=True, help="Every environment that has a local snapshot.")
 @click.option("--to-configured-backend", "confirmed", is_flag=True, required=True,
               help="Copy to the backend vboplan.yaml's 'state:' names (required, to say so).")
+@lock_timeout_option
 @pass_context
 @reports_errors
 def state_migrate(obj: Context, env_names: tuple[str, ...], all_envs: bool, confirmed: bool) -> None:
@@ -770,14 +799,16 @@ def state_migrate(obj: Context, env_names: tuple[str, ...], all_envs: bool, conf
               help="Environment whose templates and variables to render.")
 @click.option("--format", "fmt", type=click.Choice(("yaml", "json")), default="yaml", show_default=True,
               help="Output format.")
+@var_option
 @pass_context
 @reports_errors
-def render(obj: Context, env_name: str, fmt: str) -> None:
+def render(obj: Context, env_name: str, fmt: str, variables: tuple[str, ...]) -> None:
     """Print the desired settings as rendered for one environment, secrets masked; no server is contacted."""
     project = obj.project()
     from vboplan.core import render_desired
 
-    click.echo(render_desired(project, project.environment(env_name), fmt), nl=False)
+    env = with_vars([project.environment(env_name)], variables)[0]
+    click.echo(render_desired(project, env, fmt), nl=False)
 
 
 @main.command()
@@ -788,6 +819,9 @@ def completion(shell: str) -> None:
 
     click.echo(source(main, shell))
 
+
+# Commands kept in modules of their own (each registers itself on the group it belongs to).
+from vboplan.cli import state_commands  # noqa: E402,F401
 
 _Group.lazy = {
     "emulator": ("vboplan.emulator.cli", "emulator",

@@ -49,6 +49,12 @@ def header(plan: Plan) -> str:
     return f"Environment {plan.environment}: {plan.server} (API {plan.api_version})"
 
 
+def var_text(variables: dict[str, Any]) -> str:
+    """``--var`` values as a plan records them, as they were typed (``smtp.port=25``)."""
+    return ", ".join(f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+                     for key, value in variables.items())
+
+
 def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
     """The terminal view; long addresses and values wrap to fit ``width`` (default: the terminal's)."""
     from vboplan.output.fit import fit_rows, terminal_width
@@ -56,6 +62,10 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
     lines = [click.style(header(plan), bold=True) if color else header(plan)]
     if plan.targets:
         lines.append(f"Partial plan: only changes at or under {', '.join(plan.targets)}.")
+    if getattr(plan, "excluded", None):
+        lines.append(f"Partial plan: changes at or under {', '.join(plan.excluded)} are left out (--exclude).")
+    if getattr(plan, "variables", None):
+        lines.append(f"Variables set with --var: {var_text(plan.variables)}.")
     if plan.allow_mass_delete:
         lines.append("Planned with --allow-mass-delete: this plan may delete most audit items of an organization.")
     if plan.changes:
@@ -71,8 +81,16 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
         rows = fit_rows(rows, headers, width if width is not None else terminal_width(), address=2, values=(3, 4))
         lines.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
     lines.extend(_drift_lines(plan))
+    if any(change.write_only for change in plan.changes):
+        lines.append(WRITE_ONLY_NOTE)
     lines.append(plan.summary())
     return "\n".join(lines) + "\n"
+
+
+#: Said wherever a write-only value is planned or shown: nobody expects a changed password to go unseen.
+WRITE_ONLY_NOTE = ("(write-only): the API never returns this value (a password), so a change made to it on the "
+                   "server, in the console say, cannot be detected; vboplan compares with the salted hash of the "
+                   "value it last set.")
 
 
 def _drift_lines(plan: Plan) -> list[str]:

@@ -158,6 +158,14 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
     if targets:
         listed = ", ".join(f"<code>{escape(str(t))}</code>" for t in targets)
         parts.append(f'<p class="partial">Partial plan: only changes at or under {listed}.</p>')
+    if getattr(plan, "excluded", None):
+        listed = ", ".join(f"<code>{escape(str(t))}</code>" for t in plan.excluded)
+        parts.append(f'<p class="partial">Partial plan: changes at or under {listed} are left out (--exclude).</p>')
+    if getattr(plan, "variables", None):
+        from vboplan.output import var_text
+
+        parts.append(f'<p class="partial">Variables set with --var: <code>{escape(var_text(plan.variables))}</code>'
+                     "</p>")
     if getattr(plan, "allow_mass_delete", False):
         parts.append('<p class="partial">Planned with --allow-mass-delete: this plan may delete most audit items '
                      "of an organization.</p>")
@@ -182,6 +190,10 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
                      "<th>desired</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
     if plan.drift:
         parts.append(_drift(plan))
+    if any(change.write_only for change in plan.changes):
+        from vboplan.output import WRITE_ONLY_NOTE
+
+        parts.append(f'<p class="partial">{escape(WRITE_ONLY_NOTE)}</p>')
     parts.append(_approvals(plan, status_of))
     parts.append("</section>")
     return "\n".join(parts)

@@ -43,10 +43,19 @@ def _counts(plan: Plan) -> str:
 
 
 def _partial(plan: Plan) -> str:
+    from vboplan.output import var_text
+
+    lines = []
     targets = getattr(plan, "targets", None)
-    if not targets:
-        return ""
-    return "**Partial plan**: only changes at or under " + ", ".join(code(str(t)) for t in targets) + "."
+    if targets:
+        lines.append("**Partial plan**: only changes at or under " + ", ".join(code(str(t)) for t in targets) + ".")
+    excluded = getattr(plan, "excluded", None)
+    if excluded:
+        lines.append("**Partial plan**: changes at or under " + ", ".join(code(str(t)) for t in excluded)
+                     + " are left out (`--exclude`).")
+    if getattr(plan, "variables", None):
+        lines.append(f"Variables set with `--var`: {code(var_text(plan.variables))}.")
+    return "\n\n".join(lines)
 
 
 class _Budget:
@@ -115,6 +124,10 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
             live = MASK if drift.sensitive else format_value(drift.live)
             lines.append(f"- {code(str(drift.address))}: {code(recorded)} → {code(live)}")
         lines.append("")
+    if any(change.write_only for change in plan.changes):
+        from vboplan.output import WRITE_ONLY_NOTE
+
+        lines += [f"_{WRITE_ONLY_NOTE}_", ""]
     lines.append(f"Planned by {code(str(plan.created_by))} at {plan.created_at}; checksum {code(plan.checksum)}.")
     lines.append("")
     return lines

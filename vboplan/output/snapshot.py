@@ -18,8 +18,25 @@ def _last(snapshot: dict[str, Any]) -> str:
     last = snapshot.get("last_apply") or {}
     if not last:
         return ""
-    return (f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
+    line = (f"Last apply {last.get('at')} by {last.get('by')}: {len(last.get('applied', []))} applied, "
             f"{len(last.get('skipped', []))} skipped, {len(last.get('failed', []))} failed")
+    if last.get("planned_by"):
+        line += f"; planned by {last.get('planned_by')}"
+    return line + "; " + _approvers(last.get("approvals"))
+
+
+def _approvers(approvals: Any) -> str:
+    """Who approved the last apply, as the snapshot recorded the approvals that counted."""
+    if not isinstance(approvals, list) or not approvals:
+        return "no approvals recorded"
+    people = []
+    for record in approvals:
+        if not isinstance(record, dict):
+            continue
+        extra = ", ".join(x for x in (f"ticket {record['ticket']}" if record.get("ticket") else "",
+                                      f"key {record['key']}" if record.get("key") else "") if x)
+        people.append(f"{record.get('principal') or 'unknown'}" + (f" ({extra})" if extra else ""))
+    return "approved by " + "; ".join(people)
 
 
 def render_snapshot(env: str, snapshot: dict[str, Any], rows: list[tuple[str, str]], fmt: str,

@@ -73,9 +73,10 @@ def _audit_items(changes: list[Change], live: dict[str, Any]) -> list[str]:
     return found
 
 
-def check(plan: Any, thresholds: Thresholds | None = None) -> None:
+def check(plan: Any, thresholds: Thresholds | None = None, interactive: bool = False) -> None:
     """Refuse ``plan`` (at apply) when it deletes too much and was not planned with --allow-mass-delete, or does what
-    its ``lifecycle`` rules forbid."""
+    its ``lifecycle`` rules forbid. The fix named is the one for the command at hand: ``apply --env``
+    (``interactive``) plans and applies in one run."""
     from vboplan.kinds.lifecycle import refusals
 
     refused = refusals(plan.changes, (plan.scope or {}).get("lifecycle") or {})
@@ -83,6 +84,8 @@ def check(plan: Any, thresholds: Thresholds | None = None) -> None:
         raise PlanError(f"the plan for '{plan.environment}' is refused by its lifecycle rules: {'; '.join(refused)}")
     found = mass_deletions(plan.changes, plan.live, thresholds)
     if found and not getattr(plan, "allow_mass_delete", False):
+        fix = (f"run 'vboplan apply --env {plan.environment} --allow-mass-delete'" if interactive else
+               f"plan again with 'vboplan plan --env {plan.environment} --allow-mass-delete' and have that plan "
+               "approved")
         raise PlanError(f"the plan for '{plan.environment}' would delete {'; '.join(found)} (a mass deletion); if "
-                        f"that is intended, plan again with 'vboplan plan --env {plan.environment} "
-                        "--allow-mass-delete' and have that plan approved")
+                        f"that is intended, {fix}")

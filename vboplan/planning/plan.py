@@ -19,7 +19,7 @@ from vboplan.jsontext import Encodings, canonical_digest, document_chunks, docum
 from vboplan.kinds.hooks import ConcealsLive, Declares, Refers
 from vboplan.kinds.registry import KINDS
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift, make
-from vboplan.planning.select import select
+from vboplan.planning.selection import select_changes
 from vboplan.project.config import Environment, current_user
 from vboplan.project.render import Rendered
 from vboplan.sensitive import MASK, Sensitive, conceal_live, digest, mask_recorded
@@ -46,6 +46,8 @@ class Plan:
     digests: dict[str, Any] = field(default_factory=dict)   # change id -> salted hash of a sensitive value
     allow_mass_delete: bool = False   # planned with --allow-mass-delete (see vboplan.planning.guard)
     targets: list[str] = field(default_factory=list)   # --target: a partial plan when not empty
+    excluded: list[str] = field(default_factory=list)  # --exclude: a partial plan when not empty
+    variables: dict[str, Any] = field(default_factory=dict)  # --var KEY=VALUE, as apply renders them again
     checksum: str = ""
     expires_at: str = ""
     secret_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields whose value is secret
@@ -53,6 +55,8 @@ class Plan:
     author_signature: dict[str, Any] | None = None
     # Where the plan came from (vboplan.trust.commits): the commits that touched its inputs since the last apply.
     commits: dict[str, Any] | None = None
+    # What the plan's author should know that is no change (e.g. an address forgotten with 'state rm'); not saved.
+    notes: list[str] = field(default_factory=list, repr=False, compare=False)
     # The JSON of large values (``live``, ``scope``) as the checksum encoded them, reused when the file is written.
     _encoded: Encodings = field(default_factory=dict, repr=False, compare=False)
 
@@ -60,6 +64,11 @@ class Plan:
         return Counter(change.action for change in self.changes)
 
     def summary(self) -> str:
+        if not self.changes and (self.targets or self.excluded):
+            if self.targets:
+                named = " ".join(f"--target {t}" for t in self.targets)
+                return f"No changes: {named} matched no change (anything else is left out of this plan)."
+            return f"No changes outside {' '.join(f'--exclude {x}' for x in self.excluded)}."
         if not self.changes:
             return "No changes. The server matches the templates."
         counts = self.counts()
@@ -105,7 +114,11 @@ class Plan:
             "changed_outside": [{"address": str(d.address), "recorded": d.recorded, "live": d.live}
                                 for d in self.drift],
             "live": self.live, "scope": self.scope, "expires_at": self.expires_at,
-            "allow_mass_delete": self.allow_mass_delete, "partial": bool(self.targets), "targets": self.targets,
+            "allow_mass_delete": self.allow_mass_delete, "partial": bool(self.targets or self.excluded),
+            "targets": self.targets,
+            # Only when used, so that the plan files (and digests) of plans without them stay as they were.
+            **({"excluded": self.excluded} if self.excluded else {}),
+            **({"variables": self.variables} if self.variables else {}),
             "secret_fields": self.secret_fields, "author_key": self.author_key,
             "author_signature": self.author_signature, "approvals": self.approvals,
             **({"commits": self.commits} if self.commits is not None else {}),
@@ -140,10 +153,13 @@ class Plan:
                        checksum=data["checksum"], expires_at=str(data.get("expires_at") or ""),
                        allow_mass_delete=bool(data.get("allow_mass_delete", False)),
                        targets=[str(t) for t in data.get("targets") or []],
+                       excluded=[str(t) for t in data.get("excluded") or []],
+                       variables=dict(data.get("variables") or {}),
                        secret_fields=dict(data.get("secret_fields") or {}), author_key=data.get("author_key"),
                        author_signature=data.get("author_signature"), commits=data.get("commits"))
         except (KeyError, TypeError) as exc:
             raise PlanError(f"{path}: plan file is incomplete (missing {exc})") from None
+        _check_variables(path, plan.variables)
         if any(c.kind not in KINDS or c.action not in ACTIONS for c in plan.changes):
             raise PlanError(f"{path}: plan file names an unknown resource kind or action")
         # The digest is computed from the file as it is, so that nothing in it escapes the signatures over it.
@@ -151,6 +167,20 @@ class Plan:
             raise PlanError(f"{path}: the plan file was altered after planning (its checksum no longer matches); "
                             "run 'vboplan plan' again")
         return plan
+
+
+def _check_variables(path: Path, variables: dict[str, Any]) -> None:
+    """The ``--var`` values a plan records: dotted names and YAML scalars, as ``plan --var`` makes them."""
+    from vboplan.errors import ProjectError
+    from vboplan.project.overrides import check_key
+
+    for key, value in variables.items():
+        try:
+            check_key(key, f"{path}: variables")
+        except ProjectError as exc:
+            raise PlanError(str(exc)) from None
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise PlanError(f"{path}: variables.{key} must be a single value, as --var sets it")
 
 
 UNSIGNED = ("checksum", "approvals", "author_signature")  # what is added to a plan file after its digest
@@ -199,8 +229,9 @@ def _no_secrets(value: Any) -> Any:
 
 
 def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded: dict[str, Any],
-              targets: tuple[str, ...] = (), allow_mass_delete: bool = False) -> Plan:
-    """Read the live values the templates concern and compare: the plan for ``env``."""
+              targets: tuple[str, ...] = (), allow_mass_delete: bool = False, excluded: tuple[str, ...] = ()) -> Plan:
+    """Read the live values the templates concern and compare: the plan for ``env`` (only the changes
+    ``targets`` and ``excluded`` select, see :func:`~vboplan.planning.selection.select_changes`)."""
     live: dict[str, Any] = {}
     scope: dict[str, Any] = {}
     secret_fields: dict[str, list[str]] = {}
@@ -224,19 +255,15 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         if secret:
             secret_fields[name] = secret
     check_references(changes, rendered, reads)
-    if targets:
-        managed = {a for name in scope for a in KINDS[name].addresses(scope[name])} | {c.address for c in changes}
-        wanted = [Address.parse(target) for target in targets]
-        for target, parsed in zip(targets, wanted, strict=True):
-            if not any(parsed.covers(address) for address in managed):
-                raise PlanError(f"environment '{env.name}': --target {target} matches nothing vboplan manages there "
-                                f"(resources: {', '.join(scope) or 'none'})")
-        changes = select(changes, wanted, [], refers_to)
+    if targets or excluded:
+        managed = {a for name in scope for a in KINDS[name].addresses(scope[name])}
+        changes = select_changes(env.name, changes, managed, targets, excluded, refers_to)
     ids = change_ids([c.address for c in changes])
     changes = [replace(c, id=ids[str(c.address)]) for c in changes]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
                 live=live, scope=scope, drift=drift, secret_fields=secret_fields,
-                allow_mass_delete=allow_mass_delete, targets=list(targets))
+                allow_mass_delete=allow_mass_delete, targets=list(targets), excluded=list(excluded),
+                variables=dict(env.variables))
     created = datetime.fromisoformat(plan.created_at.replace("Z", "+00:00")).astimezone(timezone.utc)
     plan.expires_at = (created + timedelta(seconds=env.approvals.max_age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}

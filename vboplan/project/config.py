@@ -86,6 +86,14 @@ class Environment:
     timeout: float = 30.0
     where: str = ""
     max_in_flight: int = 8   # requests sent to this environment's server at once
+    # ``--var KEY=VALUE`` pairs (dotted key -> value), set over every variable file; see project.overrides.
+    variables: tuple[tuple[str, Any], ...] = ()
+
+    def with_variables(self, variables: dict[str, Any]) -> Environment:
+        """This environment with ``--var`` values set over its variable files."""
+        from dataclasses import replace
+
+        return replace(self, variables=tuple(variables.items()))
 
     @property
     def connection(self) -> ConnectionSettings:
@@ -158,6 +166,8 @@ class Project:
 
     def select(self, names: tuple[str, ...] | list[str], all_envs: bool) -> list[Environment]:
         """The environments named on the command line (or all of them), in the order given."""
+        if all_envs and names:
+            raise ProjectError(f"--all means every environment; give either --all or --env {names[0]}, not both")
         if all_envs:
             return [self.environments[n] for n in self.environments]
         if not names:

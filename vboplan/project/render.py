@@ -152,7 +152,8 @@ def _yaml_escape(match: re.Match[str]) -> str:
 
 
 def load_variables(project: Project, env: Environment) -> dict[str, Any]:
-    """The environment's variable files merged in order (later files win, mappings merge deeply)."""
+    """The environment's variable files merged in order (later files win, mappings merge deeply), then the
+    ``--var`` values set over them."""
     merged: dict[str, Any] = {}
     for path in env.var_files:
         if not path.exists() and not path.is_symlink():
@@ -165,6 +166,10 @@ def load_variables(project: Project, env: Environment) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ProjectError(f"{project.display(path)}:1: a variable file must be a mapping of names to values")
         merged = _merge(merged, data)
+    if env.variables:
+        from vboplan.project.overrides import apply_vars
+
+        merged = apply_vars(merged, dict(env.variables))
     return merged
 
 

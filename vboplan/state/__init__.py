@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from vboplan.errors import StateBackendError, StateError, StateLockedError
@@ -29,6 +30,8 @@ JOURNAL_FORMAT = 1
 # Plans made before the latest apply are refused anyway, so only recent digests need remembering.
 _APPLIED_KEPT = 200
 log = logging.getLogger("vboplan")
+#: How long a command waits for a busy environment lock before it gives up (seconds; ``--lock-timeout``).
+LOCK_TIMEOUT: ContextVar[float] = ContextVar("vboplan_lock_timeout", default=0.0)
 
 # Top-level snapshot fields this module writes; anything else found in a snapshot (such as the digests of the plans
 # already applied) is carried over to the next one untouched.
@@ -174,12 +177,11 @@ class StateStore:
     # -- the lock ----------------------------------------------------------------------------------------------
 
     @contextmanager
-    def lock(self, operation: str) -> Iterator[Held]:
-        """Hold the environment's lock for the duration; a held lock is a clear error naming its holder and id."""
-        try:
-            held = self.backend.acquire(self.lock_key, lock_info(operation))
-        except LockBusy as busy:
-            raise StateLockedError(self.locked_message(busy)) from None
+    def lock(self, operation: str, timeout: float | None = None) -> Iterator[Held]:
+        """Hold the environment's lock for the duration; a held lock is a clear error naming its holder and id.
+        A busy lock is tried again for up to ``timeout`` seconds (default: :data:`LOCK_TIMEOUT`, which
+        ``--lock-timeout`` sets) before that error."""
+        held = self._acquire(operation, LOCK_TIMEOUT.get() if timeout is None else timeout)
         for note in held.notes:
             log.warning("environment '%s': %s", self.env.name, note)
         self.held = held
@@ -219,6 +221,26 @@ class StateStore:
     def _lost(self, held: Held, now_held: str) -> str:
         return (f"the lock of environment '{self.env.name}' (lock id {held.id}) was broken while this run held it "
                 f"(vboplan state unlock); {now_held}. This run stopped there: it sends and records nothing more")
+
+    def _acquire(self, operation: str, timeout: float) -> Held:
+        import time
+
+        deadline = time.monotonic() + timeout
+        pause = 0.2
+        while True:
+            try:
+                return self.backend.acquire(self.lock_key, lock_info(operation))
+            except LockBusy as busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    waited = f" (waited {timeout:g}s)" if timeout else ""
+                    raise StateLockedError(self.locked_message(busy) + waited) from None
+                from vboplan import progress
+
+                who = (busy.info or {}).get("who") or "another run"
+                progress.phase(f"waiting up to {left:.0f}s for the lock held by {who}", self.env.name)
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 2.0)
 
     def locked_message(self, busy: LockBusy) -> str:
         name = self.env.name
