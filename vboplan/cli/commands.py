@@ -821,7 +821,7 @@ def completion(shell: str) -> None:
 
 
 # Commands kept in modules of their own (each registers itself on the group it belongs to).
-from vboplan.cli import state_commands  # noqa: E402,F401
+from vboplan.cli import project_commands, state_commands  # noqa: E402,F401
 
 _Group.lazy = {
     "emulator": ("vboplan.emulator.cli", "emulator",
