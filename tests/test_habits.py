@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from conftest import API_SECRET, SEED, ProjectDir, Result, assert_one_clean_error
 
 from vboplan.emulator import RunningServer, start
@@ -297,3 +298,61 @@ def test_write_only_values_say_a_server_side_change_cannot_be_seen(project: Proj
     project.write("templates/audit.yaml.j2", "job_email_settings: {enableNotification: true}\n")
     (project.root / "templates/jobs.yaml.j2").unlink()
     assert "cannot be detected" not in project.run("plan", "--env", "dev").stdout
+
+
+# -- rough edges of servers, CA files and import -------------------------------------------------------------------
+
+def test_https_to_a_plain_http_server_says_so(project: ProjectDir, served: RunningServer) -> None:
+    for verify in ("false", "true"):
+        config = HTTP_CONFIG.format(url=served.url.replace("http://", "https://"))
+        project.write("vboplan.yaml", config.replace("    username: admin\n", f"    username: admin\n    verify: {verify}\n",
+                                                     1))
+        result = project.run("plan", "--env", "dev")
+        kept = "".join(line for line in result.stderr.splitlines(keepends=True) if "verification is OFF" not in line)
+        one_error(Result(result.exit_code, result.stdout, kept), "environment 'dev'",
+                  "answered in plain HTTP, not HTTPS", "server: http://")
+        assert "certificate" not in result.output.replace("TLS certificate verification is OFF", "")
+
+
+def test_a_missing_ca_file_stops_only_its_environment(project: ProjectDir) -> None:
+    config = (project.root / "vboplan.yaml").read_text()
+    project.write("vboplan.yaml", config.replace("    api_version: v7\n", "    api_version: v7\n"
+                                                 "    verify: certs/prod-ca.pem\n"))
+    assert project.run("plan", "--env", "dev").exit_code == 0
+    assert project.run("validate", "--env", "dev").exit_code == 0
+    assert_one_clean_error(project.run("plan", "--env", "prod"), "environment 'prod'", "vboplan.yaml:",
+                           "CA bundle 'certs/prod-ca.pem' not found")
+    both = project.run("validate", "--all")
+    assert both.exit_code == 1 and "dev: ok" in both.stdout
+    assert "Error: environment 'prod': vboplan.yaml:" in both.stderr and "certs/prod-ca.pem" in both.stderr
+    many = project.run("plan", "--all")
+    assert many.exit_code == 1 and "Environment dev:" in many.stdout and "prod-ca.pem" in many.stderr
+    project.write("certs/prod-ca.pem", "not a certificate\n")
+    assert_one_clean_error(project.run("plan", "--env", "prod"), "environment 'prod'", "holds no certificate")
+
+
+def test_import_declares_an_organization_nobody_is_audited_in(project: ProjectDir, served: RunningServer) -> None:
+    for name in ("templates/audit.yaml.j2", "templates/jobs.yaml.j2"):
+        (project.root / name).unlink()
+    for name in ("common", "dev"):
+        (project.root / f"environments/{name}.yaml").unlink()
+    http = live(served)
+    contoso = next(o for o in http.get("/v8/Organizations").json()["results"]
+                   if o["name"] == "contoso.onmicrosoft.com")
+    users = {u["name"]: u for u in http.get(f"/v8/Organizations/{contoso['id']}/Users").json()["results"]}
+    http.post(f"/v8/Organizations/{contoso['id']}/AuditItems",
+              json=[{"type": "user", "user": {"id": users["ceo@contoso.com"]["id"]}}]).raise_for_status()
+    imported = project.run("import", "--env", "dev", "--resource", "audit_items")
+    assert imported.exit_code == 0, imported.output
+    declared = yaml.safe_load((project.root / "environments/dev.yaml").read_text())
+    assert declared["audit_items"]["fabrikam.onmicrosoft.com"] == {"users": [], "groups": []}
+    assert declared["audit_items"]["contoso.onmicrosoft.com"] == {"users": ["ceo@contoso.com"]}
+    # Someone audited later in fabrikam (in the console) is planned for removal, as in contoso.
+    fabrikam = next(o for o in http.get("/v8/Organizations").json()["results"]
+                    if o["name"] == "fabrikam.onmicrosoft.com")
+    bob = http.get(f"/v8/Organizations/{fabrikam['id']}/Users").json()["results"][0]
+    http.post(f"/v8/Organizations/{fabrikam['id']}/AuditItems",
+              json=[{"type": "user", "user": {"id": bob["id"]}}]).raise_for_status()
+    planned = plan_json(project)
+    assert [(c["action"], c["address"]) for c in planned["changes"]] == [
+        ("delete", 'audit_items["fabrikam.onmicrosoft.com"].user["bob@fabrikam.com"]')]

@@ -25,8 +25,8 @@ recipients: [a@contoso.com,b@contoso.com]
 teams:
 - ops
 -   sec
-notify_success: false   
-"""
+notify_success: false{TRAILING}
+""".format(TRAILING="   ")
 
 TIDY = """\
 # Shared by every environment.

@@ -47,6 +47,7 @@ def embedded_emulator(project: Project, name: str) -> Emulator:
 def connect(project: Project, env: Environment, *, max_in_flight: int | None = None) -> VboClient:
     """A client for ``env``, credentials resolved from the environment, not yet logged in. At most
     ``max_in_flight`` (default: the environment's ``max_in_flight``, 8) requests are in flight to its server."""
+    env.check_usable()
     max_in_flight = max_in_flight or env.max_in_flight
     username = env.resolve_username()
     password = env.resolve_password()

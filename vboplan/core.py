@@ -86,6 +86,7 @@ def open_project(directory: Path) -> Project:
 def validate(project: Project, envs: list[Environment]) -> dict[str, Rendered]:
     """Render and check every template, and read each approvals trust file, for each environment; no network."""
     for env in envs:
+        env.check_usable()
         if env.approvals.allowed_signers is not None:
             env.approvals.trust_list()
     return {env.name: render(project, env, offline=True) for env in envs}

@@ -23,6 +23,7 @@ from vboplan.api.transport import (
     EncodingRefused,
     GuardedTransport,
     ResponseTooLarge,
+    answers_plain_http,
     budget,
     is_tls_error,
     reason,
@@ -351,6 +352,11 @@ class Session:
         return error
 
     def _describe(self, exc: httpx.TransportError) -> ApiError:
+        if answers_plain_http(exc):
+            # Not a certificate problem at all (verify: false changes nothing): the port speaks HTTP, not TLS.
+            return ApiError(f"{self.where}: the server answered in plain HTTP, not HTTPS: it is not a TLS port. "
+                            "Check the port (VBO's REST API listens on 4443 with TLS), or if the server really "
+                            "serves plain HTTP, write server: http://... (the password then crosses unencrypted)")
         if is_tls_error(exc):
             return ApiError(
                 f"{self.where}: TLS verification failed ({tls_reason(exc)}). VBO ships a self-signed certificate: "

@@ -176,6 +176,21 @@ def is_tls_error(exc: Exception) -> bool:
     return False
 
 
+# What OpenSSL says when the other end answers a TLS hello with plain HTTP (by version and platform).
+_PLAIN_HTTP = ("WRONG_VERSION_NUMBER", "wrong version number", "HTTP_REQUEST", "http request", "record layer failure",
+               "RECORD_LAYER_FAILURE", "packet length too long", "PACKET_LENGTH_TOO_LONG")
+
+
+def answers_plain_http(exc: Exception) -> bool:
+    """Whether a TLS handshake failed because the server speaks plain HTTP on that port."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) and any(marker in str(seen) for marker in _PLAIN_HTTP):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def tls_reason(exc: Exception) -> str:
     text = str(exc)
     if "self-signed" in text or "self signed" in text:

@@ -249,9 +249,17 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables
     envs = with_vars(project.select(env_names, all_envs or not env_names), variables)
     from vboplan.core import validate as render_offline
 
-    rendered = render_offline(project, envs)
-    for name, result in rendered.items():
-        echo(f"{name}: ok ({', '.join(result.resources) or 'no resources'})")
+    failed = 0
+    for env in envs:  # each on its own: one environment's mistake does not hide the others' results
+        try:
+            result = render_offline(project, [env])[env.name]
+        except VboplanError as exc:
+            failed += 1
+            echo(f"Error: {exc}", err=True)
+            continue
+        echo(f"{env.name}: ok ({', '.join(result.resources) or 'no resources'})")
+    if failed:
+        sys.exit(1)
 
 
 @main.command()

@@ -300,7 +300,10 @@ class AuditItemsKind:
         checks: list[tuple[dict[str, Any], str, str]] = []
         for org, items in found:
             if not items:
-                continue  # nothing audited: left unmanaged rather than declared empty
+                # Nothing audited is declared as such: the list is the whole truth from the start, so someone
+                # audited later (in the console) is planned for removal, as in every other organization imported.
+                exported.values[str(org["name"])] = {"users": [], "groups": []}
+                continue
             entry: dict[str, list[str]] = {}
             for key, kind in PRINCIPALS.items():
                 audited = [i for i in items if i["type"] == kind]

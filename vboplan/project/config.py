@@ -86,8 +86,14 @@ class Environment:
     timeout: float = 30.0
     where: str = ""
     max_in_flight: int = 8   # requests sent to this environment's server at once
+    unusable: str = ""       # why this environment cannot be used (its CA bundle is missing), else empty
     # ``--var KEY=VALUE`` pairs (dotted key -> value), set over every variable file; see project.overrides.
     variables: tuple[tuple[str, Any], ...] = ()
+
+    def check_usable(self) -> None:
+        """Refuse to use this environment when its settings cannot work (a CA bundle that is missing)."""
+        if self.unusable:
+            raise ProjectError(f"environment '{self.name}': {self.unusable}")
 
     def with_variables(self, variables: dict[str, Any]) -> Environment:
         """This environment with ``--var`` values set over its variable files."""
@@ -280,13 +286,20 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
     verify = spec.get("verify", True)
     if not isinstance(verify, (bool, str)) or verify == "":
         raise ProjectError(f"{spec.where('verify')}: verify must be true, false or the path of a CA bundle")
+    unusable = ""
     if isinstance(verify, str):
         from vboplan.api.certs import check_ca_file
 
         bundle = (root / verify).resolve()
+        # A missing or unreadable bundle stops this environment only, when it is planned or validated: the
+        # others still work (a CA file not yet checked out must not block a plan of dev).
         if not bundle.exists():  # any other problem (a folder, a FIFO) is check_ca_file's to name
-            raise ProjectError(f"{spec.where('verify')}: CA bundle '{verify}' not found")
-        check_ca_file(bundle, f"{spec.where('verify')}: verify '{verify}'")
+            unusable = f"{spec.where('verify')}: CA bundle '{verify}' not found"
+        else:
+            try:
+                check_ca_file(bundle, f"{spec.where('verify')}: verify '{verify}'")
+            except ProjectError as exc:
+                unusable = str(exc)
         verify = str(bundle)
     var_files = spec.get("var_files", [])
     if isinstance(var_files, str):
@@ -313,7 +326,7 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
         name=name, server=server.rstrip("/"), api_version=version, username=spec.get("username"),
         username_env=spec.get("username_env"), password_env=spec.get("password_env"), verify=verify,
         var_files=tuple(root / v for v in var_files), approvals=approvals, timeout=float(timeout), where=where,
-        max_in_flight=max_in_flight)
+        max_in_flight=max_in_flight, unusable=unusable)
 
 
 def _check_server(server: str, where: str) -> None:
