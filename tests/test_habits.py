@@ -356,3 +356,25 @@ def test_import_declares_an_organization_nobody_is_audited_in(project: ProjectDi
     planned = plan_json(project)
     assert [(c["action"], c["address"]) for c in planned["changes"]] == [
         ("delete", 'audit_items["fabrikam.onmicrosoft.com"].user["bob@fabrikam.com"]')]
+
+
+def test_completion_of_the_new_commands_and_options(project: ProjectDir) -> None:
+    from click.testing import CliRunner
+
+    from vboplan.cli.commands import main
+
+    def complete(words: str, incomplete: str) -> list[str]:
+        result = CliRunner().invoke(main, [], prog_name="vboplan", env={
+            "_VBOPLAN_COMPLETE": "powershell_complete", "COMP_WORDS": words, "COMP_INCOMPLETE": incomplete})
+        return [line.split("\t")[1] for line in result.output.splitlines()]
+
+    root = str(project.root)
+    assert {"fmt", "init"} <= set(complete("vboplan ", ""))
+    assert {"list", "rm"} <= set(complete("vboplan state ", ""))
+    assert "--exclude" in complete("vboplan plan --ex", "--ex") and "--var" in complete("vboplan plan --va", "--va")
+    assert "--lock-timeout" in complete("vboplan apply --lock", "--lock")
+    assert "--signers" in complete("vboplan init --sig", "--sig")
+    # state rm completes the addresses the environment's snapshot holds.
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    assert complete(f"vboplan -C {root} state rm --env dev job_email_settings.notifyOn", "job_email_settings.notifyOn") \
+        == ["job_email_settings.notifyOnFailure", "job_email_settings.notifyOnSuccess"]

@@ -88,3 +88,24 @@ def complete_environment(ctx: click.Context, param: click.Parameter, incomplete:
         return []
     return [CompletionItem(name, help=env.server)
             for name, env in sorted(project.environments.items()) if name.startswith(incomplete)]
+
+
+def complete_state_address(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Addresses the snapshot of the ``--env`` already given holds (``state list``, ``state rm``); nothing when
+    there is no such environment or snapshot."""
+    from vboplan.errors import VboplanError
+    from vboplan.project.config import load_project
+    from vboplan.state import StateStore
+    from vboplan.state.forget import held_addresses
+
+    env_name = ctx.params.get("env_name")
+    if not env_name:
+        return []
+    try:
+        project = load_project(_project_dir(ctx))
+        snapshot = StateStore(project, project.environment(env_name)).read()
+    except (VboplanError, OSError, ValueError):
+        return []
+    resources = (snapshot or {}).get("resources") or {}
+    found = [*sorted(resources), *held_addresses(resources)]
+    return [CompletionItem(address) for address in dict.fromkeys(found) if address.startswith(incomplete)]

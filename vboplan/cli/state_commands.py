@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vboplan.cli.commands import Context, echo, pass_context, reports_errors, state
-from vboplan.cli.completion import complete_environment
+from vboplan.cli.completion import complete_environment, complete_state_address
 from vboplan.cli.options import lock_timeout_option
 
 _env = click.option("--env", "env_name", required=True, metavar="NAME", shell_complete=complete_environment,
@@ -14,7 +14,7 @@ _env = click.option("--env", "env_name", required=True, metavar="NAME", shell_co
 
 @state.command("list")
 @_env
-@click.argument("within", required=False, metavar="[ADDRESS]")
+@click.argument("within", required=False, metavar="[ADDRESS]", shell_complete=complete_state_address)
 @pass_context
 @reports_errors
 def state_list(obj: Context, env_name: str, within: str | None) -> None:
@@ -34,7 +34,7 @@ def state_list(obj: Context, env_name: str, within: str | None) -> None:
 
 @state.command("rm")
 @_env
-@click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...")
+@click.argument("addresses", nargs=-1, required=True, metavar="ADDRESS...", shell_complete=complete_state_address)
 @lock_timeout_option
 @pass_context
 @reports_errors
