@@ -378,3 +378,81 @@ def test_completion_of_the_new_commands_and_options(project: ProjectDir) -> None
     assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
     assert complete(f"vboplan -C {root} state rm --env dev job_email_settings.notifyOn", "job_email_settings.notifyOn") \
         == ["job_email_settings.notifyOnFailure", "job_email_settings.notifyOnSuccess"]
+
+
+# -- --refresh-only --------------------------------------------------------------------------------------------------
+
+def test_refresh_only_records_a_console_change_without_writing(project: ProjectDir, served: RunningServer) -> None:
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    http = live(served)
+    http.put("/v8/AuditEmailSettings", json={"port": 2525})   # someone changed it in the console
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n  port: 2525\n")
+    plan = project.root / "refresh.json"
+    planned = project.run("plan", "--env", "dev", "--refresh-only", "--out", str(plan))
+    assert planned.exit_code == 0, planned.output
+    assert "Refresh-only plan: applying it records the server's current values in the state" in planned.stdout
+    assert "audit_email_settings.port: 587 -> 2525" in planned.stdout
+    assert "Refresh only: 1 value changed outside vboplan will be recorded" in planned.stdout
+    assert json.loads(plan.read_text())["refresh_only"] is True and json.loads(plan.read_text())["changes"] == []
+    before = http.get("/v8/AuditEmailSettings").json()
+    served.emulator.stats.reset()
+    applied = project.run("apply", str(plan))
+    assert applied.exit_code == 0, applied.output
+    assert "Refresh complete for dev" in applied.stdout and "nothing was sent to the server" in applied.stdout
+    sent = [key for key in served.emulator.stats if not key.startswith("GET") and "/token" not in key]
+    assert sent == [] and any(key.startswith("GET") for key in served.emulator.stats), dict(served.emulator.stats)
+    assert http.get("/v8/AuditEmailSettings").json() == before
+    # The state now holds the console's value: no drift, no change, and it applies once only.
+    after = project.run("plan", "--env", "dev", "--detailed-exitcode")
+    assert after.exit_code == 0, after.output
+    assert "Changed outside vboplan" not in after.stdout
+    assert "already applied" in project.run("apply", str(plan)).stderr
+    snapshot = json.loads((project.root / ".vboplan/state/dev.json").read_text())
+    assert snapshot["last_apply"]["refresh_only"] is True
+    assert snapshot["last_apply"]["recorded"] == ["audit_email_settings.port"]
+    assert snapshot["resources"]["audit_email_settings"]["values"]["port"] == 2525
+    assert "userPassword" in snapshot["resources"]["audit_email_settings"]["secrets"]   # hashes kept
+
+
+def test_refresh_only_plan_is_stale_when_the_server_moves_again(project: ProjectDir, served: RunningServer) -> None:
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    http = live(served)
+    http.put("/v8/AuditEmailSettings", json={"port": 2525})
+    plan = project.root / "refresh.json"
+    assert project.run("plan", "--env", "dev", "--refresh-only", "--out", str(plan)).exit_code == 0
+    http.put("/v8/AuditEmailSettings", json={"port": 2526})   # not what the plan showed
+    stale = project.run("apply", str(plan))
+    assert stale.exit_code == 1 and "is stale" in stale.stderr and "port: planned against 2525, now 2526" in stale.stderr
+    snapshot = json.loads((project.root / ".vboplan/state/dev.json").read_text())
+    assert snapshot["resources"]["audit_email_settings"]["values"]["port"] == 587
+    one_error(project.run("plan", "--env", "dev", "--refresh-only", "--target", "audit_email_settings"),
+              "--refresh-only", "no --target")
+
+
+def test_refresh_only_needs_approvals_where_they_are_required(project: ProjectDir) -> None:
+    import re
+
+    assert_ok = project.run("plan", "--env", "prod", "--out", str(project.root / "p.json"))
+    assert assert_ok.exit_code == 0
+    for name in ("alice", "bob"):
+        assert project.run("approve", str(project.root / "p.json"), "--key", str(project.keys[name])).exit_code == 0
+    assert project.run("apply", str(project.root / "p.json")).exit_code == 0
+    project.api("prod").put("/v8/AuditEmailSettings", json={"port": 2525})
+    plan = project.root / "refresh.json"
+    planned = project.run("plan", "--env", "prod", "--refresh-only", "--out", str(plan))
+    assert planned.exit_code == 0 and "2 approvers each run 'vboplan approve" in planned.stderr
+    assert_one_clean_error(project.run("apply", str(plan)), "refresh-only plan for 'prod' is refused",
+                           "0 of 2 distinct approvals")
+    approved = project.run("approve", str(plan), "--key", str(project.keys["alice"]), "--ticket", "CHG-9")
+    assert approved.exit_code == 0, approved.output
+    assert "Approved by alice" in approved.stdout and "the refresh-only plan" in approved.stdout
+    assert "already approved" in project.run("approve", str(plan), "--key", str(project.keys["alice"])).stderr
+    # The author's own approval never counts.
+    assert project.run("approve", str(plan), "--key", str(project.keys["ann"])).exit_code == 1
+    assert_one_clean_error(project.run("apply", str(plan)), "1 of 2 distinct approvals (alice)")
+    assert project.run("approve", str(plan), "--key", str(project.keys["bob"])).exit_code == 0
+    applied = project.run("apply", str(plan))
+    assert applied.exit_code == 0, applied.output
+    assert project.server("prod")["audit_email_settings"]["port"] == 2525
+    shown = project.run("state", "show", "--env", "prod").stdout
+    assert re.search(r"approved by alice \(ticket CHG-9, key SHA256:[^)]*\); bob", shown)

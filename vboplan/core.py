@@ -93,13 +93,15 @@ def validate(project: Project, envs: list[Environment]) -> dict[str, Rendered]:
 
 
 def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = (),
-             allow_mass_delete: bool = False, *, excluded: tuple[str, ...] = ()) -> Outcome:
+             allow_mass_delete: bool = False, *, excluded: tuple[str, ...] = (),
+             refresh_only: bool = False) -> Outcome:
     """Render, read live, compare: the plan for ``env``."""
     outcome = Outcome(env)
     try:
         with connect(project, env) as client:
             try:
-                outcome.plan = build_plan(project, env, client, targets, allow_mass_delete, excluded=excluded)
+                outcome.plan = build_plan(project, env, client, targets, allow_mass_delete, excluded=excluded,
+                                          refresh_only=refresh_only)
             finally:
                 outcome.requests = client.request_count
     except VboplanError as exc:
@@ -110,14 +112,14 @@ def plan_one(project: Project, env: Environment, targets: tuple[str, ...] = (),
 
 
 def build_plan(project: Project, env: Environment, client: VboClient, targets: tuple[str, ...] = (),
-               allow_mass_delete: bool = False, *, excluded: tuple[str, ...] = ()) -> Plan:
+               allow_mass_delete: bool = False, *, excluded: tuple[str, ...] = (), refresh_only: bool = False) -> Plan:
     """Render ``env``'s templates and compare them with what ``client`` reads live."""
     progress.phase("rendering templates", env.name)
     rendered = render(project, env)
     store = StateStore(project, env)
     recorded = recorded_resources(store, client)
     log.info("planning %s against %s (API %s)", env.name, env.server, env.api_version)
-    plan = make_plan(env, client, rendered, recorded, targets, allow_mass_delete, excluded)
+    plan = make_plan(env, client, rendered, recorded, targets, allow_mass_delete, excluded, refresh_only)
     from vboplan.state.forget import forgotten_notes, last_read
 
     plan.notes = forgotten_notes(last_read(store), plan.scope)
@@ -125,13 +127,15 @@ def build_plan(project: Project, env: Environment, client: VboClient, targets: t
 
 
 def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...] = (),
-              allow_mass_delete: bool = False, *, excluded: tuple[str, ...] = ()) -> list[Outcome]:
+              allow_mass_delete: bool = False, *, excluded: tuple[str, ...] = (),
+              refresh_only: bool = False) -> list[Outcome]:
     """Plan several environments at once (each against its own server), results in the order given."""
     if len(envs) == 1:
-        return [plan_one(project, envs[0], targets, allow_mass_delete, excluded=excluded)]
+        return [plan_one(project, envs[0], targets, allow_mass_delete, excluded=excluded, refresh_only=refresh_only)]
     # Each environment mostly waits on its own server: many at once (each server bounds its own requests).
     with ThreadPoolExecutor(max_workers=min(len(envs), 32)) as pool:
-        return list(pool.map(lambda env: plan_one(project, env, targets, allow_mass_delete, excluded=excluded), envs))
+        return list(pool.map(lambda env: plan_one(project, env, targets, allow_mass_delete, excluded=excluded,
+                                                  refresh_only=refresh_only), envs))
 
 
 def plan_report(outcomes: list[Outcome], detailed_exitcode: bool = False) -> Report:

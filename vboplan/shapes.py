@@ -194,7 +194,7 @@ PLAN_FILE = {
     "commits": Opt({"head": Opt(str, nullable=True), "since": Opt(str, nullable=True),
                     "commits": ListOf({"id": str, "object": str}), "uncommitted": Opt(ListOf(str))}, nullable=True),
     "targets": Opt(ListOf(str), nullable=True), "excluded": Opt(ListOf(str), nullable=True),
-    "variables": Opt(dict, nullable=True),
+    "variables": Opt(dict, nullable=True), "refresh_only": Opt(bool),
 }
 AUDIT_ITEM = {"id": str, "type": str, "principalId": str, "name": str, "displayName": str}
 RECORDED_RESOURCE = {

@@ -308,6 +308,10 @@ def apply_plan_file(project: Project, path: Path, announce: Any = None) -> Apply
     plan, env, clearance = clear_plan_file(project, path)
     if announce:
         announce(plan, clearance.approved, clearance.skipped, clearance.notes)
+    if plan.refresh_only:  # records the live values; sends nothing (see applying/refresh.py)
+        from vboplan.applying.refresh import apply_refresh
+
+        return apply_refresh(project, env, plan, clearance, path)
     approved = resolve_secrets(project, env, plan, clearance.approved)
     store = StateStore(project, env)
     progress.phase("taking the apply lock and connecting", env.name)

@@ -272,6 +272,9 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS", help="Only changes at or under ADDRESS.")
 @click.option("--exclude", "excluded", multiple=True, metavar="ADDRESS",
               help="Leave out the changes at or under ADDRESS (repeatable; the inverse of --target).")
+@click.option("--refresh-only", is_flag=True,
+              help="Plan no change: its apply records what changed on the server outside vboplan in the state, "
+                   "and writes nothing to the server.")
 @var_option
 @click.option("--sign-key", "sign_key", metavar="KEY", envvar="VBOPLAN_AUTHOR_KEY",
               help="With --out: sign the plan as its author with this SSH key (namespace vboplan-plan; default: "
@@ -283,8 +286,8 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables
 @pass_context
 @reports_errors
 def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | None, fmt: str,
-         detailed_exitcode: bool, targets: tuple[str, ...], excluded: tuple[str, ...], variables: tuple[str, ...],
-         sign_key: str | None, allow_mass_delete: bool, force: bool) -> None:
+         detailed_exitcode: bool, targets: tuple[str, ...], excluded: tuple[str, ...], refresh_only: bool,
+         variables: tuple[str, ...], sign_key: str | None, allow_mass_delete: bool, force: bool) -> None:
     """Show what differs between the templates and the live servers."""
     project = obj.project()
     envs = with_vars(project.select(env_names, all_envs), variables)
@@ -293,6 +296,9 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
     given = click.get_current_context().get_parameter_source("sign_key")
     if sign_key and not out and given is not click.core.ParameterSource.ENVIRONMENT:
         raise VboplanError("--sign-key signs a saved plan: give --out FILE too")
+    if refresh_only and (targets or excluded or allow_mass_delete):
+        raise VboplanError("--refresh-only records every value the templates manage and changes nothing: it takes "
+                           "no --target, --exclude or --allow-mass-delete")
 
     from vboplan.core import plan_many, plan_report
 
@@ -300,7 +306,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
         for env in envs:
             _refuse_to_drop_approvals(Path(str(out).replace("{env}", env.name)))
     with obj.progress("planning"):
-        outcomes = plan_many(project, envs, targets, allow_mass_delete, excluded=excluded)
+        outcomes = plan_many(project, envs, targets, allow_mass_delete, excluded=excluded, refresh_only=refresh_only)
     documents = []
     pages: list[Any] = []
     for outcome in outcomes:
@@ -394,7 +400,7 @@ def _refuse_to_drop_approvals(path: Path) -> None:
 def _next_steps(env: Any, saved: Any, path: Path) -> None:
     """After "Saved the plan", what to run next (on stderr, beside the other messages)."""
     echo(f"Saved the plan for {env.name} to {path}", err=True)
-    if not saved.changes:
+    if not saved.changes and not saved.refresh_only:
         echo("Nothing to apply.", err=True)
         return
     required = env.approvals.required
@@ -536,7 +542,8 @@ def _approve_one(project: Project, planfile: Path, key: str | None, ticket: str 
                                 "a public key whose private half is in ssh-agent")
     verdict = approvals.approve(project, planfile, key, ticket, change_ids, comment)
     saved = load_plan(planfile)
-    echo(f"Approved by {','.join(verdict.principals)} (key {verdict.fingerprint}): {', '.join(verdict.changes)} "
+    echo(f"Approved by {','.join(verdict.principals)} (key {verdict.fingerprint}): "
+         f"{', '.join(verdict.changes) or 'the refresh-only plan'} "
          f"of {saved.environment} (plan {saved.checksum[:12]}){' ticket ' + ticket if ticket else ''}")
     count = len(verdict.changes)
     return f"{saved.environment}: {count} change{'s' if count != 1 else ''} approved"

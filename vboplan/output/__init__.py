@@ -62,6 +62,8 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
     lines = [click.style(header(plan), bold=True) if color else header(plan)]
     if plan.targets:
         lines.append(f"Partial plan: only changes at or under {', '.join(plan.targets)}.")
+    if getattr(plan, "refresh_only", False):
+        lines.append(REFRESH_ONLY_NOTE)
     if getattr(plan, "excluded", None):
         lines.append(f"Partial plan: changes at or under {', '.join(plan.excluded)} are left out (--exclude).")
     if getattr(plan, "variables", None):
@@ -86,6 +88,10 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
     lines.append(plan.summary())
     return "\n".join(lines) + "\n"
 
+
+#: The line every view of a refresh-only plan starts with.
+REFRESH_ONLY_NOTE = ("Refresh-only plan: applying it records the server's current values in the state (what changed "
+                     "outside vboplan, below, is accepted); nothing is sent to the server.")
 
 #: Said wherever a write-only value is planned or shown: nobody expects a changed password to go unseen.
 WRITE_ONLY_NOTE = ("(write-only): the API never returns this value (a password), so a change made to it on the "

@@ -158,6 +158,10 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
     if targets:
         listed = ", ".join(f"<code>{escape(str(t))}</code>" for t in targets)
         parts.append(f'<p class="partial">Partial plan: only changes at or under {listed}.</p>')
+    if getattr(plan, "refresh_only", False):
+        from vboplan.output import REFRESH_ONLY_NOTE
+
+        parts.append(f'<p class="partial">{escape(REFRESH_ONLY_NOTE)}</p>')
     if getattr(plan, "excluded", None):
         listed = ", ".join(f"<code>{escape(str(t))}</code>" for t in plan.excluded)
         parts.append(f'<p class="partial">Partial plan: changes at or under {listed} are left out (--exclude).</p>')

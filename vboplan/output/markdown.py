@@ -43,9 +43,9 @@ def _counts(plan: Plan) -> str:
 
 
 def _partial(plan: Plan) -> str:
-    from vboplan.output import var_text
+    from vboplan.output import REFRESH_ONLY_NOTE, var_text
 
-    lines = []
+    lines = [f"**{REFRESH_ONLY_NOTE}**"] if getattr(plan, "refresh_only", False) else []
     targets = getattr(plan, "targets", None)
     if targets:
         lines.append("**Partial plan**: only changes at or under " + ", ".join(code(str(t)) for t in targets) + ".")

@@ -48,6 +48,8 @@ class Plan:
     targets: list[str] = field(default_factory=list)   # --target: a partial plan when not empty
     excluded: list[str] = field(default_factory=list)  # --exclude: a partial plan when not empty
     variables: dict[str, Any] = field(default_factory=dict)  # --var KEY=VALUE, as apply renders them again
+    # --refresh-only: no change is planned; apply records the live values in the state and writes nothing.
+    refresh_only: bool = False
     checksum: str = ""
     expires_at: str = ""
     secret_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields whose value is secret
@@ -64,6 +66,11 @@ class Plan:
         return Counter(change.action for change in self.changes)
 
     def summary(self) -> str:
+        if self.refresh_only:
+            count = len(self.drift)
+            return (f"Refresh only: {count} value{'s' if count != 1 else ''} changed outside vboplan will be recorded "
+                    "in the state; nothing is sent to the server." if count else
+                    "Refresh only: nothing changed outside vboplan; apply would record the live values as they are.")
         if not self.changes and (self.targets or self.excluded):
             if self.targets:
                 named = " ".join(f"--target {t}" for t in self.targets)
@@ -119,6 +126,7 @@ class Plan:
             # Only when used, so that the plan files (and digests) of plans without them stay as they were.
             **({"excluded": self.excluded} if self.excluded else {}),
             **({"variables": self.variables} if self.variables else {}),
+            **({"refresh_only": True} if self.refresh_only else {}),
             "secret_fields": self.secret_fields, "author_key": self.author_key,
             "author_signature": self.author_signature, "approvals": self.approvals,
             **({"commits": self.commits} if self.commits is not None else {}),
@@ -155,6 +163,7 @@ class Plan:
                        targets=[str(t) for t in data.get("targets") or []],
                        excluded=[str(t) for t in data.get("excluded") or []],
                        variables=dict(data.get("variables") or {}),
+                       refresh_only=data.get("refresh_only") is True,
                        secret_fields=dict(data.get("secret_fields") or {}), author_key=data.get("author_key"),
                        author_signature=data.get("author_signature"), commits=data.get("commits"))
         except (KeyError, TypeError) as exc:
@@ -229,7 +238,8 @@ def _no_secrets(value: Any) -> Any:
 
 
 def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded: dict[str, Any],
-              targets: tuple[str, ...] = (), allow_mass_delete: bool = False, excluded: tuple[str, ...] = ()) -> Plan:
+              targets: tuple[str, ...] = (), allow_mass_delete: bool = False, excluded: tuple[str, ...] = (),
+              refresh_only: bool = False) -> Plan:
     """Read the live values the templates concern and compare: the plan for ``env`` (only the changes
     ``targets`` and ``excluded`` select, see :func:`~vboplan.planning.selection.select_changes`)."""
     live: dict[str, Any] = {}
@@ -258,12 +268,14 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     if targets or excluded:
         managed = {a for name in scope for a in KINDS[name].addresses(scope[name])}
         changes = select_changes(env.name, changes, managed, targets, excluded, refers_to)
+    if refresh_only:
+        changes = []  # what changed outside vboplan (drift) is what such a plan is about; nothing is written
     ids = change_ids([c.address for c in changes])
     changes = [replace(c, id=ids[str(c.address)]) for c in changes]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
                 live=live, scope=scope, drift=drift, secret_fields=secret_fields,
                 allow_mass_delete=allow_mass_delete, targets=list(targets), excluded=list(excluded),
-                variables=dict(env.variables))
+                variables=dict(env.variables), refresh_only=refresh_only)
     created = datetime.fromisoformat(plan.created_at.replace("Z", "+00:00")).astimezone(timezone.utc)
     plan.expires_at = (created + timedelta(seconds=env.approvals.max_age)).strftime("%Y-%m-%dT%H:%M:%SZ")
     plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}

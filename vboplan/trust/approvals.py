@@ -283,7 +283,8 @@ def _statement_problem(plan: Plan, statement: dict[str, Any], verdict: Verdict) 
         return f"it was signed for environment '{statement.get('environment')}' ({statement.get('server')})"
     known = {change.id for change in plan.changes}
     unknown = [i for i in verdict.changes if i not in known]
-    if not verdict.changes or unknown:
+    # A refresh-only plan has no changes: an approval of it names none and covers it whole.
+    if (not verdict.changes and not plan.refresh_only) or unknown:
         return f"it names changes this plan does not have ({', '.join(unknown) or 'none'})"
     return None
 
@@ -343,8 +344,10 @@ def approve(project: Project, path: Path, key: str | Path, ticket: str | None = 
     plan = Plan.load(path)
     env = project.environment(plan.environment)
     policy = env.approvals
-    if not plan.changes:
+    if not plan.changes and not plan.refresh_only:  # a refresh-only plan is approved as a whole (no change ids)
         raise ApprovalError(f"the plan for '{plan.environment}' has no changes to approve")
+    if plan.refresh_only and change_ids:
+        raise ApprovalError("a refresh-only plan has no changes to pick: approve it without --change")
     if policy.allowed_signers is None:
         raise ApprovalError(f"environment '{plan.environment}' has no approvals.allowed_signers file, so no approval "
                             "could be checked (approvals.required is 0: apply needs none)")
@@ -368,7 +371,7 @@ def approve(project: Project, path: Path, key: str | Path, ticket: str | None = 
             raise ApprovalError(f"{path}: the plan file changed while signing; it is no longer the plan approved")
         existing = document.setdefault("approvals", [])
         mine = _approved_by(plan, existing, trust, verdict)
-        if set(ids) <= mine:
+        if set(ids) <= mine and (ids or _approved_whole(plan, existing, trust, verdict)):
             raise ApprovalError(f"{verdict.who} has already approved {', '.join(ids)} of this plan")
         existing.append(record)
         atomic_write(path, _dump(document), mode=0o600)
@@ -430,6 +433,14 @@ def _approved_by(plan: Plan, records: list[Any], trust: signing.TrustList, verdi
         if other.ok and (other.key == verdict.key or set(other.principals) & set(verdict.principals)):
             ids.update(other.changes)
     return ids
+
+
+def _approved_whole(plan: Plan, records: list[Any], trust: signing.TrustList, verdict: Verdict) -> bool:
+    """Whether the same key or principal as ``verdict`` already approved a plan that has no change ids to name."""
+    author = Author(plan.created_by)
+    moment = datetime.now(timezone.utc)
+    return any(other.ok and (other.key == verdict.key or set(other.principals) & set(verdict.principals))
+               for other in (check(plan, i, r, trust, author, moment) for i, r in enumerate(records, 1)))
 
 
 class _locked:
