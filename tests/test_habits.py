@@ -456,3 +456,10 @@ def test_refresh_only_needs_approvals_where_they_are_required(project: ProjectDi
     assert project.server("prod")["audit_email_settings"]["port"] == 2525
     shown = project.run("state", "show", "--env", "prod").stdout
     assert re.search(r"approved by alice \(ticket CHG-9, key SHA256:[^)]*\); bob", shown)
+
+
+def test_lock_timeout_lasts_for_its_command_only(project: ProjectDir, served: RunningServer) -> None:
+    from vboplan.state import LOCK_TIMEOUT
+
+    assert project.run("state", "rm", "--env", "dev", "job_email_settings", "--lock-timeout", "5m").exit_code == 1
+    assert LOCK_TIMEOUT.get() == 0.0

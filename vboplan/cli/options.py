@@ -24,15 +24,15 @@ def parse_wait(text: str) -> float:
 
 
 def _set_lock_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> float:
-    if value is None:
-        return 0.0
     try:
-        seconds = parse_wait(value)
+        seconds = parse_wait(value) if value is not None else 0.0
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     from vboplan.state import LOCK_TIMEOUT
 
-    LOCK_TIMEOUT.set(seconds)
+    # For this command only: a library caller (or the next command in one process) starts from the default again.
+    token = LOCK_TIMEOUT.set(seconds)
+    ctx.call_on_close(lambda: LOCK_TIMEOUT.reset(token))
     return seconds
 
 
