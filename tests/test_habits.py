@@ -12,26 +12,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import API_SECRET, SEED, ProjectDir, Result, assert_one_clean_error
+from conftest import API_SECRET, CONFIG, SEED, ProjectDir, Result, assert_one_clean_error
 
 from vboplan.emulator import RunningServer, start
 
-HTTP_CONFIG = """\
-templates: ["templates/*.yaml.j2"]
-environments:
-  dev:
-    server: {url}
-    username: admin
-    password_env: VBO_TEST_PASSWORD
-    var_files: [environments/common.yaml, environments/dev.yaml]
-  prod:
-    server: emulator:prod
-    api_version: v7
-    username: admin
-    password_env: VBO_TEST_PASSWORD
-    var_files: [environments/common.yaml, environments/prod.yaml]
-    approvals: {{required: 2, allowed_signers: approvers/prod.allowed_signers, max_age: 72h}}
-"""
+# The project's configuration, its dev environment served by the emulator over HTTP at {url}.
+HTTP_CONFIG = CONFIG.replace("server: emulator:dev", "server: {url}").replace("{required", "{{required").replace(
+    "72h}", "72h}}")
 
 
 @pytest.fixture
