@@ -59,15 +59,17 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
     """The terminal view; long addresses and values wrap to fit ``width`` (default: the terminal's)."""
     from vboplan.output.fit import fit_rows, terminal_width
 
+    room = width if width is not None else terminal_width()
     lines = [click.style(header(plan), bold=True) if color else header(plan)]
     if plan.targets:
         lines.append(f"Partial plan: only changes at or under {', '.join(plan.targets)}.")
     if getattr(plan, "refresh_only", False):
-        lines.append(REFRESH_ONLY_NOTE)
+        lines.append(_folded(REFRESH_ONLY_NOTE, room))
     if getattr(plan, "excluded", None):
-        lines.append(f"Partial plan: changes at or under {', '.join(plan.excluded)} are left out (--exclude).")
+        lines.append(_folded(f"Partial plan: changes at or under {', '.join(plan.excluded)} are left out "
+                             "(--exclude).", room))
     if getattr(plan, "variables", None):
-        lines.append(f"Variables set with --var: {var_text(plan.variables)}.")
+        lines.append(_folded(f"Variables set with --var: {var_text(plan.variables)}.", room))
     if plan.allow_mass_delete:
         lines.append("Planned with --allow-mass-delete: this plan may delete most audit items of an organization.")
     if plan.changes:
@@ -80,13 +82,20 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
         from tabulate import tabulate
 
         headers = ["id", "action", "address", "live", "desired"]
-        rows = fit_rows(rows, headers, width if width is not None else terminal_width(), address=2, values=(3, 4))
+        rows = fit_rows(rows, headers, room, address=2, values=(3, 4))
         lines.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
     lines.extend(_drift_lines(plan))
-    if any(change.write_only for change in plan.changes):
-        lines.append(WRITE_ONLY_NOTE)
     lines.append(plan.summary())
+    if any(change.write_only for change in plan.changes):
+        lines.append(_folded(WRITE_ONLY_NOTE, room))  # after the summary: the table ends where the summary starts
     return "\n".join(lines) + "\n"
+
+
+def _folded(text: str, width: int | None) -> str:
+    """A note wrapped at spaces to fit ``width`` (None: a pipe, left whole)."""
+    import textwrap
+
+    return textwrap.fill(text, width - 1, break_long_words=False, break_on_hyphens=False) if width else text
 
 
 #: The line every view of a refresh-only plan starts with.
