@@ -139,11 +139,13 @@ def test_init_signers_builds_allowed_signers_from_public_key_files(project: Proj
     folder.mkdir()
     (folder / "alice@contoso.com.pub").write_text(_pub(keys, "alice"))
     (folder / "bob@contoso.com.pub").write_text(_pub(keys, "bob") + "\n# a second key of bob's\n" + _pub(keys, "carol"))
+    (folder / "ann@contoso.com.pub").write_text(_pub(keys, "ann"))   # the author, who signs her plans
     (folder / "README.txt").write_text("not a key")
     result = project.run("init", "--signers", str(folder), "--signers-file", "approvers/prod.allowed_signers",
                          "--force")
     assert result.exit_code == 0, result.output
-    assert "Wrote approvers/prod.allowed_signers with 2 signer(s): alice@contoso.com, bob@contoso.com" in result.stdout
+    assert ("Wrote approvers/prod.allowed_signers with 3 signer(s): alice@contoso.com, ann@contoso.com, "
+            "bob@contoso.com") in result.stdout
     text = (project.root / "approvers/prod.allowed_signers").read_text()
     assert signer_line(keys, "alice", "alice@contoso.com") in text
     assert signer_line(keys, "bob", "bob@contoso.com") in text and signer_line(keys, "carol", "bob@contoso.com") in text
