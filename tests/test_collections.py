@@ -139,13 +139,18 @@ def test_target_takes_in_what_it_refers_to_and_exclude_leaves_out_its_dependants
     assert proxies.run("apply", str(planfile)).exit_code == 0
     assert {p["name"] for p in _server(proxies, "ProxyPools")} == {"EU pool", "Old pool"}
 
-    # --exclude (the flag is issue 26's): leaving proxy01 out leaves out the pool that refers to it.
+    # --exclude: leaving proxy01 out leaves out the pool that refers to it; leaving a pool out leaves the rest.
+    proxies.write("templates/proxies.yaml.j2", POOLS.replace("proxy02.contoso.local, ", "").replace("EU pool", "New"))
+    excluded = _changes(proxies.run("plan", "--env", "dev", "--format", "json", "--exclude",
+                                    'backup_proxies["proxy01.contoso.local"]'))
+    assert set(excluded) == {'proxy_pools["EU pool"]', 'proxy_pools["Old pool"]'}  # both deleted, New not created
+    kept = _changes(proxies.run("plan", "--env", "dev", "--format", "json", "--exclude", 'proxy_pools["Old pool"]'))
+    assert set(kept) == {'proxy_pools["EU pool"]', 'proxy_pools["New"]'}
+    # The selection itself, over the rows of a whole plan.
     changes = [make(c["action"], c["address"].split("[")[0], Address.parse(c["address"]), c["before"], c["after"])
                for c in whole]
-    kept = select(changes, [], [Address.parse('backup_proxies["proxy01.contoso.local"]')], refers_to)
-    assert {str(c.address) for c in kept} == {'proxy_pools["Old pool"]'}
-    kept = select(changes, [], [Address.parse('proxy_pools["Old pool"]')], refers_to)
-    assert {str(c.address) for c in kept} == {'proxy_pools["EU pool"]'} | proxy01
+    kept_changes = select(changes, [], [Address.parse('backup_proxies["proxy01.contoso.local"]')], refers_to)
+    assert {str(c.address) for c in kept_changes} == {'proxy_pools["Old pool"]'}
 
 
 def test_mass_delete_of_a_collection_needs_the_flag(proxies: ProjectDir, tmp_path: Any) -> None:
