@@ -178,8 +178,10 @@ def test_users_and_groups_by_id(api: Api) -> None:
 
 def test_ids_are_opaque_and_stable_across_versions_and_instances(client, store: Store) -> None:
     ids = {v: Api(client, v).login().user(Api(client, v).login().org_id(), "jane@contoso.com")["id"]
-           for v in ("v5", "v8")}
-    assert ids["v5"] == ids["v8"] and len(ids["v5"]) == 72  # two GUIDs, as NOTES §4 shows them
+           for v in ("v5", "v6", "v7", "v8")}
+    assert ids["v5"] == ids["v6"] and len(ids["v5"]) == 72  # two GUIDs, as NOTES §4 shows them
+    # v7 on: qualified by the organization and split on ":" (README: "Ids"); the object GUID stays the same.
+    assert ids["v7"] == ids["v8"] and ids["v7"].split(":")[3] == ids["v5"][:36]
     from .helpers import seed_data
     again = Store.from_data(seed_data())
     assert again.organizations[0].users.items[0]["id"] == store.organizations[0].users.items[0]["id"]

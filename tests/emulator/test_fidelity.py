@@ -109,14 +109,54 @@ def test_groups_have_an_owner_and_a_site(client: httpx.Client, version: str) -> 
     assert hr["managedBy"] == "Jane Doe" and hr["site"] == "https://contoso.sharepoint.com/sites/hr"
 
 
-def test_principals_inside_audit_items_are_brief(client: httpx.Client, version: str) -> None:
-    # the_auditor reads id, displayName and name of audited users/groups from a real v7 server, nothing more.
+def test_principals_inside_audit_items_are_the_documents_user_and_group(client: httpx.Client, version: str) -> None:
+    # RESTAuditUserOrGroup's user/group are RESTUser/RESTGroup in v6-v8's documents; a real v5 server adds _links;
+    # the_auditor (models/audit.rs, strict serde) requires locationType of a v7 user, type and locationType of a
+    # group (README: "Audit items").
     api = Api(client, version).login()
     org_id = api.org_id()
-    ceo = api.user(org_id, "ceo@contoso.com")
-    api.post(f"/Organizations/{org_id}/AuditItems", json=[{"type": "User", "user": {"id": ceo["id"]}}])
-    [item] = api.get(f"/Organizations/{org_id}/AuditItems").json()
-    assert item["user"] == {"id": ceo["id"], "displayName": "Chief Executive", "name": "ceo@contoso.com"}
+    harry, finance = api.user(org_id, "harry@contoso.com"), api.group(org_id, "Finance")
+    api.post(f"/Organizations/{org_id}/AuditItems", json=[{"type": "User", "user": {"id": harry["id"]}},
+                                                          {"type": "Group", "group": {"id": finance["id"]}}])
+    user_item, group_item = api.get(f"/Organizations/{org_id}/AuditItems").json()
+    assert user_item["user"] == harry == api.get(f"/Organizations/{org_id}/Users/{harry['id']}").json()
+    assert group_item["group"] == finance
+    assert {"id", "displayName", "name", "locationType", "_links"} <= set(user_item["user"])
+    assert {"id", "displayName", "name", "type", "locationType"} <= set(group_item["group"])
+    assert (user_item["user"]["locationType"], group_item["group"]["type"]) == ("Hybrid", "Security")
+    assert user_item["user"]["_links"]["self"]["href"].endswith(f"/Organizations/{org_id}/Users/{harry['id']}")
+    assert ("office" in harry) == (version in ("v7", "v8"))  # v7 added office and onPremisesSid
+    assert ("assignedLicenses" in harry) == (version == "v8")
+    assert user_item["_links"]["user"]["href"] == user_item["user"]["_links"]["self"]["href"]
+
+
+@pytest.mark.parametrize("version", ["v7", "v8"])
+def test_user_and_group_ids_are_qualified_by_the_organization_from_v7(client: httpx.Client, version: str) -> None:
+    # Veeam's v7 resource changes: user ids include the organization; the_auditor (audit/mod.rs) splits audit
+    # items' user and group ids on ":" and shows segment 3 (README: "Ids").
+    api, old = Api(client, version).login(), Api(client, "v6").login()
+    org_id = api.org_id()
+    jane, hr = api.user(org_id, "jane@contoso.com"), api.group(org_id, "HR Department")
+    jane_v6 = old.user(org_id, "jane@contoso.com")
+    assert jane["id"].split(":") == [org_id, "User", jane_v6["id"][36:], jane_v6["id"][:36]]
+    assert hr["id"].split(":")[:2] == [org_id, "Group"] and len(hr["id"].split(":")) == 4
+    assert api.get(f"/Organizations/{org_id}/Users/{jane['id']}").json()["id"] == jane["id"]
+    # An id of another version's form, or of another organization, names nobody.
+    assert api.get(f"/Organizations/{org_id}/Users/{jane_v6['id']}").status_code == 404
+    assert old.get(f"/Organizations/{org_id}/Users/{jane['id']}").status_code == 404
+    fabrikam = api.org_id("fabrikam.onmicrosoft.com")
+    assert api.get(f"/Organizations/{fabrikam}/Users/{jane['id']}").status_code == 404
+    stale = api.post(f"/Organizations/{org_id}/AuditItems", json=[{"type": "User", "user": {"id": jane_v6["id"]}}])
+    assert stale.status_code == 404 and api.get(f"/Organizations/{org_id}/AuditItems").json() == []
+    added = api.post(f"/Organizations/{org_id}/AuditItems", json=[{"type": "User", "user": {"id": jane["id"]}},
+                                                                  {"type": "Group", "group": hr}])
+    assert added.status_code in (201, 204)
+    items = api.get(f"/Organizations/{org_id}/AuditItems").json()
+    shown = [(item.get("user") or item.get("group"))["id"].split(":")[3] for item in items]
+    assert shown == [jane["id"].split(":")[3], hr["id"].split(":")[3]]
+    # The same audit item read through v6 carries the v6 id: one principal, each version's spelling.
+    assert [(i.get("user") or i.get("group"))["id"] for i in old.get(f"/Organizations/{org_id}/AuditItems").json()
+            ][0] == jane_v6["id"]
 
 
 def test_sites_and_teams_by_id(client: httpx.Client, version: str) -> None:
@@ -127,6 +167,28 @@ def test_sites_and_teams_by_id(client: httpx.Client, version: str) -> None:
         [entry] = api.get(f"/Organizations/{org_id}/{kind}").json()["results"]
         assert api.get(f"/Organizations/{org_id}/{kind}/{entry['id']}").json() == entry
     assert api.get(f"/Organizations/{org_id}/Teams/3f2504e0-4f89-11d3-9a0c-0305e82c3301").status_code == 404
+
+
+# -- per-organization settings ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+def test_an_organizations_first_write_copies_the_server_wide_retention_exclusions(client: httpx.Client,
+                                                                                  version: str) -> None:
+    # Add-VBOOrganizationRetentionExclusion: an organization's policy "has higher priority than the global
+    # retention policy", a whole object of its own; Remove- / DELETE drops it (README: "Per-organization settings").
+    api = Api(client, version).login()
+    org = f"/Organizations/{api.org_id()}/RetentionExclusion"
+    api.put("/GlobalRetentionExclusionSettings", json={"contacts": True, "calendar": False})
+    assert api.get(org).json() == {"contacts": True, "calendar": False}  # no object of its own: the server's
+    api.put(org, json={"calendar": True})  # its own now: a copy of what it reported, with the change
+    api.put("/GlobalRetentionExclusionSettings", json={"contacts": False, "calendar": False})
+    assert api.get(org).json() == {"contacts": True, "calendar": True}  # no longer follows the server-wide ones
+    api.put(org, json={"contacts": False})
+    assert api.get(org).json() == {"contacts": False, "calendar": True}
+    assert api.delete(org).status_code == 204
+    assert api.get(org).json() == {"contacts": False, "calendar": False}  # the server-wide ones again
+    api.put("/GlobalRetentionExclusionSettings", json={"calendar": True})
+    assert api.get(org).json() == {"contacts": False, "calendar": True}
 
 
 # -- tokens ------------------------------------------------------------------------------------------------------
@@ -187,6 +249,29 @@ def test_token_throttling_lets_about_one_a_second_and_five_a_minute_through(make
         assert _token(other, grant_type="password", **ADMIN).status_code == 200
     with _remote_client(app, "127.0.0.1") as local:  # loopback is exempt
         assert all(_token(local, grant_type="password", **ADMIN).status_code == 200 for _ in range(10))
+
+
+def test_429_is_webapithrottles_answer_over_the_wire(clock: FakeClock) -> None:
+    # WebApiThrottle's OWIN ThrottlingMiddleware (the library Ben Young found in the v6 server): the reason phrase
+    # "API calls quota exceeded! maximum admitted {limit} per {period}.", Retry-After from RetryAfterFrom (1 for the
+    # per-second limit, else the period less the seconds since its window started), and no body (README).
+    with start(Store.from_data(seed_data()), throttle=True, clock=clock) as server:
+        with validated_client(base_url=server.url) as client:
+            login = {"grant_type": "password", **ADMIN}
+            assert _token(client, **login).status_code == 200
+            refused = _token(client, **login)
+            assert (refused.status_code, refused.reason_phrase) == (
+                429, "API calls quota exceeded! maximum admitted 1 per Second.")
+            assert refused.content == b"" and refused.headers["retry-after"] == "1"
+            assert refused.headers["content-length"] == "0" and "content-type" not in refused.headers
+            for _ in range(4):
+                clock.advance(1.0)
+                assert _token(client, **login).status_code == 200
+            clock.advance(1.6)  # 5.6 s into the minute: Convert.ToInt32 rounds to 6
+            by_minute = _token(client, **login)
+            assert (by_minute.status_code, by_minute.reason_phrase) == (
+                429, "API calls quota exceeded! maximum admitted 5 per Minute.")
+            assert by_minute.headers["retry-after"] == "54" and by_minute.content == b""
 
 
 def test_a_vbo5_server_does_not_throttle(clock: FakeClock) -> None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections
 import functools
 import ipaddress
-import math
 import random
 import re
 import secrets
@@ -73,7 +72,9 @@ from vboplan.schema import SchemaError, bind, document, operation
 
 DROP = 0  # a fail hook returning this closes the connection instead of answering
 UNAUTHORIZED = "Authorization has been denied for this request."
-QUOTA_EXCEEDED = "Quota Exceeded"  # the status line of a throttled token request (README: "Token throttling")
+# WebApiThrottle's OWIN middleware answers a refused request with this reason phrase, a Retry-After and no body
+# (README: "Token throttling").
+QUOTA_EXCEEDED = "API calls quota exceeded! maximum admitted {limit} per {period}."
 THROTTLE_LIMITS = ((1.0, 1, "Second"), (60.0, 5, "Minute"), (3600.0, 1500, "Hour"))
 REFRESH_TOKEN_LIFETIME = 14 * 24 * 3600  # not documented; long enough never to matter in a session
 # Grant types each version's document lists (POST /token, grant_type); v5 had no document, only these two are known.
@@ -543,16 +544,15 @@ class Emulator:
             # WebApiThrottle's order: per period, shortest first, count the request in a fixed window that starts
             # with its first request, and stop at the first limit exceeded; a request refused per second is not
             # counted per minute, so a client hammering the endpoint still gets about 1 in per second, 5 per minute.
-            for period, limit, _label in THROTTLE_LIMITS:
+            for period, limit, label in THROTTLE_LIMITS:
                 window = self._windows.get((client, period))
                 if window is None or now - window[0] >= period:
                     window = self._windows[(client, period)] = [now, 0]
                 window[1] += 1
                 if window[1] > limit:
-                    retry = max(1, math.ceil(window[0] + period - now))
-                    # The status line carries the message, the body is empty (README: "Token throttling").
-                    raise ApiError(429, QUOTA_EXCEEDED, empty=True, reason=QUOTA_EXCEEDED,
-                                   headers=[("Retry-After", str(retry))])
+                    reason = QUOTA_EXCEEDED.format(limit=limit, period=label)
+                    raise ApiError(429, reason, empty=True, reason=reason,
+                                   headers=[("Retry-After", _retry_after(period, now - window[0]))])
 
     # -- OAuth mail sign-in (v7+) ----------------------------------------------------------------------------------
 
@@ -582,6 +582,12 @@ class Emulator:
         return {"isAuthenticated": True, "authenticationType": request["authenticationServiceKind"],
                 "clientId": request.get("clientId"), "tenantId": request.get("tenantId"),
                 "userId": pending["userId"]}
+
+
+def _retry_after(period: float, elapsed: float) -> str:
+    """WebApiThrottle's ``RetryAfterFrom``: 1 for the per-second limit, else the period's seconds less the seconds
+    since its window started (``Convert.ToInt32``, which rounds half to even, as ``round`` does)."""
+    return "1" if period <= 1 else str(int(period) - round(elapsed))
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from vboplan.emulator.store import HASH_SUFFIX, Organization, Store, derived_uuid
-from vboplan.emulator.versions import Profile, fields, shape
+from vboplan.emulator.versions import Profile, fields, qualified_ids, shape
 from vboplan.emulator.wire import ApiError, Response, compact_json, is_json_content_type, parse_json
 from vboplan.kinds import catalog
 from vboplan.kinds.catalog import Endpoint, SettingsSpec
@@ -128,14 +128,20 @@ def _settings_target(call: Call, spec: SettingsSpec) -> tuple[Endpoint, Organiza
     return endpoint, org, path
 
 
+# Per-organization settings objects that report a server-wide one until the organization has its own (README:
+# "Per-organization settings").
+_SERVER_WIDE = {"organization_retention_exclusions": "retention_exclusion_settings"}
+
+
 def _effective(call: Call, spec: SettingsSpec, org: Organization | None) -> dict[str, Any]:
     """The values a GET reports: what was set, over what a fresh server has. An organization without its own
-    retention exclusions reports the server-wide ones (the override starts as a copy) [I]."""
-    values: dict[str, Any] = {}
-    if org is not None and spec.key == "organization_retention_exclusions":
-        values.update(_effective(call, _spec("retention_exclusion_settings"), None))
-    values.update(copy.deepcopy(dict(spec.fresh)))
-    for key, value in call.store.settings_of(spec.key, org).items():
+    retention exclusions reports the server-wide ones as a whole; its first write makes them its own (see
+    :func:`put_settings`), after which the server-wide ones no longer show through."""
+    own = call.store.settings_of(spec.key, org)
+    if org is not None and not own and spec.key in _SERVER_WIDE:
+        return _effective(call, _spec(_SERVER_WIDE[spec.key]), None)
+    values: dict[str, Any] = copy.deepcopy(dict(spec.fresh))
+    for key, value in own.items():
         if key.endswith(HASH_SUFFIX):
             continue
         if isinstance(value, dict) and isinstance(values.get(key), dict):
@@ -166,7 +172,8 @@ def get_settings(call: Call, key: str) -> Response:
 
 
 def put_settings(call: Call, key: str) -> Response:
-    """PUT of a settings object: a partial update.
+    """PUT of a settings object: a partial update (the first one of a per-organization object starts from a copy
+    of what the organization reported).
 
     As on the real server (an ASP.NET model where an omitted property and ``null`` are the same), a property that is
     omitted or null keeps its value; properties the version does not declare, response-only ones included, are
@@ -184,6 +191,10 @@ def put_settings(call: Call, key: str) -> Response:
     request_id = changes.pop("requestId", None)
     if request_id is not None:
         changes.update(call.emulator.complete_oauth_settings(key, str(request_id)))
+    if org is not None and not call.store.settings_of(key, org):
+        # An organization's first write creates its own object: a copy of every value it reported until now (the
+        # server-wide ones, or a fresh server's), with the change on top; later server-wide changes leave it alone.
+        changes = {**_effective(call, spec, org), **changes}
     call.store.update_settings(key, changes, org)
     if call.profile.settings_put_echoes:
         return Response(call.profile.settings_put_status, settings_view(call, key))
@@ -338,9 +349,40 @@ _PRINCIPAL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+_GUID_HEAD = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_NOUNS = {"users": "User", "groups": "Group", "sites": "Site", "teams": "Team"}
+
+
+def wire_id(call: Call, org: Organization, kind: str, stored: str) -> str:
+    """A user's or group's id as this version writes it. Through v6 the stored form itself (the object's GUID and
+    its on-premises GUID run together, NOTES' two-GUID form); from v7 on qualified by the organization and split on
+    ``:``, as ``<organization id>:<User|Group>:<on-premises part>:<object GUID>`` (README: "Ids")."""
+    if kind not in ("users", "groups") or not qualified_ids(call.version):
+        return stored
+    head = _GUID_HEAD.match(stored)
+    if head is None or ":" in stored:
+        object_id, rest = stored, ""
+    else:
+        object_id, rest = head.group(0), stored[head.end():]
+    return f"{org.id}:{_NOUNS[kind]}:{rest}:{object_id}"
+
+
+def find_principal(call: Call, org: Organization, kind: str, given: str) -> dict[str, Any] | None:
+    """The directory entry a client names by ``given``, an id in this version's form (:func:`wire_id`); an id
+    of another version's form, or of another organization, names nothing."""
+    directory = org.directory(kind)
+    if kind not in ("users", "groups") or not qualified_ids(call.version):
+        return directory.get(given)
+    parts = given.split(":", 3)
+    if len(parts) != 4 or parts[0].lower() != org.id or parts[1].lower() != _NOUNS[kind].lower():
+        return None
+    return directory.get(parts[3] + parts[2])
+
+
 def principal_view(call: Call, org: Organization, kind: str, item: dict[str, Any]) -> dict[str, Any]:
     """A user, group, site or team as this version's item schema has it."""
     values = {**_PRINCIPAL_DEFAULTS[kind], **item}
+    values["id"] = wire_id(call, org, kind, item["id"])
     if kind == "sites":
         values.setdefault("title", values.get("name") or values.get("url"))
     if kind == "teams":
@@ -348,7 +390,7 @@ def principal_view(call: Call, org: Organization, kind: str, item: dict[str, Any
     if kind == "groups":
         _group_defaults(org, values)
     route = {"users": "Users", "groups": "Groups", "sites": "Sites", "teams": "Teams"}[kind]
-    self_href = f"/Organizations/{org.id}/{route}/{item['id']}"
+    self_href = f"/Organizations/{org.id}/{route}/{values['id']}"
     values["_links"] = {"self": {"href": call.href(self_href)},
                         "organization": {"href": call.href(f"/Organizations/{org.id}")}}
     if kind == "users":  # a real v7 server links each user's OneDrives (the_auditor's model of Users pages)
@@ -453,23 +495,27 @@ def list_directory(call: Call, kind: str) -> Response:
             "_links": _page_links(call, f"/Organizations/{org.id}/{route}", keep, offset, limit, len(matches))}
     if call.profile.page_total_count:
         body["totalCount"] = len(matches)
-    directory, base = org.directory(kind), call.base_url if call.profile.absolute_links else ""
-    views = []
-    for item in matches[offset:offset + limit]:
-        key = (item["id"], call.version, base)
-        view = directory.views.get(key)
-        if view is None:
-            view = directory.views[key] = compact_json(principal_view(call, org, kind, item))
-        views.append(view)
+    views = [_encoded_view(call, org, kind, item) for item in matches[offset:offset + limit]]
     return Response(200, shape(call.version, _PAGE_COMPONENTS[kind], body),
                     encoded={"results": b"[" + b",".join(views) + b"]"})
+
+
+def _encoded_view(call: Call, org: Organization, kind: str, item: dict[str, Any]) -> bytes:
+    """:func:`principal_view` encoded, kept per entry, version and link base: a directory never changes after it
+    is loaded, so a page of 10,000 entries (or as many audit items) joins these instead of building them again."""
+    key = (item["id"], call.version, call.base_url if call.profile.absolute_links else "")
+    directory = org.directory(kind)
+    view = directory.views.get(key)
+    if view is None:
+        view = directory.views[key] = compact_json(principal_view(call, org, kind, item))
+    return view
 
 
 def get_principal(call: Call, kind: str) -> Response:
     """GET .../Users/{userId}, .../Groups/{groupId}, .../Sites/{siteId}, .../Teams/{teamId}."""
     org = call.organization()
     key = {"users": "userId", "groups": "groupId", "sites": "siteId", "teams": "teamId"}[kind]
-    item = org.directory(kind).get(str(call.params[key]))
+    item = find_principal(call, org, kind, str(call.params[key]))
     if item is None:
         noun = {"users": "User", "groups": "Group", "sites": "Site", "teams": "Team"}[kind]
         raise ApiError(404, f"{noun} with ID '{call.params[key]}' was not found in organization '{org.name}'.")
@@ -482,25 +528,28 @@ def _query_text(value: Any) -> str:
 
 # -- audit items -------------------------------------------------------------------------------------------------
 
-def audit_item_view(call: Call, org: Organization, item: dict[str, Any]) -> dict[str, Any]:
-    """An audit item (``RESTAuditUserOrGroup``). Its user or group carries only ``id``, ``displayName`` and
-    ``name``, as a real server answers (the_auditor reads no more from a v7 server's audit items)."""
+def _audit_item_json(call: Call, org: Organization, item: dict[str, Any]) -> bytes:
+    """An audit item (``RESTAuditUserOrGroup``) encoded. Its user or group is the whole ``RESTUser``/``RESTGroup``
+    of the version, as ``GET .../Users/{userId}`` answers it (``type``, ``locationType``, ``_links``...): the
+    document's schema, what a real v5 server sends, and what the_auditor requires of a v7 one (README: "Audit
+    items")."""
     kind = "users" if item["type"] == "User" else "groups"
-    principal = org.directory(kind).get(item["principalId"]) or {"id": item["principalId"]}
-    brief = {key: principal.get(key) for key in ("id", "displayName", "name")}
-    route = "Users" if kind == "users" else "Groups"
-    values = {"id": item["id"], "type": item["type"],
-              item["type"].lower(): shape(call.version, _ITEM_COMPONENTS[kind], brief),
-              "_links": {"organization": {"href": call.href(f"/Organizations/{org.id}")},
-                         item["type"].lower(): {"href": call.href(
-                             f"/Organizations/{org.id}/{route}/{principal['id']}")}}}
-    return shape(call.version, "RESTAuditUserOrGroup", values)
+    found = org.directory(kind).get(item["principalId"])
+    principal = _encoded_view(call, org, kind, found) if found is not None else \
+        compact_json({"id": wire_id(call, org, kind, item["principalId"])})
+    principal_id = wire_id(call, org, kind, item["principalId"])
+    route, member = ("Users", "user") if kind == "users" else ("Groups", "group")
+    links = {"organization": {"href": call.href(f"/Organizations/{org.id}")},
+             member: {"href": call.href(f"/Organizations/{org.id}/{route}/{principal_id}")}}
+    return (b'{"id":' + compact_json(item["id"]) + b',"type":' + compact_json(item["type"]) + b',"'
+            + member.encode() + b'":' + principal + b',"_links":' + compact_json(links) + b"}")
 
 
 def list_audit_items(call: Call) -> Response:
     """GET .../AuditItems: a plain array (not paged, in every version)."""
     org = call.organization()
-    return Response(200, [audit_item_view(call, org, item) for item in org.audit_items])
+    return Response(200, raw=b"[" + b",".join(_audit_item_json(call, org, item) for item in org.audit_items)
+                    + b"]")
 
 
 def add_audit_items(call: Call) -> Response:
@@ -528,8 +577,7 @@ def add_audit_items(call: Call) -> Response:
         principal = item.get(kind.lower())
         if not isinstance(principal, dict) or not principal.get("id"):
             raise ApiError(400, f"[{index}].{kind.lower()}.id is required.")
-        directory = org.users if kind == "User" else org.groups
-        found = directory.get(principal["id"])
+        found = find_principal(call, org, "users" if kind == "User" else "groups", str(principal["id"]))
         if found is None:
             raise ApiError(404, f"{kind} with ID '{principal['id']}' was not found in organization '{org.name}'.")
         principals.append((kind, found["id"]))

@@ -25,6 +25,15 @@ V8_ERROR_CODES = {400: "ParameterValidationFailure", 403: "ResourceAccessDenied"
                   409: "OperationConflict"}
 
 
+# Versions whose user and group ids are qualified by the organization (Veeam's v7 resource changes; README: "Ids").
+_QUALIFIED_IDS = frozenset({"v7", "v8"})
+
+
+def qualified_ids(version: str) -> bool:
+    """Whether ``version`` writes user and group ids qualified by their organization (v7 on)."""
+    return version in _QUALIFIED_IDS
+
+
 def error_body(version: str | None, message: str, status: int) -> dict[str, Any]:
     """A RESTExceptionInfo for ``version`` (plain ``{"message"}`` when no version applies).
 

@@ -38,12 +38,17 @@ class Response:
     #: Members of a JSON object ``body`` given already encoded (their value in ``body`` is a placeholder): a page of
     #: directory entries reuses the bytes of each entry instead of encoding 10,000 of them again.
     encoded: dict[str, bytes] = field(default_factory=dict)
+    #: The whole JSON body, already encoded (instead of ``body``).
+    raw: bytes | None = None
 
     def encode(self) -> tuple[str, list[tuple[str, str]], bytes]:
         """The WSGI status line, headers and body bytes."""
         payload = b""
         headers = list(self.headers)
-        if self.body is not None:
+        if self.raw is not None:
+            payload = self.raw
+            headers.append(("Content-Type", JSON_CONTENT_TYPE))
+        elif self.body is not None:
             payload = b"{" + b",".join(
                 compact_json(key) + b":" + (self.encoded[key] if key in self.encoded else compact_json(value))
                 for key, value in self.body.items()) + b"}" if self.encoded else compact_json(self.body)
