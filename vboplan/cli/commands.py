@@ -101,6 +101,10 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 env_option = click.option("--env", "env_names", multiple=True, metavar="NAME", help="Environment (repeatable).",
                           shell_complete=complete_environment)
 all_option = click.option("--all", "all_envs", is_flag=True, help="Every environment in vboplan.yaml.")
+label_option = click.option("--label", "labels", multiple=True, metavar="K=V",
+                            help="Only environments labelled K=V (repeatable: all must match).")
+shard_option = click.option("--shard", "shard", metavar="I/N",
+                            help="Only the I-th of N stable slices of the environments selected (for CI matrices).")
 format_option = click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
                              help="Output format.")
 var_option = click.option("--var", "variables", multiple=True, metavar="KEY=VALUE",
@@ -241,12 +245,15 @@ def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quie
 @env_option
 @all_option
 @var_option
+@label_option
+@shard_option
 @pass_context
 @reports_errors
-def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables: tuple[str, ...]) -> None:
+def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables: tuple[str, ...],
+             labels: tuple[str, ...], shard: str | None) -> None:
     """Render and check every template, without contacting any server."""
     project = obj.project()
-    envs = with_vars(project.select(env_names, all_envs or not env_names), variables)
+    envs = with_vars(project.select(env_names, all_envs or not env_names, labels, shard), variables)
     from vboplan.core import validate as render_offline
 
     failed = 0
@@ -265,8 +272,12 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables
 @main.command()
 @env_option
 @all_option
+@label_option
+@shard_option
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan file here (with several environments, FILE must contain {env}).")
+@click.option("--out-dir", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Save one plan file per environment in DIR (DIR/ENV.json), converged ones included.")
 @format_option
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS", help="Only changes at or under ADDRESS.")
@@ -285,12 +296,21 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables
 @click.option("--force", is_flag=True, help="With --out: overwrite a plan file even if it holds approvals.")
 @pass_context
 @reports_errors
-def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | None, fmt: str,
-         detailed_exitcode: bool, targets: tuple[str, ...], excluded: tuple[str, ...], refresh_only: bool,
-         variables: tuple[str, ...], sign_key: str | None, allow_mass_delete: bool, force: bool) -> None:
+def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple[str, ...], shard: str | None,
+         out: Path | None, out_dir: Path | None, fmt: str, detailed_exitcode: bool, targets: tuple[str, ...],
+         excluded: tuple[str, ...], refresh_only: bool, variables: tuple[str, ...], sign_key: str | None,
+         allow_mass_delete: bool, force: bool) -> None:
     """Show what differs between the templates and the live servers."""
     project = obj.project()
-    envs = with_vars(project.select(env_names, all_envs), variables)
+    envs = with_vars(project.select(env_names, all_envs, labels, shard), variables)
+    if out and out_dir:
+        raise VboplanError("give either --out FILE or --out-dir DIR, not both")
+    if out_dir:
+        out = out_dir / "{env}.json"
+    if not envs:
+        echo(f"No environment in shard {shard} of the {len(project.select(env_names, all_envs, labels))} "
+             "selected; nothing to plan.", err=True)
+        return
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
     given = click.get_current_context().get_parameter_source("sign_key")
@@ -328,26 +348,16 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, out: Path | N
             path = Path(str(out).replace("{env}", outcome.env.name))
             _seal(project, outcome.env, outcome.plan, sign_key)
             outcome.plan.save(path)
-            _next_steps(outcome.env, outcome.plan, path)
+            if not out_dir or len(envs) == 1:
+                _next_steps(outcome.env, outcome.plan, path)
         if fmt == "json":
             documents.append(outcome.plan.to_dict())
-        elif fmt in ("html", "markdown"):
-            pages.append(outcome.plan)
-        else:
-            echo(render_plan(outcome.plan, fmt, obj.color))
-    if fmt == "json":
-        from vboplan.output import json_document
+        pages.append(outcome.plan)
+    if out_dir:
+        from vboplan.planning.fleet import record_failures
 
-        echo(json_document(documents), nl=False)
-    if fmt == "html" and pages:
-        from vboplan.output.html import render_html
-
-        echo(render_html(pages), nl=False)
-    if fmt == "markdown" and pages:
-        from vboplan.output.markdown import render_markdown
-
-        saved = f"`vboplan show {out}`" if out else "`vboplan plan --format json`"
-        echo(render_markdown(pages, full_plan_hint=f"See the full plan with {saved}."), nl=False)
+        echo(record_failures(out_dir, outcomes), err=True)
+    _print_results(pages, documents, fmt, obj.color, out)
     report = plan_report(outcomes, detailed_exitcode)
     if report.return_code:
         sys.exit(report.return_code)
@@ -371,6 +381,39 @@ def _seal(project: Project, env: Any, planned: Any, sign_key: str | None) -> Non
         if author.problem:
             echo(f"Warning: {author.problem}; approve and apply will refuse this plan: "
                  f"{approvals.how_to_sign(planned, env.approvals)}", err=True)
+
+
+def _print_results(pages: list[Any], documents: list[dict[str, Any]], fmt: str, color: bool,
+                   out: Path | None) -> None:
+    """What ``plan`` prints on stdout: one environment's plan, or over several environments the fleet (identical
+    plans grouped into one block, with the fleet's alignment)."""
+    from vboplan.output import fleet
+
+    saved = f"`vboplan show {out}`" if out else "`vboplan plan --format json`"
+    if len(pages) == 1:
+        from vboplan.output.html import FailedEnvironment
+
+        if fmt == "json":
+            from vboplan.output import json_document
+
+            echo(json_document(documents), nl=False)
+        elif fmt == "markdown":
+            from vboplan.output.markdown import render_markdown
+
+            echo(render_markdown(pages, full_plan_hint=f"See the full plan with {saved}."), nl=False)
+        elif fmt == "html":
+            from vboplan.output.html import render_html
+
+            echo(render_html(pages), nl=False)
+        elif not isinstance(pages[0], FailedEnvironment):
+            echo(render_plan(pages[0], fmt, color))
+        return
+    if fmt == "json":
+        from vboplan.output import json_document
+
+        echo(json_document(documents, fleet=fleet.summary_document(fleet.group(pages))), nl=False)
+        return
+    echo(fleet.render(pages, fmt, color, hint=f"See the full plan with {saved}."), nl=False)
 
 
 def _refuse_to_drop_approvals(path: Path) -> None:
@@ -839,6 +882,8 @@ def completion(shell: str) -> None:
 from vboplan.cli import project_commands, state_commands  # noqa: E402,F401
 
 _Group.lazy = {
+    "report": ("vboplan.cli.report", "report",
+               "One fleet report from many plan files (shards included): grouped, aligned, totals."),
     "emulator": ("vboplan.emulator.cli", "emulator",
                  "Run an emulated Veeam Backup for Microsoft 365 REST server (API v5-v8)."),
 }

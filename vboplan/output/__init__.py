@@ -128,12 +128,16 @@ def _drift_lines(plan: Plan) -> list[str]:
 JSON_FORMAT_VERSION = 2
 
 
-def json_document(entries: list[dict[str, Any]]) -> str:
+def json_document(entries: list[dict[str, Any]], fleet: dict[str, Any] | None = None) -> str:
     """The ``--format json`` output for these environment entries: indented when small, one compact line per plan
-    when large (json indents only in pure Python: over half a second for a plan of 2,000 changes)."""
+    when large (json indents only in pure Python: over half a second for a plan of 2,000 changes). Over several
+    environments, ``fleet`` (see :mod:`vboplan.output.fleet`) holds the grouping and the alignment."""
     from vboplan.jsontext import document_text
 
-    return document_text({"format_version": JSON_FORMAT_VERSION, "plans": entries}, default=str)
+    document: dict[str, Any] = {"format_version": JSON_FORMAT_VERSION, "plans": entries}
+    if fleet is not None:
+        document["fleet"] = fleet
+    return document_text(document, default=str)
 
 
 def render_plan(plan: Plan, fmt: str, color: bool = False) -> str:

@@ -24,8 +24,8 @@ CONFIG_NAME = "vboplan.yaml"
 EMULATOR_SCHEME = "emulator:"
 
 _ENV_KEYS = {"server", "api_version", "username", "username_env", "password_env", "verify", "var_files",
-             "approvals", "timeout", "max_in_flight"}
-_TOP_KEYS = {"templates", "environments", "state", "guard"}
+             "approvals", "timeout", "max_in_flight", "labels"}
+_TOP_KEYS = {"templates", "environments", "state", "guard", "inventory"}
 
 #: Environment and emulator names become file names (``.vboplan/state/<env>.json``), so only these are allowed.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -89,6 +89,8 @@ class Environment:
     unusable: str = ""       # why this environment cannot be used (its CA bundle is missing), else empty
     # ``--var KEY=VALUE`` pairs (dotted key -> value), set over every variable file; see project.overrides.
     variables: tuple[tuple[str, Any], ...] = ()
+
+    labels: tuple[tuple[str, str], ...] = ()   # labels: {K: V}, sorted pairs (what --label K=V selects on)
 
     def check_usable(self) -> None:
         """Refuse to use this environment when its settings cannot work (a CA bundle that is missing)."""
@@ -170,10 +172,20 @@ class Project:
             more = f"; did you mean '{hint}'?" if hint else ""
             raise ProjectError(f"unknown environment '{name}' (known: {known}){more}") from None
 
-    def select(self, names: tuple[str, ...] | list[str], all_envs: bool) -> list[Environment]:
-        """The environments named on the command line (or all of them), in the order given."""
+    def select(self, names: tuple[str, ...] | list[str], all_envs: bool, labels: tuple[str, ...] = (),
+               shard: str | None = None) -> list[Environment]:
+        """The environments named on the command line (or all of them), in the order given; ``labels``
+        (``K=V``, all must match) narrow them, selecting from all environments when none is named, and ``shard``
+        (``I/N``) keeps one stable slice of those (possibly none)."""
         if all_envs and names:
             raise ProjectError(f"--all means every environment; give either --all or --env {names[0]}, not both")
+        if labels or shard:
+            from vboplan.project import inventory
+
+            filters = inventory.parse_label_filters(labels)
+            slice_ = inventory.parse_shard(shard)
+            chosen = self.select(names, not names)
+            return inventory.in_shard(inventory.matching(chosen, filters), slice_)
         if all_envs:
             return [self.environments[n] for n in self.environments]
         if not names:
@@ -226,14 +238,16 @@ def load_project(root: Path) -> Project:
         templates = [templates]
     if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
         raise ProjectError(f"{config.where('templates')}: 'templates' must be a list of globs")
-    envs = config.get("environments")
-    if not isinstance(envs, Located) or not envs:
+    envs = config.get("environments", Located() if "inventory" in config else None)
+    if not isinstance(envs, Located) or not (envs or "inventory" in config):
         raise ProjectError(f"{config.where('environments')}: 'environments' must map names to settings")
     for name in envs:
         problem = name_problem(name) if isinstance(name, str) else "it must be a text name"
         if problem:
             raise ProjectError(f"{envs.where(name)}: environment name '{name}' is not allowed: {problem}")
     environments = {str(name): _environment(root, str(name), spec, envs.where(name)) for name, spec in envs.items()}
+    if "inventory" in config:
+        environments = _with_inventory(root, environments, config)
     state = parse_state_config(config.get("state"), config.where("state"),
                                config["state"].where if isinstance(config.get("state"), Located) else None)
     guard = _guard(config.get("guard"), config.where("guard"))
@@ -262,6 +276,20 @@ def _guard(raw: Any, where: str) -> Thresholds:
     per_kind = {str(k): _share_and_minimum(v, where, (share, minimum)) for k, v in raw.items()
                 if k not in ("share", "minimum")}
     return Thresholds(share, minimum, per_kind)
+
+
+def _with_inventory(root: Path, environments: dict[str, Environment], config: Located) -> dict[str, Environment]:
+    """The environments of vboplan.yaml followed by those of its inventory file; a name in both is refused."""
+    from vboplan.project.inventory import load_inventory
+
+    listed = load_inventory(root, config["inventory"], config.where("inventory"),
+                            lambda name, spec, where: _environment(root, name, spec, where))
+    for name, env in listed.items():
+        if name in environments:
+            raise ProjectError(f"{env.where}: environment '{name}' is also defined in {environments[name].where}")
+    if not environments and not listed:
+        raise ProjectError(f"{config.where('inventory')}: the inventory lists no environment")
+    return {**environments, **listed}
 
 
 def _reject_unknown(mapping: Located, known: set[str]) -> None:
@@ -306,6 +334,10 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
         var_files = [var_files]
     if not isinstance(var_files, list) or not all(isinstance(v, str) for v in var_files):
         raise ProjectError(f"{spec.where('var_files')}: var_files must be a list of paths")
+    from vboplan.project.inventory import expand_path, parse_labels
+
+    labels = parse_labels(spec.get("labels"), spec.where("labels"))
+    var_files = [expand_path(v, name, dict(labels), spec.where("var_files")) for v in var_files]
     approvals = _approvals(root, spec.get("approvals", {}), spec.where("approvals"))
     timeout = spec.get("timeout", 30)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout) \
@@ -326,7 +358,7 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
         name=name, server=server.rstrip("/"), api_version=version, username=spec.get("username"),
         username_env=spec.get("username_env"), password_env=spec.get("password_env"), verify=verify,
         var_files=tuple(root / v for v in var_files), approvals=approvals, timeout=float(timeout), where=where,
-        max_in_flight=max_in_flight, unusable=unusable)
+        max_in_flight=max_in_flight, unusable=unusable, labels=labels)
 
 
 def _check_server(server: str, where: str) -> None:

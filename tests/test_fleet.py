@@ -1,0 +1,198 @@
+"""Fleets: environments from an inventory with defaults and labels, selected by label or shard, planned into grouped
+output, and merged back from shard outputs by ``vboplan report``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import SEED, ProjectDir, assert_one_clean_error
+
+INVENTORY = """\
+defaults:
+  api_version: v8
+  username: admin
+  password_env: VBO_TEST_PASSWORD
+  labels: {region: eu}
+  var_files: [environments/common.yaml, "environments/tier-{labels.tier}.yaml"]
+environments:
+  - {name: t1, server: "emulator:t1", labels: {tier: gold}}
+  - {name: t2, server: "emulator:t2", labels: {tier: gold}}
+  - {name: t3, server: "emulator:t3", labels: {tier: gold, region: us}}
+  - name: t4
+    server: emulator:t4
+    labels: {tier: silver}
+    var_files: [environments/common.yaml, "environments/tier-{labels.tier}.yaml", "environments/{name}.yaml"]
+"""
+
+
+@pytest.fixture
+def fleet(project: ProjectDir) -> ProjectDir:
+    """dev and prod of vboplan.yaml, and four tenants t1-t4 from an inventory (three gold alike, one silver)."""
+    config = (project.root / "vboplan.yaml").read_text(encoding="utf-8")
+    project.write("vboplan.yaml", config.replace("environments:\n", "inventory: inventory.yaml\nenvironments:\n", 1))
+    project.write("inventory.yaml", INVENTORY)
+    project.write("environments/tier-gold.yaml", "domain: gold.example\nsmtp:\n  host: smtp.gold.example\n")
+    project.write("environments/tier-silver.yaml", "domain: silver.example\nsmtp:\n  host: smtp.silver.example\n")
+    project.write("environments/t4.yaml", "notify_success: true\n")
+    for name in ("t1", "t2", "t3", "t4"):
+        project.seed(name, SEED)
+    return project
+
+
+def listed(result: object) -> list[str]:
+    return [line.split(":", 1)[0] for line in result.stdout.splitlines()]  # type: ignore[attr-defined]
+
+
+def test_inventory_entries_take_defaults_labels_and_var_file_placeholders(fleet: ProjectDir) -> None:
+    result = fleet.run("validate")
+    assert result.exit_code == 0, result.output
+    assert listed(result) == ["dev", "prod", "t1", "t2", "t3", "t4"]
+    from vboplan.project.config import load_project
+
+    project = load_project(fleet.root)
+    t3, t4 = project.environment("t3"), project.environment("t4")
+    assert dict(t3.labels) == {"region": "us", "tier": "gold"}          # labels merge over the defaults'
+    assert dict(t4.labels) == {"region": "eu", "tier": "silver"}
+    assert [p.name for p in t3.var_files] == ["common.yaml", "tier-gold.yaml"]
+    assert [p.name for p in t4.var_files] == ["common.yaml", "tier-silver.yaml", "t4.yaml"]
+    assert t4.username == "admin" and t4.api_version == "v8"
+    rendered = fleet.run("render", "--env", "t4")
+    assert "smtp.silver.example" in rendered.stdout and "notifyOnSuccess: true" in rendered.stdout
+
+
+@pytest.mark.parametrize(("entry", "line", "fragment"), [
+    ('  - {name: t5, server: "ftp://x"}\n', 15, "must start with https:// or emulator:"),
+    ("  - {name: t5, server: \"emulator:t5\", labels: {tier: gold}, var_files: [\"{labels.size}.yaml\"]}\n", 15,
+     "names label 'size', which environment 't5' does not have"),
+    ('  - {name: t1, server: "emulator:t9"}\n', 15, "environment 't1' is listed twice in the inventory"),
+    ('  - {name: t5, server: "emulator:t5", colour: red}\n', 15, "unknown setting 'colour'"),
+    ('  - {name: "../x", server: "emulator:t5"}\n', 15, "environment name '../x' is not allowed"),
+    ('  - {name: dev, server: "emulator:t5", labels: {tier: gold}}\n', 15,
+     "environment 'dev' is also defined in vboplan.yaml:"),
+])
+def test_a_bad_inventory_entry_is_named_by_file_and_line(fleet: ProjectDir, entry: str, line: int,
+                                                         fragment: str) -> None:
+    fleet.write("inventory.yaml", INVENTORY + entry)
+    assert_one_clean_error(fleet.run("validate"), f"inventory.yaml:{line}:", fragment)
+
+
+def test_label_selection_needs_every_label_to_match(fleet: ProjectDir) -> None:
+    assert listed(fleet.run("validate", "--label", "tier=gold")) == ["t1", "t2", "t3"]
+    assert listed(fleet.run("validate", "--label", "tier=gold", "--label", "region=eu")) == ["t1", "t2"]
+    assert listed(fleet.run("validate", "--env", "t3", "--env", "t4", "--label", "tier=gold")) == ["t3"]
+    assert_one_clean_error(fleet.run("plan", "--label", "tier=platinum"), "no environment matches "
+                           "--label tier=platinum", "labels in use: region=eu, region=us, tier=gold, tier=silver")
+    assert_one_clean_error(fleet.run("plan", "--label", "tier"), "--label tier: write it as KEY=VALUE")
+    planned = fleet.run("plan", "--label", "tier=silver", "--format", "json")
+    assert planned.exit_code == 0, planned.output
+    assert [p["environment"] for p in json.loads(planned.stdout)["plans"]] == ["t4"]
+
+
+def test_identical_environments_are_one_block_and_the_fleet_states_its_alignment(fleet: ProjectDir) -> None:
+    # t1 is made to match its templates: it is aligned, t2 and t3 (identical changes) are one block.
+    planfile = fleet.root / "t1.plan.json"
+    assert fleet.run("plan", "--env", "t1", "--out", str(planfile)).exit_code == 0
+    assert fleet.run("apply", str(planfile)).exit_code == 0
+    table = fleet.run("plan", "--label", "region=eu", "--label", "tier=gold", "--env", "t1", "--env", "t2",
+                      "--env", "t4")
+    assert table.exit_code == 0, table.output
+    assert "Fleet: 2 environments, aligned: 1/2" in table.stdout
+    result = fleet.run("plan", "--label", "tier=gold")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "2 environments (t2, t3): identical changes" in text
+    assert text.count("audit_email_settings.smtpServer") == 1        # the block is printed once for both
+    assert "Environment t2" not in text and "Environment t3" not in text
+    assert "Environment t1: emulator:t1" in text and "No changes" in text   # a lone environment as before
+    assert "aligned: 1/3" in text
+
+    every = fleet.run("plan", "--env", "t1", "--env", "t2", "--env", "t3", "--env", "t4", "--format", "json")
+    document = json.loads(every.stdout)
+    groups = document["fleet"]["groups"]
+    assert [g["environments"] for g in groups] == [["t2", "t3"], ["t4"], ["t1"]]
+    assert document["fleet"]["alignment"] == "1/4" and document["fleet"]["aligned"] == 1
+    t4 = next(p for p in document["plans"] if p["environment"] == "t4")
+    t2 = next(p for p in document["plans"] if p["environment"] == "t2")
+    assert {c["address"] for c in t4["changes"]} != {c["address"] for c in t2["changes"]} or \
+        [c["after"] for c in t4["changes"]] != [c["after"] for c in t2["changes"]]
+    markdown = fleet.run("plan", "--label", "tier=gold", "--format", "markdown").stdout
+    assert "## Fleet: 3 environments, aligned: 1/3" in markdown
+    assert "### 2 environments: t2, t3:" in markdown and "| 2: `t2`, `t3` |" in markdown
+    html = fleet.run("plan", "--label", "tier=gold", "--format", "html").stdout
+    assert "<h2>2 environments: t2, t3</h2>" in html and "aligned: 1/3" in html
+
+
+def test_the_table_names_a_count_and_the_first_few_of_a_large_group(fleet: ProjectDir) -> None:
+    entries = "".join(f'  - {{name: m{i:02d}, server: "emulator:t2", labels: {{tier: gold}}}}\n' for i in range(8))
+    fleet.write("inventory.yaml", INVENTORY + entries)
+    result = fleet.run("plan", "--label", "tier=gold", "--label", "region=eu")
+    assert result.exit_code == 0, result.output
+    assert "10 environments (m00, m01, m02, m03, m04 and 5 more): identical changes" in result.stdout
+    markdown = fleet.run("plan", "--label", "tier=gold", "--label", "region=eu", "--format", "markdown").stdout
+    assert "### 10 environments: m00, m01, m02, m03, m04, m05, m06, m07, t1, t2:" in markdown
+
+
+def test_an_environment_that_failed_is_listed_apart(fleet: ProjectDir, tmp_path: Path) -> None:
+    fleet.write("inventory.yaml", INVENTORY + '  - {name: down, server: "https://127.0.0.1:1", labels: {tier: gold}}\n')
+    result = fleet.run("plan", "--label", "region=eu", "--out-dir", str(tmp_path / "plans"))
+    assert result.exit_code == 1
+    assert "Failed to plan (1):\n  down (https://127.0.0.1:1): environment 'down'" in result.stdout
+    assert "aligned: 0/4" in result.stdout and "1 failed" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "plans").glob("*.json")) == ["t1.json", "t2.json", "t4.json"]
+    assert json.loads((tmp_path / "plans" / "failed" / "down.json").read_text())["environment"] == "down"
+    report = fleet.run("report", str(tmp_path / "plans"), "--format", "json")
+    assert report.exit_code == 1
+    assert [f["environment"] for f in json.loads(report.stdout)["failed"]] == ["down"]
+
+
+def shard_lists(project: ProjectDir, count: int) -> list[list[str]]:
+    return [listed(project.run("validate", "--all", "--shard", f"{i}/{count}")) for i in range(1, count + 1)]
+
+
+def test_shards_cover_every_environment_exactly_once_and_stay_put(fleet: ProjectDir) -> None:
+    entries = "".join(f'  - {{name: s{i:02d}, server: "emulator:t1", labels: {{tier: gold}}}}\n' for i in range(30))
+    fleet.write("inventory.yaml", INVENTORY + entries)
+    everyone = listed(fleet.run("validate", "--all"))
+    assert len(everyone) == 36
+    for count in (1, 3, 7):
+        shards = shard_lists(fleet, count)
+        flat = [name for shard in shards for name in shard]
+        assert sorted(flat) == sorted(everyone) and len(flat) == len(set(flat))
+        assert shard_lists(fleet, count) == shards                     # the same slices on the next run
+    # Adding environments does not move the others (a slice is a hash of the name alone).
+    before = shard_lists(fleet, 3)
+    fleet.write("inventory.yaml", INVENTORY + entries + '  - {name: zz-new, server: "emulator:t1", labels: {tier: gold}}\n')
+    after = shard_lists(fleet, 3)
+    assert [[n for n in shard if n != "zz-new"] for shard in after] == before
+    # The slice is the same whatever the process (no per-process hash seed): pinned values.
+    from vboplan.project.inventory import shard_of
+
+    assert [shard_of(name, 4) for name in ("dev", "prod", "t1", "tenant-001")] == \
+        [shard_of(name, 4) for name in ("dev", "prod", "t1", "tenant-001")]
+    assert_one_clean_error(fleet.run("plan", "--all", "--shard", "4/3"), "--shard 4/3: write it as I/N")
+
+
+def test_report_over_shard_outputs_has_the_totals_of_the_unsharded_plan(fleet: ProjectDir, tmp_path: Path) -> None:
+    whole = json.loads(fleet.run("plan", "--all", "--format", "json").stdout)["fleet"]
+    for i in (1, 2, 3):
+        sharded = fleet.run("plan", "--all", "--shard", f"{i}/3", "--out-dir", str(tmp_path / f"shard{i}"))
+        assert sharded.exit_code == 0, sharded.output
+    dirs = [str(tmp_path / f"shard{i}") for i in (1, 2, 3) if (tmp_path / f"shard{i}").exists()]
+    report = fleet.run("report", *dirs, "--format", "json")
+    assert report.exit_code == 0, report.output
+    merged = json.loads(report.stdout)
+    assert merged["totals"] == whole["totals"] and sum(merged["totals"].values()) > 0
+    assert merged["environments"] == whole["environments"] == ["dev", "prod", "t1", "t2", "t3", "t4"]
+    assert [g["environments"] for g in merged["groups"]] == [g["environments"] for g in whole["groups"]]
+    table = fleet.run("report", *dirs)
+    assert "2 environments (t1, t2): identical changes" in table.stdout or \
+        "3 environments (t1, t2, t3): identical changes" in table.stdout
+    assert "aligned: 0/6" in table.stdout
+    for fmt in ("markdown", "html"):
+        assert "aligned: 0/6" in fleet.run("report", *dirs, "--format", fmt).stdout
+    # A plan file altered after planning is refused, naming it.
+    planfile = next(Path(dirs[0]).glob("*.json"))
+    planfile.write_text(planfile.read_text().replace('"ann"', '"mallory"'))
+    assert_one_clean_error(fleet.run("report", *dirs), str(planfile), "altered")

@@ -1,0 +1,243 @@
+"""The output of a run over many environments: environments whose changes are identical form one block, the
+fleet's alignment (environments with no changes / all) is stated, and environments that failed are listed apart.
+
+A group is keyed by the changes a reviewer sees: each change's address, action, and before and after values (a
+sensitive value counts as the mask every view shows). The table names a group's size and its first few
+environments; Markdown, HTML and JSON name them all. ``vboplan report`` prints the same for saved plan files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from vboplan.output.html import FailedEnvironment
+from vboplan.planning.changes import ACTIONS
+from vboplan.planning.plan import Plan
+from vboplan.sensitive import MASK
+
+#: How many environment names the table prints for a group before "and N more".
+TABLE_NAMES = 5
+
+
+@dataclass
+class Group:
+    """Environments whose plans hold identical changes; ``plan`` is the first of them, shown for all."""
+
+    plan: Plan
+    environments: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return not self.plan.changes
+
+
+@dataclass
+class Fleet:
+    """Plans grouped by identical changes, and the environments that could not be planned."""
+
+    groups: list[Group]
+    failed: list[FailedEnvironment]
+
+    @property
+    def size(self) -> int:
+        return sum(len(g.environments) for g in self.groups) + len(self.failed)
+
+    @property
+    def aligned(self) -> int:
+        return sum(len(g.environments) for g in self.groups if g.converged)
+
+    @property
+    def alignment(self) -> str:
+        return f"aligned: {self.aligned}/{self.size}"
+
+    def totals(self) -> dict[str, int]:
+        """Changes per action over every environment (a group counts once per environment in it)."""
+        total: Counter[str] = Counter()
+        for group in self.groups:
+            for action, count in group.plan.counts().items():
+                total[action] += count * len(group.environments)
+        return {action: total[action] for action in ACTIONS}
+
+    def environments(self) -> list[str]:
+        return sorted([name for g in self.groups for name in g.environments] + [f.environment for f in self.failed])
+
+
+def change_key(plan: Plan) -> str:
+    """What makes two plans' changes identical: addresses, actions, before and after values (sensitive masked)."""
+    records = [(str(c.address), c.action, MASK if c.sensitive else c.before, MASK if c.sensitive else c.after)
+               for c in plan.changes]
+    text = json.dumps(records, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def group(results: Sequence[Plan | FailedEnvironment]) -> Fleet:
+    """Group ``results``: groups with changes first (largest first, then by first name), converged last."""
+    groups: dict[str, Group] = {}
+    failed = []
+    for result in results:
+        if isinstance(result, FailedEnvironment):
+            failed.append(result)
+            continue
+        groups.setdefault(change_key(result), Group(result)).environments.append(result.environment)
+    for entry in groups.values():
+        entry.environments.sort()
+    ordered = sorted(groups.values(), key=lambda g: (g.converged, -len(g.environments), g.environments[0]))
+    return Fleet(ordered, sorted(failed, key=lambda f: f.environment))
+
+
+def _names(names: list[str], limit: int | None) -> str:
+    if limit is None or len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
+def _title(group: Group, limit: int | None) -> str:
+    count = len(group.environments)
+    what = "no changes" if group.converged else "identical changes"
+    return f"{count} environments ({_names(group.environments, limit)}): {what}"
+
+
+def _counts(plan: Plan) -> str:
+    tally = plan.counts()
+    return ", ".join(f"{tally[action]} to {action}" for action in ACTIONS)
+
+
+def fleet_line(fleet: Fleet) -> str:
+    """One line on the whole fleet: its alignment, and how the rest splits."""
+    changed = sum(len(g.environments) for g in fleet.groups if not g.converged)
+    groups = sum(1 for g in fleet.groups if not g.converged)
+    totals = fleet.totals()
+    return (f"Fleet: {fleet.size} environments, {fleet.alignment} ({fleet.aligned} with no changes, {changed} with "
+            f"changes in {groups} group{'s' if groups != 1 else ''}, {len(fleet.failed)} failed); in all "
+            + ", ".join(f"{totals[a]} to {a}" for a in ACTIONS) + ".")
+
+
+# -- table ------------------------------------------------------------------------------------------------------
+
+def render_table(fleet: Fleet, color: bool) -> str:
+    """The terminal view: each group once (a lone environment exactly as a plan of its own), then the failures."""
+    import click
+
+    from vboplan.output import render_table as plan_table
+
+    blocks = []
+    for entry in fleet.groups:
+        text = plan_table(entry.plan, color)
+        if len(entry.environments) > 1:
+            title = _title(entry, TABLE_NAMES)
+            text = (click.style(title, bold=True) if color else title) + "\n" + text.split("\n", 1)[1]
+        blocks.append(text)
+    if fleet.failed:
+        lines = [f"Failed to plan ({len(fleet.failed)}):"]
+        lines += [f"  {f.environment} ({f.server}): {f.error}" for f in fleet.failed]
+        blocks.append("\n".join(lines) + "\n")
+    blocks.append(fleet_line(fleet) + "\n")
+    return "\n".join(blocks)
+
+
+# -- Markdown -----------------------------------------------------------------------------------------------------
+
+def render_markdown(fleet: Fleet, hint: str | None = None) -> str:
+    """Markdown for a pull request or ticket: the fleet's summary, then each group once with all its names."""
+    from vboplan.output import markdown
+
+    code = markdown.code
+    head = [f"## Fleet: {fleet.size} environments, {fleet.alignment}", "",
+            "| environments | create | update | delete |", "|---|---|---|---|"]
+    for entry in fleet.groups:
+        tally = entry.plan.counts()
+        names = ", ".join(code(n) for n in entry.environments)
+        head.append(f"| {len(entry.environments)}: {names} | " + " | ".join(str(tally[a]) for a in ACTIONS) + " |")
+    for failed in fleet.failed:
+        head.append(f"| 1: {code(failed.environment)} | failed to plan | | |")
+    head.append("")
+    totals = fleet.totals()
+    head += ["In all: " + ", ".join(f"{totals[a]} to {a}" for a in ACTIONS) + ".", ""]
+    body: list[str] = []
+    budget = markdown._Budget(None, {})
+    for entry in fleet.groups:
+        section = markdown._plan_section(entry.plan, budget)
+        if len(entry.environments) > 1:
+            names = ", ".join(entry.environments)
+            section = [f"### {len(entry.environments)} environments: {names}: {_counts(entry.plan)}",
+                       *(line for line in section[1:] if not line.startswith("Planned by "))]
+        body += section
+    for failed in fleet.failed:
+        body += markdown._failed_section(failed)
+    text = "\n".join(head + body).rstrip("\n") + "\n"
+    if len(text) > markdown.LIMIT:
+        more = hint or "See each environment's plan with `vboplan show PLANFILE`."
+        text = "\n".join(head + [f"> **This report is too long for one comment:** only the summary is shown. {more}",
+                                 ""])
+    return text
+
+
+# -- HTML ---------------------------------------------------------------------------------------------------------
+
+def render_html(fleet: Fleet, generated_at: str | None = None) -> str:
+    """One self-contained page: the fleet's summary, each group once with all its names, the failures."""
+    from vboplan.output import html
+    from vboplan.state import now
+
+    rows = []
+    for entry in fleet.groups:
+        tally = entry.plan.counts()
+        names = ", ".join(f"<code>{escape(n)}</code>" for n in entry.environments)
+        rows.append(f"<tr><td>{len(entry.environments)}: {names}</td>"
+                    + "".join(f"<td>{tally[a]}</td>" for a in ACTIONS) + "</tr>")
+    for failed in fleet.failed:
+        rows.append(f'<tr><td>1: <code>{escape(failed.environment)}</code></td>'
+                    '<td colspan="3" class="status-bad">failed to plan</td></tr>')
+    body = [f"<header><h1>vboplan fleet: {fleet.size} environments, {escape(fleet.alignment)}</h1>",
+            f'<p class="muted">Report generated {escape(generated_at or now())}. Values of sensitive settings are '
+            "never shown.</p></header>",
+            '<table class="overview"><thead><tr><th>environments</th>'
+            + "".join(f"<th>to {a}</th>" for a in ACTIONS) + "</tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>", f"<p><strong>{escape(fleet_line(fleet))}</strong></p>"]
+    for entry in fleet.groups:
+        section = html._plan_section(entry.plan, html.recorded_status)
+        if len(entry.environments) > 1:
+            names = ", ".join(entry.environments)
+            start = section.index("<h2>")
+            end = section.index("</h2>") + len("</h2>")
+            section = (section[:start] + f"<h2>{len(entry.environments)} environments: {escape(names)}</h2>"
+                       + f"<p>{escape(_counts(entry.plan))}, identical on each.</p>" + section[end:])
+        body.append(section)
+    body += [html._failed_section(failed) for failed in fleet.failed]
+    return html.page(f"vboplan fleet: {fleet.alignment}", "\n".join(body))
+
+
+# -- JSON ---------------------------------------------------------------------------------------------------------
+
+def summary_document(fleet: Fleet) -> dict[str, Any]:
+    """The fleet part of ``--format json`` and of ``vboplan report --format json``."""
+    return {
+        "environments": fleet.environments(), "aligned": fleet.aligned, "size": fleet.size,
+        "alignment": f"{fleet.aligned}/{fleet.size}", "totals": fleet.totals(),
+        "groups": [{"environments": g.environments, "summary": dict(zip(ACTIONS, map(g.plan.counts().__getitem__,
+                                                                                      ACTIONS), strict=True)),
+                    "changes": [{k: r[k] for k in ("id", "address", "action", "before", "after", "sensitive")}
+                                for r in g.plan.change_records()]} for g in fleet.groups],
+        "failed": [{"environment": f.environment, "server": f.server, "error": f.error} for f in fleet.failed],
+    }
+
+
+def render(results: Sequence[Plan | FailedEnvironment], fmt: str, color: bool = False,
+           hint: str | None = None) -> str:
+    """The fleet report of ``results`` in ``fmt`` (table, markdown, html, json)."""
+    fleet = group(results)
+    if fmt == "json":
+        from vboplan.jsontext import document_text
+
+        return document_text({"format_version": 1, **summary_document(fleet)}, default=str)
+    if fmt == "markdown":
+        return render_markdown(fleet, hint)
+    if fmt == "html":
+        return render_html(fleet)
+    return render_table(fleet, color)
