@@ -196,3 +196,50 @@ def test_report_over_shard_outputs_has_the_totals_of_the_unsharded_plan(fleet: P
     planfile = next(Path(dirs[0]).glob("*.json"))
     planfile.write_text(planfile.read_text().replace('"ann"', '"mallory"'))
     assert_one_clean_error(fleet.run("report", *dirs), str(planfile), "altered")
+
+
+def test_worker_processes_plan_what_one_process_plans(project: ProjectDir, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    """Servers over HTTP planned by two worker processes: the same plans as in one process, secrets still masked,
+    a server that is down failed by name, and the plan files written by the parent."""
+    from conftest import API_SECRET, SMTP_SECRET
+
+    from vboplan.emulator import start
+
+    with start(SEED) as one, start(SEED) as two:
+        servers = {"a1": one.url, "a2": one.url, "b1": two.url, "down": "http://127.0.0.1:9"}
+        entries = "".join(f'  - {{name: {name}, server: "{url}"}}\n' for name, url in servers.items())
+        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
+                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
+        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        runs = {}
+        for workers in ("1", "2"):
+            monkeypatch.setenv("VBOPLAN_WORKERS", workers)
+            run = project.run("-v", "plan", "--all", "--format", "json", "--out-dir", str(tmp_path / workers))
+            assert run.exit_code == 1, run.output
+            assert ("planning 4 environments in 2 worker processes" in run.stderr) == (workers == "2")
+            runs[workers] = json.loads(run.stdout)
+    assert SMTP_SECRET not in json.dumps(runs) and API_SECRET not in json.dumps(runs)
+
+    def changes(document: dict) -> dict:
+        return {p["environment"]: [(c["address"], c["before"], c["after"]) for c in p.get("changes", [])]
+                for p in document["plans"]}
+
+    assert changes(runs["2"]) == changes(runs["1"]) and changes(runs["2"])["a1"]
+    assert [p["environment"] for p in runs["2"]["plans"]] == ["a1", "a2", "b1", "down"]
+    assert "127.0.0.1:9" in runs["2"]["plans"][3]["error"]
+    assert runs["2"]["fleet"]["groups"] == runs["1"]["fleet"]["groups"]
+    assert [g["environments"] for g in runs["2"]["fleet"]["groups"]] == [["a1", "a2", "b1"]]
+    assert sorted(p.name for p in (tmp_path / "2").glob("*.json")) == ["a1.json", "a2.json", "b1.json"]
+    report = project.run("report", str(tmp_path / "2"), "--format", "json")
+    assert json.loads(report.stdout)["totals"] == runs["1"]["fleet"]["totals"]
+
+
+def test_requests_to_a_shared_server_stay_bounded_across_workers() -> None:
+    from vboplan.planning.parallel import server_shares
+    from vboplan.project.config import Environment
+
+    envs = [Environment(f"e{i}", "https://shared:4443", max_in_flight=8) for i in range(10)]
+    envs.append(Environment("alone", "https://alone:4443", max_in_flight=8))
+    shares = server_shares(envs, workers=4)
+    assert shares == {"https://shared:4443": 2, "https://alone:4443": 8}   # 4 workers x 2 <= 8; one keeps all 8

@@ -132,6 +132,27 @@ def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...
     """Plan several environments at once (each against its own server), results in the order given."""
     if len(envs) == 1:
         return [plan_one(project, envs[0], targets, allow_mass_delete, excluded=excluded, refresh_only=refresh_only)]
+    from vboplan.planning import parallel
+
+    # Many servers: every core (the embedded emulators of ``emulator:NAME`` live in this process, so their
+    # environments are planned here).
+    remote = [env for env in envs if not env.emulator_name]
+    workers = parallel.worker_count(len(remote))
+    if workers > 1:
+        done = {o.env.name: o for o in parallel.plan_in_processes(project, remote, targets, allow_mass_delete, workers,
+                                                                  excluded=excluded, refresh_only=refresh_only)}
+        local = [env for env in envs if env.emulator_name]
+        done.update((o.env.name, o) for o in _plan_threads(project, local, targets, allow_mass_delete, excluded,
+                                                            refresh_only))
+        return [done[env.name] for env in envs]
+    return _plan_threads(project, envs, targets, allow_mass_delete, excluded, refresh_only)
+
+
+def _plan_threads(project: Project, envs: list[Environment], targets: tuple[str, ...], allow_mass_delete: bool,
+                  excluded: tuple[str, ...], refresh_only: bool) -> list[Outcome]:
+    """Plan ``envs`` in this process, many at once; results in the order given."""
+    if not envs:
+        return []
     # Each environment mostly waits on its own server: many at once (each server bounds its own requests).
     with ThreadPoolExecutor(max_workers=min(len(envs), 32)) as pool:
         return list(pool.map(lambda env: plan_one(project, env, targets, allow_mass_delete, excluded=excluded,

@@ -283,6 +283,18 @@ def remember(value: Any, what: str = "a secret value") -> None:
         _order = sorted(_known.values(), key=lambda k: len(k.text), reverse=True)  # a longer secret first
 
 
+def remembered() -> list[str]:
+    """Every form of every secret value remembered in this process (for a parent process to mask them too)."""
+    with _known_lock:
+        return sorted(_known)
+
+
+def remember_forms(forms: list[str]) -> None:
+    """Mask these forms as well (what :func:`remembered` gave in a worker process)."""
+    with _known_lock:
+        _known.update(f for f in forms if len(f) >= _SHORTEST)
+
+
 def forget() -> None:
     """Start a new run: drop the secret values remembered so far (each CLI invocation is one run)."""
     global _order
