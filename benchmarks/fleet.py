@@ -1,0 +1,199 @@
+"""Benchmark: ``vboplan plan --all`` over a fleet from an inventory, against ``vboplan emulator serve`` processes with
+latency added to every request, beside a naive sequential client and the round-trip floor, all measured in one run.
+
+    .venv/bin/python benchmarks/fleet.py small [--environments 500] [--servers 25] [--latency-ms 20]
+    .venv/bin/python benchmarks/fleet.py large [--environments 200] [--servers 10] [--entries 100000] [--latency-ms 20]
+
+``small``: each environment declares three settings objects and four audit items of one organization (two of them
+new names to resolve), as benchmarks/plan_all.py; the naive client sends the same requests one after another on one
+keep-alive connection (httpx), with no rendering or diffing at all. Bounds: vboplan at least 20 x faster than it,
+and more than one core used.
+
+``large``: each environment declares ``--entries`` audit items (names from a JSON variable file, every one audited
+on its server already: a converged plan that reads and compares them all); the naive client is vboplan's own planner
+run one environment after another in one process. Printed: CPU per environment, cores used (CPU / wall), peak
+memory of the largest process, beside the naive client's and the floor.
+
+The environments are spread over ``--servers`` emulator processes (a VBO server per process), so several share a
+server and its ``max_in_flight`` (8) bounds what vboplan sends it. The floor is the larger of the chain of dependent
+round trips of one environment and the requests of the busiest server at 8 in flight, times the latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PASSWORD, ROOT, Run, child_environment, emulator_process, run_vboplan, verdict, write_seed  # noqa: E402
+from plan_all import DEPENDENT_ROUND_TRIPS, SEED, TEMPLATE, naive  # noqa: E402
+
+MAX_IN_FLIGHT = 8
+LARGE_ORG = "org1.onmicrosoft.com"
+
+
+def write_fleet(directory: Path, urls: list[str], count: int, templates: dict[str, str],
+                variables: dict | None = None) -> Path:
+    """A project whose ``count`` environments come from an inventory, spread round-robin over ``urls``."""
+    (directory / "templates").mkdir(parents=True, exist_ok=True)
+    for name, text in templates.items():
+        (directory / "templates" / name).write_text(text, encoding="utf-8")
+    var_files = ""
+    if variables is not None:
+        (directory / "names.json").write_text(json.dumps(variables), encoding="utf-8")
+        var_files = ", var_files: [names.json]"
+    lines = [f"defaults: {{api_version: v8, username: admin, password_env: BENCH_PASSWORD{var_files}}}",
+             "environments:"]
+    lines += [f'  - {{name: tenant-{k:04d}, server: "{urls[k % len(urls)]}", labels: {{ring: "{k % 4}"}}}}'
+              for k in range(count)]
+    (directory / "inventory.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (directory / "vboplan.yaml").write_text("templates: [templates/*.yaml.j2]\ninventory: inventory.yaml\n",
+                                            encoding="utf-8")
+    os.environ["BENCH_PASSWORD"] = PASSWORD
+    return directory
+
+
+def measured(*command: str, **environ: str) -> Run:
+    """A child process (``python COMMAND``) with its wall time, CPU (its waited-for workers included) and peak RSS."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, *command], stdout=out, stderr=err, cwd=ROOT,
+                                   env=child_environment(**environ))
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
+                   out.read().decode(), err.read().decode())
+
+
+def sequential(project: str) -> None:
+    """The naive client of ``large``: vboplan's planner, one environment after another, in this one process."""
+    sys.path.insert(0, str(ROOT))
+    from vboplan.core import plan_one
+    from vboplan.project.config import load_project
+
+    loaded = load_project(Path(project))
+    changes = 0
+    for env in loaded.environments.values():
+        outcome = plan_one(loaded, env)
+        if outcome.error is not None:
+            raise SystemExit(f"{env.name}: {outcome.error}")
+        changes += len(outcome.plan.changes) if outcome.plan else 0
+    print(json.dumps({"environments": len(loaded.environments), "changes": changes}))
+
+
+def floor_seconds(count: int, servers: int, requests_per_env: int, chain: int, latency_ms: float) -> float:
+    busiest = -(-count // servers) * requests_per_env
+    return max(chain, busiest / MAX_IN_FLIGHT) * latency_ms / 1000
+
+
+def print_run(label: str, run: Run, count: int) -> None:
+    print(f"{label:<36} wall {run.wall:8.3f} s   CPU {run.cpu:8.3f} s ({run.cpu / count * 1000:7.1f} ms per "
+          f"environment)   cores used {run.cpu / run.wall:4.2f}   peak RSS {run.peak_mib:7.1f} MiB (largest process)")
+
+
+def small(args: argparse.Namespace) -> None:
+    with TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        seed = write_seed(work / "seed.json", SEED)
+        with emulator_process("--seed", str(seed), "--latency-ms", str(args.latency_ms), count=args.servers) as urls:
+            project = write_fleet(work / "project", urls, args.environments, {"all.yaml.j2": TEMPLATE})
+            run_vboplan("-C", str(project), "validate")  # warm the file cache for every run alike
+            started = time.perf_counter()
+            requests = sum(naive(urls[k % len(urls)]) for k in range(args.environments))
+            naive_wall = time.perf_counter() - started
+            one = measured("-m", "vboplan", "-C", str(project), "-q", "plan", "--all", "--format", "json",
+                           VBOPLAN_WORKERS="1") if args.one_process else None
+            run = measured("-m", "vboplan", "-C", str(project), "-q", "plan", "--all", "--format", "json")
+    if run.returncode != 0:
+        raise SystemExit(f"plan failed:\n{run.stderr[-3000:]}")
+    document = json.loads(run.stdout)
+    per_env = requests // args.environments
+    floor = floor_seconds(args.environments, args.servers, per_env, DEPENDENT_ROUND_TRIPS, args.latency_ms)
+    print(f"{args.environments} environments from an inventory over {args.servers} emulator processes, "
+          f"{args.latency_ms:g} ms per request, {os.cpu_count()} cores; {requests} requests in all ({per_env} per "
+          f"environment); fleet {document['fleet']['alignment']} aligned, {len(document['fleet']['groups'])} "
+          f"group(s), totals {document['fleet']['totals']}")
+    print(f"{'naive sequential client (httpx)':<36} wall {naive_wall:8.3f} s")
+    if one is not None:
+        print_run("vboplan plan --all, one process", one, args.environments)
+    print_run("vboplan plan --all", run, args.environments)
+    print(f"  speed-up over the naive client     {naive_wall / run.wall:6.1f} x   bound >= 20 x   "
+          f"{verdict(naive_wall / run.wall >= 20)}")
+    print(f"  cores used                         {run.cpu / run.wall:6.2f}     bound > 1      "
+          f"{verdict(run.cpu / run.wall > 1)}")
+    print(f"  round-trip floor                   {floor:6.3f} s (max of {DEPENDENT_ROUND_TRIPS} dependent round trips "
+          f"and the busiest server's requests / {MAX_IN_FLIGHT} in flight, x {args.latency_ms:g} ms)")
+
+
+def large(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT))
+    from vboplan.emulator.synth import generate_tenant
+
+    with TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        tenant = generate_tenant(1, args.entries, 10)
+        names = [user["name"] for user in tenant["organizations"][0]["users"]]
+        tenant["organizations"][0]["audit_items"] = [{"user": name} for name in names]
+        seed = write_seed(work / "seed.json", tenant)
+        del tenant
+        set_up = time.perf_counter()
+        with emulator_process("--seed", str(seed), "--latency-ms", str(args.latency_ms), count=args.servers) as urls:
+            set_up = time.perf_counter() - set_up
+            template = {"items.yaml.j2": "audit_items:\n  " + LARGE_ORG + ":\n    users: {{ users | tojson }}\n"}
+            project = write_fleet(work / "project", urls, args.environments, template, {"users": names})
+            run_vboplan("-C", str(project), "validate", "--env", "tenant-0000")
+            naive_run = measured(str(Path(__file__).resolve()), "sequential", str(project))
+            if naive_run.returncode != 0:
+                raise SystemExit(f"sequential planning failed:\n{naive_run.stderr[-3000:]}{naive_run.stdout[-2000:]}")
+            run = measured("-m", "vboplan", "-C", str(project), "-q", "plan", "--all", "--out-dir",
+                           str(work / "plans"))
+            plan_bytes = sum(p.stat().st_size for p in (work / "plans").glob("*.json"))
+    if run.returncode != 0:
+        raise SystemExit(f"plan failed:\n{run.stderr[-3000:]}")
+    # Token, organizations, the audit items (streamed in one answer), logout: four dependent round trips.
+    floor = floor_seconds(args.environments, args.servers, 4, 4, args.latency_ms)
+    print(f"{args.environments} environments of {args.entries} audit entries each (all audited: converged plans), "
+          f"over {args.servers} emulator processes (set up in {set_up:.1f} s), {args.latency_ms:g} ms per request, "
+          f"{os.cpu_count()} cores; plan files {plan_bytes / 1e6:.1f} MB in all")
+    print_run("naive: vboplan's planner, sequential", naive_run, args.environments)
+    print_run("vboplan plan --all --out-dir", run, args.environments)
+    print(f"  speed-up over the naive client     {naive_run.wall / run.wall:6.1f} x")
+    print(f"  cores used                         {run.cpu / run.wall:6.2f}     bound > 1      "
+          f"{verdict(run.cpu / run.wall > 1)}")
+    print(f"  round-trip floor                   {floor:6.3f} s;  CPU floor on {os.cpu_count()} cores "
+          f"{naive_run.cpu / (os.cpu_count() or 1):6.3f} s (the naive client's CPU spread over every core)")
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "sequential":
+        sequential(sys.argv[2])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    scenarios = parser.add_subparsers(dest="scenario", required=True)
+    one = scenarios.add_parser("small", help="many environments of a few settings each")
+    one.add_argument("--environments", type=int, default=500)
+    one.add_argument("--servers", type=int, default=25)
+    one.add_argument("--latency-ms", type=float, default=20)
+    one.add_argument("--one-process", action="store_true",
+                     help="also plan with VBOPLAN_WORKERS=1 (threads of one process, as before worker processes)")
+    big = scenarios.add_parser("large", help="environments of long audit lists")
+    big.add_argument("--environments", type=int, default=200)
+    big.add_argument("--servers", type=int, default=10)
+    big.add_argument("--entries", type=int, default=100_000)
+    big.add_argument("--latency-ms", type=float, default=20)
+    args = parser.parse_args()
+    small(args) if args.scenario == "small" else large(args)
+
+
+if __name__ == "__main__":
+    main()
