@@ -199,3 +199,95 @@ environments:
         assert state["last_apply"]["commit"] == change
         assert [a["principal"] for a in state["last_apply"]["approvals"]] == ["alice@contoso.com",
                                                                               "carol@contoso.com"]
+
+
+FLEET_INVENTORY = """\
+defaults: {{username: admin, password_env: VBO_TEST_PASSWORD,
+           var_files: [environments/common.yaml, "environments/{{labels.tier}}.yaml"]}}
+environments:
+  - {{name: eu-1, server: "{servers[0]}", labels: {{tier: dev}}}}
+  - {{name: eu-2, server: "{servers[1]}", labels: {{tier: dev}}}}
+  - {{name: us-1, server: "{servers[2]}", labels: {{tier: dev}}}}
+  - {{name: us-2, server: "{servers[3]}", labels: {{tier: prod}}}}
+"""
+
+
+def shards_and_report(project: Path, out: Path) -> dict[str, Any]:
+    """What the matrix jobs and the report job run: both shards' plan files, then one report over them."""
+    for shard in ("1/2", "2/2"):
+        planned = ci(project, "plan-shard", "--shard", shard, "--out-dir", str(out / shard.replace("/", "-of-")))
+        assert planned.returncode == 0, planned.stderr
+    shard_dirs = [str(p) for p in sorted(out.glob("*-of-2"))]
+    reported = ci(project, "report", *shard_dirs, "--out", str(out / "report.md"), "--json", str(out / "report.json"))
+    assert reported.returncode == 0, reported.stderr
+    return json.loads((out / "report.json").read_text())
+
+
+def test_fleet_shards_report_once_and_two_merges_apply_only_new_plans(project: ProjectDir,
+                                                                      s3_server: S3Server,  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    bucket = s3_server.new_bucket()
+    servers = [start(SEED) for _ in range(4)]
+    try:
+        project.write("inventory.yaml", FLEET_INVENTORY.format(servers=[server.url for server in servers]))
+        project.write("vboplan.yaml", f"""\
+templates: ["templates/*.yaml.j2"]
+inventory: inventory.yaml
+state: {{backend: s3, bucket: {bucket}, prefix: fleet/, endpoint_url: "{s3_server.endpoint}", region: us-east-1}}
+""")
+        whole = json.loads(project.run("plan", "--all", "--format", "json").stdout)["fleet"]
+
+        # Pull request 1: two shard jobs, one report; its totals are those of the unsharded plan.
+        report = shards_and_report(project.root, tmp_path / "pr1")
+        assert report["totals"] == whole["totals"] and report["environments"] == ["eu-1", "eu-2", "us-1", "us-2"]
+        assert report["alignment"] == "0/4"
+        markdown = (tmp_path / "pr1" / "report.md").read_text()
+        assert markdown.startswith("<!-- vboplan-plan -->") and "aligned: 0/4" in markdown
+        assert "| 3: `eu-1`, `eu-2`, `us-1` |" in markdown        # the three dev tenants are one block
+
+        # Merge 1: the plan files committed under plans/ are applied, then archived.
+        plans = project.root / "plans"
+        plans.mkdir()
+        for planfile in (tmp_path / "pr1").glob("*-of-2/*.json"):
+            shutil.copy(planfile, plans / planfile.name)
+        applied = ci(project.root, "apply", "plans/", "--archive", "plans/applied")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "Applied 4 of 4 plan files" in applied.stdout
+        assert not list(plans.glob("*.json")) and len(list((plans / "applied").glob("*.json"))) == 4
+
+        # Pull request 2 changes the prod tier only: us-2 has a change, the rest are aligned.
+        project.write("environments/prod.yaml", "domain: contoso.com\nsmtp:\n  host: smtp2.office365.com\n"
+                                                "notify_success: true\n")
+        report = shards_and_report(project.root, tmp_path / "pr2")
+        assert report["alignment"] == "3/4" and report["totals"]["update"] >= 1
+        assert [g["environments"] for g in report["groups"]] == [["us-2"], ["eu-1", "eu-2", "us-1"]]
+
+        # Merge 2: only the new plan files are applied (the archived ones are not tried again), then archived.
+        for planfile in (tmp_path / "pr2").glob("*-of-2/*.json"):
+            shutil.copy(planfile, plans / planfile.name)
+        applied = ci(project.root, "apply", "plans/", "--archive", "plans/applied")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "Applied 4 of 4 plan files" in applied.stdout
+        assert not list(plans.glob("*.json")) and len(list((plans / "applied").glob("*.json"))) == 8
+        after = json.loads(project.run("plan", "--all", "--format", "json").stdout)["fleet"]
+        assert after["alignment"] == "4/4"
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_ci_examples_install_vboplan_from_a_pinned_repository() -> None:
+    """A fresh runner installs vboplan from its git repository at a commit, never by a bare package name."""
+    import re
+
+    for workflow in sorted((REPO / "examples" / "ci").glob("*.yml")):
+        text = workflow.read_text(encoding="utf-8")
+        installs = re.findall(r"pip install (.+)", text)
+        assert installs, workflow.name
+        for line in installs:
+            assert re.fullmatch(r'"vboplan\[(s3|azure)\] @ (\$\{VBOPLAN_SOURCE\}|\$\(VBOPLAN_SOURCE\))"', line.strip()), \
+                (workflow.name, line)
+        source = re.search(r"VBOPLAN_SOURCE:?\s*\n?\s*(?:value: )?(git\+https://\S+)", text)
+        assert source and re.fullmatch(r"git\+https://github\.com/OWNER/vboplan@COMMIT_SHA", source.group(1)), \
+            workflow.name
+        assert "--archive plans/applied" in text, workflow.name

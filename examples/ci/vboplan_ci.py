@@ -4,7 +4,10 @@ macOS and Windows runners.
 
     python vboplan_ci.py plan    --out-dir vboplan-plans [--sign-key KEY] [-C PROJECT]   # on a pull request
     python vboplan_ci.py comment --file vboplan-plans/plan.md --provider github|azure|file [--to FILE]
-    python vboplan_ci.py apply   PLANFILE_OR_FOLDER ... [-C PROJECT]         # on merge
+    python vboplan_ci.py apply   PLANFILE_OR_FOLDER ... [--archive DIR] [-C PROJECT]   # on merge
+
+    python vboplan_ci.py plan-shard --shard I/N --out-dir DIR [-C PROJECT]   # a fleet: one CI job per shard
+    python vboplan_ci.py report DIR ... --out vboplan-report.md [-C PROJECT] # then one job over every shard
 
 ``plan`` plans every environment, writes each plan file (``<env>.json``, the artifact an approver signs and the
 merge applies), the Markdown for the pull request (``plan.md``) and the JSON of all plans (``plans.json``). It exits
@@ -23,7 +26,15 @@ Pipelines sets); ``file`` writes to ``--to`` (for trying it out).
 
 ``apply`` applies each plan file given (a folder means every ``*.json`` in it) with ``vboplan apply``, which refuses
 a plan that is stale, altered or not approved; the state backend of vboplan.yaml (S3 or Azure Blob) and its lock
-make this safe from any runner. It exits 1 if any apply failed.
+make this safe from any runner. It exits 1 if any apply failed. With ``--archive DIR`` each plan file that applied
+is moved into DIR (``plans/applied/``, kept out of the folder applied next time), so the next merge applies only
+the plan files committed since; the workflow commits that move.
+
+``plan-shard`` plans the I-th of N stable slices of the fleet (``vboplan plan --all --shard I/N --out-dir DIR``):
+one plan file per environment, converged ones included, and a failure record for each that could not be planned.
+``report`` merges the directories of every shard into one report (``vboplan report``): ``--out`` gets the Markdown
+for the pull request, ``--json`` the JSON with the fleet's totals. Both exit 1 if an environment failed to plan,
+after writing what they could.
 """
 
 from __future__ import annotations
@@ -134,6 +145,41 @@ def comment(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan_shard(args: argparse.Namespace) -> int:
+    result = vboplan(args.project, "-q", "plan", "--all", "--shard", args.shard, "--out-dir", args.out_dir)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return result.returncode
+
+
+def report(args: argparse.Namespace) -> int:
+    markdown = vboplan(args.project, "report", *args.dirs, "--format", "markdown")
+    sys.stderr.write(markdown.stderr)
+    if not markdown.stdout:
+        return 1
+    Path(args.out).write_text(f"{MARKER}\n{markdown.stdout}", encoding="utf-8")
+    if args.json:
+        document = vboplan(args.project, "report", *args.dirs, "--format", "json")
+        Path(args.json).write_text(document.stdout, encoding="utf-8")
+    print(f"Report of {len(args.dirs)} shard folder{'s' if len(args.dirs) != 1 else ''} in {args.out}")
+    return markdown.returncode
+
+
+def archive(planfile: Path, folder: Path) -> Path:
+    """Move an applied plan file into ``folder`` under a name no later plan file of the environment takes."""
+    import datetime
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = folder / f"{planfile.stem}-{stamp}{planfile.suffix}"
+    number = 1
+    while target.exists():
+        number += 1
+        target = folder / f"{planfile.stem}-{stamp}-{number}{planfile.suffix}"
+    planfile.replace(target)
+    return target
+
+
 def apply(args: argparse.Namespace) -> int:
     files: list[Path] = []
     for given in args.planfiles:
@@ -148,6 +194,9 @@ def apply(args: argparse.Namespace) -> int:
         sys.stdout.write(result.stdout)
         sys.stderr.write(result.stderr)
         failed += result.returncode != 0
+        if result.returncode == 0 and args.archive:
+            folder = Path(args.archive) if Path(args.archive).is_absolute() else args.project / args.archive
+            print(f"Archived {planfile.name} as {archive(planfile, folder)}")
     print(f"Applied {len(files) - failed} of {len(files)} plan files")
     return 1 if failed else 0
 
@@ -166,8 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     commenting.add_argument("--to", help="with --provider file: where to write")
     applying = steps.add_parser("apply", help="apply approved plan files")
     applying.add_argument("planfiles", nargs="+")
+    applying.add_argument("--archive", metavar="DIR", help="move each plan file that applied into DIR")
+    sharding = steps.add_parser("plan-shard", help="plan one shard of the fleet")
+    sharding.add_argument("--shard", required=True, metavar="I/N")
+    sharding.add_argument("--out-dir", default="vboplan-plans")
+    reporting = steps.add_parser("report", help="one report over the plan folders of every shard")
+    reporting.add_argument("dirs", nargs="+", metavar="DIR")
+    reporting.add_argument("--out", default="vboplan-report.md", help="the Markdown for the pull request")
+    reporting.add_argument("--json", help="also write the report's JSON (fleet totals) here")
     args = parser.parse_args(argv)
-    return {"plan": plan, "comment": comment, "apply": apply}[args.step](args)
+    return {"plan": plan, "comment": comment, "apply": apply, "plan-shard": plan_shard,
+            "report": report}[args.step](args)
 
 
 if __name__ == "__main__":

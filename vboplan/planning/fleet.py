@@ -65,10 +65,9 @@ def gather(paths: list[Path]) -> list[Plan | FailedEnvironment]:
 
     for given in paths:
         if given.is_dir():
+            # A shard of a small fleet may hold no environment: its folder is empty, and that is no error.
             files = sorted(p for p in given.glob("*.json") if p.is_file())
             records = sorted(p for p in (given / FAILED).glob("*.json") if p.is_file())
-            if not files and not records:
-                raise PlanError(f"{given}: no plan files (*.json) in this directory")
         else:
             files, records = [given], []
         for path in files:
@@ -77,4 +76,6 @@ def gather(paths: list[Path]) -> list[Plan | FailedEnvironment]:
         for path in records:
             failure = _failure(path)
             add(failure.environment, path, failure)
+    if not results:
+        raise PlanError(f"no plan files in {', '.join(map(str, paths))} (plan with --out-dir DIR first)")
     return [result for _, result in sorted(results.values(), key=lambda item: item[1].environment)]
