@@ -82,6 +82,11 @@ def test_label_selection_needs_every_label_to_match(fleet: ProjectDir) -> None:
     assert listed(fleet.run("validate", "--label", "tier=gold")) == ["t1", "t2", "t3"]
     assert listed(fleet.run("validate", "--label", "tier=gold", "--label", "region=eu")) == ["t1", "t2"]
     assert listed(fleet.run("validate", "--env", "t3", "--env", "t4", "--label", "tier=gold")) == ["t3"]
+    # An environment of vboplan.yaml may carry labels too.
+    config = (fleet.root / "vboplan.yaml").read_text(encoding="utf-8")
+    fleet.write("vboplan.yaml", config.replace("    server: emulator:dev\n", "    server: emulator:dev\n"
+                                                                         "    labels: {tier: gold, region: eu}\n"))
+    assert listed(fleet.run("validate", "--label", "region=eu", "--label", "tier=gold")) == ["dev", "t1", "t2"]
     assert_one_clean_error(fleet.run("plan", "--label", "tier=platinum"), "no environment matches "
                            "--label tier=platinum", "labels in use: region=eu, region=us, tier=gold, tier=silver")
     assert_one_clean_error(fleet.run("plan", "--label", "tier"), "--label tier: write it as KEY=VALUE")
@@ -172,6 +177,10 @@ def test_shards_cover_every_environment_exactly_once_and_stay_put(fleet: Project
     assert [shard_of(name, 4) for name in ("dev", "prod", "t1", "tenant-001")] == \
         [shard_of(name, 4) for name in ("dev", "prod", "t1", "tenant-001")]
     assert_one_clean_error(fleet.run("plan", "--all", "--shard", "4/3"), "--shard 4/3: write it as I/N")
+    # A slice of a small fleet may be empty: nothing to plan, and no error.
+    empty = next(i for i in range(1, 41) if not listed(fleet.run("validate", "--env", "dev", "--shard", f"{i}/40")))
+    planned = fleet.run("plan", "--env", "dev", "--shard", f"{empty}/40")
+    assert planned.exit_code == 0 and "No environment in shard" in planned.stderr and planned.stdout == ""
 
 
 def test_report_over_shard_outputs_has_the_totals_of_the_unsharded_plan(fleet: ProjectDir, tmp_path: Path) -> None:

@@ -308,8 +308,8 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
     if out_dir:
         out = out_dir / "{env}.json"
     if not envs:
-        echo(f"No environment in shard {shard} of the {len(project.select(env_names, all_envs, labels))} "
-             "selected; nothing to plan.", err=True)
+        selected = len(project.select(env_names, all_envs or not env_names, labels))
+        echo(f"No environment in shard {shard} of the {selected} selected; nothing to plan.", err=True)
         return
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
