@@ -75,6 +75,25 @@ def measured(*command: str, **environ: str) -> Run:
                    out.read().decode(), err.read().decode())
 
 
+def emulators_cpu() -> float | None:
+    """CPU seconds used so far by this process's running children (the emulators), from /proc; None elsewhere."""
+    try:
+        children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in children:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def spent(before: float | None) -> str:
+    after = emulators_cpu()
+    return "n/a" if before is None or after is None else f"{after - before:.3f} s"
+
+
 def sequential(project: str) -> None:
     """The naive client of ``large``: vboplan's planner, one environment after another, in this one process."""
     sys.path.insert(0, str(ROOT))
@@ -108,12 +127,15 @@ def small(args: argparse.Namespace) -> None:
         with emulator_process("--seed", str(seed), "--latency-ms", str(args.latency_ms), count=args.servers) as urls:
             project = write_fleet(work / "project", urls, args.environments, {"all.yaml.j2": TEMPLATE})
             run_vboplan("-C", str(project), "validate")  # warm the file cache for every run alike
-            started = time.perf_counter()
+            started, before = time.perf_counter(), emulators_cpu()
             requests = sum(naive(urls[k % len(urls)]) for k in range(args.environments))
-            naive_wall = time.perf_counter() - started
+            naive_wall, naive_servers = time.perf_counter() - started, spent(before)
+            before = emulators_cpu()
             one = measured("-m", "vboplan", "-C", str(project), "-q", "plan", "--all", "--format", "json",
                            VBOPLAN_WORKERS="1") if args.one_process else None
+            one_servers, before = spent(before), emulators_cpu()
             run = measured("-m", "vboplan", "-C", str(project), "-q", "plan", "--all", "--format", "json")
+            run_servers = spent(before)
     if run.returncode != 0:
         raise SystemExit(f"plan failed:\n{run.stderr[-3000:]}")
     document = json.loads(run.stdout)
@@ -123,10 +145,13 @@ def small(args: argparse.Namespace) -> None:
           f"{args.latency_ms:g} ms per request, {os.cpu_count()} cores; {requests} requests in all ({per_env} per "
           f"environment); fleet {document['fleet']['alignment']} aligned, {len(document['fleet']['groups'])} "
           f"group(s), totals {document['fleet']['totals']}")
-    print(f"{'naive sequential client (httpx)':<36} wall {naive_wall:8.3f} s")
+    print(f"{'naive sequential client (httpx)':<36} wall {naive_wall:8.3f} s   (the emulators' CPU meanwhile: "
+          f"{naive_servers})")
     if one is not None:
         print_run("vboplan plan --all, one process", one, args.environments)
+        print(f"{'':<36} (the emulators' CPU meanwhile: {one_servers})")
     print_run("vboplan plan --all", run, args.environments)
+    print(f"{'':<36} (the emulators' CPU meanwhile: {run_servers}, on the same cores)")
     print(f"  speed-up over the naive client     {naive_wall / run.wall:6.1f} x   bound >= 20 x   "
           f"{verdict(naive_wall / run.wall >= 20)}")
     print(f"  cores used                         {run.cpu / run.wall:6.2f}     bound > 1      "
