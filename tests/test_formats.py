@@ -13,7 +13,10 @@ from vboplan.cli.commands import main
 
 def _format_commands(group: click.Group = main, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], list[str]]:
     found: dict[tuple[str, ...], list[str]] = {}
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    # Commands of their own module are loaded only when asked for (get_command): list those too.
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             found.update(_format_commands(command, (*prefix, name)))
             continue
@@ -28,7 +31,7 @@ def test_every_format_of_every_command(project: ProjectDir, tmp_path: Path) -> N
     assert project.run("plan", "--env", "dev", "--out", str(planfile)).exit_code == 0
     assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
     args = {("plan",): ["--env", "prod"], ("show",): [str(planfile)], ("state", "show"): ["--env", "dev"],
-            ("render",): ["--env", "dev"]}
+            ("render",): ["--env", "dev"], ("report",): [str(planfile)]}
     commands = _format_commands()
     assert set(commands) == set(args), "a command with --format is not covered here"
     for command, choices in commands.items():
