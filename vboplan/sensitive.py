@@ -284,15 +284,15 @@ def remember(value: Any, what: str = "a secret value") -> None:
 
 
 def remembered() -> list[str]:
-    """Every form of every secret value remembered in this process (for a parent process to mask them too)."""
+    """Every secret value remembered in this process (for a parent process to mask them too)."""
     with _known_lock:
         return sorted(_known)
 
 
-def remember_forms(forms: list[str]) -> None:
-    """Mask these forms as well (what :func:`remembered` gave in a worker process)."""
-    with _known_lock:
-        _known.update(f for f in forms if len(f) >= _SHORTEST)
+def remember_forms(values: list[str]) -> None:
+    """Mask these values as well (what :func:`remembered` gave in a worker process)."""
+    for value in values:
+        remember(value)
 
 
 def forget() -> None:
