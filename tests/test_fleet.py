@@ -224,7 +224,8 @@ def test_worker_processes_plan_what_one_process_plans(project: ProjectDir, monke
         runs = {}
         for workers in ("1", "2"):
             monkeypatch.setenv("VBOPLAN_WORKERS", workers)
-            run = project.run("-v", "plan", "--all", "--format", "json", "--out-dir", str(tmp_path / workers))
+            run = project.run("-v", "plan", "--all", "--format", "json", "--out-dir", str(tmp_path / workers),
+                              "--var", "domain=var.example")
             assert run.exit_code == 1, run.output
             assert ("planning 4 environments in 2 worker processes" in run.stderr) == (workers == "2")
             runs[workers] = json.loads(run.stdout)
@@ -235,6 +236,7 @@ def test_worker_processes_plan_what_one_process_plans(project: ProjectDir, monke
                 for p in document["plans"]}
 
     assert changes(runs["2"]) == changes(runs["1"]) and changes(runs["2"])["a1"]
+    assert "vbo.audit@var.example" in json.dumps(runs["2"]["plans"][0])   # --var reaches the workers
     assert [p["environment"] for p in runs["2"]["plans"]] == ["a1", "a2", "b1", "down"]
     assert "127.0.0.1:9" in runs["2"]["plans"][3]["error"]
     assert runs["2"]["fleet"]["groups"] == runs["1"]["fleet"]["groups"]

@@ -68,7 +68,8 @@ def server_shares(envs: Iterable[Environment], workers: int) -> dict[str, int]:
 
 
 def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[str, ...], allow_mass_delete: bool,
-                      workers: int, threads: int = THREADS) -> list[Outcome]:
+                      workers: int, threads: int = THREADS, *, excluded: tuple[str, ...] = (),
+                      refresh_only: bool = False) -> list[Outcome]:
     """Plan ``envs`` in ``workers`` processes of ``threads`` environments each; outcomes in the order given."""
     from vboplan import progress, sensitive
     from vboplan.core import Outcome
@@ -77,10 +78,11 @@ def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[
     tasks: Any = context.Queue()
     results: Any = context.Queue()
     for env in envs:
-        tasks.put(env.name)
+        tasks.put(env)  # the environment as selected (with its --var values), not only its name
     for _ in range(workers * threads):
         tasks.put(None)
     settings = {"root": str(project.root), "targets": targets, "allow_mass_delete": allow_mass_delete,
+                "excluded": excluded, "refresh_only": refresh_only,
                 "shares": server_shares(envs, workers), "threads": threads,
                 "log_level": logging.getLogger("vboplan").level}
     processes = [context.Process(target=_work, args=(settings, tasks, results, index), daemon=True)
@@ -155,13 +157,14 @@ def _work(settings: dict[str, Any], tasks: Any, results: Any, index: int) -> Non
 
     def one_thread() -> None:
         while True:
-            name = tasks.get()
-            if name is None:
+            env = tasks.get()
+            if env is None:
                 return
+            name = env.name
             results.put(("start", index, name))
-            env = project.environments[name]
             env = replace(env, max_in_flight=min(env.max_in_flight, shares.get(env.server, env.max_in_flight)))
-            outcome = plan_one(project, env, settings["targets"], settings["allow_mass_delete"])
+            outcome = plan_one(project, env, settings["targets"], settings["allow_mass_delete"],
+                               excluded=settings["excluded"], refresh_only=settings["refresh_only"])
             error = _portable(outcome.error)
             with lock:
                 secrets = sensitive.remembered()
