@@ -210,6 +210,8 @@ def test_guard_thresholds_and_lifecycle_rules_from_the_project(proxies: ProjectD
                                                                           for i in range(3)))
     assert_one_clean_error(proxies.run("apply", "--env", "dev", "--auto-approve"),
                            "would delete 1 of the 4 objects of proxy_pools")
+    # plan warns by the same thresholds
+    assert "would delete 1 of the 4 objects of proxy_pools" in proxies.run("plan", "--env", "dev").stderr
     proxies.write("vboplan.yaml", (proxies.root / "vboplan.yaml").read_text().replace("share: 0.2", "share: 7"))
     assert_one_clean_error(proxies.run("plan", "--env", "dev"), "vboplan.yaml", "guard share must be a number")
     proxies.write("vboplan.yaml", (proxies.root / "vboplan.yaml").read_text().replace(

@@ -341,7 +341,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
                               "api_version": outcome.env.api_version, "error": str(outcome.error)})
             continue
         assert outcome.plan is not None
-        _warn_mass_delete(outcome.plan)
+        _warn_mass_delete(outcome.plan, project.guard)
         for note in outcome.plan.notes:
             echo(f"Note: environment '{outcome.env.name}': {note}", err=True)
         if out:
@@ -454,10 +454,10 @@ def _next_steps(env: Any, saved: Any, path: Path) -> None:
         echo(f"Next: 'vboplan show {path}' to review it, then 'vboplan apply {path}'.", err=True)
 
 
-def _warn_mass_delete(planned: Any) -> None:
+def _warn_mass_delete(planned: Any, thresholds: Any = None) -> None:
     from vboplan.planning.guard import mass_deletions
 
-    found = mass_deletions(planned.changes, planned.live)
+    found = mass_deletions(planned.changes, planned.live, thresholds)
     if found and not planned.allow_mass_delete:
         click.echo(f"Warning: this plan for '{planned.environment}' would delete {'; '.join(found)}; apply will "
                    "refuse it unless it is planned with --allow-mass-delete", err=True)
