@@ -184,3 +184,25 @@ def test_a_commit_signer_is_an_author_even_where_their_key_may_not_sign_commits(
                and "may not sign 'git'" in x for x in _show(repo, path))
     assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["bob"])),
                            f"signed commit {change[:10]}")
+
+
+def test_a_key_added_to_the_trust_file_since_the_last_apply_does_not_approve(repo: ProjectDir) -> None:
+    """bob's pull request lists a second key of his under another name: it cannot approve that very change."""
+    path = _plan(repo)
+    _approve(repo, path, "alice", "carol")
+    assert repo.run("apply", str(path)).exit_code == 0
+    trust = repo.root / "approvers/prod.allowed_signers"
+    commit(repo, "Add robert; smtp on the new domain", "bob", "Bob", **{
+        "approvers/prod.allowed_signers": trust.read_text() + signer_line(repo.keys, "mallory", "robert") + "\n",
+        "environments/prod.yaml": "domain: corp.contoso.com\nsmtp:\n  host: smtp.office365.com\n"})
+    path = _plan(repo, "second")
+    assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["mallory"])),
+                           "was added to approvers/prod.allowed_signers after the last apply",
+                           "by a commit this plan was rendered from")
+    _approve(repo, path, "alice", "carol")
+    assert repo.run("apply", str(path)).exit_code == 0
+    # Once that change is applied, robert's key approves the next plan like any other.
+    commit(repo, "Back to the old domain", "alice", "Alice", **{"environments/prod.yaml": PROD})
+    path = _plan(repo, "third")
+    _approve(repo, path, "mallory", "carol")
+    assert repo.run("apply", str(path)).exit_code == 0

@@ -192,7 +192,8 @@ PLAN_FILE = {
     "changed_outside": Opt(ListOf({"address": str, "recorded": ANY, "live": ANY})),
     "summary": Opt(dict),
     "commits": Opt({"head": Opt(str, nullable=True), "since": Opt(str, nullable=True),
-                    "commits": ListOf({"id": str, "object": str}), "uncommitted": Opt(ListOf(str))}, nullable=True),
+                    "commits": ListOf({"id": str, "object": str}), "uncommitted": Opt(ListOf(str)),
+                    "allowed_signers_at_since": Opt(str)}, nullable=True),
     "targets": Opt(ListOf(str), nullable=True), "excluded": Opt(ListOf(str), nullable=True),
     "variables": Opt(dict, nullable=True), "refresh_only": Opt(bool),
 }

@@ -96,6 +96,7 @@ class Author:
     problem: str | None = None
     broken: bool = False
     commits: tuple[commits.Commit, ...] = ()
+    earlier: signing.TrustList | None = None  # the trust file at the last apply's commit, when recorded
 
     @property
     def who(self) -> str:
@@ -152,12 +153,13 @@ def author_of(plan: Plan, trust: signing.TrustList | None, moment: datetime | No
         return Author(plan.created_by, problem=f"the author signature does not verify: {exc}", broken=True,
                       commits=recorded)
     principals = trust.principals(key) if trust else ()
+    earlier = commits.earlier_trust(plan.commits, trust.display if trust else "allowed_signers")
     if trust is None:
         problem = "the environment has no allowed_signers file to check the author's key against"
     else:
         problem = trust.key_problem(key, signing.PLAN_NAMESPACE, moment, parse_time(at) or moment)
         problem = f"signed with {problem}" if problem and problem.startswith("key ") else problem
-    return Author(plan.created_by, principals, key, at, problem, commits=recorded)
+    return Author(plan.created_by, principals, key, at, problem, commits=recorded, earlier=earlier)
 
 
 def _author_time_problem(plan: Plan, at: str, moment: datetime) -> str | None:
@@ -266,6 +268,10 @@ def check(plan: Plan, index: int, record: Any, trust: signing.TrustList | None, 
         return verdict
     verdict.problem = _statement_problem(plan, statement, verdict) or _time_problem(plan, verdict, author, moment) \
         or _trust_problem(trust, verdict, moment)
+    if verdict.problem is None and author.earlier is not None and not author.earlier.lookup(verdict.key):
+        verdict.problem = (f"key {verdict.fingerprint} was added to {trust.display if trust else 'allowed_signers'} "
+                           "after the last apply, by a commit this plan was rendered from: it approves plans made "
+                           "after that change is applied")
     reason = author.excludes(verdict) if verdict.problem is None else None
     if reason:
         verdict.problem = f"{verdict.who} wrote this plan ({reason}); the author's own approval never counts " \

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vboplan.errors import PlanError
+from vboplan.errors import PlanError, VboplanError
 from vboplan.trust import signing
 
 MAX_COMMITS = 1000  # commits a plan records; more since the last apply means the history needs a look first
@@ -98,9 +98,16 @@ def record(project: Any, env: Any, since: str | None) -> dict[str, Any] | None:
     if len(ids) > MAX_COMMITS:
         raise PlanError(f"environment '{env.name}': more than {MAX_COMMITS} commits touched its templates and "
                         f"variable files since {'commit ' + since[:12] if since else 'the start of the history'}")
-    return {"head": head_id, "since": since, "commits": [{"id": i, "object": base64.b64encode(o).decode("ascii")}
-                                                          for i, o in zip(ids, _objects(root, ids), strict=True)],
-            "uncommitted": uncommitted}
+    recorded = {"head": head_id, "since": since, "uncommitted": uncommitted,
+                "commits": [{"id": i, "object": base64.b64encode(o).decode("ascii")}
+                            for i, o in zip(ids, _objects(root, ids), strict=True)]}
+    if since and env.approvals.allowed_signers:
+        # The trust file as the last apply knew it: a key a commit since then added does not approve this plan.
+        relative = os.path.relpath(Path(env.approvals.allowed_signers), root).replace(os.sep, "/")
+        earlier = _git(root, "show", f"{since}:./{relative}")
+        recorded["allowed_signers_at_since"] = earlier.stdout.decode("utf-8", "replace") \
+            if earlier is not None and earlier.returncode == 0 else ""
+    return recorded
 
 
 def _objects(root: Path, ids: list[str]) -> list[bytes]:
@@ -142,6 +149,18 @@ class Commit:
         who = ",".join(self.principals) if self.principals and self.problem is None else self.author or "?"
         state = "verified" if self.problem is None else f"unverified: {self.problem}"
         return f"commit {self.short} {self.subject!r} by {who} ({state})"
+
+
+def earlier_trust(recorded: Any, display: str) -> signing.TrustList | None:
+    """The environment's trust file as it was at the last apply's commit (empty when it did not exist or does not
+    parse), or None when the plan records no earlier apply to compare with."""
+    text = recorded.get("allowed_signers_at_since") if isinstance(recorded, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        return signing.TrustList.parse(text, f"{display} (at the last apply)")
+    except VboplanError:
+        return signing.TrustList(display, [])
 
 
 def check(recorded: Any, trust: signing.TrustList | None) -> list[Commit]:

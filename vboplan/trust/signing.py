@@ -236,6 +236,11 @@ class TrustList:
             raise ProjectError(f"{display}: allowed_signers file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ProjectError(f"{display}: cannot read the allowed_signers file ({exc})") from None
+        return cls.parse(text, display)
+
+    @classmethod
+    def parse(cls, text: str, display: str) -> TrustList:
+        """The trust file whose content is ``text``; every error names ``display`` and the line."""
         keys = []
         for number, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
