@@ -206,3 +206,37 @@ def test_a_key_added_to_the_trust_file_since_the_last_apply_does_not_approve(rep
     path = _plan(repo, "third")
     _approve(repo, path, "mallory", "carol")
     assert repo.run("apply", str(path)).exit_code == 0
+
+
+def test_refresh_only_and_excluded_applies_keep_the_authors_of_what_is_pending(repo: ProjectDir) -> None:
+    path = _plan(repo)
+    _approve(repo, path, "alice", "carol")
+    assert repo.run("apply", str(path)).exit_code == 0
+    state = repo.root / ".vboplan/state/prod.json"
+    base = json.loads(state.read_text())["last_apply"]["commit"]
+    change = commit(repo, "New domain", "bob", "Bob", **{
+        "environments/prod.yaml": "domain: corp.contoso.com\nsmtp:\n  host: smtp.office365.com\n"})
+    refresh = repo.root / "plans" / "refresh.json"
+    assert repo.run("plan", "--env", "prod", "--refresh-only", "--out", str(refresh)).exit_code == 0
+    _approve(repo, refresh, "alice", "carol")
+    assert repo.run("apply", str(refresh)).exit_code == 0
+    assert json.loads(state.read_text())["last_apply"]["commit"] == base
+    partial = repo.root / "plans" / "partial.json"
+    assert repo.run("plan", "--env", "prod", "--exclude", "audit_email_settings.to", "--out",
+                    str(partial)).exit_code == 0
+    _approve(repo, partial, "alice", "carol")
+    assert repo.run("apply", str(partial)).exit_code == 0
+    assert json.loads(state.read_text())["last_apply"]["commit"] == base
+    path = _plan(repo, "rest")  # bob's commit is still recorded: he cannot approve the rest of his change
+    assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["bob"])),
+                           f"signed commit {change[:10]}")
+
+
+def test_signed_commits_refuses_values_given_with_var(repo: ProjectDir) -> None:
+    _signed_commits(repo)
+    commit(repo, "Require signed commits", "ann", "Ann")
+    path = repo.root / "plans" / "var.json"
+    assert repo.run("plan", "--env", "prod", "--var", "smtp.host=smtp.elsewhere.example", "--out",
+                    str(path)).exit_code == 0
+    assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["alice"])),
+                           "rendered with --var smtp.host", "signed_commits")

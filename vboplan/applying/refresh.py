@@ -21,7 +21,7 @@ from vboplan.planning.plan import Plan, read_live, reread
 from vboplan.project.config import Environment, Project, current_user
 from vboplan.sensitive import conceal_fields
 from vboplan.state import StateStore, now
-from vboplan.trust.approvals import Clearance, applied_entry, check_fresh
+from vboplan.trust.approvals import Clearance, applied_entry, check_fresh, last_apply_commit
 
 
 class RefreshReport(ApplyReport):
@@ -74,6 +74,7 @@ def apply_refresh(project: Project, env: Environment, plan: Plan, clearance: Cle
             "approvals": clearance.records(), "refresh_only": True,
             "recorded": [str(d.address) for d in plan.drift], "applied": [], "skipped": [], "failed": [],
             "not_attempted": [], "error": None,
+            "commit": last_apply_commit(plan, False),  # nothing of the templates was applied: the base stays
         }
         try:
             written = store.write(resources, last_apply, applied_plan=applied_entry(plan))

@@ -192,6 +192,10 @@ def require_author(plan: Plan, policy: ApprovalPolicy, author: Author) -> None:
                             "approvals.signed_commits needs every commit signed by a key in "
                             f"{policy.display} (git -c gpg.format=ssh -c user.signingkey=KEY commit -S)")
     dirty = (plan.commits or {}).get("uncommitted") or []
+    if plan.variables:
+        raise ApprovalError(f"the plan for '{plan.environment}' is refused: it was rendered with --var "
+                            f"{', '.join(sorted(plan.variables))}, which no commit holds; approvals.signed_commits "
+                            "needs every input committed and signed")
     if dirty:
         raise ApprovalError(f"the plan for '{plan.environment}' is refused: it was rendered from uncommitted "
                             f"changes ({', '.join(map(str, dirty[:3]))}); approvals.signed_commits needs every "
@@ -590,10 +594,11 @@ def check_fresh(plan: Plan, policy: ApprovalPolicy, snapshot: dict[str, Any] | N
 
 def last_apply_commit(plan: Plan, applied_all: bool) -> str | None:
     """The commit a later plan of this environment lists commits since: this plan's head when it was applied whole
-    (nothing skipped, failed or left out by --target), otherwise the commit it listed since, so the authors of
-    what is still pending stay authors of the next plan."""
+    (nothing skipped, failed or left out by --target or --exclude; a refresh-only plan applies none), otherwise
+    the commit it listed since, so the authors of what is still pending stay authors of the next plan."""
     recorded = plan.commits if isinstance(plan.commits, dict) else {}
-    value = recorded.get("head") if applied_all and not plan.targets else recorded.get("since")
+    whole = applied_all and not plan.targets and not plan.excluded and not plan.refresh_only
+    value = recorded.get("head") if whole else recorded.get("since")
     return value if isinstance(value, str) else None
 
 
