@@ -29,8 +29,8 @@ def columns_of(table: str) -> list[dict[str, str]]:
     names = [lines[rule - 1][a:b].strip() for a, b in spans]
     rows: list[dict[str, list[str]]] = []
     for line in lines[rule + 1:]:
-        if line.startswith("Plan:"):
-            break
+        if line.startswith(("Plan:", "Severity:")) or not line.strip():
+            break  # the table ends where the severity reasons, verdicts or summary begin
         cells = [line[a:b if i < len(spans) - 1 else None].strip() for i, (a, b) in enumerate(spans)]
         if cells[0]:
             rows.append({name: [] for name in names})
@@ -49,10 +49,11 @@ def test_plan_table_fits_the_terminal_and_reads_back_whole(project: ProjectDir, 
                                 env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
     widest = max(len(line) for line in result.stdout.splitlines())
-    assert widest < width, f"{widest} columns on a {width}-column terminal"
+    assert widest < width, f"{widest} columns on a {width}-column terminal:\n{result.stdout}"
     as_json = json.loads(CliRunner().invoke(main, ["-C", str(project.root), "plan", "--env", "prod", "--format",
                                                    "json"]).stdout)
-    changes = as_json["plans"][0]["changes"]
+    rank = {"critical": 0, "warning": 1, "info": 2}
+    changes = sorted(as_json["plans"][0]["changes"], key=lambda c: rank[c["severity"]])  # the table: critical first
     table = columns_of(result.stdout)
     assert [row["id"] for row in table] == [c["id"] for c in changes]
     for row, change in zip(table, changes, strict=True):

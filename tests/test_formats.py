@@ -28,10 +28,12 @@ def _format_commands(group: click.Group = main, prefix: tuple[str, ...] = ()) ->
 
 def test_every_format_of_every_command(project: ProjectDir, tmp_path: Path) -> None:
     planfile = tmp_path / "dev.json"
+    config = project.root / "vboplan.yaml"
+    config.write_text('policies: ["builtin:recommended"]\n' + config.read_text())
     assert project.run("plan", "--env", "dev", "--out", str(planfile)).exit_code == 0
     assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
     args = {("plan",): ["--env", "prod"], ("show",): [str(planfile)], ("state", "show"): ["--env", "dev"],
-            ("render",): ["--env", "dev"], ("report",): [str(planfile)]}
+            ("render",): ["--env", "dev"], ("report",): [str(planfile)], ("check",): ["--env", "dev", "--offline"]}
     commands = _format_commands()
     assert set(commands) == set(args), "a command with --format is not covered here"
     for command, choices in commands.items():

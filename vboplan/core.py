@@ -89,6 +89,10 @@ def validate(project: Project, envs: list[Environment]) -> dict[str, Rendered]:
         env.check_usable()
         if env.approvals.allowed_signers is not None:
             env.approvals.trust_list()
+    if project.policies:
+        from vboplan.policy import load_policies
+
+        load_policies(project)  # every rule file parses, names known kinds and fields, and compiles
     return {env.name: render(project, env, offline=True) for env in envs}
 
 
@@ -123,6 +127,9 @@ def build_plan(project: Project, env: Environment, client: VboClient, targets: t
     from vboplan.state.forget import forgotten_notes, last_read
 
     plan.notes = forgotten_notes(last_read(store), plan.scope)
+    from vboplan.policy import attach
+
+    attach(project, env, plan, rendered.resources)
     return plan
 
 
@@ -167,6 +174,9 @@ def plan_report(outcomes: list[Outcome], detailed_exitcode: bool = False) -> Rep
             report.failed(outcome.env.name, outcome.error)
         elif outcome.plan is not None:
             report.planned(outcome.env.name, outcome.plan)
+            blocking = [v["rule"] for v in outcome.plan.verdicts if v.get("level") == "block" and not v.get("exception")]
+            if blocking:
+                report.failed(outcome.env.name, f"refused by policy: block rule {', '.join(blocking)}")
     return report
 
 

@@ -182,7 +182,10 @@ def read_json(path: Path, display: str, error: type[Exception], what: str) -> An
 
 
 CHANGE = {"id": str, "address": str, "action": str, "kind": str, "sensitive": bool, "before": ANY, "after": ANY,
-          "detail": Opt(dict, nullable=True), "after_digest": Opt(dict, nullable=True)}
+          "detail": Opt(dict, nullable=True), "after_digest": Opt(dict, nullable=True),
+          "severity": Opt(str), "severity_reason": Opt(str)}
+VERDICT = {"rule": str, "level": str, "message": str, "source": str, "objects": ListOf(str), "changes": ListOf(str),
+           "exception": Opt(dict, nullable=True), "notes": Opt(ListOf(str)), "approvers": Opt(dict)}
 PLAN_FILE = {
     "format_version": int, "environment": str, "server": str, "api_version": str, "created_by": str,
     "created_at": str, "checksum": str, "changes": ListOf(CHANGE), "live": dict, "scope": dict,
@@ -190,7 +193,7 @@ PLAN_FILE = {
     "expires_at": Opt(str, nullable=True), "secret_fields": Opt(MapOf(ListOf(str)), nullable=True),
     "author_key": Opt(str, nullable=True), "author_signature": Opt({"statement": dict, "signature": str}, nullable=True),
     "changed_outside": Opt(ListOf({"address": str, "recorded": ANY, "live": ANY})),
-    "summary": Opt(dict),
+    "summary": Opt(dict), "verdicts": Opt(ListOf(VERDICT)), "exceptions": Opt(ListOf(dict)),
     "commits": Opt({"head": Opt(str, nullable=True), "since": Opt(str, nullable=True),
                     "commits": ListOf({"id": str, "object": str}), "uncommitted": Opt(ListOf(str)),
                     "allowed_signers_at_since": Opt(str)}, nullable=True),

@@ -69,7 +69,11 @@ def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Cl
     check_sensitivity(plan)
     check_fresh(plan, env.approvals, StateStore(project, env).read())
     guard.check(plan, project.guard)
-    return plan, env, clear(plan, env.approvals)
+    from vboplan.policy.enforce import enforce, extra_trusts
+
+    clearance = clear(plan, env.approvals, also_trusted=extra_trusts(project, plan))
+    enforce(project, env, plan)
+    return plan, env, clearance
 
 
 def check_sensitivity(plan: Plan) -> None:
@@ -342,6 +346,9 @@ def apply_env(project: Project, env: Environment, confirm: Any, announce: Any,
             plan = build_plan(project, env, client, allow_mass_delete=allow_mass_delete)
             announce(plan)
             guard.check(plan, project.guard, interactive=True)
+            from vboplan.policy.enforce import enforce
+
+            enforce(project, env, plan)
             if not plan.changes or not confirm(plan):
                 return None
             return execute(project, env, client, plan, list(plan.changes), [], [], store)

@@ -416,6 +416,37 @@ def _print_results(pages: list[Any], documents: list[dict[str, Any]], fmt: str, 
     echo(fleet.render(pages, fmt, color, hint=f"See the full plan with {saved}."), nl=False)
 
 
+@main.command()
+@env_option
+@all_option
+@click.option("--label", "labels", multiple=True, metavar="K=V",
+              help="Environments carrying this label (repeatable: all must match).")
+@click.option("--offline", is_flag=True, help="The rendered templates only: no server, no credentials.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "html", "json"]), default="table",
+              show_default=True, help="Output format.")
+@pass_context
+@reports_errors
+def check(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple[str, ...], offline: bool,
+          fmt: str) -> None:
+    """Evaluate the policy rules over the desired state (and the live servers unless --offline); exit 1 on a
+    block violation."""
+    from vboplan.policy.check import check as run_check
+    from vboplan.policy.check import exit_code, render_check
+
+    project = obj.project()
+    envs = project.select(env_names, all_envs, labels)
+    if not envs:
+        raise VboplanError(f"no environment carries the labels {', '.join(labels)}")
+    with obj.progress("checking"):
+        results = run_check(project, envs, offline)
+    for result in results:
+        if result.error:
+            echo(f"Error: {result.error}", err=True)
+    echo(render_check(results, fmt), nl=fmt not in ("json", "html"))
+    if exit_code(results):
+        sys.exit(1)
+
+
 def _refuse_to_drop_approvals(path: Path) -> None:
     """A plan file that holds approvals is someone's signed work: never overwrite it silently."""
     import json

@@ -124,6 +124,12 @@ class AuditItemsKind:
     def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
         return False  # principals are named, not secret
 
+    def severity(self, change: Change) -> Any:
+        """Removing an audit item is a warning (see :mod:`vboplan.policy.severity`)."""
+        from vboplan.policy.severity import audit_item_severity
+
+        return audit_item_severity(change)
+
     def desired_value(self, desired: Any, change: Change) -> Any:
         return None  # nothing sensitive: principals are named, not secret
 

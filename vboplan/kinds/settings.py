@@ -211,6 +211,12 @@ class SettingsKind:
         writable, _, write_only = self.spec.fields(version)
         return name in write_only or (writable.get(name) or {}).get("format") == "password" or name in secret_fields
 
+    def severity(self, change: Change) -> Any:
+        """How much ``change`` matters (see :mod:`vboplan.policy.severity`)."""
+        from vboplan.policy.severity import settings_severity
+
+        return settings_severity(self.name, change)
+
     def desired_value(self, desired: Any, change: Change) -> Any:
         fields = desired.get(change.detail.get("org"), {}) if self.per_organization else desired
         return (fields or {}).get(change.detail["field"])

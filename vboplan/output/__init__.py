@@ -73,17 +73,24 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
     if plan.allow_mass_delete:
         lines.append("Planned with --allow-mass-delete: this plan may delete most audit items of an organization.")
     if plan.changes:
+        from vboplan.policy.severity import critical_first
+
         rows = []
-        for change in plan.changes:
+        rated = plan.severities
+        for change in critical_first(plan.changes, rated):
             action = f"{_SYMBOLS[change.action]} {change.action}"
             if color:
                 action = click.style(action, fg=_COLORS[change.action])
-            rows.append([change.id, action, str(change.address), *cells(change)])
+            level = rated[change.id].level
+            if color and level != "info":
+                level = click.style(level, fg=_SEVERITY_COLORS[level], bold=level == "critical")
+            rows.append([change.id, action, level, str(change.address), *cells(change)])
         from tabulate import tabulate
 
-        headers = ["id", "action", "address", "live", "desired"]
-        rows = fit_rows(rows, headers, room, address=2, values=(3, 4))
+        headers = ["id", "action", "severity", "address", "live", "desired"]
+        rows = fit_rows(rows, headers, room, address=3, values=(4, 5))
         lines.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    lines.extend(wrapped(severity_lines(plan) + verdict_lines(plan.verdicts, plan.policy_exceptions), room))
     lines.extend(_drift_lines(plan))
     lines.append(plan.summary())
     if any(change.write_only for change in plan.changes):
@@ -106,6 +113,83 @@ REFRESH_ONLY_NOTE = ("Refresh-only plan: applying it records the server's curren
 WRITE_ONLY_NOTE = ("(write-only): the API never returns this value (a password), so a change made to it on the "
                    "server, in the console say, cannot be detected; vboplan compares with the salted hash of the "
                    "value it last set.")
+
+
+_SEVERITY_COLORS = {"warning": "yellow", "critical": "red"}
+
+
+def wrapped(lines: list[str], width: int | None) -> list[str]:
+    """``lines`` folded to ``width`` (None: as they are), continuation lines indented under their text."""
+    if width is None:
+        return lines
+    import textwrap
+
+    result = []
+    for line in lines:
+        if len(line) < width:
+            result.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()) + 4)
+        result += textwrap.wrap(line, width - 1, subsequent_indent=indent, break_on_hyphens=False,
+                                break_long_words=True) or [line]
+    return result
+
+
+def severity_lines(plan: Plan) -> list[str]:
+    """Why each warning and critical change is rated so (info changes need no reason)."""
+    rated = plan.severities
+    from vboplan.policy.severity import critical_first
+
+    notable = [c for c in critical_first(plan.changes, rated) if rated[c.id].level != "info"]
+    if not notable:
+        return []
+    lines = ["Severity:"]
+    lines += [f"  {c.id} {rated[c.id].level}: {rated[c.id].reason}" for c in notable[:_REASONS]]
+    if len(notable) > _REASONS:
+        lines.append(f"  ... and {len(notable) - _REASONS} more (see --format json)")
+    return lines
+
+
+_REASONS = 50
+_LEVEL_WORDS = {"advisory": "advisory", "warn": "warning", "block": "BLOCKED", "approve": "needs approvers"}
+
+
+def verdict_lines(verdicts: list[dict[str, Any]], exceptions: list[dict[str, Any]],
+                  blocked: str = "A block verdict stands: apply refuses this plan.") -> list[str]:
+    """The policy verdicts of a plan (or a check): one block per rule."""
+    if not verdicts:
+        return []
+    lines = ["", "Policy verdicts:"]
+    for verdict in verdicts:
+        level = str(verdict.get("level"))
+        word = _LEVEL_WORDS.get(level, level)
+        exception = verdict.get("exception")
+        if exception:
+            word = f"{word}, waived"
+        lines.append(f"  [{word}] {verdict.get('rule')}: {verdict.get('message')}")
+        objects = list(verdict.get("objects") or [])
+        if objects:
+            shown = ", ".join(objects[:5]) + (f" and {len(objects) - 5} more" if len(objects) > 5 else "")
+            lines.append(f"      objects: {shown}")
+        changes = list(verdict.get("changes") or [])
+        if changes:
+            shown = ", ".join(changes[:10]) + (f" and {len(changes) - 10} more" if len(changes) > 10 else "")
+            lines.append(f"      changes: {shown}")
+        approvers = verdict.get("approvers")
+        if approvers and not exception:
+            lines.append(f"      needs {approvers.get('required')} approval(s) from {approvers.get('allowed_signers')}"
+                         " besides the environment's approvers")
+        if exception:
+            lines.append(f"      exception by {exception.get('owner')} ({exception.get('reason')}), expires "
+                         f"{exception.get('expires')}")
+        lines += [f"      note: {note}" for note in verdict.get("notes") or []]
+    if exceptions:
+        lines.append("Exceptions used: " + "; ".join(f"{e.get('rule')} by {e.get('owner')} ({e.get('reason')}), "
+                                                       f"expires {e.get('expires')}" for e in exceptions))
+    if any(v.get("level") == "block" and not v.get("exception") for v in verdicts):
+        lines.append(blocked)
+    lines.append("")
+    return lines
 
 
 def _drift_lines(plan: Plan) -> list[str]:

@@ -39,7 +39,8 @@ def fit_rows(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int |
     table = [list(map(str, row)) for row in rows]
     if width is None or not table:
         return table
-    natural = [max(_len(h), *(_len(row[i]) for row in table)) for i, h in enumerate(headers)]
+    # tabulate makes a column at least its header plus two wide (its MIN_PADDING), whatever its cells.
+    natural = [max(_len(h) + 2, *(_len(row[i]) for row in table)) for i, h in enumerate(headers)]
     budget = width - 1  # never write into the last column: some terminals wrap there
     if sum(natural) + _GAP * (len(natural) - 1) <= budget:
         return table
@@ -50,7 +51,8 @@ def fit_rows(rows: Sequence[Sequence[str]], headers: Sequence[str], width: int |
     # The address is what a reviewer reads first: it gets up to half of the room, the values share the rest, and
     # any room a narrow column does not need goes back to the others.
     want = {i: natural[i] for i in wrappable}
-    limits[address] = max(min(want[address], max(left // 2, left - sum(want[i] for i in values))), _MIN)
+    limits[address] = max(min(want[address], max(left // 2, left - sum(want[i] for i in values)),
+                              left - _MIN * len(values)), _MIN)  # the values keep at least their minimum
     rest = left - limits[address]
     pending = sorted(values, key=lambda i: want[i])
     while pending:

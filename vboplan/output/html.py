@@ -48,6 +48,9 @@ tr.create td:first-child { border-left: 6px solid var(--create); }
 tr.update td:first-child { border-left: 6px solid var(--update); }
 tr.delete td:first-child { border-left: 6px solid var(--delete); }
 td.action { font-weight: 600; }
+col.severity { width: 8rem; } td.severity.critical { color: var(--delete); font-weight: 700; }
+td.severity.warning { color: var(--update); font-weight: 600; } tr.verdict.block td:first-child { color: var(--delete);
+  font-weight: 700; }
 tr.create td.action { color: var(--create); background: #dafbe1; }
 tr.update td.action { color: var(--update); background: #fff8c5; }
 tr.delete td.action { color: var(--delete); background: #ffebe9; }
@@ -177,20 +180,29 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
     parts.append('<div class="counts">' + "".join(
         f'<span class="count {action}">{tally[action]} to {action}</span>' for action in ACTIONS) + "</div>")
     parts.append(f"<p><strong>{escape(plan.summary())}</strong></p>")
+    if plan.verdicts:
+        parts.append(html_verdicts(plan.verdicts))
+    from vboplan.policy.severity import critical_first
+
+    rated = plan.severities
     groups: dict[str, list[Any]] = {}
-    for change in plan.changes:
+    for change in critical_first(plan.changes, rated):
         groups.setdefault(resource_of(change.address), []).append(change)
     for resource, changes in groups.items():
         rows = []
         for change in changes:
             live, desired = cells(change)
+            severity = rated[change.id]
             rows.append(f'<tr class="{escape(change.action)}"><td><code>{escape(change.id)}</code></td>'
                         f'<td class="action">{escape(change.action)}</td>'
+                        f'<td class="severity {escape(severity.level)}" title="{escape(severity.reason)}">'
+                        f"{escape(severity.level)}<br><small>{escape(severity.reason)}</small></td>"
                         f"<td><code>{escape(str(change.address))}</code></td>"
                         f"<td><code>{escape(live)}</code></td><td><code>{escape(desired)}</code></td></tr>")
         parts.append(f"<h3>{escape(resource)}</h3>"
-                     '<table class="changes"><colgroup><col class="id"><col class="action"><col class="address"><col><col>'
-                     "</colgroup><thead><tr><th>id</th><th>action</th><th>address</th><th>live</th>"
+                     '<table class="changes"><colgroup><col class="id"><col class="action"><col class="severity">'
+                     '<col class="address"><col><col>'
+                     "</colgroup><thead><tr><th>id</th><th>action</th><th>severity</th><th>address</th><th>live</th>"
                      "<th>desired</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
     if plan.drift:
         parts.append(_drift(plan))
@@ -201,6 +213,36 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
     parts.append(_approvals(plan, status_of))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+_LEVEL_WORDS = {"advisory": "advisory", "warn": "warning", "block": "blocked", "approve": "needs approvers"}
+
+
+def html_verdicts(verdicts: list[dict[str, Any]]) -> str:
+    """The policy verdicts as a table (empty when there are none)."""
+    if not verdicts:
+        return ""
+    rows = []
+    for verdict in verdicts:
+        level = str(verdict.get("level"))
+        exception = verdict.get("exception") or None
+        concerns = ", ".join(str(o) for o in (verdict.get("objects") or [])[:10])
+        changes = ", ".join(str(c) for c in (verdict.get("changes") or [])[:20])
+        more = []
+        approvers = verdict.get("approvers")
+        if approvers and not exception:
+            more.append(f"needs {approvers.get('required')} approval(s) from {approvers.get('allowed_signers')}")
+        if exception:
+            more.append(f"waived: exception by {exception.get('owner')} ({exception.get('reason')}), expires "
+                        f"{exception.get('expires')}")
+        more += [str(n) for n in verdict.get("notes") or []]
+        rows.append(f'<tr class="verdict {escape(level)}"><td>{escape(_LEVEL_WORDS.get(level, level))}'
+                    f"{' (waived)' if exception else ''}</td><td><code>{escape(str(verdict.get('rule')))}</code></td>"
+                    f"<td>{escape(str(verdict.get('message')))}</td><td><code>{escape(concerns)}</code></td>"
+                    f"<td><code>{escape(changes)}</code></td><td>{'<br>'.join(escape(m) for m in more)}</td></tr>")
+    return ("<h3>Policy verdicts</h3><table class=\"verdicts\"><thead><tr><th>level</th><th>rule</th>"
+            "<th>message</th><th>objects</th><th>changes</th><th>notes</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
 
 
 def _drift(plan: Plan) -> str:

@@ -90,6 +90,8 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
         lines += [partial, ""]
     if not plan.changes:
         lines += [plan.summary(), ""]
+    lines += markdown_verdicts(plan.verdicts, plan.policy_exceptions)
+    lines += _reasons(plan)
     groups = _grouped(plan, budget)
     for resource, changes in groups.items():
         rows = []
@@ -99,7 +101,9 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
             row = budget.cache.get(id(change))
             if row is None:
                 live, desired = cells(change)
-                row = _row([change.id, change.action, code(str(change.address)), code(live), code(desired)])
+                level = plan.severities[change.id].level
+                shown = f"**{level}**" if level == "critical" else level
+                row = _row([change.id, change.action, shown, code(str(change.address)), code(live), code(desired)])
                 budget.cache[id(change)] = row
             rows.append(row)
         count = len(changes)
@@ -107,7 +111,7 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
         if not rows:
             lines += [f"{title} (not shown)", ""]
             continue
-        table = [_row(["id", "action", "address", "live", "desired"]), "|---|---|---|---|---|", *rows]
+        table = [_row(["id", "action", "severity", "address", "live", "desired"]), "|---|---|---|---|---|---|", *rows]
         if len(rows) < count:
             table.append(f"\n{count - len(rows)} more change{'s' if count - len(rows) != 1 else ''} of "
                          f"{code(resource)} not shown.")
@@ -134,13 +138,64 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
 
 
 def _grouped(plan: Plan, budget: _Budget) -> dict[str, list[Change]]:
+    """Changes by resource, critical ones first (and the resources that have them)."""
+    from vboplan.policy.severity import critical_first
+
     cached: dict[str, list[Change]] | None = budget.cache.get(id(plan))
     if cached is None:
         cached = {}
-        for change in plan.changes:
+        for change in critical_first(plan.changes, plan.severities):
             cached.setdefault(resource_of(change.address), []).append(change)
         budget.cache[id(plan)] = cached
     return cached
+
+
+_LEVEL_WORDS = {"advisory": "advisory", "warn": "warning", "block": "**blocked**", "approve": "needs approvers"}
+
+
+def markdown_verdicts(verdicts: list[dict[str, Any]], exceptions: list[dict[str, Any]],
+                      blocked: str = "A block verdict stands: apply refuses this plan.") -> list[str]:
+    """The policy verdicts as a table: level, rule, message, what it concerns, approvers and exception."""
+    if not verdicts:
+        return []
+    lines = ["**Policy verdicts:**", "", _row(["level", "rule", "message", "objects", "changes", "notes"]),
+             "|---|---|---|---|---|---|"]
+    for verdict in verdicts:
+        word = _LEVEL_WORDS.get(str(verdict.get("level")), code(str(verdict.get("level"))))
+        exception = verdict.get("exception")
+        objects = list(verdict.get("objects") or [])
+        changes = list(verdict.get("changes") or [])
+        notes = []
+        approvers = verdict.get("approvers")
+        if approvers and not exception:
+            notes.append(f"needs {approvers.get('required')} approval(s) from "
+                         f"{code(str(approvers.get('allowed_signers')))}")
+        if exception:
+            notes.append(f"waived: exception by {code(str(exception.get('owner')))} "
+                         f"({code(str(exception.get('reason')))}), expires {exception.get('expires')}")
+        notes += [code(str(note)) for note in verdict.get("notes") or []]
+        lines.append(_row([word + (" (waived)" if exception else ""), code(str(verdict.get("rule"))),
+                           code(str(verdict.get("message"))),
+                           ", ".join(code(o) for o in objects[:10]) + (f" and {len(objects) - 10} more"
+                                                                        if len(objects) > 10 else ""),
+                           ", ".join(code(c) for c in changes[:20]) + (f" and {len(changes) - 20} more"
+                                                                        if len(changes) > 20 else ""),
+                           "; ".join(notes)]))
+    if any(v.get("level") == "block" and not v.get("exception") for v in verdicts):
+        lines += ["", f"**{blocked}**"]
+    lines.append("")
+    return lines
+
+
+def _reasons(plan: Plan) -> list[str]:
+    from vboplan.policy.severity import critical_first
+
+    rated = plan.severities
+    notable = [c for c in critical_first(plan.changes, rated) if rated[c.id].level != "info"][:20]
+    if not notable:
+        return []
+    return ["**Critical and warning changes:**", "",
+            *(f"- {c.id} **{rated[c.id].level}**: {code(rated[c.id].reason)}" for c in notable), ""]
 
 
 def _html_text(text: str) -> str:

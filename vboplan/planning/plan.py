@@ -59,8 +59,11 @@ class Plan:
     commits: dict[str, Any] | None = None
     # What the plan's author should know that is no change (e.g. an address forgotten with 'state rm'); not saved.
     notes: list[str] = field(default_factory=list, repr=False, compare=False)
+    verdicts: list[dict[str, Any]] = field(default_factory=list)   # policy verdicts (see vboplan.policy)
+    policy_exceptions: list[dict[str, Any]] = field(default_factory=list)   # the exceptions the verdicts used
     # The JSON of large values (``live``, ``scope``) as the checksum encoded them, reused when the file is written.
     _encoded: Encodings = field(default_factory=dict, repr=False, compare=False)
+    _rated: tuple[tuple[str, ...] | None, dict[str, Any]] = field(default=(None, {}), repr=False, compare=False)
 
     def counts(self) -> Counter[str]:
         return Counter(change.action for change in self.changes)
@@ -82,6 +85,16 @@ class Plan:
         parts = [f"{counts[action]} to {action}" for action in ACTIONS]
         return f"Plan: {', '.join(parts)}."
 
+    @property
+    def severities(self) -> dict[str, Any]:
+        """Each change's :class:`~vboplan.policy.severity.Severity` by change id, as its kind rates it."""
+        from vboplan.policy.severity import rate_all
+
+        key = tuple(c.id for c in self.changes)
+        if self._rated[0] != key:
+            self._rated = (key, rate_all(self.changes))
+        return self._rated[1]
+
     def change(self, change_id: str) -> Change:
         for change in self.changes:
             if change.id == change_id:
@@ -93,12 +106,15 @@ class Plan:
 
     def change_records(self) -> list[dict[str, Any]]:
         records = []
+        severities = self.severities
         for change in self.changes:
+            rated = severities[change.id]
             record: dict[str, Any] = {
                 "id": change.id, "address": str(change.address), "action": change.action,
                 "before": None if change.sensitive else change.before,
                 "after": None if change.sensitive else change.after,
                 "sensitive": change.sensitive, "kind": change.kind, "detail": change.detail,
+                "severity": rated.level, "severity_reason": rated.reason,
             }
             if change.sensitive:
                 record["after_digest"] = self.digests.get(change.id)
@@ -130,6 +146,7 @@ class Plan:
             "secret_fields": self.secret_fields, "author_key": self.author_key,
             "author_signature": self.author_signature, "approvals": self.approvals,
             **({"commits": self.commits} if self.commits is not None else {}),
+            "verdicts": self.verdicts, "exceptions": self.policy_exceptions,
         }
 
     def to_json(self) -> str:
@@ -165,7 +182,9 @@ class Plan:
                        variables=dict(data.get("variables") or {}),
                        refresh_only=data.get("refresh_only") is True,
                        secret_fields=dict(data.get("secret_fields") or {}), author_key=data.get("author_key"),
-                       author_signature=data.get("author_signature"), commits=data.get("commits"))
+                       author_signature=data.get("author_signature"), commits=data.get("commits"),
+                       verdicts=list(data.get("verdicts") or []),
+                       policy_exceptions=list(data.get("exceptions") or []))
         except (KeyError, TypeError) as exc:
             raise PlanError(f"{path}: plan file is incomplete (missing {exc})") from None
         _check_variables(path, plan.variables)
@@ -175,6 +194,9 @@ class Plan:
         if plan_digest(data) != plan.checksum:
             raise PlanError(f"{path}: the plan file was altered after planning (its checksum no longer matches); "
                             "run 'vboplan plan' again")
+        from vboplan.policy.severity import check_recorded
+
+        check_recorded(plan, data["changes"], str(path))
         return plan
 
 

@@ -25,7 +25,7 @@ EMULATOR_SCHEME = "emulator:"
 
 _ENV_KEYS = {"server", "api_version", "username", "username_env", "password_env", "verify", "var_files",
              "approvals", "timeout", "max_in_flight", "labels"}
-_TOP_KEYS = {"templates", "environments", "state", "guard", "inventory"}
+_TOP_KEYS = {"templates", "environments", "state", "guard", "inventory", "policies"}
 
 #: Environment and emulator names become file names (``.vboplan/state/<env>.json``), so only these are allowed.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -102,6 +102,7 @@ class Environment:
         from dataclasses import replace
 
         return replace(self, variables=tuple(variables.items()))
+    labels: tuple[tuple[str, str], ...] = ()   # labels: {K: V}, sorted pairs (what --label K=V selects on)
 
     @property
     def connection(self) -> ConnectionSettings:
@@ -148,6 +149,7 @@ class Project:
     environments: dict[str, Environment]
     state: StateConfig = field(default_factory=StateConfig)
     guard: Thresholds = field(default_factory=Thresholds)   # mass-delete thresholds (vboplan.planning.guard)
+    policies: tuple[str, ...] = ()   # rule files: globs relative to the project, or builtin:NAME
 
     @property
     def work_dir(self) -> Path:
@@ -251,7 +253,14 @@ def load_project(root: Path) -> Project:
     state = parse_state_config(config.get("state"), config.where("state"),
                                config["state"].where if isinstance(config.get("state"), Located) else None)
     guard = _guard(config.get("guard"), config.where("guard"))
-    return Project(root=root, templates=tuple(templates), environments=environments, state=state, guard=guard)
+    policies = config.get("policies", [])
+    if isinstance(policies, str):
+        policies = [policies]
+    if not isinstance(policies, list) or not all(isinstance(p, str) and p for p in policies):
+        raise ProjectError(f"{config.where('policies')}: 'policies' must be a list of globs of rule files "
+                           "(or builtin:recommended)")
+    return Project(root=root, templates=tuple(templates), environments=environments, state=state, guard=guard,
+                   policies=tuple(policies))
 
 
 def _share_and_minimum(raw: Any, where: str, default: tuple[float, int]) -> tuple[float, int]:

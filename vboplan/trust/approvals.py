@@ -358,12 +358,15 @@ def approve(project: Project, path: Path, key: str | Path, ticket: str | None = 
         raise ApprovalError(f"the plan for '{plan.environment}' has no changes to approve")
     if plan.refresh_only and change_ids:
         raise ApprovalError("a refresh-only plan has no changes to pick: approve it without --change")
-    if policy.allowed_signers is None:
+    from vboplan.policy.enforce import extra_trusts
+
+    others = extra_trusts(project, plan)
+    if policy.allowed_signers is None and not others:
         raise ApprovalError(f"environment '{plan.environment}' has no approvals.allowed_signers file, so no approval "
                             "could be checked (approvals.required is 0: apply needs none)")
     moment = datetime.now(timezone.utc)
     check_times(plan, moment)
-    trust = policy.trust_list()
+    trust = policy.trust_list() if policy.allowed_signers is not None else None
     author = author_of(plan, trust, moment)
     require_author(plan, policy, author)
     ids = list(dict.fromkeys(change_ids)) or [change.id for change in plan.changes]
@@ -372,7 +375,14 @@ def approve(project: Project, path: Path, key: str | Path, ticket: str | None = 
     statement = approval_statement(plan, ids, ticket, comment)
     armored = signing.sign(signing.canonical(statement), key, signing.APPROVE_NAMESPACE)
     record = {"statement": statement, "signature": armored}
-    verdict = check(plan, len(plan.approvals) + 1, record, trust, author, datetime.now(timezone.utc))
+    verdict = None
+    # The environment's approvers first, then those of the policy rules the plan's verdicts ask for.
+    for candidate in ([trust] if trust is not None else []) + others:
+        verdict = check(plan, len(plan.approvals) + 1, record, candidate, author_of(plan, candidate, moment), moment)
+        if verdict.ok:
+            trust = candidate
+            break
+    assert verdict is not None and trust is not None
     if not verdict.ok:
         raise ApprovalError(f"this approval would not count: {verdict.problem}")
     with _locked(path):
@@ -521,16 +531,31 @@ def _people(approvals: list[Verdict]) -> int:
     return len({root(i) for i in range(len(approvals))})
 
 
-def clear(plan: Plan, policy: ApprovalPolicy, moment: datetime | None = None) -> Clearance:
+people = _people  # what the approvers of a policy rule are counted by too (vboplan.policy.enforce)
+
+
+def _trusted_elsewhere(plan: Plan, verdict: Verdict, others: list[signing.TrustList], moment: datetime) -> bool:
+    """Whether an approval that ``verdict`` says does not count for the environment verifies against one of
+    ``others`` (the approvers of a policy rule, who sign beside the environment's own)."""
+    record = plan.approvals[verdict.index - 1]
+    return any(check(plan, verdict.index, record, trust, author_of(plan, trust, moment), moment).ok
+               for trust in others)
+
+
+def clear(plan: Plan, policy: ApprovalPolicy, moment: datetime | None = None,
+          also_trusted: list[signing.TrustList] | None = None) -> Clearance:
     """Decide which changes the approvals clear. Raises :class:`ApprovalError` when the author is not proven (where
     approvals count) or when a change is short of ``policy.required`` distinct approvals, listing one line each the
     changes short and every approval that does not count. Records that do not count never block a plan their
-    others approve: they are named in the notes."""
+    others approve: they are named in the notes. ``also_trusted``: the trust files of policy rules whose approvers
+    sign too; their approvals are no problem here (they count for their rules, never towards ``policy.required``)."""
     result = Clearance()
     checked = review(plan, policy, moment)
     require_author(plan, policy, checked.author)
     result.verdicts = checked.verdicts
-    problems = [f"{v.describe()}: {v.problem}" for v in result.verdicts if not v.ok]
+    at = moment or datetime.now(timezone.utc)
+    problems = [f"{v.describe()}: {v.problem}" for v in result.verdicts
+                if not v.ok and not (also_trusted and _trusted_elsewhere(plan, v, also_trusted, at))]
     if policy.required == 0:
         result.approved = list(plan.changes)
         return result
