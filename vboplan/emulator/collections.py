@@ -25,6 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vboplan.emulator.wire import ApiError, Response
+from vboplan.kinds.hooks import ChecksObject
 from vboplan.kinds.spec import SERVER_FIELDS, Api, CollectionSpec, Reference
 from vboplan.schema import SchemaError, bind, component, properties, resolve
 
@@ -348,6 +349,9 @@ def _check(call: Call, spec: CollectionSpec, obj: dict[str, Any], body: dict[str
     key = body.get(spec.key_field, obj.get(spec.key_field))
     if not isinstance(key, str) or not key.strip():
         raise ApiError(400, f"The request is invalid: {spec.key_field} is required.")
+    problem = spec.hooks.check(call.version, key, body) if isinstance(spec.hooks, ChecksObject) else ""
+    if problem:
+        raise ApiError(400, f"The request is invalid: {problem}")
     clash = [o for o in _table(call, spec) if o["id"] != obj.get("id") and str(o[spec.key_field]).lower() == key.lower()]
     if clash:
         raise ApiError(400, f"{_noun(spec)} '{key}' already exists.")

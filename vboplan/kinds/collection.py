@@ -29,7 +29,7 @@ from vboplan.api.rest import Operation
 from vboplan.errors import ApiError, PlanError, ProjectError, RenderError
 from vboplan.kinds import refs
 from vboplan.kinds.base import Export, Write, WriteContext
-from vboplan.kinds.hooks import PlacesCreate, ReadsMore
+from vboplan.kinds.hooks import ChecksObject, PlacesCreate, ReadsMore
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
@@ -126,6 +126,10 @@ class CollectionKind:
                 raise RenderError(f"{where(key)}: {object_address(self.name, text)} is declared twice")
             line = fields.where if isinstance(fields, Located) else (lambda _k, _key=key: where(_key))
             desired[text] = self._object(version, text, {} if fields is None else fields, line)
+            hooks = self.spec.hooks
+            problem = hooks.check(version, text, desired[text]) if isinstance(hooks, ChecksObject) else ""
+            if problem:
+                raise RenderError(f"{where(key)}: {object_address(self.name, text)}: {problem}")
             desired.where[text] = where(key)
         return desired
 
@@ -328,10 +332,15 @@ class CollectionKind:
                                     "replacing the object is not supported yet")
                 changes.append(make("update", self.name, address.field(name), self._shown(name, seen, live),
                                     self._shown(name, wanted, live), False, {"key": key, "id": obj["id"]}))
+        in_place = (api := self.spec.api(version)) is not None and api.update is not None
         for path, value in secret:
             recorded = secrets.get(".".join(path))
-            if matches(reveal(value), recorded):
-                continue
+            if matches(reveal(value), recorded) or (recorded is None and not in_place):
+                continue  # without an update call, a secret never applied here cannot be set (nor checked)
+            if not in_place:
+                raise PlanError(f"{address}.{'.'.join(path)} changed, but {self.name} cannot change in place (the "
+                                "API has no update for it: a new value means a new object); replacing the object "
+                                "is not supported yet")
             changes.append(make("update", self.name, _at(address, path), None, value, True,
                                 {"key": key, "id": obj["id"], "write_only": True, "recorded": recorded is not None}))
         return changes

@@ -69,3 +69,13 @@ class PlacesCreate(Protocol):
 
     def place(self, version: str, path: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The path and body of the create otherwise sent to ``path`` with ``body`` (ids already filled in)."""
+
+
+@runtime_checkable
+class ChecksObject(Protocol):
+    """A collection's rule on its objects beyond what the schema types (``CollectionSpec.hooks``): checked when a
+    template is rendered, and by the emulator, which answers 400 as the server does (a cloud account's
+    ``userName`` must be lower case)."""
+
+    def check(self, version: str, key: str, fields: dict[str, Any]) -> str:
+        """What is wrong with object ``key`` (its API fields), or an empty string."""

@@ -13,7 +13,7 @@ import contextlib
 import threading
 from collections.abc import Iterator, Mapping
 
-from vboplan.kinds import backup_proxies, catalog, proxy_pools
+from vboplan.kinds import backup_proxies, catalog, cloud_accounts, proxy_pools
 from vboplan.kinds.audit_items import AuditItemsKind
 from vboplan.kinds.base import ResourceKind, Write, WriteContext
 from vboplan.kinds.collection import CollectionKind
@@ -27,6 +27,7 @@ COLLECTIONS: list[ResourceKind] = [AuditItemsKind(), LifecycleKind()]
 SPECS: list[CollectionSpec] = [
     backup_proxies.SPEC,
     proxy_pools.SPEC,
+    cloud_accounts.SPEC,
 ]
 
 _specs_lock = threading.RLock()
