@@ -450,3 +450,24 @@ def test_lock_timeout_lasts_for_its_command_only(project: ProjectDir, served: Ru
 
     assert project.run("state", "rm", "--env", "dev", "job_email_settings", "--lock-timeout", "5m").exit_code == 1
     assert LOCK_TIMEOUT.get() == 0.0
+
+
+def test_var_exclude_and_refresh_only_reach_worker_processes(project: ProjectDir, served: RunningServer,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two servers planned by worker processes (as a fleet is): the command line's --var and --exclude go along.
+    monkeypatch.setenv("VBOPLAN_WORKERS", "2")
+    with start(SEED) as other:
+        config = (project.root / "vboplan.yaml").read_text()
+        project.write("vboplan.yaml", config.replace("server: emulator:prod", f"server: {other.url}"))
+        result = project.run("plan", "--env", "dev", "--env", "prod", "--format", "json", "--var", "smtp.port=2525",
+                             "--exclude", "job_email_settings")
+        assert result.exit_code == 0, result.output
+        plans = {p["environment"]: p for p in json.loads(result.stdout)["plans"]}
+        for name in ("dev", "prod"):
+            after = {c["address"]: c["after"] for c in plans[name]["changes"]}
+            assert after["audit_email_settings.port"] == 2525, name
+            assert not any(a.startswith("job_email_settings") for a in after), name
+            assert plans[name]["variables"] == {"smtp.port": 2525}
+        refresh = project.run("plan", "--env", "dev", "--env", "prod", "--refresh-only", "--format", "json")
+        assert refresh.exit_code == 0, refresh.output
+        assert all(p["refresh_only"] is True and p["changes"] == [] for p in json.loads(refresh.stdout)["plans"])
