@@ -128,7 +128,8 @@ def test_edited_live_value_with_recomputed_checksum(project: ProjectDir) -> None
     path = _plan(project)
     _approve(project, path, "alice", "bob")
     document = _doc(path)
-    document["live"]["audit_email_settings"]["smtpServer"] = "other.smtp.local"
+    # A live value no change concerns (one a change concerns no longer gives that change: see test_wysiwyg).
+    document["live"]["job_email_settings"]["enableNotification"] = False
     _save(path, document)
     _refused(project, path, "signed for plan", "edited after it was approved")
 

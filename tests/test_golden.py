@@ -78,3 +78,25 @@ def test_plan_of_every_kind_matches_the_golden_files(every_kind: ProjectDir) -> 
                       r"`<varies>`", outputs["markdown"])
     _compare("plan_every_kind.md", markdown)
     _compare("plan_every_kind.json", json.dumps(_stable(document), indent=2, ensure_ascii=False) + "\n")
+
+
+def test_requests_of_every_kind_match_the_golden_files(every_kind: ProjectDir) -> None:
+    """`show --requests`: the requests apply would send for the plan of every kind, as the table and Markdown list
+    them (a reviewed file each: a change of what is sent is one reviewable diff)."""
+    path = every_kind.root / "plan.json"
+    assert every_kind.run("plan", "--env", "dev", "--out", str(path)).exit_code == 0
+    for fmt, name in (("table", "requests_every_kind.txt"), ("markdown", "requests_every_kind.md")):
+        result = every_kind.run("show", str(path), "--requests", "--format", fmt)
+        assert result.exit_code == 0, result.output
+        text = result.stdout[result.stdout.index("Requests apply sends" if fmt == "table" else "<details><summary>"
+                                                 "Requests apply sends"):]
+        _compare(name, text)
+    listed = json.loads(every_kind.run("show", str(path), "--requests", "--format", "json").stdout)
+    requests = listed["plans"][0]["requests"]
+    # Every change is carried out by exactly one request, and the secret is masked.
+    carried = [i for r in requests for i in r["changes"]]
+    assert sorted(carried) == sorted(c["id"] for c in listed["plans"][0]["changes"])
+    assert '"userPassword": "(sensitive)"' in json.dumps(requests)
+    page = every_kind.run("show", str(path), "--requests", "--format", "html").stdout
+    folded = page[page.index('<details class="requests">'):page.index("</details>")]
+    assert folded.count("<li>") == len(requests) and "&quot;userPassword&quot;: &quot;(sensitive)&quot;" in folded

@@ -185,16 +185,23 @@ def test_validate_without_secrets(project: ProjectDir, monkeypatch) -> None:  # 
 def test_a_large_plan_file_is_written_flat_and_still_loads(tmp_path: Path) -> None:
     """Past a few hundred kilobytes the plan file is laid out a line per change and per resource (json encodes
     compact JSON in C but indents in Python); its checksum still holds when it is read back."""
-    from vboplan.planning.changes import Address, make
-    from vboplan.planning.plan import Plan
+    from dataclasses import replace
+
+    from vboplan.kinds.base import Basis
+    from vboplan.kinds.registry import KINDS
+    from vboplan.planning.changes import Address
+    from vboplan.planning.plan import Plan, change_ids
 
     items = [{"id": f"item{i}", "type": "User", "principalId": f"p{i}", "name": f"user{i:05d}@contoso.com",
               "displayName": f"Usér {i}"} for i in range(5000)]
-    changes = [make("create", "audit_items", Address.parse(f'audit_items["contoso"].user["new{i}@contoso.com"]'),
-                    None, f"new{i}@contoso.com", False, {"org": "contoso"}, id=f"c{i + 1}") for i in range(3)]
-    plan = Plan(environment="dev", server="emulator:dev", api_version="v8", changes=changes,
-                live={"audit_items": {"organizations": {"contoso": {"id": "o1", "items": items}}}},
-                scope={"audit_items": {"contoso": {"users": []}}})
+    live = {"audit_items": {"organizations": {"contoso": {"id": "o1", "items": items}}}}
+    scope = {"audit_items": {"contoso": {"users": [], "groups": []}}}
+    # Three removals, as the kind derives them from their addresses (what loading the file checks).
+    addresses = [Address.parse(f'audit_items["contoso"].user["user{i:05d}@contoso.com"]') for i in range(3)]
+    ids = change_ids(addresses)
+    basis = Basis("v8", live["audit_items"], scope["audit_items"])
+    changes = [replace(KINDS["audit_items"].derive(basis, a, "delete", None), id=ids[str(a)]) for a in addresses]
+    plan = Plan(environment="dev", server="emulator:dev", api_version="v8", changes=changes, live=live, scope=scope)
     plan.checksum = plan.compute_checksum()
     path = tmp_path / "plan.json"
     plan.save(path)
@@ -205,8 +212,10 @@ def test_a_large_plan_file_is_written_flat_and_still_loads(tmp_path: Path) -> No
     assert loaded.live == plan.live and loaded.checksum == plan.checksum
     assert [c.address for c in loaded.changes] == [c.address for c in changes]
     # A small plan stays indented for people to read.
-    small = Plan(environment="dev", server="emulator:dev", api_version="v8", changes=changes, live={}, scope={})
+    small_live = {"audit_items": {"organizations": {"contoso": {"id": "o1", "items": items[:3]}}}}
+    small = Plan(environment="dev", server="emulator:dev", api_version="v8", changes=changes, live=small_live,
+                 scope=scope)
     small.checksum = small.compute_checksum()
     small.save(path)
-    assert '\n  "changes": [\n    {\n      "id": "c1",\n' in path.read_text(encoding="utf-8")
+    assert f'\n  "changes": [\n    {{\n      "id": "{changes[0].id}",\n' in path.read_text(encoding="utf-8")
     assert Plan.load(path).checksum == small.checksum

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from conftest import ProjectDir
@@ -15,8 +14,9 @@ from vboplan.api import versions
 from vboplan.api.client import VboClient
 from vboplan.emulator import versions as emulator_versions
 from vboplan.kinds import catalog
+from vboplan.kinds.base import AfterApply, Basis, Request
 from vboplan.kinds.catalog import Endpoint, SettingsSpec
-from vboplan.kinds.registry import KINDS, Write, WriteContext, apply_order, registered
+from vboplan.kinds.registry import KINDS, Write, apply_order, registered
 from vboplan.planning.changes import Address, Change, Drift, make
 
 ORG = "contoso.onmicrosoft.com"
@@ -80,21 +80,19 @@ class AuditNotes:
         return [make("create", self.name, Address(self.name).entry(user), None, user) for user in desired
                 if live["username"] is None]
 
+    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        user = address.parts[0][1]
+        assert basis.live["username"] is None and user in basis.scope and after == user
+        return make("create", self.name, address, None, user)
+
     def desired_value(self, desired: Any, change: Change) -> Any:
         return None
 
-    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
-        return False
-
-    def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
-        return [Write(f"note {c.after}", [c], partial(self._note, client, c)) for c in changes]
-
-    @staticmethod
-    def _note(client: VboClient, change: Change, context: WriteContext) -> None:
-        item = Address("audit_items").entry(ORG).field("user").entry(change.after)
-        item_id = context.id_of(item)
-        assert item_id, f"no id for {item}: audit_items must be written first ({context.ids})"
-        client.put_settings("VexEmailSettings", {"username": item_id})
+    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
+        # The id of the audit item is the server's to assign, during this very apply: a placeholder until then.
+        return [Write(f"note {c.after}", [c], requests=[Request("PUT", "VexEmailSettings", {"username": AfterApply(str(
+            Address("audit_items").entry(ORG).field("user").entry(c.after)))}, expect=(200, 204))])
+                for c in changes]
 
     def verify(self, change: Change, live: Any) -> bool:
         return bool(live["username"])

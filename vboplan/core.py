@@ -180,6 +180,15 @@ def plan_report(outcomes: list[Outcome], detailed_exitcode: bool = False) -> Rep
     return report
 
 
+def plan_requests(path: Path) -> list[dict[str, Any]]:
+    """``show --requests``: the requests apply would send for the plan file at ``path`` when every change is
+    approved, in order, each ``{"changes", "method", "path", "body"}`` (secrets ``(sensitive)``). Derived from the
+    file's rows and recorded live values, as apply derives them; a file whose rows say otherwise is refused."""
+    from vboplan.planning.plan import planned_requests
+
+    return planned_requests(Plan.load(path))
+
+
 def state_rows(project: Project, env_name: str) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
     """``state show``: the last snapshot of ``env_name`` and its ``(address, value)`` rows (secrets masked), each
     resource kind listing what it recorded."""

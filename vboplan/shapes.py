@@ -157,8 +157,23 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
         return handle.read(limit + 1)
 
 
-def read_json(path: Path, display: str, error: type[Exception], what: str) -> Any:
-    """Read a JSON file vboplan wrote earlier; every way it can be unusable is ``error`` naming ``display``."""
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict (built in C), refused when a key is named twice."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise _DuplicateKey(f"the key {json.dumps(twice)} appears twice in one object")
+    return found
+
+
+def read_json(path: Path, display: str, error: type[Exception], what: str, *, unique_keys: bool = False) -> Any:
+    """Read a JSON file vboplan wrote earlier; every way it can be unusable is ``error`` naming ``display``. With
+    ``unique_keys`` an object that names a key twice is refused (readers disagree on which value counts)."""
     try:
         raw = read_regular(path, MAX_FILE_BYTES)
     except FileNotFoundError:
@@ -172,7 +187,9 @@ def read_json(path: Path, display: str, error: type[Exception], what: str) -> An
     if len(raw) > MAX_FILE_BYTES:
         raise error(f"{display}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; not a {what} vboplan wrote")
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique if unique_keys else None)
+    except _DuplicateKey as exc:
+        raise error(f"{display}: not a {what} vboplan wrote ({exc})") from None
     except UnicodeDecodeError:
         raise error(f"{display}: not a {what} (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:

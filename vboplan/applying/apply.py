@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,13 @@ from vboplan.api.client import VboClient
 from vboplan.applying.journal import WriteJournal, fold
 from vboplan.connection import connect
 from vboplan.errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
+from vboplan.kinds.base import AfterApply, ConfirmsWithServer, Derives
 from vboplan.kinds.hooks import ConcealsLive
 from vboplan.kinds.registry import KINDS, Write, WriteContext
 from vboplan.output.wording import differences, plural
 from vboplan.planning import guard
 from vboplan.planning.changes import Change
-from vboplan.planning.plan import Plan, condensed, read_live, reread
+from vboplan.planning.plan import Plan, agree, basis, condensed, ordered_writes, read_live, reread
 from vboplan.project.config import Environment, Project, current_user
 from vboplan.project.render import render
 from vboplan.sensitive import Sensitive, conceal_fields, hashed_fields, matches, remember, same_live
@@ -66,7 +68,6 @@ def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Cl
     if env.server != plan.server or env.api_version != plan.api_version:
         raise PlanError(f"{path}: planned against {plan.server} (API {plan.api_version}) but environment "
                         f"'{env.name}' is now {env.server} (API {env.api_version}); run 'vboplan plan' again")
-    check_sensitivity(plan)
     check_fresh(plan, env.approvals, StateStore(project, env).read())
     guard.check(plan, project.guard)
     from vboplan.policy.enforce import enforce, extra_trusts
@@ -74,18 +75,6 @@ def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Cl
     clearance = clear(plan, env.approvals, also_trusted=extra_trusts(project, plan))
     enforce(project, env, plan)
     return plan, env, clearance
-
-
-def check_sensitivity(plan: Plan) -> None:
-    """The schema, not the plan file, decides what is secret: a write-only or password field must be sensitive."""
-    for change in plan.changes:
-        kind = KINDS.get(change.kind)
-        if kind is None:
-            continue
-        secret = kind.is_secret(plan.api_version, change, plan.secret_fields.get(change.kind, []))
-        if secret and (not change.sensitive or change.after is not None or change.before is not None):
-            raise PlanError(f"{change.id} ({change.address}) is a secret field but the plan file carries it as "
-                            "not sensitive or with a value: the file was edited; run 'vboplan plan' again")
 
 
 def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: list[Change]) -> list[Change]:
@@ -100,6 +89,11 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
             value = KINDS[change.kind].desired_value(rendered.resources.get(change.kind, {}), change)
             plain = value.reveal() if isinstance(value, Sensitive) else value
             remember(plain)
+            if not change.write_only and not isinstance(value, Sensitive):
+                # Secret because the plan lists it among the fields filled from secret(): the templates must.
+                raise PlanError(f"{change.id} ({change.address}): the plan hides this value as secret, but the "
+                                "templates do not fill it from secret(); the plan file was edited; run 'vboplan "
+                                "plan' again")
             if value is None or not matches(plain, plan.digests.get(change.id)):
                 raise PlanError(f"{change.id} ({change.address}): the secret now resolves to a different value than "
                                 "the one planned; run 'vboplan plan' again and have it approved")
@@ -108,8 +102,8 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
     return resolved
 
 
-def check_not_stale(client: VboClient, plan: Plan) -> None:
-    """Refuse when the live values differ from those the plan was computed against."""
+def check_not_stale(client: VboClient, plan: Plan) -> dict[str, Any]:
+    """Refuse when the live values differ from those the plan was computed against; the live values read."""
     moved = []
     fresh = read_live(client, plan.scope, lambda name: reread(client, name, plan.scope[name], plan.live.get(name)),
                       "checking the server has not changed since planning:")
@@ -123,6 +117,30 @@ def check_not_stale(client: VboClient, plan: Plan) -> None:
     if moved:
         raise PlanError(f"the plan for '{plan.environment}' is stale: the server changed since planning:\n"
                         + "".join(f"  - {line}\n" for line in moved) + "run 'vboplan plan' again")
+    return fresh
+
+
+def derive_again(plan: Plan, fresh: dict[str, Any], changes: list[Change]) -> list[Change]:
+    """``changes`` derived once more, from the live values apply has just read: each must come out as the plan
+    file's row did (the same target, ids, field, sensitivity and values), or nothing is sent."""
+    again = []
+    changes, legacy = [c for c in changes if isinstance(KINDS[c.kind], Derives)], \
+        [c for c in changes if not isinstance(KINDS[c.kind], Derives)]
+    concealed = {name: _concealed(name, live, plan.secret_fields.get(name, [])) for name, live in fresh.items()}
+    for change in changes:
+        name = change.kind
+        try:
+            derived = KINDS[name].derive(basis(plan, name, concealed), change.address, change.action, change.after)
+        except PlanError as exc:
+            raise PlanError(f"{change.id} ({change.address}): the live values no longer give this change "
+                            f"({exc}); run 'vboplan plan' again") from None
+        if derived.write_only:
+            derived = replace(derived, detail={**derived.detail, "recorded": change.recorded})
+        if not agree(derived, change):
+            raise PlanError(f"{change.id} ({change.address}): the live values give another change than the plan "
+                            "file's; run 'vboplan plan' again")
+        again.append(replace(change, detail=derived.detail))
+    return again + legacy
 
 
 def _concealed(name: str, live: Any, fields: list[str]) -> Any:
@@ -135,6 +153,15 @@ def _moved(name: str, before: Any, after: Any) -> list[str]:
     if isinstance(before, dict) and isinstance(after, dict) and set(before) == {"organizations"} == set(after):
         before, after = before["organizations"], after["organizations"]  # audit items: by organization
     return differences(name, before, after) or [f"{name} changed"]
+
+
+def confirm_with_server(client: VboClient, changes: list[Change]) -> None:
+    """Let each kind check with the server what its changes take from recorded answers (see ConfirmsWithServer)."""
+    for name in KINDS:
+        kind = KINDS[name]
+        mine = [c for c in changes if c.kind == name]
+        if mine and isinstance(kind, ConfirmsWithServer):
+            kind.confirm(client, mine)
 
 
 @contextmanager
@@ -183,16 +210,16 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
     journal = WriteJournal(store, checksum=plan.checksum, planned_by=plan.created_by, approvals=approvals,
                            scope=plan.scope, digests=plan.digests, by=current_user())
     try:
-        _send(env, client, approved, report, journal)
+        _send(env, client, plan, approved, report, journal)
         _record(env, client, plan, approvals, report, journal, store, recorded)
     except KeyboardInterrupt:
         raise ApplyInterrupted(journal.interrupted_message()) from None
     return report
 
 
-def _send(env: Environment, client: VboClient, approved: list[Change], report: ApplyReport,
+def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change], report: ApplyReport,
           journal: WriteJournal) -> None:
-    writes = ordered_writes(client, approved)
+    writes = ordered_writes(plan, approved, client)
     context = WriteContext()
     total, sent = len(approved), 0
     for write in writes:
@@ -208,7 +235,7 @@ def _send(env: Environment, client: VboClient, approved: list[Change], report: A
         progress.phase(f"writing change {sent} of {total}" if len(write.changes) == 1 else
                        f"writing changes {sent - len(write.changes) + 1}-{sent} of {total}", env.name)
         try:
-            write.run(context)
+            send(client, write, context)
         except VboplanError as exc:
             report.failed.extend(write.changes)
             report.error = ApplyError(f"{ids} failed ({write.description}): {exc}")
@@ -226,6 +253,48 @@ def _send(env: Environment, client: VboClient, approved: list[Change], report: A
             break
     done = {c.id for c in report.applied} | {c.id for c in report.failed}
     report.not_run = [c for c in approved if c.id not in done]
+
+
+def send(client: VboClient, write: Write, context: WriteContext) -> None:
+    """Send ``write``'s requests exactly as declared, secrets revealed and ids assigned earlier in the apply filled
+    in; then note how to learn the ids its creates got, for a later request that needs one."""
+    if write.run is not None:  # a kind that does not declare its requests yet
+        write.run(context)
+        return
+    for request in write.requests:
+        path = request.path
+        for name, value in request.ids.items():
+            path = path.replace("{" + name + "}", _assigned(value, context))
+        response = client.request(request.method, path, json=_filled(request.body, context), expect=request.expect)
+        if request.assigns:
+            answer = response.json() if response.content else None
+            new_id = answer.get(request.id_field) if isinstance(answer, dict) else None
+            if new_id is None:
+                raise ApplyError(f"{request.method} /{client.version}/{path} answered without the new object's "
+                                 f"{request.id_field}")
+            context.record(request.assigns, str(new_id))
+    if write.learn is not None:
+        context.record_later(write.learns, partial(write.learn, client))
+
+
+def _assigned(value: AfterApply, context: WriteContext) -> str:
+    found = context.id_of(value.address)
+    if found is None:
+        raise ApplyError(f"the id the server gave {value.address} is not known (it was not created by this apply)")
+    return found
+
+
+def _filled(value: Any, context: WriteContext) -> Any:
+    """A request body as it is sent: secrets in clear, ids assigned during this apply filled in."""
+    if isinstance(value, Sensitive):
+        return value.reveal()
+    if isinstance(value, AfterApply):
+        return _assigned(value, context)
+    if isinstance(value, dict):
+        return {key: _filled(item, context) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_filled(item, context) for item in value]
+    return value
 
 
 def _record(env: Environment, client: VboClient, plan: Plan, approvals: list[dict[str, Any]], report: ApplyReport,
@@ -287,22 +356,6 @@ def _record(env: Environment, client: VboClient, plan: Plan, approvals: list[dic
                     "the next run removes it", env.name, exc)
 
 
-def ordered_writes(client: VboClient, changes: list[Change]) -> list[Write]:
-    """The writes that carry out ``changes``, in the fixed order: creates and updates kind by kind (a kind after
-    the kinds it requires), then deletes in the reverse order, so nothing is removed while something still needs
-    it and nothing is created before what it refers to."""
-    order = list(KINDS)
-    writes: list[Write] = []
-    for name in order:
-        mine = [c for c in changes if c.kind == name and c.action == "create"]
-        mine += [c for c in changes if c.kind == name and c.action == "update"]
-        writes += KINDS[name].writes(client, mine) if mine else []
-    for name in reversed(order):
-        mine = [c for c in changes if c.kind == name and c.action == "delete"]
-        writes += KINDS[name].writes(client, mine) if mine else []
-    return writes
-
-
 def _entry(change: Change) -> dict[str, Any]:
     return {"id": change.id, "address": str(change.address), "action": change.action}
 
@@ -325,7 +378,9 @@ def apply_plan_file(project: Project, path: Path, announce: Any = None) -> Apply
             recover(store, client)
             # Checked again under the lock: another run may have applied this plan (or a newer one) meanwhile.
             check_fresh(plan, env.approvals, snapshot)
-            check_not_stale(client, plan)
+            fresh = check_not_stale(client, plan)
+            approved = derive_again(plan, fresh, approved)
+            confirm_with_server(client, approved)
             return execute(project, env, client, plan, approved, clearance.skipped, clearance.records(), store)
 
 

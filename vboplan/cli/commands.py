@@ -34,10 +34,10 @@ def echo(message: Any = "", **kwargs: Any) -> None:
     click.echo(redact(str(message)), **kwargs)
 
 
-def render_plan(plan: Any, fmt: str, color: bool) -> str:
+def render_plan(plan: Any, fmt: str, color: bool, requests: bool = False) -> str:
     from vboplan.output import render_plan as render
 
-    return render(plan, fmt, color)
+    return render(plan, fmt, color, requests)
 
 
 def load_plan(path: Path) -> Any:
@@ -497,9 +497,11 @@ def _warn_mass_delete(planned: Any, thresholds: Any = None) -> None:
 @main.command()
 @click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
 @format_option
+@click.option("--requests", "requests", is_flag=True,
+              help="Also list the exact requests apply would send, per change id (secrets as (sensitive)).")
 @pass_context
 @reports_errors
-def show(obj: Context, planfile: Path, fmt: str) -> None:
+def show(obj: Context, planfile: Path, fmt: str, requests: bool) -> None:
     """Show a saved plan file and each approval: who, which key, what, and whether it counts."""
     from dataclasses import replace
 
@@ -507,7 +509,7 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
 
     saved = load_plan(planfile)
     if fmt == "json":
-        echo(render_plan(saved, fmt, obj.color), nl=False)
+        echo(render_plan(saved, fmt, obj.color, requests), nl=False)
         return
     try:
         checked: Any = review(saved, obj.project().environment(saved.environment).approvals)
@@ -522,9 +524,9 @@ def show(obj: Context, planfile: Path, fmt: str) -> None:
                  (checked.verdicts if checked else [])]
         if checked is None:
             shown = [{"principal": "?", "status": f"cannot be checked here: {reason}"} for _ in saved.approvals]
-        echo(render_plan(replace(saved, approvals=shown), fmt, obj.color), nl=False)
+        echo(render_plan(replace(saved, approvals=shown), fmt, obj.color, requests), nl=False)
         return
-    echo(render_plan(saved, fmt, obj.color), nl=False)
+    echo(render_plan(saved, fmt, obj.color, requests), nl=False)
     # Under the changes: who wrote them and when, then each approval.
     echo(f"created: {saved.created_at} (created_by {saved.created_by})")
     if checked is None:

@@ -265,6 +265,9 @@ class Emulator:
         self.fail_on = fail_on
         self.clock = clock
         self.stats = RequestStats()
+        # Every request received (method, path, body bytes) once a test sets this to a list: what a test compares
+        # with what vboplan said it would send.
+        self.received: list[tuple[str, str, bytes]] | None = None
         self._random = random.Random(seed)
         self._lock = threading.Lock()  # tokens, throttle windows, fail rules, OAuth requests, randomness
         self._grants: dict[str, _Grant] = {}
@@ -330,6 +333,8 @@ class Emulator:
         rest = (match.group(2) or "") if match else ""
         route, params = self._match(version, rest) if version in self.versions else (None, {})
         self.stats.record(f"{method} /{version}{route.template}" if route else f"{method} {path}")
+        if self.received is not None:
+            self.received.append((method, path, body))
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000.0)  # outside every lock, so concurrent requests overlap
         fault = self._fault(method, path, route)

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from vboplan import progress
 from vboplan.api.client import VboClient
-from vboplan.errors import ProjectError, RenderError
+from vboplan.api.versions import TRAITS
+from vboplan.errors import ApiError, PlanError, ProjectError, RenderError
 from vboplan.kinds import refs
-from vboplan.kinds.base import Export, Write, WriteContext, named_organizations
+from vboplan.kinds.base import Basis, Export, Request, Write, named_organizations
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
 from vboplan.schema import nearest
@@ -29,6 +31,7 @@ PRINCIPALS = {"users": "User", "groups": "Group"}
 T = TypeVar("T")
 
 _SINGULAR = {"User": "user", "Group": "group"}
+_PLURAL = {"User": "users", "Group": "groups"}
 _COLLECTION = {"User": "Users", "Group": "Groups"}
 # Above this many unresolved names in one organization, reading the whole directory (pages of 10,000, fetched
 # together) is quicker than one filtered lookup per name (8 at a time). Measured by benchmarks/names.py on a
@@ -121,9 +124,6 @@ class AuditItemsKind:
                 found |= {address(org, kind, name) for name in declared.get(key, [])}
         return found
 
-    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
-        return False  # principals are named, not secret
-
     def severity(self, change: Change) -> Any:
         """Removing an audit item is a warning (see :mod:`vboplan.policy.severity`)."""
         from vboplan.policy.severity import audit_item_severity
@@ -213,9 +213,54 @@ class AuditItemsKind:
         _indexes.clear()  # the indexes were for this diff; large ones should not outlive it
         return changes
 
+    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        """An audit item's change from its address alone: the organization and the principal it names, found in the
+        recorded audit items (a delete) or in the recorded directory answer for the names the templates declare (a
+        create); never an id the row carries."""
+        org, kind, name = self._target(address)
+        declared = ((basis.scope or {}).get(org) or {}).get(_PLURAL[kind]) if isinstance(basis.scope, dict) else None
+        data = ((basis.live or {}).get("organizations") or {}).get(org) if isinstance(basis.live, dict) else None
+        if not isinstance(declared, list) or not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise PlanError(f"{address}: no template of the plan declares the audit items of '{org}'")
+        names = {n.lower() for n in declared if isinstance(n, str)}
+        where = {"org": org, "orgId": data["id"], "type": kind}
+        items = data.get("items")
+        known = items if isinstance(items, list) else data.get("items_kept")
+        if action == "create":
+            principal = _principal_named(data, kind, name, names, address)
+            if isinstance(items, list) and str(principal["id"]) in _ids_of(items)[0]:
+                raise PlanError(f"{address}: {describe(principal)} is audited already")
+            return make("create", self.name, address, None, describe(principal), False,
+                        {**where, "principal": principal})
+        if action != "delete":
+            raise PlanError(f"{address}: an audit item is created or deleted, not {action}d")
+        found = _items_by_key(known if isinstance(known, list) else [], kind).get(name, [])
+        if len(found) != 1:
+            raise PlanError(f"{address}: the plan's recorded audit items of '{org}' hold "
+                            + ("no" if not found else f"{len(found)}") + f" {_SINGULAR[kind]} item(s) named '{name}'")
+        item = found[0]
+        if {str(item.get("name")).lower(), str(item.get("displayName")).lower()} & names:
+            raise PlanError(f"{address}: the templates declare {describe(item)}; removing its audit item is no change "
+                            "they ask for")
+        return make("delete", self.name, address, describe(item), None, False,
+                    {**where, "itemId": str(item["id"]), "principalId": str(item["principalId"])})
+
+    @staticmethod
+    def _target(address: Address) -> tuple[str, str, str]:
+        """(organization, "User" or "Group", principal name) of an item's address."""
+        parts = address.parts
+        if address.kind == "audit_items" and len(parts) == 3 and [p[0] for p in parts] == ["[", ".", "["] \
+                and parts[1][1] in ("user", "group"):
+            return parts[0][1], parts[1][1].capitalize(), parts[2][1]
+        raise PlanError(f'{address}: not an address of an audit item (audit_items["ORGANIZATION"].user["NAME"] or '
+                        '.group["NAME"])')
+
     # -- apply -------------------------------------------------------------------------------------------------
 
-    def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
+    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
+        """Per organization one POST of the new items and one request removing the old ones (v5's ``action`` form,
+        later versions' ``remove``)."""
+        traits = TRAITS[basis.version]
         writes: list[Write] = []
         for org in sorted({c.detail["org"] for c in changes}):
             creates = [c for c in changes if c.detail["org"] == org and c.action == "create"]
@@ -224,15 +269,42 @@ class AuditItemsKind:
                 org_id = creates[0].detail["orgId"]
                 body = [{"type": c.detail["type"], _SINGULAR[c.detail["type"]]: c.detail["principal"]}
                         for c in creates]
-                writes.append(Write(f"POST /{client.version}/Organizations/{org_id}/AuditItems "
-                                    f"({len(creates)} to add in {org})", creates,
-                                    partial(_add, client, org_id, body, creates)))
+                request = Request("POST", f"Organizations/{org_id}/AuditItems", body,
+                                  expect=(traits.audit_add_status, 200, 201, 204))
+                writes.append(Write(f"POST /{basis.version}/Organizations/{org_id}/AuditItems "
+                                    f"({len(creates)} to add in {org})", creates, requests=[request],
+                                    learn=partial(_new_ids, org_id, creates), learns=[c.address for c in creates]))
             if deletes:
                 org_id = deletes[0].detail["orgId"]
                 ids = [c.detail["itemId"] for c in deletes]
-                writes.append(Write(f"remove {len(deletes)} audit items of {org}", deletes,
-                                    partial(_remove, client, org_id, ids)))
+                if traits.audit_remove_v5_form:
+                    request = Request("POST", f"Organizations/{org_id}/AuditItems/action",
+                                      {"remove": {"itemIds": ids}}, expect=(200, 204))
+                else:
+                    request = Request("POST", f"Organizations/{org_id}/AuditItems/remove", {"itemIds": ids},
+                                      expect=(traits.audit_remove_status, 200, 204))
+                writes.append(Write(f"remove {len(deletes)} audit items of {org}", deletes, requests=[request]))
         return writes
+
+    def confirm(self, client: VboClient, changes: list[Change]) -> None:
+        """Each principal a create adds is, on the server, the one its row shows: the recorded directory answer it
+        was derived from is the plan author's to edit. One GET by id each (a directory walk for more than
+        :data:`PAGE_THRESHOLD` of one kind in one organization), before anything is sent."""
+        groups: dict[tuple[str, str], list[Change]] = {}
+        for change in changes:
+            if change.action == "create":
+                groups.setdefault((str(change.detail["orgId"]), change.detail["type"]), []).append(change)
+        for (org_id, kind), group in groups.items():
+            held = _principals_by_id(client, org_id, kind, [str(c.detail["principal"]["id"]) for c in group])
+            for change in group:
+                shown = change.detail["principal"]
+                found = held.get(str(shown["id"]))
+                if found is None or (found["name"], found["displayName"]) != (shown.get("name") or "",
+                                                                              shown.get("displayName") or ""):
+                    really = describe(found) if found else "nobody"
+                    raise PlanError(f"{change.id} ({change.address}): the server's directory says the "
+                                    f"{_SINGULAR[kind]} with id {shown['id']} is {really}, not {describe(shown)}; "
+                                    "the plan file was edited; run 'vboplan plan' again")
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
         principals, ids = _ids_of(live["organizations"].get(change.detail["org"], {}).get("items", []))
@@ -240,16 +312,21 @@ class AuditItemsKind:
             return str(change.detail["principal"]["id"]) in principals
         return str(change.detail["itemId"]) not in ids
 
-    def condense(self, live: Any) -> Any:
+    def condense(self, live: Any, changes: list[Change] | None = None) -> Any:
         """``live`` as a plan file keeps it: an organization with more than :data:`KEEP_ITEMS_UP_TO` audit items by
         their count and a SHA-256 digest instead of the items (what an apply compares them by; the items are read
-        again anyway), so a plan over 100,000 audited users is not tens of megabytes of copies of the server."""
+        again anyway), so a plan over 100,000 audited users is not tens of megabytes of copies of the server. The
+        items ``changes`` delete are kept (``items_kept``), so each delete is derived from the file alone; apply
+        derives it again from the items it re-reads. Without ``changes`` (what a stale check compares) none are."""
+        removed = {str(c.detail.get("itemId")) for c in changes or [] if c.action == "delete"}
         if not isinstance(live, dict) or not isinstance(live.get("organizations"), dict):
             return live
         organizations = {}
         for org, data in live["organizations"].items():
             if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-                organizations[org] = data  # condensed already, or not this kind's shape: compared as it is
+                # Condensed already (compared without the items it kept), or not this kind's shape: as it is.
+                organizations[org] = {k: v for k, v in data.items() if k != "items_kept"} \
+                    if isinstance(data, dict) else data
                 continue
             items = data["items"]
             kept: dict[str, Any] = {"id": data.get("id")}
@@ -258,6 +335,8 @@ class AuditItemsKind:
             else:
                 kept["item_count"] = len(items)
                 kept["items_sha256"] = _items_digest(items)
+                if removed:
+                    kept["items_kept"] = [item for item in items if item["id"] in removed]
             kept["resolved"] = data.get("resolved", {})
             organizations[org] = kept
         return {"organizations": organizations}
@@ -331,22 +410,43 @@ class AuditItemsKind:
         return exported
 
 
-def _add(client: VboClient, org_id: str, body: list[dict[str, Any]], creates: list[Change],
-         context: WriteContext) -> None:
-    """POST the new audit items. The POST answers without a body, so the ids the server gave them are read only if a
-    later write asks for one."""
-    client.add_audit_items(org_id, body)
-
-    def ids() -> dict[str, str]:
-        by_principal = {item["principalId"]: item["id"] for item in client.audit_items(org_id, _item)}
-        return {str(c.address): by_principal[str(c.detail["principal"]["id"])] for c in creates
-                if str(c.detail["principal"]["id"]) in by_principal}
-
-    context.record_later([c.address for c in creates], ids)
+def _new_ids(org_id: str, creates: list[Change], client: VboClient) -> dict[str, str]:
+    """The ids the server gave the items ``creates`` added (the POST answers without a body), by address."""
+    by_principal = {item["principalId"]: item["id"] for item in client.audit_items(org_id, _item)}
+    return {str(c.address): by_principal[str(c.detail["principal"]["id"])] for c in creates
+            if str(c.detail["principal"]["id"]) in by_principal}
 
 
-def _remove(client: VboClient, org_id: str, item_ids: list[str], context: WriteContext) -> None:
-    client.remove_audit_items(org_id, item_ids)
+def _principals_by_id(client: VboClient, org_id: str, kind: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The principals of ``kind`` with ``ids`` in the organization's directory (an id it lacks is left out)."""
+    path = f"Organizations/{org_id}/{_COLLECTION[kind]}"
+    if len(ids) > PAGE_THRESHOLD:
+        wanted = set(ids)
+        return {p["id"]: p for p in (_principal(raw) for raw in client.iter_pages(path)) if p["id"] in wanted}
+
+    def one(principal_id: str) -> dict[str, Any] | None:
+        try:
+            raw = client.get(f"{path}/{quote(principal_id, safe='')}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _principal(raw) if isinstance(raw, dict) else None
+
+    with ThreadPoolExecutor(max_workers=min(len(ids), _LOOKUP_WORKERS)) as pool:
+        return {p["id"]: p for p in pool.map(one, ids) if p is not None}
+
+
+def _principal_named(data: dict[str, Any], kind: str, name: str, declared: set[str],
+                     address: Address) -> dict[str, Any]:
+    """The principal of the recorded directory answer ``address`` names: one the templates declare (by a name the
+    plan resolved) whose own name (:func:`_key`) is ``name``."""
+    resolved = (data.get("resolved") or {}).get(_PLURAL[kind]) or {}
+    found = {str(p.get("id")): p for label, p in _resolved_by_key(resolved).get(name, []) if label in declared}
+    if len(found) != 1:
+        raise PlanError(f"{address}: the plan's recorded directory answer holds "
+                        + ("no" if not found else f"{len(found)}") + f" declared {_SINGULAR[kind]}(s) named '{name}'")
+    return next(iter(found.values()))
 
 
 #: Up to this many audit items of one organization, a plan file keeps the items themselves (a stale plan then names
@@ -374,10 +474,10 @@ _ITEM_FIELDS = ("id", "type", "principalId", "name", "displayName")
 
 # Indexes of a list of audit items, kept for the last list each was built for (by identity): a plan indexes the same
 # items when reading and when diffing, and an apply verifies each change against the same read-back.
-_indexes: dict[str, tuple[list[dict[str, Any]], Any]] = {}
+_indexes: dict[str, tuple[Any, Any]] = {}
 
 
-def _index(name: str, items: list[dict[str, Any]], build: Callable[[list[dict[str, Any]]], T]) -> T:
+def _index(name: str, items: Any, build: Callable[[Any], T]) -> T:
     """``build(items)``, built once for the last list asked about under ``name``."""
     held = _indexes.get(name)
     if held is None or held[0] is not items:
@@ -403,6 +503,31 @@ def _audited_by_name(items: list[dict[str, Any]], kind: str) -> dict[str, dict[s
         return by_name
 
     return _index(f"by name: {kind}", items, build)
+
+
+def _items_by_key(items: list[Any], kind: str) -> dict[str, list[dict[str, Any]]]:
+    """The items of ``kind`` by the name their addresses use (:func:`_key`)."""
+    def build(items: list[Any]) -> dict[str, list[dict[str, Any]]]:
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for item in items:
+            if isinstance(item, dict) and item.get("type") == kind:
+                by_key.setdefault(_key(item), []).append(item)
+        return by_key
+
+    return _index(f"by key: {kind}", items, build)
+
+
+def _resolved_by_key(resolved: Any) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """A recorded directory answer (declared name -> principal) by the name addresses use: (declared name,
+    principal) pairs."""
+    def build(resolved: Any) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        by_key: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for label, principal in resolved.items() if isinstance(resolved, dict) else []:
+            if isinstance(principal, dict):
+                by_key.setdefault(_key(principal), []).append((label, principal))
+        return by_key
+
+    return _index("resolved by key", resolved, build)
 
 
 def _ids_of(items: list[dict[str, Any]]) -> tuple[frozenset[str], frozenset[str]]:

@@ -2,7 +2,9 @@
 :class:`~vboplan.kinds.catalog.SettingsSpec`.
 
 A PUT on these endpoints is a partial update: fields left out keep their values. So vboplan manages exactly the
-fields a template names, sends only the ones that change, and never touches the rest. A field the GET never returns
+fields a template names and never touches the rest: a server-wide object's PUT sends the fields that change, an
+organization's every field its template declares (so the organization converges in one apply whatever the
+server-wide values it would otherwise fall back on). A field the GET never returns
 (``userPassword``) is planned as "will be set" until a snapshot holds a salted hash of the value last applied.
 """
 
@@ -13,14 +15,13 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from vboplan import schema
 from vboplan.api.client import VboClient
-from vboplan.errors import RenderError
+from vboplan.errors import PlanError, RenderError
 from vboplan.kinds import catalog, refs
-from vboplan.kinds.base import Export, Write, WriteContext, WriteOnly, named_organizations
+from vboplan.kinds.base import Basis, Export, Request, Write, WriteOnly, named_organizations
 from vboplan.kinds.catalog import SettingsSpec
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
@@ -157,7 +158,9 @@ class SettingsKind:
         _, readable, _ = self.spec.fields(client.version)
         by_lower = {k.lower(): k for k in body}
         live = {}
-        for name in fields:
+        # Fields every PUT must carry are read (and recorded in the plan) even when no template names them: the
+        # PUT's body is then known in full when the plan is shown, and never read again at apply.
+        for name in [*fields, *(f for f in self.spec.required(client.version) if f not in fields)]:
             if name in readable:
                 key = by_lower.get(name.lower())
                 live[name] = body.get(key) if key else None
@@ -204,12 +207,57 @@ class SettingsKind:
                                 {**where, "field": name, "write_only": True, "recorded": name in secrets}))
         return changes
 
-    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
-        name = change.detail.get("field") if isinstance(change.detail, dict) else None
-        if not isinstance(name, str) or version not in self.spec.endpoints:
-            return False
-        writable, _, write_only = self.spec.fields(version)
-        return name in write_only or (writable.get(name) or {}).get("format") == "password" or name in secret_fields
+    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        org, name = self._target(address)
+        if action != "update":
+            raise PlanError(f"{address}: a settings field is only ever updated, not {action}d")
+        if self.spec.endpoint(basis.version) is None:
+            raise PlanError(f"{address}: {self.name} is not in API {basis.version}")
+        writable, readable, write_only = self.spec.fields(basis.version)
+        if name not in writable:
+            raise PlanError(f"{address}: {self.name} has no field '{name}' a request can set in API {basis.version}")
+        declared = (basis.scope or {}).get(org) if org is not None else basis.scope
+        if not isinstance(declared, list) or name not in declared:
+            raise PlanError(f"{address}: no template of the plan declares this field (it is not in the plan's scope)")
+        values, where = self._live_of(basis.live, org, address)
+        secret = name in write_only or writable[name].get("format") == "password" or name in basis.secret_fields
+        detail: dict[str, Any] = {**where, "field": name}
+        if name in write_only:
+            return make("update", self.name, address, None, Sensitive(reveal(after)), True,
+                        {**detail, "write_only": True, "recorded": False})
+        if name not in values:
+            raise PlanError(f"{address}: the plan records no live value for this field")
+        if secret:
+            return make("update", self.name, address, Sensitive(values[name]), Sensitive(reveal(after)), True, detail)
+        if is_digest(values[name]):
+            # Kept as a hash (the field was secret when last applied): the old secret's value stays masked.
+            return make("update", self.name, address, Sensitive(values[name]), after, False, detail)
+        before = _project(values[name], after)
+        if _canonical(before) == _canonical(after):
+            raise PlanError(f"{address}: the live value is already {_canonical(after)}; this is no change")
+        return make("update", self.name, address, before, after, False, detail)
+
+    def _target(self, address: Address) -> tuple[str | None, str]:
+        """(organization or None, field) an address of this kind names."""
+        parts = address.parts
+        if address.kind == self.name and not self.per_organization and len(parts) == 1 and parts[0][0] == ".":
+            return None, parts[0][1]
+        if address.kind == self.name and self.per_organization and len(parts) == 2 and parts[0][0] == "[" \
+                and parts[1][0] == ".":
+            return parts[0][1], parts[1][1]
+        shape = f'{self.name}["ORGANIZATION"].FIELD' if self.per_organization else f"{self.name}.FIELD"
+        raise PlanError(f"{address}: not an address of a {self.name} field ({shape})")
+
+    def _live_of(self, live: Any, org: str | None, address: Address) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The recorded live values of the object ``org`` names (the server's for None) and the ids that locate it."""
+        if org is None:
+            if not isinstance(live, dict):
+                raise PlanError(f"{address}: the plan records no live values of {self.name}")
+            return live, {}
+        data = live.get(org) if isinstance(live, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("values"), dict) or not isinstance(data.get("id"), str):
+            raise PlanError(f"{address}: the plan records no live values of organization '{org}'")
+        return data["values"], {"org": org, "orgId": data["id"]}
 
     def severity(self, change: Change) -> Any:
         """How much ``change`` matters (see :mod:`vboplan.policy.severity`)."""
@@ -223,27 +271,35 @@ class SettingsKind:
 
     # -- apply -------------------------------------------------------------------------------------------------
 
-    def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
+    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
+        """One PUT per object. A server-wide object's PUT carries the changed fields (a PUT is a partial update); an
+        organization's carries every field the templates declare for it, the unchanged ones at their recorded live
+        values, so the organization's own values never fall back on server-wide ones that the same apply changes.
+        Fields every PUT must carry come from the recorded live values too."""
+        version = basis.version
         groups: dict[str | None, list[Change]] = {}
         for change in changes:
             groups.setdefault(change.detail.get("org"), []).append(change)
+        _, readable, write_only = self.spec.fields(version)
         writes = []
-        for group in groups.values():
-            path = self.path(client.version, group[0].detail.get("orgId", ""))
-            body = {change.detail["field"]: reveal(change.after) for change in group}
+        for org, group in groups.items():
+            values, where = self._live_of(basis.live, org, group[0].address)
+            body: dict[str, Any] = {}
+            if org is not None:
+                body.update((name, values[name]) for name in basis.scope.get(org, [])
+                            if name in readable and name not in write_only and name in values)
+            body.update((change.detail["field"], change.after) for change in group)
+            missing = [name for name in self.spec.required(version) if name not in body]
+            unknown = [name for name in missing if name not in values]
+            if unknown:
+                raise PlanError(f"{group[0].address}: the plan records no live value of {', '.join(unknown)}, "
+                                "which every PUT must carry; run 'vboplan plan' again")
+            body = {**{name: values[name] for name in missing}, **body}
+            path = self.path(version, where.get("orgId", ""))
             fields = ", ".join(change.detail["field"] for change in group)
-            writes.append(Write(f"PUT /{client.version}/{path} ({fields})", group,
-                                partial(self._put, client, path, body)))
+            writes.append(Write(f"PUT /{version}/{path} ({fields})", group,
+                                requests=[Request("PUT", path, body, expect=(200, 204))]))
         return writes
-
-    def _put(self, client: VboClient, path: str, body: dict[str, Any], context: WriteContext) -> None:
-        missing = [name for name in self.spec.required(client.version) if name not in body]
-        if missing:
-            # The document requires these in every PUT: send what the server holds now.
-            current = client.get_settings(path)
-            by_lower = {k.lower(): k for k in current}
-            body = {**{name: current.get(by_lower.get(name.lower(), name)) for name in missing}, **body}
-        client.put_settings(path, body)
 
     def verify(self, change: Change, live: Any) -> bool:
         if change.write_only:
@@ -355,6 +411,11 @@ def _snapshot_fields(live: dict[str, Any], applied: list[Change], recorded: Any 
     values = dict((recorded or {}).get("values", {}))
     values.update(live)
     return {"values": values, "secrets": secrets}
+
+
+def _canonical(value: Any) -> str:
+    """JSON text that tells true from 1 and 1 from 1.0 (how two values are compared)."""
+    return json.dumps(value, sort_keys=True, default=repr, ensure_ascii=False)
 
 
 def _snake(name: str) -> str:

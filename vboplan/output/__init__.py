@@ -224,16 +224,53 @@ def json_document(entries: list[dict[str, Any]], fleet: dict[str, Any] | None = 
     return document_text(document, default=str)
 
 
-def render_plan(plan: Plan, fmt: str, color: bool = False) -> str:
-    """``plan`` in output format ``fmt`` (table, markdown, json or html)."""
+REQUESTS_TITLE = "Requests apply sends when every change is approved"
+
+
+def request_line(request: dict[str, Any]) -> str:
+    """``PUT /v8/AuditEmailSettings`` for a request of :func:`~vboplan.planning.plan.planned_requests`."""
+    return f"{request['method']} {request['path']}"
+
+
+def request_body(request: dict[str, Any], indent: int | None = None) -> str:
+    """A request's body as JSON, in the order it is sent (empty for none)."""
+    if "body" not in request:
+        return ""
+    return json.dumps(request["body"], ensure_ascii=False, indent=indent)
+
+
+def render_requests_table(plan: Plan) -> str:
+    """The terminal list of the requests apply sends for ``plan``, each under the change ids it carries out."""
+    from vboplan.planning.plan import planned_requests
+
+    requests = planned_requests(plan)
+    if not requests:
+        return "No requests: the plan has no changes.\n"
+    lines = [f"{REQUESTS_TITLE} (secrets as {MASK}):"]
+    for number, request in enumerate(requests, 1):
+        lines.append(f"{number}. {request_line(request)}  [{', '.join(request['changes'])}]")
+        body = request_body(request)
+        if body:
+            lines.append(f"   {body}")
+    return "\n".join(lines) + "\n"
+
+
+def render_plan(plan: Plan, fmt: str, color: bool = False, requests: bool = False) -> str:
+    """``plan`` in output format ``fmt`` (table, markdown, json or html); with ``requests``, the requests apply
+    would send too (derived from the same rows, so covered by the plan's digest)."""
     if fmt == "json":
-        return json_document([json.loads(plan.to_json())])
+        entry = json.loads(plan.to_json())
+        if requests:
+            from vboplan.planning.plan import planned_requests
+
+            entry["requests"] = planned_requests(plan)
+        return json_document([entry])
     if fmt == "html":
         from vboplan.output.html import render_html
 
-        return render_html([plan])
+        return render_html([plan], requests=requests)
     if fmt == "markdown":
         from vboplan.output.markdown import render_markdown
 
-        return render_markdown([plan])
-    return render_table(plan, color)
+        return render_markdown([plan], requests=requests)
+    return render_table(plan, color) + ("\n" + render_requests_table(plan) if requests else "")

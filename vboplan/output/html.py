@@ -56,6 +56,9 @@ tr.update td.action { color: var(--update); background: #fff8c5; }
 tr.delete td.action { color: var(--delete); background: #ffebe9; }
 .status-ok { color: var(--create); font-weight: 600; }
 .status-bad { color: var(--delete); font-weight: 600; }
+details.requests { margin: .75rem 0; } details.requests summary { font-weight: 600; cursor: pointer; }
+details.requests pre { background: #f6f8fa; padding: .4rem .6rem; overflow-wrap: anywhere; white-space: pre-wrap;
+                       font: 12px/1.4 ui-monospace, Consolas, monospace; }
 footer { margin-top: 2rem; color: var(--muted); font-size: 12px; }
 @media print {
   body { margin: 0; max-width: none; font-size: 10pt; }
@@ -93,8 +96,9 @@ def recorded_status(plan: Plan, record: dict[str, Any]) -> str:
 
 
 def render_html(results: Sequence[Plan | FailedEnvironment], approval_status: ApprovalStatus | None = None,
-                generated_at: str | None = None) -> str:
-    """One page for a run: a section per environment (plan or error), changes grouped by resource."""
+                generated_at: str | None = None, requests: bool = False) -> str:
+    """One page for a run: a section per environment (plan or error), changes grouped by resource; with
+    ``requests``, each plan's requests in a folded section after its changes."""
     from vboplan.state import now
 
     status_of = approval_status or recorded_status
@@ -109,7 +113,7 @@ def render_html(results: Sequence[Plan | FailedEnvironment], approval_status: Ap
         if isinstance(result, FailedEnvironment):
             body.append(_failed_section(result))
         else:
-            body.append(_plan_section(result, status_of))
+            body.append(_plan_section(result, status_of, requests))
     body.append("<footer>Apply only the plan file this report was made from: <code>vboplan apply PLANFILE</code>"
                 " refuses a plan that was altered, is stale or lacks its approvals.</footer>")
     return page(f"vboplan plan: {names}", "\n".join(body))
@@ -149,7 +153,7 @@ def _failed_section(failed: FailedEnvironment) -> str:
             + f'<p class="error">This environment could not be planned: {escape(failed.error)}</p></section>')
 
 
-def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
+def _plan_section(plan: Plan, status_of: ApprovalStatus, requests: bool = False) -> str:
     from vboplan.output import cells
 
     parts = [f'<section class="environment" id="env-{escape(plan.environment)}">',
@@ -204,6 +208,8 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus) -> str:
                      '<col class="address"><col><col>'
                      "</colgroup><thead><tr><th>id</th><th>action</th><th>severity</th><th>address</th><th>live</th>"
                      "<th>desired</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    if requests:
+        parts.append(_requests(plan))
     if plan.drift:
         parts.append(_drift(plan))
     if any(change.write_only for change in plan.changes):
@@ -243,6 +249,22 @@ def html_verdicts(verdicts: list[dict[str, Any]]) -> str:
     return ("<h3>Policy verdicts</h3><table class=\"verdicts\"><thead><tr><th>level</th><th>rule</th>"
             "<th>message</th><th>objects</th><th>changes</th><th>notes</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table>")
+
+
+def _requests(plan: Plan) -> str:
+    """The requests apply sends, folded in ``<details>``: per request the change ids, method and path, and body."""
+    from vboplan.output import REQUESTS_TITLE, request_body, request_line
+    from vboplan.planning.plan import planned_requests
+
+    requests = planned_requests(plan)
+    items = []
+    for request in requests:
+        ids = ", ".join(request["changes"])
+        body = request_body(request, indent=2)
+        items.append(f'<li><code>{escape(request_line(request))}</code> <span class="muted">({escape(ids)})</span>'
+                     + (f"<pre><code>{escape(body)}</code></pre>" if body else "") + "</li>")
+    return (f'<details class="requests"><summary>{escape(REQUESTS_TITLE)} ({len(requests)}); secrets as '
+            "(sensitive)</summary><ol>" + "".join(items) + "</ol></details>")
 
 
 def _drift(plan: Plan) -> str:

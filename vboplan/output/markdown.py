@@ -61,7 +61,7 @@ def _partial(plan: Plan) -> str:
 class _Budget:
     """How many change rows may still be shown (None: all)."""
 
-    def __init__(self, rows: int | None, cache: dict[int, Any]) -> None:
+    def __init__(self, rows: int | None, cache: dict[Any, Any]) -> None:
         self.rows = rows
         self.hidden = 0
         # The row of each change and the grouping of each plan, made once however many times the text is tried.
@@ -209,12 +209,44 @@ def _failed_section(failed: FailedEnvironment) -> list[str]:
             "failed to plan", "", f"**Error:** {code(failed.error)}", ""]
 
 
+def _requests_section(plan: Plan, budget: _Budget) -> list[str]:
+    """The requests apply sends, folded in ``<details>``; within the row budget like the changes (one request a
+    row), the rest counted."""
+    from vboplan.output import REQUESTS_TITLE, request_body, request_line
+    from vboplan.planning.plan import planned_requests
+
+    requests = budget.cache.get(("requests", id(plan)))
+    if requests is None:
+        requests = budget.cache[("requests", id(plan))] = planned_requests(plan)  # type: ignore[index]
+    if not requests:
+        return []
+    lines = [f"<details><summary>{REQUESTS_TITLE} ({len(requests)}); secrets as (sensitive)</summary>", ""]
+    hidden = 0
+    for request in requests:
+        if not budget.take():
+            hidden += 1
+            continue
+        lines.append(f"- {', '.join(code(i) for i in request['changes'])}: {code(request_line(request))}")
+        body = request_body(request, indent=2)
+        if body:
+            fence = "`" * max(3, max((len(run) for run in _BACKTICKS.findall(body)), default=0) + 1)
+            lines += ["", f"  {fence}json", *(f"  {line}" for line in body.splitlines()), f"  {fence}", ""]
+    if hidden:
+        lines.append(f"\n{hidden} more request{'s' if hidden != 1 else ''} not shown.")
+    return [*lines, "", "</details>", ""]
+
+
 def _render(results: Sequence[Plan | FailedEnvironment], rows: int | None, hint: str,
-            cache: dict[int, Any]) -> tuple[str, int]:
+            cache: dict[Any, Any], requests: bool = False) -> tuple[str, int]:
     budget = _Budget(rows, cache)
     body: list[str] = []
     for result in results:
-        body += _failed_section(result) if isinstance(result, FailedEnvironment) else _plan_section(result, budget)
+        if isinstance(result, FailedEnvironment):
+            body += _failed_section(result)
+            continue
+        body += _plan_section(result, budget)
+        if requests:
+            body += _requests_section(result, budget)
     head: list[str] = []
     if len(results) > 1:
         head += ["| environment | server | create | update | delete |", "|---|---|---|---|---|"]
@@ -234,19 +266,22 @@ def _render(results: Sequence[Plan | FailedEnvironment], rows: int | None, hint:
 
 
 def render_markdown(results: Sequence[Plan | FailedEnvironment], limit: int = LIMIT,
-                    full_plan_hint: str | None = None) -> str:
-    """The Markdown of a run (one section per environment), at most ``limit`` characters."""
+                    full_plan_hint: str | None = None, requests: bool = False) -> str:
+    """The Markdown of a run (one section per environment), at most ``limit`` characters; with ``requests``, each
+    plan's requests in a folded section after its changes."""
     hint = full_plan_hint or ("See the full plan with `vboplan show PLANFILE` or `vboplan plan --format json`.")
-    cache: dict[int, Any] = {}
-    text, _ = _render(results, None, hint, cache)
+    cache: dict[Any, Any] = {}
+    text, _ = _render(results, None, hint, cache, requests)
     if len(text) <= limit:
         return text
     # The most rows that fit: the length grows with the rows shown, so a binary search finds it.
     low, high = 0, sum(len(r.changes) for r in results if isinstance(r, Plan))
-    best, _ = _render(results, 0, hint, cache)
+    if requests:
+        high *= 2  # at most one request a change
+    best, _ = _render(results, 0, hint, cache, requests)
     while low <= high:
         middle = (low + high) // 2
-        candidate, _ = _render(results, middle, hint, cache)
+        candidate, _ = _render(results, middle, hint, cache, requests)
         if len(candidate) <= limit:
             best, low = candidate, middle + 1
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -10,19 +11,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from vboplan import progress
 from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
+from vboplan.kinds.base import Basis, Derives, Write
 from vboplan.kinds.hooks import ConcealsLive, Declares, Refers
 from vboplan.kinds.registry import KINDS
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift, make
 from vboplan.planning.selection import select_changes
 from vboplan.project.config import Environment, current_user
 from vboplan.project.render import Rendered
-from vboplan.sensitive import MASK, Sensitive, conceal_live, digest, mask_recorded
+from vboplan.sensitive import MASK, Sensitive, conceal_live, digest, is_digest, mask_recorded
 from vboplan.shapes import PLAN_FILE, problem, read_json
 from vboplan.state import atomic_write, now
 
@@ -159,7 +161,8 @@ class Plan:
     @classmethod
     def load(cls, path: Path) -> Plan:
         """Read a plan file and prove it was not altered since planning (its checksum still holds)."""
-        data = read_json(path, str(path), PlanError, "plan file")
+        # Keys named twice are refused: a JSON reader an approver uses might show the other value than vboplan's.
+        data = read_json(path, str(path), PlanError, "plan file", unique_keys=True)
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             raise PlanError(f"{path}: not a vboplan plan file of format {FORMAT_VERSION}")
         wrong = problem(data, PLAN_FILE)
@@ -168,10 +171,8 @@ class Plan:
         try:
             if any(r["action"] not in ACTIONS for r in data["changes"]):
                 raise PlanError(f"{path}: plan file names an unknown action")
-            changes = [make(r["action"], r["kind"], Address.parse(r["address"]), r["before"], r["after"],
-                            bool(r["sensitive"]), r.get("detail") or {}, r["id"]) for r in data["changes"]]
             plan = cls(environment=data["environment"], server=data["server"], api_version=data["api_version"],
-                       changes=changes, live=data["live"], scope=data["scope"], created_by=data["created_by"],
+                       changes=[], live=data["live"], scope=data["scope"], created_by=data["created_by"],
                        created_at=data["created_at"], approvals=list(data.get("approvals") or []),
                        digests={r["id"]: r.get("after_digest") for r in data["changes"] if r.get("sensitive")},
                        drift=[Drift(d["address"], d["recorded"], d["live"]) for d in data.get("changed_outside", [])],
@@ -188,12 +189,13 @@ class Plan:
         except (KeyError, TypeError) as exc:
             raise PlanError(f"{path}: plan file is incomplete (missing {exc})") from None
         _check_variables(path, plan.variables)
-        if any(c.kind not in KINDS or c.action not in ACTIONS for c in plan.changes):
-            raise PlanError(f"{path}: plan file names an unknown resource kind or action")
         # The digest is computed from the file as it is, so that nothing in it escapes the signatures over it.
         if plan_digest(data) != plan.checksum:
             raise PlanError(f"{path}: the plan file was altered after planning (its checksum no longer matches); "
                             "run 'vboplan plan' again")
+        # What apply acts on is derived from each row's address, action and desired value, the schema and the
+        # recorded live values; a row that says anything else was edited.
+        plan.changes = derived_rows(plan, data["changes"], str(path))
         from vboplan.policy.severity import check_recorded
 
         check_recorded(plan, data["changes"], str(path))
@@ -277,15 +279,19 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         desired, read = rendered.resources[name], reads[name]
         kind = KINDS[name]
         # A field kept as a hash by the snapshot was secret when last applied: its live value stays masked.
-        changes.extend(mask_recorded(kind.diff(env.api_version, read, desired, recorded.get(name)), recorded.get(name)))
+        found = mask_recorded(kind.diff(env.api_version, read, desired, recorded.get(name)), recorded.get(name))
         if name in recorded:
             drift.extend(kind.drift(recorded[name], read))
         # A field whose desired value is secret is secret when read live too: only a salted hash is kept.
         live[name], secret = kind.conceal(read, desired) if isinstance(kind, ConcealsLive) else \
             conceal_live(read, desired, recorded.get(name))
-        live[name] = condensed(name, live[name])
+        live[name] = condensed(name, live[name], found)
         if secret:
             secret_fields[name] = secret
+        # The plan's rows are what the kind derives from each change's address and the recorded live values: what
+        # a plan file is checked against when it is loaded, and what apply derives again.
+        basis = Basis(env.api_version, live[name], scope[name], tuple(secret), live)
+        changes.extend(_derived(kind, basis, change) for change in found)
     check_references(changes, rendered, reads)
     if targets or excluded:
         managed = {a for name in scope for a in KINDS[name].addresses(scope[name])}
@@ -374,11 +380,187 @@ def _read_wave(client: VboClient, scope: dict[str, Any], read: Callable[[str], A
         return {name: future.result() for name, future in futures.items()}
 
 
-def condensed(name: str, live: Any) -> Any:
+def condensed(name: str, live: Any, changes: list[Change] | None = None) -> Any:
     """``live`` of kind ``name`` in the form a plan file keeps (and an apply compares): what the kind's ``condense``
-    makes of it, where it has one."""
-    condense = getattr(KINDS.get(name), "condense", None)
-    return condense(live) if condense is not None else live
+    makes of it, where it has one (keeping what ``changes`` refer to)."""
+    kind = KINDS.get(name)
+    return kind.condense(live, changes) if isinstance(kind, Condenses) else live
+
+
+@runtime_checkable
+class Condenses(Protocol):
+    """A kind whose live values a plan file keeps in a shorter form (many audit items by their count and digest)."""
+
+    def condense(self, live: Any, changes: list[Change] | None = None) -> Any:
+        """``live`` as a plan file keeps it, with whatever ``changes`` need to be derived again."""
+
+
+def basis(plan: Plan, name: str, live: dict[str, Any] | None = None) -> Basis:
+    """What kind ``name``'s changes in ``plan`` are derived from: the recorded live values, or ``live`` (every
+    kind's, read again by apply)."""
+    every = plan.live if live is None else live
+    return Basis(plan.api_version, every.get(name), plan.scope.get(name), tuple(plan.secret_fields.get(name) or ()),
+                 every)
+
+
+def ordered_writes(plan: Plan, changes: list[Change], client: Any = None) -> list[Write]:
+    """The writes that carry out ``changes`` (derived from ``plan``), in the fixed order: creates and updates kind by
+    kind (a kind after the kinds it requires), then deletes in the reverse order, so nothing is removed while
+    something still needs it and nothing is created before what it refers to. A pure function of the plan: what
+    ``show --requests`` lists is what apply sends."""
+    order = list(KINDS)
+    writes: list[Write] = []
+    for name in order:
+        mine = [c for c in changes if c.kind == name and c.action == "create"]
+        mine += [c for c in changes if c.kind == name and c.action == "update"]
+        writes += _writes(plan, name, mine, client) if mine else []
+    for name in reversed(order):
+        mine = [c for c in changes if c.kind == name and c.action == "delete"]
+        writes += _writes(plan, name, mine, client) if mine else []
+    return writes
+
+
+def _writes(plan: Plan, name: str, changes: list[Change], client: Any) -> list[Write]:
+    kind: Any = KINDS[name]
+    if isinstance(kind, Derives):
+        return list(kind.writes(basis(plan, name), changes))
+    if client is None:  # listing requests: a kind that does not declare them has none to show
+        return [Write(f"{name}: {len(changes)} change(s) this kind carries out itself", changes)]
+    return list(kind.writes(client, changes))
+
+
+def planned_requests(plan: Plan) -> list[dict[str, Any]]:
+    """Every request apply sends when every change of ``plan`` is approved, in order, as approvers read them
+    (``show --requests``): the change ids each carries out, method, path and body (secrets ``(sensitive)``, ids the
+    server assigns during the apply ``(known after apply)``)."""
+    listed: list[dict[str, Any]] = []
+    for write in ordered_writes(plan, plan.changes):
+        ids = [c.id for c in write.changes]
+        listed += [{"changes": ids, **request.shown(plan.api_version)} for request in write.requests] or \
+            [{"changes": ids, "method": "(not derived)", "path": write.description}]
+    return listed
+
+
+def _derived(kind: Any, basis: Basis, change: Change) -> Change:
+    """``change`` (from a diff) as its kind derives it; they must agree, or a plan file of it could not be loaded."""
+    if not isinstance(kind, Derives):
+        return change
+    derived = kind.derive(basis, change.address, change.action, change.after)
+    if derived.write_only:
+        derived = replace(derived, detail={**derived.detail, "recorded": change.recorded})
+    if not agree(derived, change):
+        raise PlanError(f"{change.address}: vboplan cannot derive this change from the live values it read (a bug; "
+                        "please report it)")
+    return derived
+
+
+def agree(one: Change, other: Change) -> bool:
+    """Whether two changes act alike: same kind, address, action, sensitivity, detail, and (not sensitive) values."""
+    if (one.kind, one.address, one.action, one.sensitive) != (other.kind, other.address, other.action,
+                                                              other.sensitive):
+        return False
+    if _text(one.detail) != _text(other.detail):
+        return False
+    return one.sensitive or (_text(one.before) == _text(other.before) and _text(one.after) == _text(other.after))
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_no_secrets)
+
+
+def derived_rows(plan: Plan, rows: list[dict[str, Any]], where: str) -> list[Change]:
+    """The changes of a plan file's ``rows``, each derived by its kind from its address, action and desired value
+    (and the plan's recorded live values); refuses, naming the change id, any row that says otherwise: its id, kind,
+    ``before``, sensitivity or detail, a duplicate, or an action that does not fit the live values."""
+    addresses: dict[str, str] = {}
+    for row in rows:
+        label = f"{where}: change {row['id']} ({row['address']})"
+        if row["action"] not in ACTIONS:
+            raise PlanError(f"{label}: unknown action '{row['action']}'")
+        address = Address.parse(row["address"])
+        text = str(address)
+        if text in addresses:
+            raise PlanError(f"{label}: the plan names this address twice ({addresses[text]} and {row['id']}); "
+                            "the file was edited; run 'vboplan plan' again")
+        addresses[text] = row["id"]
+    ids = change_ids([Address.parse(text) for text in addresses])
+    seen: set[str] = set()
+    changes = []
+    for row in rows:
+        label = f"{where}: change {row['id']} ({row['address']})"
+        if row["id"] in seen:
+            raise PlanError(f"{label}: two changes have this id; the file was edited; run 'vboplan plan' again")
+        seen.add(row["id"])
+        address = Address.parse(row["address"])
+        if row["id"] != ids[str(address)]:
+            raise PlanError(f"{label}: the id of this address is {ids[str(address)]}, not {row['id']}; the file was "
+                            "edited; run 'vboplan plan' again")
+        changes.append(_row_change(plan, row, address, label))
+    return changes
+
+
+def _row_change(plan: Plan, row: dict[str, Any], address: Address, label: str) -> Change:
+    kind = KINDS.get(address.kind)
+    if kind is None or row["kind"] != address.kind:
+        raise PlanError(f"{label}: the address names resource kind '{address.kind}' but the row says "
+                        f"'{row['kind']}'; the file was edited; run 'vboplan plan' again")
+    if address.kind not in plan.scope:
+        raise PlanError(f"{label}: the plan does not read {address.kind}; the file was edited")
+    if not isinstance(kind, Derives):
+        return _legacy_row(plan, kind, row, address, label)
+    try:
+        # A sensitive row's value is known only by its hash: an unknown secret until apply resolves it.
+        derived = kind.derive(basis(plan, address.kind), address, row["action"],
+                              Sensitive(None) if row["sensitive"] else row["after"])
+    except PlanError as exc:
+        raise PlanError(f"{label}: {_without(str(exc), str(address))}; the file was edited or is stale; run "
+                        "'vboplan plan' again") from None
+    if derived.write_only:
+        recorded = (row.get("detail") or {}).get("recorded", False)
+        derived = replace(derived, detail={**derived.detail, "recorded": recorded is True})
+    problem = _row_problem(row, derived)
+    if problem:
+        raise PlanError(f"{label}: {problem}; the file was edited; run 'vboplan plan' again")
+    return replace(derived, id=row["id"])
+
+
+def _legacy_row(plan: Plan, kind: Any, row: dict[str, Any], address: Address, label: str) -> Change:
+    """A row of a kind that does not derive its changes yet: taken as written, but a field its schema makes secret
+    must be sensitive and carry no value."""
+    change = make(row["action"], address.kind, address, row["before"], row["after"], bool(row["sensitive"]),
+                  row.get("detail") or {}, row["id"])
+    secret = kind.is_secret(plan.api_version, change, plan.secret_fields.get(address.kind, []))
+    if secret and (not change.sensitive or change.after is not None or change.before is not None):
+        raise PlanError(f"{label}: a secret field but the plan file carries it as not sensitive or with a value: "
+                        "the file was edited; run 'vboplan plan' again")
+    return change
+
+
+def _row_problem(row: dict[str, Any], derived: Change) -> str:
+    """What a row says that its derived change does not (empty when they agree)."""
+    if bool(row["sensitive"]) != derived.sensitive:
+        return ("it is marked sensitive, which hides its value, but the schema and the templates' secret() make "
+                "it a readable, not secret field") if row["sensitive"] else \
+            "it is a secret field but the row carries it as not sensitive"
+    if derived.sensitive:
+        if row["before"] is not None or row["after"] is not None:
+            return "it is a secret field but the row carries a value"
+        if not is_digest(row.get("after_digest")):
+            return "it is a secret field but the row holds no hash of its value"
+        return "" if row.get("detail") in (None, {}) or _text(row["detail"]) == _text(derived.detail) else \
+            f"its detail {_text(row['detail'])} is not what its address means ({_text(derived.detail)})"
+    if _text(row["before"]) != _text(derived.before):
+        return f"its live value is {_text(derived.before)} as the plan recorded it, not {_text(row['before'])}"
+    if _text(row["after"]) != _text(derived.after):
+        return f"its desired value reads {_text(row['after'])} but its address gives {_text(derived.after)}"
+    if row.get("detail") not in (None, {}) and _text(row["detail"]) != _text(derived.detail):
+        return f"its detail {_text(row['detail'])} is not what its address means ({_text(derived.detail)})"
+    return ""
+
+
+def _without(message: str, address: str) -> str:
+    """A kind's message without the address it starts with (the caller names the change already)."""
+    return message[len(address) + 2:] if message.startswith(address + ": ") else message
 
 
 def reread(client: VboClient, name: str, scope: Any, live: Any) -> Any:
