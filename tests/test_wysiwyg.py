@@ -18,6 +18,7 @@ from conftest import API_SECRET, SEED, SMTP_SECRET, ProjectDir
 from vboplan.core import plan_requests
 from vboplan.planning.plan import Plan, change_id, plan_digest
 from vboplan.sensitive import MASK, digest
+from vboplan.state import now
 from vboplan.trust import approvals, signing
 
 ORG = "contoso.onmicrosoft.com"
@@ -58,26 +59,31 @@ def _sign(project: ProjectDir, statement: dict[str, Any], who: str, namespace: s
     return Path(f"{message}.sig").read_text()
 
 
-def _reseal(project: ProjectDir, path: Path, document: dict[str, Any]) -> None:
-    """Write ``document`` back as its author would after editing it: signed again by the author (ann) and approved
-    again by alice and bob, every signature by a real key, over the new digest. `vboplan approve` itself refuses
-    the edited file (it loads the plan), so the approvals are made as anyone with a key could make them."""
+def _sign_as_author(project: ProjectDir, document: dict[str, Any]) -> None:
+    """Recompute the digest of an edited plan document and sign it again as its author (ann), as she could."""
     key = project.keys["ann"]
-    document["approvals"] = []
     document["author_key"] = " ".join(signing.public_key_of(key).split()[:2])
     document["checksum"] = plan_digest(document)
     plan = Plan(environment=document["environment"], server=document["server"],
                 api_version=document["api_version"], changes=[], live=document["live"], scope=document["scope"],
                 created_by=document["created_by"], created_at=document["created_at"], checksum=document["checksum"],
                 author_key=document["author_key"])
-    statement = approvals.author_statement(plan)
+    statement = approvals.author_statement(plan, now())
     document["author_signature"] = {"statement": statement,
                                     "signature": _sign(project, statement, "ann", signing.PLAN_NAMESPACE)}
+
+
+def _reseal(project: ProjectDir, path: Path, document: dict[str, Any]) -> None:
+    """Write ``document`` back as its author would after editing it: signed again by the author (ann) and approved
+    again by alice and bob, every signature by a real key, over the new digest. `vboplan approve` itself refuses
+    the edited file (it loads the plan), so the approvals are made as anyone with a key could make them."""
+    document["approvals"] = []
+    _sign_as_author(project, document)
     for who in ("alice", "bob"):
         approval = {"type": "vboplan-approval", "version": 1, "plan": document["checksum"],
                     "environment": document["environment"], "server": document["server"],
                     "changes": [c["id"] for c in document["changes"]], "ticket": "CHG-7", "comment": None,
-                    "at": document["created_at"]}
+                    "at": now()}
         document["approvals"].append({"statement": approval,
                                       "signature": _sign(project, approval, who, "vboplan-approve")})
     path.write_text(json.dumps(document, indent=2))
@@ -429,7 +435,7 @@ def test_removals_from_a_long_list_of_audit_items_are_derived_from_the_items_the
                  if i["user"]["name"] == audited[10])
     row = next(c for c in document["changes"] if c["address"].endswith(f'["{kept["items_kept"][0]["name"]}"]'))
     kept["items_kept"][0]["id"] = row["detail"]["itemId"] = other["id"]
-    document["checksum"] = plan_digest(document)
+    _sign_as_author(project, document)
     path.write_text(json.dumps(document))
     assert project.run("show", str(path)).exit_code == 0  # the file agrees with itself
     result = project.run("apply", str(path))
