@@ -477,6 +477,16 @@ def _next_steps(env: Any, saved: Any, path: Path) -> None:
     if not saved.changes and not saved.refresh_only:
         echo("Nothing to apply.", err=True)
         return
+    standing = [v for v in saved.verdicts if not v.get("exception")]
+    blocking = [str(v.get("rule")) for v in standing if v.get("level") == "block"]
+    if blocking:
+        echo(f"A block verdict stands ({', '.join(blocking)}): apply refuses this plan. Change the templates, or "
+             "record an exception for the rule, and plan again.", err=True)
+        return
+    for verdict in (v for v in standing if v.get("level") == "approve" and v.get("changes")):
+        approvers = verdict.get("approvers") or {}
+        echo(f"Rule {verdict.get('rule')}: {len(verdict['changes'])} change(s) also need "
+             f"{approvers.get('required')} approval(s) by keys in {approvers.get('allowed_signers')}.", err=True)
     required = env.approvals.required
     if required:
         people = f"{required} approver{'s' if required != 1 else ''}"

@@ -138,12 +138,22 @@ def _evaluate_kind(rules: list[Rule], objects: list[PolicyObject], changes: list
         context = engine.context(variables) if variables or per_change else None
         for rule in evaluated:
             outcome, note = _run(rule, context)
-            _note(rule, outcome, note, obj, mine, found)
+            _note(rule, outcome, note, obj, _concerned(rule, obj, mine), found)
         for change in mine if per_change else ():
             context.add_variable("change", change_record(change, rated[change.id]))
             for rule in per_change:
                 outcome, note = _run(rule, context)
                 _note(rule, outcome, note, obj, [change], found)
+
+
+def _concerned(rule: Rule, obj: PolicyObject, changes: list[Change]) -> list[Change]:
+    """The changes of ``obj`` a rule over its values concerns: those of the fields its expression names (all of
+    the object's changes when it names none, or names the object as a whole)."""
+    if not rule.fields:
+        return changes
+    depth = len(obj.address.parts)
+    return [c for c in changes if len(c.address.parts) <= depth
+            or (c.address.parts[depth][0] == "." and c.address.parts[depth][1] in rule.fields)]
 
 
 def _changes_by_object(objects: list[PolicyObject], changes: list[Change]) -> dict[Address, list[Change]]:

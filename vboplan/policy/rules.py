@@ -68,6 +68,7 @@ class Rule:
     approvers: ApprovalPolicy | None = None
     program: Any = field(default=None, compare=False, repr=False)
     names: frozenset[str] = frozenset()   # which of desired, live and change the expression names
+    fields: frozenset[str] = frozenset()  # the fields of desired and live it names (what its verdict concerns)
 
     @property
     def uses_change(self) -> bool:
@@ -216,7 +217,7 @@ def _rule(root: Path, entry: Located, builtin: bool) -> Rule | None:
         raise PolicyError(f"{entry.where('resource')}: {label}: unknown resource kind '{resource}'"
                           + (f"; did you mean '{hint}'?" if hint else ""))
     expr = _text(entry, "expr", label)
-    program, names = _compile(entry, label, expr, KINDS[resource])
+    program, names, fields = _compile(entry, label, expr, KINDS[resource])
     approvers = None
     if level == "approve":
         if "approvers" not in entry:
@@ -229,10 +230,10 @@ def _rule(root: Path, entry: Located, builtin: bool) -> Rule | None:
                 message=_text(entry, "message", label, required=False) or f"rule {rule_id} does not hold",
                 source=entry.where(), scope=_scope(entry, label), description=_text(entry, "description", label,
                                                                                      required=False),
-                approvers=approvers, program=program, names=names)
+                approvers=approvers, program=program, names=names, fields=fields)
 
 
-def _compile(entry: Located, label: str, expr: str, kind: Any) -> tuple[Any, frozenset[str]]:
+def _compile(entry: Located, label: str, expr: str, kind: Any) -> tuple[Any, frozenset[str], frozenset[str]]:
     line = entry.line_of("expr")
     first = line + 1 if "\n" in expr.rstrip("\n") else line  # a block scalar starts on the next line
 
@@ -258,7 +259,8 @@ def _compile(entry: Located, label: str, expr: str, kind: Any) -> tuple[Any, fro
             owner = "change" if variable == "change" else str(entry.get("resource"))
             raise PolicyError(f"{at(*engine.position(expr, offset))}: {label}: {owner} has no field '{name}'"
                               + (f"; did you mean '{hint}'?" if hint else ""))
-    return program, frozenset(v for v in program.variables() if v in VARIABLES)
+    fields = frozenset(name for variable, name, _ in engine.fields_named(expr) if variable != "change")
+    return program, frozenset(v for v in program.variables() if v in VARIABLES), fields
 
 
 def _approvers(root: Path, entry: Located, label: str) -> ApprovalPolicy:
