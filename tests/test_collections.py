@@ -249,6 +249,8 @@ backup_proxies:
     assert password == ("update", None, None)  # sensitive: no value in the document
     assert rows['backup_proxies["proxy01.contoso.local"].internetProxySettings'][2] == {
         "hostName": "squid.contoso.local", "useAuthentication": True, "username": "svc"}
+    requests = proxies.run("show", str(planfile), "--requests")
+    assert requests.exit_code == 0 and "(sensitive)" in requests.stdout
     assert proxies.run("apply", str(planfile)).exit_code == 0
     stored = next(p for p in proxies.emulator("dev").store.collections["backup_proxies"]
                   if p["hostName"] == "proxy01.contoso.local")

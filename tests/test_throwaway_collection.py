@@ -42,6 +42,17 @@ def test_a_throwaway_collection_is_one_module_and_one_registry_entry(project: Pr
         assert rows['throwaway_hosts["host1"]'] == ("create", None, {
             "description": "first", "port": 9193, "proxyPool": 'proxy_pools["Lab pool"]'})
         assert len(rows) == 5
+        # The host's request names the pool the same apply creates: its id is known after apply.
+        planfile = project.root / "hosts.plan.json"
+        assert project.run("plan", "--env", "dev", "--out", str(planfile)).exit_code == 0
+        requests = project.run("show", str(planfile), "--requests", "--format", "json")
+        assert requests.exit_code == 0, requests.output
+        sent = json.loads(requests.stdout)["plans"][0]["requests"]
+        assert [(r["method"], r["path"]) for r in sent] == [("POST", "/v8/ProxyPools")] + [
+            ("POST", "/v8/ThrowawayHosts")] * 4
+        assert sent[1]["body"] == {"hostName": "host1", "description": "first", "port": 9193,
+                                   "proxyPoolId": "(known after apply)"}
+        planfile.unlink()
         applied = project.run("apply", "--env", "dev", "--auto-approve")
         assert applied.exit_code == 0, applied.output
         hosts = _hosts(project)

@@ -20,22 +20,20 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from vboplan import schema
 from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
-from vboplan.errors import ApiError, PlanError, ProjectError, RenderError
+from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import refs
-from vboplan.kinds.base import Export, Write, WriteContext
+from vboplan.kinds.base import AfterApply, Basis, Export, Request, Write
 from vboplan.kinds.hooks import ChecksObject, PlacesCreate, ReadsMore
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
 from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
 
-KNOWN_AFTER_APPLY = "(known after apply)"
 Path = tuple[str, ...]
 
 
@@ -45,44 +43,6 @@ class Declared(dict[str, dict[str, Any]]):
     def __init__(self) -> None:
         super().__init__()
         self.where: dict[str, str] = {}
-
-
-@dataclass(frozen=True)
-class Pending:
-    """The id of an object the same apply creates: sent once the create has answered with it."""
-
-    address: str
-
-    def __str__(self) -> str:
-        return KNOWN_AFTER_APPLY
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request an apply sends: ``body`` may hold :class:`Pending` ids and :class:`Sensitive` values;
-    ``records`` names the address whose server-assigned id the answer carries (a create)."""
-
-    method: str
-    path: str
-    body: Any = None
-    records: str = ""
-    changes: tuple[str, ...] = ()
-
-    def shown(self) -> dict[str, Any]:
-        """The request as ``show --requests`` lists it (secrets as ``(sensitive)``)."""
-        return {"method": self.method, "path": self.path, "body": _shown(self.body)}
-
-
-def _shown(value: Any) -> Any:
-    if isinstance(value, Sensitive):
-        return "(sensitive)"
-    if isinstance(value, Pending):
-        return KNOWN_AFTER_APPLY
-    if isinstance(value, dict):
-        return {k: _shown(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shown(v) for v in value]
-    return value
 
 
 def object_address(kind: str, key: str) -> Address:
@@ -220,15 +180,80 @@ class CollectionKind:
     def addresses(self, scope: list[str]) -> set[Address]:
         return {Address(self.name)} | {object_address(self.name, key) for key in scope}
 
-    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
-        path = _field_path(change.address)
+    def _secret_path(self, version: str, path: Path, key: str, secret_fields: tuple[str, ...]) -> bool:
+        """Whether the field at ``path`` of object ``key`` is secret: a password in the schema, or named secret by
+        the spec or by the plan (filled from ``secret()``)."""
         api = self.spec.api(version)
         if not path or api is None:
             return False
         prop: dict[str, Any] = {"properties": schema.properties(version, api.request)}
         for part in path:
             prop = schema.resolve(version, (prop.get("properties") or {}).get(part) or {})
-        return self._secret(version, prop, path)
+        return self._secret(version, prop, path) or json.dumps([key, *path]) in secret_fields
+
+    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        """The change a row is, from its address, action and desired value and the plan's recorded live values
+        (which hold every object's id and the ids of the objects references name)."""
+        if address.kind != self.name or not address.parts or address.parts[0][0] != "[" \
+                or any(sep != "." for sep, _ in address.parts[1:]):
+            raise PlanError(f"{address}: not an address of a {self.name} object or field "
+                            f'({self.name}["KEY"] or {self.name}["KEY"].FIELD)')
+        api = self.spec.api(basis.version)
+        if api is None:
+            raise PlanError(f"{address}: {self.name} is not in API {basis.version}")
+        live = basis.live if isinstance(basis.live, dict) else {}
+        key, path = _key_of(address), _field_path(address)
+        obj = _find_key(live.get("objects") or {}, key)
+        if action == "update" and path:
+            return self._derive_update(basis, address, key, path, obj, after, live)
+        if path or action not in ("create", "delete"):
+            raise PlanError(f"{address}: a {self.name} {'field' if path else 'object'} is not {action}d")
+        if action == "delete":
+            if obj is None or not self.spec.whole_truth or api.delete is None:
+                raise PlanError(f"{address}: the plan cannot delete this object (not on the server, or the API "
+                                "cannot delete it)")
+            return make("delete", self.name, address, self._shown_object(obj["values"], live), None, False,
+                        {"key": key, "id": obj["id"]})
+        if obj is not None or api.create is None:
+            raise PlanError(f"{address}: the plan cannot create this object (it is on the server already, or the "
+                            "API cannot create it)")
+        self._check_shown(basis.version, address, after, live)
+        return make("create", self.name, address, None, after, False, {"key": key})
+
+    def _derive_update(self, basis: Basis, address: Address, key: str, path: Path, obj: Any, after: Any,
+                       live: dict[str, Any]) -> Change:
+        if self._secret_path(basis.version, path, key, basis.secret_fields):
+            detail = {"key": key, **({"id": obj["id"]} if obj else {}), "write_only": True, "recorded": False}
+            return make("update", self.name, address, None, Sensitive(reveal(after)), True, detail)
+        if obj is None or len(path) != 1:
+            raise PlanError(f"{address}: the plan records no live object with this field")
+        name = path[0]
+        self._check_shown(basis.version, address, {name: after}, live)
+        if name in self.spec.fixed:
+            raise PlanError(f"{address}: this field cannot change in place")
+        before = self._shown(name, _project(obj["values"].get(name), after), live)
+        if _same(before, after):
+            raise PlanError(f"{address}: the live value is already {_text(after)}; this is no change")
+        return make("update", self.name, address, before, after, False, {"key": key, "id": obj["id"]})
+
+    def _check_shown(self, version: str, address: Address, values: Any, live: dict[str, Any]) -> None:
+        """A row's values must name fields a request can set, and references as other objects' addresses."""
+        if not isinstance(values, dict):
+            raise PlanError(f"{address}: the value of a create is the object's fields")
+        writable, _ = self.spec.fields(version)
+        for name, value in values.items():
+            ref = self._reference_named(name)
+            if ref is None:
+                if name not in writable:
+                    raise PlanError(f"{address}: {self.name} has no field '{name}' a request can set")
+                continue
+            for text in value if isinstance(value, list) else [value]:
+                try:
+                    target = Address.parse(str(text))
+                except PlanError:
+                    target = None
+                if target is None or target.kind != ref.kind or len(target.parts) != 1:
+                    raise PlanError(f"{address}: {name} must hold {ref.kind} addresses")
 
     def desired_value(self, desired: Any, change: Change) -> Any:
         key = _key_of(change.address)
@@ -432,50 +457,64 @@ class CollectionKind:
 
     # -- apply -------------------------------------------------------------------------------------------------
 
-    def requests(self, version: str, changes: list[Change], live: dict[str, Any]) -> list[Request]:
-        """The requests that carry out ``changes`` (this kind's, from one plan), derived from their addresses and
-        the plan's live values: a POST per created object (its passwords in the body), a PUT per updated object,
-        a DELETE per deleted one."""
-        api = self.spec.api(version)
+    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
+        """One request per object: a POST per created object (its passwords in the body), a PUT per updated one
+        (with the fields the document requires in every PUT, from the recorded live values), a DELETE per deleted
+        one. Ids come from the recorded live values; an object the same apply creates is ``(known after apply)``."""
+        api = self.spec.api(basis.version)
         if api is None:
-            raise PlanError(f"{self.name} is not in API {version}")
+            raise PlanError(f"{self.name} is not in API {basis.version}")
+        live = basis.live if isinstance(basis.live, dict) else {}
         by_key: dict[str, list[Change]] = {}
         for change in changes:
             by_key.setdefault(_key_of(change.address), []).append(change)
-        made: list[Request] = []
+        writes = []
         for key, mine in by_key.items():
-            made.append(self._request(version, api, key, mine, live))
-        return made
+            request = self._request(basis.version, api, key, mine, live)
+            writes.append(Write(f"{request.method} /{basis.version}/{request.path}", mine, requests=[request]))
+        return writes
 
     def _request(self, version: str, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> Request:
-        ids = tuple(c.id for c in mine)
         obj = _find_key(live.get("objects") or {}, key)
         actions = {c.action for c in mine}
         if "delete" in actions:
             if obj is None or api.delete is None:
                 raise PlanError(f"{object_address(self.name, key)}: nothing to delete on the server")
-            return Request("DELETE", api.delete.url(**{api.id_param: obj["id"]}), None, "", ids)
+            return Request("DELETE", api.delete.url(**{api.id_param: obj["id"]}), None, api.delete.status)
         body: dict[str, Any] = {self.spec.key_field: key}
         for change in mine:
             if change.action == "create":
                 body.update(self._api_body(change.after, live))
+                continue
+            path = _field_path(change.address)
+            ref = self._reference_named(path[0]) if len(path) == 1 else None
+            if ref is not None:
+                body[ref.field] = self._ids_of(ref, change.after, live)
             else:
-                path = _field_path(change.address)
-                ref = self._reference_named(path[0]) if len(path) == 1 else None
-                if ref is not None:
-                    body[ref.field] = self._ids_of(ref, change.after, live)
-                else:
-                    _put(body, path, change.after)
+                _put(body, path, change.after)
         if "create" in actions:
             if api.create is None:
                 raise PlanError(f"{object_address(self.name, key)}: the API cannot create {self.name}")
             for name in self.spec.required(version):
                 body.setdefault(name, [] if any(r.field == name and r.many for r in self.spec.references) else "")
             path, body = self._placed(version, api, key, body)
-            return Request("POST", path, body, str(object_address(self.name, key)), ids)
+            return Request("POST", path, body, api.create.status, assigns=str(object_address(self.name, key)))
         if obj is None or api.update is None:
             raise PlanError(f"{object_address(self.name, key)}: not on the server")
-        return Request("PUT", api.update.url(**{api.id_param: obj["id"]}), body, "", ids)
+        for name in self.spec.required(version):
+            if name not in body:
+                body[name] = self._live_api_value(name, obj, live)
+        return Request("PUT", api.update.url(**{api.id_param: obj["id"]}), body, api.update.status)
+
+    def _live_api_value(self, name: str, obj: dict[str, Any], live: dict[str, Any]) -> Any:
+        """A field's recorded live value as a request carries it (a reference as ids)."""
+        ref = next((r for r in self.spec.references if r.field == name), None)
+        if ref is None:
+            return obj["values"].get(name)
+        names = obj["values"].get(ref.written)
+        if names is None:
+            return [] if ref.many else None
+        return self._ids_of(ref, self._shown(ref.written, names, live), live)
 
     def _placed(self, version: str, api: Api, key: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Where a create goes: placeholders of its path (``Organizations/{organizationId}/RbacRoles``) filled from
@@ -503,58 +542,15 @@ class CollectionKind:
         return body
 
     def _ids_of(self, ref: Reference, shown: Any, live: dict[str, Any]) -> Any:
-        """The API value of a reference shown as addresses: ids from the live values, Pending for an object the
-        same apply creates."""
+        """The API value of a reference shown as addresses: ids from the live values, ``(known after apply)`` for
+        an object the same apply creates."""
         known = {n.lower(): i for n, i in ((live.get("refs") or {}).get(ref.kind) or {}).items()}
         out: list[Any] = []
         for address in shown if isinstance(shown, list) else [shown]:
             name = Address.parse(address).parts[0][1]
             found = known.get(name.lower())
-            out.append(found if found is not None else Pending(address))
+            out.append(found if found is not None else AfterApply(str(object_address(ref.kind, name))))
         return [{ref.each: i} for i in out] if ref.many else out[0]
-
-    def writes(self, client: VboClient, changes: list[Change]) -> list[Write]:
-        live = self._live_for_writes(client)
-        writes = []
-        for request in self.requests(client.version, changes, live):
-            mine = [c for c in changes if c.id in request.changes]
-            writes.append(Write(f"{request.method} /{client.version}/{request.path}", mine,
-                                partial(self._send, client, request)))
-        return writes
-
-    def _live_for_writes(self, client: VboClient) -> dict[str, Any]:
-        return self.read(client, [])
-
-    def _send(self, client: VboClient, request: Request, context: WriteContext) -> None:
-        body = _filled(request.body, context)
-        if request.method == "PUT":
-            body = self._complete(client, request, body)
-        operation = Operation(request.method, request.path, (200, 201, 204))
-        answer = client.call(operation, body)
-        if request.records:
-            if not isinstance(answer, dict) or not answer.get("id"):
-                raise ApiError(f"{client.where}: {request.method} /{client.version}/{request.path} answered without "
-                               "the new object's id")
-            context.record(request.records, str(answer["id"]))
-
-    def _complete(self, client: VboClient, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        """A PUT body with the fields the document requires in every PUT, as the server holds them now."""
-        required = [n for n in self.spec.required(client.version) if n not in body]
-        if not required:
-            return body
-        current = client.call(Operation("GET", request.path, (200,))) or {}
-        api = self.spec.api(client.version)
-        assert api is not None
-        for name in required:
-            ref = next((r for r in self.spec.references if r.field == name), None)
-            if ref is not None and ref.read:
-                object_id = str(current.get("id"))
-                listed = client.list_objects(Operation("GET", ref.read, (200,), api.list.paged),
-                                             **{api.id_param: object_id})
-                body[name] = [{ref.each: str(o.get("id"))} for o in listed] if ref.many else None
-            else:
-                body[name] = current.get(name)
-        return body
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
         obj = _find_key(live.get("objects") or {}, _key_of(change.address))
@@ -735,19 +731,3 @@ def _put(body: dict[str, Any], path: Path, value: Any) -> None:
         target[path[-1]] = {**existing, **value}
     else:
         target[path[-1]] = dict(value) if isinstance(value, dict) else value
-
-
-def _filled(value: Any, context: WriteContext) -> Any:
-    """``value`` with every Pending id replaced by the id its create answered with, every secret revealed."""
-    if isinstance(value, Pending):
-        found = context.id_of(value.address)
-        if found is None:
-            raise PlanError(f"{value.address} was not created by this apply, so its id is unknown")
-        return found
-    if isinstance(value, Sensitive):
-        return value.reveal()
-    if isinstance(value, dict):
-        return {k: _filled(v, context) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_filled(v, context) for v in value]
-    return value

@@ -18,7 +18,7 @@ from typing import Any
 
 from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, RenderError
-from vboplan.kinds.base import Export
+from vboplan.kinds.base import Basis, Export
 from vboplan.planning.changes import Address, Change, Drift
 from vboplan.sensitive import reveal
 
@@ -65,13 +65,13 @@ class LifecycleKind:
     def diff(self, version: str, live: Any, desired: Any, recorded: Any | None) -> list[Change]:
         return []
 
-    def is_secret(self, version: str, change: Change, secret_fields: list[str]) -> bool:
-        return False
+    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        raise PlanError(f"{address}: lifecycle rules make no changes")
 
     def desired_value(self, desired: Any, change: Change) -> Any:
         return None
 
-    def writes(self, client: VboClient, changes: list[Change]) -> list[Any]:
+    def writes(self, basis: Basis, changes: list[Change]) -> list[Any]:
         return []
 
     def verify(self, change: Change, live: Any) -> bool:
