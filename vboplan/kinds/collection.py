@@ -419,6 +419,16 @@ class CollectionKind:
             found += [Address.parse(a) for a in (shown if isinstance(shown, list) else [shown] if shown else [])]
         return found
 
+    def users(self, live: Any, kind: str, key: str) -> list[tuple[Address, str]]:
+        """The live objects that refer to ``kind``'s object ``key``, with the field (as templates write it)."""
+        found: list[tuple[Address, str]] = []
+        for ref in (r for r in self.spec.references if r.kind == kind):
+            for name, obj in sorted(((live or {}).get("objects") or {}).items(), key=lambda i: i[0].lower()):
+                value = (obj.get("values") or {}).get(ref.written)
+                if any(str(n).lower() == key.lower() for n in (value if isinstance(value, list) else [value])):
+                    found.append((object_address(self.name, name), ref.written))
+        return found
+
     def deletions(self, changes: list[Change], live: Any) -> list[tuple[str, int, int]]:
         """The objects ``changes`` delete out of all the collection holds (its guard scope is the server)."""
         deleted = sum(1 for c in changes if c.kind == self.name and c.action == "delete" and len(c.address.parts) == 1)

@@ -79,3 +79,12 @@ class ChecksObject(Protocol):
 
     def check(self, version: str, key: str, fields: dict[str, Any]) -> str:
         """What is wrong with object ``key`` (its API fields), or an empty string."""
+
+
+@runtime_checkable
+class Uses(Protocol):
+    """A kind whose live objects refer to other kinds' objects, so that a plan deleting one in use is refused (the
+    server would refuse it too: Veeam answers that an object in use cannot be removed)."""
+
+    def users(self, live: Any, kind: str, key: str) -> list[tuple[Address, str]]:
+        """``(address, field)`` of each live object that refers to ``kind``'s object ``key`` through ``field``."""

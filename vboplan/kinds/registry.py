@@ -13,7 +13,14 @@ import contextlib
 import threading
 from collections.abc import Iterator, Mapping
 
-from vboplan.kinds import backup_proxies, catalog, cloud_accounts, proxy_pools
+from vboplan.kinds import (
+    backup_proxies,
+    backup_repositories,
+    catalog,
+    cloud_accounts,
+    encryption_keys,
+    proxy_pools,
+)
 from vboplan.kinds.audit_items import AuditItemsKind
 from vboplan.kinds.base import ResourceKind, Write, WriteContext
 from vboplan.kinds.collection import CollectionKind
@@ -28,6 +35,8 @@ SPECS: list[CollectionSpec] = [
     backup_proxies.SPEC,
     proxy_pools.SPEC,
     cloud_accounts.SPEC,
+    encryption_keys.SPEC,
+    backup_repositories.SPEC,
 ]
 
 _specs_lock = threading.RLock()

@@ -18,7 +18,7 @@ from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
 from vboplan.kinds.base import Basis, Derives, Write
-from vboplan.kinds.hooks import ConcealsLive, Declares, Refers
+from vboplan.kinds.hooks import ConcealsLive, Declares, Refers, Uses
 from vboplan.kinds.registry import KINDS
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift, make
 from vboplan.planning.selection import select_changes
@@ -331,6 +331,24 @@ def check_references(changes: list[Change], rendered: Rendered, reads: dict[str,
             where = kind.declared_at(desired, change.address.parts[0][1]) if isinstance(kind, Declares) else name
             raise ProjectError(f"{where}: {Address(name, change.address.parts[:1])}: no {other} named '{key}' on "
                                "the server or in the templates")
+    _check_in_use(changes, reads)
+
+
+def _check_in_use(changes: list[Change], reads: dict[str, Any]) -> None:
+    """Refuse deleting an object another live object still refers to after the plan (the server refuses it)."""
+    deleted = {str(c.address).lower() for c in changes if c.action == "delete" and len(c.address.parts) == 1}
+    changed = {str(c.address).lower() for c in changes if c.action == "update"}
+    for change in (c for c in changes if str(c.address).lower() in deleted):
+        key = change.address.parts[0][1]
+        for name, live in reads.items():
+            kind = KINDS.get(name)
+            if not isinstance(kind, Uses):
+                continue
+            for user, through in kind.users(live, change.kind, key):
+                if str(user).lower() in deleted or str(user.field(through)).lower() in changed:
+                    continue
+                raise ProjectError(f"{change.address} cannot be deleted: {user} uses it ({through}); change or "
+                                   f"delete {user} in the same plan first")
 
 
 def waves(names: list[str]) -> list[list[str]]:

@@ -1,0 +1,121 @@
+"""Encryption keys and backup repositories (v6-v8) against the emulator, one project per version shared by the
+steps: one plan creates a key and a repository that uses it (the key's id, assigned by the server, filled in
+during the apply); --target of the repository takes the key in; converge; an
+update; a fixed field (retentionType) and a key's new password are refused; a key in use is neither deleted by a
+plan nor by the server (409); prevent_destroy; deletes in reverse order. The planted password is in no output or
+file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SEED, ProjectDir, assert_one_clean_error
+
+KEY_PASSWORD = "Kx9-archive-key-planted-1"
+PROXIES = [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}]
+
+TEMPLATE = """\
+encryption_keys:
+  Archive key 2026: {password: {{ secret("ARCHIVE_KEY_PASSWORD") }}}
+backup_repositories:
+  Repo EU:
+    proxy: proxy01.contoso.local
+    path: 'D:\\Backups\\EU'
+    description: DESCRIPTION
+    retentionType: RETENTION
+    retentionPeriodType: Yearly
+    yearlyRetentionPeriod: Years3
+    encryptionKey: Archive key 2026
+"""
+
+
+def _config(version: str) -> str:
+    return (f"templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n    server: emulator:dev\n"
+            f"    api_version: {version}\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n")
+
+
+def _template(description: str = "EU", retention: str = "ItemLevel") -> str:
+    return TEMPLATE.replace("DESCRIPTION", description).replace("RETENTION", retention)
+
+
+def _rows(result: Any) -> dict[str, tuple[str, Any, Any]]:
+    assert result.exit_code in (0, 2), result.output
+    return {c["address"]: (c["action"], c["before"], c["after"]) for c in json.loads(result.stdout)["plans"][0]["changes"]}
+
+
+def _list(project: ProjectDir, version: str, path: str) -> list[dict[str, Any]]:
+    body = project.api("dev").get(f"/{version}/{path}").json()
+    return body["results"] if isinstance(body, dict) else body
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+def test_keys_and_repositories(project: ProjectDir, version: str, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for path in (project.root / "templates").glob("*"):
+        path.unlink()
+    project.write("vboplan.yaml", _config(version))
+    project.seed("dev", {**SEED, "proxies": PROXIES})
+    monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", KEY_PASSWORD)
+    project.write("templates/repos.yaml.j2", _template())
+    outputs: list[str] = []
+
+    # --target of the repository takes in the key it refers to.
+    planfile = tmp_path / "plan.json"
+    planned = project.run("plan", "--env", "dev", "--format", "json", "--out", str(planfile),
+                          "--target", 'backup_repositories["Repo EU"]')
+    assert _rows(planned) == {
+        'encryption_keys["Archive key 2026"]': ("create", None, {}),
+        'encryption_keys["Archive key 2026"].password': ("update", None, None),
+        'backup_repositories["Repo EU"]': ("create", None, {
+            "description": "EU", "encryptionKey": 'encryption_keys["Archive key 2026"]', "path": "D:\\Backups\\EU",
+            "proxy": 'backup_proxies["proxy01.contoso.local"]', "retentionPeriodType": "Yearly",
+            "retentionType": "ItemLevel", "yearlyRetentionPeriod": "Years3"})}
+    applied = project.run("apply", str(planfile))
+    assert applied.exit_code == 0, applied.output
+    outputs += [planned.output, applied.output]
+    keys, repos = _list(project, version, "EncryptionKeys"), _list(project, version, "BackupRepositories")
+    assert [k["description"] for k in keys] == ["Archive key 2026"] and "password" not in keys[0]
+    assert [(r["name"], r["encryptionKeyId"]) for r in repos] == [("Repo EU", keys[0]["id"])]
+    assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
+
+    # The server refuses to remove a key in use; so does a plan.
+    assert project.api("dev").delete(f"/{version}/EncryptionKeys/{keys[0]['id']}").status_code == 409
+    project.write("templates/repos.yaml.j2", "encryption_keys: {}\nbackup_repositories:"
+                  + _template().split("backup_repositories:")[1])
+    assert_one_clean_error(project.run("plan", "--env", "dev"), 'encryption_keys["Archive key 2026"] cannot be '
+                           'deleted', 'backup_repositories["Repo EU"] uses it')
+
+    # An update in place; a fixed field and a key's new password cannot change in place.
+    project.write("templates/repos.yaml.j2", _template("EU mail"))
+    assert _rows(project.run("plan", "--env", "dev", "--format", "json")) == {
+        'backup_repositories["Repo EU"].description': ("update", "EU", "EU mail")}
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    project.write("templates/repos.yaml.j2", _template("EU mail", "SnapshotBased"))
+    assert_one_clean_error(project.run("plan", "--env", "dev"), 'backup_repositories["Repo EU"].retentionType',
+                           "cannot change in place")
+    project.write("templates/repos.yaml.j2", _template("EU mail"))
+    monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", KEY_PASSWORD + "-new")
+    assert_one_clean_error(project.run("plan", "--env", "dev"), 'encryption_keys["Archive key 2026"].password',
+                           "cannot change in place")
+    monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", KEY_PASSWORD)
+
+    # prevent_destroy protects the repository; without it, the repository goes first, then the key.
+    project.write("templates/repos.yaml.j2", "encryption_keys: {}\nbackup_repositories: {}\nlifecycle:\n"
+                  "  'backup_repositories[\"Repo EU\"]': {prevent_destroy: true}\n")
+    assert_one_clean_error(project.run("apply", "--env", "dev", "--auto-approve"), 'backup_repositories["Repo EU"]',
+                           "prevent_destroy: true")
+    assert len(_list(project, version, "BackupRepositories")) == 1
+    project.write("templates/repos.yaml.j2", "encryption_keys: {}\nbackup_repositories: {}\n")
+    deleted = project.run("apply", "--env", "dev", "--auto-approve")
+    assert deleted.exit_code == 0, deleted.output
+    applied_lines = deleted.output.split("Plan:")[1]
+    assert applied_lines.index("backup_repositories") < applied_lines.index("encryption_keys"), deleted.output
+    assert _list(project, version, "BackupRepositories") == [] and _list(project, version, "EncryptionKeys") == []
+    for text in outputs:
+        assert KEY_PASSWORD not in text
+    for path in project.root.rglob("*"):
+        if path.is_file():
+            assert KEY_PASSWORD.encode() not in path.read_bytes(), path
