@@ -240,3 +240,28 @@ def test_signed_commits_refuses_values_given_with_var(repo: ProjectDir) -> None:
                     str(path)).exit_code == 0
     assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["alice"])),
                            "rendered with --var smtp.host", "signed_commits")
+
+
+def test_a_commit_to_the_policy_rules_is_recorded(repo: ProjectDir) -> None:
+    config = (repo.root / "vboplan.yaml").read_text().replace(
+        'templates: ["templates/*.yaml.j2"]', 'templates: ["templates/*.yaml.j2"]\npolicies: ["policies/*.yaml"]')
+    commit(repo, "Policies", "ann", "Ann", **{"vboplan.yaml": config, "policies/mail.yaml": """\
+rules:
+  - id: audit-mail-on
+    level: warn
+    resource: audit_email_settings
+    expr: desired.enableNotification == true
+    message: Audit notifications stay on
+"""})
+    change = commit(repo, "Relax the mail rule", "bob", "Bob", **{"policies/mail.yaml": """\
+rules:
+  - id: audit-mail-on
+    level: advisory
+    resource: audit_email_settings
+    expr: desired.enableNotification == true
+    message: Audit notifications stay on
+"""})
+    path = _plan(repo)
+    assert change in [c["id"] for c in json.loads(path.read_text())["commits"]["commits"]]
+    assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["bob"])),
+                           f"signed commit {change[:10]}")

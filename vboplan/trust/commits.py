@@ -51,12 +51,16 @@ def _git(root: Path, *args: str, stdin: bytes | None = None) -> subprocess.Compl
 
 def inputs(project: Any, env: Any) -> list[str]:
     """git pathspecs (relative to the project) of what ``env``'s plan is rendered from: vboplan.yaml, the folders
-    of the template globs (templates may include their neighbours), the variable files and the trust file."""
+    of the template globs (templates may include their neighbours), the policy rule files, the variable files and
+    the trust file."""
     root = Path(project.root)
     specs = ["vboplan.yaml"]
     for pattern in project.templates:
         folder = pattern.replace("\\", "/").split("*")[0].rsplit("/", 1)[0] if "/" in pattern else ""
         specs.append(f":(glob){folder}/**" if folder and "*" in pattern else f":(glob){pattern}")
+    for pattern in getattr(project, "policies", ()):  # policy rule files decide what may apply, too
+        if not pattern.startswith("builtin:"):
+            specs.append(f":(glob){pattern}")
     files = list(env.var_files) + ([env.approvals.allowed_signers] if env.approvals.allowed_signers else [])
     specs += [f":(literal){os.path.relpath(Path(f), root)}" for f in files]
     return list(dict.fromkeys(specs))
