@@ -73,9 +73,12 @@ def test_keys_and_repositories(project: ProjectDir, version: str, tmp_path: Path
             "description": "EU", "encryptionKey": 'encryption_keys["Archive key 2026"]', "path": "D:\\Backups\\EU",
             "proxy": 'backup_proxies["proxy01.contoso.local"]', "retentionPeriodType": "Yearly",
             "retentionType": "ItemLevel", "yearlyRetentionPeriod": "Years3"})}
+    shown = project.run("show", "--requests", str(planfile))
+    assert shown.exit_code == 0, shown.output
+    assert "(known after apply)" in shown.stdout and "(sensitive)" in shown.stdout, shown.stdout
     applied = project.run("apply", str(planfile))
     assert applied.exit_code == 0, applied.output
-    outputs += [planned.output, applied.output]
+    outputs += [planned.output, shown.output, applied.output]
     keys, repos = _list(project, version, "EncryptionKeys"), _list(project, version, "BackupRepositories")
     assert [k["description"] for k in keys] == ["Archive key 2026"] and "password" not in keys[0]
     assert [(r["name"], r["encryptionKeyId"]) for r in repos] == [("Repo EU", keys[0]["id"])]

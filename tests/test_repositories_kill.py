@@ -1,0 +1,75 @@
+"""One plan creates an account, a key and a repository that uses the key, in dependency order; an apply killed
+(SIGKILL) right after the first create leaves a true record: the next plan creates only what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import API_SECRET, SEED, ProjectDir
+from kill_harness import REPO, emulator_process
+
+TEMPLATE = """\
+cloud_accounts:
+  akiaexample01: {accountType: amazonS3Account, description: S3, password: {{ secret("S3_SECRET_KEY") }}}
+encryption_keys:
+  Archive key 2026: {password: {{ secret("ARCHIVE_KEY_PASSWORD") }}}
+backup_repositories:
+  Repo EU: {proxy: proxy01.contoso.local, path: 'D:\\\\EU', retentionType: ItemLevel, encryptionKey: Archive key 2026}
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectDir, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3_SECRET_KEY", "s3-secret-planted-kill")
+    monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", "key-password-planted-kill")
+    for path in (project.root / "templates").glob("*"):
+        path.unlink()
+    project.write("templates/repos.yaml.j2", TEMPLATE)
+    data = tmp_path / "emulator" / "dev.yaml"
+    data.parent.mkdir()
+    data.write_text(yaml.safe_dump({**SEED, "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193}]}),
+                    encoding="utf-8")
+    with emulator_process(data, latency_ms=400) as url:
+        project.write("vboplan.yaml", (project.root / "vboplan.yaml").read_text().replace("emulator:dev", url, 1))
+        before = project.run("plan", "--env", "dev", "--format", "json")
+        assert before.exit_code == 0, before.output
+        http = httpx.Client(base_url=url)
+        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
+                                             "password": API_SECRET}).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        applying = subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
+                                     "--env", "dev", "--auto-approve"],
+                                    env={**os.environ, "PYTHONPATH": str(REPO)},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and applying.poll() is None:
+            if http.get("/v8/Accounts").json() or http.get("/v8/EncryptionKeys").json():
+                break
+            time.sleep(0.02)
+        applying.send_signal(signal.SIGKILL)
+        applying.wait(timeout=30)
+        held = {"accounts": len(http.get("/v8/Accounts").json()), "keys": len(http.get("/v8/EncryptionKeys").json()),
+                "repos": len(http.get("/v8/BackupRepositories").json()["results"])}
+        # Killed after the first create landed (account and key, which refer to nothing, may go out together).
+        assert held["repos"] == 0 and held["accounts"] + held["keys"] >= 1, held
+        after = project.run("plan", "--env", "dev", "--format", "json")
+        assert after.exit_code == 0, after.output
+        creates = {c["address"] for c in json.loads(after.stdout)["plans"][0]["changes"] if c["action"] == "create"}
+        missing = {'backup_repositories["Repo EU"]'} | ({'encryption_keys["Archive key 2026"]'} if not held["keys"]
+                                                      else set()) | ({'cloud_accounts["akiaexample01"]'}
+                                                                     if not held["accounts"] else set())
+        assert creates == missing, after.stdout
+        assert "planted" not in after.output
+        done = project.run("apply", "--env", "dev", "--auto-approve")
+        assert done.exit_code == 0, done.output
+        assert len(http.get("/v8/BackupRepositories").json()["results"]) == 1
