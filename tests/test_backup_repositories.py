@@ -91,6 +91,21 @@ def test_keys_and_repositories(project: ProjectDir, version: str, tmp_path: Path
     assert_one_clean_error(project.run("plan", "--env", "dev"), 'encryption_keys["Archive key 2026"] cannot be '
                            'deleted', 'backup_repositories["Repo EU"] uses it')
 
+    # A proxy pool holds repositories in v8 only.
+    on_pool = _template() + "  Repo pool: {proxyPool: EU pool, path: 'D:\\\\P', retentionType: ItemLevel}\n"
+    if version == "v8":
+        project.write("templates/repos.yaml.j2", on_pool + "proxy_pools:\n  EU pool: {description: EU, "
+                      "proxies: [proxy01.contoso.local]}\n")
+        assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+        pool = _list(project, version, "ProxyPools")[0]
+        assert {r["name"]: r.get("proxyPoolId") for r in _list(project, version, "BackupRepositories")}["Repo pool"] \
+            == pool["id"]
+        project.write("templates/repos.yaml.j2", _template() + "proxy_pools: {}\n")
+        assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    else:
+        project.write("templates/repos.yaml.j2", on_pool)
+        assert_one_clean_error(project.run("plan", "--env", "dev"), "templates/repos.yaml.j2:12", "proxyPool is not in")
+
     # An update in place; a fixed field and a key's new password cannot change in place.
     project.write("templates/repos.yaml.j2", _template("EU mail"))
     assert _rows(project.run("plan", "--env", "dev", "--format", "json")) == {

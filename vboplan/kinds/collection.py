@@ -103,6 +103,9 @@ class CollectionKind:
         for raw_name, value in fields.items():
             name = str(raw_name)
             ref = self._reference_named(name)
+            if ref is not None and ref.field not in writable and any(
+                    ref.field in self.spec.fields(v)[0] for v in self.spec.ordered_versions):
+                raise RenderError(f"{line(raw_name)}: {base}: {ref.written} is not in API {version}")
             if ref is not None:
                 out[ref.written] = self._names(ref, value, f"{line(raw_name)}: {base}.{ref.written}")
                 continue
