@@ -82,7 +82,7 @@ class _Collection:
 ])
 def test_severity_of_collections_by_default(kind: str, address: str, action: str, before: Any, after: Any,
                                             level: str, reason: str) -> None:
-    with registered(_Collection(kind)):  # type: ignore[arg-type]
+    with _unless_registered(kind):
         found = rate(_change(kind, address, action, before, after))
     assert found.level == level and reason in found.reason, found
 
@@ -94,7 +94,7 @@ def test_an_object_moved_between_jobs_is_a_warning() -> None:
                    "c2")
     alone = _change("backup_jobs", 'backup_jobs["B"].selectedItems.user["cfo@contoso.com"]', "create", None, "CFO",
                     "c3")
-    with registered(_Collection("backup_jobs")):  # type: ignore[arg-type]
+    with _unless_registered("backup_jobs"):
         rated = rate_all([out, into, alone])
     assert rated["c1"].level == rated["c2"].level == "warning" and "full backup" in rated["c2"].reason
     assert rated["c3"].level == "info"
@@ -137,6 +137,15 @@ _FUTURE = ("backup_repositories", "backup_jobs", "restore_operator_roles")
 
 def _project(tmp_path: Path) -> Project:
     return Project(root=tmp_path, templates=(), environments={}, policies=("builtin:recommended",))
+
+
+def _unless_registered(name: str) -> Any:
+    """A stand-in for collection ``name`` while the registry has none of that name (the real kind once it does)."""
+    from contextlib import nullcontext
+
+    from vboplan.kinds.registry import KINDS
+
+    return nullcontext() if name in KINDS else registered(_Collection(name))  # type: ignore[arg-type]
 
 
 def _collections() -> Any:

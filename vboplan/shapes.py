@@ -203,12 +203,16 @@ CHANGE = {"id": str, "address": str, "action": str, "kind": str, "sensitive": bo
           "severity": Opt(str), "severity_reason": Opt(str)}
 VERDICT = {"rule": str, "level": str, "message": str, "source": str, "objects": ListOf(str), "changes": ListOf(str),
            "exception": Opt(dict, nullable=True), "notes": Opt(ListOf(str)), "approvers": Opt(dict)}
+# The statement an author signs (trust.approvals.author_statement): a field of another type is no signature to check.
+AUTHOR_STATEMENT = {name: Opt(kind) for name, kind in
+                    {"type": str, "version": int, "plan": str, "environment": str, "server": str, "at": str}.items()}
 PLAN_FILE = {
     "format_version": int, "environment": str, "server": str, "api_version": str, "created_by": str,
     "created_at": str, "checksum": str, "changes": ListOf(CHANGE), "live": dict, "scope": dict,
     "approvals": Opt(ListOf(dict), nullable=True),  # each approval's content is verified with its signature
     "expires_at": Opt(str, nullable=True), "secret_fields": Opt(MapOf(ListOf(str)), nullable=True),
-    "author_key": Opt(str, nullable=True), "author_signature": Opt({"statement": dict, "signature": str}, nullable=True),
+    "author_key": Opt(str, nullable=True),
+    "author_signature": Opt({"statement": AUTHOR_STATEMENT, "signature": str}, nullable=True),
     "changed_outside": Opt(ListOf({"address": str, "recorded": ANY, "live": ANY})),
     "summary": Opt(dict), "verdicts": Opt(ListOf(VERDICT)), "exceptions": Opt(ListOf(dict)),
     "commits": Opt({"head": Opt(str, nullable=True), "since": Opt(str, nullable=True),

@@ -126,7 +126,10 @@ def derive_again(plan: Plan, fresh: dict[str, Any], changes: list[Change]) -> li
     again = []
     changes, legacy = [c for c in changes if isinstance(KINDS[c.kind], Derives)], \
         [c for c in changes if not isinstance(KINDS[c.kind], Derives)]
-    concealed = {name: _concealed(name, live, plan.secret_fields.get(name, [])) for name, live in fresh.items()}
+    # Fields the plan keeps as hashes: those filled from secret() and those the snapshot kept as secret before.
+    concealed = {name: _concealed(name, live, sorted({*plan.secret_fields.get(name, []),
+                                                      *hashed_fields(plan.live.get(name))}))
+                 for name, live in fresh.items()}
     for change in changes:
         name = change.kind
         try:
