@@ -58,6 +58,12 @@ class _Collection:
     name: str
     requires: tuple[str, ...] = ()
 
+    def derive(self, basis: Any, address: Any, action: str, after: Any) -> Any:
+        raise AssertionError("a stand-in is rated, never planned")
+
+    def writes(self, basis: Any, changes: list[Any]) -> list[Any]:
+        return []
+
 
 @pytest.mark.parametrize(("kind", "address", "action", "before", "after", "level", "reason"), [
     ("backup_repositories", 'backup_repositories["Repo EU"].yearlyRetentionPeriod', "update", "Years3", "Year1",

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from conftest import ProjectDir
 
 from vboplan.api import versions
@@ -120,6 +121,24 @@ def test_creates_follow_their_dependencies_and_see_server_ids(project: ProjectDi
         org_id = next(o["id"] for o in orgs if o["name"] == ORG)
         items = http.get(f"/v8/Organizations/{org_id}/AuditItems").json()
         assert http.get("/v8/VexEmailSettings").json()["username"] == items[0]["id"]
+
+
+def test_a_kind_that_does_not_derive_its_changes_is_refused() -> None:
+    """Rows of a plan file are never taken as written: a kind without derive (or with the old writes(client, ...)
+    and no derive) cannot be registered, and the message says what it lacks."""
+
+    @dataclass(frozen=True)
+    class Undeclared:
+        name: str = "undeclared"
+        requires: tuple[str, ...] = ()
+
+        def writes(self, client: Any, changes: list[Change]) -> list[Write]:
+            return []
+
+    with pytest.raises(TypeError, match="'undeclared' has no derive: every kind derives each change"):
+        with registered(Undeclared()):  # type: ignore[arg-type]
+            pass
+    assert "undeclared" not in KINDS
 
 
 def test_apply_order_puts_required_kinds_first_and_refuses_cycles() -> None:

@@ -21,7 +21,7 @@ from vboplan.api.client import VboClient
 from vboplan.applying.journal import WriteJournal, fold
 from vboplan.connection import connect
 from vboplan.errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
-from vboplan.kinds.base import AfterApply, ConfirmsWithServer, Derives
+from vboplan.kinds.base import AfterApply, ConfirmsWithServer
 from vboplan.kinds.hooks import ConcealsLive
 from vboplan.kinds.registry import KINDS, Write, WriteContext
 from vboplan.output.wording import differences, plural
@@ -124,8 +124,6 @@ def derive_again(plan: Plan, fresh: dict[str, Any], changes: list[Change]) -> li
     """``changes`` derived once more, from the live values apply has just read: each must come out as the plan
     file's row did (the same target, ids, field, sensitivity and values), or nothing is sent."""
     again = []
-    changes, legacy = [c for c in changes if isinstance(KINDS[c.kind], Derives)], \
-        [c for c in changes if not isinstance(KINDS[c.kind], Derives)]
     # Fields the plan keeps as hashes: those filled from secret() and those the snapshot kept as secret before.
     concealed = {name: _concealed(name, live, sorted({*plan.secret_fields.get(name, []),
                                                       *hashed_fields(plan.live.get(name))}))
@@ -143,7 +141,7 @@ def derive_again(plan: Plan, fresh: dict[str, Any], changes: list[Change]) -> li
             raise PlanError(f"{change.id} ({change.address}): the live values give another change than the plan "
                             "file's; run 'vboplan plan' again")
         again.append(replace(change, detail=derived.detail))
-    return again + legacy
+    return again
 
 
 def _concealed(name: str, live: Any, fields: list[str]) -> Any:
@@ -222,7 +220,7 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
 
 def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change], report: ApplyReport,
           journal: WriteJournal) -> None:
-    writes = ordered_writes(plan, approved, client)
+    writes = ordered_writes(plan, approved)
     context = WriteContext()
     total, sent = len(approved), 0
     for write in writes:
@@ -261,9 +259,6 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
 def send(client: VboClient, write: Write, context: WriteContext) -> None:
     """Send ``write``'s requests exactly as declared, secrets revealed and ids assigned earlier in the apply filled
     in; then note how to learn the ids its creates got, for a later request that needs one."""
-    if write.run is not None:  # a kind that does not declare its requests yet
-        write.run(context)
-        return
     for request in write.requests:
         path = request.path
         for name, value in request.ids.items():

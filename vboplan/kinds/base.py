@@ -138,14 +138,10 @@ class Export:
 class Write:
     """Some changes carried out by ``requests``, sent in order exactly as declared. ``learn`` is the follow-up read
     of a kind whose create answers without the new ids: given the client it returns them by address, and is sent
-    only when a later request needs one of ``learns``.
-
-    ``run`` is for a kind that does not derive its changes yet (see :class:`Derives`): its ``writes(client,
-    changes)`` returns writes that carry themselves out (``run(context)``), with no declared requests."""
+    only when a later request needs one of ``learns``."""
 
     description: str
     changes: list[Change]
-    run: Callable[[WriteContext], None] | None = None
     requests: list[Request] = field(default_factory=list)
     learn: Callable[[VboClient], dict[str, str]] | None = None
     learns: list[Address] = field(default_factory=list)
@@ -209,16 +205,6 @@ class ResourceKind(Protocol):
 
     def export(self, client: VboClient) -> Export:
         """Everything of this kind the server holds, as a template would declare it (``vboplan import``)."""
-
-
-@runtime_checkable
-class Derives(Protocol):
-    """A kind whose changes are derived (``derive``) and whose requests are declared (``writes(basis, changes)``,
-    pure): every kind should be one. A kind without ``derive`` is still planned and applied the earlier way (its
-    rows' ``detail`` trusted, ``writes(client, changes)`` carrying itself out), and ``show --requests`` says so."""
-
-    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
-        """See :meth:`ResourceKind.derive`."""
 
 
 @runtime_checkable

@@ -154,9 +154,15 @@ KINDS: Mapping[str, ResourceKind] = _Registry()
 @contextlib.contextmanager
 def registered(kind: ResourceKind) -> Iterator[ResourceKind]:
     """A resource kind other than a settings object (a named collection) registered for a ``with`` block; settings
-    objects are registered in :mod:`vboplan.kinds.catalog`, which the emulator reads too."""
+    objects are registered in :mod:`vboplan.kinds.catalog`, which the emulator reads too. Every kind derives its
+    changes and declares its requests (:class:`~vboplan.kinds.base.ResourceKind`): one without is refused."""
     if kind.name in KINDS:
         raise ValueError(f"resource kind '{kind.name}' is already registered")
+    missing = [name for name in ("derive", "writes") if not callable(getattr(kind, name, None))]
+    if missing:
+        raise TypeError(f"resource kind '{kind.name}' has no {' and no '.join(missing)}: every kind derives each change "
+                        "from its address and the recorded live values (derive) and declares the requests that carry "
+                        "it out (writes(basis, changes), pure); see vboplan.kinds.base.ResourceKind")
     COLLECTIONS.append(kind)
     try:
         apply_order(KINDS)  # refuse a kind whose requirements are unknown or circular

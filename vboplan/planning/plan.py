@@ -17,10 +17,10 @@ from vboplan import progress
 from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
-from vboplan.kinds.base import Basis, Derives, Write
+from vboplan.kinds.base import Basis, Write
 from vboplan.kinds.hooks import ConcealsLive, Declares, Refers, Uses
 from vboplan.kinds.registry import KINDS
-from vboplan.planning.changes import ACTIONS, Address, Change, Drift, make
+from vboplan.planning.changes import ACTIONS, Address, Change, Drift
 from vboplan.planning.selection import select_changes
 from vboplan.project.config import Environment, current_user
 from vboplan.project.render import Rendered
@@ -421,7 +421,7 @@ def basis(plan: Plan, name: str, live: dict[str, Any] | None = None) -> Basis:
                  every)
 
 
-def ordered_writes(plan: Plan, changes: list[Change], client: Any = None) -> list[Write]:
+def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     """The writes that carry out ``changes`` (derived from ``plan``), in the fixed order: creates and updates kind by
     kind (a kind after the kinds it requires), then deletes in the reverse order, so nothing is removed while
     something still needs it and nothing is created before what it refers to. A pure function of the plan: what
@@ -431,20 +431,11 @@ def ordered_writes(plan: Plan, changes: list[Change], client: Any = None) -> lis
     for name in order:
         mine = [c for c in changes if c.kind == name and c.action == "create"]
         mine += [c for c in changes if c.kind == name and c.action == "update"]
-        writes += _writes(plan, name, mine, client) if mine else []
+        writes += KINDS[name].writes(basis(plan, name), mine) if mine else []
     for name in reversed(order):
         mine = [c for c in changes if c.kind == name and c.action == "delete"]
-        writes += _writes(plan, name, mine, client) if mine else []
+        writes += KINDS[name].writes(basis(plan, name), mine) if mine else []
     return writes
-
-
-def _writes(plan: Plan, name: str, changes: list[Change], client: Any) -> list[Write]:
-    kind: Any = KINDS[name]
-    if isinstance(kind, Derives):
-        return list(kind.writes(basis(plan, name), changes))
-    if client is None:  # listing requests: a kind that does not declare them has none to show
-        return [Write(f"{name}: {len(changes)} change(s) this kind carries out itself", changes)]
-    return list(kind.writes(client, changes))
 
 
 def planned_requests(plan: Plan) -> list[dict[str, Any]]:
@@ -454,15 +445,12 @@ def planned_requests(plan: Plan) -> list[dict[str, Any]]:
     listed: list[dict[str, Any]] = []
     for write in ordered_writes(plan, plan.changes):
         ids = [c.id for c in write.changes]
-        listed += [{"changes": ids, **request.shown(plan.api_version)} for request in write.requests] or \
-            [{"changes": ids, "method": "(not derived)", "path": write.description}]
+        listed += [{"changes": ids, **request.shown(plan.api_version)} for request in write.requests]
     return listed
 
 
 def _derived(kind: Any, basis: Basis, change: Change) -> Change:
     """``change`` (from a diff) as its kind derives it; they must agree, or a plan file of it could not be loaded."""
-    if not isinstance(kind, Derives):
-        return change
     derived = kind.derive(basis, change.address, change.action, change.after)
     if derived.write_only:
         derived = replace(derived, detail={**derived.detail, "recorded": change.recorded})
@@ -524,8 +512,6 @@ def _row_change(plan: Plan, row: dict[str, Any], address: Address, label: str) -
                         f"'{row['kind']}'; the file was edited; run 'vboplan plan' again")
     if address.kind not in plan.scope:
         raise PlanError(f"{label}: the plan does not read {address.kind}; the file was edited")
-    if not isinstance(kind, Derives):
-        return _legacy_row(plan, kind, row, address, label)
     try:
         # A sensitive row's value is known only by its hash: an unknown secret until apply resolves it.
         derived = kind.derive(basis(plan, address.kind), address, row["action"],
@@ -540,18 +526,6 @@ def _row_change(plan: Plan, row: dict[str, Any], address: Address, label: str) -
     if problem:
         raise PlanError(f"{label}: {problem}; the file was edited; run 'vboplan plan' again")
     return replace(derived, id=row["id"])
-
-
-def _legacy_row(plan: Plan, kind: Any, row: dict[str, Any], address: Address, label: str) -> Change:
-    """A row of a kind that does not derive its changes yet: taken as written, but a field its schema makes secret
-    must be sensitive and carry no value."""
-    change = make(row["action"], address.kind, address, row["before"], row["after"], bool(row["sensitive"]),
-                  row.get("detail") or {}, row["id"])
-    secret = kind.is_secret(plan.api_version, change, plan.secret_fields.get(address.kind, []))
-    if secret and (not change.sensitive or change.after is not None or change.before is not None):
-        raise PlanError(f"{label}: a secret field but the plan file carries it as not sensitive or with a value: "
-                        "the file was edited; run 'vboplan plan' again")
-    return change
 
 
 def _row_problem(row: dict[str, Any], derived: Change) -> str:
