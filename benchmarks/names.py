@@ -24,7 +24,7 @@ from common import PASSWORD, ROOT, emulator_process, run_vboplan, verdict, write
 sys.path.insert(0, str(ROOT))
 from vboplan.api.client import VboClient  # noqa: E402
 from vboplan.emulator.synth import generate_tenant  # noqa: E402
-from vboplan.kinds.registry import audit_items  # noqa: E402
+from vboplan.kinds import principals  # noqa: E402
 from vboplan.project.config import Environment  # noqa: E402
 
 ORG = "org1.onmicrosoft.com"
@@ -49,7 +49,7 @@ def main() -> None:
             env = Environment(name="bench", server=url, api_version="v8")
             with VboClient(env.connection, "admin", PASSWORD) as client:
                 org = next(o for o in client.organizations() if o["name"] == ORG)
-                walks = [timed(lambda: audit_items.walk_directory(client, org, "User", [f"user00001@{ORG}"]))
+                walks = [timed(lambda: principals.walk_directory(client, org, "User", [f"user00001@{ORG}"]))
                          for _ in range(3)]
                 walk = min(walks)
                 print(f"{args.users} users in one organization, {args.latency_ms:g} ms per request, "
@@ -60,7 +60,7 @@ def main() -> None:
                 count, step = 50, 0
                 while count <= args.users:
                     names = [f"user{1 + i * (args.users // count):05d}@{ORG}" for i in range(count)]
-                    lookups = timed(lambda names=names: audit_items.look_up_each(client, org, "User", names))
+                    lookups = timed(lambda names=names: principals.look_up_each(client, org, "User", names))
                     print(f"  {count:5d} names: lookups {lookups:6.3f} s   walk {walk:6.3f} s   "
                           f"{'lookups faster' if lookups < walk else 'walk faster'}")
                     if lookups >= walk:
@@ -70,7 +70,7 @@ def main() -> None:
                         break
                     step += 1
                     count *= 2
-            print(f"measured crossover: about {crossover} names; PAGE_THRESHOLD = {audit_items.PAGE_THRESHOLD} "
+            print(f"measured crossover: about {crossover} names; PAGE_THRESHOLD = {principals.PAGE_THRESHOLD} "
                   f"(walks above it)")
 
             names = [f"user{1 + i * (args.users // args.plan_names):05d}@{ORG}" for i in range(args.plan_names)]

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from vboplan import progress
 from vboplan.api.client import VboClient
 from vboplan.api.versions import TRAITS
-from vboplan.errors import ApiError, PlanError, ProjectError, RenderError
-from vboplan.kinds import refs
+from vboplan.errors import PlanError, ProjectError, RenderError
+from vboplan.kinds import principals, refs
 from vboplan.kinds.base import Basis, Export, Request, Write, named_organizations
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
@@ -32,29 +31,15 @@ T = TypeVar("T")
 
 _SINGULAR = {"User": "user", "Group": "group"}
 _PLURAL = {"User": "users", "Group": "groups"}
-_COLLECTION = {"User": "Users", "Group": "Groups"}
-# Above this many unresolved names in one organization, reading the whole directory (pages of 10,000, fetched
-# together) is quicker than one filtered lookup per name (8 at a time). Measured by benchmarks/names.py on a
-# 100,000-user organization at 20 ms a request against the emulator in its own process: crossovers at 613, 662
-# and 722 names (a walk costs about 2 s, mostly decoding 67 MB of JSON; a lookup about 3 ms with 8 in flight).
-PAGE_THRESHOLD = 650
-_LOOKUP_WORKERS = 8
+#: Names and principals: the directory machinery audit items share with jobs and roles.
+PAGE_THRESHOLD = principals.PAGE_THRESHOLD
+_LOOKUP_WORKERS = principals.LOOKUP_WORKERS
+describe = principals.describe
+_key = principals.key
 
 
 def address(org: str, kind: str, name: str) -> Address:
     return Address("audit_items").entry(org).field(_SINGULAR[kind]).entry(name)
-
-
-def _key(principal: dict[str, Any]) -> str:
-    """The name that identifies a principal in addresses: its user or group name, else its display name."""
-    return str(principal.get("name") or principal.get("displayName") or principal.get("id"))
-
-
-def describe(principal: dict[str, Any]) -> str:
-    name, display = principal.get("name"), principal.get("displayName")
-    if name and display and name.lower() != display.lower():
-        return f"{display} <{name}>"
-    return str(name or display or principal.get("id"))
 
 
 @dataclass(frozen=True)
@@ -175,7 +160,7 @@ class AuditItemsKind:
             if unresolved:
                 progress.phase(f"resolving {len(unresolved)} {key[:-1]} name{'s' if len(unresolved) != 1 else ''} "
                                f"in {org.get('name')}", client.settings.name)
-            found = _lookup(client, org, kind, unresolved)
+            found = principals.resolve(client, org, kind, unresolved)
             resolved[key] = {n.lower(): found[n] for n in unresolved}
         return {"id": org_id, "items": items, "resolved": resolved}
 
@@ -295,7 +280,7 @@ class AuditItemsKind:
             if change.action == "create":
                 groups.setdefault((str(change.detail["orgId"]), change.detail["type"]), []).append(change)
         for (org_id, kind), group in groups.items():
-            held = _principals_by_id(client, org_id, kind, [str(c.detail["principal"]["id"]) for c in group])
+            held = principals.by_ids(client, org_id, kind, [str(c.detail["principal"]["id"]) for c in group])
             for change in group:
                 shown = change.detail["principal"]
                 found = held.get(str(shown["id"]))
@@ -402,7 +387,7 @@ class AuditItemsKind:
             # Display names other principals of the directory share: the plan still matches the audited one, but
             # adding such a name again (after it was removed) would be ambiguous. All organizations at once.
             with ThreadPoolExecutor(max_workers=min(len(checks), _LOOKUP_WORKERS)) as pool:
-                counts = list(pool.map(lambda check: _count_named(client, *check), checks))
+                counts = list(pool.map(lambda check: principals.count_named(client, *check), checks))
             exported.warnings += [f"organization '{org.get('name')}': {n} {_SINGULAR[kind]}s are named '{name}'; "
                                   "the audited one is matched through the audit items, but its e-mail or group name "
                                   "would say which one is meant"
@@ -415,26 +400,6 @@ def _new_ids(org_id: str, creates: list[Change], client: VboClient) -> dict[str,
     by_principal = {item["principalId"]: item["id"] for item in client.audit_items(org_id, _item)}
     return {str(c.address): by_principal[str(c.detail["principal"]["id"])] for c in creates
             if str(c.detail["principal"]["id"]) in by_principal}
-
-
-def _principals_by_id(client: VboClient, org_id: str, kind: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The principals of ``kind`` with ``ids`` in the organization's directory (an id it lacks is left out)."""
-    path = f"Organizations/{org_id}/{_COLLECTION[kind]}"
-    if len(ids) > PAGE_THRESHOLD:
-        wanted = set(ids)
-        return {p["id"]: p for p in (_principal(raw) for raw in client.iter_pages(path)) if p["id"] in wanted}
-
-    def one(principal_id: str) -> dict[str, Any] | None:
-        try:
-            raw = client.get(f"{path}/{quote(principal_id, safe='')}")
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return _principal(raw) if isinstance(raw, dict) else None
-
-    with ThreadPoolExecutor(max_workers=min(len(ids), _LOOKUP_WORKERS)) as pool:
-        return {p["id"]: p for p in pool.map(one, ids) if p is not None}
 
 
 def _principal_named(data: dict[str, Any], kind: str, name: str, declared: set[str],
@@ -547,69 +512,6 @@ def _item(raw: dict[str, Any]) -> dict[str, Any]:
             "name": str(principal.get("name") or ""), "displayName": str(principal.get("displayName") or "")}
 
 
-def _principal(raw: dict[str, Any]) -> dict[str, Any]:
-    keep = {"id": str(raw.get("id")), "name": raw.get("name") or "", "displayName": raw.get("displayName") or ""}
-    for extra in ("type", "locationType"):
-        if raw.get(extra) is not None:
-            keep[extra] = raw[extra]
-    return keep
-
-
-def _lookup(client: VboClient, org: dict[str, Any], kind: str, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Resolve ``names`` to principals of ``kind``: filtered lookups for a few, one directory walk for many."""
-    if not names:
-        return {}
-    return walk_directory(client, org, kind, names) if len(names) > PAGE_THRESHOLD else \
-        look_up_each(client, org, kind, names)
-
-
-def walk_directory(client: VboClient, org: dict[str, Any], kind: str, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Resolve ``names`` by reading the whole directory of ``kind``, pages fetched concurrently."""
-    path = f"Organizations/{org['id']}/{_COLLECTION[kind]}"
-    # Keep only the principals a declared name points at: memory stays at a few pages, not the directory.
-    wanted = {name.lower() for name in names}
-    index: dict[str, list[dict[str, Any]]] = {}
-    for raw in client.iter_pages(path):
-        labels = {str(raw.get("name") or "").lower(), str(raw.get("displayName") or "").lower()} & wanted
-        for label in labels:
-            index.setdefault(label, []).append(_principal(raw))
-    return {name: _choose(org, kind, name, index.get(name.lower(), []), []) for name in names}
-
-
-def look_up_each(client: VboClient, org: dict[str, Any], kind: str, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Resolve ``names`` with one filtered lookup each, several at once."""
-    path = f"Organizations/{org['id']}/{_COLLECTION[kind]}"
-    with ThreadPoolExecutor(max_workers=min(len(names), _LOOKUP_WORKERS)) as pool:
-        return dict(zip(names, pool.map(lambda name: _lookup_one(client, org, kind, path, name), names), strict=True))
-
-
-def _lookup_one(client: VboClient, org: dict[str, Any], kind: str, path: str, name: str) -> dict[str, Any]:
-    # Exact filters first (userName for an e-mail, groupName for a group), display name after.
-    filters = ["userName", "displayName"] if kind == "User" and "@" in name else \
-        ["displayName"] if kind == "User" else ["displayName", "groupName"]
-    for query in filters:
-        results = [_principal(raw) for raw in client.first_page(path, {query: name})]
-        matches = [p for p in results if name.lower() in (p["name"].lower(), p["displayName"].lower())]
-        if matches:
-            return _choose(org, kind, name, matches, [])
-    prefix = name.split("@")[0].split()[0] if name.split() else name
-    similar = [_principal(raw) for raw in client.first_page(path, {"displayName": f"{prefix[:3]}*"}, limit=5)]
-    return _choose(org, kind, name, [], similar)
-
-
-def _choose(org: dict[str, Any], kind: str, name: str, matches: list[dict[str, Any]],
-            similar: list[dict[str, Any]]) -> dict[str, Any]:
-    unique = list({p["id"]: p for p in matches}.values())
-    if len(unique) == 1:
-        return unique[0]
-    label = _SINGULAR[kind]
-    if not unique:
-        hint = f"; similar: {', '.join(describe(p) for p in similar)}" if similar else ""
-        raise ProjectError(f"organization '{org.get('name')}': no {label} named '{name}'{hint}")
-    raise ProjectError(f"organization '{org.get('name')}': '{name}' matches {len(unique)} {label}s: "
-                       f"{', '.join(describe(p) for p in unique)}; name one by its e-mail / group name")
-
-
 def _label(org: dict[str, Any], kind: str, item: dict[str, Any], audited: list[dict[str, Any]]) -> str:
     """The name of an audited principal that no other audited principal of its kind answers to (the plan resolves
     names against the audit items first); e-mail first for users, display name first for groups."""
@@ -625,9 +527,3 @@ def _label(org: dict[str, Any], kind: str, item: dict[str, Any], audited: list[d
                        f"name that tells it apart from the other audited {_SINGULAR[kind]}s; vboplan names principals "
                        "by e-mail, user or group name, or display name. Rename one of them on the server, or import "
                        "without audit_items (--resource)")
-
-
-def _count_named(client: VboClient, org: dict[str, Any], kind: str, name: str) -> int:
-    """How many principals of ``kind`` in ``org``'s directory carry display name ``name`` (two are enough)."""
-    results = client.first_page(f"Organizations/{org['id']}/{_COLLECTION[kind]}", {"displayName": name}, limit=5)
-    return sum(1 for r in results if str(r.get("displayName") or "").lower() == name.lower())
