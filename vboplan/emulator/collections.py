@@ -121,22 +121,35 @@ def _by_id(spec: CollectionSpec, value: Any, tables: dict[str, list[dict[str, An
     """A template-shaped seed object with its references turned into ids."""
     if not isinstance(value, dict):
         raise SeedError(f"{where} must be a mapping of API fields")
-    out = dict(value)
+    out = copy.deepcopy(value)
     for ref in spec.references:
-        if ref.written not in out or ref.written == ref.field:
+        holder = _at(out, ref.parent)
+        if not isinstance(holder, dict) or ref.written not in holder or ref.written == ref.leaf:
             continue
         target = next((s for s in specs() if s.key == ref.kind), None)
         if target is None:
             raise SeedError(f"{where}.{ref.written}: a seed names {ref.kind} by id: write {ref.field}")
         by_key = {str(o[target.key_field]).lower(): o["id"] for o in tables.get(ref.kind, [])}
-        names = out.pop(ref.written)
+        names = holder.pop(ref.written)
         wanted = names if isinstance(names, list) else [names]
         missing = [n for n in wanted if str(n).lower() not in by_key]
         if missing:
             raise SeedError(f"{where}.{ref.written}: no {ref.kind} named {missing[0]!r}")
         ids = [by_key[str(n).lower()] for n in wanted]
-        out[ref.field] = [{ref.each: i} for i in ids] if ref.many else ids[0]
+        holder[ref.leaf] = [{ref.each: i} for i in ids] if ref.many else ids[0]
     return out
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` inside nested objects (None where one is missing)."""
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
+def _value_of(obj: dict[str, Any], field: str) -> Any:
+    """The value of a (dotted: ``objectStorage.accountId``) field of ``obj``."""
+    return _at(obj, tuple(field.split(".")))
 
 
 def persisted(tables: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -341,7 +354,8 @@ def _body(call: Call, spec: CollectionSpec) -> dict[str, Any]:
 
 
 def _check(call: Call, spec: CollectionSpec, obj: dict[str, Any], body: dict[str, Any]) -> None:
-    """Refuse (400) a body without its required fields or key, a key another object has, or a reference to an
+    """Refuse (400) a body without its required fields or key, a key another object has, a change of a field the
+    server fixes once the object exists, values of ``unique`` fields another object has, or a reference to an
     object the server does not hold."""
     for name in spec.required(call.version):
         if body.get(name) is None and obj.get(name) is None:
@@ -349,17 +363,52 @@ def _check(call: Call, spec: CollectionSpec, obj: dict[str, Any], body: dict[str
     key = body.get(spec.key_field, obj.get(spec.key_field))
     if not isinstance(key, str) or not key.strip():
         raise ApiError(400, f"The request is invalid: {spec.key_field} is required.")
-    problem = spec.hooks.check(call.version, key, body) if isinstance(spec.hooks, ChecksObject) else ""
+    merged = {**obj, **body}
+    problem = spec.hooks.check(call.version, key, merged) if isinstance(spec.hooks, ChecksObject) else ""
     if problem:
         raise ApiError(400, f"The request is invalid: {problem}")
     clash = [o for o in _table(call, spec) if o["id"] != obj.get("id") and str(o[spec.key_field]).lower() == key.lower()]
     if clash:
         raise ApiError(400, f"{_noun(spec)} '{key}' already exists.")
+    if obj:
+        _check_fixed(spec, obj, body)
+    _check_unique(call, spec, merged)
     for ref in spec.references:
-        unknown = [i for i in _ids(ref, body.get(ref.field)) if i.lower() not in _held(call, ref.kind)]
+        unknown = [i for i in _ids(ref, _value_of(body, ref.field)) if i.lower() not in _held(call, ref.kind)]
         if unknown:
             noun = "Organization" if ref.kind == ORGANIZATIONS else _noun(_spec(ref.kind))
             raise ApiError(400, f"{noun} with ID '{unknown[0]}' was not found.")
+
+
+def _check_fixed(spec: CollectionSpec, obj: dict[str, Any], body: dict[str, Any]) -> None:
+    """A PUT may not change what the server fixes once the object exists (a repository's retention type, folder,
+    object-storage target): Veeam's server refuses it (400)."""
+    for name in spec.fixed:
+        wanted, held = _value_of(body, name), _value_of(obj, name)
+        if wanted is not None and held is not None and _folded(wanted) != _folded(held):
+            raise ApiError(400, f"The request is invalid: {name} of {_noun(spec).lower()} '{obj[spec.key_field]}' "
+                                "cannot be changed.")
+
+
+def _check_unique(call: Call, spec: CollectionSpec, merged: dict[str, Any]) -> None:
+    for fields in spec.unique:
+        values = [_value_of(merged, name) for name in fields]
+        if any(v is None or v == "" for v in values):
+            continue
+        for other in _table(call, spec):
+            if other["id"] != merged.get("id") and [_folded(_value_of(other, n)) for n in fields] == \
+                    [_folded(v) for v in values]:
+                raise ApiError(400, f"The request is invalid: {_noun(spec).lower()} '{other[spec.key_field]}' "
+                                    f"already has this {' and '.join(fields)}.")
+
+
+def _folded(value: Any) -> Any:
+    """A value compared as the server does: text case-insensitively, a folder without its trailing separator."""
+    if isinstance(value, str):
+        return value.rstrip("\\/").lower()
+    if isinstance(value, dict):
+        return {k: _folded(v) for k, v in value.items() if v is not None and k != "_links"}
+    return value
 
 
 def _held(call: Call, kind: str) -> set[str]:
@@ -414,7 +463,7 @@ def delete_object(call: Call, key: str) -> Response:
             if ref.kind != spec.key:
                 continue
             users = [o for o in call.store.collections.get(other.key, [])
-                     if obj["id"].lower() in {i.lower() for i in _ids(ref, o.get(ref.field))}]
+                     if obj["id"].lower() in {i.lower() for i in _ids(ref, _value_of(o, ref.field))}]
             if users:
                 raise ApiError(409, f"{_noun(spec)} '{obj[spec.key_field]}' is in use by {_noun(other).lower()} "
                                     f"'{users[0][other.key_field]}' and cannot be removed.")

@@ -29,7 +29,7 @@ from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import refs
 from vboplan.kinds.base import AfterApply, Basis, Export, Request, Write
 from vboplan.kinds.hooks import ChecksObject, PlacesCreate, ReadsMore
-from vboplan.kinds.spec import Api, CollectionSpec, Reference
+from vboplan.kinds.spec import SERVER_FIELDS, Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
 from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
@@ -123,16 +123,22 @@ class CollectionKind:
             out[api_name] = self._bind(version, writable[api_name], value, (api_name,), f"{line(raw_name)}: {base}")
         return out
 
-    def _reference_named(self, name: str) -> Reference | None:
-        return next((r for r in self.spec.references if r.written.lower() == name.lower()), None)
+    def _reference_named(self, name: str, parent: Path = ()) -> Reference | None:
+        """The reference templates write as ``name`` in the object at ``parent`` (the object itself: empty)."""
+        return next((r for r in self.spec.references if r.parent == parent and r.written.lower() == name.lower()),
+                    None)
 
-    def _refuse_ids(self, name: str, label: str) -> None:
-        ref = next((r for r in self.spec.references if r.field.lower() == name.lower()), None)
+    def _nested(self, name: str) -> list[Reference]:
+        """The references inside the value of top-level field ``name`` (``objectStorage.accountId``)."""
+        return [r for r in self.spec.references if r.parent[:1] == (name,)]
+
+    def _refuse_ids(self, name: str, label: str, parent: Path = ()) -> None:
+        ref = next((r for r in self.spec.references if r.parent == parent and r.leaf.lower() == name.lower()), None)
         if ref is not None:
             target = _spec_of(ref.kind)
             what = f"the {target.key_field} of the {ref.kind} object" if target else f"the {ref.kind} key"
             raise RenderError(f"{label}: ids differ per server; write {ref.written}: "
-                              f"{'[names]' if ref.many else 'NAME'} ({what}) instead of {ref.field}")
+                              f"{'[names]' if ref.many else 'NAME'} ({what}) instead of {ref.leaf}")
 
     def _unknown(self, version: str, label: str, name: str, writable: dict[str, Any], readable: set[str]) -> str:
         if name.lower() in {n.lower() for n in readable - set(writable)}:
@@ -163,6 +169,11 @@ class CollectionKind:
             by_lower = {n.lower(): n for n in props}
             out: dict[str, Any] = {}
             for key, item in value.items():
+                ref = self._reference_named(str(key), path)
+                if ref is not None:
+                    out[ref.written] = self._names(ref, item, f"{where}.{ref.written}")
+                    continue
+                self._refuse_ids(str(key), f"{where}.{key}", path)
                 name = by_lower.get(str(key).lower())
                 if name is None:
                     hint = schema.nearest(str(key), sorted(props))
@@ -232,9 +243,9 @@ class CollectionKind:
             raise PlanError(f"{address}: the plan records no live object with this field")
         name = path[0]
         self._check_shown(basis.version, address, {name: after}, live)
-        if name in self.spec.fixed:
-            raise PlanError(f"{address}: this field cannot change in place")
         before = self._shown(name, _project(obj["values"].get(name), after), live)
+        if self._fixed(name, before, after):
+            raise PlanError(f"{address}: this field cannot change in place")
         if _same(before, after):
             raise PlanError(f"{address}: the live value is already {_text(after)}; this is no change")
         return make("update", self.name, address, before, after, False, {"key": key, "id": obj["id"]})
@@ -249,14 +260,15 @@ class CollectionKind:
             if ref is None:
                 if name not in writable:
                     raise PlanError(f"{address}: {self.name} has no field '{name}' a request can set")
+                for inner in self._nested(name):
+                    holder = _get_path(value, inner.parent[1:])
+                    if isinstance(holder, dict) and inner.leaf in holder:
+                        raise PlanError(f"{address}: {'.'.join(inner.parent)} must name {inner.written}, not hold "
+                                        f"{inner.leaf}")
+                    if isinstance(holder, dict) and holder.get(inner.written) is not None:
+                        _check_addresses(address, ".".join(inner.shown_path), inner, holder[inner.written])
                 continue
-            for text in value if isinstance(value, list) else [value]:
-                try:
-                    target = Address.parse(str(text))
-                except PlanError:
-                    target = None
-                if target is None or target.kind != ref.kind or len(target.parts) != 1:
-                    raise PlanError(f"{address}: {name} must hold {ref.kind} addresses")
+            _check_addresses(address, name, ref, value)
 
     def desired_value(self, desired: Any, change: Change) -> Any:
         key = _key_of(change.address)
@@ -287,13 +299,17 @@ class CollectionKind:
         managed = (set(writable) & readable) - {self.spec.key_field}
         objects: dict[str, Any] = {}
         for item, extra in zip(raw, listed, strict=True):
-            values = {name: item[name] for name in sorted(managed) if item.get(name) is not None
-                      and not any(r.field == name for r in self.spec.references)}
+            values = {name: _settable(client.version, writable[name], item[name]) for name in sorted(managed)
+                      if item.get(name) is not None and not any(r.field == name for r in self.spec.references)}
             for ref in self.spec.references:
-                ids = extra.get(ref.field, _ids(ref, item.get(ref.field)))
+                holder = _get_path(values, ref.parent)
+                if not isinstance(holder, dict):
+                    continue
+                ids = extra.get(ref.field, _ids(ref, item.get(ref.field) if not ref.parent else holder.get(ref.leaf)))
+                holder.pop(ref.leaf, None)
                 if ids is not None:
                     names = [known[ref.kind].get(i, f"(id {i})") for i in ids]
-                    values[ref.written] = sorted(names, key=str.lower) if ref.many else names[0]
+                    holder[ref.written] = sorted(names, key=str.lower) if ref.many else names[0]
             objects[str(item.get(self.spec.key_field))] = {"id": str(item.get("id")), "values": values}
         return {"objects": objects, "refs": {kind: {name: i for i, name in ids.items()} for kind, ids in known.items()}}
 
@@ -355,7 +371,7 @@ class CollectionKind:
         for name in sorted(plain):
             wanted, seen = self._canonical(name, plain[name], live), _project(values.get(name), plain[name])
             if not _same(seen, wanted):
-                if name in self.spec.fixed:
+                if self._fixed(name, seen, wanted):
                     raise PlanError(f"{address}.{name} cannot change in place (it is fixed once the object exists); "
                                     "replacing the object is not supported yet")
                 changes.append(make("update", self.name, address.field(name), self._shown(name, seen, live),
@@ -373,24 +389,47 @@ class CollectionKind:
                                 {"key": key, "id": obj["id"], "write_only": True, "recorded": recorded is not None}))
         return changes
 
+    def _fixed(self, name: str, live: Any, desired: Any) -> bool:
+        """Whether changing top-level field ``name`` from ``live`` to ``desired`` changes a field the server fixes
+        once the object exists (``fixed`` names it, or a field inside it: ``objectStorage.s3Folder``)."""
+        if name in self.spec.fixed:
+            return True
+        inside = [tuple(f.split("."))[1:] for f in self.spec.fixed if f.startswith(name + ".")]
+        return any(not _same(_get_path(live, path), _get_path(desired, path)) for path in inside)
+
     def _canonical(self, name: str, value: Any, live: dict[str, Any]) -> Any:
         """A desired reference with each name as the server spells it (names compare case-insensitively)."""
         ref = self._reference_named(name)
         if ref is None:
-            return value
+            return self._each_nested(name, value, lambda r, v: self._canonical_names(r, v, live))
+        return self._canonical_names(ref, value, live)
+
+    def _canonical_names(self, ref: Reference, value: Any, live: dict[str, Any]) -> Any:
         known = {n.lower(): n for n in (live.get("refs") or {}).get(ref.kind, {})}
         if ref.many:
             return sorted((known.get(n.lower(), n) for n in value), key=str.lower)
         return known.get(value.lower(), value)
 
     def _shown(self, name: str, value: Any, live: dict[str, Any]) -> Any:
-        """A value as a row shows it: a reference as the other object's address."""
+        """A value as a row shows it: a reference (at any depth) as the other object's address."""
         ref = self._reference_named(name)
-        if ref is None or value is None:
-            return value
-        names = value if isinstance(value, list) else [value]
-        shown = [str(object_address(ref.kind, n)) for n in names]
-        return shown if ref.many else shown[0]
+        if ref is None:
+            return self._each_nested(name, value, _addresses)
+        return _addresses(ref, value)
+
+    def _each_nested(self, name: str, value: Any, change: Callable[[Reference, Any], Any],
+                     api: bool = False) -> Any:
+        """``value`` of top-level field ``name`` with each nested reference's value changed by ``change``; ``api``:
+        the value is then held under the API's field (``accountId``) instead of the template's (``account``)."""
+        for ref in self._nested(name):
+            holder = _get_path(value, ref.parent[1:])
+            if not isinstance(holder, dict) or holder.get(ref.written) is None:
+                continue
+            value = _copied_to(value, ref.parent[1:])
+            holder = _get_path(value, ref.parent[1:])
+            found = holder.pop(ref.written)
+            holder[ref.leaf if api else ref.written] = change(ref, found)
+        return value
 
     def _shown_object(self, values: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
         return {name: self._shown(name, self._canonical(name, value, live), live) for name, value in values.items()}
@@ -403,7 +442,7 @@ class CollectionKind:
             value = change.after if isinstance(change.after, dict) and change.action == "create" else \
                 {_field_path(change.address)[0]: change.after} if _field_path(change.address) else {}
             for ref in self.spec.references:
-                shown = value.get(ref.written)
+                shown = _get_path(value, ref.shown_path)
                 for address in shown if isinstance(shown, list) else [shown] if shown else []:
                     parsed = Address.parse(address)
                     name = parsed.parts[0][1]
@@ -418,7 +457,7 @@ class CollectionKind:
             {path[0]: change.after} if len(path) == 1 else {}
         found: list[Address] = []
         for ref in self.spec.references:
-            shown = values.get(ref.written)
+            shown = _get_path(values, ref.shown_path)
             found += [Address.parse(a) for a in (shown if isinstance(shown, list) else [shown] if shown else [])]
         return found
 
@@ -427,9 +466,9 @@ class CollectionKind:
         found: list[tuple[Address, str]] = []
         for ref in (r for r in self.spec.references if r.kind == kind):
             for name, obj in sorted(((live or {}).get("objects") or {}).items(), key=lambda i: i[0].lower()):
-                value = (obj.get("values") or {}).get(ref.written)
+                value = _get_path(obj.get("values") or {}, ref.shown_path)
                 if any(str(n).lower() == key.lower() for n in (value if isinstance(value, list) else [value])):
-                    found.append((object_address(self.name, name), ref.written))
+                    found.append((object_address(self.name, name), ".".join(ref.shown_path)))
         return found
 
     def deletions(self, changes: list[Change], live: Any) -> list[tuple[str, int, int]]:
@@ -504,7 +543,7 @@ class CollectionKind:
             if ref is not None:
                 body[ref.field] = self._ids_of(ref, change.after, live)
             else:
-                _put(body, path, change.after)
+                _put(body, path, self._api_value(path[0], change.after, live) if len(path) == 1 else change.after)
         if "create" in actions:
             if api.create is None:
                 raise PlanError(f"{object_address(self.name, key)}: the API cannot create {self.name}")
@@ -549,10 +588,14 @@ class CollectionKind:
         for name, value in (shown or {}).items():
             ref = self._reference_named(name)
             if ref is None:
-                body[name] = value
+                body[name] = self._api_value(name, value, live)
             else:
                 body[ref.field] = self._ids_of(ref, value, live)
         return body
+
+    def _api_value(self, name: str, shown: Any, live: dict[str, Any]) -> Any:
+        """The API value of top-level field ``name`` shown as ``shown``: nested references as ids."""
+        return self._each_nested(name, shown, lambda ref, value: self._ids_of(ref, value, live), api=True)
 
     def _ids_of(self, ref: Reference, shown: Any, live: dict[str, Any]) -> Any:
         """The API value of a reference shown as addresses: ids from the live values, ``(known after apply)`` for
@@ -633,7 +676,7 @@ class CollectionKind:
             for name, value in obj["values"].items():
                 ref = self._reference_named(name)
                 if ref is not None:
-                    if any(str(n).startswith("(id ") for n in (value if isinstance(value, list) else [value])):
+                    if _unnamed(value):
                         exported.warnings.append(f"{object_address(self.name, key)}.{name} refers to an object "
                                                  "vboplan cannot name; not imported")
                         continue
@@ -645,6 +688,17 @@ class CollectionKind:
                 except schema.SchemaError as exc:
                     exported.warnings.append(f"{object_address(self.name, key)}.{name}: the server's value does not "
                                              f"fit API {client.version} ({exc.message}); not imported")
+                    continue
+                for inner in self._nested(name):  # bind leaves the names of nested references out: put them back
+                    names = _get_path(value, inner.shown_path[1:])
+                    holder = _get_path(values[name], inner.parent[1:])
+                    if names is None or not isinstance(holder, dict):
+                        continue
+                    if _unnamed(names):
+                        exported.warnings.append(f"{object_address(self.name, key)}.{'.'.join(inner.shown_path)} "
+                                                 "refers to an object vboplan cannot name; not imported")
+                        continue
+                    holder[inner.written] = names
             exported.values[key] = values
         return exported
 
@@ -668,6 +722,59 @@ def _ids(ref: Reference, value: Any) -> list[str] | None:
     if ref.many:
         return [str(item.get(ref.each)) for item in value if isinstance(item, dict) and item.get(ref.each)]
     return [str(value)]
+
+
+def _get_path(value: Any, path: Path) -> Any:
+    """The value at ``path`` inside nested objects (None where one is missing)."""
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
+def _settable(version: str, prop: dict[str, Any], value: Any) -> Any:
+    """A live value cut to what a request can set, at every depth (a copy): no nested ids, links or read-only
+    fields (an object storage's used space)."""
+    resolved = schema.resolve(version, prop)
+    if isinstance(value, list):
+        return [_settable(version, resolved.get("items") or {}, item) for item in value]
+    if not isinstance(value, dict) or "properties" not in resolved:
+        return value
+    props = resolved["properties"]
+    return {key: _settable(version, props[key], item) for key, item in value.items()
+            if key in props and key not in SERVER_FIELDS and not schema.resolve(version, props[key]).get("readOnly")}
+
+
+def _unnamed(value: Any) -> bool:
+    """Whether a reference read from the server names an object vboplan could not name (``(id ...)``)."""
+    return any(str(n).startswith("(id ") for n in (value if isinstance(value, list) else [value]))
+
+
+def _check_addresses(address: Address, name: str, ref: Reference, value: Any) -> None:
+    for text in value if isinstance(value, list) else [value]:
+        try:
+            target = Address.parse(str(text))
+        except PlanError:
+            target = None
+        if target is None or target.kind != ref.kind or len(target.parts) != 1:
+            raise PlanError(f"{address}: {name} must hold {ref.kind} addresses")
+
+
+def _copied_to(value: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``value`` with each object on ``path`` copied (so that changing what it holds changes no one else's)."""
+    top = dict(value)
+    node = top
+    for name in path:
+        node[name] = dict(node[name])
+        node = node[name]
+    return top
+
+
+def _addresses(ref: Reference, value: Any) -> Any:
+    """A reference's names as the addresses of the objects they name."""
+    if value is None:
+        return value
+    shown = [str(object_address(ref.kind, n)) for n in (value if isinstance(value, list) else [value])]
+    return shown if ref.many else shown[0]
 
 
 def _key_of(address: Address) -> str:

@@ -25,7 +25,9 @@ SERVER_FIELDS = frozenset({"id", "_links", "_actions"})
 
 @dataclass(frozen=True)
 class Reference:
-    """A field holding the id of another kind's object (``proxyId``), or a list of them.
+    """A field holding the id of another kind's object (``proxyId``), or a list of them; a dotted ``field``
+    (``objectStorage.accountId``) is one inside a nested object, written in that object (``objectStorage: {account:
+    NAME}``).
 
     ``name`` is how templates write it (default: the field without its ``Id`` suffix, ``proxy``); ``each`` is set
     when the field is a list of objects each holding the id under that name (``proxyIds: [{proxyId}]``);
@@ -39,11 +41,26 @@ class Reference:
     read: str = ""
 
     @property
+    def parent(self) -> tuple[str, ...]:
+        """The path of the nested object holding the field (empty for a field of the object itself)."""
+        return tuple(self.field.split("."))[:-1]
+
+    @property
+    def leaf(self) -> str:
+        """The field's own name, in the object holding it (``accountId``)."""
+        return self.field.rsplit(".", 1)[-1]
+
+    @property
     def written(self) -> str:
-        """The field's name in templates."""
+        """The field's name in templates (in the object holding it)."""
         if self.name:
             return self.name
-        return self.field[:-2] if self.field.endswith("Id") else self.field
+        return self.leaf[:-2] if self.leaf.endswith("Id") else self.leaf
+
+    @property
+    def shown_path(self) -> tuple[str, ...]:
+        """The path of the field as templates write it (``("objectStorage", "account")``)."""
+        return (*self.parent, self.written)
 
     @property
     def many(self) -> bool:
@@ -79,7 +96,8 @@ class CollectionSpec:
     counts objects in (``server``: the whole collection). ``whole_truth``: an object the templates leave out is
     planned for deletion (False for proxies, adopted and edited but never created or removed here).
     ``absent``: what to say when a template names an object the server lacks and the API cannot create.
-    ``seed``: the emulator data file's key for the collection (default: ``key``)."""
+    ``seed``: the emulator data file's key for the collection (default: ``key``). ``unique``: API fields whose
+    values no two objects share where all are set (a repository's folder on one proxy), refused by the server."""
 
     key: str
     key_field: str
@@ -92,6 +110,7 @@ class CollectionSpec:
     summary: str = ""
     absent: str = ""
     seed: str = ""
+    unique: tuple[tuple[str, ...], ...] = ()
     hooks: Any = None   # an object with optional capabilities (vboplan.kinds.hooks), checked with isinstance
 
     @property

@@ -1,0 +1,175 @@
+"""Object-storage repositories against the emulator over real HTTP, one project per API version shared by the
+steps: one plan creates a cloud account, an encryption key, a local repository and an object-storage repository
+(the account and key by name, their ids known after apply) in dependency order; converge; a raw id is refused
+naming the field to write; encryption without a key is refused; an update in place of the object storage; a
+fixed field of the object-storage target is refused; the server's own rules (400 for a changed fixed field or a
+folder taken on a proxy, 409 for an account in use); deletes in reverse order. No planted secret in any output or
+file."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import API_SECRET, SEED, ProjectDir, assert_one_clean_error
+
+from vboplan.emulator import start
+
+S3_SECRET = "s3-secret-planted-objstore"
+KEY_PASSWORD = "key-password-planted-objstore"
+PROXIES = [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}]
+
+ACCOUNTS_AND_KEYS = """\
+cloud_accounts:
+  akiaexample01: {accountType: amazonS3Account, description: S3 archive, password: {{ secret("S3_SECRET_KEY") }}}
+encryption_keys:
+  Archive key 2026: {password: {{ secret("ARCHIVE_KEY_PASSWORD") }}}
+"""
+
+REPOSITORIES = """\
+backup_repositories:
+  Repo EU: {proxy: proxy01.contoso.local, path: 'D:\\Backups\\EU', retentionType: ItemLevel}
+  Archive S3:
+    proxy: proxy01.contoso.local
+    retentionType: SnapshotBased
+    objectStorageEncryptionEnabled: true
+    encryptionKey: Archive key 2026
+    objectStorage:
+      ACCOUNT
+      type: AmazonS3
+      amazonBucketS3Aws: {name: vb365-archive, regionType: Global, regionId: eu-west-1}
+      s3Folder: FOLDER
+      sizeLimitEnabled: true
+      sizeLimitGB: SIZE
+"""
+
+
+def _repositories(account: str = "account: akiaexample01", folder: str = "eu", size: int = 1024) -> str:
+    return REPOSITORIES.replace("ACCOUNT", account).replace("FOLDER", folder).replace("SIZE", str(size))
+
+
+def _rows(result: Any) -> dict[str, tuple[str, Any, Any]]:
+    assert result.exit_code in (0, 2), result.output
+    return {c["address"]: (c["action"], c["before"], c["after"])
+            for c in json.loads(result.stdout)["plans"][0]["changes"]}
+
+
+def _listed(http: httpx.Client, version: str, path: str) -> list[dict[str, Any]]:
+    body = http.get(f"/{version}/{path}").json()
+    return body["results"] if isinstance(body, dict) else body
+
+
+def _object_storage(http: httpx.Client, version: str, repository: dict[str, Any]) -> dict[str, Any]:
+    """A repository's object storage as the server holds it: embedded in v8, its own object in v6/v7."""
+    if version == "v8":
+        return repository["objectStorage"]
+    return http.get(f"/{version}/objectstoragerepositories/{repository['objectStorageId']}").json()
+
+
+@pytest.mark.parametrize("version", ["v8"])
+def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3_SECRET_KEY", S3_SECRET)
+    monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", KEY_PASSWORD)
+    for path in (project.root / "templates").glob("*"):
+        path.unlink()
+    outputs: list[str] = []
+    with start({**SEED, "proxies": PROXIES}, tls=True) as server:
+        project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n    server: "
+                      f"{server.url}\n    api_version: {version}\n    username: admin\n"
+                      f"    password_env: VBO_TEST_PASSWORD\n    verify: '{server.ca_path}'\n")
+        http = httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=server.ca_path))
+        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
+                                             "password": API_SECRET}).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        project.write("templates/accounts.yaml.j2", ACCOUNTS_AND_KEYS)
+        project.write("templates/repos.yaml.j2", _repositories())
+
+        # One plan creates all four; the repository's account and key are known after apply.
+        planfile = tmp_path / "plan.json"
+        planned = project.run("plan", "--env", "dev", "--format", "json", "--out", str(planfile))
+        rows = _rows(planned)
+        assert rows['backup_repositories["Archive S3"]'] == ("create", None, {
+            "encryptionKey": 'encryption_keys["Archive key 2026"]', "objectStorageEncryptionEnabled": True,
+            "proxy": 'backup_proxies["proxy01.contoso.local"]', "retentionType": "SnapshotBased",
+            "objectStorage": {"account": 'cloud_accounts["akiaexample01"]', "type": "AmazonS3",
+                              "amazonBucketS3Aws": {"name": "vb365-archive", "regionType": "Global",
+                                                    "regionId": "eu-west-1"},
+                              "s3Folder": "eu", "sizeLimitEnabled": True, "sizeLimitGB": 1024}})
+        assert {a for a, r in rows.items() if r[0] == "create"} == {
+            'cloud_accounts["akiaexample01"]', 'encryption_keys["Archive key 2026"]', 'backup_repositories["Repo EU"]',
+            'backup_repositories["Archive S3"]'}
+        shown = project.run("show", "--requests", str(planfile))
+        assert shown.exit_code == 0, shown.output
+        archive = shown.stdout[shown.stdout.index('"name": "Archive S3"') - 600:]
+        assert '"accountId": "(known after apply)"' in archive and '"encryptionKeyId": "(known after apply)"' \
+            in shown.stdout, shown.stdout
+        outputs += [planned.output, shown.output]
+        applied = project.run("apply", str(planfile))
+        assert applied.exit_code == 0, applied.output
+        outputs.append(applied.output)
+        order = applied.output.split("Plan:")[-1]
+        assert order.index("cloud_accounts") < order.index('backup_repositories["Archive S3"]'), applied.output
+        account = _listed(http, version, "Accounts")[0]
+        key = _listed(http, version, "EncryptionKeys")[0]
+        repos = {r["name"]: r for r in _listed(http, version, "BackupRepositories")}
+        assert set(repos) == {"Repo EU", "Archive S3"}
+        assert repos["Archive S3"]["encryptionKeyId"] == key["id"]
+        storage = _object_storage(http, version, repos["Archive S3"])
+        assert storage["accountId"] == account["id"] and storage["s3Folder"] == "eu"
+        converged = project.run("plan", "--env", "dev", "--detailed-exitcode")
+        assert converged.exit_code == 0, converged.output
+
+        # A raw id is refused with the field to write instead; so is encryption without a key.
+        project.write("templates/repos.yaml.j2", _repositories(f"accountId: {account['id']}"))
+        assert_one_clean_error(project.run("plan", "--env", "dev"), "templates/repos.yaml.j2:",
+                               "objectStorage.accountId", "write account: NAME")
+        project.write("templates/repos.yaml.j2", _repositories().replace("    encryptionKey: Archive key 2026\n", ""))
+        assert_one_clean_error(project.run("validate", "--env", "dev"), "templates/repos.yaml.j2:",
+                               'backup_repositories["Archive S3"]', "no encryptionKey")
+
+        # The size limit changes in place; the folder (the object-storage target) cannot.
+        project.write("templates/repos.yaml.j2", _repositories(size=2048))
+        rows = _rows(project.run("plan", "--env", "dev", "--format", "json"))
+        assert list(rows) == ['backup_repositories["Archive S3"].objectStorage'], rows
+        assert rows['backup_repositories["Archive S3"].objectStorage'][2]["sizeLimitGB"] == 2048
+        assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+        assert _object_storage(http, version, {r["name"]: r for r in _listed(
+            http, version, "BackupRepositories")}["Archive S3"])["sizeLimitGB"] == 2048
+        assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
+        project.write("templates/repos.yaml.j2", _repositories(folder="us", size=2048))
+        assert_one_clean_error(project.run("plan", "--env", "dev"), 'backup_repositories["Archive S3"].objectStorage',
+                               "cannot change in place")
+
+        # The server's own rules: a fixed field's PUT, a folder another repository has on the proxy, an account
+        # in use.
+        local = repos["Repo EU"]
+        moved = http.put(f"/{version}/BackupRepositories/{local['id']}",
+                         json={"name": "Repo EU", "retentionType": "ItemLevel", "path": "E:\\Elsewhere"})
+        assert moved.status_code == 400 and "path" in moved.json()["message"], moved.text
+        twin = http.post(f"/{version}/BackupRepositories", json={
+            "name": "Repo twin", "retentionType": "ItemLevel", "proxyId": local["proxyId"], "path": "d:\\backups\\eu\\"})
+        assert twin.status_code == 400, twin.text
+        assert http.delete(f"/{version}/Accounts/{account['id']}").status_code == 409
+
+        # Deletes run in reverse order: repositories, then the key and the account.
+        project.write("templates/accounts.yaml.j2", "cloud_accounts: {}\nencryption_keys: {}\n")
+        project.write("templates/repos.yaml.j2", "backup_repositories: {}\n")
+        deleted = project.run("apply", "--env", "dev", "--auto-approve")
+        assert deleted.exit_code == 0, deleted.output
+        order = deleted.output.split("Plan:")[-1]
+        assert order.index('backup_repositories["Archive S3"]') < order.index("cloud_accounts"), deleted.output
+        assert order.index('backup_repositories["Archive S3"]') < order.index("encryption_keys"), deleted.output
+        for path in ("BackupRepositories", "Accounts", "EncryptionKeys"):
+            assert _listed(http, version, path) == []
+        outputs.append(deleted.output)
+    for text in outputs:
+        assert S3_SECRET not in text and KEY_PASSWORD not in text
+    for path in project.root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert S3_SECRET.encode() not in data and KEY_PASSWORD.encode() not in data, path
