@@ -29,7 +29,9 @@ working at once, the old access token stays valid until it expires (as with OWIN
 
 ``emulator.stats`` counts requests by ``"METHOD /vN/Template"`` (e.g. ``"GET /v8/Organizations/{organizationId}/
 Users"``; unrouted requests under their raw path); ``stats.total`` is the number of requests, ``stats.reset()``
-starts again.
+starts again. ``answered(method, path, status, started, finished)``, when set, is called after each answer with
+``time.monotonic()`` at arrival and at the answer (``serve --request-log`` writes them: benchmarks compute the
+round-trip floor from the requests a server actually received).
 """
 
 from __future__ import annotations
@@ -268,6 +270,7 @@ class Emulator:
         # Every request received (method, path, body bytes) once a test sets this to a list: what a test compares
         # with what vboplan said it would send.
         self.received: list[tuple[str, str, bytes]] | None = None
+        self.answered: Callable[[str, str, int, float, float], None] | None = None
         self._random = random.Random(seed)
         self._lock = threading.Lock()  # tokens, throttle windows, fail rules, OAuth requests, randomness
         self._grants: dict[str, _Grant] = {}
@@ -313,13 +316,18 @@ class Emulator:
 
     def handle(self, environ: dict[str, Any]) -> Response:
         """Answer one request (raises :class:`ConnectionDropped` to drop the connection)."""
+        started = time.monotonic()
         try:
-            return self._handle(environ)
+            response = self._handle(environ)
         except ConnectionDropped:
             raise
         except Exception as exc:  # a bug, or a fail_on hook that raised: still an answer, never a dead connection
             traceback.print_exc(file=environ.get("wsgi.errors") or sys.stderr)
-            return self._error(None, ApiError(500, f"An error has occurred: {type(exc).__name__}: {exc}"))
+            response = self._error(None, ApiError(500, f"An error has occurred: {type(exc).__name__}: {exc}"))
+        if self.answered is not None:
+            self.answered(str(environ.get("REQUEST_METHOD", "GET")).upper(), str(environ.get("PATH_INFO", "")),
+                          response.status, started, time.monotonic())
+        return response
 
     def _handle(self, environ: dict[str, Any]) -> Response:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -47,9 +48,13 @@ def emulator() -> None:
 @click.option("--versions", default=None,
               help="API versions to serve, comma-separated, instead of the profile's (e.g. v5,v6,v7,v8).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request to stderr.")
+@click.option("--request-log", "request_log", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append one JSON line per answered request to FILE: method, path, status and the monotonic "
+                   "seconds of its arrival and answer (benchmarks compute round-trip floors from it).")
 def serve_command(host: str, port: int, data: Path | None, seed: Path | None, tls: bool, latency_ms: float,
                   fail_rate: float, drop_rate: float, token_lifetime: int, throttle: bool | None,
-                  random_seed: int | None, profile: str, versions: str | None, verbose: bool) -> None:
+                  random_seed: int | None, profile: str, versions: str | None, verbose: bool,
+                  request_log: Path | None) -> None:
     """Serve the emulated REST API until Ctrl-C or SIGTERM."""
     try:
         served = ([v.strip().lower() for v in versions.split(",") if v.strip()] if versions is not None
@@ -61,6 +66,8 @@ def serve_command(host: str, port: int, data: Path | None, seed: Path | None, tl
         store = Store.open(data, seed) if data else (Store.read(seed) if seed else Store.from_data(None))
         app = Emulator(store, token_lifetime=token_lifetime, latency_ms=latency_ms, fail_rate=fail_rate,
                        drop_rate=drop_rate, throttle=throttle, seed=random_seed, versions=served, profile=profile)
+        if request_log is not None:
+            app.answered = _request_logger(request_log)
 
         def ready(running: RunningServer) -> None:
             where = (f"; data in {data}" if data else f"; in memory from {seed}" if seed else
@@ -78,6 +85,24 @@ def serve_command(host: str, port: int, data: Path | None, seed: Path | None, tl
         click.echo("vboplan emulator stopped", err=True)
     except VboplanError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _request_logger(path: Path) -> Any:
+    """A callback writing each answered request as one JSON line to ``path`` (appended, flushed per line)."""
+    import json
+    import threading
+
+    log = path.open("a", encoding="utf-8")
+    lock = threading.Lock()
+
+    def answered(method: str, where: str, status: int, started: float, finished: float) -> None:
+        line = json.dumps({"method": method, "path": where, "status": status, "started": started,
+                           "finished": finished})
+        with lock:
+            log.write(line + "\n")
+            log.flush()
+
+    return answered
 
 
 @emulator.command("generate")
