@@ -156,6 +156,18 @@ def test_cli_throttle_says_quota_exceeded_over_the_wire() -> None:
     assert statuses[1].content == b"" and statuses[1].headers["retry-after"] == "1"
 
 
+def test_request_log_has_each_answer_with_its_times(tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    with serve_process("--request-log", str(log)) as (url, _, _):
+        with validated_client(base_url=url) as client:
+            client.post("/v8/token", data={"grant_type": "password", "username": "admin", "password": "admin"})
+            client.get("/v8/NoSuchThing")
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [(r["method"], r["path"], r["status"]) for r in lines] == [("POST", "/v8/token", 200),
+                                                                      ("GET", "/v8/NoSuchThing", 404)]
+    assert all(r["started"] <= r["finished"] for r in lines) and lines[0]["finished"] <= lines[1]["started"]
+
+
 def test_start_in_a_thread_keep_alive_concurrency_and_drops(monkeypatch: pytest.MonkeyPatch) -> None:
     with start(Store.from_data(seed_data()), latency_ms=100) as server:
         assert server.ca_path is None and server.url == f"http://127.0.0.1:{server.port}"
