@@ -56,6 +56,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from vboplan.emulator import collections as named
+from vboplan.emulator import jobs
 from vboplan.emulator import resources as res
 from vboplan.emulator.profiles import DEFAULT_PROFILE, SERVER_PROFILES, ServerProfile
 from vboplan.emulator.store import Store, StoreError
@@ -153,6 +154,8 @@ def _routes(profile: Profile) -> list[Route]:
         if endpoint.oauth:
             routes.append(_route(f"{base}/PrepareOAuthSignIn", {"POST": partial(res.prepare_oauth, key=spec.key)}))
             routes.append(_route(f"{base}/CompleteOAuthSignIn", {"POST": partial(res.complete_oauth, key=spec.key)}))
+    if profile.name in ("v6", "v7", "v8"):
+        routes += jobs.routes(profile.name, _route)  # before the generic collection routes, which they refine
     routes += named.routes(profile.name, _route)
     if profile.logout_status is not None:
         routes.append(_route("/token/logout", {"POST": lambda call: call.emulator._logout(call)}))

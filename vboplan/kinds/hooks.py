@@ -88,3 +88,13 @@ class Uses(Protocol):
 
     def users(self, live: Any, kind: str, key: str) -> list[tuple[Address, str]]:
         """``(address, field)`` of each live object that refers to ``kind``'s object ``key`` through ``field``."""
+
+
+@runtime_checkable
+class MakesKind(Protocol):
+    """A collection whose objects need more than the generic implementation (``CollectionSpec.hooks``): a job's
+    item lists, kept through their own endpoints. The registry asks it for the collection's resource kind, a
+    :class:`~vboplan.kinds.collection.CollectionKind` subclass that adds to the generic one."""
+
+    def kind(self, spec: Any) -> Any:
+        """The resource kind of ``spec``."""

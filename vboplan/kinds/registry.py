@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator, Mapping
 
 from vboplan.kinds import (
+    backup_jobs,
     backup_proxies,
     backup_repositories,
     catalog,
@@ -24,6 +25,7 @@ from vboplan.kinds import (
 from vboplan.kinds.audit_items import AuditItemsKind
 from vboplan.kinds.base import ResourceKind, Write, WriteContext
 from vboplan.kinds.collection import CollectionKind
+from vboplan.kinds.hooks import MakesKind
 from vboplan.kinds.lifecycle import LifecycleKind
 from vboplan.kinds.settings import SettingsKind
 from vboplan.kinds.spec import CollectionSpec
@@ -37,6 +39,7 @@ SPECS: list[CollectionSpec] = [
     cloud_accounts.SPEC,
     encryption_keys.SPEC,
     backup_repositories.SPEC,
+    backup_jobs.SPEC,
 ]
 
 _specs_lock = threading.RLock()
@@ -110,7 +113,9 @@ class _Registry(Mapping[str, ResourceKind]):
         for collection in collection_specs():
             made = self._collections.get(id(collection))
             if made is None or made.spec is not collection:
-                made = self._collections[id(collection)] = CollectionKind(collection)
+                hooks = collection.hooks
+                made = self._collections[id(collection)] = hooks.kind(collection) if isinstance(hooks, MakesKind) \
+                    else CollectionKind(collection)
             kinds[collection.key] = made
         kinds.update((kind.name, kind) for kind in COLLECTIONS)
         return kinds

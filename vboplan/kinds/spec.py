@@ -112,6 +112,7 @@ class CollectionSpec:
     seed: str = ""
     unique: tuple[tuple[str, ...], ...] = ()
     hooks: Any = None   # an object with optional capabilities (vboplan.kinds.hooks), checked with isinstance
+    extra_paths: tuple[str, ...] = ()  # paths its hooks or kind call beyond the operations (a job's item lists)
 
     @property
     def seed_key(self) -> str:
@@ -150,7 +151,7 @@ class CollectionSpec:
                 if op is not None:
                     found.add(op.path)
         found |= {r.read for r in self.references if r.read}
-        return found
+        return found | set(self.extra_paths)
 
 
 @dataclass(frozen=True)

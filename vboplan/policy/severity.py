@@ -211,7 +211,8 @@ def moved(changes: Iterable[Change], rated: dict[str, Severity]) -> dict[str, Se
         if actions == {"create", "delete"}:
             for change in group:
                 current = result[change.id]
-                if RANK[current.level] < RANK["warning"]:
+                # A move's own reason beats a lesser one of either half (a removal's "in no other job" is untrue).
+                if RANK[current.level] < RANK["critical"]:
                     result[change.id] = Severity("warning", "moved to another job: the next run of the job it "
                                                             "moves to is a full backup of it")
     return result

@@ -1,0 +1,241 @@
+"""Backup jobs (v6, v7, v8) through the CLI against the emulator over real HTTP: one project, one server per API
+version, shared by the steps of each version's test: plan and apply a job with selected and excluded principals
+by name, converge, add and remove items (through the item endpoints, never by rewriting the job), change a flag,
+disable and enable, move a user to another job (a warning: the next run is a full backup), remove a user from
+every job (a warning naming it), an unknown principal (file and did-you-mean), import round trip, delete. No call
+ever starts a job."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import API_SECRET, ProjectDir
+
+from vboplan.emulator import Store, start
+
+ORG = "contoso.onmicrosoft.com"
+SEED: dict[str, Any] = {
+    "credentials": [{"username": "admin", "password": API_SECRET}],
+    "organizations": [{
+        "name": ORG,
+        "users": [{"displayName": "Jane Doe", "name": "jane@contoso.com"},
+                  {"displayName": "Chief Executive", "name": "ceo@contoso.com"},
+                  {"displayName": "Test User", "name": "test@contoso.com"}],
+        "groups": [{"displayName": "HR Department", "name": "hr@contoso.com"}],
+        "sites": [{"url": "https://contoso.sharepoint.com/sites/hr", "title": "HR"}],
+        "teams": [{"displayName": "Finance", "mail": "finance@contoso.com"}],
+    }],
+    "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}],
+    "backup_repositories": {"Repo EU": {"proxy": "proxy01.contoso.local", "path": "D:\\EU", "retentionType": "ItemLevel"},
+                            "Repo US": {"proxy": "proxy01.contoso.local", "path": "D:\\US",
+                                        "retentionType": "ItemLevel"}},
+}
+VERSIONS = ("v6", "v7", "v8")
+
+MAIL = """\
+  Contoso mail:
+    organization: contoso.onmicrosoft.com
+    repository: REPO
+    backupType: SelectedItems
+    description: Mail of the board
+    selectedItems:
+CEO      - {group: HR Department, mailbox: true}
+      - {site: https://contoso.sharepoint.com/sites/hr}
+      - {team: Finance}
+ITEMS    excludedItems: [{user: test@contoso.com}]
+    schedulePolicy: {type: Daily, dailyType: Everyday, dailyTime: "22:00:00", retryEnabled: true, retryNumber: 3}
+    isEnabled: ENABLED
+"""
+OTHER = """\
+  Contoso rest:
+    organization: contoso.onmicrosoft.com
+    repository: Repo US
+    backupType: SelectedItems
+    selectedItems: [MOVED]
+"""
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    running = {v: start(Store.from_data(SEED)) for v in VERSIONS}
+    try:
+        yield running
+    finally:
+        for server in running.values():
+            server.stop()
+
+
+@pytest.fixture
+def jobs_project(tmp_path: Path, servers: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> ProjectDir:
+    monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)
+    monkeypatch.setenv("VBOPLAN_USER", "ann")
+    project = ProjectDir(tmp_path / "project")
+    envs = "".join(f"  {v}:\n    server: {servers[v].url}\n    api_version: {v}\n    username: admin\n"
+                   f"    password_env: VBO_TEST_PASSWORD\n    var_files: [environments/{v}.yaml]\n" for v in VERSIONS)
+    project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n{envs}")
+    for v in VERSIONS:
+        project.write(f"environments/{v}.yaml", "{}\n")
+    return project
+
+
+CEO = "      - {user: Chief Executive, mailbox: true, archiveMailbox: true}\n"
+
+
+def _template(project: ProjectDir, repo: str = "Repo EU", enabled: str = "true", excluded: bool = True,
+              moved: str = "{user: jane@contoso.com, mailbox: true}", ceo: str = CEO, extra: str = "") -> None:
+    mail = MAIL.replace("REPO", repo).replace("ENABLED", enabled).replace("CEO", ceo).replace(
+        "ITEMS", "" if excluded else "#").replace("      - {team: Finance}\n", "      - {team: Finance}\n" + extra)
+    text = "backup_jobs:\n" + mail + OTHER.replace("MOVED", moved)
+    project.write("templates/jobs.yaml.j2", text)
+
+
+def _rows(result: Any) -> dict[str, dict[str, Any]]:
+    assert result.exit_code in (0, 2), result.output
+    return {c["address"]: c for c in json.loads(result.stdout)["plans"][0]["changes"]}
+
+
+def _api(server: Any, version: str) -> httpx.Client:
+    http = httpx.Client(base_url=server.url)
+    token = http.post(f"/{version}/token", data={"grant_type": "password", "username": "admin",
+                                                 "password": API_SECRET}).json()["access_token"]
+    http.headers["Authorization"] = f"Bearer {token}"
+    return http
+
+
+def _list(http: httpx.Client, version: str, path: str) -> list[dict[str, Any]]:
+    body = http.get(f"/{version}/{path}").json()
+    return body["results"] if isinstance(body, dict) else body
+
+
+def _job(http: httpx.Client, version: str, name: str) -> dict[str, Any]:
+    return next(j for j in _list(http, version, "Jobs") if j["name"] == name)
+
+
+def _names(http: httpx.Client, version: str, job: dict[str, Any], which: str) -> set[str]:
+    items = _list(http, version, f"Jobs/{job['id']}/{which}")
+    return {(i.get("user") or i.get("group") or i.get("team") or {}).get("displayName")
+            or (i.get("site") or {}).get("url") for i in items}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version: str, tmp_path: Path) -> None:
+    project, env = jobs_project, version
+    http = _api(servers[version], version)
+    _template(project)
+    mail = 'backup_jobs["Contoso mail"]'
+
+    # Plan: the jobs, each principal one row by its directory name (a display name becomes the e-mail).
+    planned = project.run("plan", "--env", env, "--format", "json")
+    rows = _rows(planned)
+    assert rows[mail]["action"] == "create"
+    assert rows[mail]["after"]["organization"] == f'organizations["{ORG}"]'
+    assert rows[mail]["after"]["repository"] == 'backup_repositories["Repo EU"]'
+    assert {a for a in rows if a.startswith(mail + ".")} == {
+        f'{mail}.selectedItems.user["ceo@contoso.com"]', f'{mail}.selectedItems.group["hr@contoso.com"]',
+        f'{mail}.selectedItems.site["https://contoso.sharepoint.com/sites/hr"]', f'{mail}.selectedItems.team["Finance"]',
+        f'{mail}.excludedItems.user["test@contoso.com"]'}
+    assert rows[f'{mail}.selectedItems.user["ceo@contoso.com"]']["after"] == {"mailbox": True, "archiveMailbox": True}
+    shown = project.run("show", "--requests", _saved(project, env, tmp_path / "plan.json"))
+    assert shown.exit_code == 0, shown.output
+    assert ("POST /v8/Jobs" if version == "v8" else f"POST /{version}/Organizations/") in shown.stdout, shown.stdout
+    assert "runNow" not in shown.stdout
+
+    applied = project.run("apply", str(tmp_path / "plan.json"))
+    assert applied.exit_code == 0, applied.output
+    job = _job(http, version, "Contoso mail")
+    assert job["isEnabled"] is True and job["description"] == "Mail of the board" and job.get("lastRun") is None
+    assert job["schedulePolicy"]["dailyTime"] == "22:00:00"
+    assert _names(http, version, job, "SelectedItems") == {"Chief Executive", "HR Department", "Finance",
+                                                           "https://contoso.sharepoint.com/sites/hr"}
+    assert _names(http, version, job, "ExcludedItems") == {"Test User"}
+    _converged(project, env)
+
+    # Item add and remove through the item endpoints, a flag changed, the job disabled.
+    _template(project, enabled="false", excluded=False, extra="      - {user: jane@contoso.com, oneDrive: true}\n")
+    planned = project.run("plan", "--env", env, "--format", "json")
+    rows = _rows(planned)
+    assert {a: r["action"] for a, r in rows.items()} == {
+        f"{mail}.isEnabled": "update", f'{mail}.excludedItems.user["test@contoso.com"]': "delete",
+        f'{mail}.selectedItems.user["jane@contoso.com"]': "create"}
+    saved = _saved(project, env, tmp_path / "items.json")
+    requests = project.run("show", "--requests", saved).stdout
+    assert f"/{version}/Jobs/{job['id']}/SelectedItems" in requests and "/disable" in requests, requests
+    assert f"PUT /{version}/Jobs/{job['id']}\n" not in requests + "\n", requests
+    assert project.run("apply", saved).exit_code == 0
+    job = _job(http, version, "Contoso mail")
+    assert job["isEnabled"] is False and _names(http, version, job, "ExcludedItems") == set()
+    assert "Jane Doe" in _names(http, version, job, "SelectedItems")
+    _converged(project, env)
+
+    # Move Jane to the other job: a warning on both rows; the repository change too.
+    _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}",
+              extra="      - {user: jane@contoso.com, oneDrive: true}\n")
+    planned = project.run("plan", "--env", env, "--format", "json")
+    rows = _rows(planned)
+    moved = [r for a, r in rows.items() if "ceo@contoso.com" in a]
+    assert {r["action"] for r in moved} == {"create", "delete"}
+    assert all(r["severity"] == "warning" and "full backup" in r["severity_reason"] for r in moved), moved
+    assert rows[f"{mail}.repository"]["severity"] == "warning"
+    assert "full backup" in rows[f"{mail}.repository"]["severity_reason"]
+    jane = rows['backup_jobs["Contoso rest"].selectedItems.user["jane@contoso.com"]']
+    assert jane["action"] == "delete" and jane["severity"] == "info" and "stays in" in jane["severity_reason"], jane
+    assert project.run("apply", "--env", env, "--auto-approve").exit_code == 0
+    _converged(project, env)
+
+    # Jane removed from the one job left holding her: a warning naming her.
+    _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}")
+    rows = _rows(project.run("plan", "--env", env, "--format", "json"))
+    jane = rows[f'{mail}.selectedItems.user["jane@contoso.com"]']
+    assert jane["action"] == "delete" and jane["severity"] == "warning" and "jane@contoso.com" in \
+        jane["severity_reason"] and "no other job" in jane["severity_reason"], jane
+    assert project.run("apply", "--env", env, "--auto-approve").exit_code == 0
+
+    # An unknown principal: the template file and a did-you-mean.
+    _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}",
+              extra="      - {user: Jane Do}\n")
+    unknown = project.run("plan", "--env", env)
+    errors = [line for line in unknown.stderr.splitlines() if line.startswith("Error")]
+    assert unknown.exit_code == 1 and len(errors) == 1 and "Traceback" not in unknown.output, unknown.output
+    assert all(part in errors[0] for part in ("jobs.yaml.j2:", "'Jane Do'", "did you mean 'Jane Doe")), errors
+
+    # Import writes the jobs by name; the next plan shows no changes.
+    imported = tmp_path / "imported"
+    _import_round_trip(project, env, imported)
+
+    # Delete: no template names the jobs.
+    project.write("templates/jobs.yaml.j2", "backup_jobs: {}\n")
+    planned = project.run("plan", "--env", env, "--format", "json")
+    assert {r["action"] for r in _rows(planned).values()} == {"delete"}
+    assert project.run("apply", "--env", env, "--auto-approve").exit_code == 0
+    assert _list(http, version, "Jobs") == []
+    assert all(j.get("lastRun") is None for j in _list(http, version, "Jobs"))
+
+
+def _saved(project: ProjectDir, env: str, path: Path) -> str:
+    done = project.run("plan", "--env", env, "--out", str(path))
+    assert done.exit_code == 0, done.output
+    return str(path)
+
+
+def _converged(project: ProjectDir, env: str) -> None:
+    again = project.run("plan", "--env", env, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+def _import_round_trip(project: ProjectDir, env: str, folder: Path) -> None:
+    other = ProjectDir(folder)
+    other.write("vboplan.yaml", project.root.joinpath("vboplan.yaml").read_text())
+    done = other.run("import", "--env", env, "--resource", "backup_jobs")
+    assert done.exit_code == 0, done.output
+    written = "\n".join(p.read_text() for p in folder.rglob("*.y*ml*") if p.name != "vboplan.yaml")
+    assert "Contoso mail" in written and "ceo@contoso.com" in written and "organization" in written, written
+    assert "Id:" not in written and "runNow" not in written, written
+    again = other.run("plan", "--env", env, "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert os.path.exists(folder)

@@ -1,0 +1,491 @@
+"""``backup_jobs``: what each organization backs up, where and when (Veeam Backup for Microsoft 365 REST API
+reference, helpcenter.veeam.com/docs/vbo365/rest/, "Backup Jobs"; OpenAPI documents v6, v7, v8), by name.
+
+A job names its organization and repository by name, ``backupType`` (``EntireOrganization`` or ``SelectedItems``),
+its ``selectedItems`` and ``excludedItems`` as principals by name with their workload flags (see
+:mod:`vboplan.kinds.job_items`), ``schedulePolicy``, ``description`` and ``isEnabled``. What differs per version
+stays here: v8 creates through ``POST /Jobs`` (201, ``RESTCreateBackupJob`` with ``organizationId``); v6/v7 through
+``POST /Organizations/{organizationId}/Jobs`` (200, ``RESTJob``, the organization only in the path), and their
+answers never say which organization a job has, so it is read from the organization's job list. Items change
+through the job's item endpoints, never by rewriting the job; ``isEnabled`` through ``/Jobs/{jobId}/enable`` and
+``/disable``. vboplan never starts a job: ``runNow`` is refused in templates and never sent.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vboplan.api.client import VboClient
+from vboplan.api.rest import Operation
+from vboplan.errors import PlanError, ProjectError, RenderError
+from vboplan.kinds import job_items, principals, refs
+from vboplan.kinds.base import Basis, Export, Request, Write
+from vboplan.kinds.collection import CollectionKind, Declared, object_address
+from vboplan.kinds.spec import Api, CollectionSpec, Reference
+from vboplan.planning.changes import Address, Change, make
+from vboplan.project.yamlfile import Located
+from vboplan.sensitive import reveal
+
+_LISTS = tuple(job_items.LISTS)
+# Fields of the job the template may not set: runNow starts the job; the rest are the server's.
+_NEVER = {"runnow": "vboplan never starts a job: runNow cannot be set (start it in the console or with "
+                    "POST /Jobs/{jobId}/start yourself)"}
+
+
+def _api(version: str) -> Api:
+    item = "Jobs/{jobId}"
+    if version == "v8":
+        return Api(list=Operation("GET", "Jobs", (200,), True), request="RESTCreateBackupJob", response="RESTJob",
+                   get=Operation("GET", item), create=Operation("POST", "Jobs", (201,)),
+                   update=Operation("PUT", item, (204,)), delete=Operation("DELETE", item, (204,)))
+    return Api(list=Operation("GET", "Jobs", (200,)), request="RESTJob", response="RESTJob",
+               get=Operation("GET", item), create=Operation("POST", "Organizations/{organizationId}/Jobs", (200,)),
+               update=Operation("PUT", item, (204,)), delete=Operation("DELETE", item, (204,)))
+
+
+class JobHooks:
+    """v6/v7: a job's organization from the organizations' job lists (read once per client until it writes);
+    the create goes under the organization, which its body does not name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: weakref.WeakKeyDictionary[Any, tuple[int, dict[str, str]]] = weakref.WeakKeyDictionary()
+
+    def more(self, client: Any, version: str, item: dict[str, Any]) -> dict[str, Any]:
+        if version == "v8":
+            return {}
+        org = self._owners(client).get(str(item.get("id")).lower())
+        return {"organizationId": org} if org else {}
+
+    def _owners(self, client: Any) -> dict[str, str]:
+        with self._lock:
+            held = self._held.get(client)
+            if held is not None and held[0] == client.write_count:
+                return held[1]
+            writes = client.write_count
+            owners = {str(job.get("id")).lower(): str(org["id"]) for org in client.organizations()
+                      for job in client.list_objects(Operation("GET", "Organizations/{organizationId}/Jobs"),
+                                                     organizationId=str(org["id"]))}
+            self._held[client] = (writes, owners)
+            return owners
+
+    def place(self, version: str, path: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        if version == "v8":
+            return path, body
+        return path, {k: v for k, v in body.items() if k != "organizationId"}
+
+    def kind(self, spec: CollectionSpec) -> Any:
+        return BackupJobsKind(spec)
+
+
+SPEC = CollectionSpec(
+    key="backup_jobs", key_field="name",
+    versions={version: _api(version) for version in ("v6", "v7", "v8")},
+    references=(Reference("organizationId", "organizations"), Reference("repositoryId", "backup_repositories")),
+    fixed=("organization",),
+    extra_paths=("Organizations/{organizationId}/Jobs", "Jobs/{jobId}/enable", "Jobs/{jobId}/disable",
+                 "Jobs/{jobId}/SelectedItems", "Jobs/{jobId}/SelectedItems/{itemId}", "Jobs/{jobId}/ExcludedItems",
+                 "Jobs/{jobId}/ExcludedItems/{itemId}", "Jobs/{jobId}/CopyJob"),
+    hooks=JobHooks(),
+    summary="backup jobs by name: organization, repository, selected and excluded principals, schedule")
+
+
+def _where_of(fields: Any, fallback: Callable[[Any], str]) -> Callable[[Any], str]:
+    return fields.where if isinstance(fields, Located) else fallback
+
+
+def _located(kept: dict[Any, Any], fields: Any) -> dict[Any, Any]:
+    """``kept`` (some of ``fields``) with the lines ``fields`` was read with."""
+    if not isinstance(fields, Located):
+        return kept
+    out = Located(kept)
+    out.source, out.line, out.lines = fields.source, fields.line, getattr(fields, "lines", {})
+    return out
+
+
+@dataclass(frozen=True)
+class BackupJobsKind(CollectionKind):
+    """The generic collection (job fields, references, create/update/delete) plus item lists and enable/disable."""
+
+    # -- templates ---------------------------------------------------------------------------------------------
+
+    def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> Declared:
+        plain_raw: dict[Any, Any] = {}
+        extra: dict[str, dict[str, Any]] = {}
+        for key, fields in (raw or {}).items() if isinstance(raw, dict) else []:
+            text = str(reveal(key)).strip()
+            label = str(object_address(self.name, text))
+            line = _where_of(fields, lambda _k, _key=key: where(_key))
+            if not isinstance(fields, dict):
+                plain_raw[key] = fields
+                continue
+            kept: dict[Any, Any] = {}
+            mine: dict[str, Any] = {}
+            for name, value in fields.items():
+                lower = str(name).lower()
+                if lower in _NEVER:
+                    raise RenderError(f"{line(name)}: {label}: {_NEVER[lower]}")
+                if lower in ("selecteditems", "excludeditems"):
+                    which = "selectedItems" if lower == "selecteditems" else "excludedItems"
+                    mine[which] = job_items.parse(version, which, value, label, lambda _n, _k=name, _l=line: _l(_k))
+                elif lower == "organization":
+                    if not isinstance(reveal(value), str) or not str(reveal(value)).strip():
+                        raise RenderError(f"{line(name)}: {label}.organization must be an organization's name")
+                    mine["organization"] = str(reveal(value)).strip()
+                else:
+                    kept[name] = value
+            if "organization" not in mine:
+                raise RenderError(f"{line(None)}: {label} needs organization: NAME (the organization it backs up)")
+            plain_raw[key] = _located(kept, fields)
+            extra[text] = mine
+        desired = super().normalise(version, plain_raw if isinstance(raw, dict) else raw, where)
+        for key, fields in desired.items():
+            mine = extra.get(key, {})
+            fields["organization"] = mine["organization"]
+            if "repository" not in fields:
+                raise RenderError(f"{desired.where[key]}: {object_address(self.name, key)} needs repository: NAME")
+            for which in _LISTS:
+                fields[which] = mine.get(which, [])
+        return desired
+
+    def scope(self, desired: Declared) -> dict[str, Any]:  # type: ignore[override]
+        """The jobs declared, and the principal names they declare per organization and type (with where each is
+        declared, for the error naming an unknown one)."""
+        names: dict[str, dict[str, dict[str, str]]] = {}
+        for fields in desired.values():
+            org = names.setdefault(str(fields["organization"]), {})
+            for which in _LISTS:
+                for entry in fields.get(which, []):
+                    org.setdefault(entry["type"], {}).setdefault(entry["name"], entry["where"])
+        return {"jobs": sorted(desired, key=str.lower), "names": names,
+                "organizations": {key: str(fields["organization"]) for key, fields in desired.items()}}
+
+    def addresses(self, scope: Any) -> set[Address]:  # type: ignore[override]
+        keys = scope.get("jobs", []) if isinstance(scope, dict) else list(scope or [])
+        return super().addresses(keys)
+
+    # -- live --------------------------------------------------------------------------------------------------
+
+    def read(self, client: VboClient, scope: Any) -> dict[str, Any]:
+        live = super().read(client, [])
+        api = self.spec.api(client.version)
+        if api is None:
+            return live
+        objects = live["objects"]
+        keys = list(objects)
+        lists = job_items.read_all(client, [objects[k]["id"] for k in keys], api.list.paged)
+        for key, items in zip(keys, lists, strict=True):
+            values = objects[key]["values"]
+            for name in ("runNow", *_LISTS):
+                values.pop(name, None)
+            objects[key]["items"] = items
+            for which in _LISTS:
+                values[which] = job_items.shown(items[which])
+        live["principals"] = self._resolve(client, scope, objects)
+        return live
+
+    def _resolve(self, client: VboClient, scope: Any, objects: dict[str, Any]) -> dict[str, Any]:
+        """The principals of the declared names no live job's items carry, by organization (lower case), type and
+        lower-cased name."""
+        wanted = (scope or {}).get("names", {}) if isinstance(scope, dict) else {}
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for org_name, by_type in sorted(wanted.items()):
+            org = refs.resolver(client).organization(org_name, self.name)
+            held = _held_principals(objects, str(org["name"]))
+            mine = found.setdefault(str(org["name"]).lower(), {})
+            for kind, names in sorted(by_type.items()):
+                missing = [n for n in names if job_items.label(kind, n) not in held.get(kind, {})]
+                if not missing:
+                    continue
+                where = names[missing[0]] if len(missing) == 1 else ""
+                resolved = principals.resolve(client, org, kind, missing, where=where)
+                mine[kind] = {job_items.label(kind, n): p for n, p in resolved.items()}
+        return found
+
+    # -- plan --------------------------------------------------------------------------------------------------
+
+    def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
+        plain = Declared()
+        plain.where = desired.where
+        for key, fields in desired.items():
+            plain[key] = {k: v for k, v in fields.items() if k not in _LISTS}
+        changes = super().diff(version, live, plain, recorded)
+        objects = live.get("objects") or {}
+        by_lower = {k.lower(): k for k in objects}
+        for key, fields in sorted(desired.items(), key=lambda i: i[0].lower()):
+            found = by_lower.get(key.lower())
+            obj = objects[found] if found else None
+            job = object_address(self.name, found or key)
+            finder = _finder(live, str(fields["organization"]))
+            for which in _LISTS:
+                held = (obj or {}).get("items", {}).get(which, [])
+                for change in job_items.diff(job, found or key, obj["id"] if obj else None, which, fields[which],
+                                             held, finder):
+                    if change.action == "delete":
+                        parts = job_items.parts_of(change.address)
+                        assert parts is not None
+                        change = replace(change, detail={**change.detail, "elsewhere": _elsewhere(
+                            objects, found, parts[2], parts[3])})
+                    changes.append(change)
+        return changes
+
+    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        parts = job_items.parts_of(address)
+        if parts is None:
+            return super().derive(basis, address, action, after)
+        key, which, kind, name = parts
+        live = basis.live if isinstance(basis.live, dict) else {}
+        objects = live.get("objects") or {}
+        found = next((k for k in objects if k.lower() == key.lower()), None)
+        obj = objects.get(found) if found else None
+        held = {principals.key(i["principal"]).lower(): i for i in ((obj or {}).get("items", {}).get(which, []))
+                if i["type"] == kind}
+        item = held.get(name.lower())
+        detail: dict[str, Any] = {"key": found or key, "list": which, "type": kind,
+                                  **({"job": obj["id"]} if obj else {})}
+        if action == "delete":
+            if item is None:
+                raise PlanError(f"{address}: the job holds no such item")
+            return make("delete", self.name, address, dict(item["flags"]), None, False,
+                        {**detail, "item": item["id"], "elsewhere": _elsewhere(objects, found, kind, name)})
+        if not isinstance(after, dict) or not all(isinstance(v, bool) for v in after.values()) \
+                or set(after) - set(job_items.flag_names(basis.version, kind)):
+            raise PlanError(f"{address}: the value of an item is its workload flags (true or false)")
+        if action == "update":
+            if item is None:
+                raise PlanError(f"{address}: the job holds no such item")
+            before = {n: item["flags"].get(n) for n in after}
+            if before == after:
+                raise PlanError(f"{address}: the live flags are already {after}; this is no change")
+            return make("update", self.name, address, before, dict(after), False, {**detail, "item": item["id"]})
+        if action != "create" or item is not None:
+            raise PlanError(f"{address}: an item is created, updated or deleted (this one is {action}d, or is "
+                            "there already)")
+        org = _org_of(live, obj, basis, found or key)
+        principal = _known_principal(live, org, kind, name)
+        if principal is None:
+            raise PlanError(f"{address}: the plan's recorded directory answers name no such {job_items.WORDS[kind]}")
+        return make("create", self.name, address, None, dict(after), False, {**detail, "principal": principal["id"]})
+
+    def severity(self, change: Change) -> Any:
+        """Items: removing the last job's hold of a principal, or excluding one, is a warning; moves between jobs
+        are rated by :func:`vboplan.policy.severity.moved`; job fields by the default rating."""
+        from vboplan.policy.severity import Severity
+
+        parts = job_items.parts_of(change.address)
+        if parts is None:
+            return None
+        _key, which, kind, name = parts
+        word = job_items.WORDS[kind]
+        if which == "selectedItems" and change.action == "delete":
+            others = change.detail.get("elsewhere") or []
+            if not others:
+                return Severity("warning", f"{word} {name} is in no other job: its data is no longer backed up")
+            return Severity("info", f"removed from this job ({word} {name} stays in {', '.join(others)})")
+        if which == "excludedItems" and change.action == "create":
+            return Severity("warning", f"{word} {name} is excluded: this job no longer backs it up")
+        if change.action == "update":
+            dropped = [f for f, v in (change.before or {}).items() if v and not (change.after or {}).get(f)]
+            if dropped:
+                return Severity("warning", f"{word} {name}: {', '.join(dropped)} no longer backed up by this job")
+        return None
+
+    # -- apply -------------------------------------------------------------------------------------------------
+
+    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
+        api = self.spec.api(basis.version)
+        if api is None:
+            raise PlanError(f"{self.name} is not in API {basis.version}")
+        live = basis.live if isinstance(basis.live, dict) else {}
+        by_key: dict[str, list[Change]] = {}
+        for change in changes:
+            by_key.setdefault(change.address.parts[0][1], []).append(change)
+        writes = []
+        for key, mine in by_key.items():
+            requests = self._job_requests(basis, api, key, mine, live)
+            writes.append(Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests))
+        return writes
+
+    def _job_requests(self, basis: Basis, api: Api, key: str, mine: list[Change],
+                      live: dict[str, Any]) -> list[Request]:
+        objects = live.get("objects") or {}
+        obj = next((v for k, v in objects.items() if k.lower() == key.lower()), None)
+        created = next((c for c in mine if c.action == "create" and len(c.address.parts) == 1), None)
+        if any(c.action == "delete" and len(c.address.parts) == 1 for c in mine):
+            return super().writes(basis, [c for c in mine if len(c.address.parts) == 1])[0].requests
+        items = [c for c in mine if job_items.parts_of(c.address) is not None]
+        if created is not None:
+            return [self._create_request(basis, api, key, created, items, live)]
+        if obj is None:
+            raise PlanError(f"{object_address(self.name, key)}: not on the server")
+        org = _org_of(live, obj, basis, key)
+        job_id = str(obj["id"])
+        requests = self._item_adds(basis.version, job_id, org, items, live)
+        fields = [c for c in mine if len(c.address.parts) == 2 and c.address.parts[1][1] != "isEnabled"]
+        if fields:
+            requests.append(self._put(api, key, obj, fields, live))
+        requests += self._item_removes(job_id, items)
+        for change in (c for c in items if c.action == "update"):
+            parts = job_items.parts_of(change.address)
+            assert parts is not None
+            item = next(i for i in obj["items"][parts[1]] if i["id"] == change.detail.get("item"))
+            body = job_items.body(basis.version, parts[2], item["principal"], {**item["flags"], **change.after})
+            requests.append(Request("PUT", job_items.item_path(job_id, parts[1], item["id"]), body, (204,)))
+        for change in (c for c in mine if len(c.address.parts) == 2 and c.address.parts[1][1] == "isEnabled"):
+            action = "enable" if change.after is True else "disable"
+            requests.append(Request("POST", f"Jobs/{job_id}/{action}", None, (204,)))
+        return requests
+
+    def _create_request(self, basis: Basis, api: Api, key: str, created: Change, items: list[Change],
+                live: dict[str, Any]) -> Request:
+        body: dict[str, Any] = {self.spec.key_field: key, **self._api_body(created.after, live)}
+        org = Address.parse(str(created.after.get("organization"))).parts[0][1]
+        for which in _LISTS:
+            body[which] = [self._item_body(basis.version, org, c, live) for c in items
+                           if c.action == "create" and c.address.parts[1][1] == which]
+        path, body = self._placed(basis.version, api, key, body)
+        return Request("POST", path, body, api.create.status if api.create else (200, 201),
+                       assigns=str(object_address(self.name, key)))
+
+    def _item_body(self, version: str, org: str, change: Change, live: dict[str, Any]) -> dict[str, Any]:
+        parts = job_items.parts_of(change.address)
+        assert parts is not None
+        principal = _known_principal(live, org, parts[2], parts[3])
+        if principal is None:
+            raise PlanError(f"{change.address}: the plan's recorded directory answers name no such principal")
+        return job_items.body(version, parts[2], principal, change.after or {})
+
+    def _item_adds(self, version: str, job_id: str, org: str, items: list[Change],
+                   live: dict[str, Any]) -> list[Request]:
+        requests = []
+        for which in _LISTS:
+            adds = [self._item_body(version, org, c, live) for c in items
+                    if c.action == "create" and c.address.parts[1][1] == which]
+            if adds:
+                requests.append(Request("POST", job_items.item_path(job_id, which), adds, (204,)))
+        return requests
+
+    def _item_removes(self, job_id: str, items: list[Change]) -> list[Request]:
+        requests = []
+        for which in _LISTS:
+            ids = [str(c.detail["item"]) for c in items if c.action == "delete" and c.address.parts[1][1] == which]
+            if ids:
+                requests.append(Request("DELETE", job_items.remove_path(job_id, which, ids), None, (204,)))
+        return requests
+
+    def _put(self, api: Api, key: str, obj: dict[str, Any], fields: list[Change], live: dict[str, Any]) -> Request:
+        """The whole job as the version's PUT takes it (v6/v7 ``RESTJob``, v8 ``RESTEditBackupJob``), from the
+        recorded live values and the changes; never its items, ``runNow`` or ``isEnabled``."""
+        values = obj["values"]
+        body: dict[str, Any] = {"name": key}
+        for name in ("description", "backupType", "schedulePolicy"):
+            if values.get(name) is not None:
+                body[name] = values[name]
+        body["repositoryId"] = self._live_api_value("repositoryId", obj, live)
+        for change in fields:
+            name = change.address.parts[1][1]
+            ref = self._reference_named(name)
+            if ref is not None:
+                body[ref.field] = self._ids_of(ref, change.after, live)
+            else:
+                body[name] = change.after
+        assert api.update is not None
+        return Request("PUT", api.update.url(jobId=str(obj["id"])), body, api.update.status)
+
+    def verify(self, change: Change, live: dict[str, Any]) -> bool:
+        parts = job_items.parts_of(change.address)
+        if parts is None:
+            return super().verify(change, live)
+        key, which, kind, name = parts
+        obj = next((v for k, v in (live.get("objects") or {}).items() if k.lower() == key.lower()), None)
+        item = next((i for i in ((obj or {}).get("items", {}).get(which, []))
+                     if i["type"] == kind and principals.key(i["principal"]).lower() == name.lower()), None)
+        if change.action == "delete":
+            return item is None
+        return item is not None and all(item["flags"].get(k) == v for k, v in (change.after or {}).items())
+
+    # -- import ------------------------------------------------------------------------------------------------
+
+    def export(self, client: VboClient) -> Export:
+        """The generic export (job fields, references by name), with each job's item lists as templates write
+        them (principals by name and their flags)."""
+        exported = super().export(client)
+        if exported.unavailable:
+            return exported
+        lists = tuple(f".{which}:" for which in _LISTS)
+        exported.warnings = [w for w in exported.warnings if not any(mark in w for mark in lists)]
+        live = self.read(client, [])["objects"]
+        for key, values in (exported.values or {}).items():
+            values.pop("runNow", None)
+            for which in _LISTS:
+                held = live.get(key, {}).get("values", {}).get(which)
+                if held:
+                    values[which] = held
+                else:
+                    values.pop(which, None)
+        return exported
+
+
+# -- helpers -----------------------------------------------------------------------------------------------------
+
+def _held_principals(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The principals the items of ``org``'s live jobs carry, by type and every lower-cased name they go by."""
+    held: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj in objects.values():
+        if str(obj["values"].get("organization", "")).lower() != org.lower():
+            continue
+        for which in _LISTS:
+            for item in obj.get("items", {}).get(which, []):
+                for name in principals.labels(item["type"], item["principal"]):
+                    held.setdefault(item["type"], {})[name] = item["principal"]
+    return held
+
+
+def _known_principal(live: dict[str, Any], org: str, kind: str, name: str) -> dict[str, Any] | None:
+    """The principal ``name`` names in ``org`` from the recorded live values: a live job's item, or the
+    directory's answer."""
+    label = job_items.label(kind, name)
+    found = _held_principals(live.get("objects") or {}, org).get(kind, {}).get(label)
+    if found is not None:
+        return found
+    resolved = ((live.get("principals") or {}).get(org.lower()) or {}).get(kind) or {}
+    if label in resolved:
+        return dict(resolved[label])
+    return next((dict(p) for p in resolved.values() if label in principals.labels(kind, p)), None)
+
+
+def _finder(live: dict[str, Any], org: str) -> Callable[[str, str, str], dict[str, Any]]:
+    def find(kind: str, name: str, where: str) -> dict[str, Any]:
+        found = _known_principal(live, org, kind, name)
+        if found is None:  # read resolved every declared name, or raised naming it
+            raise ProjectError(f"{where}: organization '{org}': no {job_items.WORDS[kind]} named '{name}'")
+        return found
+    return find
+
+
+def _org_of(live: dict[str, Any], obj: dict[str, Any] | None, basis: Basis, key: str) -> str:
+    """The organization (name) of job ``key``: the live job's, else the one the plan's scope declares it in (a job
+    the plan creates; its create row names the same, and the create's items are found in that one)."""
+    if obj is not None:
+        return str(obj["values"].get("organization") or "")
+    declared = (basis.scope or {}).get("organizations", {}) if isinstance(basis.scope, dict) else {}
+    found = next((v for k, v in declared.items() if k.lower() == key.lower()), None)
+    if found is None:
+        raise PlanError(f"{object_address('backup_jobs', key)}: an item of a job the plan neither creates nor holds")
+    return str(found)
+
+
+def _elsewhere(objects: dict[str, Any], key: str | None, kind: str, name: str) -> list[str]:
+    """The other live jobs whose selected items hold the principal ``name``, by address."""
+    found = []
+    for other, obj in sorted(objects.items(), key=lambda i: i[0].lower()):
+        if key is not None and other.lower() == key.lower():
+            continue
+        for item in obj.get("items", {}).get("selectedItems", []):
+            if item["type"] == kind and principals.key(item["principal"]).lower() == name.lower():
+                found.append(str(object_address("backup_jobs", other)))
+    return found

@@ -1,0 +1,193 @@
+"""A backup job's item lists (``selectedItems``, ``excludedItems``): principals by name with the workload flags the
+API names, kept through the job's item endpoints (Veeam Backup for Microsoft 365 REST API reference,
+helpcenter.veeam.com/docs/vbo365/rest/, "Backup Job Items": ``GET/POST/DELETE /Jobs/{jobId}/SelectedItems``,
+``PUT /Jobs/{jobId}/SelectedItems/{itemId}``, the same under ``ExcludedItems``).
+
+Templates write an item as ``{user: ceo@contoso.com, mailbox: true}`` (or ``group``, ``site`` by URL, ``team``);
+the flags are those of the item type's schema in the version's document (``RESTJobUserItem`` and the like). An item
+is addressed by its principal's name as the directory holds it (a user's e-mail, a group's name, a site's URL):
+``backup_jobs["Mail"].selectedItems.user["ceo@contoso.com"]``, so the same principal has the same address in every
+job and a move between jobs shows as one delete and one create of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+from vboplan import schema
+from vboplan.api.client import VboClient
+from vboplan.api.rest import Operation
+from vboplan.errors import PlanError, RenderError
+from vboplan.kinds import principals
+from vboplan.planning.changes import Address, Change, make
+from vboplan.project.yamlfile import Located
+from vboplan.sensitive import reveal
+
+LISTS = {"selectedItems": "SelectedItems", "excludedItems": "ExcludedItems"}
+#: The template key naming a principal, by the API's item type.
+WORDS = {"User": "user", "Group": "group", "Site": "site", "Team": "team"}
+TYPES = {word: kind for kind, word in WORDS.items()}
+_VARIANT = {"User": "RESTJobUserItem", "Group": "RESTJobGroupItem", "Site": "RESTJobSiteItem",
+            "Team": "RESTJobTeamItem"}
+_PRINCIPAL_COMPONENT = {"User": "RESTUser", "Group": "RESTGroup", "Site": "RESTJobSite", "Team": "RESTTeam"}
+_NOT_FLAGS = {"type", "id", "_links", "user", "group", "site", "team"}
+
+
+def flag_names(version: str, kind: str) -> list[str]:
+    """The workload flags an item of ``kind`` has in ``version`` (``mailbox``, ``oneDrive``...; v6 teams:
+    ``chats``)."""
+    return [name for name in schema.properties(version, _VARIANT[kind]) if name not in _NOT_FLAGS]
+
+
+def item_address(job: Address, which: str, kind: str, key: str) -> Address:
+    return job.field(which).field(WORDS[kind]).entry(key)
+
+
+def parse(version: str, which: str, raw: Any, label: str, where: Callable[[Any], str]) -> list[dict[str, Any]]:
+    """A template's item list as ``[{"type", "name", "flags", "where"}]``; a bad entry is refused with its line."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise RenderError(f"{where(None)}: {label}.{which} must be a list of items such as "
+                          "{user: NAME, mailbox: true}")
+    items: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(raw):
+        here = f"{entry.where() if isinstance(entry, Located) else where(None)}: {label}.{which}[{index}]"
+        if not isinstance(entry, dict):
+            raise RenderError(f"{here} must be a mapping such as {{user: NAME, mailbox: true}}")
+        named = [k for k in entry if str(k).lower() in TYPES]
+        if len(named) != 1:
+            raise RenderError(f"{here} must name exactly one of user, group, site or team")
+        kind = TYPES[str(named[0]).lower()]
+        name = str(reveal(entry[named[0]]) or "").strip()
+        if not name:
+            raise RenderError(f"{here}: {WORDS[kind]} needs a name")
+        if (kind, name.lower()) in seen:
+            raise RenderError(f"{here}: {WORDS[kind]} '{name}' is listed twice")
+        seen.add((kind, name.lower()))
+        allowed = {n.lower(): n for n in flag_names(version, kind)}
+        flags: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key == named[0]:
+                continue
+            flag = allowed.get(str(key).lower())
+            if flag is None:
+                hint = schema.nearest(str(key), sorted(allowed.values()))
+                shown = ", ".join(sorted(allowed.values())) or "none"
+                raise RenderError(f"{here}: '{key}' is not a flag of a {WORDS[kind]} item in API {version} "
+                                  f"(flags: {shown})" + (f"; did you mean '{hint}'?" if hint else ""))
+            try:
+                flags[flag] = schema.bind(version, {"type": "boolean"}, reveal(value), f"{here}.{flag}")
+            except schema.SchemaError as exc:
+                raise RenderError(f"{exc.where}: {exc.message}") from None
+        items.append({"type": kind, "name": name, "flags": flags, "where": here})
+    return items
+
+
+# -- live --------------------------------------------------------------------------------------------------------
+
+def read(client: VboClient, job_id: str, paged: bool) -> dict[str, list[dict[str, Any]]]:
+    """A job's items by list, each ``{"id", "type", "principal", "flags"}``."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for which, path in LISTS.items():
+        raw = client.list_objects(Operation("GET", f"Jobs/{{jobId}}/{path}", (200,), paged), jobId=job_id)
+        found[which] = [one for one in (_item(client.version, r) for r in raw) if one is not None]
+    return found
+
+
+def read_all(client: VboClient, job_ids: list[str], paged: bool) -> list[dict[str, list[dict[str, Any]]]]:
+    if not job_ids:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(job_ids), 8)) as pool:
+        return list(pool.map(lambda job_id: read(client, job_id, paged), job_ids))
+
+
+def _item(version: str, raw: dict[str, Any]) -> dict[str, Any] | None:
+    kind = raw.get("type")
+    if kind not in WORDS or not isinstance(raw.get(WORDS[kind]), dict):
+        return None  # an item of a type vboplan does not name (PartialOrganization, OneDriveFolders...)
+    keep = principals.compact(str(kind), raw[WORDS[kind]])
+    flags = {name: raw[name] for name in flag_names(version, kind) if raw.get(name) is not None}
+    return {"id": str(raw.get("id")), "type": kind, "principal": keep, "flags": flags}
+
+
+def label(kind: str, name: str) -> str:
+    """A declared name as :func:`vboplan.kinds.principals.labels` lower-cases a principal's names."""
+    return name.strip().rstrip("/").lower() if kind == "Site" else name.strip().lower()
+
+
+def shown(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items as a template writes them (state, drift, import): ``{user: NAME, FLAG: value...}``, sorted."""
+    rows = [{WORDS[i["type"]]: principals.key(i["principal"]), **dict(sorted(i["flags"].items()))} for i in items]
+    return sorted(rows, key=lambda r: (next(iter(r)), str(next(iter(r.values()))).lower()))
+
+
+# -- plan --------------------------------------------------------------------------------------------------------
+
+def diff(job: Address, key_name: str, job_id: str | None, which: str, desired: list[dict[str, Any]],
+         held: list[dict[str, Any]], find: Callable[[str, str, str], dict[str, Any]]) -> list[Change]:
+    """Rows turning the live items ``held`` of one list into ``desired``; ``find(kind, name, where)`` gives the
+    principal a declared name resolves to."""
+    live = {(i["type"], principals.key(i["principal"]).lower()): i for i in held}
+    changes: list[Change] = []
+    wanted: set[tuple[str, str]] = set()
+    for entry in desired:
+        principal = find(entry["type"], entry["name"], entry["where"])
+        ident = (entry["type"], principals.key(principal).lower())
+        if ident in wanted:
+            raise PlanError(f"{entry['where']}: {WORDS[entry['type']]} '{entry['name']}' names "
+                            f"'{principals.key(principal)}', which the list names already")
+        wanted.add(ident)
+        address = item_address(job, which, entry["type"], principals.key(principal))
+        found = live.get(ident)
+        detail = {"key": key_name, "list": which, "type": entry["type"], **({"job": job_id} if job_id else {})}
+        if found is None:
+            changes.append(make("create", job.kind, address, None, dict(entry["flags"]), False,
+                                {**detail, "principal": principal["id"]}))
+            continue
+        seen = {name: found["flags"].get(name) for name in entry["flags"]}
+        if seen != entry["flags"]:
+            changes.append(make("update", job.kind, address, seen, dict(entry["flags"]), False,
+                                {**detail, "item": found["id"]}))
+    for ident, item in sorted(live.items()):
+        if ident not in wanted:
+            address = item_address(job, which, item["type"], principals.key(item["principal"]))
+            changes.append(make("delete", job.kind, address, dict(item["flags"]), None, False,
+                                {"key": key_name, "list": which, "type": item["type"], "item": item["id"],
+                                 **({"job": job_id} if job_id else {})}))
+    return changes
+
+
+def parts_of(address: Address) -> tuple[str, str, str, str] | None:
+    """(job key, list, item type, principal name) of an item address, else None."""
+    parts = address.parts
+    if len(parts) == 4 and parts[0][0] == "[" and parts[1] in ((".", "selectedItems"), (".", "excludedItems")) \
+            and parts[2][0] == "." and parts[2][1] in TYPES and parts[3][0] == "[":
+        return parts[0][1], parts[1][1], TYPES[parts[2][1]], parts[3][1]
+    return None
+
+
+# -- requests ----------------------------------------------------------------------------------------------------
+
+def body(version: str, kind: str, principal: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """A ``RESTJobItemComposed`` naming ``principal`` (its fields the version's component has) with ``flags``."""
+    props = schema.properties(version, _PRINCIPAL_COMPONENT[kind])
+    carried = {name: value for name, value in principal.items() if name in props and value not in (None, "")}
+    if kind == "Site":
+        carried.setdefault("title", principal.get("displayName") or principal.get("url"))
+        carried.setdefault("isCloud", True)
+        carried.setdefault("isPersonal", False)
+    return {"type": kind, WORDS[kind]: carried, **flags}
+
+
+def item_path(job_id: str, which: str, item_id: str = "") -> str:
+    path = f"Jobs/{job_id}/{LISTS[which]}"
+    return f"{path}/{quote(item_id, safe='')}" if item_id else path
+
+
+def remove_path(job_id: str, which: str, item_ids: list[str]) -> str:
+    return f"{item_path(job_id, which)}?ids={quote(','.join(item_ids), safe=',')}"
