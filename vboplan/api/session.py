@@ -18,6 +18,7 @@ import httpx
 
 from vboplan import progress
 from vboplan.api.transport import MAX_RESPONSE_BYTES as MAX_RESPONSE_BYTES
+from vboplan.api.transport import MAX_STREAMED_BYTES as MAX_STREAMED_BYTES
 from vboplan.api.transport import (
     DeadlineTransport,
     EncodingRefused,
@@ -27,12 +28,14 @@ from vboplan.api.transport import (
     budget,
     is_tls_error,
     reason,
+    response_bounds,
     server_slots,
     shared_tls,
     tls_reason,
 )
 from vboplan.api.versions import TRAITS, VersionTraits
 from vboplan.errors import ApiError, AuthError
+from vboplan.limits import RESPONSE_ENV, mib, raise_hint
 from vboplan.sensitive import redact
 
 log = logging.getLogger("vboplan.api")
@@ -84,6 +87,8 @@ class Session:
         # tried once, not by every reading thread.
         self._unusable: ApiError | None = None
         self._slots = server_slots(settings.server, max_in_flight)
+        # The largest answer read whole, and the largest list decoded as it arrives (VBOPLAN_MAX_RESPONSE_MIB).
+        self._whole_bound, self._streamed_bound = response_bounds()
         self.max_in_flight = max_in_flight
         self._count_lock = threading.Lock()
         self.request_count = 0
@@ -262,6 +267,7 @@ class Session:
                 with self._slots:
                     self._count()
                     budget.deadline, budget.received = deadline, 0
+                    budget.limit = self._whole_bound if consume is None else self._streamed_bound
                     try:
                         if consume is None:
                             response = self._http.request(method, path, json=json, data=data, params=params,
@@ -294,8 +300,9 @@ class Session:
             raise ApiError(f"{self.where}: {what} answered with a compressed body ({exc.encoding}), which vboplan "
                            "did not ask for") from None
         if isinstance(exc, ResponseTooLarge):
-            raise ApiError(f"{self.where}: {what} answered with more than {MAX_RESPONSE_BYTES // (1024 * 1024)} MiB; "
-                           "refusing it") from None
+            raise ApiError(f"{self.where}: {what} answered with more than {mib(exc.limit)} MiB; refusing it (a bound "
+                           "against a runaway server; if the server really holds that much, "
+                           f"{raise_hint(RESPONSE_ENV, exc.limit)})") from None
         assert isinstance(exc, httpx.TransportError)
         if isinstance(exc, httpx.ConnectError):
             # Nothing reached the server: safe to try again whatever the method.

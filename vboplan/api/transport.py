@@ -15,8 +15,20 @@ import httpx
 
 from vboplan.api.certs import default_context, ssl_context, unverified_context
 
-#: Largest response body vboplan accepts (a directory page of 10,000 users is a few MiB).
+#: Largest answer vboplan reads whole (a directory page of 10,000 users is ~12 MB).
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Largest long list vboplan decodes as it arrives, never holding it whole (audit items: ~1.2 KB an audited user in
+#: Veeam's shape, so about 900,000 users in one organization).
+MAX_STREAMED_BYTES = 1024 * 1024 * 1024
+
+
+def response_bounds() -> tuple[int, int]:
+    """(answers read whole, lists decoded as they arrive) in bytes: :data:`MAX_RESPONSE_BYTES` and
+    :data:`MAX_STREAMED_BYTES`, or both as ``VBOPLAN_MAX_RESPONSE_MIB`` says."""
+    from vboplan.limits import RESPONSE_ENV, bound
+
+    given = bound(RESPONSE_ENV, 0)
+    return (given, given) if given else (MAX_RESPONSE_BYTES, MAX_STREAMED_BYTES)
 
 
 class Budget(threading.local):
@@ -26,13 +38,16 @@ class Budget(threading.local):
 
     deadline: float | None = None
     received: int = 0
+    limit: int = MAX_RESPONSE_BYTES
 
 
 budget = Budget()
 
 
 class ResponseTooLarge(Exception):
-    pass
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
 def _remaining(timeout: float | None, error: type[Exception]) -> float | None:
@@ -56,8 +71,8 @@ class _DeadlineStream(httpcore.NetworkStream):
         # once every read is a wait for the GIL. Reading up to 1 MiB takes a tenth of the reads.
         data = self._stream.read(max(max_bytes, _READ_BYTES), _remaining(timeout, httpcore.ReadTimeout))
         budget.received += len(data)
-        if budget.received > MAX_RESPONSE_BYTES:
-            raise ResponseTooLarge()
+        if budget.received > budget.limit:
+            raise ResponseTooLarge(budget.limit)
         return data
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:

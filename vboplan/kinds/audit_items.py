@@ -15,8 +15,11 @@ from functools import partial
 from operator import itemgetter
 from typing import Any, TypeVar
 
+import msgspec
+
 from vboplan import progress
 from vboplan.api.client import VboClient
+from vboplan.api.streaming import NotOfShape, Shape
 from vboplan.api.versions import TRAITS
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import principals, refs
@@ -365,7 +368,7 @@ class AuditItemsKind:
         exported = Export({}, ("organization",), "audited users and groups of each organization")
         organizations = named_organizations(client, exported.warnings)
         with ThreadPoolExecutor(max_workers=max(1, min(len(organizations), _LOOKUP_WORKERS))) as pool:
-            found = list(pool.map(lambda org: (org, client.audit_items(str(org["id"]), _item)),
+            found = list(pool.map(lambda org: (org, client.audit_items(str(org["id"]), _item, ITEM_SHAPE)),
                                   organizations.values()))
         checks: list[tuple[dict[str, Any], str, str]] = []
         for org, items in found:
@@ -397,7 +400,7 @@ class AuditItemsKind:
 
 def _new_ids(org_id: str, creates: list[Change], client: VboClient) -> dict[str, str]:
     """The ids the server gave the items ``creates`` added (the POST answers without a body), by address."""
-    by_principal = {item["principalId"]: item["id"] for item in client.audit_items(org_id, _item)}
+    by_principal = {item["principalId"]: item["id"] for item in client.audit_items(org_id, _item, ITEM_SHAPE)}
     return {str(c.address): by_principal[str(c.detail["principal"]["id"])] for c in creates
             if str(c.detail["principal"]["id"]) in by_principal}
 
@@ -502,14 +505,50 @@ def _ids_of(items: list[dict[str, Any]]) -> tuple[frozenset[str], frozenset[str]
 
 
 def _items(client: VboClient, org_id: str) -> list[dict[str, Any]]:
-    return sorted(client.audit_items(org_id, _item), key=itemgetter("type", "name", "id"))
+    return sorted(client.audit_items(org_id, _item, ITEM_SHAPE), key=itemgetter("type", "name", "id"))
 
 
 def _item(raw: dict[str, Any]) -> dict[str, Any]:
+    """An audit item as vboplan keeps it (``AuditItem``: its id and type, and its user's or group's id and names)."""
     kind = "Group" if str(raw.get("type", "")).lower() == "group" else "User"
-    principal = raw.get(_SINGULAR[kind]) or {}
+    principal = raw.get(_SINGULAR[kind])
+    if principal is None:
+        principal = {}
+    elif not isinstance(principal, dict):
+        raise NotOfShape()  # as msgspec refuses it (ITEM_SHAPE)
     return {"id": str(raw.get("id")), "type": kind, "principalId": str(principal.get("id")),
             "name": str(principal.get("name") or ""), "displayName": str(principal.get("displayName") or "")}
+
+
+class _WirePrincipal(msgspec.Struct):
+    """The fields of an audit item's user or group that vboplan keeps (Veeam's answer carries a dozen more)."""
+
+    id: Any = None
+    name: Any = None
+    displayName: Any = None  # noqa: N815 - the API's name
+
+
+class _WireItem(msgspec.Struct):
+    id: Any = None
+    type: Any = ""
+    user: _WirePrincipal | None = None
+    group: _WirePrincipal | None = None
+
+
+def _item_of(wire: _WireItem) -> dict[str, Any]:
+    """:func:`_item` of an item msgspec decoded (the same dict for the same JSON)."""
+    group = wire.type == "Group" or (wire.type != "User" and str(wire.type).lower() == "group")
+    principal = (wire.group if group else wire.user) or _NOBODY
+    name, display = principal.name, principal.displayName
+    return {"id": wire.id if type(wire.id) is str else str(wire.id), "type": "Group" if group else "User",
+            "principalId": principal.id if type(principal.id) is str else str(principal.id),
+            "name": name if type(name) is str else str(name or ""),
+            "displayName": display if type(display) is str else str(display or "")}
+
+
+_NOBODY = _WirePrincipal()
+#: Audit items decoded by msgspec in batches as they arrive, keeping only what :func:`_item` keeps.
+ITEM_SHAPE = Shape(_WireItem, _item_of)
 
 
 def _label(org: dict[str, Any], kind: str, item: dict[str, Any], audited: list[dict[str, Any]]) -> str:

@@ -1,0 +1,117 @@
+"""Large lists read at scale: audit items decoded in batches as they arrive (msgspec) giving what json gives, and the
+bound on one answer that a user raises with VBOPLAN_MAX_RESPONSE_MIB; the emulator served over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import API_SECRET, CONFIG, ProjectDir, Result, assert_one_clean_error
+
+from vboplan.api.streaming import NotOfShape, batches_in_array
+from vboplan.emulator import RunningServer, start
+from vboplan.emulator.synth import generate_tenant
+from vboplan.kinds.audit_items import ITEM_SHAPE, _item
+
+ORG = "org1.onmicrosoft.com"
+USERS = 300  # an audit-items answer of ~360 KB: more than one batch of the fast decoder
+HTTP_CONFIG = CONFIG.replace("server: emulator:dev", "server: {url}").replace("{required", "{{required").replace(
+    "72h}", "72h}}")
+
+
+@pytest.fixture
+def audited(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RunningServer, list[str]]]:
+    """dev served over HTTP, its organization auditing every one of its users, and a template declaring them."""
+    monkeypatch.delenv("VBOPLAN_MAX_RESPONSE_MIB", raising=False)
+    tenant = generate_tenant(1, USERS, 3)
+    names = [user["name"] for user in tenant["organizations"][0]["users"]]
+    tenant["organizations"][0]["audit_items"] = [{"user": name} for name in names]
+    seed = {"credentials": [{"username": "admin", "password": API_SECRET}], **tenant}
+    with start(seed) as running:
+        project.write("vboplan.yaml", HTTP_CONFIG.format(url=running.url))
+        project.write("templates/audit_items.yaml.j2", f"audit_items:\n  {ORG}:\n    users: {{{{ users | tojson }}}}\n")
+        project.write("environments/dev.yaml", f"domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
+                      f"users: {json.dumps(names)}\n")
+        yield running, names
+
+
+def _quiet(result: Result) -> Result:
+    kept = "".join(line for line in result.stderr.splitlines(keepends=True) if "uses plain http" not in line)
+    return Result(result.exit_code, result.stdout, kept)
+
+
+def test_a_converged_organization_plans_no_change_over_http(project: ProjectDir, audited: Any) -> None:
+    result = project.run("plan", "--env", "dev", "--format", "json", "--target", "audit_items")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["plans"][0]["changes"] == []
+    # One name dropped from the template: exactly its removal, so the fast decoder kept every item's names.
+    _, names = audited
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
+                  f"users: {json.dumps(names[:150] + names[151:])}\n")
+    result = project.run("plan", "--env", "dev", "--format", "json", "--target", "audit_items")
+    assert result.exit_code == 0, result.output
+    assert [(c["action"], c["address"]) for c in json.loads(result.stdout)["plans"][0]["changes"]] == \
+        [("delete", f'audit_items["{ORG}"].user["{names[150]}"]')]
+
+
+def test_the_answer_bound_names_how_to_raise_it(project: ProjectDir, audited: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VBOPLAN_MAX_RESPONSE_MIB", "0.1")  # the answer is ~0.35 MiB
+    result = _quiet(project.run("plan", "--env", "dev", "--target", "audit_items"))
+    assert_one_clean_error(result, "environment 'dev'", "/AuditItems answered with more than 0.1 MiB",
+                           "VBOPLAN_MAX_RESPONSE_MIB=")
+    monkeypatch.setenv("VBOPLAN_MAX_RESPONSE_MIB", "1")
+    result = project.run("plan", "--env", "dev", "--target", "audit_items")
+    assert result.exit_code == 0, result.output
+    assert "No changes" in result.stdout
+    monkeypatch.setenv("VBOPLAN_MAX_RESPONSE_MIB", "lots")
+    assert_one_clean_error(_quiet(project.run("plan", "--env", "dev")), "VBOPLAN_MAX_RESPONSE_MIB=lots",
+                           "a number of MiB above 0")
+
+
+def _wire(count: int, rng: random.Random) -> list[Any]:
+    """Audit items as a server might send them, odd ones included (numbers for ids, nulls, a group, '},{' in names)."""
+    items: list[Any] = []
+    for k in range(count):
+        principal = {"id": f"p{k}", "name": f"u{k}@x.com", "displayName": "A },{ B" if k % 7 == 0 else f"U {k}",
+                     "_links": {"self": {"href": f"/Users/{k}"}}, "assigned": [{"a": 1}, {"b": [2]}]}
+        kind = rng.choice(["User", "Group", "group", None])
+        item: dict[str, Any] = {"id": k if k % 5 == 0 else f"i{k}", "type": kind}
+        item["group" if kind in ("Group", "group") else "user"] = principal if k % 11 else None
+        items.append(item)
+    return items
+
+
+@pytest.mark.parametrize("piece", [1, 3, 4096, 1 << 20])
+def test_batches_give_what_json_gives(piece: int) -> None:
+    rng = random.Random(piece)
+    wire = _wire(2000 if piece > 1 else 300, rng)
+    body = json.dumps(wire, separators=(",", ":")).encode()
+    pieces = [body[i:i + piece] for i in range(0, len(body), piece)]
+    got = [item for batch in batches_in_array(pieces, ITEM_SHAPE, _item) for item in batch]
+    assert got == [_item(raw) for raw in wire]
+    # Not compact (spaces between elements): json's scanner reads it, to the same items.
+    spaced = json.dumps(wire[:200], indent=1).encode()
+    assert [i for b in batches_in_array([spaced[i:i + piece] for i in range(0, len(spaced), piece)], ITEM_SHAPE,
+                                        _item) for i in b] == [_item(raw) for raw in wire[:200]]
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b"[", b'[{"id":1}', b'[{"id":1}]]', b'[{"id":1},]', b"[1,]",
+                                  b'[{"id":"a"}] x'])
+def test_a_malformed_list_is_an_error(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        list(batches_in_array([body], ITEM_SHAPE, _item))
+
+
+@pytest.mark.parametrize("body", [b'[{"user":"x"}]', b"[1]", b'[{"user":0}]', b'[{"id":1},[2]]'])
+def test_an_element_of_another_shape_is_refused_by_both_paths(body: bytes) -> None:
+    with pytest.raises(NotOfShape):
+        list(batches_in_array([body], ITEM_SHAPE, _item))
+    with pytest.raises(NotOfShape):
+        for raw in json.loads(body):
+            if not isinstance(raw, dict):
+                raise NotOfShape()
+            _item(raw)
