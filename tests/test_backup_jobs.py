@@ -45,7 +45,7 @@ MAIL = """\
     backupType: SelectedItems
     description: Mail of the board
     selectedItems:
-CEO      - {group: HR Department, mailbox: true}
+CEO      - {group: HR Department, HR}
       - {site: https://contoso.sharepoint.com/sites/hr}
       - {team: Finance}
 ITEMS    excludedItems: [{user: test@contoso.com}]
@@ -88,10 +88,12 @@ CEO = "      - {user: Chief Executive, mailbox: true, archiveMailbox: true}\n"
 
 
 def _template(project: ProjectDir, repo: str = "Repo EU", enabled: str = "true", excluded: bool = True,
-              moved: str = "{user: jane@contoso.com, mailbox: true}", ceo: str = CEO, extra: str = "") -> None:
-    mail = MAIL.replace("REPO", repo).replace("ENABLED", enabled).replace("CEO", ceo).replace(
+              moved: str = "{user: jane@contoso.com, mailbox: true}", ceo: str = CEO, extra: str = "",
+              hr: str = "mailbox: true", copy: str = "") -> None:
+    mail = MAIL.replace("REPO", repo).replace("ENABLED", enabled).replace("CEO", ceo).replace("HR}", hr + "}").replace(
         "ITEMS", "" if excluded else "#").replace("      - {team: Finance}\n", "      - {team: Finance}\n" + extra)
-    text = "backup_jobs:\n" + mail + OTHER.replace("MOVED", moved)
+    text = "backup_jobs:\n" + mail + OTHER.replace("MOVED", moved) + (f"copy_jobs:\n  Contoso mail: {copy}\n" if copy
+                                                                      else "")
     project.write("templates/jobs.yaml.j2", text)
 
 
@@ -156,26 +158,37 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     assert _names(http, version, job, "ExcludedItems") == {"Test User"}
     _converged(project, env)
 
-    # Item add and remove through the item endpoints, a flag changed, the job disabled.
-    _template(project, enabled="false", excluded=False, extra="      - {user: jane@contoso.com, oneDrive: true}\n")
+    # Item add and remove through the item endpoints, a flag turned off (a warning), the job disabled (a warning);
+    # a copy job of it.
+    copy = '{repository: Repo US, schedulePolicy: {type: DailyAtTime, dailyTime: "03:00:00"}, isEnabled: true}'
+    _template(project, enabled="false", excluded=False, extra="      - {user: jane@contoso.com, oneDrive: true}\n",
+              hr="mailbox: false", copy=copy)
     planned = project.run("plan", "--env", env, "--format", "json")
     rows = _rows(planned)
+    hr = f'{mail}.selectedItems.group["hr@contoso.com"]'
     assert {a: r["action"] for a, r in rows.items()} == {
         f"{mail}.isEnabled": "update", f'{mail}.excludedItems.user["test@contoso.com"]': "delete",
-        f'{mail}.selectedItems.user["jane@contoso.com"]': "create"}
+        f'{mail}.selectedItems.user["jane@contoso.com"]': "create", hr: "update", 'copy_jobs["Contoso mail"]': "create"}
+    assert rows[hr]["severity"] == rows[f"{mail}.isEnabled"]["severity"] == "warning"
     saved = _saved(project, env, tmp_path / "items.json")
     requests = project.run("show", "--requests", saved).stdout
     assert f"/{version}/Jobs/{job['id']}/SelectedItems" in requests and "/disable" in requests, requests
     assert f"PUT /{version}/Jobs/{job['id']}\n" not in requests + "\n", requests
+    assert f"POST /{version}/CopyJobs" in requests, requests
     assert project.run("apply", saved).exit_code == 0
     job = _job(http, version, "Contoso mail")
     assert job["isEnabled"] is False and _names(http, version, job, "ExcludedItems") == set()
     assert "Jane Doe" in _names(http, version, job, "SelectedItems")
+    group = next(i for i in _list(http, version, f"Jobs/{job['id']}/SelectedItems") if i["type"] == "Group")
+    assert group["mailbox"] is False
+    copied = _list(http, version, "CopyJobs")
+    assert [(c["name"], c["backupJobId"], c["isEnabled"]) for c in copied] == [("Contoso mail copy", job["id"], True)]
     _converged(project, env)
 
     # Move Jane to the other job: a warning on both rows; the repository change too.
+    copy = '{repository: Repo EU, schedulePolicy: {type: DailyAtTime, dailyTime: "04:00:00"}, isEnabled: false}'
     _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}",
-              extra="      - {user: jane@contoso.com, oneDrive: true}\n")
+              extra="      - {user: jane@contoso.com, oneDrive: true}\n", hr="mailbox: false", copy=copy)
     planned = project.run("plan", "--env", env, "--format", "json")
     rows = _rows(planned)
     moved = [r for a, r in rows.items() if "ceo@contoso.com" in a]
@@ -185,11 +198,15 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     assert "full backup" in rows[f"{mail}.repository"]["severity_reason"]
     jane = rows['backup_jobs["Contoso rest"].selectedItems.user["jane@contoso.com"]']
     assert jane["action"] == "delete" and jane["severity"] == "info" and "stays in" in jane["severity_reason"], jane
+    assert rows['copy_jobs["Contoso mail"].isEnabled']["after"] is False
+    assert rows['copy_jobs["Contoso mail"].schedulePolicy']["after"]["dailyTime"] == "04:00:00"
     assert project.run("apply", "--env", env, "--auto-approve").exit_code == 0
+    assert [c["isEnabled"] for c in _list(http, version, "CopyJobs")] == [False]
     _converged(project, env)
 
     # Jane removed from the one job left holding her: a warning naming her.
-    _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}")
+    _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}",
+              hr="mailbox: false", copy=copy)
     rows = _rows(project.run("plan", "--env", env, "--format", "json"))
     jane = rows[f'{mail}.selectedItems.user["jane@contoso.com"]']
     assert jane["action"] == "delete" and jane["severity"] == "warning" and "jane@contoso.com" in \
@@ -198,7 +215,7 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
 
     # An unknown principal: the template file and a did-you-mean.
     _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}",
-              extra="      - {user: Jane Do}\n")
+              extra="      - {user: Jane Do}\n", hr="mailbox: false", copy=copy)
     unknown = project.run("plan", "--env", env)
     errors = [line for line in unknown.stderr.splitlines() if line.startswith("Error")]
     assert unknown.exit_code == 1 and len(errors) == 1 and "Traceback" not in unknown.output, unknown.output
@@ -208,8 +225,11 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     imported = tmp_path / "imported"
     _import_round_trip(project, env, imported)
 
-    # Delete: no template names the jobs.
-    project.write("templates/jobs.yaml.j2", "backup_jobs: {}\n")
+    # Delete: a job its copy job still copies is not; with the copy job, both are (the copy job first).
+    project.write("templates/jobs.yaml.j2", f"backup_jobs: {{}}\ncopy_jobs:\n  Contoso mail: {copy}\n")
+    refused = project.run("plan", "--env", env)
+    assert refused.exit_code == 1 and "copy_jobs" in refused.stderr and "Contoso mail" in refused.stderr, refused.output
+    project.write("templates/jobs.yaml.j2", "backup_jobs: {}\ncopy_jobs: {}\n")
     planned = project.run("plan", "--env", env, "--format", "json")
     assert {r["action"] for r in _rows(planned).values()} == {"delete"}
     assert project.run("apply", "--env", env, "--auto-approve").exit_code == 0
@@ -231,11 +251,11 @@ def _converged(project: ProjectDir, env: str) -> None:
 def _import_round_trip(project: ProjectDir, env: str, folder: Path) -> None:
     other = ProjectDir(folder)
     other.write("vboplan.yaml", project.root.joinpath("vboplan.yaml").read_text())
-    done = other.run("import", "--env", env, "--resource", "backup_jobs")
+    done = other.run("import", "--env", env, "--resource", "backup_jobs", "--resource", "copy_jobs")
     assert done.exit_code == 0, done.output
     written = "\n".join(p.read_text() for p in folder.rglob("*.y*ml*") if p.name != "vboplan.yaml")
     assert "Contoso mail" in written and "ceo@contoso.com" in written and "organization" in written, written
-    assert "Id:" not in written and "runNow" not in written, written
+    assert "Id:" not in written and "runNow" not in written and "copy_jobs" in written, written
     again = other.run("plan", "--env", env, "--detailed-exitcode")
     assert again.exit_code == 0, again.output
     assert os.path.exists(folder)

@@ -19,6 +19,7 @@ from vboplan.kinds import (
     backup_repositories,
     catalog,
     cloud_accounts,
+    copy_jobs,
     encryption_keys,
     proxy_pools,
 )
@@ -40,6 +41,7 @@ SPECS: list[CollectionSpec] = [
     encryption_keys.SPEC,
     backup_repositories.SPEC,
     backup_jobs.SPEC,
+    copy_jobs.SPEC,
 ]
 
 _specs_lock = threading.RLock()

@@ -1,0 +1,150 @@
+"""``copy_jobs``: backup copy jobs (Veeam Backup for Microsoft 365 REST API reference,
+helpcenter.veeam.com/docs/vbo365/rest/, "Backup Copy Jobs"; OpenAPI documents v6, v7, v8: ``/CopyJobs``), keyed by
+the name of the backup job each copies: a backup job has at most one (``GET /Jobs/{jobId}/CopyJob`` answers one
+object), and the server names it. A copy job names its target ``repository`` by name (the documents: an object
+storage repository of an archive tier), its ``schedulePolicy`` and ``isEnabled`` (through
+``/CopyJobs/{id}/enable`` and ``/disable``; vboplan never starts one). v8 creates with ``RESTCreateCopyJob``, which
+requires the organization: it is the backup job's, written ``organization`` only where the backup job is created by
+the same plan (so the server cannot say it yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vboplan.api.client import VboClient
+from vboplan.api.rest import Operation
+from vboplan.errors import PlanError, RenderError
+from vboplan.kinds import refs
+from vboplan.kinds.base import Basis, Export, Request, Write
+from vboplan.kinds.collection import CollectionKind, Declared, object_address
+from vboplan.kinds.spec import Api, CollectionSpec, Reference
+from vboplan.planning.changes import Change
+from vboplan.sensitive import reveal
+
+
+def _api(version: str) -> Api:
+    item = "CopyJobs/{id}"
+    v8 = version == "v8"
+    return Api(list=Operation("GET", "CopyJobs", (200,), v8), request="RESTCreateCopyJob" if v8 else "RESTCopyJob",
+               response="RESTCopyJob", get=Operation("GET", item),
+               create=Operation("POST", "CopyJobs", (201,) if v8 else (200,)),
+               update=Operation("PUT", item, (204,)), delete=Operation("DELETE", item, (204,)))
+
+
+class CopyJobHooks:
+    def kind(self, spec: CollectionSpec) -> Any:
+        return CopyJobsKind(spec)
+
+
+SPEC = CollectionSpec(
+    key="copy_jobs", key_field="name",
+    versions={version: _api(version) for version in ("v6", "v7", "v8")},
+    references=(Reference("backupJobId", "backup_jobs", name="backupJob"),
+                Reference("repositoryId", "backup_repositories"), Reference("organizationId", "organizations")),
+    fixed=("backupJob", "organization"),
+    extra_paths=("CopyJobs/{id}/enable", "CopyJobs/{id}/disable"),
+    hooks=CopyJobHooks(),
+    summary="backup copy jobs, by the name of the backup job each copies: target repository, schedule")
+
+
+@dataclass(frozen=True)
+class CopyJobsKind(CollectionKind):
+    """The generic collection, keyed by the backup job instead of the server-made name."""
+
+    def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> Declared:
+        if isinstance(raw, dict):
+            for key, fields in raw.items():
+                named = next((k for k in (fields or {}) if str(k).lower() in ("backupjob", "name")), None) \
+                    if isinstance(fields, dict) else None
+                if named is not None:
+                    raise RenderError(f"{where(key)}: {object_address(self.name, str(key))}: a copy job is keyed by "
+                                      f"the backup job it copies and named by the server; leave {named} out")
+        desired = super().normalise(version, raw, where)
+        for key, fields in desired.items():
+            fields["backupJob"] = key
+            if "repository" not in fields:
+                raise RenderError(f"{desired.where[key]}: {object_address(self.name, key)} needs repository: NAME")
+        return desired
+
+    def read(self, client: VboClient, scope: Any) -> dict[str, Any]:
+        live = super().read(client, scope)
+        live["objects"] = {str(obj["values"].get("backupJob") or name): obj for name, obj in live["objects"].items()}
+        if client.version == "v8":  # the organization a copy job of each live backup job is created in
+            resolver = refs.resolver(client)
+            orgs = {str(o.get("id")).lower(): str(o.get("name")) for o in resolver.objects("organizations").items}
+            live["job_organizations"] = {str(j.get("name")): orgs.get(str(j.get("organizationId")).lower())
+                                         for j in resolver.objects("backup_jobs").items}
+        return live
+
+    def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
+        filled = Declared()
+        filled.where = desired.where
+        job_orgs = {k.lower(): v for k, v in (live.get("job_organizations") or {}).items()}
+        for key, fields in desired.items():
+            mine = {k: v for k, v in fields.items() if k != "backupJob"}
+            if version == "v8" and "organization" not in mine:
+                org = job_orgs.get(key.lower())
+                if org is None:
+                    raise PlanError(f"{desired.where.get(key, self.name)}: {object_address(self.name, key)}: its backup "
+                                    "job is created by this plan, so the server cannot name its organization yet; "
+                                    "write organization: NAME (API v8 creates a copy job in its organization)")
+                mine["organization"] = org
+            filled[key] = {"backupJob": key, **mine}
+        return super().diff(version, live, filled, recorded)
+
+    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
+        api = self.spec.api(basis.version)
+        if api is None:
+            raise PlanError(f"{self.name} is not in API {basis.version}")
+        live = basis.live if isinstance(basis.live, dict) else {}
+        by_key: dict[str, list[Change]] = {}
+        for change in changes:
+            by_key.setdefault(change.address.parts[0][1], []).append(change)
+        writes = []
+        for key, mine in by_key.items():
+            requests = self._requests(basis, api, key, mine, live)
+            writes.append(Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests))
+        return writes
+
+    def _requests(self, basis: Basis, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> list[Request]:
+        if any(c.action == "delete" for c in mine):
+            return super().writes(basis, mine)[0].requests
+        created = next((c for c in mine if c.action == "create"), None)
+        if created is not None:
+            assert api.create is not None
+            body = self._api_body(created.after, live)
+            if basis.version != "v8":
+                body.pop("organizationId", None)
+            return [Request("POST", api.create.url(), body, api.create.status,
+                            assigns=str(object_address(self.name, key)))]
+        obj = next((v for k, v in (live.get("objects") or {}).items() if k.lower() == key.lower()), None)
+        if obj is None or api.update is None:
+            raise PlanError(f"{object_address(self.name, key)}: not on the server")
+        requests: list[Request] = []
+        fields = [c for c in mine if c.address.parts[1][1] != "isEnabled"]
+        if fields:
+            body: dict[str, Any] = {name: obj["values"][name] for name in ("schedulePolicy",)
+                                    if obj["values"].get(name) is not None}
+            body["repositoryId"] = self._live_api_value("repositoryId", obj, live)
+            for change in fields:
+                name = change.address.parts[1][1]
+                ref = self._reference_named(name)
+                if ref is not None:
+                    body[ref.field] = self._ids_of(ref, change.after, live)
+                else:
+                    body[name] = change.after
+            requests.append(Request("PUT", api.update.url(id=str(obj["id"])), body, api.update.status))
+        for change in (c for c in mine if c.address.parts[1][1] == "isEnabled"):
+            action = "enable" if reveal(change.after) is True else "disable"
+            requests.append(Request("POST", f"CopyJobs/{obj['id']}/{action}", None, (204,)))
+        return requests
+
+    def export(self, client: VboClient) -> Export:
+        """The generic export, keyed by the backup job (which the key names, so no field repeats it)."""
+        exported = super().export(client)
+        for values in (exported.values or {}).values():
+            values.pop("backupJob", None)
+        return exported
