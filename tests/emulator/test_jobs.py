@@ -1,0 +1,131 @@
+"""Backup jobs and copy jobs as the emulator serves them (v6, v7, v8), every request and answer validated against
+Veeam's document of its version (helpers.py): creates where each version creates (v8 POST /Jobs 201, v6/v7 under
+the organization 200), the repository checked (it must exist, and a repository of another organization is
+refused), items only through the item endpoints (never in the job's answer), a principal twice in a list refused,
+enable/disable, a job its copy job copies not deletable (409), one copy job per backup job, and no call starting
+a job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vboplan.emulator import Store
+
+from .helpers import Api, seed_data
+
+REPOS = {"Repo EU": {"proxy": "proxy01.contoso.local", "path": "D:\\EU", "retentionType": "ItemLevel"}}
+
+
+@pytest.fixture
+def store() -> Store:
+    data = {**seed_data(), "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193}],
+            "backup_repositories": REPOS}
+    return Store.from_data(data)
+
+
+def _listed(api: Api, path: str) -> list[dict[str, Any]]:
+    body = api.get(path).json()
+    return body["results"] if api.version == "v8" else body
+
+
+def _create(api: Api, org_id: str, body: dict[str, Any], lenient: bool = False) -> Any:
+    if api.version == "v8":
+        return api.post("/Jobs", json={**body, "organizationId": org_id}, lenient=lenient)
+    return api.post(f"/Organizations/{org_id}/Jobs", json=body, lenient=lenient)
+
+
+@pytest.mark.parametrize("job_version", ["v6", "v7", "v8"])
+def test_jobs_items_enable_and_copy_jobs(client: Any, job_version: str) -> None:
+    api = Api(client, job_version).login()
+    org_id = api.org_id()
+    repo_id = _listed(api, "/BackupRepositories")[0]["id"]
+    ceo, hr = api.user(org_id, "ceo@contoso.com"), api.group(org_id, "HR Department")
+    job = {"name": "Mail", "backupType": "SelectedItems", "repositoryId": repo_id, "description": "board",
+           "selectedItems": [{"type": "User", "user": ceo, "mailbox": True}],
+           "schedulePolicy": {"type": "Daily", "dailyType": "Everyday", "dailyTime": "22:00:00"}}
+    made = _create(api, org_id, job)
+    assert made.status_code == (201 if api.version == "v8" else 200), made.text
+    created = made.json()
+    assert created["name"] == "Mail" and created["isEnabled"] is True and created.get("lastRun") is None
+    assert "selectedItems" not in created and ("organizationId" in created) == (api.version == "v8")
+    job_id = created["id"]
+    assert [j["name"] for j in _listed(api, "/Jobs")] == ["Mail"]
+    if api.version != "v8":
+        assert [j["id"] for j in _listed(api, f"/Organizations/{org_id}/Jobs")] == [job_id]
+
+    # The same name in the organization, an unknown repository: 400.
+    assert _create(api, org_id, job, lenient=True).status_code == 400
+    unknown = {**job, "name": "Other", "repositoryId": "3f2504e0-4f89-11d3-9a0c-0305e82c3301"}
+    assert _create(api, org_id, unknown, lenient=True).status_code == 400
+
+    # Items: listed at their own path; added and removed there; the same principal twice is refused.
+    items = _listed(api, f"/Jobs/{job_id}/SelectedItems")
+    assert [(i["type"], i["user"]["name"], i["mailbox"]) for i in items] == [("User", "ceo@contoso.com", True)]
+    assert api.post(f"/Jobs/{job_id}/SelectedItems", json=[{"type": "Group", "group": hr, "groupSite": True}]
+                    ).status_code == 204
+    again = api.post(f"/Jobs/{job_id}/SelectedItems", json=[{"type": "User", "user": ceo}], lenient=True)
+    assert again.status_code == 400, again.text
+    items = _listed(api, f"/Jobs/{job_id}/SelectedItems")
+    assert sorted(i["type"] for i in items) == ["Group", "User"]
+    group_item = next(i for i in items if i["type"] == "Group")
+    assert api.put(f"/Jobs/{job_id}/SelectedItems/{group_item['id']}",
+                   json={"type": "Group", "group": hr, "groupSite": False, "members": True}).status_code == 204
+    shown = api.get(f"/Jobs/{job_id}/SelectedItems/{group_item['id']}").json()
+    assert shown["groupSite"] is False and shown["members"] is True
+    # v8 takes the ids as a JSON array body too (its document's request body); v6/v7 only in ?ids=.
+    removal = {"json": [group_item["id"]]} if api.version == "v8" else {"params": {"ids": group_item["id"]}}
+    assert api.request("DELETE", f"/Jobs/{job_id}/SelectedItems", **removal).status_code == 204
+    assert [i["type"] for i in _listed(api, f"/Jobs/{job_id}/SelectedItems")] == ["User"]
+    assert api.delete(f"/Jobs/{job_id}/SelectedItems", params={"ids": "nope"}, lenient=True).status_code == 404
+
+    # Enable/disable change isEnabled and nothing else; a PUT keeps the items.
+    assert api.post(f"/Jobs/{job_id}/disable").status_code == 204
+    assert api.get(f"/Jobs/{job_id}").json()["isEnabled"] is False
+    assert api.post(f"/Jobs/{job_id}/enable").status_code == 204
+    edited = {k: v for k, v in job.items() if k != "selectedItems"} | {"description": "the board"}
+    assert api.put(f"/Jobs/{job_id}", json=edited).status_code == 204
+    after = api.get(f"/Jobs/{job_id}").json()
+    assert after["description"] == "the board" and after["isEnabled"] is True and after.get("lastRun") is None
+    assert len(_listed(api, f"/Jobs/{job_id}/SelectedItems")) == 1
+
+    # A copy job: one per backup job; the job it copies cannot be deleted (409) until the copy job is.
+    copy = {"backupJobId": job_id, "repositoryId": repo_id,
+            "schedulePolicy": {"type": "DailyAtTime", "dailyTime": "03:00:00"}}
+    if api.version == "v8":
+        copy["organizationId"] = org_id
+    made = api.post("/CopyJobs", json=copy)
+    assert made.status_code == (201 if api.version == "v8" else 200), made.text
+    copy_id = made.json()["id"]
+    assert made.json()["name"] == "Mail copy" and made.json()["backupJobId"] == job_id
+    assert api.post("/CopyJobs", json=copy, lenient=True).status_code == 400
+    assert api.get(f"/Jobs/{job_id}/CopyJob").json()["id"] == copy_id
+    assert api.get(f"/CopyJobs/{copy_id}/BackupJob").json()["id"] == job_id
+    assert api.post(f"/CopyJobs/{copy_id}/disable").status_code == 204
+    assert api.get(f"/CopyJobs/{copy_id}").json()["isEnabled"] is False
+    refused = api.delete(f"/Jobs/{job_id}", lenient=True)
+    assert refused.status_code == 409 and "copy job" in refused.json()["message"]
+    assert api.delete(f"/CopyJobs/{copy_id}").status_code == 204
+    assert api.delete(f"/Jobs/{job_id}").status_code == 204
+    assert _listed(api, "/Jobs") == []
+
+
+def test_a_repository_of_another_organization_is_refused_v8(client: Any, store: Store) -> None:
+    api = Api(client, "v8").login()
+    fabrikam, contoso = api.org_id("fabrikam.onmicrosoft.com"), api.org_id()
+    repo = _listed(api, "/BackupRepositories")[0]
+    store.collections["backup_repositories"][0]["organizationId"] = fabrikam
+    job = {"name": "Mail", "backupType": "EntireOrganization", "repositoryId": repo["id"]}
+    refused = _create(api, contoso, job, lenient=True)
+    assert refused.status_code == 400 and "cannot be used" in refused.json()["message"], refused.text
+    assert _create(api, fabrikam, job).status_code == 201
+
+
+def test_run_now_is_a_run_that_a_client_would_see(client: Any) -> None:
+    # The emulator records a run when asked for one, so the CLI tests' "lastRun stays empty" means something.
+    api = Api(client, "v8").login()
+    repo = _listed(api, "/BackupRepositories")[0]
+    made = _create(api, api.org_id(), {"name": "Run", "backupType": "EntireOrganization",
+                                       "repositoryId": repo["id"], "runNow": True})
+    assert made.status_code == 201 and made.json()["lastRun"] is not None
