@@ -158,8 +158,12 @@ class AuditItemsKind:
         items = _items(client, org_id)
         resolved: dict[str, dict[str, Any]] = {}
         for key, kind in PRINCIPALS.items():
-            by_name = _audited_by_name(items, kind)
-            unresolved = [n for n in declared.get(key, []) if by_name.get(n.lower()) is None]
+            names = declared.get(key, [])
+            if _named_by_own_names(items, kind, _lowered(names)) is not None:
+                unresolved = []  # every name is an audited item's own (the usual case): nothing to look up
+            else:
+                by_name = _audited_by_name(items, kind)
+                unresolved = [n for n in names if by_name.get(n.lower()) is None]
             if unresolved:
                 progress.phase(f"resolving {len(unresolved)} {key[:-1]} name{'s' if len(unresolved) != 1 else ''} "
                                f"in {org.get('name')}", client.settings.name)
@@ -176,15 +180,7 @@ class AuditItemsKind:
             org_live = live["organizations"][org]
             for key, kind in PRINCIPALS.items():
                 audited = {i["principalId"]: i for i in org_live["items"] if i["type"] == kind}
-                looked_up, by_name = org_live["resolved"].get(key, {}), _audited_by_name(org_live["items"], kind)
-                # Principal ids the declared names point at; a name an audited item carries needs no more than that.
-                wanted: dict[str, dict[str, Any] | None] = {}
-                for name in declared.get(key, []):
-                    label = name.lower()
-                    if label in looked_up:
-                        wanted.setdefault(str(looked_up[label]["id"]), looked_up[label])
-                    else:
-                        wanted.setdefault(by_name[label]["principalId"], None)  # type: ignore[index]
+                wanted = _wanted(org_live, key, kind, declared.get(key, []))
                 for principal_id, principal in wanted.items():
                     if principal_id not in audited and principal is not None:
                         # Addressed by the principal's own name, as its removal will be: one address from
@@ -455,6 +451,56 @@ def _index(name: str, items: Any, build: Callable[[Any], T]) -> T:
 
 def _lower(text: str) -> str:
     return text if text.islower() else text.lower()  # most names are lower case already: no copy of them
+
+
+def _lowered(texts: list[str]) -> list[str]:
+    """Each of ``texts`` lower-cased, in one C call over them all (the original strings where all are lower case
+    already). A newline (the separator) in one of them falls back to one call each."""
+    joined = "\n".join(texts)
+    if joined.islower() or not joined.strip("\n"):
+        return texts if joined.count("\n") == max(len(texts) - 1, 0) else [text.lower() for text in texts]
+    lowered = joined.lower().split("\n")
+    return lowered if len(lowered) == len(texts) and texts else [text.lower() for text in texts]
+
+
+def _wanted(org_live: dict[str, Any], key: str, kind: str, names: list[str]) -> dict[str, dict[str, Any] | None]:
+    """The principal ids the declared ``names`` of ``kind`` point at, each with the principal looked up in the
+    directory (a name no audited item carries), or None (a name an audited item carries: no more is needed)."""
+    looked_up = org_live["resolved"].get(key, {})
+    labels = _lowered(names)
+    wanted: dict[str, dict[str, Any] | None] = {}
+    if looked_up:
+        for label in labels:
+            if label in looked_up:
+                wanted.setdefault(str(looked_up[label]["id"]), looked_up[label])
+        labels = [label for label in labels if label not in looked_up]
+    own = _named_by_own_names(org_live["items"], kind, labels)
+    if own is not None:
+        # Every other name is an audited item's own name, and no other item's: the usual case, in C-speed steps.
+        wanted.update(dict.fromkeys(item["principalId"] for item in own if item["principalId"] not in wanted))
+        return wanted
+    by_name = _audited_by_name(org_live["items"], kind)
+    for label in labels:
+        wanted.setdefault(by_name[label]["principalId"], None)  # type: ignore[index]
+    return wanted
+
+
+def _named_by_own_names(items: list[dict[str, Any]], kind: str, labels: list[str]) -> list[dict[str, Any]] | None:
+    """The audited item of ``kind`` each lower-cased label is the own name (``name``) of, or None unless every
+    label is the own name of exactly one item and the display name of no other: what :func:`_audited_by_name`
+    would answer for each, without building it."""
+    of_kind = [item for item in items if item["type"] == kind]
+    if not labels:
+        return []
+    names = _lowered([item["name"] for item in of_kind])
+    by_name = dict(zip(names, of_kind, strict=True))
+    wanted = set(labels)
+    if len(by_name) != len(of_kind) or not by_name.keys() >= wanted:
+        return None  # two items share a name, or a label is no item's own name
+    displays = _lowered([item["displayName"] for item in of_kind])
+    if any(display != name and display in wanted for display, name in zip(displays, names, strict=True)):
+        return None  # a label is also another item's display name: ambiguous, as the full index says
+    return [by_name[label] for label in labels]
 
 
 def _audited_by_name(items: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any] | None]:
