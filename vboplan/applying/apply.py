@@ -214,6 +214,10 @@ def execute(project: Project, env: Environment, client: VboClient, plan: Plan, a
         _send(env, client, plan, approved, report, journal)
         _record(env, client, plan, approvals, report, journal, store, recorded)
     except KeyboardInterrupt:
+        try:
+            journal.settle()  # the answers seen before the interruption, if the backend still takes them
+        except (StateError, KeyboardInterrupt):
+            pass  # those writes stay "sent" in the journal: the next run checks them against the live values
         raise ApplyInterrupted(journal.interrupted_message()) from None
     return report
 
@@ -240,18 +244,17 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
         except VboplanError as exc:
             report.failed.extend(write.changes)
             report.error = ApplyError(f"{ids} failed ({write.description}): {exc}")
-            try:
-                journal.answered(entry, ok=False, error=str(exc))
-            except StateError:
-                pass  # the journal still says "sent": the next run checks the live values
+            journal.answered(entry, ok=False, error=str(exc))
             break
         report.applied.extend(write.changes)
-        try:
-            journal.answered(entry, ok=True)
-        except StateError as exc:
+        journal.answered(entry, ok=True)  # saved with the next write's record, or by settle() below
+    try:
+        journal.settle()
+    except StateError as exc:
+        # The journal still says "sent" for the last writes: the next run checks them against the live values.
+        if report.error is None:
             report.error = StateError(f"{ids} applied, but the write journal could not record the answer ({exc}); "
                                       "nothing more was sent")
-            break
     done = {c.id for c in report.applied} | {c.id for c in report.failed}
     report.not_run = [c for c in approved if c.id not in done]
 

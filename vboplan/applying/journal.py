@@ -73,7 +73,13 @@ def reset() -> None:
 
 
 class WriteJournal:
-    """The journal of one apply. Each call that changes it writes it to the backend before returning."""
+    """The journal of one apply, written to the backend once before each request is sent (:meth:`sending`) and once
+    after the last answer (:meth:`settle`).
+
+    An answer is recorded in memory at once (:meth:`answered`) and reaches the backend with the next write's "about
+    to send" record, in the same save: one save (two fsyncs: the file and its folder) per request instead of two. A
+    run stopped in between leaves that write "sent" (may or may not have landed), which stays true: the next command
+    checks it against the live values; nothing is ever sent that the journal does not already hold."""
 
     def __init__(self, store: StateStore, *, checksum: str, planned_by: str, approvals: list[dict[str, Any]],
                  scope: dict[str, Any], digests: dict[str, Any], by: str) -> None:
@@ -86,6 +92,7 @@ class WriteJournal:
         }
         self.written = False
         self.finished = False  # the snapshot holds everything; the journal is removed
+        self._unsaved = False  # an answer recorded in memory, not yet in the backend
         self._head: str | None = None
         self._changes: dict[int, str] = {}  # each write's changes, encoded, by its number
         self._final: list[str] = []  # the encoded lines of the first writes, all answered (they no longer change)
@@ -108,6 +115,7 @@ class WriteJournal:
         writes = "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
         self.store.write_journal(f'{head[:-1]},\n"writes":{writes}}}\n')
         self.written = True
+        self._unsaved = False
         while len(self._final) < len(self.writes) and self.writes[len(self._final)]["state"] != "sent":
             self._final.append(lines[len(self._final)])
 
@@ -119,7 +127,8 @@ class WriteJournal:
         return _encode({k: v for k, v in entry.items() if k != "changes"})[:-1] + f',"changes":{changes}}}'
 
     def sending(self, description: str, changes: list[Change]) -> dict[str, Any]:
-        """Record a write about to be sent. Raises StateError when it cannot be recorded: then it must not be sent."""
+        """Record a write about to be sent, with the answers recorded since the last save. Raises StateError when
+        it cannot be recorded: then it must not be sent."""
         global _last
         _last = self
         entry = {"n": len(self.writes) + 1, "description": description, "state": "sent", "sent_at": now(),
@@ -133,12 +142,19 @@ class WriteJournal:
         return entry
 
     def answered(self, entry: dict[str, Any], ok: bool, error: str | None = None) -> None:
-        """Record the server's answer to a write (in memory first, so an interrupted save still reports it)."""
+        """Record the server's answer to a write, in memory: the next :meth:`sending` or :meth:`settle` saves it
+        (an interrupted run still reports it, see :func:`interrupted_report`)."""
         entry["state"] = "applied" if ok else "failed"
         entry["answered_at"] = now()
         if error:
             entry["error"] = error
-        self._save()
+        self._unsaved = True
+
+    def settle(self) -> None:
+        """Save the answers recorded since the last save (after the last write, before the snapshot). Raises
+        StateError when the backend cannot take it: the journal then says "sent" for those writes."""
+        if self._unsaved:
+            self._save()
 
     def finish(self) -> None:
         """The snapshot now holds everything: the journal is no longer needed."""

@@ -206,7 +206,8 @@ class AuditItemsKind:
         data = ((basis.live or {}).get("organizations") or {}).get(org) if isinstance(basis.live, dict) else None
         if not isinstance(declared, list) or not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise PlanError(f"{address}: no template of the plan declares the audit items of '{org}'")
-        names = {n.lower() for n in declared if isinstance(n, str)}
+        # Lowered once per declared list, not once per change (an apply derives thousands of changes from it).
+        names = _index("declared", declared, lambda d: {n.lower() for n in d if isinstance(n, str)})
         where = {"org": org, "orgId": data["id"], "type": kind}
         items = data.get("items")
         known = items if isinstance(items, list) else data.get("items_kept")

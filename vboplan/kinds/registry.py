@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from vboplan.kinds import (
     backup_jobs,
@@ -104,8 +105,15 @@ class _Registry(Mapping[str, ResourceKind]):
     def __init__(self) -> None:
         self._settings: dict[int, SettingsKind] = {}
         self._collections: dict[int, CollectionKind] = {}
+        self._cached: tuple[tuple[Any, ...], dict[str, ResourceKind]] | None = None
 
     def _kinds(self) -> dict[str, ResourceKind]:
+        # Built again only when the catalog or the collections change: an apply of thousands of changes looks a
+        # kind up several times for each.
+        now = (catalog.generation(), _generation, tuple(map(id, COLLECTIONS)))
+        cached = self._cached
+        if cached is not None and cached[0] == now:
+            return cached[1]
         kinds: dict[str, ResourceKind] = {}
         for spec in catalog.settings():
             kind = self._settings.get(id(spec))
@@ -120,6 +128,7 @@ class _Registry(Mapping[str, ResourceKind]):
                     else CollectionKind(collection)
             kinds[collection.key] = made
         kinds.update((kind.name, kind) for kind in COLLECTIONS)
+        self._cached = (now, kinds)
         return kinds
 
     def __getitem__(self, name: str) -> ResourceKind:
