@@ -4,7 +4,8 @@ steps: one plan creates a cloud account, an encryption key, a local repository a
 naming the field to write; encryption without a key is refused; an update in place of the object storage; a
 fixed field of the object-storage target is refused; the server's own rules (400 for a changed fixed field or a
 folder taken on a proxy, 409 for an account in use); deletes in reverse order. No planted secret in any output or
-file."""
+file. On v6/v7 the same template's object storage is an object of /objectstoragerepositories: created before
+the repository (one left by an apply cut short is taken up), edited with its own PUT, removed after it."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def _object_storage(http: httpx.Client, version: str, repository: dict[str, Any]
     return http.get(f"/{version}/objectstoragerepositories/{repository['objectStorageId']}").json()
 
 
-@pytest.mark.parametrize("version", ["v8"])
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
 def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("S3_SECRET_KEY", S3_SECRET)
@@ -88,6 +89,12 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         http.headers["Authorization"] = f"Bearer {token}"
         project.write("templates/accounts.yaml.j2", ACCOUNTS_AND_KEYS)
         project.write("templates/repos.yaml.j2", _repositories())
+
+        if version != "v8":  # what an apply cut short between the object storage's POST and the repository's leaves
+            left = http.post(f"/{version}/objectstoragerepositories", json={
+                "name": "Archive S3", "type": "AmazonS3", "s3Folder": "eu",
+                "amazonBucketS3Aws": {"name": "vb365-archive", "regionType": "Global", "regionId": "eu-west-1"}})
+            assert left.status_code == 200, left.text
 
         # One plan creates all four; the repository's account and key are known after apply.
         planfile = tmp_path / "plan.json"
@@ -121,6 +128,8 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         assert repos["Archive S3"]["encryptionKeyId"] == key["id"]
         storage = _object_storage(http, version, repos["Archive S3"])
         assert storage["accountId"] == account["id"] and storage["s3Folder"] == "eu"
+        if version != "v8":  # the one left behind was taken up, not doubled
+            assert [s["id"] for s in _listed(http, version, "objectstoragerepositories")] == [left.json()["id"]]
         converged = project.run("plan", "--env", "dev", "--detailed-exitcode")
         assert converged.exit_code == 0, converged.output
 
@@ -155,6 +164,16 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
             "name": "Repo twin", "retentionType": "ItemLevel", "proxyId": local["proxyId"], "path": "d:\\backups\\eu\\"})
         assert twin.status_code == 400, twin.text
         assert http.delete(f"/{version}/Accounts/{account['id']}").status_code == 409
+        if version != "v8":  # v6/v7: the object storage is its own object, named by id from the repository
+            storage_id = repos["Archive S3"]["objectStorageId"]
+            assert http.delete(f"/{version}/objectstoragerepositories/{storage_id}").status_code == 409
+            retargeted = http.put(f"/{version}/objectstoragerepositories/{storage_id}",
+                                  json={"name": "Archive S3", "s3Folder": "elsewhere"})
+            assert retargeted.status_code == 400 and "s3Folder" in retargeted.json()["message"], retargeted.text
+            project.write("templates/repos.yaml.j2", _repositories(size=2048).replace(
+                "    objectStorage:\n", f"    objectStorageId: {storage_id}\n    objectStorage:\n"))
+            assert_one_clean_error(project.run("validate", "--env", "dev"), "templates/repos.yaml.j2:",
+                                   "write objectStorage: {...}", "instead of objectStorageId")
 
         # Deletes run in reverse order: repositories, then the key and the account.
         project.write("templates/accounts.yaml.j2", "cloud_accounts: {}\nencryption_keys: {}\n")
@@ -164,7 +183,8 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         order = deleted.output.split("Plan:")[-1]
         assert order.index('backup_repositories["Archive S3"]') < order.index("cloud_accounts"), deleted.output
         assert order.index('backup_repositories["Archive S3"]') < order.index("encryption_keys"), deleted.output
-        for path in ("BackupRepositories", "Accounts", "EncryptionKeys"):
+        for path in ("BackupRepositories", "Accounts", "EncryptionKeys") + (
+                ("objectstoragerepositories",) if version != "v8" else ()):
             assert _listed(http, version, path) == []
         outputs.append(deleted.output)
     for text in outputs:

@@ -43,10 +43,16 @@ class SeedError(ValueError):
 
 
 def specs() -> tuple[CollectionSpec, ...]:
-    """The registry's collections, each after the collections it refers to."""
+    """The registry's collections, each after the collections it refers to; a collection some versions keep apart
+    from one of them (v6/v7 ``/objectstoragerepositories``) comes just before it."""
     from vboplan.kinds.registry import collection_specs
 
-    return collection_specs()
+    return tuple(found for spec in collection_specs() for found in (*(a.collection for a in spec.separate), spec))
+
+
+def _references(spec: CollectionSpec) -> tuple[Reference, ...]:
+    """What ``spec``'s objects refer to: its references, and the objects kept apart that it names by id."""
+    return (*spec.references, *(Reference(apart.link, apart.key) for apart in spec.separate))
 
 
 def generation() -> int:
@@ -373,7 +379,7 @@ def _check(call: Call, spec: CollectionSpec, obj: dict[str, Any], body: dict[str
     if obj:
         _check_fixed(spec, obj, body)
     _check_unique(call, spec, merged)
-    for ref in spec.references:
+    for ref in _references(spec):
         unknown = [i for i in _ids(ref, _value_of(body, ref.field)) if i.lower() not in _held(call, ref.kind)]
         if unknown:
             noun = "Organization" if ref.kind == ORGANIZATIONS else _noun(_spec(ref.kind))
@@ -459,7 +465,7 @@ def delete_object(call: Call, key: str) -> Response:
     spec = _spec(key)
     obj = _find(call, spec)
     for other in specs():
-        for ref in other.references:
+        for ref in _references(other):
             if ref.kind != spec.key:
                 continue
             users = [o for o in call.store.collections.get(other.key, [])

@@ -6,20 +6,33 @@ DESCRIPTION``), with its retention fields. ``retentionType`` is required in ever
 type, the path and the object-storage target (its type, bucket or container, folder) are fixed once the
 repository exists. v8 answers pages, v6/v7 plain arrays.
 
-Object storage: v8 embeds it in the repository (``objectStorage``, Veeam's RESTObjectStorageComposed).
+Object storage: v8 embeds it in the repository (``objectStorage``, Veeam's RESTObjectStorageComposed); v6 and v7
+keep it in a collection of its own, ``/objectstoragerepositories`` (RESTObjectStorageRepositoryComposed, with a
+name and description of its own), which the repository names by ``objectStorageId``. Templates write the same
+``objectStorage`` block in every version: on v6/v7 vboplan creates the object storage (named after the
+repository) before the repository, edits it with its own PUT and removes it after the repository (the server
+refuses to remove an object storage a repository uses: "You cannot remove an object storage that is in use by an
+extended backup repository", v7 document). Fields one version lacks (v8's immutability period, v6's immutability)
+are refused where the version's document lacks them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from vboplan.kinds.spec import CollectionSpec, Reference, per_version
+from vboplan.kinds.spec import CollectionSpec, Reference, Separate, per_version
 
 #: What the server fixes once a repository exists (Veeam's documents mark nothing: POST and PUT share one schema;
 #: the console cannot move a repository to another folder or bucket, or change its retention type, either).
-FIXED = ("retentionType", "path", "objectStorage.type", "objectStorage.amazonBucketS3Aws",
-         "objectStorage.amazonBucketS3Compatible", "objectStorage.azureContainer", "objectStorage.s3Folder",
-         "objectStorage.azureFolder")
+TARGET = ("type", "amazonBucketS3Aws", "amazonBucketS3Compatible", "azureContainer", "s3Folder", "azureFolder")
+FIXED = ("retentionType", "path", "objectStorageId", *(f"objectStorage.{name}" for name in TARGET))
+
+OBJECT_STORAGE = Separate(
+    field="objectStorage", link="objectStorageId", key="object_storage_repositories",
+    versions=per_version("objectstoragerepositories", "objectstoragerepositories/{repositoryId}",
+                         "RESTObjectStorageRepositoryComposed", "RESTObjectStorageRepositoryComposed",
+                         versions=("v6", "v7"), paged=()),
+    references=(Reference("accountId", "cloud_accounts"),), fixed=TARGET)
 
 
 class _Encryption:
@@ -45,5 +58,6 @@ SPEC = CollectionSpec(
     references=(Reference("proxyId", "backup_proxies"), Reference("proxyPoolId", "proxy_pools"),
                 Reference("encryptionKeyId", "encryption_keys"),
                 Reference("objectStorage.accountId", "cloud_accounts")),
-    fixed=FIXED, unique=(("proxyId", "path"), ("proxyPoolId", "path")), hooks=_Encryption(),
+    fixed=FIXED, unique=(("proxyId", "path"), ("proxyPoolId", "path")), separate=(OBJECT_STORAGE,),
+    hooks=_Encryption(),
     summary="backup repositories (on a proxy or a proxy pool, or object storage), by name")

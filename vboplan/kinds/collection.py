@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vboplan import schema
@@ -133,6 +133,10 @@ class CollectionKind:
         return [r for r in self.spec.references if r.parent[:1] == (name,)]
 
     def _refuse_ids(self, name: str, label: str, parent: Path = ()) -> None:
+        apart = next((a for a in self.spec.separate if not parent and a.link.lower() == name.lower()), None)
+        if apart is not None:
+            raise RenderError(f"{label}: ids differ per server; write {apart.field}: {{...}} (its fields, as in every "
+                              f"API version) instead of {apart.link}")
         ref = next((r for r in self.spec.references if r.parent == parent and r.leaf.lower() == name.lower()), None)
         if ref is not None:
             target = _spec_of(ref.kind)
@@ -292,13 +296,14 @@ class CollectionKind:
             with ThreadPoolExecutor(max_workers=min(len(raw), 8)) as pool:
                 raw = [{**item, **more} for item, more in
                        zip(raw, pool.map(lambda i: hooks.more(client, client.version, i), raw), strict=True)]
+        raw, parts, detached = self._read_separate(client, raw)
         listed = self._listed_references(client, api, raw)
         known = {ref.kind: {str(o.get("id")): str(o.get(_spec_key_field(ref.kind)))
                             for o in resolver.objects(ref.kind).items} for ref in self.spec.references}
         writable, readable = self.spec.fields(client.version)
         managed = (set(writable) & readable) - {self.spec.key_field}
         objects: dict[str, Any] = {}
-        for item, extra in zip(raw, listed, strict=True):
+        for item, extra, part in zip(raw, listed, parts, strict=True):
             values = {name: _settable(client.version, writable[name], item[name]) for name in sorted(managed)
                       if item.get(name) is not None and not any(r.field == name for r in self.spec.references)}
             for ref in self.spec.references:
@@ -310,8 +315,33 @@ class CollectionKind:
                 if ids is not None:
                     names = [known[ref.kind].get(i, f"(id {i})") for i in ids]
                     holder[ref.written] = sorted(names, key=str.lower) if ref.many else names[0]
-            objects[str(item.get(self.spec.key_field))] = {"id": str(item.get("id")), "values": values}
-        return {"objects": objects, "refs": {kind: {name: i for i, name in ids.items()} for kind, ids in known.items()}}
+            objects[str(item.get(self.spec.key_field))] = {"id": str(item.get("id")), "values": values,
+                                                           **({"parts": part} if part else {})}
+        found = {"objects": objects, "refs": {kind: {name: i for i, name in ids.items()} for kind, ids in known.items()}}
+        return {**found, "detached": detached} if detached else found
+
+    def _read_separate(self, client: VboClient, raw: list[dict[str, Any]]) -> tuple[
+            list[dict[str, Any]], list[dict[str, str]], dict[str, dict[str, str]]]:
+        """``raw`` with each field the version keeps apart (``spec.separate``) read from its own collection into
+        the object naming it, the ids of those objects per object, and those no object names, by name (an apply
+        cut short between creating one and the object that names it leaves one: the next create takes it up)."""
+        parts: list[dict[str, str]] = [{} for _ in raw]
+        detached: dict[str, dict[str, str]] = {}
+        for apart in self.spec.separate_in(client.version):
+            api = apart.api(client.version)
+            assert api is not None
+            held = {str(o.get("id")).lower(): o for o in client.list_objects(api.list)}
+            named: set[str] = set()
+            for index, item in enumerate(raw):
+                found = held.get(str(item.get(apart.link) or "").lower())
+                if found is not None:
+                    raw[index] = {**item, apart.field: found}
+                    parts[index][apart.field] = str(found["id"])
+                    named.add(str(found["id"]).lower())
+            loose = {str(o.get(apart.key_field)): str(o["id"]) for i, o in held.items() if i not in named}
+            if loose:
+                detached[apart.field] = loose
+        return raw, parts, detached
 
     def _listed_references(self, client: VboClient, api: Api, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """For references the object's answer leaves out (``ref.read``), the ids listed at their own path."""
@@ -523,8 +553,47 @@ class CollectionKind:
         writes = []
         for key, mine in by_key.items():
             request = self._request(basis.version, api, key, mine, live)
-            writes.append(Write(f"{request.method} /{basis.version}/{request.path}", mine, requests=[request]))
+            requests = self._apart(basis.version, key, mine, live, request) \
+                if self.spec.separate_in(basis.version) else [request]
+            writes.append(Write(f"{request.method} /{basis.version}/{request.path}", mine, requests=requests))
         return writes
+
+    def _apart(self, version: str, key: str, mine: list[Change], live: dict[str, Any],
+               request: Request) -> list[Request]:
+        """The requests of one object whose version keeps some fields apart (``spec.separate``): the object kept
+        apart is created (or, left by an apply cut short, taken up) before the object naming it, edited with its own
+        PUT, and removed after the object naming it."""
+        obj = _find_key(live.get("objects") or {}, key)
+        body = dict(request.body) if isinstance(request.body, dict) else request.body
+        before: list[Request] = []
+        after: list[Request] = []
+        for apart in self.spec.separate_in(version):
+            api = apart.api(version)
+            assert api is not None and api.create is not None and api.update is not None and api.delete is not None
+            held = ((obj or {}).get("parts") or {}).get(apart.field)
+            if request.method == "DELETE":
+                if held:
+                    after.append(Request("DELETE", api.delete.url(**{api.id_param: held}), None, api.delete.status))
+                continue
+            if not isinstance(body, dict) or apart.field not in body:
+                continue
+            value = {**body.pop(apart.field), apart.key_field: key}
+            if request.method == "PUT":
+                if not held:
+                    raise PlanError(f"{object_address(self.name, key)}.{apart.field}: the server holds none to edit")
+                after.append(Request("PUT", api.update.url(**{api.id_param: held}), value, api.update.status))
+                continue
+            address = str(object_address(self.name, key).field(apart.field))
+            loose = _find_key((live.get("detached") or {}).get(apart.field) or {}, key)
+            if loose:
+                before.append(Request("PUT", api.update.url(**{api.id_param: loose}), value, api.update.status))
+                body[apart.link] = loose
+            else:
+                before.append(Request("POST", api.create.path, value, api.create.status, assigns=address))
+                body[apart.link] = AfterApply(address)
+        apart_only = request.method == "PUT" and all(
+            _field_path(c.address)[:1] in {(a.field,) for a in self.spec.separate_in(version)} for c in mine)
+        return [*before, *([] if apart_only else [replace(request, body=body)]), *after]
 
     def _request(self, version: str, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> Request:
         obj = _find_key(live.get("objects") or {}, key)

@@ -10,6 +10,7 @@ holds that object's key. Adding a collection is one module defining a :class:`Co
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,6 +88,41 @@ class Api:
         return found[-1] if found else "id"
 
 
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity
+class Separate:
+    """A field templates write inside the object (``objectStorage``) that some API versions keep as an object of a
+    collection of its own (v6/v7 ``/objectstoragerepositories``), which the object names by id (``link``:
+    ``objectStorageId``). ``versions`` holds that collection's calls where it exists; its objects are named after
+    the object holding them (``key_field``), and ``hidden`` fields (its own name and description) are vboplan's to
+    fill, not the template's. ``references`` and ``fixed`` are its own (for the emulator, which serves it as
+    collection ``key``)."""
+
+    field: str
+    link: str
+    key: str
+    versions: Mapping[str, Api]
+    key_field: str = "name"
+    hidden: tuple[str, ...] = ("name", "description")
+    references: tuple[Reference, ...] = ()
+    fixed: tuple[str, ...] = ()
+
+    def api(self, version: str) -> Api | None:
+        return self.versions.get(version)
+
+    def properties(self, version: str) -> dict[str, dict[str, Any]]:
+        """The fields a template may write inside ``field`` in ``version`` (its request component's, without the
+        server's ids and links and the hidden ones)."""
+        return {name: prop for name, prop in schema.properties(version, self.versions[version].request).items()
+                if name not in SERVER_FIELDS and name not in self.hidden and not prop.get("readOnly")}
+
+    @functools.cached_property
+    def collection(self) -> CollectionSpec:
+        """The collection the emulator serves for it (no resource kind of vboplan's: templates never name it)."""
+        return CollectionSpec(key=self.key, key_field=self.key_field, versions=self.versions,
+                              references=self.references, fixed=self.fixed,
+                              summary=f"kept apart from {self.field} (never named in templates)")
+
+
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per collection
 class CollectionSpec:
     """One named collection (see the module docstring).
@@ -97,7 +133,8 @@ class CollectionSpec:
     planned for deletion (False for proxies, adopted and edited but never created or removed here).
     ``absent``: what to say when a template names an object the server lacks and the API cannot create.
     ``seed``: the emulator data file's key for the collection (default: ``key``). ``unique``: API fields whose
-    values no two objects share where all are set (a repository's folder on one proxy), refused by the server."""
+    values no two objects share where all are set (a repository's folder on one proxy), refused by the server.
+    ``separate``: fields some versions keep as objects of their own collection (:class:`Separate`)."""
 
     key: str
     key_field: str
@@ -111,6 +148,7 @@ class CollectionSpec:
     absent: str = ""
     seed: str = ""
     unique: tuple[tuple[str, ...], ...] = ()
+    separate: tuple[Separate, ...] = ()
     hooks: Any = None   # an object with optional capabilities (vboplan.kinds.hooks), checked with isinstance
     extra_paths: tuple[str, ...] = ()  # paths its hooks or kind call beyond the operations (a job's item lists)
 
@@ -137,7 +175,15 @@ class CollectionSpec:
         writable = {name: prop for name, prop in schema.properties(version, api.request).items()
                     if name not in SERVER_FIELDS}
         readable = {name for name in schema.properties(version, api.response) if name not in SERVER_FIELDS}
+        for apart in self.separate_in(version):
+            writable.pop(apart.link, None)
+            writable[apart.field] = {"type": "object", "properties": apart.properties(version)}
+            readable = (readable - {apart.link}) | {apart.field}
         return writable, readable
+
+    def separate_in(self, version: str) -> list[Separate]:
+        """The fields ``version`` keeps as objects of their own collection."""
+        return [apart for apart in self.separate if apart.api(version) is not None]
 
     def required(self, version: str) -> list[str]:
         """Fields every create/update body must carry."""
@@ -151,6 +197,8 @@ class CollectionSpec:
                 if op is not None:
                     found.add(op.path)
         found |= {r.read for r in self.references if r.read}
+        for apart in self.separate:
+            found |= apart.collection.paths()
         return found | set(self.extra_paths)
 
 
