@@ -129,3 +129,26 @@ def test_run_now_is_a_run_that_a_client_would_see(client: Any) -> None:
     made = _create(api, api.org_id(), {"name": "Run", "backupType": "EntireOrganization",
                                        "repositoryId": repo["id"], "runNow": True})
     assert made.status_code == 201 and made.json()["lastRun"] is not None
+
+
+def test_jobs_and_items_persist_through_the_data_file(client: Any, store: Store) -> None:
+    from vboplan.emulator import Emulator
+
+    from .helpers import wsgi_client
+
+    api = Api(client, "v7").login()
+    org_id = api.org_id()
+    repo = _listed(api, "/BackupRepositories")[0]
+    fabrikam = api.org_id("fabrikam.onmicrosoft.com")
+    team = {"type": "Team", "team": api.get(f"/Organizations/{fabrikam}/Teams").json()["results"][0]}
+    job = {"name": "Mail", "backupType": "SelectedItems", "repositoryId": repo["id"],
+           "selectedItems": [{"type": "User", "user": api.user(org_id, "jane@contoso.com"), "oneDrive": True}]}
+    assert _create(api, org_id, job).status_code == 200
+    assert _create(api, fabrikam, {**job, "selectedItems": [{**team, "teamsChats": True}]}).status_code == 200
+    reloaded = Store.from_data(store.to_data())
+    with wsgi_client(Emulator(reloaded, versions=("v6", "v7", "v8"))) as other:
+        again = Api(other, "v6").login()
+        jobs = {j["name"] + str(i): j for i, j in enumerate(_listed(again, "/Jobs"))}
+        items = [_listed(again, f"/Jobs/{j['id']}/SelectedItems")[0] for j in jobs.values()]
+    assert [(i["type"], i.get("oneDrive"), i.get("chats")) for i in items] == [("User", True, None),
+                                                                             ("Team", None, True)]

@@ -103,7 +103,7 @@ def _load_table(spec: CollectionSpec, raw: Any, where: str, tables: dict[str, li
         raise SeedError(f"{where} must be a list of objects or a mapping by {spec.key_field}")
     version = spec.ordered_versions[-1]
     objects: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for index, item in enumerate(items):
         hashes = {k: v for k, v in item.items() if k.endswith(HASH_SUFFIX)}
         try:
@@ -114,9 +114,11 @@ def _load_table(spec: CollectionSpec, raw: Any, where: str, tables: dict[str, li
         key = bound.get(spec.key_field)
         if not isinstance(key, str) or not key.strip():
             raise SeedError(f"{where}[{index}]: {spec.key_field} is required")
-        if key.lower() in seen:
+        # Keys are unique per server, or per organization for objects that belong to one (jobs).
+        unique = (str(bound.get("organizationId") or "").lower(), key.lower())
+        if unique in seen:
             raise SeedError(f"{where}[{index}]: {spec.key_field} {key!r} is given twice")
-        seen.add(key.lower())
+        seen.add(unique)
         obj = {"id": str(bound.pop("id", None) or new_id(spec.key, key)), **_concealed(version, spec, bound),
                **hashes}
         objects.append(obj)

@@ -255,7 +255,10 @@ def _new_items(call: Call, org: Organization, given: Any, held: list[dict[str, A
             raise ApiError(400, f"{kind} '{entry.get('name') or entry.get('displayName') or entry.get('url')}' is "
                                 "already in the job.")
         flags = {k: v for k, v in raw.items() if k not in ("type", "id", "_links", *PRINCIPAL_FIELD.values())}
-        items.append({"id": item_id, "type": kind, "principalId": str(entry["id"]), **_stored_flags(flags)})
+        # Stored in the item schema's own shape (the data file is loaded against it): the principal by its
+        # directory id only, its names read from the directory when shown.
+        items.append({"id": item_id, "type": kind, PRINCIPAL_FIELD[kind]: {"id": str(entry["id"])},
+                      **_stored_flags(flags)})
     return items
 
 
@@ -271,12 +274,12 @@ def item_view(call: Call, org: Organization, item: dict[str, Any]) -> dict[str, 
     from vboplan.emulator.resources import principal_view
 
     kind = item["type"]
-    entry = org.directory(DIRECTORY[kind]).get(item["principalId"])
+    entry = org.directory(DIRECTORY[kind]).get(str((item.get(PRINCIPAL_FIELD[kind]) or {}).get("id")))
     if entry is None:
         return None  # gone from the directory: the server keeps no such item either
     principal = named.shaped(call.version, component(call.version, PRINCIPAL_COMPONENT[kind]),
                              principal_view(call, org, DIRECTORY[kind], entry))
-    flags = {k: v for k, v in item.items() if k not in ("id", "type", "principalId")}
+    flags = {k: v for k, v in item.items() if k not in ("id", "type", *PRINCIPAL_FIELD.values())}
     if call.version == "v6" and "teamsChats" in flags and kind == "Team":
         flags["chats"] = flags.pop("teamsChats")
     return named.shaped(call.version, component(call.version, "RESTJobItemComposed"),
