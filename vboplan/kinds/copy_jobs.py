@@ -45,7 +45,7 @@ SPEC = CollectionSpec(
     references=(Reference("backupJobId", "backup_jobs", name="backupJob"),
                 Reference("repositoryId", "backup_repositories"), Reference("organizationId", "organizations")),
     fixed=("backupJob", "organization"),
-    extra_paths=("CopyJobs/{id}/enable", "CopyJobs/{id}/disable"),
+    extra_paths=("CopyJobs/{id}/enable", "CopyJobs/{id}/disable", "CopyJobs/{id}/BackupJob"),
     hooks=CopyJobHooks(),
     summary="backup copy jobs, by the name of the backup job each copies: target repository, schedule")
 
