@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 from conftest import API_SECRET, CONFIG, ProjectDir, Result, assert_one_clean_error
 
 from vboplan.api.streaming import NotOfShape, batches_in_array
 from vboplan.emulator import RunningServer, start
 from vboplan.emulator.synth import generate_tenant
+from vboplan.errors import ProjectError
 from vboplan.kinds.audit_items import ITEM_SHAPE, _item
+from vboplan.project.yamlfile import parse_yaml, plain
 
 ORG = "org1.onmicrosoft.com"
 USERS = 300  # an audit-items answer of ~360 KB: more than one batch of the fast decoder
@@ -115,3 +118,32 @@ def test_an_element_of_another_shape_is_refused_by_both_paths(body: bytes) -> No
             if not isinstance(raw, dict):
                 raise NotOfShape()
             _item(raw)
+
+
+def test_a_json_list_in_a_template_parses_as_yaml_would() -> None:
+    names = [f"user{k}@contoso.com" for k in range(3000)] + ['quote " and \\ back', "é", "<&>'"]
+    text = ("audit_items:\n  contoso.onmicrosoft.com:\n"
+            f"    users: {json.dumps(names)}\n    groups: [\"HR\", 7]\n"
+            "notes: |\n  users: [\"not\", \"lifted\"]\nlast: 1\n")
+    document = parse_yaml(text, "t.yaml")
+    assert plain(document) == yaml.safe_load(text)
+    assert document["audit_items"]["contoso.onmicrosoft.com"].line_of("groups") == 4
+    assert document.line_of("last") == 7
+    # What tojson writes for a name outside the BMP (a surrogate pair) is read as JSON reads it.
+    assert parse_yaml(f"users: {json.dumps(['smile 😀'])}\n", "t.yaml")["users"] == ["smile 😀"]
+    with pytest.raises(ProjectError, match=r"t.yaml:4: YAML error"):
+        parse_yaml(f"a:\n  users: {json.dumps(names)}\n  b: [\n", "t.yaml")
+
+
+def test_the_file_bound_names_how_to_raise_it(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = [f"user{k:05d}@contoso.com" for k in range(2000)]  # a variable file of ~50 KB
+    project.write("templates/audit_items.yaml.j2", "audit_items:\n  contoso.onmicrosoft.com:\n"
+                  "    users: {{ users | tojson }}\n")
+    project.write("environments/dev.yaml", f"domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
+                  f"users: {json.dumps(names)}\n")
+    monkeypatch.setenv("VBOPLAN_MAX_FILE_MIB", "0.02")
+    assert_one_clean_error(project.run("validate", "--env", "dev"), "environments/dev.yaml",
+                           "larger than 0.02 MiB", "VBOPLAN_MAX_FILE_MIB=0.08")
+    monkeypatch.setenv("VBOPLAN_MAX_FILE_MIB", "0.2")
+    result = project.run("validate", "--env", "dev")
+    assert result.exit_code == 0, result.output

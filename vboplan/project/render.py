@@ -114,6 +114,13 @@ class _Sandbox(BoundedSandbox):
         if depth > 20:
             return False
         if isinstance(value, (list, tuple, set, frozenset)):
+            if type(value) is list and value:
+                try:
+                    joined = "\n".join(value)  # a long list of names: one look at them all (str only, or TypeError)
+                except TypeError:
+                    pass
+                else:
+                    return self.marker in joined
             return any(self.tainted(v, depth + 1) for v in value)
         if isinstance(value, dict):
             return any(self.tainted(k, depth + 1) or self.tainted(v, depth + 1) for k, v in value.items())

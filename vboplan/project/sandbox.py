@@ -55,12 +55,15 @@ def _is_int(value: Any) -> bool:
 
 
 def render_bounded(chunks: Iterator[str]) -> str:
-    """Join a template's output, refusing more than :data:`MAX_SIZE` characters."""
+    """Join a template's output, refusing more than :data:`MAX_SIZE` characters (or ``VBOPLAN_MAX_FILE_MIB``)."""
+    from vboplan.limits import FILE_ENV, bound, mib, raise_hint
+
+    limit = bound(FILE_ENV, MAX_SIZE)
     parts: list[str] = []
     size = 0
     for chunk in chunks:
         size += len(chunk)
-        if size > MAX_SIZE:
-            raise SecurityError(f"the template renders more than {MAX_SIZE // (1024 * 1024)} MiB")
+        if size > limit:
+            raise SecurityError(f"the template renders more than {mib(limit)} MiB ({raise_hint(FILE_ENV, limit)})")
         parts.append(chunk)
     return "".join(parts)
