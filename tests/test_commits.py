@@ -265,3 +265,30 @@ rules:
     assert change in [c["id"] for c in json.loads(path.read_text())["commits"]["commits"]]
     assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["bob"])),
                            f"signed commit {change[:10]}")
+
+
+def test_the_inventory_is_an_input_of_the_environments_it_lists(repo: ProjectDir) -> None:
+    """prod moved into an inventory: bob's commit to the inventory makes him an author of prod's plan (not of
+    dev's, defined in vboplan.yaml), and an uncommitted inventory edit is refused where commits must be signed."""
+    config = (repo.root / "vboplan.yaml").read_text()
+    head, prod = config.split("  prod:\n")
+    entry = "".join(f"{line.strip()}, " for line in prod.splitlines()).rstrip(", ")
+    inventory = f"environments:\n  - {{name: prod, {entry}}}\n"
+    commit(repo, "Prod from the inventory", "ann", "Ann",
+           **{"vboplan.yaml": head + "inventory: inventory.yaml\n", "inventory.yaml": inventory})
+    assert repo.run("validate", "--env", "prod").exit_code == 0
+    change = commit(repo, "Label prod", "bob", "Bob",
+                    **{"inventory.yaml": inventory.replace("{name: prod,", "{name: prod, labels: {tier: gold},")})
+    path = _plan(repo)
+    assert change in [c["id"] for c in json.loads(path.read_text())["commits"]["commits"]]
+    assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["bob"])),
+                           f"signed commit {change[:10]}")
+    dev = repo.root / "plans" / "dev.json"
+    assert repo.run("plan", "--env", "dev", "--out", str(dev)).exit_code == 0
+    assert change not in [c["id"] for c in (json.loads(dev.read_text()).get("commits") or {}).get("commits", [])]
+    inventory = inventory.replace("max_age: 72h", "max_age: 72h, signed_commits: true")
+    commit(repo, "Require signed commits", "ann", "Ann", **{"inventory.yaml": inventory})
+    repo.write("inventory.yaml", inventory.replace("{name: prod,", "{name: prod, labels: {tier: bronze},"))
+    path = _plan(repo, "dirty")
+    assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["alice"])),
+                           "uncommitted changes (inventory.yaml)")

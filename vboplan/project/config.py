@@ -150,6 +150,7 @@ class Project:
     state: StateConfig = field(default_factory=StateConfig)
     guard: Thresholds = field(default_factory=Thresholds)   # mass-delete thresholds (vboplan.planning.guard)
     policies: tuple[str, ...] = ()   # rule files: globs relative to the project, or builtin:NAME
+    inventory: str | None = None     # the inventory file as vboplan.yaml names it (relative to the project)
 
     @property
     def work_dir(self) -> Path:
@@ -259,8 +260,9 @@ def load_project(root: Path) -> Project:
     if not isinstance(policies, list) or not all(isinstance(p, str) and p for p in policies):
         raise ProjectError(f"{config.where('policies')}: 'policies' must be a list of globs of rule files "
                            "(or builtin:recommended)")
+    inventory = config.get("inventory")
     return Project(root=root, templates=tuple(templates), environments=environments, state=state, guard=guard,
-                   policies=tuple(policies))
+                   policies=tuple(policies), inventory=inventory if isinstance(inventory, str) else None)
 
 
 def _share_and_minimum(raw: Any, where: str, default: tuple[float, int]) -> tuple[float, int]:

@@ -51,8 +51,8 @@ def _git(root: Path, *args: str, stdin: bytes | None = None) -> subprocess.Compl
 
 def inputs(project: Any, env: Any) -> list[str]:
     """git pathspecs (relative to the project) of what ``env``'s plan is rendered from: vboplan.yaml, the folders
-    of the template globs (templates may include their neighbours), the policy rule files, the variable files and
-    the trust file."""
+    of the template globs (templates may include their neighbours), the policy rule files, the inventory (it holds
+    the environment's server, approvals and var files), the variable files and the trust file."""
     root = Path(project.root)
     specs = ["vboplan.yaml"]
     for pattern in project.templates:
@@ -61,7 +61,10 @@ def inputs(project: Any, env: Any) -> list[str]:
     for pattern in getattr(project, "policies", ()):  # policy rule files decide what may apply, too
         if not pattern.startswith("builtin:"):
             specs.append(f":(glob){pattern}")
-    files = list(env.var_files) + ([env.approvals.allowed_signers] if env.approvals.allowed_signers else [])
+    inventory = getattr(project, "inventory", None)
+    listed = inventory and str(getattr(env, "where", "")).startswith(f"{inventory}:")  # defined in the inventory
+    files = ([root / inventory] if listed else []) + list(env.var_files) \
+        + ([env.approvals.allowed_signers] if env.approvals.allowed_signers else [])
     specs += [f":(literal){os.path.relpath(Path(f), root)}" for f in files]
     return list(dict.fromkeys(specs))
 
