@@ -381,6 +381,9 @@ def test_refresh_only_records_a_console_change_without_writing(project: ProjectD
     assert "audit_email_settings.port: 587 -> 2525" in planned.stdout
     assert "Refresh only: 1 value changed outside vboplan will be recorded" in planned.stdout
     assert json.loads(plan.read_text())["refresh_only"] is True and json.loads(plan.read_text())["changes"] == []
+    # Terraform's convention: with --detailed-exitcode, drift found by a refresh-only plan exits 2.
+    drifted = project.run("plan", "--env", "dev", "--refresh-only", "--detailed-exitcode")
+    assert drifted.exit_code == 2, drifted.output
     before = http.get("/v8/AuditEmailSettings").json()
     served.emulator.stats.reset()
     applied = project.run("apply", str(plan))
@@ -392,6 +395,7 @@ def test_refresh_only_records_a_console_change_without_writing(project: ProjectD
     # The state now holds the console's value: no drift, no change, and it applies once only.
     after = project.run("plan", "--env", "dev", "--detailed-exitcode")
     assert after.exit_code == 0, after.output
+    assert project.run("plan", "--env", "dev", "--refresh-only", "--detailed-exitcode").exit_code == 0
     assert "Changed outside vboplan" not in after.stdout
     assert "already applied" in project.run("apply", str(plan)).stderr
     snapshot = json.loads((project.root / ".vboplan/state/dev.json").read_text())

@@ -37,15 +37,18 @@ class Outcome:
 class Report:
     """What a run would change (``plan``) or changed (``apply``) per environment, and the exit code that says so,
     as black's Report does: 0 success or nothing to change, 1 any error or refusal, 2 changes present when the
-    caller asked for it (``plan --detailed-exitcode``)."""
+    caller asked for it (``plan --detailed-exitcode``; for a refresh-only plan, values changed outside vboplan)."""
 
     applying: bool = False
     detailed_exitcode: bool = False
     changes: dict[str, Counter[str]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    drifted: set[str] = field(default_factory=set)   # refresh-only plans that found values changed outside vboplan
 
     def planned(self, env: str, plan: Plan) -> None:
         self.changes[env] = plan.counts()
+        if plan.refresh_only and plan.drift:
+            self.drifted.add(env)
 
     def applied(self, env: str, actions: list[str]) -> None:
         self.changes[env] = Counter(actions)
@@ -57,8 +60,9 @@ class Report:
     def return_code(self) -> int:
         if self.failures:
             return 1
-        if self.detailed_exitcode and not self.applying and any(sum(c.values()) for c in self.changes.values()):
-            return 2
+        if self.detailed_exitcode and not self.applying and (self.drifted or any(sum(c.values()) for c in
+                                                                                  self.changes.values())):
+            return 2  # as Terraform's -refresh-only -detailed-exitcode: drift found is a change to record
         return 0
 
     def line(self, env: str) -> str:

@@ -279,7 +279,8 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables
 @click.option("--out-dir", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Save one plan file per environment in DIR (DIR/ENV.json), converged ones included.")
 @format_option
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes, 0 when none.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 2 when there are changes (with --refresh-only: values changed outside vboplan), 0 when none.")
 @click.option("--target", "targets", multiple=True, metavar="ADDRESS", help="Only changes at or under ADDRESS.")
 @click.option("--exclude", "excluded", multiple=True, metavar="ADDRESS",
               help="Leave out the changes at or under ADDRESS (repeatable; the inverse of --target).")
