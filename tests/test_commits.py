@@ -292,3 +292,44 @@ def test_the_inventory_is_an_input_of_the_environments_it_lists(repo: ProjectDir
     path = _plan(repo, "dirty")
     assert_one_clean_error(repo.run("approve", str(path), "--key", str(repo.keys["alice"])),
                            "uncommitted changes (inventory.yaml)")
+
+
+def test_show_in_every_format_carries_the_author_and_commit_lines(repo: ProjectDir) -> None:
+    """What the table prints under the changes (created, author, commits) is in Markdown, HTML and JSON too, with
+    a commit subject (the author's text) escaped for each."""
+    import html
+
+    subject = "Port `587` <script>x</script> | pipe"
+    change = commit(repo, subject, "bob", "Bob",
+                    **{"environments/prod.yaml": PROD + "notify_success: false\n"})
+    path = _plan(repo)
+    table = _show(repo, path)
+    author_line = "author: ann (verified)"
+    commit_line = f"commit {change[:10]} {subject!r} by bob (verified)"
+    assert author_line in table and f"  {commit_line}" in table
+    provenance = [line.strip() for line in table if line.startswith(("created:", "author", "commits:", "  commit "))]
+    assert len(provenance) == 6, table   # created, author, author signed, commits, bob's and ann's commits
+
+    markdown = repo.run("show", str(path), "--format", "markdown")
+    assert markdown.exit_code == 0, markdown.output
+    assert "**Provenance and approvals**" in markdown.stdout
+    for line in provenance:   # each a literal code span (GitHub renders no HTML inside one)
+        assert f"- {markdown_code(line)}" in markdown.stdout, line
+
+    page = repo.run("show", str(path), "--format", "html")
+    assert page.exit_code == 0, page.output
+    assert "<script>" not in page.stdout
+    items = [html.unescape(item.split("</code>")[0]) for item in page.stdout.split("<li><code>")[1:]]
+    assert items == provenance
+
+    document = json.loads(repo.run("show", str(path), "--format", "json").stdout)
+    shown = document["plans"][0]["provenance"]
+    assert [line.strip() for line in shown["lines"]] == provenance
+    assert shown["author"]["verified"] is True and shown["author"]["principals"] == ["ann"]
+    assert [c["id"] for c in shown["commits"]][0] == change and shown["commits"][0]["principals"] == ["bob"]
+
+
+def markdown_code(text: str) -> str:
+    from vboplan.output.markdown import code
+
+    return code(text)

@@ -516,17 +516,27 @@ def show(obj: Context, planfile: Path, fmt: str, requests: bool) -> None:
     """Show a saved plan file and each approval: who, which key, what, and whether it counts."""
     from dataclasses import replace
 
+    from vboplan.output import provenance
     from vboplan.trust.approvals import review
 
     saved = load_plan(planfile)
-    if fmt == "json":
-        echo(render_plan(saved, fmt, obj.color, requests), nl=False)
-        return
     try:
         checked: Any = review(saved, obj.project().environment(saved.environment).approvals)
+        reason = ""
     except VboplanError as exc:
         checked = None
         reason = str(exc)
+    author = checked.author if checked is not None else None
+    lines = provenance.provenance_lines(saved, author, reason)  # every format carries who wrote it, as verified
+    if fmt == "json":
+        import json
+
+        from vboplan.output import json_document
+
+        entries = json.loads(render_plan(saved, fmt, obj.color, requests))["plans"]
+        entries[0]["provenance"] = provenance.provenance_json(saved, author, reason)
+        echo(json_document(entries), nl=False)
+        return
     if fmt == "html":
         # The page shows what the verifier found, never what a record claims about itself.
         shown = [{"principal": ",".join(v.principals) or "unknown signer", "ticket": v.ticket, "comment": v.comment,
@@ -535,52 +545,31 @@ def show(obj: Context, planfile: Path, fmt: str, requests: bool) -> None:
                  (checked.verdicts if checked else [])]
         if checked is None:
             shown = [{"principal": "?", "status": f"cannot be checked here: {reason}"} for _ in saved.approvals]
-        echo(render_plan(replace(saved, approvals=shown), fmt, obj.color, requests), nl=False)
+        echo(provenance.provenance_html(render_plan(replace(saved, approvals=shown), fmt, obj.color, requests), lines),
+             nl=False)
+        return
+    lines += _approval_lines(saved, checked, reason)
+    if fmt == "markdown":
+        echo(render_plan(saved, fmt, obj.color, requests) + provenance.provenance_markdown(lines), nl=False)
         return
     echo(render_plan(saved, fmt, obj.color, requests), nl=False)
     # Under the changes: who wrote them and when, then each approval.
-    echo(f"created: {saved.created_at} (created_by {saved.created_by})")
+    for line in lines:
+        echo(line)
+
+
+def _approval_lines(saved: Any, checked: Any, reason: str) -> list[str]:
     if checked is None:
-        echo(f"author: cannot be checked here: {reason}")
-    else:
-        _echo_provenance(saved, checked.author)
-    if checked is None:
-        for i, _ in enumerate(saved.approvals, 1):
-            echo(f"Approval {i}: cannot be checked here: {reason}")
-        return
+        return [f"Approval {i}: cannot be checked here: {reason}" for i, _ in enumerate(saved.approvals, 1)]
+    lines = []
     for verdict in checked.verdicts:
         status = "verified" if verdict.ok else f"does not count: {verdict.problem}"
         ticket = f", ticket {verdict.ticket}" if verdict.ticket else ""
         comment = f", comment {verdict.comment!r}" if verdict.comment else ""
-        echo(f"Approval {verdict.index}: {','.join(verdict.principals) or 'unknown signer'} key "
-             f"{verdict.fingerprint or '-'}{ticket}{comment} at {verdict.at or '-'}: "
-             f"{', '.join(verdict.changes) or 'no changes'}: {status}")
-
-
-def _echo_provenance(saved: Any, author: Any) -> None:
-    """``author: NAME (verified)``, when and with which key it was signed, and the commits it was rendered from."""
-    echo(f"author: {author.describe()}")
-    if saved.author_key:
-        echo(f"author signed: {author.signed_at or '-'} (key {_fingerprint(saved.author_key)})")
-    recorded = saved.commits if isinstance(saved.commits, dict) else None
-    if recorded is None:
-        return
-    since = recorded.get("since")
-    echo(f"commits: {len(author.commits)} touched its inputs "
-         + (f"since commit {str(since)[:10]} (the last apply)" if since else "(no earlier apply recorded)")
-         + (f"; uncommitted: {', '.join(map(str, recorded.get('uncommitted') or []))}"
-            if recorded.get("uncommitted") else ""))
-    for commit in author.commits:
-        echo(f"  {commit.describe()}")
-
-
-def _fingerprint(public_key: str) -> str:
-    from vboplan.trust.signing import SigningError, fingerprint, key_blob
-
-    try:
-        return fingerprint(key_blob(public_key))
-    except SigningError:
-        return "unreadable"
+        lines.append(f"Approval {verdict.index}: {','.join(verdict.principals) or 'unknown signer'} key "
+                     f"{verdict.fingerprint or '-'}{ticket}{comment} at {verdict.at or '-'}: "
+                     f"{', '.join(verdict.changes) or 'no changes'}: {status}")
+    return lines
 
 
 @main.command()
