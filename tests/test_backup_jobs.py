@@ -259,3 +259,39 @@ def _import_round_trip(project: ProjectDir, env: str, folder: Path) -> None:
     again = other.run("plan", "--env", env, "--detailed-exitcode")
     assert again.exit_code == 0, again.output
     assert os.path.exists(folder)
+
+
+def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Job names are unique per organization only: import keys such jobs ORGANIZATION/NAME, the plan after it is
+    # clean, and a change to one of them is sent under its own name.
+    fabrikam = {"name": "fabrikam.onmicrosoft.com", "users": [{"displayName": "Bob", "name": "bob@fabrikam.com"}]}
+    seed = {**SEED, "organizations": [*SEED["organizations"], fabrikam]}
+    monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)
+    with start(Store.from_data(seed)) as server:
+        http = _api(server, "v8")
+        repo = _list(http, "v8", "BackupRepositories")[0]["id"]
+        for org in _list(http, "v8", "Organizations"):
+            made = http.post("/v8/Jobs", json={"name": "Mail", "backupType": "EntireOrganization", "repositoryId": repo,
+                                               "organizationId": org["id"]})
+            assert made.status_code == 201, made.text
+        project = ProjectDir(tmp_path / "p")
+        project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  v8:\n    server: {server.url}\n"
+                                      "    api_version: v8\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n"
+                                      "    var_files: [environments/v8.yaml]\n")
+        done = project.run("import", "--env", "v8", "--resource", "backup_jobs")
+        assert done.exit_code == 0, done.output
+        written = (project.root / "templates" / "backup_jobs.yaml.j2").read_text() + \
+            (project.root / "environments" / "v8.yaml").read_text()
+        assert "contoso.onmicrosoft.com/Mail" in written and "fabrikam.onmicrosoft.com/Mail" in written, written
+        project.write("templates/backup_jobs.yaml.j2", "backup_jobs:\n"
+                      "  contoso.onmicrosoft.com/Mail: {organization: contoso.onmicrosoft.com, repository: Repo EU,"
+                      " backupType: EntireOrganization}\n"
+                      "  fabrikam.onmicrosoft.com/Mail: {organization: fabrikam.onmicrosoft.com, repository: Repo EU,"
+                      " backupType: EntireOrganization, description: Fabrikam}\n")
+        rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
+        assert {a: r["action"] for a, r in rows.items()} == {'backup_jobs["fabrikam.onmicrosoft.com/Mail"].description':
+                                                             "update"}
+        assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
+        assert sorted((j["name"], j.get("description", "")) for j in _list(http, "v8", "Jobs")) == [
+            ("Mail", ""), ("Mail", "Fabrikam")]

@@ -56,10 +56,21 @@ class JobHooks:
         self._held: weakref.WeakKeyDictionary[Any, tuple[int, dict[str, str]]] = weakref.WeakKeyDictionary()
 
     def more(self, client: Any, version: str, item: dict[str, Any]) -> dict[str, Any]:
-        if version == "v8":
-            return {}
-        org = self._owners(client).get(str(item.get("id")).lower())
-        return {"organizationId": org} if org else {}
+        """v6/v7: the job's organization. Any version: a name another organization's job has too is keyed
+        ``ORGANIZATION/NAME`` (job names are unique per organization only)."""
+        extra: dict[str, Any] = {}
+        org_id = item.get("organizationId")
+        if version != "v8":
+            org_id = self._owners(client).get(str(item.get("id")).lower())
+            if org_id:
+                extra["organizationId"] = org_id
+        name = str(item.get("name") or "")
+        same = [j for j in refs.resolver(client).objects(SPEC.key).items if str(j.get("name") or "").lower()
+                == name.lower()]
+        if len(same) > 1 and org_id:
+            org = next((str(o.get("name")) for o in client.organizations() if str(o.get("id")) == str(org_id)), "")
+            extra["name"] = f"{org}/{name}"
+        return extra
 
     def _owners(self, client: Any) -> dict[str, str]:
         with self._lock:
@@ -209,6 +220,7 @@ class BackupJobsKind(CollectionKind):
     # -- plan --------------------------------------------------------------------------------------------------
 
     def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
+        desired = _as_live_keys(desired, live.get("objects") or {})
         plain = Declared()
         plain.where = desired.where
         for key, fields in desired.items():
@@ -342,8 +354,8 @@ class BackupJobsKind(CollectionKind):
 
     def _create_request(self, basis: Basis, api: Api, key: str, created: Change, items: list[Change],
                 live: dict[str, Any]) -> Request:
-        body: dict[str, Any] = {self.spec.key_field: key, **self._api_body(created.after, live)}
         org = Address.parse(str(created.after.get("organization"))).parts[0][1]
+        body: dict[str, Any] = {self.spec.key_field: job_name(key, org), **self._api_body(created.after, live)}
         for which in _LISTS:
             body[which] = [self._item_body(basis.version, org, c, live) for c in items
                            if c.action == "create" and c.address.parts[1][1] == which]
@@ -381,7 +393,7 @@ class BackupJobsKind(CollectionKind):
         """The whole job as the version's PUT takes it (v6/v7 ``RESTJob``, v8 ``RESTEditBackupJob``), from the
         recorded live values and the changes; never its items, ``runNow`` or ``isEnabled``."""
         values = obj["values"]
-        body: dict[str, Any] = {"name": key}
+        body: dict[str, Any] = {"name": job_name(key, str(values.get("organization") or ""))}
         for name in ("description", "backupType", "schedulePolicy"):
             if values.get(name) is not None:
                 body[name] = values[name]
@@ -431,6 +443,26 @@ class BackupJobsKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+def job_name(key: str, org: str) -> str:
+    """The job's name on the server: its key without the ``ORGANIZATION/`` that keys a name two organizations'
+    jobs share."""
+    return key[len(org) + 1:] if org and key.lower().startswith(org.lower() + "/") else key
+
+
+def _as_live_keys(desired: Declared, objects: dict[str, Any]) -> Declared:
+    """``desired`` with each job keyed as the live values key the job of the same organization and name
+    (``Mail`` and ``contoso.onmicrosoft.com/Mail`` name the same job wherever only one organization has a Mail)."""
+    live = {(str(obj["values"].get("organization") or "").lower(),
+             job_name(key, str(obj["values"].get("organization") or "")).lower()): key for key, obj in objects.items()}
+    out = Declared()
+    for key, fields in desired.items():
+        org = str(fields.get("organization") or "")
+        found = live.get((org.lower(), job_name(key, org).lower()), key)
+        out[found] = fields
+        out.where[found] = desired.where.get(key, "")
+    return out
+
 
 def _held_principals(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
     """The principals the items of ``org``'s live jobs carry, by type and every lower-cased name they go by."""
