@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -39,6 +40,23 @@ def test_start_up_imports_only_click(args: tuple[str, ...]) -> None:
     assert "Usage: vboplan" in output or "version" in output
     loaded = sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
     assert loaded == []
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",)])
+def test_the_group_alone_builds_no_command(args: tuple[str, ...]) -> None:
+    """``--help`` and ``--version`` build the group only: no command's options, no completion, no shutil."""
+    _, modules = _modules_after(*args)
+    assert not {"vboplan.cli.commands", "click.shell_completion", "shutil"} & modules
+
+
+def test_every_command_is_listed_with_the_first_paragraph_of_its_help() -> None:
+    from vboplan.cli.main import COMMANDS, main
+
+    for name in COMMANDS:
+        assert main.get_command(click.Context(main), name) is not None, name
+    assert sorted(main.commands) == sorted(COMMANDS)
+    for name, command in main.commands.items():
+        assert " ".join(COMMANDS[name][2].split()) == " ".join((command.help or "").split("\n\n")[0].split()), name
 
 
 def test_help_lists_every_command_without_loading_it() -> None:

@@ -23,7 +23,7 @@ def utf8_streams() -> None:
 def main() -> None:
     utf8_streams()
     try:
-        from vboplan.cli.commands import main as cli
+        from vboplan.cli.main import main as cli
     except KeyboardInterrupt:
         sys.stderr.write("\nError: interrupted while starting; nothing was done.\n")
         sys.exit(1)

@@ -1,9 +1,12 @@
-"""The ``vboplan`` command: click parses, :mod:`vboplan.core` works, a :class:`VboplanError` becomes one line."""
+"""The ``vboplan`` commands: click parses, :mod:`vboplan.core` works, a :class:`VboplanError` becomes one line.
+
+The group they belong to is :mod:`vboplan.cli.main`, which loads this module only to run (or show the help of) one
+of them.
+"""
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,27 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vboplan import __version__
 from vboplan.cli import helptext
 from vboplan.cli.completion import SHELLS, complete_environment
 from vboplan.cli.formats import FORMATS
+from vboplan.cli.main import Context, _Group, echo, main
 from vboplan.cli.options import lock_timeout_option
 from vboplan.errors import VboplanError
 
 if TYPE_CHECKING:
     from vboplan.project.config import Project
 
-# `vboplan --help` and `--version` must start as fast as click itself: everything that talks to a server, renders
-# or prints a plan (httpx, jinja2, yaml, deepdiff, tabulate, the emulator) is imported inside the command that uses it.
+__all__ = ["Context", "_Group", "echo", "main", "pass_context", "reports_errors"]
 
-_verbosity = {"level": 0}  # set by the group callback; read by the last-resort handler in _Group.main
-
-
-def echo(message: Any = "", **kwargs: Any) -> None:
-    """click.echo, with every secret value of the run masked (a server may echo one back, for instance)."""
-    from vboplan.sensitive import redact
-
-    click.echo(redact(str(message)), **kwargs)
+# Everything that talks to a server, renders or prints a plan (httpx, jinja2, yaml, deepdiff, tabulate) is imported
+# inside the command that uses it: `vboplan plan --help` loads none of it.
 
 
 def render_plan(plan: Any, fmt: str, color: bool, requests: bool = False) -> str:
@@ -44,39 +40,6 @@ def load_plan(path: Path) -> Any:
     from vboplan.planning.plan import Plan
 
     return Plan.load(path)
-
-
-class Context:
-    def __init__(self, directory: Path, color: bool, verbose: int, quiet: bool = False) -> None:
-        self.directory = directory
-        self.color = color
-        self.verbose = verbose
-        self.quiet = quiet
-
-    def progress(self, action: str) -> Any:
-        """Progress of ``action`` on stderr while the block runs (never with --quiet)."""
-        from vboplan import progress
-
-        return progress.shown(action, enabled=not self.quiet)
-
-    def project(self) -> Project:
-        from vboplan.core import open_project
-
-        return open_project(self.directory)
-
-
-def _setup_logging(verbose: int) -> None:
-    import logging
-
-    from vboplan.sensitive import RedactingFilter
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.addFilter(RedactingFilter())
-    root = logging.getLogger("vboplan")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    root.propagate = False
 
 
 def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -121,124 +84,6 @@ def with_vars(envs: list[Any], variables: tuple[str, ...]) -> list[Any]:
 
     parsed = parse_vars(variables)
     return [env.with_variables(parsed) for env in envs]
-
-
-class _Group(click.Group):
-    """Exit 1 for every error, usage errors included: with --detailed-exitcode, 2 must only mean "changes".
-
-    Commands that live in their own module are listed in ``lazy`` (name -> module, attribute, one-line help) and
-    imported only when run: ``vboplan --help`` lists them from that line without loading the module.
-    """
-
-    lazy: dict[str, tuple[str, str, str]] = {}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self.lazy})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in self.lazy:
-            import importlib
-
-            module, attribute, _ = self.lazy[cmd_name]
-            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = []
-        for name in self.list_commands(ctx):
-            room = formatter.width - 6 - len(name)
-            if name in self.commands:
-                command = self.commands[name]
-                if not command.hidden:
-                    rows.append((name, command.get_short_help_str(room)))
-            else:
-                rows.append((name, click.Command(name, help=self.lazy[name][2]).get_short_help_str(room)))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["standalone_mode"] = False
-        try:
-            result = super().main(*args, **kwargs)
-        except click.ClickException as exc:  # usage errors included
-            exc.show()
-            sys.exit(1)
-        except click.Abort as exc:
-            # click turns Ctrl-C and end-of-input into Abort. What an interrupted apply sent is for the apply to
-            # say (ApplyInterrupted); here that the run stopped, and what an apply of it sent, if any.
-            if isinstance(exc.__context__, EOFError):
-                echo("\nError: no answer (end of input); stopped.", err=True)
-            else:
-                echo(f"Error: {_interrupted()}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            # Also a second Ctrl-C while an interrupted apply was still logging out or releasing its lock.
-            echo(f"\nError: {_interrupted()}", err=True)
-            sys.exit(1)
-        except VboplanError as exc:
-            echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-        except Exception as exc:  # the last resort: never a traceback unless asked for
-            _report_unexpected(exc)
-            sys.exit(1)
-        sys.exit(result if isinstance(result, int) else 0)
-
-
-def _interrupted() -> str:
-    """What to say of a run stopped by Ctrl-C: what its apply sent, when it sent anything."""
-    journal = sys.modules.get("vboplan.applying.journal")  # not imported: no apply ran
-    said = journal.interrupted_report() if journal is not None else None
-    return said or "interrupted."
-
-
-def _report_unexpected(exc: Exception) -> None:
-    """One line for an error vboplan did not foresee; the traceback only with -v."""
-    if isinstance(exc, OSError) and exc.strerror and exc.filename:
-        # A file vboplan could not read or write: the file and the reason say everything.
-        click.echo(f"Error: {exc.filename}: {exc.strerror}", err=True)
-        if _verbosity["level"]:
-            import traceback
-
-            traceback.print_exception(exc, file=sys.stderr)
-        return
-    if isinstance(exc, OSError) and exc.strerror:
-        message = exc.strerror
-    elif isinstance(exc, RecursionError):
-        message = "input nested too deeply"
-    elif isinstance(exc, MemoryError):
-        message = "out of memory"
-    else:
-        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if _verbosity["level"]:
-        import traceback
-
-        traceback.print_exception(exc, file=sys.stderr)
-        echo(f"Error: {message}", err=True)
-    else:
-        echo(f"Error: {message} (run with -v for details)", err=True)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              help="Project directory (holds vboplan.yaml).")
-@click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
-@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress line on stderr (errors and warnings still shown).")
-@click.version_option(__version__, prog_name="vboplan")
-@click.pass_context
-def main(ctx: click.Context, directory: Path, no_color: bool, verbose: int, quiet: bool) -> None:
-    """Plan and apply Veeam Backup for Microsoft 365 settings, reviewed and per environment."""
-    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-    _verbosity["level"] = verbose
-    from vboplan.sensitive import forget
-
-    forget()  # the redactor knows the secrets of this run, and only those
-    journal = sys.modules.get("vboplan.applying.journal")
-    if journal is not None:
-        journal.reset()  # and what an interrupted run says it sent is this run's
-    _setup_logging(verbose)
-    ctx.obj = Context(directory, color, verbose, quiet)
 
 
 @main.command()
@@ -914,12 +759,6 @@ def completion(shell: str) -> None:
 # Commands kept in modules of their own (each registers itself on the group it belongs to).
 from vboplan.cli import project_commands, state_commands  # noqa: E402,F401
 
-_Group.lazy = {
-    "report": ("vboplan.cli.report", "report",
-               "One fleet report from many plan files (shards included): grouped, aligned, totals."),
-    "emulator": ("vboplan.emulator.cli", "emulator",
-                 "Run an emulated Veeam Backup for Microsoft 365 REST server (API v5-v8)."),
-}
 helptext.attach(main)
 
 if __name__ == "__main__":
