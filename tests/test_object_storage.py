@@ -133,6 +133,10 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         converged = project.run("plan", "--env", "dev", "--detailed-exitcode")
         assert converged.exit_code == 0, converged.output
 
+        _import_round_trip(project, version, server.url, str(server.ca_path), monkeypatch,
+                           [account["id"], key["id"], repos["Archive S3"]["id"], local_proxy := repos["Repo EU"]["proxyId"]])
+        assert local_proxy
+
         # A raw id is refused with the field to write instead; so is encryption without a key.
         project.write("templates/repos.yaml.j2", _repositories(f"accountId: {account['id']}"))
         assert_one_clean_error(project.run("plan", "--env", "dev"), "templates/repos.yaml.j2:",
@@ -193,3 +197,39 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         if path.is_file():
             data = path.read_bytes()
             assert S3_SECRET.encode() not in data and KEY_PASSWORD.encode() not in data, path
+
+
+def _import_round_trip(project: ProjectDir, version: str, url: str, ca: str, monkeypatch: pytest.MonkeyPatch,
+                       ids: list[str]) -> None:
+    """vboplan import of the accounts, keys and repositories into a new project: names, never ids; the secrets as
+    secret() placeholders, one variable each, named in the message; the next plan shows only those secrets, and
+    once applied, no changes."""
+    imported = ProjectDir(project.root.parent / "imported")
+    imported.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n    server: {url}\n"
+                   f"    api_version: {version}\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n"
+                   f"    verify: '{ca}'\n    var_files: [environments/dev.yaml]\n")
+    kinds = ("--resource", "cloud_accounts", "--resource", "encryption_keys", "--resource", "backup_repositories")
+    variables = {"CLOUD_ACCOUNTS_AKIAEXAMPLE01_PASSWORD": S3_SECRET,
+                 "ENCRYPTION_KEYS_ARCHIVE_KEY_2026_PASSWORD": KEY_PASSWORD}
+    for name in variables:
+        monkeypatch.delenv(name, raising=False)
+    done = imported.run("import", "--env", "dev", *kinds)
+    assert done.exit_code == 1, done.output  # the secrets are not set yet: the plan after the import cannot render
+    for name in variables:
+        assert name in done.stdout, done.output
+    written = {path.name: path.read_text() for path in imported.root.rglob("*") if path.is_file()}
+    for text in written.values():
+        assert not any(i in text for i in ids), text
+        assert S3_SECRET not in text and KEY_PASSWORD not in text
+    assert "password:\n      secret: CLOUD_ACCOUNTS_AKIAEXAMPLE01_PASSWORD\n" in written["dev.yaml"], written["dev.yaml"]
+    assert "account: akiaexample01" in written["dev.yaml"] and "encryptionKey: Archive key 2026" \
+        in written["dev.yaml"], written["dev.yaml"]
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    rows = _rows(imported.run("plan", "--env", "dev", "--format", "json"))
+    assert rows == {'cloud_accounts["akiaexample01"].password': ("update", None, None)}, rows
+    assert imported.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    assert imported.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
+    for path in imported.root.rglob("*"):
+        if path.is_file():
+            assert S3_SECRET.encode() not in path.read_bytes() and KEY_PASSWORD.encode() not in path.read_bytes()

@@ -27,7 +27,7 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import refs
-from vboplan.kinds.base import AfterApply, Basis, Export, Request, Write
+from vboplan.kinds.base import AfterApply, Basis, Export, Request, Write, WriteOnly
 from vboplan.kinds.hooks import ChecksObject, PlacesCreate, ReadsMore
 from vboplan.kinds.spec import SERVER_FIELDS, Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
@@ -769,6 +769,10 @@ class CollectionKind:
                         continue
                     holder[inner.written] = names
             exported.values[key] = values
+            # Write-only (the server never answers them): import reads them from secret(), one variable each.
+            exported.write_only += [WriteOnly(str(object_address(self.name, key).field(name)), name,
+                                              secret_variable(self.name, key, name))
+                                    for name in self.spec.secrets if "." not in name and name in writable]
         return exported
 
 
@@ -811,6 +815,12 @@ def _settable(version: str, prop: dict[str, Any], value: Any) -> Any:
     props = resolved["properties"]
     return {key: _settable(version, props[key], item) for key, item in value.items()
             if key in props and key not in SERVER_FIELDS and not schema.resolve(version, props[key]).get("readOnly")}
+
+
+def secret_variable(kind: str, key: str, name: str) -> str:
+    """The environment variable ``secret()`` reads field ``name`` of object ``key`` from, as import writes it
+    (``CLOUD_ACCOUNTS_AKIAEXAMPLE01_PASSWORD``)."""
+    return re.sub(r"[^A-Z0-9]+", "_", f"{kind}_{key}_{name}".upper()).strip("_")
 
 
 def _unnamed(value: Any) -> bool:

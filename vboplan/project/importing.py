@@ -34,7 +34,7 @@ from vboplan.project.config import Environment, Project
 from vboplan.project.newfiles import NewFiles
 from vboplan.project.yamlfile import MAX_BYTES, parse_json, parse_yaml, plain
 from vboplan.schema import nearest
-from vboplan.sensitive import recorded_secrets
+from vboplan.sensitive import is_digest, recorded_secrets
 from vboplan.shapes import NotRegularFile, read_regular
 from vboplan.state import StateStore
 
@@ -73,6 +73,8 @@ class EnvironmentImport:
     unwritten: dict[str, list[str]] = field(default_factory=dict)   # kind -> values left out (file existed)
     # kind -> {address: (field, secret() variable or "")}: fields secret when last applied, never written
     held_back: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    # variable -> address: secrets of named objects the variable files read from secret() (SECRET marks them)
+    placeholders: dict[str, str] = field(default_factory=dict)
     requests: int = 0                                                 # HTTP requests the reading took
 
     @property
@@ -190,6 +192,7 @@ def _read_all(project: Project, imports: list[EnvironmentImport], kinds: list[st
                     progress.phase(f"reading {name}", env.name)
                     exported = KINDS[name].export(client)
                     _hold_back(item, name, exported, recorded.get(name))
+                    _read_from_secret(item, name, exported, recorded.get(name))
                     if exported.unavailable:
                         if explicit:
                             raise ProjectError(f"environment '{env.name}': {exported.unavailable}")
@@ -227,6 +230,55 @@ def _hold_back(item: EnvironmentImport, kind: str, exported: Export, recorded: A
             del values[name]
             address = f"{kind}.{name}" if org is None else f"{kind}[{json.dumps(org)}].{name}"
             held[address] = (name, secret_variable(kind, name) if org is None else "")
+
+
+#: The variable files' value of a named object's field read from ``secret()``: ``{secret: VARIABLE}``; the template
+#: import writes turns it into ``{{ secret("VARIABLE") }}``.
+SECRET = "secret"
+
+
+def _read_from_secret(item: EnvironmentImport, kind: str, exported: Export, recorded: Any) -> None:
+    """Named objects (a collection's, keyed by name) get a ``secret()`` placeholder, one variable per object and
+    field, for each write-only field (a cloud account's secret key, an encryption key's password) and each field
+    the snapshot keeps as a hash (filled from ``secret()`` when last applied): the values never reach a file."""
+    if not exported.keyed_by or len(exported.keyed_by) != 1 or not isinstance(exported.values, dict):
+        return
+    from vboplan.kinds.collection import secret_variable
+
+    wanted: list[tuple[str, str, str]] = []
+    for w in exported.write_only:
+        key = _object_key(w.address)
+        if w.secret and key in exported.values:
+            wanted.append((key, w.field, w.secret))
+    objects = (recorded or {}).get("objects") if isinstance(recorded, dict) else None
+    for key, obj in (objects or {}).items() if isinstance(objects, dict) else []:
+        values = exported.values.get(key)
+        for name, value in ((obj or {}).get("values") or {}).items():
+            if isinstance(values, dict) and name in values and _holds_hash(value):
+                wanted.append((key, name, secret_variable(kind, key, name)))
+    for key, name, variable in wanted:
+        exported.values[key][name] = {SECRET: variable}
+        item.placeholders[variable] = f"{kind}[{json.dumps(key)}].{name}"
+    if wanted:
+        exported.write_only = [w for w in exported.write_only if _object_key(w.address) not in exported.values]
+
+
+def _object_key(address: str) -> str:
+    from vboplan.planning.changes import Address
+
+    try:
+        parts = Address.parse(address).parts
+    except VboplanError:
+        return ""
+    return parts[0][1] if parts and parts[0][0] == "[" else ""
+
+
+def _holds_hash(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_hash(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_hash(v) for v in value)
+    return is_digest(value)
 
 
 def secret_variable(kind: str, name: str) -> str:
@@ -417,9 +469,20 @@ def template_text(kind: str, exported: Export, write_only: list[WriteOnly],
         lines += [f"{{%- for {level}, {level}_fields in {source}.items() %}}",
                   f"{indent}{{{{ {level} | tojson }}}}:"]
         source, indent = f"{level}_fields", indent + "  "
-    lines += [f"{{%- for field, value in {source}.items() %}}",
-              f"{indent}{{{{ field | tojson }}}}: {{{{ value | tojson }}}}",
-              "{%- endfor %}"]
+    secret_fields = sorted({name for values in (exported.values or {}).values() if isinstance(values, dict)
+                            for name, value in values.items() if _is_placeholder(value)}) if levels else []
+    if secret_fields:  # {secret: VARIABLE} in the variable files: the value comes from the environment
+        lines += [f"{{%- for field, value in {source}.items() %}}",
+                  f"{{%- if field in {json.dumps(secret_fields)} and value is mapping and value.{SECRET} is defined %}}",
+                  f"{indent}{{{{ field | tojson }}}}: {{{{ secret(value.{SECRET}) }}}}",
+                  "{%- else %}",
+                  f"{indent}{{{{ field | tojson }}}}: {{{{ value | tojson }}}}",
+                  "{%- endif %}",
+                  "{%- endfor %}"]
+    else:
+        lines += [f"{{%- for field, value in {source}.items() %}}",
+                  f"{indent}{{{{ field | tojson }}}}: {{{{ value | tojson }}}}",
+                  "{%- endfor %}"]
     for name, variable in sorted((placeholders or {}).items()) if not levels else []:
         lines += [f"{{%- if {json.dumps(name)} not in {source} %}}",
                   f'{indent}{json.dumps(name)}: {{{{ secret("{variable}") }}}}',
@@ -432,6 +495,10 @@ def template_text(kind: str, exported: Export, write_only: list[WriteOnly],
     lines += ["{%- endfor %}" for _ in levels]
     lines.append("{%- endif %}")
     return "\n".join(lines) + "\n"
+
+
+def _is_placeholder(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {SECRET} and isinstance(value[SECRET], str)
 
 
 # -- what the plan after an import means ------------------------------------------------------------------------------
@@ -487,6 +554,11 @@ def report_lines(result: ImportResult) -> list[str]:
     if oauth:
         lines.append(f"Not managed either: {', '.join(oauth)} (write-only, used only while signing in with OAuth)")
     lines += _held_back_lines(result)
+    for item in result.environments:
+        if item.placeholders:
+            lines.append(f"Secrets of {item.env.name} are read from the environment (the server never returns them; "
+                         "the variable files name the variable): set these before the next plan:")
+            lines += [f"  {variable}  ({address})" for variable, address in sorted(item.placeholders.items())]
     if result.dry_run:
         for planned in result.written:
             lines.append(f"--- {planned.shown}")
