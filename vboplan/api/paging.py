@@ -4,7 +4,7 @@ v6/v7 only), read in order with the remaining pages fetched concurrently."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -17,13 +17,15 @@ class Paging(Session):
     """A session that reads paged collections."""
 
     def iter_pages(self, path: str, params: dict[str, Any] | None = None, limit: int = PAGE_LIMIT_MAX,
-                   ahead: int = 0) -> Iterator[dict[str, Any]]:
+                   ahead: int = 0, decode: Callable[[bytes], dict[str, Any]] | None = None) -> Iterator[Any]:
         """Every item of a paged collection, in order. The first page comes alone (it names the ``setId`` the others
         reuse, and ``totalCount`` where the version has it); the rest are fetched concurrently: every remaining
         page at once when the total is known (v6/v7), else ``ahead`` pages speculatively beyond the last one
         received (v8: a page past the end comes back empty and only costs its round trip). ``ahead`` defaults to
-        the client's in-flight bound."""
-        first = self._page(path, {**(params or {}), "offset": 0, "limit": limit})
+        the client's in-flight bound. ``decode`` turns a page's bytes into the page (a mapping with ``results``,
+        ``setId``, ``totalCount`` and ``_links``) instead of decoding all of it as JSON: a typed decoder that keeps
+        only the fields its caller reads (the results then are what it makes of each); ValueError: no page."""
+        first = self._page(path, {**(params or {}), "offset": 0, "limit": limit}, decode)
         results = first["results"]
         yield from results
         set_id = first.get("setId")
@@ -38,14 +40,14 @@ class Paging(Session):
         with ThreadPoolExecutor(max_workers=window) as pool:
             if isinstance(total, int):
                 offsets = range(step, total, step)
-                for page in pool.map(lambda offset: self._page(path, {**query, "offset": offset}), offsets):
+                for page in pool.map(lambda offset: self._page(path, {**query, "offset": offset}, decode), offsets):
                     yield from page["results"]
                 return
             pending: deque[Future[dict[str, Any]]] = deque()
             offset = step
             while True:
                 while len(pending) < window:
-                    pending.append(pool.submit(self._page, path, {**query, "offset": offset}))
+                    pending.append(pool.submit(self._page, path, {**query, "offset": offset}, decode))
                     offset += step
                 page = pending.popleft().result()
                 results = page["results"]
@@ -56,10 +58,16 @@ class Paging(Session):
                         late.cancel()
                     return
 
-    def _page(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
-        page = self.get(path, query)
-        if not isinstance(page, dict) or not isinstance(page.get("results"), list) \
-                or not all(isinstance(item, dict) for item in page["results"]) \
+    def _page(self, path: str, query: dict[str, Any],
+              decode: Callable[[bytes], dict[str, Any]] | None = None) -> dict[str, Any]:
+        try:
+            page = self.get(path, query) if decode is None else \
+                decode(self.request("GET", path, params=query).content)
+        except ValueError:  # the decoder's refusal (self.get raises ApiError on bad JSON)
+            page = None
+        results = page.get("results") if isinstance(page, dict) else None
+        if not isinstance(page, dict) or not isinstance(results, list) \
+                or (decode is None and not all(isinstance(item, dict) for item in results)) \
                 or not isinstance(page.get("_links") or {}, dict):
             raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a page")
         return page
