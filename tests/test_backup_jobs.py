@@ -20,6 +20,15 @@ from conftest import API_SECRET, ProjectDir
 from vboplan.emulator import Store, start
 
 ORG = "contoso.onmicrosoft.com"
+
+
+def _archive(folder: str) -> dict[str, Any]:
+    """An object-storage repository (what a copy job copies to)."""
+    return {"proxy": "proxy01.contoso.local", "retentionType": "SnapshotBased", "objectStorage": {
+        "account": "akiaexample01", "type": "AmazonS3", "s3Folder": folder,
+        "amazonBucketS3Aws": {"name": "vb365-archive", "regionType": "Global", "regionId": "eu-west-1"}}}
+
+
 SEED: dict[str, Any] = {
     "credentials": [{"username": "admin", "password": API_SECRET}],
     "organizations": [{
@@ -34,7 +43,9 @@ SEED: dict[str, Any] = {
     "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}],
     "backup_repositories": {"Repo EU": {"proxy": "proxy01.contoso.local", "path": "D:\\EU", "retentionType": "ItemLevel"},
                             "Repo US": {"proxy": "proxy01.contoso.local", "path": "D:\\US",
-                                        "retentionType": "ItemLevel"}},
+                                        "retentionType": "ItemLevel"},
+                            "Archive EU": _archive("eu"), "Archive US": _archive("us")},
+    "cloud_accounts": [{"userName": "akiaexample01", "accountType": "amazonS3Account"}],
 }
 VERSIONS = ("v6", "v7", "v8")
 
@@ -160,7 +171,7 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
 
     # Item add and remove through the item endpoints, a flag turned off (a warning), the job disabled (a warning);
     # a copy job of it.
-    copy = '{repository: Repo US, schedulePolicy: {type: DailyAtTime, dailyTime: "03:00:00"}, isEnabled: true}'
+    copy = '{repository: Archive US, schedulePolicy: {type: DailyAtTime, dailyTime: "03:00:00"}, isEnabled: true}'
     _template(project, enabled="false", excluded=False, extra="      - {user: jane@contoso.com, oneDrive: true}\n",
               hr="mailbox: false", copy=copy)
     planned = project.run("plan", "--env", env, "--format", "json")
@@ -186,7 +197,7 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     _converged(project, env)
 
     # Move Jane to the other job: a warning on both rows; the repository change too.
-    copy = '{repository: Repo EU, schedulePolicy: {type: DailyAtTime, dailyTime: "04:00:00"}, isEnabled: false}'
+    copy = '{repository: Archive EU, schedulePolicy: {type: DailyAtTime, dailyTime: "04:00:00"}, isEnabled: false}'
     _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}",
               extra="      - {user: jane@contoso.com, oneDrive: true}\n", hr="mailbox: false", copy=copy)
     planned = project.run("plan", "--env", env, "--format", "json")

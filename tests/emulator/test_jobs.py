@@ -15,12 +15,16 @@ from vboplan.emulator import Store
 
 from .helpers import Api, seed_data
 
-REPOS = {"Repo EU": {"proxy": "proxy01.contoso.local", "path": "D:\\EU", "retentionType": "ItemLevel"}}
+REPOS = {"Repo EU": {"proxy": "proxy01.contoso.local", "path": "D:\\EU", "retentionType": "ItemLevel"},
+         "Archive": {"proxy": "proxy01.contoso.local", "retentionType": "SnapshotBased", "objectStorage": {
+                "account": "akiaexample01", "type": "AmazonS3", "s3Folder": "eu",
+                "amazonBucketS3Aws": {"name": "vb365-archive", "regionType": "Global", "regionId": "eu-west-1"}}}}
 
 
 @pytest.fixture
 def store() -> Store:
     data = {**seed_data(), "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193}],
+            "cloud_accounts": [{"userName": "akiaexample01", "accountType": "amazonS3Account"}],
             "backup_repositories": REPOS}
     return Store.from_data(data)
 
@@ -91,7 +95,10 @@ def test_jobs_items_enable_and_copy_jobs(client: Any, job_version: str) -> None:
     assert len(_listed(api, f"/Jobs/{job_id}/SelectedItems")) == 1
 
     # A copy job: one per backup job; the job it copies cannot be deleted (409) until the copy job is.
-    copy = {"backupJobId": job_id, "repositoryId": repo_id,
+    archive = next(r["id"] for r in _listed(api, "/BackupRepositories") if r["name"] == "Archive")
+    plain = {"backupJobId": job_id, "repositoryId": repo_id, **({"organizationId": org_id} if api.version == "v8" else {})}
+    assert api.post("/CopyJobs", json=plain, lenient=True).status_code == 400  # not object storage
+    copy = {"backupJobId": job_id, "repositoryId": archive,
             "schedulePolicy": {"type": "DailyAtTime", "dailyTime": "03:00:00"}}
     if api.version == "v8":
         copy["organizationId"] = org_id

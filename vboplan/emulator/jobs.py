@@ -18,7 +18,8 @@ items inside; these handlers serve them as the documents do:
   is recorded as a run (``lastRun``), so a test can prove a client never sends it.
 * A job a copy job copies cannot be deleted (409, v8's ``OperationConflict``; the status is not documented).
 * Copy jobs (``/CopyJobs``): one per backup job (``GET /Jobs/{jobId}/CopyJob`` answers one object), on an
-  existing repository; the server names them after the backup job.
+  existing object-storage repository (the documents: of an archive tier; the tier is not checked); the server names
+  them after the backup job.
 """
 
 from __future__ import annotations
@@ -385,9 +386,14 @@ def _check_copy(call: Call, obj: dict[str, Any]) -> None:
              and str(c.get("backupJobId", "")).lower() == job["id"].lower()]
     if other:
         raise ApiError(400, f"Job '{job.get('name')}' already has a copy job ('{other[0].get('name')}').")
-    if not any(r["id"].lower() == str(obj.get("repositoryId", "")).lower()
-               for r in _table(call, "backup_repositories")):
+    repository = next((r for r in _table(call, "backup_repositories")
+                       if r["id"].lower() == str(obj.get("repositoryId", "")).lower()), None)
+    if repository is None:
         raise ApiError(400, f"Backup repository with ID '{obj.get('repositoryId')}' was not found.")
+    if not (repository.get("objectStorage") or repository.get("objectStorageId")):
+        # v7/v8 documents: repositoryId is "ID of one of the following object storage repositories" (archive tiers).
+        raise ApiError(400, f"Backup repository '{repository.get('name')}' is not an object storage repository: "
+                            "a backup copy job copies to object storage.")
     if obj.get("organizationId") and str(obj["organizationId"]).lower() != str(job.get("organizationId")).lower():
         raise ApiError(400, "The request is invalid: organizationId is not the backup job's organization.")
 
