@@ -1,8 +1,9 @@
 """Encryption keys and backup repositories (v6-v8) against the emulator, one project per version shared by the
 steps: one plan creates a key and a repository that uses it (the key's id, assigned by the server, filled in
 during the apply); --target of the repository takes the key in; converge; an
-update; a fixed field (retentionType) and a key's new password are refused; a key in use is neither deleted by a
-plan nor by the server (409); prevent_destroy; deletes in reverse order. The planted password is in no output or
+update; a fixed field (retentionType) and a key's new password plan a replace (-/+), refused unless lifecycle allows
+it and while something uses the object, then DELETE and POST in dependency order; a key in use is neither deleted by
+a plan nor by the server (409); prevent_destroy; deletes in reverse order. The planted password is in no output or
 file."""
 
 from __future__ import annotations
@@ -111,14 +112,58 @@ def test_keys_and_repositories(project: ProjectDir, version: str, tmp_path: Path
     assert _rows(project.run("plan", "--env", "dev", "--format", "json")) == {
         'backup_repositories["Repo EU"].description': ("update", "EU", "EU mail")}
     assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
-    project.write("templates/repos.yaml.j2", _template("EU mail", "SnapshotBased"))
-    assert_one_clean_error(project.run("plan", "--env", "dev"), 'backup_repositories["Repo EU"].retentionType',
-                           "cannot change in place")
-    project.write("templates/repos.yaml.j2", _template("EU mail"))
+    # A fixed field plans a replace (-/+ with its reason), refused unless the lifecycle allows it.
+    replacing = _template("EU mail", "SnapshotBased")
+    project.write("templates/repos.yaml.j2", replacing)
+    assert_one_clean_error(project.run("plan", "--env", "dev"), "templates/repos.yaml.j2:4", 'backup_repositories["Repo '
+                           'EU"]: retentionType cannot change after creation', "allow_replace: true")
+    allow = "lifecycle:\n  'backup_repositories[\"Repo EU\"]': {allow_replace: true}\n"
+    project.write("templates/repos.yaml.j2", replacing + allow)
+    replan = tmp_path / "replace.json"
+    planned = project.run("plan", "--env", "dev", "--out", str(replan))
+    assert planned.exit_code == 0, planned.output
+    assert "-/+ replace" in planned.stdout and "1 to replace" in planned.stdout, planned.stdout
+    assert "retentionType cannot change after creation" in planned.stdout, planned.stdout
+    shown = project.run("show", "--requests", "--format", "json", str(replan))
+    assert [(r["method"], r["path"].split("/")[2]) for r in json.loads(shown.stdout)["plans"][0]["requests"]] == [
+        ("DELETE", "BackupRepositories"), ("POST", "BackupRepositories")], shown.stdout
+    old = _list(project, version, "BackupRepositories")[0]
+    assert project.run("apply", str(replan)).exit_code == 0
+    [new] = _list(project, version, "BackupRepositories")
+    assert new["id"] != old["id"] and (new["retentionType"], new["encryptionKeyId"]) == ("SnapshotBased",
+                                                                                       keys[0]["id"]), new
+    assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
+
+    # A key's new password means a new key (no PUT): refused while a repository keeps using the old one; allowed
+    # when the repository is replaced too: its DELETE first, then the key's, then the new key, then the repository
+    # with the new key's id.
     monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", KEY_PASSWORD + "-new")
-    assert_one_clean_error(project.run("plan", "--env", "dev"), 'encryption_keys["Archive key 2026"].password',
-                           "cannot change in place")
-    monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", KEY_PASSWORD)
+    both = allow + "  'encryption_keys[\"Archive key 2026\"]': {allow_replace: true}\n"
+    project.write("templates/repos.yaml.j2", replacing + both)
+    assert_one_clean_error(project.run("plan", "--env", "dev"), 'encryption_keys["Archive key 2026"]: encryption_keys '
+                           "cannot be updated", 'backup_repositories["Repo EU"] (encryptionKey) uses it')
+    project.write("templates/repos.yaml.j2", _template("EU mail") + both)
+    assert_one_clean_error(project.run("plan", "--env", "dev", "--target", 'encryption_keys["Archive key 2026"].password'),
+                           'only part of the replace of encryption_keys["Archive key 2026"]', "as a whole")
+    shown = project.run("plan", "--env", "dev", "--out", str(replan))
+    assert shown.exit_code == 0 and "2 to replace" in shown.stdout, shown.output
+    requests = json.loads(project.run("show", "--requests", "--format", "json", str(replan)).stdout)["plans"][0]["requests"]
+    assert [(r["method"], r["path"].split("/")[2]) for r in requests] == [
+        ("DELETE", "BackupRepositories"), ("DELETE", "EncryptionKeys"), ("POST", "EncryptionKeys"),
+        ("POST", "BackupRepositories")], requests
+    assert requests[-1]["body"]["encryptionKeyId"] == "(known after apply)", requests
+    assert project.run("apply", str(replan)).exit_code == 0
+    [key] = _list(project, version, "EncryptionKeys")
+    [repo] = _list(project, version, "BackupRepositories")
+    assert key["id"] != keys[0]["id"] and repo["encryptionKeyId"] == key["id"], (key, repo)
+    assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
+    outputs += [shown.output, planned.output]
+
+    # prevent_destroy refuses a replace as it refuses a delete.
+    project.write("templates/repos.yaml.j2", replacing + "lifecycle:\n  'backup_repositories[\"Repo EU\"]': "
+                  "{allow_replace: true, prevent_destroy: true}\n")
+    assert_one_clean_error(project.run("plan", "--env", "dev"), 'backup_repositories["Repo EU"]: retentionType',
+                           "prevent_destroy: true")
 
     # prevent_destroy protects the repository; without it, the repository goes first, then the key.
     project.write("templates/repos.yaml.j2", "encryption_keys: {}\nbackup_repositories: {}\nlifecycle:\n"

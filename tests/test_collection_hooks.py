@@ -61,3 +61,48 @@ def test_a_create_under_its_parent_and_fields_read_elsewhere(project: ProjectDir
         assert [n["hostName"] for n in under] == ["n1"]
         again = project.run("plan", "--env", "dev", "--detailed-exitcode")
         assert again.exit_code == 0, again.output
+
+
+class UnderPool:
+    """Notes created under /ProxyPools/{proxyPoolId}/ThrowawayNotes, which alone says which pool a note has."""
+
+    def more(self, client: Any, version: str, item: dict[str, Any]) -> dict[str, Any]:
+        for pool in client.get("ProxyPools")["results"]:
+            if any(n["id"] == item["id"] for n in client.get(f"ProxyPools/{pool['id']}/ThrowawayNotes")["results"]):
+                return {"proxyPoolId": pool["id"]}
+        return {}
+
+
+POOL_NOTES = CollectionSpec(
+    key="throwaway_pool_notes", key_field="hostName",
+    versions={"v8": Api(list=Operation("GET", "ThrowawayNotes", (200,), True), request="RESTProxy",
+                        response="RESTProxy", get=Operation("GET", "ThrowawayNotes/{noteId}"),
+                        create=Operation("POST", "ProxyPools/{proxyPoolId}/ThrowawayNotes", (201,)),
+                        update=Operation("PUT", "ThrowawayNotes/{noteId}", (204,)),
+                        delete=Operation("DELETE", "ThrowawayNotes/{noteId}", (204,)))},
+    references=(Reference("proxyPoolId", "proxy_pools"),), hooks=UnderPool())
+
+
+def test_a_create_under_a_parent_the_same_apply_creates(project: ProjectDir) -> None:
+    """The parent's id is the server's to assign: the path shows (known after apply), and apply sends the create
+    under the id the parent's POST answered with."""
+    for path in (project.root / "templates").glob("*"):
+        path.unlink()
+    project.seed("dev", {**SEED, "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193}]})
+    with registered_collection(POOL_NOTES):
+        project.write("templates/notes.yaml.j2", "proxy_pools:\n  EU pool: {proxies: [proxy01.contoso.local]}\n"
+                      "throwaway_pool_notes:\n  n1: {description: one, proxyPool: EU pool}\n")
+        planfile = project.root / "plan.json"
+        assert project.run("plan", "--env", "dev", "--out", str(planfile)).exit_code == 0
+        shown = project.run("show", "--requests", "--format", "json", str(planfile))
+        requests = json.loads(shown.stdout)["plans"][0]["requests"]
+        assert [(r["method"], r["path"]) for r in requests] == [
+            ("POST", "/v8/ProxyPools"), ("POST", "/v8/ProxyPools/(known after apply)/ThrowawayNotes")], requests
+        applied = project.run("apply", str(planfile))
+        assert applied.exit_code == 0, applied.output
+        api = project.api("dev")
+        [pool] = api.get("/v8/ProxyPools").json()["results"]
+        assert [n["hostName"] for n in api.get(f"/v8/ProxyPools/{pool['id']}/ThrowawayNotes").json()["results"]] == \
+            ["n1"]
+        again = project.run("plan", "--env", "dev", "--detailed-exitcode")
+        assert again.exit_code == 0, again.output

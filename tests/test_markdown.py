@@ -83,7 +83,7 @@ def test_a_2000_change_plan_fits_a_github_comment(project: ProjectDir) -> None:
     total = len(json.loads((project.root / "dev.plan").read_text(encoding="utf-8"))["changes"])
     assert total > 2000
     assert len(text) <= LIMIT
-    assert "### Environment dev: `emulator:dev` (API v8): 2000 to create, 9 to update, 0 to delete" in text
+    assert "### Environment dev: `emulator:dev` (API v8): 2000 to create, 9 to update, 0 to replace, 0 to delete" in text
     shown = [line for line in text.splitlines() if line.startswith("| c")]
     assert 200 < len(shown) < total
     assert f"showing the first {len(shown)} of {total} changes" in text

@@ -145,7 +145,7 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         assert_one_clean_error(project.run("validate", "--env", "dev"), "templates/repos.yaml.j2:",
                                'backup_repositories["Archive S3"]', "no encryptionKey")
 
-        # The size limit changes in place; the folder (the object-storage target) cannot.
+        # The size limit changes in place; the folder (the object-storage target) plans a replace.
         project.write("templates/repos.yaml.j2", _repositories(size=2048))
         rows = _rows(project.run("plan", "--env", "dev", "--format", "json"))
         assert list(rows) == ['backup_repositories["Archive S3"].objectStorage'], rows
@@ -155,8 +155,8 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
             http, version, "BackupRepositories")}["Archive S3"])["sizeLimitGB"] == 2048
         assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
         project.write("templates/repos.yaml.j2", _repositories(folder="us", size=2048))
-        assert_one_clean_error(project.run("plan", "--env", "dev"), 'backup_repositories["Archive S3"].objectStorage',
-                               "cannot change in place")
+        assert_one_clean_error(project.run("plan", "--env", "dev"), 'backup_repositories["Archive S3"]: '
+                               "objectStorage.s3Folder cannot change after creation", "allow_replace: true")
 
         # The server's own rules: a fixed field's PUT, a folder another repository has on the proxy, an account
         # in use.

@@ -25,7 +25,7 @@ def test_plan_lists_exactly_the_fields_that_differ_and_exits_2(project: ProjectD
     assert "audit_email_settings.userPassword" in out and "(sensitive) will be set" in out
     # job settings already match except nothing: notifyOnFailure true and notifyOnSuccess false in the seed.
     assert "job_email_settings" not in out
-    assert "Plan: 0 to create, 9 to update, 0 to delete." in out
+    assert "Plan: 0 to create, 9 to update, 0 to replace, 0 to delete." in out
     assert_no_secret(result.output)
 
 

@@ -1,5 +1,6 @@
 """One plan creates an account, a key and a repository that uses the key, in dependency order; an apply killed
-(SIGKILL) right after the first create leaves a true record: the next plan creates only what is missing."""
+(SIGKILL) right after the first create leaves a true record: the next plan creates only what is missing. A replace
+killed between its DELETE and its POST leaves a plan that creates the object."""
 
 from __future__ import annotations
 
@@ -49,20 +50,9 @@ def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectD
         token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
                                              "password": API_SECRET}).json()["access_token"]
         http.headers["Authorization"] = f"Bearer {token}"
-        applying = subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
-                                     "--env", "dev", "--auto-approve"],
-                                    env={**os.environ, "PYTHONPATH": str(REPO)},
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # The emulator appends each change to its change log before it answers: watching the file (not the API,
         # whose answers wait out the same latency) sees the first create the moment it lands.
-        changes = data.with_name(data.name + CHANGES_SUFFIX)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and applying.poll() is None:
-            if changes.exists() and b'"collection"' in changes.read_bytes():
-                break
-            time.sleep(0.005)
-        applying.send_signal(signal.SIGKILL)
-        applying.wait(timeout=30)
+        _apply_killed_once(project, data.with_name(data.name + CHANGES_SUFFIX), b'"collection"')
         held = {"accounts": len(http.get("/v8/Accounts").json()), "keys": len(http.get("/v8/EncryptionKeys").json()),
                 "repos": len(http.get("/v8/BackupRepositories").json()["results"])}
         # Killed after the first create landed (account and key, which refer to nothing, may go out together).
@@ -78,3 +68,33 @@ def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectD
         done = project.run("apply", "--env", "dev", "--auto-approve")
         assert done.exit_code == 0, done.output
         assert len(http.get("/v8/BackupRepositories").json()["results"]) == 1
+
+        # A replace killed between its DELETE and its POST: the journal says the old object is gone, and the next
+        # plan creates the repository (no replace of an object that is no longer there).
+        project.write("templates/repos.yaml.j2", TEMPLATE.replace("ItemLevel", "SnapshotBased") + "lifecycle:\n"
+                      "  'backup_repositories[\"Repo EU\"]': {allow_replace: true}\n")
+        _apply_killed_once(project, data.with_name(data.name + CHANGES_SUFFIX), b'"object":null')
+        assert http.get("/v8/BackupRepositories").json()["results"] == []
+        after = project.run("plan", "--env", "dev", "--format", "json")
+        assert [(c["action"], c["address"]) for c in json.loads(after.stdout)["plans"][0]["changes"]] == [
+            ("create", 'backup_repositories["Repo EU"]')], after.output
+        assert "interrupted" in after.stderr and "planted" not in after.output, after.stderr
+        done = project.run("apply", "--env", "dev", "--auto-approve")
+        assert done.exit_code == 0, done.output
+        [repo] = http.get("/v8/BackupRepositories").json()["results"]
+        assert repo["retentionType"] == "SnapshotBased"
+
+
+def _apply_killed_once(project: ProjectDir, changes: Path, landed: bytes) -> None:
+    """``apply --env dev --auto-approve`` in a process of its own, SIGKILLed the moment the emulator's change log
+    holds ``landed``."""
+    applying = subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
+                                 "--env", "dev", "--auto-approve"], env={**os.environ, "PYTHONPATH": str(REPO)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and applying.poll() is None:
+        if changes.exists() and landed in changes.read_bytes():
+            break
+        time.sleep(0.005)
+    applying.send_signal(signal.SIGKILL)
+    applying.wait(timeout=30)

@@ -14,6 +14,7 @@ from vboplan.api.client import VboClient
 from vboplan.applying.journal import recorded_resources
 from vboplan.connection import connect
 from vboplan.errors import VboplanError
+from vboplan.planning.changes import ACTIONS
 from vboplan.planning.plan import Plan, make_plan
 from vboplan.project.config import Environment, Project, load_project
 from vboplan.project.importing import ImportResult
@@ -74,7 +75,7 @@ class Report:
         if not total:
             return f"{env}: no changes" + ("" if self.applying else " needed")
         parts = ", ".join(f"{counts[a]} {a}d" if self.applying else f"{counts[a]} to {a}"
-                          for a in ("create", "update", "delete") if counts[a])
+                          for a in ACTIONS if counts[a])
         noun = "change" if total == 1 else "changes"
         return f"{env}: {total} {noun} {'made' if self.applying else 'would be made'} ({parts})"
 

@@ -27,7 +27,16 @@ from vboplan.kinds.registry import KINDS, Write, WriteContext
 from vboplan.output.wording import differences, plural
 from vboplan.planning import guard
 from vboplan.planning.changes import Change
-from vboplan.planning.plan import Plan, agree, basis, condensed, ordered_writes, read_live, reread
+from vboplan.planning.plan import (
+    Plan,
+    agree,
+    basis,
+    condensed,
+    ordered_writes,
+    read_live,
+    reread,
+    split_replace,
+)
 from vboplan.project.config import Environment, Project, current_user
 from vboplan.project.render import render
 from vboplan.sensitive import Sensitive, conceal_fields, hashed_fields, matches, remember, same_live
@@ -246,7 +255,7 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
             report.error = ApplyError(f"{ids} failed ({write.description}): {exc}")
             journal.answered(entry, ok=False, error=str(exc))
             break
-        report.applied.extend(write.changes)
+        _applied(report, write)
         journal.answered(entry, ok=True)  # saved with the next write's record, or by settle() below
     try:
         journal.settle()
@@ -257,6 +266,15 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
                                       "nothing more was sent")
     done = {c.id for c in report.applied} | {c.id for c in report.failed}
     report.not_run = [c for c in approved if c.id not in done]
+
+
+def _applied(report: ApplyReport, write: Write) -> None:
+    """Count ``write``'s changes as applied; the POST of a replace stands for its DELETE (the write before it, which
+    counted the delete half alone, so that a replace cut between the two is reported as a delete)."""
+    if any(c.action == "replace" for c in write.changes):
+        done = {c.id for c in write.changes}
+        report.applied = [c for c in report.applied if c.id not in done]
+    report.applied.extend(write.changes)
 
 
 def send(client: VboClient, write: Write, context: WriteContext) -> None:
@@ -370,6 +388,11 @@ def apply_plan_file(project: Project, path: Path, announce: Any = None) -> Apply
         from vboplan.applying.refresh import apply_refresh
 
         return apply_refresh(project, env, plan, clearance, path)
+    split = split_replace(plan.changes, clearance.approved)
+    if split:
+        raise PlanError(f"{path}: {split[0]} is replaced (deleted, then created again) together with "
+                        f"{', '.join(f'{c.id} ({c.address})' for c in split[1])}, which the approvals leave out; "
+                        "approve every change of the object, or none")
     approved = resolve_secrets(project, env, plan, clearance.approved)
     store = StateStore(project, env)
     progress.phase("taking the apply lock and connecting", env.name)

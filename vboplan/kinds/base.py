@@ -108,6 +108,9 @@ class Basis:
     # Every kind's recorded live values (this one's included), by kind: where a kind finds the ids of the objects
     # of other kinds it refers to by name (a job's repository).
     every_live: Mapping[str, Any] = field(default_factory=dict)
+    # The objects (addresses) the same apply replaces: their ids are the server's to assign again, so a request that
+    # refers to one carries an AfterApply (set by ordered_writes; derive does not use it).
+    replaced: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,8 @@ class CollectionKind:
         obj = _find_key(live.get("objects") or {}, key)
         if action == "update" and path:
             return self._derive_update(basis, address, key, path, obj, after, live)
+        if action == "replace" and not path:
+            return self._derive_replace(basis.version, api, address, key, obj, after, live)
         if path or action not in ("create", "delete"):
             raise PlanError(f"{address}: a {self.name} {'field' if path else 'object'} is not {action}d")
         if action == "delete":
@@ -237,6 +239,39 @@ class CollectionKind:
                             "API cannot create it)")
         self._check_shown(basis.version, address, after, live)
         return make("create", self.name, address, None, after, False, {"key": key})
+
+    def _derive_replace(self, version: str, api: Api, address: Address, key: str, obj: Any, after: Any,
+                        live: dict[str, Any]) -> Change:
+        if obj is None or api.create is None or api.delete is None:
+            raise PlanError(f"{address}: the plan cannot replace this object (not on the server, or the API cannot "
+                            "delete and create it)")
+        self._check_shown(version, address, after, live)
+        # Without an update call, any change is a new object (a new password: the row of it says so, sensitive).
+        reason = self._replace_reason(version, obj["values"], after, live, secret_changed=api.update is None)
+        if not reason:
+            raise PlanError(f"{address}: nothing about this object needs a replace (no field the server fixes after "
+                            "creation changes)")
+        return make("replace", self.name, address, self._shown_object(obj["values"], live), after, False,
+                    {"key": key, "id": obj["id"], "reason": reason})
+
+    def _replace_reason(self, version: str, values: dict[str, Any], shown: dict[str, Any], live: dict[str, Any],
+                        secret_changed: bool) -> str:
+        """Why an object whose live values are ``values`` cannot become ``shown`` (desired, references as addresses)
+        in place: the fixed fields that change, or a changed secret of a kind the API cannot update. Empty: it can."""
+        fixed = []
+        for name in self.spec.fixed:  # a top-level field, or one inside it (objectStorage.s3Folder)
+            top, *inside = name.split(".")
+            if top in shown:
+                seen = self._shown(top, _project(values.get(top), shown[top]), live)
+                if not _same(_get_path(seen, tuple(inside)), _get_path(shown[top], tuple(inside))):
+                    fixed.append(name)
+        if fixed:
+            return f"{' and '.join(fixed)} cannot change after creation"
+        api = self.spec.api(version)
+        if secret_changed and api is not None and api.update is None:
+            secrets = " or ".join(self.spec.secrets) or "secret"
+            return f"{self.name} cannot be updated (the API has no update): a new {secrets} means a new object"
+        return ""
 
     def _derive_update(self, basis: Basis, address: Address, key: str, path: Path, obj: Any, after: Any,
                        live: dict[str, Any]) -> Change:
@@ -401,23 +436,26 @@ class CollectionKind:
         for name in sorted(plain):
             wanted, seen = self._canonical(name, plain[name], live), _project(values.get(name), plain[name])
             if not _same(seen, wanted):
-                if self._fixed(name, seen, wanted):
-                    raise PlanError(f"{address}.{name} cannot change in place (it is fixed once the object exists); "
-                                    "replacing the object is not supported yet")
                 changes.append(make("update", self.name, address.field(name), self._shown(name, seen, live),
                                     self._shown(name, wanted, live), False, {"key": key, "id": obj["id"]}))
         in_place = (api := self.spec.api(version)) is not None and api.update is not None
+        changed = []
         for path, value in secret:
             recorded = secrets.get(".".join(path))
             if matches(reveal(value), recorded) or (recorded is None and not in_place):
                 continue  # without an update call, a secret never applied here cannot be set (nor checked)
-            if not in_place:
-                raise PlanError(f"{address}.{'.'.join(path)} changed, but {self.name} cannot change in place (the "
-                                "API has no update for it: a new value means a new object); replacing the object "
-                                "is not supported yet")
-            changes.append(make("update", self.name, _at(address, path), None, value, True,
-                                {"key": key, "id": obj["id"], "write_only": True, "recorded": recorded is not None}))
-        return changes
+            changed.append((path, value, recorded is not None))
+        shown = self._shown_object(plain, live)
+        reason = self._replace_reason(version, values, shown, live, secret_changed=bool(changed))
+        if reason:  # deleted and created again: the new object gets every desired field, its secrets too
+            return [make("replace", self.name, address, self._shown_object(values, live), shown, False,
+                         {"key": key, "id": obj["id"], "reason": reason})] + [
+                make("update", self.name, _at(address, path), None, value, True,
+                     {"key": key, "id": obj["id"], "write_only": True,
+                      "recorded": secrets.get(".".join(path)) is not None}) for path, value in secret]
+        return changes + [make("update", self.name, _at(address, path), None, value, True,
+                               {"key": key, "id": obj["id"], "write_only": True, "recorded": recorded})
+                          for path, value, recorded in changed]
 
     def _fixed(self, name: str, live: Any, desired: Any) -> bool:
         """Whether changing top-level field ``name`` from ``live`` to ``desired`` changes a field the server fixes
@@ -552,11 +590,34 @@ class CollectionKind:
             by_key.setdefault(_key_of(change.address), []).append(change)
         writes = []
         for key, mine in by_key.items():
-            request = self._request(basis.version, api, key, mine, live)
-            requests = self._apart(basis.version, key, mine, live, request) \
-                if self.spec.separate_in(basis.version) else [request]
-            writes.append(Write(f"{request.method} /{basis.version}/{request.path}", mine, requests=requests))
+            replacing = next((c for c in mine if c.action == "replace"), None)
+            if replacing is not None:
+                writes += self._replace_writes(basis, api, key, mine, replacing, live)
+                continue
+            request = self._request(basis.version, api, key, mine, live, basis.replaced)
+            writes.append(Write(f"{request.method} {request.shown(basis.version)['path']}", mine,
+                                requests=self._separated(basis.version, key, mine, live, request)))
         return writes
+
+    def _separated(self, version: str, key: str, mine: list[Change], live: dict[str, Any],
+                   request: Request) -> list[Request]:
+        return self._apart(version, key, mine, live, request) if self.spec.separate_in(version) else [request]
+
+    def _replace_writes(self, basis: Basis, api: Api, key: str, mine: list[Change], replacing: Change,
+                        live: dict[str, Any]) -> list[Write]:
+        """A replace is two writes, as Terraform orders them by default: the DELETE of the old object (a write of its
+        own, carrying the replace's delete half, so a journal cut between the two tells the truth), then the POST of
+        the new one with every desired field and secret."""
+        gone = make("delete", self.name, replacing.address, replacing.before, None, False, replacing.detail,
+                    replacing.id)
+        delete = self._request(basis.version, api, key, [gone], live)
+        created = make("create", self.name, replacing.address, None, replacing.after, False, {"key": key})
+        rest = [created, *(c for c in mine if c is not replacing)]
+        post = self._request(basis.version, api, key, rest, live, basis.replaced)
+        return [Write(f"DELETE /{basis.version}/{delete.path} (replace {replacing.address}: the old object)", [gone],
+                      requests=self._separated(basis.version, key, [gone], live, delete)),
+                Write(f"POST {post.shown(basis.version)['path']} (replace {replacing.address}: the new object)", mine,
+                      requests=self._separated(basis.version, key, rest, live, post))]
 
     def _apart(self, version: str, key: str, mine: list[Change], live: dict[str, Any],
                request: Request) -> list[Request]:
@@ -595,7 +656,8 @@ class CollectionKind:
             _field_path(c.address)[:1] in {(a.field,) for a in self.spec.separate_in(version)} for c in mine)
         return [*before, *([] if apart_only else [replace(request, body=body)]), *after]
 
-    def _request(self, version: str, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> Request:
+    def _request(self, version: str, api: Api, key: str, mine: list[Change], live: dict[str, Any],
+                 replaced: frozenset[str] = frozenset()) -> Request:
         obj = _find_key(live.get("objects") or {}, key)
         actions = {c.action for c in mine}
         if "delete" in actions:
@@ -605,21 +667,21 @@ class CollectionKind:
         body: dict[str, Any] = {self.spec.key_field: key}
         for change in mine:
             if change.action == "create":
-                body.update(self._api_body(change.after, live))
+                body.update(self._api_body(change.after, live, replaced))
                 continue
             path = _field_path(change.address)
             ref = self._reference_named(path[0]) if len(path) == 1 else None
             if ref is not None:
-                body[ref.field] = self._ids_of(ref, change.after, live)
+                body[ref.field] = self._ids_of(ref, change.after, live, replaced)
             else:
-                _put(body, path, self._api_value(path[0], change.after, live) if len(path) == 1 else change.after)
+                _put(body, path, self._api_value(path[0], change.after, live, replaced) if len(path) == 1 else change.after)
         if "create" in actions:
             if api.create is None:
                 raise PlanError(f"{object_address(self.name, key)}: the API cannot create {self.name}")
             for name in self.spec.required(version):
                 body.setdefault(name, [] if any(r.field == name and r.many for r in self.spec.references) else "")
-            path, body = self._placed(version, api, key, body)
-            return Request("POST", path, body, api.create.status, assigns=str(object_address(self.name, key)))
+            path, body, ids = self._placed(version, api, key, body)
+            return Request("POST", path, body, api.create.status, ids=ids, assigns=str(object_address(self.name, key)))
         if obj is None or api.update is None:
             raise PlanError(f"{object_address(self.name, key)}: not on the server")
         for name in self.spec.required(version):
@@ -637,44 +699,53 @@ class CollectionKind:
             return [] if ref.many else None
         return self._ids_of(ref, self._shown(ref.written, names, live), live)
 
-    def _placed(self, version: str, api: Api, key: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _placed(self, version: str, api: Api, key: str,
+                body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, AfterApply]]:
         """Where a create goes: placeholders of its path (``Organizations/{organizationId}/RbacRoles``) filled from
-        the body's reference of the same name, then as the spec's ``PlacesCreate`` hook says."""
+        the body's reference of the same name, then as the spec's ``PlacesCreate`` hook says. A placeholder naming an
+        object the same apply creates stays in the path, ``(known after apply)`` until the executor fills it in."""
         assert api.create is not None
         values: dict[str, str] = {}
+        later: dict[str, AfterApply] = {}
         for name in re.findall(r"\{(\w+)\}", api.create.path):
             value = body.get(name)
+            if isinstance(value, AfterApply):
+                later[name], values[name] = value, "{" + name + "}"
+                continue
             if not isinstance(value, str):
                 raise PlanError(f"{object_address(self.name, key)}: the create's path needs {name}, which the object "
-                                "does not name (or names an object this apply creates)")
+                                "does not name")
             values[name] = value
         path = api.create.url(**values)
         hooks = self.spec.hooks
-        return hooks.place(version, path, body) if isinstance(hooks, PlacesCreate) else (path, body)
+        path, body = hooks.place(version, path, body) if isinstance(hooks, PlacesCreate) else (path, body)
+        return path, body, later
 
-    def _api_body(self, shown: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    def _api_body(self, shown: dict[str, Any], live: dict[str, Any], replaced: frozenset[str]) -> dict[str, Any]:
         body: dict[str, Any] = {}
         for name, value in (shown or {}).items():
             ref = self._reference_named(name)
             if ref is None:
-                body[name] = self._api_value(name, value, live)
+                body[name] = self._api_value(name, value, live, replaced)
             else:
-                body[ref.field] = self._ids_of(ref, value, live)
+                body[ref.field] = self._ids_of(ref, value, live, replaced)
         return body
 
-    def _api_value(self, name: str, shown: Any, live: dict[str, Any]) -> Any:
+    def _api_value(self, name: str, shown: Any, live: dict[str, Any],
+                   replaced: frozenset[str] = frozenset()) -> Any:
         """The API value of top-level field ``name`` shown as ``shown``: nested references as ids."""
-        return self._each_nested(name, shown, lambda ref, value: self._ids_of(ref, value, live), api=True)
+        return self._each_nested(name, shown, lambda ref, value: self._ids_of(ref, value, live, replaced), api=True)
 
-    def _ids_of(self, ref: Reference, shown: Any, live: dict[str, Any]) -> Any:
+    def _ids_of(self, ref: Reference, shown: Any, live: dict[str, Any], replaced: frozenset[str] = frozenset()) -> Any:
         """The API value of a reference shown as addresses: ids from the live values, ``(known after apply)`` for
-        an object the same apply creates."""
+        an object the same apply creates or replaces."""
         known = {n.lower(): i for n, i in ((live.get("refs") or {}).get(ref.kind) or {}).items()}
         out: list[Any] = []
         for address in shown if isinstance(shown, list) else [shown]:
             name = Address.parse(address).parts[0][1]
             found = known.get(name.lower())
-            out.append(found if found is not None else AfterApply(str(object_address(ref.kind, name))))
+            other = str(object_address(ref.kind, name))
+            out.append(found if found is not None and other not in replaced else AfterApply(other))
         return [{ref.each: i} for i in out] if ref.many else out[0]
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
@@ -683,6 +754,8 @@ class CollectionKind:
             return obj is None
         if obj is None:
             return False
+        if change.action == "replace":
+            return obj["id"] != change.detail.get("id")  # a new object in the old one's place
         if change.action == "create" or change.write_only:
             return True
         path = _field_path(change.address)

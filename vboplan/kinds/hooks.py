@@ -68,7 +68,8 @@ class PlacesCreate(Protocol):
     and carries another body (a v6/v7 job is created under its organization and names it only in the path)."""
 
     def place(self, version: str, path: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The path and body of the create otherwise sent to ``path`` with ``body`` (ids already filled in)."""
+        """The path and body of the create otherwise sent to ``path`` with ``body`` (ids already filled in; the id of
+        an object the same apply creates stays a ``{placeholder}`` of the path, filled in when it is sent)."""
 
 
 @runtime_checkable

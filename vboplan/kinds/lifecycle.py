@@ -78,7 +78,7 @@ class LifecycleKind:
         return True
 
     def snapshot(self, live: Any, applied: list[Change], recorded: Any | None) -> Any:
-        return None
+        return {}  # nothing on the server (a snapshot's resources are objects)
 
     def state_rows(self, recorded: Any) -> list[tuple[str, Any]]:
         return []

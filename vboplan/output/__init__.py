@@ -14,8 +14,13 @@ from vboplan.sensitive import MASK, Sensitive
 if TYPE_CHECKING:
     from vboplan.planning.plan import Plan
 
-_COLORS = {"create": "green", "update": "yellow", "delete": "red"}
-_SYMBOLS = {"create": "+", "update": "~", "delete": "-"}
+_COLORS = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+
+
+def action_label(change: Change) -> str:
+    """The action column of every view: ``-/+ replace`` says at a glance that the object goes and comes back."""
+    return f"{SYMBOLS[change.action]} {change.action}" if change.action == "replace" else change.action
 
 
 def format_value(value: Any) -> str:
@@ -78,7 +83,7 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
         rows = []
         rated = plan.severities
         for change in critical_first(plan.changes, rated):
-            action = f"{_SYMBOLS[change.action]} {change.action}"
+            action = f"{SYMBOLS[change.action]} {change.action}"
             if color:
                 action = click.style(action, fg=_COLORS[change.action])
             level = rated[change.id].level

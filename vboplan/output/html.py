@@ -47,6 +47,7 @@ col.id { width: 5.5rem; } col.action { width: 6rem; } col.address { width: 40%; 
 tr.create td:first-child { border-left: 6px solid var(--create); }
 tr.update td:first-child { border-left: 6px solid var(--update); }
 tr.delete td:first-child { border-left: 6px solid var(--delete); }
+tr.replace td:first-child { border-left: 6px double var(--delete); }
 td.action { font-weight: 600; }
 col.severity { width: 8rem; } td.severity.critical { color: var(--delete); font-weight: 700; }
 td.severity.warning { color: var(--update); font-weight: 600; } tr.verdict.block td:first-child { color: var(--delete);
@@ -54,6 +55,7 @@ td.severity.warning { color: var(--update); font-weight: 600; } tr.verdict.block
 tr.create td.action { color: var(--create); background: #dafbe1; }
 tr.update td.action { color: var(--update); background: #fff8c5; }
 tr.delete td.action { color: var(--delete); background: #ffebe9; }
+tr.replace td.action { color: var(--delete); background: #fbefff; }
 .status-ok { color: var(--create); font-weight: 600; }
 .status-bad { color: var(--delete); font-weight: 600; }
 details.requests { margin: .75rem 0; } details.requests summary { font-weight: 600; cursor: pointer; }
@@ -154,7 +156,7 @@ def _failed_section(failed: FailedEnvironment) -> str:
 
 
 def _plan_section(plan: Plan, status_of: ApprovalStatus, requests: bool = False) -> str:
-    from vboplan.output import cells
+    from vboplan.output import action_label, cells
 
     parts = [f'<section class="environment" id="env-{escape(plan.environment)}">',
              f"<h2>Environment {escape(plan.environment)}</h2>",
@@ -198,7 +200,7 @@ def _plan_section(plan: Plan, status_of: ApprovalStatus, requests: bool = False)
             live, desired = cells(change)
             severity = rated[change.id]
             rows.append(f'<tr class="{escape(change.action)}"><td><code>{escape(change.id)}</code></td>'
-                        f'<td class="action">{escape(change.action)}</td>'
+                        f'<td class="action">{escape(action_label(change))}</td>'
                         f'<td class="severity {escape(severity.level)}" title="{escape(severity.reason)}">'
                         f"{escape(severity.level)}<br><small>{escape(severity.reason)}</small></td>"
                         f"<td><code>{escape(str(change.address))}</code></td>"

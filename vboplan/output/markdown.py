@@ -78,7 +78,7 @@ class _Budget:
 
 
 def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
-    from vboplan.output import cells, format_value
+    from vboplan.output import action_label, cells, format_value
     from vboplan.sensitive import MASK
 
     lines = [f"### Environment {plan.environment}: {code(plan.server)} (API {plan.api_version}): {_counts(plan)}", ""]
@@ -103,7 +103,7 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
                 live, desired = cells(change)
                 level = plan.severities[change.id].level
                 shown = f"**{level}**" if level == "critical" else level
-                row = _row([change.id, change.action, shown, code(str(change.address)), code(live), code(desired)])
+                row = _row([change.id, action_label(change), shown, code(str(change.address)), code(live), code(desired)])
                 budget.cache[id(change)] = row
             rows.append(row)
         count = len(changes)

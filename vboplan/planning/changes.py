@@ -10,7 +10,9 @@ from typing import Any
 
 from vboplan.errors import PlanError
 
-ACTIONS = ("create", "update", "delete")
+#: In the order summaries count them. ``replace``: an object the server cannot change in place is deleted and created
+#: again (``-/+``; its kind says why in ``detail["reason"]``).
+ACTIONS = ("create", "update", "replace", "delete")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -117,16 +119,28 @@ class Update(Change):
 
 
 @dataclass(frozen=True)
+class Replace(Change):
+    """An object deleted and created again, because a field the server fixes once the object exists changes (or the
+    kind has no update at all): ``before`` is the live object, ``after`` the desired one."""
+
+    action = "replace"
+
+    @property
+    def reason(self) -> str:
+        return str(self.detail.get("reason") or "")
+
+
+@dataclass(frozen=True)
 class Delete(Change):
     action = "delete"
 
 
-CLASSES: dict[str, type[Change]] = {"create": Create, "update": Update, "delete": Delete}
+CLASSES: dict[str, type[Change]] = {"create": Create, "update": Update, "replace": Replace, "delete": Delete}
 
 
 def make(action: str, kind: str, address: Address, before: Any, after: Any, sensitive: bool = False,
          detail: dict[str, Any] | None = None, id: str = "") -> Change:
-    """A change of ``action`` (``create``, ``update`` or ``delete``)."""
+    """A change of ``action`` (one of :data:`ACTIONS`)."""
     return CLASSES[action](kind, address, before, after, sensitive, dict(detail or {}), id)
 
 

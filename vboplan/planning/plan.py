@@ -293,11 +293,17 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         basis = Basis(env.api_version, live[name], scope[name], tuple(secret), live)
         changes.extend(_derived(kind, basis, change) for change in found)
     check_references(changes, rendered, reads)
+    everything = changes
     if targets or excluded:
         managed = {a for name in scope for a in KINDS[name].addresses(scope[name])}
         changes = select_changes(env.name, changes, managed, targets, excluded, refers_to)
     if refresh_only:
         changes = []  # what changed outside vboplan (drift) is what such a plan is about; nothing is written
+    check_replacements(changes, rendered, reads, scope.get("lifecycle") or {})
+    split = split_replace(everything, changes)
+    if split:
+        raise PlanError(f"environment '{env.name}': --target/--exclude keep only part of the replace of {split[0]} "
+                        f"(not {', '.join(str(c.address) for c in split[1])}); target the object as a whole")
     ids = change_ids([c.address for c in changes])
     changes = [replace(c, id=ids[str(c.address)]) for c in changes]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
@@ -349,6 +355,74 @@ def _check_in_use(changes: list[Change], reads: dict[str, Any]) -> None:
                     continue
                 raise ProjectError(f"{change.address} cannot be deleted: {user} uses it ({through}); change or "
                                    f"delete {user} in the same plan first")
+
+
+def check_replacements(changes: list[Change], rendered: Rendered, reads: dict[str, Any],
+                       rules: dict[str, dict[str, bool]]) -> None:
+    """Refuse a replace its ``lifecycle`` does not allow (``allow_replace``; ``prevent_destroy`` refuses any), and
+    one of an object something else still refers to after the plan (the server would refuse the DELETE), naming
+    the file and line of the replaced object, its address and why it cannot change in place."""
+    replacing = [c for c in changes if c.action == "replace"]
+    if not replacing:
+        return
+    rules = {address.lower(): rule for address, rule in rules.items()}
+    for change in replacing:
+        key = change.address.parts[0][1]
+        kind = KINDS[change.kind]
+        where = kind.declared_at(rendered.resources.get(change.kind), key) if isinstance(kind, Declares) else \
+            change.kind
+        reason = str(change.detail.get("reason") or "it cannot change in place")
+        rule = rules.get(str(change.address).lower()) or {}
+        if rule.get("prevent_destroy"):
+            raise ProjectError(f"{where}: {change.address}: {reason}, so the plan would replace the object (delete it, "
+                               "then create it again), but its lifecycle has prevent_destroy: true")
+        if not rule.get("allow_replace"):
+            raise ProjectError(f"{where}: {change.address}: {reason}, so the plan would replace the object (delete it, "
+                               f"then create it again); allow that with lifecycle: {{'{change.address}': "
+                               "{allow_replace: true}}")
+        user = _dependant(change, changes, reads)
+        if user:
+            raise ProjectError(f"{where}: {change.address}: {reason}, so the plan would replace the object, but "
+                               f"{user} uses it; replace or delete that in the same plan, or point it to another "
+                               "object first")
+
+
+def split_replace(changes: list[Change], kept: list[Change]) -> tuple[Address, list[Change]] | None:
+    """A replace that ``kept`` (a part of ``changes``: a selection, the approved changes) splits, with the rows of
+    its object left out: its DELETE must not go without the POST of everything the new object needs (its secrets),
+    nor a secret without its object. None when ``kept`` keeps each replaced object whole or not at all."""
+    objects = {(c.kind, c.address.parts[:1]) for c in changes if c.action == "replace"}
+    if not objects:
+        return None
+    held = {str(c.address) for c in kept}
+    for kind, parts in sorted(objects):
+        rows = [c for c in changes if (c.kind, c.address.parts[:1]) == (kind, parts)]
+        out = [c for c in rows if str(c.address) not in held]
+        if out and len(out) < len(rows):
+            return Address(kind, parts), out
+    return None
+
+
+def _dependant(replaced: Change, changes: list[Change], reads: dict[str, Any]) -> str:
+    """An object that still refers to ``replaced`` after the plan without being replaced or deleted itself (empty:
+    none): a live one whose reference the plan leaves as it is, or one the plan creates."""
+    gone = {str(c.address).lower() for c in changes if c.action in ("replace", "delete") and len(c.address.parts) == 1}
+    target = str(replaced.address).lower()
+    moved = {str(c.address).lower(): c for c in changes if c.action == "update"}
+    for change in changes:
+        if change.action == "create" and target in (str(a).lower() for a in refers_to(change)):
+            return f"{change.address} (created by this plan)"
+    for name, live in reads.items():
+        kind = KINDS.get(name)
+        if not isinstance(kind, Uses):
+            continue
+        for user, through in kind.users(live, replaced.kind, replaced.address.parts[0][1]):
+            update = moved.get(str(user.field(through)).lower())
+            if str(user).lower() in gone or (update is not None and target not in
+                                             (str(a).lower() for a in refers_to(update))):
+                continue
+            return f"{user} ({through})"
+    return ""
 
 
 def waves(names: list[str]) -> list[list[str]]:
@@ -413,29 +487,46 @@ class Condenses(Protocol):
         """``live`` as a plan file keeps it, with whatever ``changes`` need to be derived again."""
 
 
-def basis(plan: Plan, name: str, live: dict[str, Any] | None = None) -> Basis:
+def basis(plan: Plan, name: str, live: dict[str, Any] | None = None, replaced: frozenset[str] = frozenset()) -> Basis:
     """What kind ``name``'s changes in ``plan`` are derived from: the recorded live values, or ``live`` (every
-    kind's, read again by apply)."""
+    kind's, read again by apply); ``replaced``: the objects the writes replace (see :func:`ordered_writes`)."""
     every = plan.live if live is None else live
     return Basis(plan.api_version, every.get(name), plan.scope.get(name), tuple(plan.secret_fields.get(name) or ()),
-                 every)
+                 every, replaced)
 
 
 def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     """The writes that carry out ``changes`` (derived from ``plan``), in the fixed order: creates and updates kind by
-    kind (a kind after the kinds it requires), then deletes in the reverse order, so nothing is removed while
-    something still needs it and nothing is created before what it refers to. A pure function of the plan: what
-    ``show --requests`` lists is what apply sends."""
+    kind (a kind after the kinds it requires); then replaces, their DELETEs in the reverse order (an object that
+    refers to another before it) and their POSTs in order (the other first, its new id known after apply); then
+    deletes in the reverse order. So nothing is removed while something still needs it and nothing is created
+    before what it refers to. A pure function of the plan: what ``show --requests`` lists is what apply sends."""
     order = list(KINDS)
+    # The rows of a replaced object (the replace and its secrets) are carried out by its replace.
+    objects = {(c.kind, c.address.parts[:1]) for c in changes if c.action == "replace"}
+    replaced = frozenset(str(Address(kind, parts)) for kind, parts in objects)
+    inside = [c for c in changes if (c.kind, c.address.parts[:1]) in objects] if objects else []
+    rest = [c for c in changes if (c.kind, c.address.parts[:1]) not in objects] if objects else changes
     writes: list[Write] = []
     for name in order:
-        mine = [c for c in changes if c.kind == name and c.action == "create"]
-        mine += [c for c in changes if c.kind == name and c.action == "update"]
-        writes += KINDS[name].writes(basis(plan, name), mine) if mine else []
+        mine = [c for c in rest if c.kind == name and c.action == "create"]
+        mine += [c for c in rest if c.kind == name and c.action == "update"]
+        writes += KINDS[name].writes(basis(plan, name, replaced=replaced), mine) if mine else []
+    halves = {name: KINDS[name].writes(basis(plan, name, replaced=replaced), [c for c in inside if c.kind == name])
+              for name in order if any(c.kind == name for c in inside)}
     for name in reversed(order):
-        mine = [c for c in changes if c.kind == name and c.action == "delete"]
-        writes += KINDS[name].writes(basis(plan, name), mine) if mine else []
+        writes += [w for w in halves.get(name, []) if _removes(w)]
+    for name in order:
+        writes += [w for w in halves.get(name, []) if not _removes(w)]
+    for name in reversed(order):
+        mine = [c for c in rest if c.kind == name and c.action == "delete"]
+        writes += KINDS[name].writes(basis(plan, name, replaced=replaced), mine) if mine else []
     return writes
+
+
+def _removes(write: Write) -> bool:
+    """The first half of a replace: the DELETE of the old object."""
+    return bool(write.changes) and all(c.action == "delete" for c in write.changes)
 
 
 def planned_requests(plan: Plan) -> list[dict[str, Any]]:

@@ -179,6 +179,9 @@ def default(change: Change) -> Severity:
             return Severity("critical", f"restore operator scope widened ({where} {change.action}d)")
     if change.action == "delete" and len(change.address.parts) == 1:
         return Severity("warning", "the object is removed from the server")
+    if change.action == "replace":
+        return Severity("warning", "replaced: the object is deleted, then created again, because "
+                        f"{change.detail.get('reason') or 'it cannot change in place'}")
     return INFO
 
 
@@ -193,7 +196,7 @@ def rate(change: Change, kind: Any = None) -> Severity:
     found = found or default(change)
     if not found.reason:
         found = Severity(found.level, {"create": "added", "update": "a setting changes",
-                                       "delete": "removed"}[change.action])
+                                       "replace": "replaced", "delete": "removed"}[change.action])
     return found
 
 
