@@ -680,7 +680,8 @@ class CollectionKind:
                 raise PlanError(f"{object_address(self.name, key)}: the API cannot create {self.name}")
             for name in self.spec.required(version):
                 body.setdefault(name, [] if any(r.field == name and r.many for r in self.spec.references) else "")
-            path, body, ids = self._placed(version, api, key, body)
+            ids = self._path_ids(api, body)
+            path, body = self._placed(version, api, key, body)
             return Request("POST", path, body, api.create.status, ids=ids, assigns=str(object_address(self.name, key)))
         if obj is None or api.update is None:
             raise PlanError(f"{object_address(self.name, key)}: not on the server")
@@ -699,18 +700,17 @@ class CollectionKind:
             return [] if ref.many else None
         return self._ids_of(ref, self._shown(ref.written, names, live), live)
 
-    def _placed(self, version: str, api: Api, key: str,
-                body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, AfterApply]]:
+    def _placed(self, version: str, api: Api, key: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Where a create goes: placeholders of its path (``Organizations/{organizationId}/RbacRoles``) filled from
         the body's reference of the same name, then as the spec's ``PlacesCreate`` hook says. A placeholder naming an
-        object the same apply creates stays in the path, ``(known after apply)`` until the executor fills it in."""
+        object the same apply creates stays in the path (see :meth:`_path_ids`), ``(known after apply)`` until the
+        executor fills it in."""
         assert api.create is not None
         values: dict[str, str] = {}
-        later: dict[str, AfterApply] = {}
         for name in re.findall(r"\{(\w+)\}", api.create.path):
             value = body.get(name)
             if isinstance(value, AfterApply):
-                later[name], values[name] = value, "{" + name + "}"
+                values[name] = "{" + name + "}"
                 continue
             if not isinstance(value, str):
                 raise PlanError(f"{object_address(self.name, key)}: the create's path needs {name}, which the object "
@@ -718,10 +718,16 @@ class CollectionKind:
             values[name] = value
         path = api.create.url(**values)
         hooks = self.spec.hooks
-        path, body = hooks.place(version, path, body) if isinstance(hooks, PlacesCreate) else (path, body)
-        return path, body, later
+        return hooks.place(version, path, body) if isinstance(hooks, PlacesCreate) else (path, body)
 
-    def _api_body(self, shown: dict[str, Any], live: dict[str, Any], replaced: frozenset[str]) -> dict[str, Any]:
+    def _path_ids(self, api: Api, body: dict[str, Any]) -> dict[str, AfterApply]:
+        """The create path's placeholders that name an object the same apply creates, by name."""
+        assert api.create is not None
+        return {name: body[name] for name in re.findall(r"\{(\w+)\}", api.create.path)
+                if isinstance(body.get(name), AfterApply)}
+
+    def _api_body(self, shown: dict[str, Any], live: dict[str, Any],
+                  replaced: frozenset[str] = frozenset()) -> dict[str, Any]:
         body: dict[str, Any] = {}
         for name, value in (shown or {}).items():
             ref = self._reference_named(name)
