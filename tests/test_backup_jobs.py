@@ -306,3 +306,17 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
         assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
         assert sorted((j["name"], j.get("description", "")) for j in _list(http, "v8", "Jobs")) == [
             ("Mail", ""), ("Mail", "Fabrikam")]
+        # A principal removed from a job while a job backing up its entire organization stays: no warning.
+        both = project.root.joinpath("templates/backup_jobs.yaml.j2").read_text()
+        project.write("templates/backup_jobs.yaml.j2", both + "  Jane: {organization: contoso.onmicrosoft.com, "
+                      "repository: Repo EU, backupType: SelectedItems, selectedItems: [{user: jane@contoso.com}]}\n")
+        assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
+        project.write("templates/backup_jobs.yaml.j2", both + "  Jane: {organization: contoso.onmicrosoft.com, "
+                      "repository: Repo EU, backupType: SelectedItems, selectedItems: [{user: ceo@contoso.com}]}\n")
+        rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
+        jane = rows['backup_jobs["Jane"].selectedItems.user["jane@contoso.com"]']
+        assert jane["severity"] == "info" and "contoso.onmicrosoft.com/Mail" in jane["severity_reason"], jane
+        project.write("templates/backup_jobs.yaml.j2", both + "  Jane: {organization: contoso.onmicrosoft.com, "
+                      "repository: Repo EU, backupType: SelectedItems}\n")
+        empty = project.run("plan", "--env", "v8")
+        assert empty.exit_code == 1 and "selects none" in empty.stderr and "backup_jobs.yaml.j2:" in empty.stderr

@@ -159,6 +159,9 @@ class BackupJobsKind(CollectionKind):
             fields["organization"] = mine["organization"]
             if "repository" not in fields:
                 raise RenderError(f"{desired.where[key]}: {object_address(self.name, key)} needs repository: NAME")
+            if fields.get("backupType") == "SelectedItems" and not mine.get("selectedItems"):
+                raise RenderError(f"{desired.where[key]}: {object_address(self.name, key)} backs up SelectedItems "
+                                  "but selects none: list selectedItems, or back up EntireOrganization")
             for which in _LISTS:
                 fields[which] = mine.get(which, [])
         return desired
@@ -512,12 +515,21 @@ def _org_of(live: dict[str, Any], obj: dict[str, Any] | None, basis: Basis, key:
 
 
 def _elsewhere(objects: dict[str, Any], key: str | None, kind: str, name: str) -> list[str]:
-    """The other live jobs whose selected items hold the principal ``name``, by address."""
+    """The other live jobs that back up the principal ``name``, by address: those whose selected items hold it,
+    and those of its organization backing up the entire organization without excluding it."""
+    here = next((obj for k, obj in objects.items() if key is not None and k.lower() == key.lower()), None)
+    org = str(((here or {}).get("values") or {}).get("organization") or "").lower()
     found = []
     for other, obj in sorted(objects.items(), key=lambda i: i[0].lower()):
-        if key is not None and other.lower() == key.lower():
+        if obj is here:
             continue
-        for item in obj.get("items", {}).get("selectedItems", []):
-            if item["type"] == kind and principals.key(item["principal"]).lower() == name.lower():
-                found.append(str(object_address("backup_jobs", other)))
+        items = obj.get("items", {})
+        holds = [i for i in items.get("selectedItems", []) if i["type"] == kind
+                 and principals.key(i["principal"]).lower() == name.lower()]
+        excluded = [i for i in items.get("excludedItems", []) if i["type"] == kind
+                    and principals.key(i["principal"]).lower() == name.lower()]
+        whole = obj["values"].get("backupType") == "EntireOrganization" and not excluded \
+            and str(obj["values"].get("organization") or "").lower() == org
+        if holds or whole:
+            found.append(str(object_address("backup_jobs", other)))
     return found
