@@ -7,7 +7,8 @@ Each run starts an emulator of its own (serving the generated tenant in memory: 
 an earlier run), saves a plan with a fresh ``vboplan plan --out`` (not timed), then times a fresh ``vboplan apply``
 process: wall time, and its CPU time and peak memory from the kernel (wait4). The emulator writes every request it
 answers (``--request-log``); the floor is computed from the requests of the apply alone: the emulator's latency
-times the number of rounds it waited on (requests that overlapped in time count as one round). Whatever else the
+times the round trips the apply waited for one after another (the longest chain of requests each sent after the one
+before it was answered; see common.rounds), the server's busy time beside it. Whatever else the
 apply spends (start-up, journal, read-back, printing) is the client's. Printed: each run, then the best and the
 median beside the bound (2 x the floor measured in the same run). Exits 1 when the median run misses its bound.
 """
@@ -15,7 +16,6 @@ median beside the bound (2 x the floor measured in the same run). Exits 1 when t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -24,34 +24,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import PASSWORD, ROOT, emulator_process, run_vboplan, verdict, write_project  # noqa: E402
+from common import (  # noqa: E402
+    PASSWORD,
+    ROOT,
+    busy,
+    emulator_process,
+    read_requests,
+    rounds,
+    run_vboplan,
+    verdict,
+    write_project,
+)
 
 BOUND = 2.0  # x the round-trip floor
-
-
-def rounds(requests: list[dict]) -> int:
-    """How many times the client waited on the server: requests overlapping in time are one round."""
-    count, until = 0, float("-inf")
-    for request in sorted(requests, key=lambda r: r["started"]):
-        if request["started"] >= until:
-            count += 1
-            until = request["finished"]
-        else:
-            until = max(until, request["finished"])
-    return count
-
-
-def busy(requests: list[dict]) -> float:
-    """Seconds during which the server had at least one of these requests in hand."""
-    total, start, until = 0.0, None, float("-inf")
-    for request in sorted(requests, key=lambda r: r["started"]):
-        if start is None or request["started"] > until:
-            if start is not None:
-                total += until - start
-            start, until = request["started"], request["finished"]
-        else:
-            until = max(until, request["finished"])
-    return total + (until - start if start is not None else 0.0)
 
 
 def audit_template(organizations: int, per_org_users: int, adds: int) -> tuple[str, dict]:
@@ -81,7 +66,7 @@ def one_run(work: Path, seed: Path, args: argparse.Namespace, index: int) -> dic
             raise SystemExit(f"apply failed: {applied.stderr.strip()}")
         if f"{args.adds} applied" not in applied.stdout:
             raise SystemExit(f"apply did not apply {args.adds} changes:\n{applied.stdout[-2000:]}")
-        requests = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()[before:]]
+        requests = read_requests(log, before)
     waited = rounds(requests)
     return {"wall": applied.wall, "cpu": applied.cpu, "rss": applied.peak_mib, "requests": len(requests),
             "rounds": waited, "floor": waited * args.latency_ms / 1000, "busy": busy(requests)}

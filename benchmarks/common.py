@@ -118,3 +118,38 @@ def run_vboplan(*args: str, cwd: Path | None = None) -> Run:
 
 def verdict(ok: bool) -> str:
     return "within" if ok else "OVER"
+
+
+def read_requests(log: Path, start: int = 0) -> list[dict]:
+    """The requests an emulator answered (``serve --request-log LOG``) from line ``start`` on."""
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()[start:]]
+
+
+def rounds(requests: list[dict]) -> int:
+    """The round trips ``requests`` made a client wait for one after another: the longest chain of requests each sent
+    after the one before it was answered. With a server that answered at once, after its latency, the client could
+    not have been done sooner than this times the latency: the round-trip floor of what was sent (requests sent
+    together, overlapping in time, count once; a pool of 8 workers sending 2,000 requests counts about 250)."""
+    events = sorted([(r["finished"], 0, i) for i, r in enumerate(requests)] +
+                    [(r["started"], 1, i) for i, r in enumerate(requests)])  # at a tie, an answer comes first
+    chain: dict[int, int] = {}
+    longest = 0  # the longest chain among the requests answered so far
+    for _, starts, i in events:
+        if starts:
+            chain[i] = longest + 1
+        else:
+            longest = max(longest, chain[i])
+    return longest
+
+
+def busy(requests: list[dict]) -> float:
+    """Seconds during which the server had at least one of ``requests`` in hand (latency and its own work)."""
+    total, start, until = 0.0, None, float("-inf")
+    for request in sorted(requests, key=lambda r: r["started"]):
+        if start is None or request["started"] > until:
+            if start is not None:
+                total += until - start
+            start, until = request["started"], request["finished"]
+        else:
+            until = max(until, request["finished"])
+    return total + (until - start if start is not None else 0.0)

@@ -1,6 +1,8 @@
 """How the emulator persists changes on a 100,000-user tenant: an emulator write (one audit item POST, answered
-only after its change is fsynced to the change log) against its bound of 50 ms, a GET while writes run against
-10 ms, the data file's size on its first save against the generated file's, and a second process seeing the change.
+only after its change is fsynced to the change log) against its bound of 50 ms at p95, a GET while writes run against
+10 ms at p95 (beside the same GET with no write running), the data file's size on its first save against the
+generated file's, and a second process seeing the change. Exits 1 when a p95 misses its bound or a change is not
+seen.
 
     python benchmarks/emulator_persistence.py [--users 100000] [--writes 40]
 
@@ -27,6 +29,12 @@ sys.path.insert(0, str(REPO))
 
 from vboplan.emulator import Store  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import verdict  # noqa: E402
+
+WRITE_BOUND = 0.050  # seconds, on the p95
+READ_BOUND = 0.010  # seconds, on the p95
+
 
 def serve(data: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen([sys.executable, "-m", "vboplan.emulator.cli", "serve", "--port", "0", "--data",
@@ -39,10 +47,22 @@ def serve(data: Path) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit("the emulator did not start")
 
 
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
 def percentiles(values: list[float]) -> str:
     ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    return f"median {statistics.median(ordered) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms"
+    return (f"best {ordered[0] * 1000:.1f} ms, median {statistics.median(ordered) * 1000:.1f} ms, p95 "
+            f"{p95(ordered) * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms")
+
+
+def judged(label: str, values: list[float], bound: float, peer: str) -> bool:
+    """Print ``label``'s figures beside its bound (on the p95) and its peer; whether the p95 is within it."""
+    ok = p95(values) <= bound
+    print(f"{label}: {percentiles(values)}   bound p95 <= {bound * 1000:.0f} ms   {verdict(ok)}   (peer: {peer})")
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,19 +131,16 @@ def main(argv: list[str] | None = None) -> int:
         log = data.with_name(data.name + ".changes")
         print(f"tenant: {args.users:,} users, {args.organizations} organizations; generated data file "
               f"{generated:,} bytes")
-        print(f"emulator write (POST one audit item, fsynced to the change log): {percentiles(writes)} "
-              f"(bound: 50 ms)")
-        print(f"emulator write while GETs run: {percentiles(concurrent_writes)} (bound: 50 ms)")
-        print(f"GET AuditEmailSettings during writes: {percentiles(during)} over {len(during)} GETs "
-              f"(bound: 10 ms); alone: {percentiles(reads_alone)}")
-        print(f"a second process sees {seen} of {2 * args.writes} audit items (bound: all); it opened the tenant "
-              f"in {reopen:.2f} s")
+        alone = f"GET AuditEmailSettings alone {percentiles(reads_alone)}"
+        ok = judged("emulator write (POST one audit item, fsynced to the change log)", writes, WRITE_BOUND, alone)
+        ok &= judged("emulator write while GETs run", concurrent_writes, WRITE_BOUND, alone)
+        ok &= judged(f"GET AuditEmailSettings during writes ({len(during)} GETs)", during, READ_BOUND, alone)
+        print(f"a second process sees {seen} of {2 * args.writes} audit items (bound: all)   "
+              f"{verdict(seen == 2 * args.writes)}; it opened the tenant in {reopen:.2f} s")
         print(f"data file after the first save: {first_save:,} bytes = generated + {first_save - generated:,} "
               f"({(first_save / generated - 1) * 100:+.2f}%; bound: same size plus the changes); change log "
               f"{os.path.getsize(log):,} bytes")
-        ok = (max(writes) <= 0.05 or statistics.median(writes) <= 0.05) and seen == 2 * args.writes
-        return 0 if ok else 1
-
+        return 0 if ok and seen == 2 * args.writes else 1
 
 if __name__ == "__main__":
     sys.exit(main())
