@@ -1,11 +1,12 @@
 """Object-storage repositories against the emulator over real HTTP, one project per API version shared by the
 steps: one plan creates a cloud account, an encryption key, a local repository and an object-storage repository
-(the account and key by name, their ids known after apply) in dependency order; converge; a raw id is refused
-naming the field to write; encryption without a key is refused; an update in place of the object storage; a
-fixed field of the object-storage target is refused; the server's own rules (400 for a changed fixed field or a
-folder taken on a proxy, 409 for an account in use); deletes in reverse order. No planted secret in any output or
-file. On v6/v7 the same template's object storage is an object of /objectstoragerepositories: created before
-the repository (one left by an apply cut short is taken up), edited with its own PUT, removed after it."""
+(the account and key by name, their ids known after apply) in dependency order; converge; import round trip; a raw
+id is refused naming the field to write; encryption without a key is refused; an update in place of the object
+storage; a change of the object-storage target is a replace, refused unless lifecycle allows it; the server's own
+rules (400 for a changed fixed field or a folder taken on a proxy, 409 for an account in use); deletes in reverse
+order. No planted secret in any output or file. On v6/v7 the same template's object storage is an object of
+/objectstoragerepositories: created before the repository (one left by an apply cut short is taken up), edited
+with its own PUT, removed after it."""
 
 from __future__ import annotations
 
@@ -157,6 +158,19 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         project.write("templates/repos.yaml.j2", _repositories(folder="us", size=2048))
         assert_one_clean_error(project.run("plan", "--env", "dev"), 'backup_repositories["Archive S3"]: '
                                "objectStorage.s3Folder cannot change after creation", "allow_replace: true")
+        project.write("templates/repos.yaml.j2", _repositories(folder="us", size=2048) + "lifecycle:\n"
+                      "  'backup_repositories[\"Archive S3\"]': {allow_replace: true}\n")
+        rows = _rows(project.run("plan", "--env", "dev", "--format", "json"))
+        assert [(a, r[0]) for a, r in rows.items()] == [('backup_repositories["Archive S3"]', "replace")], rows
+        replaced = project.run("apply", "--env", "dev", "--auto-approve")
+        assert replaced.exit_code == 0, replaced.output
+        repos = {r["name"]: r for r in _listed(http, version, "BackupRepositories")}
+        storage = _object_storage(http, version, repos["Archive S3"])
+        assert (storage["s3Folder"], storage["accountId"], repos["Archive S3"]["encryptionKeyId"]) == (
+            "us", account["id"], key["id"])
+        if version != "v8":  # the old object storage went with the old repository
+            assert [s["id"] for s in _listed(http, version, "objectstoragerepositories")] == [storage["id"]]
+        assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
 
         # The server's own rules: a fixed field's PUT, a folder another repository has on the proxy, an account
         # in use.
