@@ -254,3 +254,64 @@ def test_requests_to_a_shared_server_stay_bounded_across_workers() -> None:
     envs.append(Environment("alone", "https://alone:4443", max_in_flight=8))
     shares = server_shares(envs, workers=4)
     assert shares == {"https://shared:4443": 2, "https://alone:4443": 8}   # 4 workers x 2 <= 8; one keeps all 8
+
+
+POLICY = """\
+rules:
+  - id: gold-mail-relay
+    level: warn
+    environments: {label: {tier: gold}}
+    resource: audit_email_settings
+    expr: desired.smtpServer != "smtp.gold.example"
+    message: Gold tenants send audit mail through the shared relay
+  - id: no-success-mail
+    level: block
+    environments: [t4]
+    resource: job_email_settings
+    expr: desired.notifyOnSuccess == false
+    message: Success mails flood the service desk
+exceptions:
+  - {rule: gold-mail-relay, environments: [t3], owner: alice@contoso.com, reason: CHG-42, expires: 2099-12-31}
+"""
+
+
+def test_report_shows_each_environments_verdicts_and_their_totals(fleet: ProjectDir, tmp_path: Path) -> None:
+    """t1-t3 plan identical changes but t3's warning is waived: one block of changes, two entries of verdicts; t4's
+    block verdict stands, so the merged report of the shards exits 1 naming it, in every format."""
+    config = (fleet.root / "vboplan.yaml").read_text(encoding="utf-8")
+    fleet.write("vboplan.yaml", config.replace("inventory: inventory.yaml\n",
+                                               "inventory: inventory.yaml\npolicies: [policies/*.yaml]\n", 1))
+    fleet.write("policies/fleet.yaml", POLICY)
+    for i in (1, 2):
+        sharded = fleet.run("plan", "--all", "--shard", f"{i}/2", "--out-dir", str(tmp_path / f"shard{i}"))
+        assert sharded.exit_code in (0, 1), sharded.output
+    dirs = [str(tmp_path / f"shard{i}") for i in (1, 2)]
+    report = fleet.run("report", *dirs, "--format", "json")
+    assert report.exit_code == 1, report.output
+    policy = json.loads(report.stdout)["policy"]
+    assert policy["totals"] == {"block": 1, "approve": 0, "warn": 3, "advisory": 0, "waived": 1, "environments": 4,
+                                "blocked": ["t4"]}
+    assert [g["environments"] for g in policy["groups"]] == [["t4"], ["t1", "t2"], ["t3"]]
+    assert [v["rule"] for v in policy["groups"][0]["verdicts"]] == ["no-success-mail"]
+    assert policy["groups"][2]["verdicts"][0]["exception"]["owner"] == "alice@contoso.com"
+    groups = json.loads(report.stdout)["groups"]
+    assert ["t1", "t2", "t3"] in [g["environments"] for g in groups]   # changes alike: still one group
+
+    table = fleet.run("report", *dirs)
+    assert table.exit_code == 1
+    text = table.stdout
+    assert "3 environments (t1, t2, t3): identical changes" in text
+    assert "Policy verdicts of 2 environments: t1, t2:" in text and "Policy verdicts of 1 environment: t3:" in text
+    t1_t2 = text[text.index("Policy verdicts of 2 environments"):text.index("Policy verdicts of 1 environment: t3")]
+    assert "[warning] gold-mail-relay: Gold tenants send audit mail through the shared relay" in t1_t2
+    assert "[warning, waived] gold-mail-relay" in text[text.index("Policy verdicts of 1 environment: t3"):]
+    assert "[BLOCKED] no-success-mail" in text[text.index("Policy verdicts of 1 environment: t4"):]
+    assert text.count("gold-mail-relay:") == 2   # not also inside the block of changes
+    assert ("Policy: 4 verdicts in 4 environments: 1 block, 0 approve, 3 warn, 0 advisory; 1 waived by exceptions; "
+            "a block verdict stands in 1 (t4): apply refuses their plans.") in text
+
+    markdown = fleet.run("report", *dirs, "--format", "markdown").stdout
+    assert "### Policy verdicts of 2: `t1`, `t2`" in markdown and "### Policy verdicts of 1: `t4`" in markdown
+    assert "a block verdict stands in 1 (t4)" in markdown
+    page = fleet.run("report", *dirs, "--format", "html").stdout
+    assert "<h2>Policy verdicts of 1 environment: t3</h2>" in page and "(waived)" in page

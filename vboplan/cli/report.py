@@ -21,13 +21,14 @@ def report(obj: Context, planfiles: tuple[Path, ...], fmt: str) -> None:
     """One fleet report from many plan files: identical plans grouped, the fleet's alignment, totals.
 
     A directory stands for the plan files in it (what 'vboplan plan --out-dir DIR' wrote, failures included), so
-    the artifacts of every CI shard make one report. Each plan file is checked against its checksum. Exits 1 when
-    an environment failed to plan."""
+    the artifacts of every CI shard make one report, with each environment's policy verdicts and their totals.
+    Each plan file is checked against its checksum. Exits 1 when an environment failed to plan or a block verdict
+    stands (as plan does)."""
     from vboplan.output import fleet
     from vboplan.planning.fleet import gather
 
     results = gather(list(planfiles))
     echo(fleet.render(results, fmt, obj.color, hint="See each environment's plan with `vboplan show PLANFILE`."),
          nl=False)
-    if any(not hasattr(r, "changes") for r in results):
+    if any(not hasattr(r, "changes") or any(fleet.standing_block(v) for v in r.verdicts) for r in results):
         sys.exit(1)

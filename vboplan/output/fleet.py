@@ -4,6 +4,10 @@ fleet's alignment (environments with no changes / all) is stated, and environmen
 A group is keyed by the changes a reviewer sees: each change's address, action, and before and after values (a
 sensitive value counts as the mask every view shows). The table names a group's size and its first few
 environments; Markdown, HTML and JSON name them all. ``vboplan report`` prints the same for saved plan files.
+
+Policy verdicts are per environment (rules are scoped by name and label, so two environments with identical changes
+may have different verdicts): they are not shown inside a group's block but in a section of their own, where
+environments with identical verdicts are one entry naming every one of them, followed by the fleet's totals.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from typing import Any
 
@@ -38,11 +42,41 @@ class Group:
 
 
 @dataclass
+class VerdictGroup:
+    """Environments whose plans carry identical policy verdicts (and exceptions used)."""
+
+    verdicts: list[dict[str, Any]]
+    exceptions: list[dict[str, Any]]
+    environments: list[str] = field(default_factory=list)
+
+
+#: The levels of a rule, in the order totals name them.
+LEVELS = ("block", "approve", "warn", "advisory")
+
+
+@dataclass
 class Fleet:
-    """Plans grouped by identical changes, and the environments that could not be planned."""
+    """Plans grouped by identical changes, the environments that could not be planned, and the policy verdicts."""
 
     groups: list[Group]
     failed: list[FailedEnvironment]
+    policy: list[VerdictGroup] = field(default_factory=list)
+
+    def policy_totals(self) -> dict[str, Any]:
+        """Verdicts per level over every environment (one per rule and environment), how many an exception
+        waived, and the environments a standing block verdict stops."""
+        total: Counter[str] = Counter()
+        waived = 0
+        blocked: list[str] = []
+        for entry in self.policy:
+            n = len(entry.environments)
+            for verdict in entry.verdicts:
+                total[str(verdict.get("level"))] += n
+                waived += n if verdict.get("exception") else 0
+            if any(standing_block(v) for v in entry.verdicts):
+                blocked += entry.environments
+        return {**{level: total[level] for level in LEVELS}, "waived": waived,
+                "environments": sum(len(e.environments) for e in self.policy), "blocked": sorted(blocked)}
 
     @property
     def size(self) -> int:
@@ -76,19 +110,40 @@ def change_key(plan: Plan) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def standing_block(verdict: dict[str, Any]) -> bool:
+    """A ``block`` verdict no exception waives: apply refuses the plan."""
+    return verdict.get("level") == "block" and not verdict.get("exception")
+
+
+def _verdict_key(plan: Plan) -> str:
+    """What makes two plans' verdicts identical: every field but the rule's file:line."""
+    records = [{k: v for k, v in verdict.items() if k != "source"} for verdict in plan.verdicts]
+    text = json.dumps([records, plan.policy_exceptions], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def group(results: Sequence[Plan | FailedEnvironment]) -> Fleet:
-    """Group ``results``: groups with changes first (largest first, then by first name), converged last."""
+    """Group ``results``: groups with changes first (largest first, then by first name), converged last; the
+    verdicts grouped apart (blocking ones first, then the largest)."""
     groups: dict[str, Group] = {}
+    policy: dict[str, VerdictGroup] = {}
     failed = []
     for result in results:
         if isinstance(result, FailedEnvironment):
             failed.append(result)
             continue
-        groups.setdefault(change_key(result), Group(result)).environments.append(result.environment)
-    for entry in groups.values():
+        # The block shows the changes only; the verdicts, the environment's own, are listed by environment.
+        shown = replace(result, verdicts=[], policy_exceptions=[]) if result.verdicts else result
+        groups.setdefault(change_key(result), Group(shown)).environments.append(result.environment)
+        if result.verdicts:
+            policy.setdefault(_verdict_key(result), VerdictGroup(result.verdicts, result.policy_exceptions)) \
+                .environments.append(result.environment)
+    for entry in [*groups.values(), *policy.values()]:
         entry.environments.sort()
     ordered = sorted(groups.values(), key=lambda g: (g.converged, -len(g.environments), g.environments[0]))
-    return Fleet(ordered, sorted(failed, key=lambda f: f.environment))
+    rules = sorted(policy.values(), key=lambda v: (not any(standing_block(x) for x in v.verdicts),
+                                                    -len(v.environments), v.environments[0]))
+    return Fleet(ordered, sorted(failed, key=lambda f: f.environment), rules)
 
 
 def _names(names: list[str], limit: int | None) -> str:
@@ -106,6 +161,25 @@ def _title(group: Group, limit: int | None) -> str:
 def _counts(plan: Plan) -> str:
     tally = plan.counts()
     return ", ".join(f"{tally[action]} to {action}" for action in ACTIONS)
+
+
+def policy_line(fleet: Fleet) -> str:
+    """The fleet's verdicts in one line (empty when no rule gave any)."""
+    if not fleet.policy:
+        return ""
+    totals = fleet.policy_totals()
+    count = sum(totals[level] for level in LEVELS)
+    blocked = totals["blocked"]
+    return (f"Policy: {count} verdict{'s' if count != 1 else ''} in {totals['environments']} environments: "
+            + ", ".join(f"{totals[level]} {level}" for level in LEVELS)
+            + (f"; {totals['waived']} waived by exceptions" if totals["waived"] else "")
+            + (f"; a block verdict stands in {len(blocked)} ({', '.join(blocked)}): apply refuses their plans"
+               if blocked else "") + ".")
+
+
+def _policy_title(entry: VerdictGroup) -> str:
+    count = len(entry.environments)
+    return f"Policy verdicts of {count} environment{'s' if count != 1 else ''}: {', '.join(entry.environments)}"
 
 
 def fleet_line(fleet: Fleet) -> str:
@@ -133,11 +207,16 @@ def render_table(fleet: Fleet, color: bool) -> str:
             title = _title(entry, TABLE_NAMES)
             text = (click.style(title, bold=True) if color else title) + "\n" + text.split("\n", 1)[1]
         blocks.append(text)
+    from vboplan.output import verdict_lines
+
+    for entry in fleet.policy:
+        lines = verdict_lines(entry.verdicts, entry.exceptions, "A block verdict stands: apply refuses their plans.")
+        blocks.append("\n".join([f"{_policy_title(entry)}:", *lines[2:]]))
     if fleet.failed:
         lines = [f"Failed to plan ({len(fleet.failed)}):"]
         lines += [f"  {f.environment} ({f.server}): {f.error}" for f in fleet.failed]
         blocks.append("\n".join(lines) + "\n")
-    blocks.append(fleet_line(fleet) + "\n")
+    blocks.append(fleet_line(fleet) + "\n" + (policy_line(fleet) + "\n" if fleet.policy else ""))
     return "\n".join(blocks)
 
 
@@ -159,6 +238,8 @@ def render_markdown(fleet: Fleet, hint: str | None = None) -> str:
     head.append("")
     totals = fleet.totals()
     head += ["In all: " + ", ".join(f"{totals[a]} to {a}" for a in ACTIONS) + ".", ""]
+    if fleet.policy:
+        head += [policy_line(fleet), ""]
     body: list[str] = []
     budget = markdown._Budget(None, {})
     for entry in fleet.groups:
@@ -168,6 +249,11 @@ def render_markdown(fleet: Fleet, hint: str | None = None) -> str:
             section = [f"### {len(entry.environments)} environments: {names}: {_counts(entry.plan)}",
                        *(line for line in section[1:] if not line.startswith("Planned by "))]
         body += section
+    for verdicts in fleet.policy:
+        names = ", ".join(code(n) for n in verdicts.environments)
+        body += [f"### Policy verdicts of {len(verdicts.environments)}: {names}", "",
+                 *markdown.markdown_verdicts(verdicts.verdicts, verdicts.exceptions,
+                                             "A block verdict stands: apply refuses their plans.")[2:]]
     for failed in fleet.failed:
         body += markdown._failed_section(failed)
     text = "\n".join(head + body).rstrip("\n") + "\n"
@@ -200,6 +286,8 @@ def render_html(fleet: Fleet, generated_at: str | None = None) -> str:
             '<table class="overview"><thead><tr><th>environments</th>'
             + "".join(f"<th>to {a}</th>" for a in ACTIONS) + "</tr></thead><tbody>" + "".join(rows)
             + "</tbody></table>", f"<p><strong>{escape(fleet_line(fleet))}</strong></p>"]
+    if fleet.policy:
+        body.append(f'<p class="policy"><strong>{escape(policy_line(fleet))}</strong></p>')
     for entry in fleet.groups:
         section = html._plan_section(entry.plan, html.recorded_status)
         if len(entry.environments) > 1:
@@ -209,6 +297,9 @@ def render_html(fleet: Fleet, generated_at: str | None = None) -> str:
             section = (section[:start] + f"<h2>{len(entry.environments)} environments: {escape(names)}</h2>"
                        + f"<p>{escape(_counts(entry.plan))}, identical on each.</p>" + section[end:])
         body.append(section)
+    for verdicts in fleet.policy:
+        body.append(f'<section class="policy"><h2>{escape(_policy_title(verdicts))}</h2>'
+                    + html.html_verdicts(verdicts.verdicts) + "</section>")
     body += [html._failed_section(failed) for failed in fleet.failed]
     return html.page(f"vboplan fleet: {fleet.alignment}", "\n".join(body))
 
@@ -225,6 +316,9 @@ def summary_document(fleet: Fleet) -> dict[str, Any]:
                     "changes": [{k: r[k] for k in ("id", "address", "action", "before", "after", "sensitive")}
                                 for r in g.plan.change_records()]} for g in fleet.groups],
         "failed": [{"environment": f.environment, "server": f.server, "error": f.error} for f in fleet.failed],
+        "policy": {"totals": fleet.policy_totals(),
+                   "groups": [{"environments": v.environments, "verdicts": v.verdicts, "exceptions": v.exceptions}
+                              for v in fleet.policy]},
     }
 
 
