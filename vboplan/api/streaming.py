@@ -87,7 +87,8 @@ _GIVE_UP = 16 * 1024 * 1024  # bytes without a cut that decodes: not compact JSO
 def batches_in_array(chunks: Iterable[bytes], shape: Shape, each: Callable[[dict[str, Any]], Any]) -> Iterator[list[Any]]:
     """The elements of the JSON array arriving as UTF-8 ``chunks``, converted, a batch at a time (see the module's
     docstring); ValueError when the bytes are not one JSON array, :class:`NotOfShape` when an element is not an
-    object of ``shape``."""
+    object of ``shape``. The bytes at hand always start with the array's ``[``: a batch is decoded in place, the
+    ``,`` after its last element turned into ``]`` for the time of the decode (no copy of the batch)."""
     decoder, convert = shape.decoder(), shape.convert
     chunks = iter(chunks)
     buffer = bytearray()
@@ -100,24 +101,19 @@ def batches_in_array(chunks: Iterable[bytes], shape: Shape, each: Callable[[dict
     buffer = bytearray(buffer.lstrip())
     if buffer[:1] != b"[":
         raise ValueError("not a JSON array")
-    buffer[:1] = b""
     pending = True
     while pending:
         if len(buffer) >= _BATCH:
             cut = buffer.rfind(_CUT)
-            if cut >= 0:
-                try:
-                    batch = decoder.decode(b"[" + buffer[:cut + 1] + b"]")
-                except msgspec.ValidationError:
-                    raise NotOfShape() from None
-                except msgspec.DecodeError:
-                    batch = None  # the cut is inside an element: more bytes will bring one between two
+            if cut > 0:
+                batch = _decode_until(decoder, buffer, cut + 1)
                 if batch is not None:
-                    yield [convert(element) for element in batch]
-                    del buffer[:cut + 2]
+                    yield list(map(convert, batch))
+                    del buffer[:cut + 1]
+                    buffer[0] = 0x5B  # the "," before the next element becomes the "[" of the rest
                     continue
             if len(buffer) > _GIVE_UP:
-                yield from _slowly(chain([b"[" + bytes(buffer)], chunks), each)
+                yield from _slowly(chain([bytes(buffer)], chunks), each)
                 return
         pending = False
         for chunk in chunks:
@@ -125,11 +121,26 @@ def batches_in_array(chunks: Iterable[bytes], shape: Shape, each: Callable[[dict
             pending = True
             break
     try:
-        yield [convert(element) for element in decoder.decode(b"[" + buffer)]
+        yield list(map(convert, decoder.decode(buffer)))
     except msgspec.ValidationError:
         raise NotOfShape() from None
     except msgspec.DecodeError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _decode_until(decoder: msgspec.json.Decoder[Any], buffer: bytearray, comma: int) -> Any:
+    """The elements of ``buffer[:comma]`` (``[`` and whole elements) with ``]`` in place of the ``,`` at ``comma``;
+    None when they are not whole elements (the ``},{`` before ``comma`` was inside one)."""
+    buffer[comma] = 0x5D  # "]"
+    try:
+        with memoryview(buffer) as view:
+            return decoder.decode(view[:comma + 1])
+    except msgspec.ValidationError:
+        raise NotOfShape() from None
+    except msgspec.DecodeError:
+        return None
+    finally:
+        buffer[comma] = 0x2C  # ","
 
 
 def _slowly(chunks: Iterable[bytes], each: Callable[[dict[str, Any]], Any]) -> Iterator[list[Any]]:

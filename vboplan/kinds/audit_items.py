@@ -179,6 +179,9 @@ class AuditItemsKind:
         for org, declared in sorted(desired.items()):
             org_live = live["organizations"][org]
             for key, kind in PRINCIPALS.items():
+                if not org_live["resolved"].get(key) and _all_named(org_live["items"], kind,
+                                                                    _lowered(declared.get(key, []))):
+                    continue  # every audited item declared by its own name, and nothing else: no change
                 audited = {i["principalId"]: i for i in org_live["items"] if i["type"] == kind}
                 wanted = _wanted(org_live, key, kind, declared.get(key, []))
                 for principal_id, principal in wanted.items():
@@ -490,18 +493,43 @@ def _named_by_own_names(items: list[dict[str, Any]], kind: str, labels: list[str
     """The audited item of ``kind`` each lower-cased label is the own name (``name``) of, or None unless every
     label is the own name of exactly one item and the display name of no other: what :func:`_audited_by_name`
     would answer for each, without building it."""
-    of_kind = [item for item in items if item["type"] == kind]
-    if not labels:
-        return []
-    names = _lowered([item["name"] for item in of_kind])
-    by_name = dict(zip(names, of_kind, strict=True))
+    own = _own_names(items, kind)
+    if own is None:
+        return None
+    by_name, clash = own
     wanted = set(labels)
-    if len(by_name) != len(of_kind) or not by_name.keys() >= wanted:
-        return None  # two items share a name, or a label is no item's own name
-    displays = _lowered([item["displayName"] for item in of_kind])
-    if any(display != name and display in wanted for display, name in zip(displays, names, strict=True)):
-        return None  # a label is also another item's display name: ambiguous, as the full index says
+    if not by_name.keys() >= wanted or not clash.isdisjoint(wanted):
+        return None
     return [by_name[label] for label in labels]
+
+
+def _all_named(items: list[dict[str, Any]], kind: str, labels: list[str]) -> bool:
+    """Whether the lower-cased ``labels`` are the own names of all the audited items of ``kind``, each of exactly
+    one and the display name of no other item: then they want every item and no other principal (converged)."""
+    own = _own_names(items, kind)
+    if own is None:
+        return False
+    wanted = set(labels)
+    return len(wanted) == len(own[0]) and own[0].keys() >= wanted and own[1].isdisjoint(wanted)
+
+
+def _own_names(items: list[dict[str, Any]], kind: str) -> tuple[dict[str, dict[str, Any]], set[str]] | None:
+    """The audited items of ``kind`` by lower-cased own name, and the names that are also another item's display
+    name; None where two items share a name. Built at C speed, once per list of items (the read and the diff)."""
+    def build(items: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], set[str]] | None:
+        of_kind = [item for item in items if item["type"] == kind]
+        names = _lowered([item["name"] for item in of_kind])
+        by_name = dict(zip(names, of_kind, strict=True))
+        if len(by_name) != len(of_kind):
+            return None
+        displays = _lowered([item["displayName"] for item in of_kind])
+        clash = by_name.keys() & set(displays)
+        if clash:  # rare: keep only the names some other item displays (an item may display its own name)
+            clash = {display for display, name in zip(displays, names, strict=True)
+                     if display != name and display in clash}
+        return by_name, clash
+
+    return _index(f"own names: {kind}: {id(items)}", items, build)
 
 
 def _audited_by_name(items: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any] | None]:
