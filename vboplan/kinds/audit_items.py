@@ -461,9 +461,10 @@ def _lowered(texts: list[str]) -> list[str]:
     """Each of ``texts`` lower-cased, in one C call over them all (the original strings where all are lower case
     already). A newline (the separator) in one of them falls back to one call each."""
     joined = "\n".join(texts)
-    if joined.islower() or not joined.strip("\n"):
+    lowered_all = joined.lower()  # ASCII text (the usual) is lower-cased by a C loop over bytes
+    if lowered_all == joined:
         return texts if joined.count("\n") == max(len(texts) - 1, 0) else [text.lower() for text in texts]
-    lowered = joined.lower().split("\n")
+    lowered = lowered_all.split("\n")
     return lowered if len(lowered) == len(texts) and texts else [text.lower() for text in texts]
 
 
