@@ -443,7 +443,7 @@ def create_object(call: Call, key: str) -> Response:
     spec = _spec(key)
     body = {**_body(call, spec), **{name: str(value) for name, value in call.params.items()}}
     _check(call, spec, {}, body)
-    obj = {"id": str(uuid.uuid4()), **_concealed(call.version, spec, body)}
+    obj = {"id": str(uuid.uuid4()), **_with_ids(call, spec, {}, _concealed(call.version, spec, body))}
     _save(call, spec, obj, obj["id"])
     api = _api(call, spec)
     assert api.create is not None
@@ -456,11 +456,24 @@ def update_object(call: Call, key: str) -> Response:
     obj = _find(call, spec)
     body = _body(call, spec)
     _check(call, spec, obj, body)
-    updated = {**obj, **_concealed(call.version, spec, body)}
+    updated = {**obj, **_with_ids(call, spec, obj, _concealed(call.version, spec, body))}
     _save(call, spec, updated, obj["id"])
     api = _api(call, spec)
     assert api.update is not None
     return Response(api.update.status[0])
+
+
+def _with_ids(call: Call, spec: CollectionSpec, obj: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with the server's id of each nested object that has one (v8's embedded ``objectStorage``: "the
+    object storage repository ID"): kept from ``obj`` when a PUT sends the object again, new on a create."""
+    props = properties(call.version, _api(call, spec).request)
+    out = dict(body)
+    for name, value in body.items():
+        nested = resolve(call.version, props.get(name) or {}).get("properties") or {}
+        if isinstance(value, dict) and "id" in nested and not value.get("id"):
+            held = obj.get(name) if isinstance(obj.get(name), dict) else {}
+            out[name] = {**value, "id": str(held.get("id") or uuid.uuid4())}
+    return out
 
 
 def delete_object(call: Call, key: str) -> Response:
