@@ -42,7 +42,7 @@ def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectD
     data.parent.mkdir()
     data.write_text(yaml.safe_dump({**SEED, "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193}]}),
                     encoding="utf-8")
-    with emulator_process(data, latency_ms=400) as url:
+    with emulator_process(data, latency_ms=150) as url:
         project.write("vboplan.yaml", (project.root / "vboplan.yaml").read_text().replace("emulator:dev", url, 1))
         before = project.run("plan", "--env", "dev", "--format", "json")
         assert before.exit_code == 0, before.output
