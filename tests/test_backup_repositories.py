@@ -127,6 +127,11 @@ def test_keys_and_repositories(project: ProjectDir, version: str, tmp_path: Path
     shown = project.run("show", "--requests", "--format", "json", str(replan))
     assert [(r["method"], r["path"].split("/")[2]) for r in json.loads(shown.stdout)["plans"][0]["requests"]] == [
         ("DELETE", "BackupRepositories"), ("POST", "BackupRepositories")], shown.stdout
+    for fmt in ("markdown", "html"):  # every view says it, with the reason
+        view = project.run("show", "--format", fmt, str(replan)).stdout
+        assert "-/+ replace" in view and "retentionType cannot change after creation" in view, view
+    [row] = json.loads(project.run("show", "--format", "json", str(replan)).stdout)["plans"][0]["changes"]
+    assert (row["action"], row["detail"]["reason"]) == ("replace", "retentionType cannot change after creation"), row
     old = _list(project, version, "BackupRepositories")[0]
     assert project.run("apply", str(replan)).exit_code == 0
     [new] = _list(project, version, "BackupRepositories")
