@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from conftest import SEED, ProjectDir, assert_one_clean_error
 
+from vboplan.planning.plan import plan_digest
+
 KEY_PASSWORD = "Kx9-archive-key-planted-1"
 PROXIES = [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}]
 
@@ -157,6 +159,16 @@ def test_keys_and_repositories(project: ProjectDir, version: str, tmp_path: Path
         ("DELETE", "BackupRepositories"), ("DELETE", "EncryptionKeys"), ("POST", "EncryptionKeys"),
         ("POST", "BackupRepositories")], requests
     assert requests[-1]["body"]["encryptionKeyId"] == "(known after apply)", requests
+    # The key's replace without its new password (the row cut out of the file, the file resealed) would delete the
+    # key and fail to create it: refused before anything is sent.
+    forged = json.loads(replan.read_text())
+    forged["changes"] = [c for c in forged["changes"] if not c["address"].endswith(".password")]
+    forged.update(author_signature=None, author_key=None)
+    forged["checksum"] = plan_digest(forged)
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    assert_one_clean_error(project.run("apply", str(tmp_path / "forged.json")), 'encryption_keys["Archive key 2026"]: '
+                           "the replace carries no new password")
+    assert len(_list(project, version, "EncryptionKeys")) == 1
     assert project.run("apply", str(replan)).exit_code == 0
     [key] = _list(project, version, "EncryptionKeys")
     [repo] = _list(project, version, "BackupRepositories")

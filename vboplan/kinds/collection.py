@@ -608,6 +608,10 @@ class CollectionKind:
         """A replace is two writes, as Terraform orders them by default: the DELETE of the old object (a write of its
         own, carrying the replace's delete half, so a journal cut between the two tells the truth), then the POST of
         the new one with every desired field and secret."""
+        if api.update is None and not any(c.sensitive for c in mine):
+            # Replaced for a new secret (the kind has no update): without it the POST would fail after the DELETE.
+            raise PlanError(f"{replacing.address}: the replace carries no new {' or '.join(self.spec.secrets) or 'secret'} "
+                            "(its row is missing from the plan); run 'vboplan plan' again")
         gone = make("delete", self.name, replacing.address, replacing.before, None, False, replacing.detail,
                     replacing.id)
         delete = self._request(basis.version, api, key, [gone], live)
