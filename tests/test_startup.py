@@ -39,7 +39,7 @@ def test_start_up_imports_only_click(args: tuple[str, ...]) -> None:
     output, modules = _modules_after(*args)
     assert "Usage: vboplan" in output or "version" in output
     loaded = sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
-    assert loaded == []
+    assert loaded == ["httpx._main"]  # the empty stand-in for httpx's own CLI (see entry.without_httpx_cli), no httpx
 
 
 @pytest.mark.parametrize("args", [("--help",), ("--version",)])
@@ -82,3 +82,10 @@ def test_version_is_the_package_version() -> None:
 
     output, _ = _modules_after("--version")
     assert output.strip() == f"vboplan, version {version('vboplan')}"
+
+
+def test_the_cli_keeps_httpx_from_loading_its_own_command_line_client() -> None:
+    probe = ("import sys; from vboplan.entry import without_httpx_cli; without_httpx_cli(); import httpx; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'pygments'))); httpx.Client().close()")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

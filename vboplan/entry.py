@@ -20,8 +20,24 @@ def utf8_streams() -> None:
                 pass
 
 
+def without_httpx_cli() -> None:
+    """Keep httpx from loading its own command-line client: httpx imports it (rich and pygments, a tenth of a second
+    of CPU) whenever rich is installed, which common-expression-language requires. vboplan never runs it."""
+    if "httpx" in sys.modules:
+        return
+    import types
+
+    def cli() -> None:
+        raise SystemExit("httpx's command line client is not loaded inside vboplan; run it on its own")
+
+    stub = types.ModuleType("httpx._main")
+    stub.main = cli  # type: ignore[attr-defined]
+    sys.modules.setdefault("httpx._main", stub)
+
+
 def main() -> None:
     utf8_streams()
+    without_httpx_cli()
     try:
         from vboplan.cli.main import main as cli
     except KeyboardInterrupt:

@@ -505,11 +505,12 @@ def _for_each(files: list[Path], verb: str, run: Callable[[Path], str]) -> None:
 
 
 def _echo_report(report: Any) -> None:
-    for label, changes in (("applied", report.applied), ("skipped (not approved)", report.skipped),
-                           ("FAILED", report.failed), ("not attempted", report.not_run)):
-        for change in changes:
-            echo(f"  {change.id:<6}  {change.action:<6}  {change.address}: {label}")
-    echo(report.summary())
+    # One write for all the lines (an apply of thousands of changes would otherwise flush once a line).
+    lines = [f"  {change.id:<6}  {change.action:<6}  {change.address}: {label}"
+             for label, changes in (("applied", report.applied), ("skipped (not approved)", report.skipped),
+                                    ("FAILED", report.failed), ("not attempted", report.not_run))
+             for change in changes]
+    echo("\n".join([*lines, report.summary()]))
     echo(f"State snapshot: {report.state_path}" + (f" (serial {report.serial})" if report.serial else ""))
 
 

@@ -90,11 +90,11 @@ def render_table(plan: Plan, color: bool, width: int | None = None) -> str:
             if color and level != "info":
                 level = click.style(level, fg=_SEVERITY_COLORS[level], bold=level == "critical")
             rows.append([change.id, action, level, str(change.address), *cells(change)])
-        from tabulate import tabulate
+        from vboplan.output.columns import simple_table
 
         headers = ["id", "action", "severity", "address", "live", "desired"]
         rows = fit_rows(rows, headers, room, address=3, values=(4, 5))
-        lines.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+        lines.append(simple_table(rows, headers))  # tabulate's "simple" layout, without its per-cell type inference
     lines.extend(wrapped(severity_lines(plan) + verdict_lines(plan.verdicts, plan.policy_exceptions), room))
     lines.extend(_drift_lines(plan))
     lines.append(plan.summary())
