@@ -56,7 +56,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from vboplan.emulator import collections as named
-from vboplan.emulator import jobs
+from vboplan.emulator import jobs, roles
 from vboplan.emulator import resources as res
 from vboplan.emulator.profiles import DEFAULT_PROFILE, SERVER_PROFILES, ServerProfile
 from vboplan.emulator.store import Store, StoreError
@@ -156,6 +156,7 @@ def _routes(profile: Profile) -> list[Route]:
             routes.append(_route(f"{base}/CompleteOAuthSignIn", {"POST": partial(res.complete_oauth, key=spec.key)}))
     if profile.name in ("v6", "v7", "v8"):
         routes += jobs.routes(profile.name, _route)  # before the generic collection routes, which they refine
+        routes += roles.routes(profile.name, _route)
     routes += named.routes(profile.name, _route)
     if profile.logout_status is not None:
         routes.append(_route("/token/logout", {"POST": lambda call: call.emulator._logout(call)}))

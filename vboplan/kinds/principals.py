@@ -22,7 +22,7 @@ The API of this module, for any kind that names principals:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
@@ -102,11 +102,15 @@ def path(org_id: str, kind: str) -> str:
 
 # -- names -> principals ---------------------------------------------------------------------------------------------
 
+Where = str | Mapping[str, str]  # the file and line an error names: one for all names, or per name
+
+
 def resolve(client: VboClient, org: dict[str, Any], kind: str, names: list[str],
-            where: str = "") -> dict[str, dict[str, Any]]:
+            where: Where = "") -> dict[str, dict[str, Any]]:
     """Each of ``names`` (distinct) to the one principal of ``kind`` it names in ``org`` (the organization as the
     server lists it): filtered lookups for a few names, one directory walk for many (and for sites on versions
-    without the ``filter`` keyword). ``where`` prefixes the error (the template file and line)."""
+    without the ``filter`` keyword). ``where`` prefixes the error (the template file and line; a mapping: per
+    name)."""
     if not names:
         return {}
     walk = len(names) > PAGE_THRESHOLD or (kind == "Site" and client.version in ("v5", "v6"))
@@ -114,7 +118,7 @@ def resolve(client: VboClient, org: dict[str, Any], kind: str, names: list[str],
 
 
 def walk_directory(client: VboClient, org: dict[str, Any], kind: str, names: list[str],
-                   where: str = "") -> dict[str, dict[str, Any]]:
+                   where: Where = "") -> dict[str, dict[str, Any]]:
     """Resolve ``names`` by reading the whole directory of ``kind``, pages fetched concurrently and decoded by
     :func:`_page_decoder` (the few fields a principal keeps, at C speed)."""
     # Keep only the principals a declared name points at: memory stays at a few pages, not the directory.
@@ -173,7 +177,7 @@ def _entry_fields(entry: Any) -> dict[str, Any]:
 
 
 def look_up_each(client: VboClient, org: dict[str, Any], kind: str, names: list[str],
-                 where: str = "") -> dict[str, dict[str, Any]]:
+                 where: Where = "") -> dict[str, dict[str, Any]]:
     """Resolve ``names`` with one filtered lookup each, several at once."""
     def one(name: str) -> dict[str, Any]:
         return _lookup_one(client, org, kind, name, where)
@@ -194,7 +198,7 @@ def _filters(kind: str, name: str) -> list[dict[str, str]]:
     return [{"displayName": name}]
 
 
-def _lookup_one(client: VboClient, org: dict[str, Any], kind: str, name: str, where: str) -> dict[str, Any]:
+def _lookup_one(client: VboClient, org: dict[str, Any], kind: str, name: str, where: Where) -> dict[str, Any]:
     here = path(str(org["id"]), kind)
     label = _label(kind, name)
     for query in _filters(kind, name):
@@ -220,14 +224,15 @@ def _similar(client: VboClient, org: dict[str, Any], kind: str, name: str) -> li
 
 
 def choose(org: dict[str, Any], kind: str, name: str, matches: list[dict[str, Any]],
-           similar: list[dict[str, Any]], where: str = "") -> dict[str, Any]:
+           similar: list[dict[str, Any]], where: Where = "") -> dict[str, Any]:
     """The one principal of ``matches``; else an error saying there is none (with ``similar`` as did-you-mean) or
     which several ``name`` matches."""
     unique = list({p["id"]: p for p in matches}.values())
     if len(unique) == 1:
         return unique[0]
     word = SINGULAR[kind]
-    prefix = f"{where}: " if where else ""
+    here = where.get(name, "") if isinstance(where, Mapping) else where
+    prefix = f"{here}: " if here else ""
     if not unique:
         hint = f"; did you mean {' or '.join(repr(describe(p)) for p in similar)}?" if similar else ""
         raise ProjectError(f"{prefix}organization '{org.get('name')}': no {word} named '{name}'{hint}")

@@ -23,6 +23,7 @@ from vboplan.kinds import (
     copy_jobs,
     encryption_keys,
     proxy_pools,
+    restore_operator_roles,
 )
 from vboplan.kinds.audit_items import AuditItemsKind
 from vboplan.kinds.base import ResourceKind, Write, WriteContext
@@ -43,6 +44,7 @@ SPECS: list[CollectionSpec] = [
     backup_repositories.SPEC,
     backup_jobs.SPEC,
     copy_jobs.SPEC,
+    restore_operator_roles.SPEC,
 ]
 
 _specs_lock = threading.RLock()

@@ -1,0 +1,511 @@
+"""``restore_operator_roles``: who may restore whose data, per organization (Veeam Backup for Microsoft 365 REST API
+reference, helpcenter.veeam.com/docs/vbo365/rest/, "Restore Operator Roles"; OpenAPI documents v6, v7, v8), by name.
+
+A role names its organization by name, ``roleType`` (``EntireOrganization`` or ``SpecificObjects``), ``description``,
+and three lists of principals by name (:mod:`vboplan.kinds.principals`): ``operators`` (users and groups who may
+restore), ``selectedItems`` (what they may restore, for ``SpecificObjects``) and ``excludedItems`` (what they may
+not), each entry ``{user: NAME}``, ``{group: NAME}``, ``{site: URL}`` or (v7 on) ``{team: NAME}``. Every version
+creates a role with ``POST /Organizations/{organizationId}/RbacRoles`` (200, v8 201) and edits it with
+``PUT /RbacRoles/{roleId}`` (204); the lists change through ``/RbacRoles/{roleId}/operators``, ``/selectedItems``
+and ``/excludedItems`` (POST an array, ``DELETE ?ids=``), never by rewriting the role. An entry's address names its
+principal as the directory does: ``restore_operator_roles["Helpdesk"].operators.group["Helpdesk"]``.
+
+Severities come from here: a change that widens what a role lets someone restore (a new role, a new operator, a new
+selected item, an exclusion removed, ``roleType`` to ``EntireOrganization``) is ``critical``, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from vboplan.api.client import VboClient
+from vboplan.api.rest import Operation
+from vboplan.errors import PlanError, ProjectError, RenderError
+from vboplan.kinds import principals, refs
+from vboplan.kinds.base import Basis, Export, Request, Write
+from vboplan.kinds.collection import CollectionKind, Declared, object_address
+from vboplan.kinds.spec import Api, CollectionSpec, Reference
+from vboplan.planning.changes import Address, Change, make
+from vboplan.project.yamlfile import Located
+from vboplan.sensitive import reveal
+
+LISTS = ("operators", "selectedItems", "excludedItems")
+WORDS = {"User": "user", "Group": "group", "Site": "site", "Team": "team"}
+TYPES = {word: kind for kind, word in WORDS.items()}
+# RESTUser.type (the directory) -> RESTRbacUser.type (a role's entry): the documents spell them differently.
+_USER_TYPES = {"Shared": "SharedMailbox", "Public": "PublicMailbox"}
+_ENTRY_FIELDS = {"User": ("id", "displayName", "name", "type"), "Group": ("id", "displayName", "name", "type"),
+                 "Site": ("id", "url", "title", "parentUrl", "isCloud", "isPersonal"),
+                 "Team": ("id", "displayName", "description", "mail")}
+
+
+def _api(version: str) -> Api:
+    item = "RbacRoles/{roleId}"
+    return Api(list=Operation("GET", "RbacRoles", (200,)), request="RESTRbacRoleCreateModel",
+               response="RESTRbacRole", get=Operation("GET", item),
+               create=Operation("POST", "Organizations/{organizationId}/RbacRoles", (201,) if version == "v8" else (200,)),
+               update=Operation("PUT", item, (204,)), delete=Operation("DELETE", item, (204,)))
+
+
+def allowed(version: str, which: str) -> tuple[str, ...]:
+    """The principal types list ``which`` holds in ``version``: operators are users and groups (v8's
+    RESTRbacOperatorType); items users, groups, sites and, from v7, teams (RESTRbacItemType)."""
+    if which == "operators":
+        return ("User", "Group")
+    return ("User", "Group", "Site") if version == "v6" else ("User", "Group", "Site", "Team")
+
+
+class RoleHooks:
+    """A role name two organizations share is keyed ``ORGANIZATION/NAME`` (names are unique per organization)."""
+
+    def more(self, client: Any, version: str, item: dict[str, Any]) -> dict[str, Any]:
+        name = str(item.get("name") or "")
+        same = [r for r in refs.resolver(client).objects(SPEC.key).items
+                if str(r.get("name") or "").lower() == name.lower()]
+        if len(same) > 1 and item.get("organizationId"):
+            org = next((str(o.get("name")) for o in client.organizations()
+                        if str(o.get("id")).lower() == str(item["organizationId"]).lower()), "")
+            return {"name": f"{org}/{name}"}
+        return {}
+
+    def kind(self, spec: CollectionSpec) -> Any:
+        return RolesKind(spec)
+
+
+SPEC = CollectionSpec(
+    key="restore_operator_roles", key_field="name",
+    versions={version: _api(version) for version in ("v6", "v7", "v8")},
+    references=(Reference("organizationId", "organizations"),),
+    fixed=("organization",),
+    extra_paths=("Organizations/{organizationId}/RbacRoles", "RbacRoles/{roleId}/operators",
+                 "RbacRoles/{roleId}/operators/{operatorId}", "RbacRoles/{roleId}/selectedItems",
+                 "RbacRoles/{roleId}/selectedItems/{itemId}", "RbacRoles/{roleId}/excludedItems",
+                 "RbacRoles/{roleId}/excludedItems/{itemId}"),
+    hooks=RoleHooks(),
+    summary="restore operator roles by name: organization, role type, operators, selected and excluded principals")
+
+
+# -- entries -----------------------------------------------------------------------------------------------------
+
+def parse(version: str, which: str, raw: Any, label: str, where: Callable[[Any], str]) -> list[dict[str, Any]]:
+    """A template's list as ``[{"type", "name", "where"}]``; a bad entry is refused with its line."""
+    if raw is None:
+        return []
+    kinds = allowed(version, which)
+    words = " or ".join(WORDS[k] for k in kinds)
+    if not isinstance(raw, list):
+        raise RenderError(f"{where(None)}: {label}.{which} must be a list such as [{{{WORDS[kinds[1]]}: NAME}}]")
+    entries: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for index, entry in enumerate(raw):
+        here = f"{entry.where() if isinstance(entry, Located) else where(None)}: {label}.{which}[{index}]"
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise RenderError(f"{here} must name one {words}, such as {{{WORDS[kinds[1]]}: NAME}}")
+        word, value = next(iter(entry.items()))
+        kind = TYPES.get(str(word).lower())
+        if kind not in kinds:
+            raise RenderError(f"{here}: '{word}' cannot be in {which} in API {version} (it holds {words})")
+        name = str(reveal(value) or "").strip()
+        if not name:
+            raise RenderError(f"{here}: {WORDS[kind]} needs a name")
+        if (kind, _label(kind, name)) in seen:
+            raise RenderError(f"{here}: {WORDS[kind]} '{name}' is listed twice")
+        seen.add((kind, _label(kind, name)))
+        entries.append({"type": kind, "name": name, "where": here})
+    return entries
+
+
+def _label(kind: str, name: str) -> str:
+    return name.strip().rstrip("/").lower() if kind == "Site" else name.strip().lower()
+
+
+def _entry(raw: dict[str, Any]) -> dict[str, Any] | None:
+    kind = raw.get("type")
+    if kind not in WORDS or not isinstance(raw.get(WORDS[kind]), dict):
+        return None
+    return {"id": str(raw.get("id") or raw[WORDS[kind]].get("id")), "type": kind,
+            "principal": principals.compact(str(kind), raw[WORDS[kind]])}
+
+
+def read_entries(client: VboClient, role_id: str) -> dict[str, list[dict[str, Any]]]:
+    """A role's three lists, each entry ``{"id", "type", "principal"}``."""
+    found = {}
+    for which in LISTS:
+        raw = client.list_objects(Operation("GET", f"RbacRoles/{{roleId}}/{which}", (200,)), roleId=role_id)
+        found[which] = [e for e in (_entry(r) for r in raw) if e is not None]
+    return found
+
+
+def shown(entries: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Entries as templates write them (state, import), sorted."""
+    rows = [{WORDS[e["type"]]: principals.key(e["principal"])} for e in entries]
+    return sorted(rows, key=lambda r: (next(iter(r)), next(iter(r.values())).lower()))
+
+
+def entry_body(kind: str, principal: dict[str, Any]) -> dict[str, Any]:
+    """A ``RESTRbacItemComposed`` (v8 operators ``RESTRbacOperator``) naming ``principal``."""
+    carried = {name: principal.get(name) for name in _ENTRY_FIELDS[kind] if principal.get(name) not in (None,)}
+    if kind == "User":
+        carried["type"] = _USER_TYPES.get(str(carried.get("type") or "User"), carried.get("type") or "User")
+    if kind == "Group":
+        carried.setdefault("type", "Office365")
+    if kind == "Site":
+        carried.setdefault("title", principal.get("displayName") or principal.get("url"))
+        carried.setdefault("isCloud", True)
+        carried.setdefault("isPersonal", False)
+    if kind == "Team":
+        carried.setdefault("description", "")
+        carried.setdefault("mail", "")
+    return {"id": str(principal["id"]), "type": kind, WORDS[kind]: carried}
+
+
+def entry_address(role: Address, which: str, kind: str, key: str) -> Address:
+    return role.field(which).field(WORDS[kind]).entry(key)
+
+
+def parts_of(address: Address) -> tuple[str, str, str, str] | None:
+    """(role key, list, principal type, principal name) of an entry's address, else None."""
+    parts = address.parts
+    if len(parts) == 4 and parts[0][0] == "[" and parts[1][0] == "." and parts[1][1] in LISTS \
+            and parts[2][0] == "." and parts[2][1] in TYPES and parts[3][0] == "[":
+        return parts[0][1], parts[1][1], TYPES[parts[2][1]], parts[3][1]
+    return None
+
+
+def _located(kept: dict[Any, Any], fields: Any) -> dict[Any, Any]:
+    if not isinstance(fields, Located):
+        return kept
+    out = Located(kept)
+    out.source, out.line, out.lines = fields.source, fields.line, getattr(fields, "lines", {})
+    return out
+
+
+@dataclass(frozen=True)
+class RolesKind(CollectionKind):
+    """The generic collection (role fields, organization, create/update/delete) plus the three lists."""
+
+    # -- templates ---------------------------------------------------------------------------------------------
+
+    def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> Declared:
+        plain: dict[Any, Any] = {}
+        lists: dict[str, dict[str, Any]] = {}
+        for key, fields in (raw or {}).items() if isinstance(raw, dict) else []:
+            text = str(reveal(key)).strip()
+            label = str(object_address(self.name, text))
+            if not isinstance(fields, dict):
+                plain[key] = fields
+                continue
+            line = fields.where if isinstance(fields, Located) else (lambda _k, _key=key: where(_key))
+            mine = {}
+            for name in list(fields):
+                if str(name) in LISTS:
+                    mine[str(name)] = parse(version, str(name), fields[name], label,
+                                            lambda _n, _k=name, _l=line: _l(_k))
+            if "organization" not in fields:
+                raise RenderError(f"{line(None)}: {label} needs organization: NAME (the organization it serves)")
+            plain[key] = _located({k: v for k, v in fields.items() if str(k) not in LISTS}, fields)
+            lists[text] = mine
+        desired = super().normalise(version, plain if isinstance(raw, dict) else raw, where)
+        for key, fields in desired.items():
+            for which in LISTS:
+                fields[which] = lists.get(key, {}).get(which, [])
+        return desired
+
+    def scope(self, desired: Declared) -> dict[str, Any]:  # type: ignore[override]
+        """The roles declared, and the principal names they declare per organization and type (with where each is
+        declared, for the error naming an unknown one)."""
+        names: dict[str, dict[str, dict[str, str]]] = {}
+        for fields in desired.values():
+            org = names.setdefault(_org_name(fields.get("organization")), {})
+            for which in LISTS:
+                for entry in fields.get(which, []):
+                    org.setdefault(entry["type"], {}).setdefault(entry["name"], entry["where"])
+        return {"roles": sorted(desired, key=str.lower), "names": names,
+                "organizations": {key: _org_name(fields.get("organization")) for key, fields in desired.items()}}
+
+    def addresses(self, scope: Any) -> set[Address]:  # type: ignore[override]
+        keys = scope.get("roles", []) if isinstance(scope, dict) else list(scope or [])
+        return super().addresses(keys)
+
+    # -- live --------------------------------------------------------------------------------------------------
+
+    def read(self, client: VboClient, scope: Any) -> dict[str, Any]:
+        live = super().read(client, [])
+        objects = live["objects"]
+        keys = list(objects)
+        if keys:
+            with ThreadPoolExecutor(max_workers=min(len(keys), principals.LOOKUP_WORKERS)) as pool:
+                lists = list(pool.map(lambda k: read_entries(client, objects[k]["id"]), keys))
+            for key, entries in zip(keys, lists, strict=True):
+                objects[key]["entries"] = entries
+                for which in LISTS:
+                    objects[key]["values"][which] = shown(entries[which])
+        live["principals"] = self._resolve(client, scope, objects)
+        return live
+
+    def _resolve(self, client: VboClient, scope: Any, objects: dict[str, Any]) -> dict[str, Any]:
+        """The principals of the declared names no live role's entries carry: by organization (lower case), type
+        and lower-cased declared name."""
+        wanted = (scope or {}).get("names", {}) if isinstance(scope, dict) else {}
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for org_name, by_type in sorted(wanted.items()):
+            org = refs.resolver(client).organization(org_name, self.name)
+            held = _held(objects, str(org["name"]))
+            mine = found.setdefault(str(org["name"]).lower(), {})
+            for kind, names in sorted(by_type.items()):
+                missing = [n for n in names if _label(kind, n) not in held.get(kind, {})]
+                resolved = principals.resolve(client, org, kind, missing, where=names)
+                if resolved:
+                    mine[kind] = {_label(kind, n): p for n, p in resolved.items()}
+        return found
+
+    # -- plan --------------------------------------------------------------------------------------------------
+
+    def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
+        plain = Declared()
+        plain.where = desired.where
+        for key, fields in desired.items():
+            plain[key] = {k: v for k, v in fields.items() if k not in LISTS}
+        changes = super().diff(version, live, plain, recorded)
+        objects = live.get("objects") or {}
+        for key, fields in sorted(desired.items(), key=lambda i: i[0].lower()):
+            found = next((k for k in objects if k.lower() == key.lower()), None)
+            obj = objects[found] if found else None
+            org = str(obj["values"].get("organization")) if obj else _org_name(fields.get("organization"))
+            role = object_address(self.name, found or key)
+            for which in LISTS:
+                held = (obj or {}).get("entries", {}).get(which, [])
+                changes += self._diff_list(role, which, fields[which], held, live, org)
+        return changes
+
+    def _diff_list(self, role: Address, which: str, desired: list[dict[str, Any]], held: list[dict[str, Any]],
+                   live: dict[str, Any], org: str) -> list[Change]:
+        now = {(e["type"], principals.key(e["principal"]).lower()): e for e in held}
+        wanted: set[tuple[str, str]] = set()
+        changes = []
+        for entry in desired:
+            principal = _known(live, org, entry["type"], entry["name"])
+            if principal is None:  # read resolved every declared name, or raised naming it
+                raise ProjectError(f"{entry['where']}: organization '{org}': no {WORDS[entry['type']]} named "
+                                   f"'{entry['name']}'")
+            ident = (entry["type"], principals.key(principal).lower())
+            if ident in wanted:
+                raise ProjectError(f"{entry['where']}: {WORDS[entry['type']]} '{entry['name']}' names "
+                                   f"'{principals.key(principal)}', which {which} names already")
+            wanted.add(ident)
+            if ident not in now:
+                changes.append(make("create", self.name, entry_address(role, which, entry["type"],
+                                                                       principals.key(principal)),
+                                    None, principals.describe(principal), False,
+                                    {"list": which, "type": entry["type"], "principal": principal["id"]}))
+        for ident, entry in sorted(now.items()):
+            if ident not in wanted:
+                changes.append(make("delete", self.name, entry_address(role, which, entry["type"],
+                                                                       principals.key(entry["principal"])),
+                                    principals.describe(entry["principal"]), None, False,
+                                    {"list": which, "type": entry["type"], "entry": entry["id"]}))
+        return changes
+
+    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        parts = parts_of(address)
+        if parts is None:
+            return super().derive(basis, address, action, after)
+        key, which, kind, name = parts
+        live = basis.live if isinstance(basis.live, dict) else {}
+        obj = _object(live, key)
+        held = {principals.key(e["principal"]).lower(): e for e in (obj or {}).get("entries", {}).get(which, [])
+                if e["type"] == kind}
+        entry = held.get(name.lower())
+        if action == "delete":
+            if entry is None:
+                raise PlanError(f"{address}: the role holds no such entry")
+            return make("delete", self.name, address, principals.describe(entry["principal"]), None, False,
+                        {"list": which, "type": kind, "entry": entry["id"]})
+        if action != "create" or entry is not None:
+            raise PlanError(f"{address}: an entry of a role is created or deleted (this one is {action}d, or is "
+                            "there already)")
+        principal = _known(live, _org_of(live, obj, basis, key), kind, name)
+        if principal is None or principals.key(principal).lower() != name.lower():
+            raise PlanError(f"{address}: the plan's recorded directory answers name no such {WORDS[kind]}")
+        return make("create", self.name, address, None, principals.describe(principal), False,
+                    {"list": which, "type": kind, "principal": principal["id"]})
+
+    def severity(self, change: Change) -> Any:
+        """What widens a role's reach is critical: a new role, operator or selected item, an exclusion removed,
+        the whole organization in scope. The rest is rated by default."""
+        from vboplan.policy.severity import Severity
+
+        key = change.address.parts[0][1]
+        parts = parts_of(change.address)
+        if parts is None:
+            field = change.address.parts[1][1] if len(change.address.parts) == 2 else None
+            if change.action == "create" and len(change.address.parts) == 1:
+                return Severity("critical", f"new restore operator role '{key}': its operators may restore the data "
+                                            "it covers")
+            if field == "roleType" and change.after == "EntireOrganization":
+                return Severity("critical", f"role '{key}' now covers the entire organization: its operators may "
+                                            "restore anyone's data")
+            return None
+        _key, which, kind, name = parts
+        word = WORDS[kind]
+        if which == "operators" and change.action == "create":
+            return Severity("critical", f"new restore operator: {word} {name} may restore the data role '{key}' "
+                                        "covers")
+        if which == "selectedItems" and change.action == "create":
+            return Severity("critical", f"role '{key}' widened: its operators may restore the data of {word} {name}")
+        if which == "excludedItems" and change.action == "delete":
+            return Severity("critical", f"role '{key}' widened: {word} {name} is no longer excluded, its data may "
+                                        "be restored")
+        return Severity("info", f"role '{key}' narrowed ({word} {name} "
+                                f"{'removed from ' + which if change.action == 'delete' else 'excluded'})")
+
+    # -- apply -------------------------------------------------------------------------------------------------
+
+    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
+        api = self.spec.api(basis.version)
+        if api is None:
+            raise PlanError(f"{self.name} is not in API {basis.version}")
+        live = basis.live if isinstance(basis.live, dict) else {}
+        by_key: dict[str, list[Change]] = {}
+        for change in changes:
+            by_key.setdefault(change.address.parts[0][1], []).append(change)
+        writes = []
+        for key, mine in by_key.items():
+            requests = self._role_requests(basis, api, key, mine, live)
+            writes.append(Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests))
+        return writes
+
+    def _role_requests(self, basis: Basis, api: Api, key: str, mine: list[Change],
+                       live: dict[str, Any]) -> list[Request]:
+        whole = [c for c in mine if len(c.address.parts) == 1]
+        entries = [c for c in mine if parts_of(c.address) is not None]
+        fields = [c for c in mine if len(c.address.parts) == 2]
+        if any(c.action == "delete" for c in whole):
+            return super().writes(basis, whole)[0].requests
+        created = next((c for c in whole if c.action == "create"), None)
+        if created is not None:
+            request = super().writes(basis, [created])[0].requests[0]
+            body = dict(request.body)
+            org = Address.parse(str(created.after.get("organization"))).parts[0][1]
+            for which in LISTS:
+                body[which] = [self._body_of(basis, org, key, c) for c in entries
+                               if c.action == "create" and c.address.parts[1][1] == which]
+            return [Request(request.method, request.path, body, request.expect, assigns=request.assigns)]
+        obj = _object(live, key)
+        if obj is None:
+            raise PlanError(f"{object_address(self.name, key)}: not on the server")
+        org = str(obj["values"].get("organization"))
+        requests = []
+        for which in LISTS:  # adds first: a role turned SpecificObjects needs its selected items before the PUT
+            adds = [self._body_of(basis, org, key, c) for c in entries
+                    if c.action == "create" and c.address.parts[1][1] == which]
+            if adds:
+                requests.append(Request("POST", f"RbacRoles/{obj['id']}/{which}", adds, (204,)))
+        if fields:
+            put = super().writes(basis, fields)[0].requests[0]
+            # The lists are the sub-endpoints' to change; a PUT that left them out keeps them.
+            body = {k: v for k, v in put.body.items() if k not in LISTS}
+            body.setdefault("organizationId", self._live_api_value("organizationId", obj, live))
+            for name in ("name", "description", "roleType"):
+                if name not in body and obj["values"].get(name) is not None:
+                    body[name] = obj["values"][name]
+            requests.append(Request(put.method, put.path, body, put.expect))
+        for which in LISTS:  # removals last: the role keeps a selected item until it no longer needs one
+            ids = [str(c.detail["entry"]) for c in entries if c.action == "delete" and c.address.parts[1][1] == which]
+            if ids:
+                requests.append(Request("DELETE", f"RbacRoles/{obj['id']}/{which}?ids="
+                                        f"{quote(','.join(ids), safe=',')}", None, (204,)))
+        return requests
+
+    def _body_of(self, basis: Basis, org: str, key: str, change: Change) -> dict[str, Any]:
+        parts = parts_of(change.address)
+        assert parts is not None
+        live = basis.live if isinstance(basis.live, dict) else {}
+        principal = _known(live, org, parts[2], parts[3])
+        if principal is None:
+            raise PlanError(f"{change.address}: the plan's recorded directory answers name no such principal")
+        return entry_body(parts[2], principal)
+
+    def verify(self, change: Change, live: dict[str, Any]) -> bool:
+        parts = parts_of(change.address)
+        if parts is None:
+            return super().verify(change, live)
+        key, which, kind, name = parts
+        obj = _object(live, key)
+        held = [e for e in (obj or {}).get("entries", {}).get(which, [])
+                if e["type"] == kind and principals.key(e["principal"]).lower() == name.lower()]
+        return not held if change.action == "delete" else bool(held)
+
+    # -- import ------------------------------------------------------------------------------------------------
+
+    def export(self, client: VboClient) -> Export:
+        """The generic export (role fields, organization by name), with each role's lists by name."""
+        exported = super().export(client)
+        if exported.unavailable:
+            return exported
+        live = self.read(client, [])["objects"]
+        for key, values in (exported.values or {}).items():
+            for which in LISTS:
+                held = live.get(key, {}).get("values", {}).get(which)
+                if held:
+                    values[which] = held
+                else:
+                    values.pop(which, None)
+        return exported
+
+
+# -- helpers -----------------------------------------------------------------------------------------------------
+
+def _org_name(value: Any) -> str:
+    """An organization reference as the plan holds it (``organizations["NAME"]`` or the bare name): the name."""
+    text = str(value or "")
+    try:
+        return Address.parse(text).parts[0][1] if text.startswith("organizations[") else text
+    except ValueError:
+        return text
+
+
+def _object(live: dict[str, Any], key: str) -> dict[str, Any] | None:
+    return next((v for k, v in (live.get("objects") or {}).items() if k.lower() == key.lower()), None)
+
+
+def _held(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The principals the entries of ``org``'s live roles carry, by type and every lower-cased name they go by."""
+    held: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj in objects.values():
+        if _org_name(obj["values"].get("organization")).lower() != org.lower():
+            continue
+        for which in LISTS:
+            for entry in obj.get("entries", {}).get(which, []):
+                for name in principals.labels(entry["type"], entry["principal"]):
+                    held.setdefault(entry["type"], {})[name] = entry["principal"]
+    return held
+
+
+def _known(live: dict[str, Any], org: str, kind: str, name: str) -> dict[str, Any] | None:
+    """The principal ``name`` names in ``org``, from the recorded live values: a live role's entry, or the
+    directory's answer."""
+    org = _org_name(org)
+    label = _label(kind, name)
+    found = _held(live.get("objects") or {}, org).get(kind, {}).get(label)
+    if found is not None:
+        return found
+    resolved = ((live.get("principals") or {}).get(org.lower()) or {}).get(kind) or {}
+    if label in resolved:
+        return dict(resolved[label])
+    return next((dict(p) for p in resolved.values() if label in principals.labels(kind, p)), None)
+
+
+def _org_of(live: dict[str, Any], obj: dict[str, Any] | None, basis: Basis, key: str) -> str:
+    """The organization (name) of role ``key``: the live role's, else the one the plan's scope declares it in."""
+    if obj is not None:
+        return _org_name(obj["values"].get("organization"))
+    declared = (basis.scope or {}).get("organizations", {}) if isinstance(basis.scope, dict) else {}
+    found = next((v for k, v in declared.items() if k.lower() == key.lower()), None)
+    if found is None:
+        raise PlanError(f"{object_address(SPEC.key, key)}: an entry of a role the plan neither creates nor holds")
+    return str(found)
