@@ -133,8 +133,8 @@ def test_restore_operator_roles(roles_project: ProjectDir, servers: dict[str, An
     lead, ceo = f'{ROLE}.operators.user["it.lead@contoso.com"]', f'{ROLE}.excludedItems.user["ceo@contoso.com"]'
     assert {a: r["action"] for a, r in rows.items()} == {lead: "create", ceo: "delete"}
     assert rows[lead]["severity"] == rows[ceo]["severity"] == "critical"
-    assert "new restore operator" in rows[lead]["severity_reason"]
-    assert "no longer excluded" in rows[ceo]["severity_reason"]
+    assert "scope widened: new operator user it.lead@contoso.com" in rows[lead]["severity_reason"]
+    assert "ceo@contoso.com is no longer excluded" in rows[ceo]["severity_reason"]
     saved = tmp_path / "widen.json"
     assert project.run("plan", "--env", env, "--out", str(saved)).exit_code == 0
     shown = project.run("show", "--requests", str(saved)).stdout

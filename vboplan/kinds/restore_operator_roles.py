@@ -344,22 +344,23 @@ class RolesKind(CollectionKind):
         if parts is None:
             field = change.address.parts[1][1] if len(change.address.parts) == 2 else None
             if change.action == "create" and len(change.address.parts) == 1:
-                return Severity("critical", f"new restore operator role '{key}': its operators may restore the data "
-                                            "it covers")
+                return Severity("critical", f"restore operator scope widened: new role '{key}', its operators may "
+                                            "restore the data it covers")
             if field == "roleType" and change.after == "EntireOrganization":
-                return Severity("critical", f"role '{key}' now covers the entire organization: its operators may "
-                                            "restore anyone's data")
+                return Severity("critical", f"restore operator scope widened to the entire organization: role "
+                                            f"'{key}' lets its operators restore anyone's data")
             return None
         _key, which, kind, name = parts
         word = WORDS[kind]
         if which == "operators" and change.action == "create":
-            return Severity("critical", f"new restore operator: {word} {name} may restore the data role '{key}' "
-                                        "covers")
+            return Severity("critical", f"restore operator scope widened: new operator {word} {name} may "
+                                        f"restore the data role '{key}' covers")
         if which == "selectedItems" and change.action == "create":
-            return Severity("critical", f"role '{key}' widened: its operators may restore the data of {word} {name}")
+            return Severity("critical", f"restore operator scope widened: role '{key}' lets its operators "
+                                        f"restore the data of {word} {name}")
         if which == "excludedItems" and change.action == "delete":
-            return Severity("critical", f"role '{key}' widened: {word} {name} is no longer excluded, its data may "
-                                        "be restored")
+            return Severity("critical", f"restore operator scope widened: {word} {name} is no longer "
+                                        f"excluded from role '{key}', its data may be restored")
         return Severity("info", f"role '{key}' narrowed ({word} {name} "
                                 f"{'removed from ' + which if change.action == 'delete' else 'excluded'})")
 
