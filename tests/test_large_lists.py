@@ -147,3 +147,43 @@ def test_the_file_bound_names_how_to_raise_it(project: ProjectDir, monkeypatch: 
     monkeypatch.setenv("VBOPLAN_MAX_FILE_MIB", "0.2")
     result = project.run("validate", "--env", "dev")
     assert result.exit_code == 0, result.output
+
+
+def test_a_data_file_holds_the_list(project: ProjectDir, audited: Any) -> None:
+    _, names = audited
+    project.write("data/users.csv", "name\n" + "\n".join(names) + "\n")
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
+                  "users: {data_file: data/users.csv}\n")
+    result = project.run("plan", "--env", "dev", "--format", "json", "--target", "audit_items")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["plans"][0]["changes"] == []
+    # The same list as JSON, one name dropped: its removal.
+    project.write("data/users.json", json.dumps(names[1:], indent=1))
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
+                  "users: {data_file: data/users.json}\n")
+    result = project.run("plan", "--env", "dev", "--format", "json", "--target", "audit_items")
+    assert result.exit_code == 0, result.output
+    assert [c["address"] for c in json.loads(result.stdout)["plans"][0]["changes"]] == \
+        [f'audit_items["{ORG}"].user["{names[0]}"]']
+
+
+@pytest.mark.parametrize(("path", "text", "fragments"), [
+    ("data/users.csv", "name\na@x.com\nb@x.com\n\nA@X.com\n", ("data/users.csv:5:", "'A@X.com' is given twice",
+                                                                "first on line 2")),
+    ("data/users.csv", "name,kind\na@x.com,user\nb@x.com\n", ("data/users.csv:3:", "1 fields where the header has 2")),
+    ("data/users.csv", "name\na@x.com\n  \n\"\"\n", ("data/users.csv:4:", "an empty name")),
+    ("data/users.json", '[\n "a@x.com",\n "b@x.com",\n ""\n]', ("data/users.json:4:", "an empty name")),
+    ("data/users.json", '[\n "a@x.com",\n "b@x.com"\n "c"]', ("data/users.json:4:", "JSON error")),
+    ("../users.csv", None, ("environments/dev.yaml:4:", "must be a path inside the project")),
+    ("data/users.txt", "a\n", ("environments/dev.yaml:4:", "a data file is .csv")),
+    ("data/none.csv", None, ("environments/dev.yaml:4:", "'data/none.csv' not found")),
+])
+def test_a_bad_data_file_names_its_line(project: ProjectDir, path: str, text: str | None,
+                                        fragments: tuple[str, ...]) -> None:
+    project.write("templates/audit_items.yaml.j2", "audit_items:\n  contoso.onmicrosoft.com:\n"
+                  "    users: {{ users | tojson }}\n")
+    if text is not None:
+        project.write(path, text)
+    project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
+                  f"users: {{data_file: {path}}}\n")
+    assert_one_clean_error(project.run("validate", "--env", "dev"), *fragments)

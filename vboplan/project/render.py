@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from vboplan.errors import ProjectError, RenderError
 from vboplan.kinds.registry import KINDS
 from vboplan.project.config import Environment, Project
+from vboplan.project.datafiles import resolve_data_files
 from vboplan.project.sandbox import BoundedSandbox, render_bounded
 from vboplan.project.yamlfile import Located, load_yaml, parse_yaml, plain
 from vboplan.schema import nearest
@@ -192,6 +193,7 @@ def load_variables(project: Project, env: Environment) -> dict[str, Any]:
             continue
         if not isinstance(data, dict):
             raise ProjectError(f"{project.display(path)}:1: a variable file must be a mapping of names to values")
+        data = resolve_data_files(data, project.root, project.display)
         merged = _merge(merged, data)
     if env.variables:
         from vboplan.project.overrides import apply_vars
