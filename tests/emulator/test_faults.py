@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import httpx
@@ -99,7 +100,8 @@ def test_latency_is_slept_outside_the_lock(make_emulator, monkeypatch: pytest.Mo
     # Each request's latency waits until all six are in it at once: only possible if no lock is held meanwhile
     # (under a lock the first would wait alone and the barrier break, answering 500).
     barrier = threading.Barrier(6, timeout=20)
-    monkeypatch.setattr("vboplan.emulator.app.time", SimpleNamespace(sleep=lambda seconds: barrier.wait()))
+    monkeypatch.setattr("vboplan.emulator.app.time", SimpleNamespace(sleep=lambda seconds: barrier.wait(),
+                                                                      monotonic=time.monotonic, time=time.time))
     statuses: list[int] = []
 
     def call() -> None:
