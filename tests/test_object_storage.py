@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_SECRET, SEED, ProjectDir, assert_one_clean_error
+from conftest import API_SECRET, SEED, ProjectDir, assert_one_clean_error, reseal
 
 from vboplan.emulator import start
 
@@ -117,6 +117,16 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         assert '"accountId": "(known after apply)"' in archive and '"encryptionKeyId": "(known after apply)"' \
             in shown.stdout, shown.stdout
         outputs += [planned.output, shown.output]
+        # A hostile author's edit: the row sends a raw account id of its choosing; apply derives it and refuses.
+        hostile = json.loads(planfile.read_text())
+        row = next(c for c in hostile["changes"] if c["address"] == 'backup_repositories["Archive S3"]')
+        row["after"]["objectStorage"]["accountId"] = row["after"]["objectStorage"].pop("account")
+        edited = tmp_path / "hostile.json"
+        reseal(edited, hostile, project.keys["ann"])
+        refused = project.run("apply", str(edited))
+        assert refused.exit_code == 1 and "objectStorage must name account, not hold accountId" in refused.output, \
+            refused.output
+        assert _listed(http, version, "BackupRepositories") == []
         applied = project.run("apply", str(planfile))
         assert applied.exit_code == 0, applied.output
         outputs.append(applied.output)
@@ -146,14 +156,19 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         assert_one_clean_error(project.run("validate", "--env", "dev"), "templates/repos.yaml.j2:",
                                'backup_repositories["Archive S3"]', "no encryptionKey")
 
-        # The size limit changes in place; the folder (the object-storage target) plans a replace.
+        # The size limit changes in place; the folder (the object-storage target) plans a replace. On v6/v7 the
+        # object storage keeps the name it has (one made in the console may have its own).
+        if version != "v8":
+            assert http.put(f"/{version}/objectstoragerepositories/{storage['id']}",
+                            json={"name": "Console name"}).status_code == 200
         project.write("templates/repos.yaml.j2", _repositories(size=2048))
         rows = _rows(project.run("plan", "--env", "dev", "--format", "json"))
         assert list(rows) == ['backup_repositories["Archive S3"].objectStorage'], rows
         assert rows['backup_repositories["Archive S3"].objectStorage'][2]["sizeLimitGB"] == 2048
         assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
-        assert _object_storage(http, version, {r["name"]: r for r in _listed(
-            http, version, "BackupRepositories")}["Archive S3"])["sizeLimitGB"] == 2048
+        storage = _object_storage(http, version, {r["name"]: r for r in _listed(
+            http, version, "BackupRepositories")}["Archive S3"])
+        assert storage["sizeLimitGB"] == 2048 and storage.get("name", "Console name") == "Console name"
         assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
         project.write("templates/repos.yaml.j2", _repositories(folder="us", size=2048))
         assert_one_clean_error(project.run("plan", "--env", "dev"), 'backup_repositories["Archive S3"]: '

@@ -372,6 +372,8 @@ class CollectionKind:
                 if found is not None:
                     raw[index] = {**item, apart.field: found}
                     parts[index][apart.field] = str(found["id"])
+                    # Its own name (one made in the console may differ from the repository's): a PUT keeps it.
+                    parts[index][f"{apart.field}.{apart.key_field}"] = str(found.get(apart.key_field) or "")
                     named.add(str(found["id"]).lower())
             loose = {str(o.get(apart.key_field)): str(o["id"]) for i, o in held.items() if i not in named}
             if loose:
@@ -644,6 +646,7 @@ class CollectionKind:
                 continue
             value = {**body.pop(apart.field), apart.key_field: key}
             if request.method == "PUT":
+                value[apart.key_field] = ((obj or {}).get("parts") or {}).get(f"{apart.field}.{apart.key_field}") or key
                 if not held:
                     raise PlanError(f"{object_address(self.name, key)}.{apart.field}: the server holds none to edit")
                 after.append(Request("PUT", api.update.url(**{api.id_param: held}), value, api.update.status))

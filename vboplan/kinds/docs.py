@@ -44,8 +44,10 @@ def table() -> str:
     for key, summary, paths in OTHERS:
         rows.append(f"| `{key}` | {summary} | {_endpoints(paths)} |")
     for collection in collection_specs():
-        rows.append(f"| `{collection.key}` | {collection.summary} | "
-                    f"{_endpoints({v: api.list.path for v, api in collection.versions.items()})} |")
+        endpoints = [_endpoints({v: api.list.path for v, api in collection.versions.items()})]
+        endpoints += [_endpoints({v: api.list.path for v, api in apart.versions.items()}) + f" (its {apart.field})"
+                      for apart in collection.separate]
+        rows.append(f"| `{collection.key}` | {collection.summary} | {'; '.join(endpoints)} |")
     return "\n".join(rows) + "\n"
 
 
