@@ -11,6 +11,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+# The object stores start once per test process, whichever modules use them: a fixture imported into each test
+# module would be a fixture of that module, started again for every one.
+from state_servers import azurite_server, s3_server  # noqa: F401 (session fixtures)
+
 from vboplan.cli.commands import main
 
 SMTP_SECRET = "Sm7p-s3cret-Value!"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import SEED, ProjectDir, signer_line
-from state_servers import S3Server, s3_server  # noqa: F401 (fixture)
+from state_servers import S3Server
 
 from vboplan.emulator import start
 
@@ -76,7 +76,7 @@ def ci(project: Path, *args: str, **environ: str) -> subprocess.CompletedProcess
                           text=True, timeout=300, check=False)
 
 
-def test_pull_request_then_merge(project: ProjectDir, s3_server: S3Server, github: str,  # noqa: F811
+def test_pull_request_then_merge(project: ProjectDir, s3_server: S3Server, github: str,
                                  tmp_path: Path) -> None:
     bucket = s3_server.new_bucket()
     with start(SEED) as dev, start(SEED) as test:
@@ -224,7 +224,7 @@ def shards_and_report(project: Path, out: Path) -> dict[str, Any]:
 
 
 def test_fleet_shards_report_once_and_two_merges_apply_only_new_plans(project: ProjectDir,
-                                                                      s3_server: S3Server,  # noqa: F811
+                                                                      s3_server: S3Server,
                                                                       tmp_path: Path) -> None:
     bucket = s3_server.new_bucket()
     servers = [start(SEED) for _ in range(4)]

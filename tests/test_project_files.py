@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import ProjectDir, Result, assert_one_clean_error, signer_line
-from state_servers import S3Server, s3_server  # noqa: F401 (fixture)
+from state_servers import S3Server
 
 from vboplan.cli.commands import main
 
@@ -180,7 +180,7 @@ def test_init_signers_refuses_bad_key_files(project: ProjectDir, tmp_path: Path)
 
 
 def test_init_offers_to_move_local_state_to_the_configured_backend(project: ProjectDir,
-                                                                   s3_server: S3Server) -> None:  # noqa: F811
+                                                                   s3_server: S3Server) -> None:
     assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
     bucket = s3_server.new_bucket()
     config = project.root / "vboplan.yaml"

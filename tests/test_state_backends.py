@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SEED, ProjectDir, Result
-from state_servers import AzuriteServer, S3Server, azurite_server, s3_server  # noqa: F401 (fixtures)
+from state_servers import AzuriteServer, S3Server
 
 from vboplan.emulator import start
 from vboplan.errors import StateLockedError

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import ProjectDir
-from state_servers import azurite_server, s3_server  # noqa: F401 (fixtures)
 from test_state_backends import Shared, shared  # noqa: F401 (fixture)
 
 from vboplan.errors import StateConflictError
