@@ -321,8 +321,10 @@ def test_required_zero_applies_a_saved_plan_without_approvals(project: ProjectDi
     assert project.server("dev")["audit_email_settings"]["port"] == 587
 
 
-def test_twenty_concurrent_approvals_are_all_kept(project: ProjectDir, tmp_path: Path) -> None:
-    people = [f"approver{i:02d}" for i in range(20)]
+def test_concurrent_approvals_are_all_kept(project: ProjectDir, tmp_path: Path) -> None:
+    # Eight processes at once (without the lock beside the plan file, some of their approvals are lost);
+    # benchmarks/approvals.py runs twenty and more.
+    people = [f"approver{i:02d}" for i in range(8)]
     keys = {}
     for name in people:
         key = tmp_path / f"id_{name}"
@@ -342,7 +344,7 @@ def test_twenty_concurrent_approvals_are_all_kept(project: ProjectDir, tmp_path:
     shown = project.run("show", str(path))
     verified = [line for line in shown.stdout.splitlines() if line.startswith("Approval ") and
                 line.endswith(": verified")]
-    assert len(verified) == 20
+    assert len(verified) == len(people)
     assert {line.split()[2] for line in verified} == set(people)
 
 
