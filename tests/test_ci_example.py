@@ -4,6 +4,9 @@ state in S3 (moto's server) and two emulated VBO servers."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
 import os
 import shutil
@@ -16,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from conftest import SEED, ProjectDir, signer_line
 from state_servers import S3Server
 
+from vboplan.cli.commands import main
 from vboplan.emulator import start
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,9 +76,48 @@ def github() -> Iterator[str]:
 
 
 def ci(project: Path, *args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """The script as a pipeline step runs it: its own process, which runs ``python -m vboplan`` for each command."""
     env = {**os.environ, "PYTHONPATH": str(REPO), **environ}
     return subprocess.run([sys.executable, str(SCRIPT), "-C", str(project), *args], env=env, capture_output=True,
                           text=True, timeout=300, check=False)
+
+
+def _script() -> Any:
+    spec = importlib.util.spec_from_file_location("vboplan_ci", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _vboplan_here(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """What the script's ``vboplan()`` returns, from the same command line run in this process."""
+    result = CliRunner().invoke(main, ["-C", str(project), "--no-color", *args], catch_exceptions=False)
+    return subprocess.CompletedProcess(["vboplan", *args], result.exit_code, result.stdout, result.stderr)
+
+
+def ci_here(project: Path, *args: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """The script's steps run in this process, each of its ``vboplan`` commands through the CLI here too: the
+    same commands, files and exit codes as :func:`ci` without a Python start-up per command (the pull-request
+    test below runs the script in real processes)."""
+    script = _script()
+    script.vboplan = _vboplan_here
+    saved = {name: os.environ.get(name) for name in environ}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(environ)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = script.main(["-C", str(project), *args])
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return subprocess.CompletedProcess(["vboplan_ci.py", *args], code, out.getvalue(), err.getvalue())
 
 
 def test_pull_request_then_merge(project: ProjectDir, s3_server: S3Server, github: str,
@@ -97,7 +141,7 @@ state: {{backend: s3, bucket: {bucket}, prefix: vbo/, endpoint_url: "{s3_server.
                       "PR_NUMBER": "7"}
 
         # The pull request: plan every environment; the unreachable one fails the job but is in the comment.
-        planned = ci(project.root, "plan", "--out-dir", str(out))
+        planned = ci_here(project.root, "plan", "--out-dir", str(out))
         assert planned.returncode == 1, planned.stderr
         markdown = (out / "plan.md").read_text()
         assert "dev" in markdown and "test" in markdown and "audit_email_settings.port" in markdown
@@ -107,14 +151,14 @@ state: {{backend: s3, bucket: {bucket}, prefix: vbo/, endpoint_url: "{s3_server.
             sorted(p["environment"] for p in plans) == ["broken", "dev", "test"]
         assert next(p for p in plans if p["environment"] == "broken")["error"]
         assert {p.name for p in out.glob("*.json")} == {"dev.json", "test.json", "plans.json"}
-        posted = ci(project.root, "comment", "--provider", "github", "--file", str(out / "plan.md"), **github_env)
+        posted = ci_here(project.root, "comment", "--provider", "github", "--file", str(out / "plan.md"), **github_env)
         assert posted.returncode == 0, posted.stderr
         assert len(FakeGitHub.comments) == 1 and "audit_email_settings.port" in FakeGitHub.comments[0]["body"]
 
         # A second push changes a value: the same comment is updated, no second one.
         project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp2.dev.local\n")
-        assert ci(project.root, "plan", "--out-dir", str(out)).returncode == 1
-        assert ci(project.root, "comment", "--provider", "github", "--file", str(out / "plan.md"),
+        assert ci_here(project.root, "plan", "--out-dir", str(out)).returncode == 1
+        assert ci_here(project.root, "comment", "--provider", "github", "--file", str(out / "plan.md"),
                   **github_env).returncode == 0
         assert len(FakeGitHub.comments) == 1 and "smtp2.dev.local" in FakeGitHub.comments[0]["body"]
 
@@ -123,7 +167,7 @@ state: {{backend: s3, bucket: {bucket}, prefix: vbo/, endpoint_url: "{s3_server.
         plans_dir.mkdir()
         for name in ("dev.json", "test.json"):
             shutil.copy(out / name, plans_dir / name)
-        applied = ci(project.root, "apply", "plans/")
+        applied = ci_here(project.root, "apply", "plans/")
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert "Applied 2 of 2 plan files" in applied.stdout
 
@@ -139,7 +183,7 @@ state: {{backend: s3, bucket: {bucket}, prefix: vbo/, endpoint_url: "{s3_server.
                 .list_objects_v2(Bucket=bucket)["Contents"]}
         assert {"vbo/dev.json", "vbo/test.json"} <= keys and not any(k.endswith(".lock") for k in keys)
         # Applying the same plan files again is refused (already applied), and says so.
-        replay = ci(project.root, "apply", "plans/")
+        replay = ci_here(project.root, "apply", "plans/")
         assert replay.returncode == 1 and "Applied 0 of 2 plan files" in replay.stdout
 
 
@@ -215,10 +259,10 @@ environments:
 def shards_and_report(project: Path, out: Path) -> dict[str, Any]:
     """What the matrix jobs and the report job run: both shards' plan files, then one report over them."""
     for shard in ("1/2", "2/2"):
-        planned = ci(project, "plan-shard", "--shard", shard, "--out-dir", str(out / shard.replace("/", "-of-")))
+        planned = ci_here(project, "plan-shard", "--shard", shard, "--out-dir", str(out / shard.replace("/", "-of-")))
         assert planned.returncode == 0, planned.stderr
     shard_dirs = [str(p) for p in sorted(out.glob("*-of-2"))]
-    reported = ci(project, "report", *shard_dirs, "--out", str(out / "report.md"), "--json", str(out / "report.json"))
+    reported = ci_here(project, "report", *shard_dirs, "--out", str(out / "report.md"), "--json", str(out / "report.json"))
     assert reported.returncode == 0, reported.stderr
     return json.loads((out / "report.json").read_text())
 
@@ -250,7 +294,7 @@ state: {{backend: s3, bucket: {bucket}, prefix: fleet/, endpoint_url: "{s3_serve
         plans.mkdir()
         for planfile in (tmp_path / "pr1").glob("*-of-2/*.json"):
             shutil.copy(planfile, plans / planfile.name)
-        applied = ci(project.root, "apply", "plans/", "--archive", "plans/applied")
+        applied = ci_here(project.root, "apply", "plans/", "--archive", "plans/applied")
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert "Applied 4 of 4 plan files" in applied.stdout
         assert not list(plans.glob("*.json")) and len(list((plans / "applied").glob("*.json"))) == 4
@@ -265,7 +309,7 @@ state: {{backend: s3, bucket: {bucket}, prefix: fleet/, endpoint_url: "{s3_serve
         # Merge 2: only the new plan files are applied (the archived ones are not tried again), then archived.
         for planfile in (tmp_path / "pr2").glob("*-of-2/*.json"):
             shutil.copy(planfile, plans / planfile.name)
-        applied = ci(project.root, "apply", "plans/", "--archive", "plans/applied")
+        applied = ci_here(project.root, "apply", "plans/", "--archive", "plans/applied")
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert "Applied 4 of 4 plan files" in applied.stdout
         assert not list(plans.glob("*.json")) and len(list((plans / "applied").glob("*.json"))) == 8
