@@ -154,6 +154,8 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
         f'{mail}.selectedItems.site["https://contoso.sharepoint.com/sites/hr"]', f'{mail}.selectedItems.team["Finance"]',
         f'{mail}.excludedItems.user["test@contoso.com"]'}
     assert rows[f'{mail}.selectedItems.user["ceo@contoso.com"]']["after"] == {"mailbox": True, "archiveMailbox": True}
+    excluded = rows[f'{mail}.excludedItems.user["test@contoso.com"]']
+    assert excluded["severity"] == "warning" and "test@contoso.com is excluded" in excluded["severity_reason"]
     shown = project.run("show", "--requests", _saved(project, env, tmp_path / "plan.json"))
     assert shown.exit_code == 0, shown.output
     assert ("POST /v8/Jobs" if version == "v8" else f"POST /{version}/Organizations/") in shown.stdout, shown.stdout

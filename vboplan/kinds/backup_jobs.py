@@ -257,9 +257,7 @@ class BackupJobsKind(CollectionKind):
         objects = live.get("objects") or {}
         found = next((k for k in objects if k.lower() == key.lower()), None)
         obj = objects.get(found) if found else None
-        held = {principals.key(i["principal"]).lower(): i for i in ((obj or {}).get("items", {}).get(which, []))
-                if i["type"] == kind}
-        item = held.get(name.lower())
+        item = _items_by_key(obj, which).get((kind, name.lower()))
         detail: dict[str, Any] = {"key": found or key, "list": which, "type": kind,
                                   **({"job": obj["id"]} if obj else {})}
         if action == "delete":
@@ -417,8 +415,7 @@ class BackupJobsKind(CollectionKind):
             return super().verify(change, live)
         key, which, kind, name = parts
         obj = next((v for k, v in (live.get("objects") or {}).items() if k.lower() == key.lower()), None)
-        item = next((i for i in ((obj or {}).get("items", {}).get(which, []))
-                     if i["type"] == kind and principals.key(i["principal"]).lower() == name.lower()), None)
+        item = _items_by_key(obj, which).get((kind, name.lower()))
         if change.action == "delete":
             return item is None
         return item is not None and all(item["flags"].get(k) == v for k, v in (change.after or {}).items())
@@ -467,8 +464,40 @@ def _as_live_keys(desired: Declared, objects: dict[str, Any]) -> Declared:
     return out
 
 
+_MEMO_LOCK = threading.Lock()
+_MEMO: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+
+
+def _memo(name: str, objects: Any, arg: str, build: Callable[[], Any]) -> Any:
+    """``build()`` once per live objects (by identity) and ``arg``: a plan of a job of thousands of items asks the
+    same question of the same live values for every item."""
+    token = (name, id(objects), arg)
+    with _MEMO_LOCK:
+        found = _MEMO.get(token)
+        if found is not None and found[0] is objects:
+            return found[1]
+    value = build()
+    with _MEMO_LOCK:
+        if len(_MEMO) > 16:
+            _MEMO.clear()
+        _MEMO[token] = (objects, value)
+    return value
+
+
+def _items_by_key(obj: dict[str, Any] | None, which: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """A live job's items of one list by (type, lower-cased principal key)."""
+    if obj is None:
+        return {}
+    return _memo("items", obj, which, lambda: {(i["type"], principals.key(i["principal"]).lower()): i
+                                               for i in obj.get("items", {}).get(which, [])})
+
+
 def _held_principals(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
     """The principals the items of ``org``'s live jobs carry, by type and every lower-cased name they go by."""
+    return _memo("held", objects, org.lower(), lambda: _build_held(objects, org))
+
+
+def _build_held(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
     held: dict[str, dict[str, dict[str, Any]]] = {}
     for obj in objects.values():
         if str(obj["values"].get("organization", "")).lower() != org.lower():
@@ -490,7 +519,9 @@ def _known_principal(live: dict[str, Any], org: str, kind: str, name: str) -> di
     resolved = ((live.get("principals") or {}).get(org.lower()) or {}).get(kind) or {}
     if label in resolved:
         return dict(resolved[label])
-    return next((dict(p) for p in resolved.values() if label in principals.labels(kind, p)), None)
+    by_label = _memo("resolved", resolved, kind, lambda: {name: p for p in resolved.values()
+                                                         for name in principals.labels(kind, p)})
+    return dict(by_label[label]) if label in by_label else None
 
 
 def _finder(live: dict[str, Any], org: str) -> Callable[[str, str, str], dict[str, Any]]:
@@ -523,11 +554,8 @@ def _elsewhere(objects: dict[str, Any], key: str | None, kind: str, name: str) -
     for other, obj in sorted(objects.items(), key=lambda i: i[0].lower()):
         if obj is here:
             continue
-        items = obj.get("items", {})
-        holds = [i for i in items.get("selectedItems", []) if i["type"] == kind
-                 and principals.key(i["principal"]).lower() == name.lower()]
-        excluded = [i for i in items.get("excludedItems", []) if i["type"] == kind
-                    and principals.key(i["principal"]).lower() == name.lower()]
+        holds = (kind, name.lower()) in _items_by_key(obj, "selectedItems")
+        excluded = (kind, name.lower()) in _items_by_key(obj, "excludedItems")
         whole = obj["values"].get("backupType") == "EntireOrganization" and not excluded \
             and str(obj["values"].get("organization") or "").lower() == org
         if holds or whole:
