@@ -12,6 +12,7 @@ job and a move between jobs shows as one delete and one create of it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,10 +37,11 @@ _PRINCIPAL_COMPONENT = {"User": "RESTUser", "Group": "RESTGroup", "Site": "RESTJ
 _NOT_FLAGS = {"type", "id", "_links", "user", "group", "site", "team"}
 
 
-def flag_names(version: str, kind: str) -> list[str]:
+@functools.lru_cache(maxsize=64)
+def flag_names(version: str, kind: str) -> tuple[str, ...]:
     """The workload flags an item of ``kind`` has in ``version`` (``mailbox``, ``oneDrive``...; v6 teams:
     ``chats``)."""
-    return [name for name in schema.properties(version, _VARIANT[kind]) if name not in _NOT_FLAGS]
+    return tuple(name for name in schema.properties(version, _VARIANT[kind]) if name not in _NOT_FLAGS)
 
 
 def item_address(job: Address, which: str, kind: str, key: str) -> Address:
