@@ -15,7 +15,7 @@ from conftest import API_SECRET, CONFIG, ProjectDir, Result, assert_one_clean_er
 from vboplan.api.streaming import NotOfShape, batches_in_array
 from vboplan.emulator import RunningServer, start
 from vboplan.emulator.synth import generate_tenant
-from vboplan.errors import ProjectError
+from vboplan.errors import ApiError, ProjectError
 from vboplan.kinds.audit_items import ITEM_SHAPE, _item
 from vboplan.project.yamlfile import parse_yaml, plain
 
@@ -187,3 +187,24 @@ def test_a_bad_data_file_names_its_line(project: ProjectDir, path: str, text: st
     project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
                   f"users: {{data_file: {path}}}\n")
     assert_one_clean_error(project.run("validate", "--env", "dev"), *fragments)
+
+
+def test_an_unpaged_collection_list_is_read_as_it_arrives(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vboplan.api.client import ConnectionSettings, VboClient
+    from vboplan.api.rest import Operation
+
+    monkeypatch.delenv("VBOPLAN_MAX_RESPONSE_MIB", raising=False)
+    proxies = [{"hostName": f"proxy{k:03d}.contoso.local", "port": 9193, "description": "x" * 200} for k in range(60)]
+    seed = {"credentials": [{"username": "admin", "password": API_SECRET}], "proxies": proxies}
+    listing = Operation("GET", "Proxies", query=(("extendedView", "true"),))
+    with start(seed) as running:
+        settings = ConnectionSettings(name="t", server=running.url, api_version="v7")
+        with VboClient(settings, "admin", API_SECRET) as vbo:
+            found = vbo.list_objects(listing)
+            assert sorted(p["hostName"] for p in found) == [p["hostName"] for p in proxies]
+            assert found == vbo.get("Proxies", {"extendedView": "true"})
+        monkeypatch.setenv("VBOPLAN_MAX_RESPONSE_MIB", "0.002")  # 2 KiB: less than the list
+        with VboClient(settings, "admin", API_SECRET) as vbo, pytest.raises(ApiError) as refused:
+            vbo.list_objects(listing)
+        assert "GET /v7/Proxies answered with more than 0.002 MiB" in str(refused.value)
+        assert "VBOPLAN_MAX_RESPONSE_MIB=" in str(refused.value)

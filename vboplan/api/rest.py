@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vboplan.api.paging import Paging
-from vboplan.errors import ApiError
+from vboplan.api.streaming import each_of_list
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,8 @@ class Rest(Paging):
         path = operation.url(**values)
         if operation.paged:
             return list(self.iter_pages(path, dict(operation.query)))
-        body = self.get(path, dict(operation.query) or None)
-        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-            raise ApiError(f"{self.where}: GET /{self.version}/{path} did not return a list of objects")
-        return body
+        # An unpaged list (v6/v7 collections) may be long: decoded as it arrives, never held whole as bytes.
+        return each_of_list(self, path, "objects", None, params=dict(operation.query) or None)
 
     def call(self, operation: Operation, body: Any = None, **values: str) -> Any:
         """Send ``operation`` with ``body``; the decoded answer, or None when the server answered without one."""
