@@ -97,6 +97,13 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
                 "amazonBucketS3Aws": {"name": "vb365-archive", "regionType": "Global", "regionId": "eu-west-1"}})
             assert left.status_code == 200, left.text
 
+        # --target of the object-storage repository takes in its account (a nested reference) and its key.
+        targeted = _rows(project.run("plan", "--env", "dev", "--format", "json", "--target",
+                                     'backup_repositories["Archive S3"]'))
+        assert {a for a, r in targeted.items() if r[0] == "create"} == {
+            'cloud_accounts["akiaexample01"]', 'encryption_keys["Archive key 2026"]',
+            'backup_repositories["Archive S3"]'}, targeted
+
         # One plan creates all four; the repository's account and key are known after apply.
         planfile = tmp_path / "plan.json"
         planned = project.run("plan", "--env", "dev", "--format", "json", "--out", str(planfile))
