@@ -189,3 +189,40 @@ def test_operators_are_users_and_groups(roles_project: ProjectDir) -> None:
     result = roles_project.run("validate", "--env", "v8")
     assert result.exit_code == 1 and "roles.yaml.j2:" in result.stderr and "user or group" in result.stderr, \
         result.output
+
+
+def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Role names are unique per organization only: import keys such roles ORGANIZATION/NAME, the plan after it is
+    # clean, and a change to one of them is sent under its own name.
+    fabrikam = {"name": "fabrikam.onmicrosoft.com", "groups": [{"displayName": "Desk", "name": "desk@fabrikam.com"}]}
+    seed = {**SEED, "organizations": [*SEED["organizations"], fabrikam]}
+    monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)
+    with start(Store.from_data(seed)) as server:
+        http = _api(server, "v8")
+        for org in http.get("/v8/Organizations").json()["results"]:
+            made = http.post(f"/v8/Organizations/{org['id']}/RbacRoles",
+                             json={"name": "Desk", "organizationId": org["id"], "roleType": "EntireOrganization"})
+            assert made.status_code == 201, made.text
+        project = ProjectDir(tmp_path / "p")
+        project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  v8:\n    server: {server.url}\n"
+                                      "    api_version: v8\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n"
+                                      "    var_files: [environments/v8.yaml]\n")
+        done = project.run("import", "--env", "v8", "--resource", "restore_operator_roles")
+        assert done.exit_code == 0, done.output
+        written = "".join(p.read_text() for p in project.root.rglob("*.y*ml*") if p.name != "vboplan.yaml")
+        assert f"{ORG}/Desk" in written and "fabrikam.onmicrosoft.com/Desk" in written, written
+        assert project.run("plan", "--env", "v8", "--detailed-exitcode").exit_code == 0
+        project.write("templates/restore_operator_roles.yaml.j2", "restore_operator_roles:\n"
+                      f"  {ORG}/Desk: {{organization: {ORG}, roleType: EntireOrganization}}\n"
+                      "  fabrikam.onmicrosoft.com/Desk: {organization: fabrikam.onmicrosoft.com,"
+                      " roleType: EntireOrganization, description: Fabrikam desk}\n")
+        for other in project.root.joinpath("templates").glob("*.j2"):
+            if other.name != "restore_operator_roles.yaml.j2":
+                other.unlink()
+        rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
+        assert {a: r["action"] for a, r in rows.items()} == {
+            'restore_operator_roles["fabrikam.onmicrosoft.com/Desk"].description': "update"}
+        assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
+        assert sorted((r["name"], r.get("description", "")) for r in http.get("/v8/RbacRoles").json()) == [
+            ("Desk", ""), ("Desk", "Fabrikam desk")]

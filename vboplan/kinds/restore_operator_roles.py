@@ -390,8 +390,8 @@ class RolesKind(CollectionKind):
         created = next((c for c in whole if c.action == "create"), None)
         if created is not None:
             request = super().writes(basis, [created])[0].requests[0]
-            body = dict(request.body)
-            org = Address.parse(str(created.after.get("organization"))).parts[0][1]
+            org = _org_name(created.after.get("organization"))
+            body = {**request.body, "name": role_name(key, org)}
             for which in LISTS:
                 body[which] = [self._body_of(basis, org, key, c) for c in entries
                                if c.action == "create" and c.address.parts[1][1] == which]
@@ -410,6 +410,7 @@ class RolesKind(CollectionKind):
             put = super().writes(basis, fields)[0].requests[0]
             # The lists are the sub-endpoints' to change; a PUT that left them out keeps them.
             body = {k: v for k, v in put.body.items() if k not in LISTS}
+            body["name"] = role_name(key, org)
             body.setdefault("organizationId", self._live_api_value("organizationId", obj, live))
             for name in ("name", "description", "roleType"):
                 if name not in body and obj["values"].get(name) is not None:
@@ -460,6 +461,12 @@ class RolesKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+def role_name(key: str, org: str) -> str:
+    """The role's name on the server: its key without the ``ORGANIZATION/`` that keys a name two organizations'
+    roles share."""
+    return key[len(org) + 1:] if org and key.lower().startswith(org.lower() + "/") else key
+
 
 def _org_name(value: Any) -> str:
     """An organization reference as the plan holds it (``organizations["NAME"]`` or the bare name): the name."""
