@@ -322,6 +322,16 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
                       "repository: Repo EU, backupType: SelectedItems}\n")
         empty = project.run("plan", "--env", "v8")
         assert empty.exit_code == 1 and "selects none" in empty.stderr and "backup_jobs.yaml.j2:" in empty.stderr
+        # A job moved to another organization would be a new job: refused, even where lifecycle allows replaces.
+        project.write("templates/backup_jobs.yaml.j2", "backup_jobs:\n  Solo: {organization: fabrikam.onmicrosoft.com, "
+                      "repository: Repo EU, backupType: EntireOrganization}\n"
+                      "lifecycle:\n  'backup_jobs[\"Solo\"]': {allow_replace: true}\n")
+        assert project.run("apply", "--env", "v8", "--auto-approve", "--allow-mass-delete").exit_code == 0
+        project.write("templates/backup_jobs.yaml.j2", "backup_jobs:\n  Solo: {organization: contoso.onmicrosoft.com, "
+                      "repository: Repo EU, backupType: EntireOrganization}\n"
+                      "lifecycle:\n  'backup_jobs[\"Solo\"]': {allow_replace: true}\n")
+        moved = project.run("plan", "--env", "v8")
+        assert moved.exit_code == 1 and "vboplan does not replace it" in moved.stderr, moved.output
 
 
 @pytest.mark.parametrize("version", ["v7", "v8"])

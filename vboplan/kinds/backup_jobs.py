@@ -228,7 +228,9 @@ class BackupJobsKind(CollectionKind):
         plain.where = desired.where
         for key, fields in desired.items():
             plain[key] = {k: v for k, v in fields.items() if k not in _LISTS}
-        changes = super().diff(version, live, plain, recorded)
+        changes = no_replace(super().diff(version, live, plain, recorded),
+                              "a job moved to another organization is a new job (its items are principals of the old "
+                              "organization's directory)")
         objects = live.get("objects") or {}
         by_lower = {k.lower(): k for k in objects}
         for key, fields in sorted(desired.items(), key=lambda i: i[0].lower()):
@@ -318,6 +320,7 @@ class BackupJobsKind(CollectionKind):
         for change in changes:
             by_key.setdefault(change.address.parts[0][1], []).append(change)
         writes = []
+        no_replace(changes, "this job cannot change in place")
         for key, mine in by_key.items():
             requests = self._job_requests(basis, api, key, mine, live)
             writes.append(Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests))
@@ -443,6 +446,15 @@ class BackupJobsKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+def no_replace(changes: list[Change], why: str) -> list[Change]:
+    """``changes``, refusing a replace: the kind's writes do not rebuild an object (and its items) under a new id."""
+    for change in changes:
+        if change.action == "replace":
+            raise PlanError(f"{change.address}: {why}; vboplan does not replace it: remove it from the templates "
+                            "(apply), then declare the new one")
+    return changes
+
 
 def job_name(key: str, org: str) -> str:
     """The job's name on the server: its key without the ``ORGANIZATION/`` that keys a name two organizations'

@@ -18,6 +18,7 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, RenderError
 from vboplan.kinds import refs
+from vboplan.kinds.backup_jobs import no_replace
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
@@ -93,7 +94,8 @@ class CopyJobsKind(CollectionKind):
                                     "write organization: NAME (API v8 creates a copy job in its organization)")
                 mine["organization"] = org
             filled[key] = {"backupJob": key, **mine}
-        return super().diff(version, live, filled, recorded)
+        return no_replace(super().diff(version, live, filled, recorded), "a copy job follows its backup job's "
+                           "organization")
 
     def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
         api = self.spec.api(basis.version)
@@ -104,6 +106,7 @@ class CopyJobsKind(CollectionKind):
         for change in changes:
             by_key.setdefault(change.address.parts[0][1], []).append(change)
         writes = []
+        no_replace(changes, "this copy job cannot change in place")
         for key, mine in by_key.items():
             requests = self._requests(basis, api, key, mine, live)
             writes.append(Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests))
