@@ -34,8 +34,8 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Shape:
     """How the elements of a long list decode fast: ``element`` is a msgspec type naming the fields wanted (others
-    are skipped), and ``convert`` makes of each decoded element what the caller's ``each`` makes of the element as
-    json decodes it, so either path gives the same items."""
+    are skipped), and ``convert`` makes of a batch of decoded elements what the caller's ``each`` makes of each
+    element as json decodes it, so either path gives the same items."""
 
     element: Any
     convert: Callable[[Any], Any]
@@ -108,7 +108,7 @@ def batches_in_array(chunks: Iterable[bytes], shape: Shape, each: Callable[[dict
             if cut > 0:
                 batch = _decode_until(decoder, buffer, cut + 1)
                 if batch is not None:
-                    yield list(map(convert, batch))
+                    yield convert(batch)
                     del buffer[:cut + 1]
                     buffer[0] = 0x5B  # the "," before the next element becomes the "[" of the rest
                     continue
@@ -121,7 +121,7 @@ def batches_in_array(chunks: Iterable[bytes], shape: Shape, each: Callable[[dict
             pending = True
             break
     try:
-        yield list(map(convert, decoder.decode(buffer)))
+        yield convert(decoder.decode(buffer))
     except msgspec.ValidationError:
         raise NotOfShape() from None
     except msgspec.DecodeError as exc:

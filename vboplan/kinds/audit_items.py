@@ -623,8 +623,27 @@ def _item_of(wire: _WireItem) -> dict[str, Any]:
 
 
 _NOBODY = _WirePrincipal()
+_KINDS = {"User": "User", "Group": "Group"}
+
+
+def _items_of(batch: list[_WireItem]) -> list[dict[str, Any]]:
+    """:func:`_item_of` of each item of ``batch``: the usual item (a User or Group with string fields) without a
+    call of its own."""
+    items = []
+    for wire in batch:
+        kind = _KINDS.get(wire.type)
+        principal = ((wire.group if kind == "Group" else wire.user) or _NOBODY) if kind else _NOBODY
+        if kind and type(wire.id) is str and type(principal.id) is str and type(principal.name) is str \
+                and type(principal.displayName) is str:
+            items.append({"id": wire.id, "type": kind, "principalId": principal.id, "name": principal.name,
+                          "displayName": principal.displayName})
+        else:
+            items.append(_item_of(wire))
+    return items
+
+
 #: Audit items decoded by msgspec in batches as they arrive, keeping only what :func:`_item` keeps.
-ITEM_SHAPE = Shape(_WireItem, _item_of)
+ITEM_SHAPE = Shape(_WireItem, _items_of)
 
 
 def _label(org: dict[str, Any], kind: str, item: dict[str, Any], audited: list[dict[str, Any]]) -> str:
