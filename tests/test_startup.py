@@ -54,7 +54,7 @@ def test_every_command_is_listed_with_the_first_paragraph_of_its_help() -> None:
 
     for name in COMMANDS:
         assert main.get_command(click.Context(main), name) is not None, name
-    assert sorted(main.commands) == sorted(COMMANDS)
+    assert sorted(main.commands) == sorted(COMMANDS), "list every command in vboplan.cli.main.COMMANDS"
     for name, command in main.commands.items():
         assert " ".join(COMMANDS[name][2].split()) == " ".join((command.help or "").split("\n\n")[0].split()), name
 
