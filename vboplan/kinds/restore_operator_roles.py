@@ -26,8 +26,11 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import principals, refs
+from vboplan.kinds.backup_jobs import _located
+from vboplan.kinds.backup_jobs import job_name as role_name  # the name without ORGANIZATION/
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
+from vboplan.kinds.job_items import label as _label  # a declared name as the directory's names compare
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
 from vboplan.project.yamlfile import Located
@@ -119,10 +122,6 @@ def parse(version: str, which: str, raw: Any, label: str, where: Callable[[Any],
     return entries
 
 
-def _label(kind: str, name: str) -> str:
-    return name.strip().rstrip("/").lower() if kind == "Site" else name.strip().lower()
-
-
 def _entry(raw: dict[str, Any]) -> dict[str, Any] | None:
     kind = raw.get("type")
     if kind not in WORDS or not isinstance(raw.get(WORDS[kind]), dict):
@@ -174,14 +173,6 @@ def parts_of(address: Address) -> tuple[str, str, str, str] | None:
             and parts[2][0] == "." and parts[2][1] in TYPES and parts[3][0] == "[":
         return parts[0][1], parts[1][1], TYPES[parts[2][1]], parts[3][1]
     return None
-
-
-def _located(kept: dict[Any, Any], fields: Any) -> dict[Any, Any]:
-    if not isinstance(fields, Located):
-        return kept
-    out = Located(kept)
-    out.source, out.line, out.lines = fields.source, fields.line, getattr(fields, "lines", {})
-    return out
 
 
 @dataclass(frozen=True)
@@ -461,12 +452,6 @@ class RolesKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
-
-def role_name(key: str, org: str) -> str:
-    """The role's name on the server: its key without the ``ORGANIZATION/`` that keys a name two organizations'
-    roles share."""
-    return key[len(org) + 1:] if org and key.lower().startswith(org.lower() + "/") else key
-
 
 def _org_name(value: Any) -> str:
     """An organization reference as the plan holds it (``organizations["NAME"]`` or the bare name): the name."""
