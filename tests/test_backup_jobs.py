@@ -357,3 +357,20 @@ def test_a_job_and_its_copy_job_in_one_plan(jobs_project: ProjectDir, servers: d
     project.write("templates/jobs.yaml.j2", "backup_jobs: {}\ncopy_jobs: {}\n")
     assert project.run("apply", "--env", version, "--auto-approve").exit_code == 0
     assert _list(http, version, "Jobs") == [] and _list(http, version, "CopyJobs") == []
+
+
+def test_a_principal_dropped_by_every_job_holding_it_is_a_warning() -> None:
+    # Rated alone, each removal sees the other job still holding the user; rated with the plan, neither does.
+    from vboplan.planning.changes import Address, make
+    from vboplan.policy.severity import rate_all
+
+    def removal(job: str, other: str, user: str, change_id: str) -> Any:
+        address = Address("backup_jobs").entry(job).field("selectedItems").field("user").entry(user)
+        return make("delete", "backup_jobs", address, {}, None, False,
+                    {"key": job, "list": "selectedItems", "type": "User", "item": "i",
+                     "elsewhere": [str(Address("backup_jobs").entry(other))]}, id=change_id)
+
+    both = rate_all([removal("A", "B", "jane@contoso.com", "c1"), removal("B", "A", "jane@contoso.com", "c2")])
+    assert both["c1"].level == both["c2"].level == "warning" and "no job after this plan" in both["c1"].reason
+    one = rate_all([removal("A", "B", "jane@contoso.com", "c1")])
+    assert one["c1"].level == "info" and "stays in" in one["c1"].reason

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from vboplan.planning.changes import Change
+from vboplan.planning.changes import Address, Change
 
 LEVELS = ("info", "warning", "critical")
 RANK = {level: i for i, level in enumerate(LEVELS)}
@@ -226,7 +226,37 @@ def rate_all(changes: list[Change]) -> dict[str, Severity]:
     from vboplan.kinds.registry import KINDS
 
     rated = {change.id: rate(change, KINDS.get(change.kind)) for change in changes}
-    return moved(changes, rated)
+    return removed_everywhere(changes, moved(changes, rated))
+
+
+def removed_everywhere(changes: Iterable[Change], rated: dict[str, Severity]) -> dict[str, Severity]:
+    """A principal taken out of a job whose other holders (``detail["elsewhere"]``, the live jobs that back it up,
+    by address) all drop it in the same plan is in no job afterwards: a warning on each of those removals, which
+    each, rated alone, saw the others still holding it."""
+    changes = list(changes)
+    dropped: dict[tuple[str, str, str], set[str]] = {}
+    added: set[tuple[str, str, str]] = set()
+    for change in changes:
+        entry = _list_entry(change)
+        if entry is None or entry[0] != "selectedItems":
+            continue
+        ident = (change.kind, entry[1], entry[2].lower())
+        if change.action == "delete":
+            dropped.setdefault(ident, set()).add(str(Address(change.kind, change.address.parts[:1])))
+        elif change.action == "create":
+            added.add(ident)
+    result = dict(rated)
+    for change in changes:
+        entry = _list_entry(change)
+        others = change.detail.get("elsewhere") if isinstance(change.detail, dict) else None
+        if entry is None or entry[0] != "selectedItems" or change.action != "delete" or not others:
+            continue
+        ident = (change.kind, entry[1], entry[2].lower())
+        if ident not in added and set(others) <= dropped.get(ident, set()) \
+                and RANK[result[change.id].level] < RANK["warning"]:
+            result[change.id] = Severity("warning", f"{entry[1]} {entry[2]} is in no job after this plan: its data "
+                                                    "is no longer backed up")
+    return result
 
 
 def critical_first(changes: list[Change], rated: dict[str, Severity]) -> list[Change]:
