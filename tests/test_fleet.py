@@ -315,3 +315,56 @@ def test_report_shows_each_environments_verdicts_and_their_totals(fleet: Project
     assert "a block verdict stands in 1 (t4)" in markdown
     page = fleet.run("report", *dirs, "--format", "html").stdout
     assert "<h2>Policy verdicts of 1 environment: t3</h2>" in page and "(waived)" in page
+
+
+def test_a_worker_killed_mid_plan_fails_its_environments_by_name(project: ProjectDir, monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """One of two worker processes is killed while its environments wait on a slow server: exactly those fail,
+    each with an error saying so and a failure record instead of a plan file; every other environment's plan file
+    is whole (report verifies each checksum); the run exits 1 and the report says who failed."""
+    import multiprocessing
+    import threading
+    import time
+
+    from vboplan.emulator import start
+
+    monkeypatch.setenv("VBOPLAN_WORKERS", "2")
+    names = [f"e{k:02d}" for k in range(10)]
+    killed: list[int] = []
+    with start(SEED, latency_ms=150) as slow:
+        entries = "".join(f'  - {{name: {name}, server: "{slow.url}"}}\n' for name in names)
+        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
+                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
+        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+
+        def kill_one_worker_mid_plan() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                workers = multiprocessing.active_children()
+                if len(workers) == 2 and slow.emulator.stats.total >= 6:   # both started, requests under way
+                    workers[0].kill()
+                    killed.append(workers[0].pid or 0)
+                    return
+                time.sleep(0.02)
+
+        killer = threading.Thread(target=kill_one_worker_mid_plan, daemon=True)
+        killer.start()
+        run = project.run("plan", "--all", "--out-dir", str(tmp_path / "plans"))
+        killer.join()
+    assert killed, "no worker was seen planning"
+    assert run.exit_code == 1, run.output
+    stopped = sorted(line.split("'")[1] for line in run.stderr.splitlines()
+                     if "the worker process planning it stopped" in line)
+    assert stopped, run.stderr
+    assert all(line.startswith("Error: environment '") for line in run.stderr.splitlines()
+               if "worker process" in line), run.stderr
+    plans = sorted(p.stem for p in (tmp_path / "plans").glob("*.json"))
+    failed = sorted(p.stem for p in (tmp_path / "plans" / "failed").glob("*.json"))
+    assert failed == stopped and sorted(plans + failed) == names and plans   # each environment once
+    record = json.loads((tmp_path / "plans" / "failed" / f"{stopped[0]}.json").read_text())
+    assert "the worker process planning it stopped (exit code" in record["error"]
+    assert f"Failed to plan ({len(stopped)}):" in run.stdout
+    report = project.run("report", str(tmp_path / "plans"), "--format", "json")
+    assert report.exit_code == 1, report.output   # every plan file verified whole; the failures named
+    merged = json.loads(report.stdout)
+    assert [f["environment"] for f in merged["failed"]] == stopped and merged["size"] == len(names)

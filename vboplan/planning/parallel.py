@@ -1,10 +1,11 @@
 """Planning a fleet on every core: worker processes, each planning many environments at once on its threads.
 
 One process renders templates and diffs for only one core's worth of environments (Python runs one thread at a
-time), so past a few dozen servers ``plan --all`` is bound by CPU, not by the servers. Here the environments go to a
-task queue that ``workers`` processes drain, each with ``threads`` environments in flight; a finished plan goes back
-to the parent at once, so a worker holds at most ``threads`` plans however large the fleet (memory bounded per
-worker), and the parent gets them in any order and returns them in the order given.
+time), so past a few dozen servers ``plan --all`` is bound by CPU, not by the servers. Here ``workers`` processes
+each get environments over a pipe of their own, at most ``threads`` in hand at once; a finished plan goes back to
+the parent at once, so a worker holds at most ``threads`` plans however large the fleet (memory bounded per
+worker), and the parent gets them in any order and returns them in the order given. Nothing (no queue, no lock) is
+shared between the workers, so one killed in the middle of a message cannot stall the others.
 
 Requests to one server stay bounded across processes: the environments of a server that several workers may plan
 at once share its ``max_in_flight`` between them. A worker that dies (killed, out of memory) fails the
@@ -16,7 +17,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import queue
 import sys
 import threading
 from collections import Counter
@@ -71,81 +71,153 @@ def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[
                       workers: int, threads: int = THREADS, *, excluded: tuple[str, ...] = (),
                       refresh_only: bool = False) -> list[Outcome]:
     """Plan ``envs`` in ``workers`` processes of ``threads`` environments each; outcomes in the order given."""
-    from vboplan import progress, sensitive
-    from vboplan.core import Outcome
+    from vboplan import progress
 
     context = multiprocessing.get_context("spawn")  # the same on every platform; no fork of a threaded process
-    tasks: Any = context.Queue()
-    results: Any = context.Queue()
-    for env in envs:
-        tasks.put(env)  # the environment as selected (with its --var values), not only its name
-    for _ in range(workers * threads):
-        tasks.put(None)
     settings = {"root": str(project.root), "targets": targets, "allow_mass_delete": allow_mass_delete,
                 "excluded": excluded, "refresh_only": refresh_only,
                 "shares": server_shares(envs, workers), "threads": threads,
                 "log_level": logging.getLogger("vboplan").level}
-    processes = [context.Process(target=_work, args=(settings, tasks, results, index), daemon=True)
-                 for index in range(workers)]
-    by_name = {env.name: env for env in envs}
     logging.getLogger("vboplan").info("planning %d environments in %d worker processes of %d threads", len(envs),
                                       workers, threads)
-    outcomes: dict[str, Outcome] = {}
-    in_hand: dict[str, int] = {}   # environment -> the worker planning it
-    finished: set[int] = set()
+    fleet = _Dispatch(envs, threads)
     try:
-        for process in processes:
+        for index in range(workers):
+            # One pipe per worker and nothing shared between them: a worker killed mid-message leaves no lock
+            # held that the others need, and the parent knows exactly which environments it had in hand.
+            mine, theirs = context.Pipe(duplex=True)
+            process = context.Process(target=_work, args=(settings, theirs, index), daemon=True)
             process.start()
-        while len(finished) < workers and len(outcomes) < len(envs):
-            try:
-                message = results.get(timeout=0.5)
-            except queue.Empty:
-                _reap(processes, finished, in_hand, outcomes, by_name)
-                continue
-            kind, worker, payload = message
-            if kind == "start":
-                in_hand[payload] = worker
-            elif kind == "done":
-                name, plan, error, requests, secrets = payload
-                sensitive.remember_forms(secrets)
-                in_hand.pop(name, None)
-                outcomes[name] = Outcome(by_name[name], plan, error, requests)
-                progress.phase(f"planned {len(outcomes)} of {len(envs)} environments")
-            elif kind == "exit":
-                finished.add(worker)
+            theirs.close()
+            fleet.add(process, mine)
+        fleet.fill()
+        while fleet.alive:
+            for index in fleet.ready():
+                fleet.receive(index)
+                progress.phase(f"planned {len(fleet.outcomes)} of {len(envs)} environments")
     finally:
-        for process in processes:
-            if process.is_alive() and len(outcomes) < len(envs):
-                process.terminate()
-        for process in processes:
+        fleet.stop()
+    return fleet.ordered()
+
+
+class _Dispatch:
+    """The parent's side: sends each worker environments while it has fewer than ``window`` in hand, takes back
+    each result as it arrives, and fails by name the environments of a worker that died."""
+
+    def __init__(self, envs: list[Environment], window: int) -> None:
+        from collections import deque
+
+        self.envs = envs
+        self.by_name = {env.name: env for env in envs}
+        self.pending = deque(envs)
+        self.window = window
+        self.processes: list[Any] = []
+        self.pipes: list[Any] = []
+        self.in_hand: list[set[str]] = []
+        self.closed: list[bool] = []
+        self.alive: set[int] = set()
+        self.outcomes: dict[str, Outcome] = {}
+
+    def add(self, process: Any, pipe: Any) -> None:
+        index = len(self.processes)
+        self.processes.append(process)
+        self.pipes.append(pipe)
+        self.in_hand.append(set())
+        self.closed.append(False)
+        self.alive.add(index)
+
+    def fill(self) -> None:
+        """The first environments, one to each worker in turn (a small fleet spreads over every worker)."""
+        while self.pending and any(len(self.in_hand[i]) < self.window for i in self.alive):
+            for index in sorted(self.alive):
+                if self.pending and len(self.in_hand[index]) < self.window:
+                    self.feed(index, 1)
+        for index in sorted(self.alive):
+            self.feed(index, 0)
+
+    def feed(self, index: int, most: int | None = None) -> None:
+        """Send worker ``index`` environments (``most`` of them at most) while it has fewer than ``window``; once
+        none is left, tell it to finish."""
+        try:
+            while self.pending and len(self.in_hand[index]) < self.window and (most is None or most > 0):
+                env = self.pending[0]
+                self.pipes[index].send(env)  # the environment as selected (with its --var values)
+                self.in_hand[index].add(self.pending.popleft().name)
+                most = None if most is None else most - 1
+            if not self.pending and not self.closed[index]:
+                self.pipes[index].send(None)  # nothing more: finish what you have, then exit
+                self.closed[index] = True
+        except OSError:
+            self.died(index)  # its end of the pipe is gone: it died
+
+    def ready(self) -> list[int]:
+        from multiprocessing.connection import wait
+
+        waitables = {id(self.pipes[i]): i for i in self.alive}
+        waitables.update({id(self.processes[i].sentinel): i for i in self.alive})
+        objects = [self.pipes[i] for i in self.alive] + [self.processes[i].sentinel for i in self.alive]
+        found = wait(objects, timeout=5)
+        return sorted({waitables[id(obj)] for obj in found})
+
+    def receive(self, index: int) -> None:
+        from vboplan import sensitive
+        from vboplan.core import Outcome
+
+        pipe = self.pipes[index]
+        try:
+            while index in self.alive and pipe.poll():
+                name, plan, error, requests, secrets = pipe.recv()
+                sensitive.remember_forms(secrets)
+                self.in_hand[index].discard(name)
+                self.outcomes[name] = Outcome(self.by_name[name], plan, error, requests)
+                self.feed(index)
+        except (EOFError, OSError):
+            self.died(index)
+            return
+        if index in self.alive and not self.processes[index].is_alive():
+            self.died(index)
+
+    def died(self, index: int) -> None:
+        """Worker ``index`` has gone: every environment it had in hand fails, naming why; the others go on."""
+        from vboplan.core import Outcome
+
+        if index not in self.alive:
+            return
+        self.alive.discard(index)
+        process = self.processes[index]
+        process.join(timeout=5)
+        for name in sorted(self.in_hand[index]):
+            self.outcomes[name] = Outcome(self.by_name[name], error=VboplanError(
+                f"environment '{name}': the worker process planning it stopped (exit code {process.exitcode}); "
+                "it was not planned"))
+        self.in_hand[index].clear()
+        for other in sorted(self.alive):
+            self.feed(other)
+
+    def stop(self) -> None:
+        for index in sorted(self.alive):
+            if self.processes[index].is_alive():
+                self.processes[index].terminate()
+        for process in self.processes:
             process.join(timeout=10)
-        tasks.cancel_join_thread()
-    for name in by_name:
-        if name not in outcomes:
-            outcomes[name] = Outcome(by_name[name], error=VboplanError(
-                f"environment '{name}': not planned (every worker process stopped before it)"))
-    return [outcomes[env.name] for env in envs]
+        for pipe in self.pipes:
+            pipe.close()
 
+    def ordered(self) -> list[Outcome]:
+        from vboplan.core import Outcome
 
-def _reap(processes: list[Any], finished: set[int], in_hand: dict[str, int], outcomes: dict[str, Outcome],
-          by_name: dict[str, Environment]) -> None:
-    """A worker that died without saying so: the environments it had in hand fail, naming why."""
-    from vboplan.core import Outcome
-
-    for index, process in enumerate(processes):
-        if index in finished or process.is_alive():
-            continue
-        finished.add(index)
-        for name in [n for n, w in in_hand.items() if w == index]:
-            del in_hand[name]
-            outcomes[name] = Outcome(by_name[name], error=VboplanError(
-                f"environment '{name}': the worker process planning it stopped (exit code {process.exitcode})"))
+        for env in self.envs:
+            if env.name not in self.outcomes:
+                self.outcomes[env.name] = Outcome(env, error=VboplanError(
+                    f"environment '{env.name}': not planned (every worker process stopped before it)"))
+        return [self.outcomes[env.name] for env in self.envs]
 
 
 # -- in the worker --------------------------------------------------------------------------------------------
 
-def _work(settings: dict[str, Any], tasks: Any, results: Any, index: int) -> None:
-    """A worker process: plan environments named on ``tasks`` until told to stop, each result sent as it is made."""
+def _work(settings: dict[str, Any], pipe: Any, index: int) -> None:
+    """A worker process: plan the environments the parent sends until it sends None, each result sent back as it
+    is made (at most ``threads`` at once)."""
     from vboplan import sensitive
     from vboplan.core import plan_one
     from vboplan.project.config import load_project
@@ -155,27 +227,33 @@ def _work(settings: dict[str, Any], tasks: Any, results: Any, index: int) -> Non
     shares: dict[str, int] = settings["shares"]
     lock = threading.Lock()
 
-    def one_thread() -> None:
-        while True:
-            env = tasks.get()
-            if env is None:
-                return
-            name = env.name
-            results.put(("start", index, name))
-            env = replace(env, max_in_flight=min(env.max_in_flight, shares.get(env.server, env.max_in_flight)))
-            outcome = plan_one(project, env, settings["targets"], settings["allow_mass_delete"],
+    def one(env: Environment) -> None:
+        bounded = replace(env, max_in_flight=min(env.max_in_flight, shares.get(env.server, env.max_in_flight)))
+        try:
+            outcome = plan_one(project, bounded, settings["targets"], settings["allow_mass_delete"],
                                excluded=settings["excluded"], refresh_only=settings["refresh_only"])
-            error = _portable(outcome.error)
-            with lock:
-                secrets = sensitive.remembered()
-            results.put(("done", index, (name, outcome.plan, error, outcome.requests, secrets)))
+            plan, error, requests = outcome.plan, _portable(outcome.error), outcome.requests
+        except Exception as exc:  # a bug must fail its environment, not leave the parent waiting for it
+            plan, error, requests = None, VboplanError(f"environment '{env.name}': {type(exc).__name__}: {exc}"), 0
+        with lock:  # one message at a time on the pipe; the secrets remembered so far go with it
+            try:
+                pipe.send((env.name, plan, error, requests, sensitive.remembered()))
+            except (OSError, ValueError):
+                return  # the parent has gone
+            except Exception as exc:  # a plan that cannot be pickled: its environment fails, named
+                pipe.send((env.name, None, VboplanError(f"environment '{env.name}': its plan could not be sent "
+                                                        f"back ({type(exc).__name__}: {exc})"), requests,
+                           sensitive.remembered()))
 
-    try:
-        with ThreadPoolExecutor(max_workers=settings["threads"]) as pool:
-            for future in [pool.submit(one_thread) for _ in range(settings["threads"])]:
-                future.result()
-    finally:
-        results.put(("exit", index, None))
+    with ThreadPoolExecutor(max_workers=settings["threads"]) as pool:
+        while True:
+            try:
+                env = pipe.recv()
+            except (EOFError, OSError):
+                break
+            if env is None:
+                break
+            pool.submit(one, env)
 
 
 def _portable(error: VboplanError | None) -> VboplanError | None:
