@@ -68,3 +68,26 @@ def test_a_journal_that_cannot_be_written_stops_before_sending(project: ProjectD
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "not sent: the write journal could not record it" in result.stderr
     assert project.server("dev")["audit_email_settings"]["port"] == 25  # nothing reached the server
+
+
+def test_one_journal_save_per_request_each_holding_the_answers_before_it(project: ProjectDir,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from vboplan.state import StateStore
+
+    saved: list[dict] = []
+    real_write = StateStore.write_journal
+
+    def recording(store: StateStore, text: str) -> None:
+        saved.append(json.loads(text))
+        real_write(store, text)
+
+    monkeypatch.setattr(StateStore, "write_journal", recording)
+    # Two requests: the audit mail settings and the job mail settings.
+    result = project.run("apply", "--env", "dev", "--auto-approve", "--var", "notify_success=true")
+    assert result.exit_code == 0, result.output
+    writes = saved[-1]["writes"]
+    assert len(writes) > 1 and all(w["state"] == "applied" for w in writes)
+    assert len(saved) == len(writes) + 1  # "about to send" for each request, then the last answer
+    for n, journal in enumerate(saved[:-1]):
+        # Saved before request n+1 is sent: it is recorded as sent, and every earlier one as answered.
+        assert [w["state"] for w in journal["writes"]] == ["applied"] * n + ["sent"], n
