@@ -374,3 +374,21 @@ def test_a_principal_dropped_by_every_job_holding_it_is_a_warning() -> None:
     assert both["c1"].level == both["c2"].level == "warning" and "no job after this plan" in both["c1"].reason
     one = rate_all([removal("A", "B", "jane@contoso.com", "c1")])
     assert one["c1"].level == "info" and "stays in" in one["c1"].reason
+
+
+def test_removing_most_of_a_jobs_items_is_a_mass_deletion() -> None:
+    from vboplan.kinds.registry import KINDS
+    from vboplan.planning.changes import Address, make
+    from vboplan.planning.guard import mass_deletions
+
+    held = [{"id": f"i{n}", "type": "User", "principal": {"id": f"p{n}", "name": f"u{n}@contoso.com"}, "flags": {}}
+            for n in range(30)]
+    live = {"backup_jobs": {"objects": {"Mail": {"id": "j", "values": {}, "items": {"selectedItems": held}}}}}
+
+    def removals(count: int) -> list[Any]:
+        return [make("delete", "backup_jobs", Address("backup_jobs").entry("Mail").field("selectedItems").field("user")
+                     .entry(f"u{n}@contoso.com"), {}, None, False, {"item": f"i{n}"}) for n in range(count)]
+
+    assert KINDS["backup_jobs"].deletions(removals(10), live["backup_jobs"]) == []
+    found = mass_deletions(removals(11), live)
+    assert found == ['11 of the 30 objects of backup_jobs["Mail"].selectedItems'], found

@@ -31,6 +31,9 @@ from vboplan.project.yamlfile import Located
 from vboplan.sensitive import reveal
 
 _LISTS = tuple(job_items.LISTS)
+#: Removing more than this many items of a job's list (and more than the guard's share of them) is a mass deletion,
+#: as for audit items.
+ITEMS_GUARDED = 10
 # Fields of the job the template may not set: runNow starts the job; the rest are the server's.
 _NEVER = {"runnow": "vboplan never starts a job: runNow cannot be set (start it in the console or with "
                     "POST /Jobs/{jobId}/start yourself)"}
@@ -308,6 +311,23 @@ class BackupJobsKind(CollectionKind):
             if dropped:
                 return Severity("warning", f"{word} {name}: {', '.join(dropped)} no longer backed up by this job")
         return None
+
+    def deletions(self, changes: list[Change], live: Any) -> list[tuple[str, int, int]]:
+        """The jobs the changes delete (as any collection), and each item list they remove more than
+        :data:`ITEMS_GUARDED` items of (the guard's share then applies, as to audit items)."""
+        found = super().deletions(changes, live)
+        objects = (live or {}).get("objects") or {} if isinstance(live, dict) else {}
+        counts: dict[tuple[str, str], int] = {}
+        for change in changes:
+            parts = job_items.parts_of(change.address)
+            if parts is not None and change.action == "delete":
+                counts[(parts[0], parts[1])] = counts.get((parts[0], parts[1]), 0) + 1
+        for (key, which), deleted in sorted(counts.items()):
+            obj = next((v for k, v in objects.items() if k.lower() == key.lower()), None)
+            total = len(((obj or {}).get("items") or {}).get(which) or [])
+            if deleted > ITEMS_GUARDED:
+                found.append((f"{object_address(self.name, key)}.{which}", deleted, max(total, deleted)))
+        return found
 
     # -- apply -------------------------------------------------------------------------------------------------
 
