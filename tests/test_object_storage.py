@@ -162,6 +162,11 @@ def test_object_storage_repositories(project: ProjectDir, version: str, tmp_path
         project.write("templates/repos.yaml.j2", _repositories().replace("    encryptionKey: Archive key 2026\n", ""))
         assert_one_clean_error(project.run("validate", "--env", "dev"), "templates/repos.yaml.j2:",
                                'backup_repositories["Archive S3"]', "no encryptionKey")
+        project.write("templates/repos.yaml.j2", _repositories() + "  Repo twin: {proxy: proxy01.contoso.local, "
+                      "path: 'd:\\backups\\eu\\', retentionType: ItemLevel}\n")
+        assert_one_clean_error(project.run("validate", "--env", "dev"), "templates/repos.yaml.j2:15",
+                               'backup_repositories["Repo twin"] has the same proxy and path as '
+                               'backup_repositories["Repo EU"]')
 
         # The size limit changes in place; the folder (the object-storage target) plans a replace. On v6/v7 the
         # object storage keeps the name it has (one made in the console may have its own).

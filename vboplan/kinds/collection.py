@@ -91,7 +91,26 @@ class CollectionKind:
             if problem:
                 raise RenderError(f"{where(key)}: {object_address(self.name, text)}: {problem}")
             desired.where[text] = where(key)
+        self._check_unique(desired)
         return desired
+
+    def _check_unique(self, desired: Declared) -> None:
+        """Two objects may not share the values of the spec's ``unique`` fields (the server refuses the second:
+        a repository's folder on one proxy), compared as the server does: case-insensitively, a folder without its
+        trailing separator."""
+        for fields in self.spec.unique:
+            names = [next((r.written for r in self.spec.references if r.field == f), f) for f in fields]
+            seen: dict[tuple[str, ...], str] = {}
+            for key in sorted(desired, key=str.lower):
+                values = [desired[key].get(name) for name in names]
+                if any(v is None or isinstance(v, Sensitive) or v == "" for v in values):
+                    continue
+                folded = tuple(str(v).rstrip("\\/").lower() for v in values)
+                if folded in seen:
+                    raise RenderError(f"{desired.where[key]}: {object_address(self.name, key)} has the same "
+                                      f"{' and '.join(names)} as {object_address(self.name, seen[folded])} (the "
+                                      "server refuses a second one)")
+                seen[folded] = key
 
     def _object(self, version: str, key: str, fields: Any, line: Callable[[Any], str]) -> dict[str, Any]:
         base = object_address(self.name, key)
