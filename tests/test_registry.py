@@ -139,6 +139,7 @@ def test_a_kind_that_does_not_derive_its_changes_is_refused() -> None:
         with registered(Undeclared()):  # type: ignore[arg-type]
             pass
     assert "undeclared" not in KINDS
+    assert all(callable(getattr(KINDS[name], "derive", None)) for name in KINDS)  # every shipped kind, too
 
 
 def test_apply_order_puts_required_kinds_first_and_refuses_cycles() -> None:
