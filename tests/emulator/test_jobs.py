@@ -159,3 +159,34 @@ def test_jobs_and_items_persist_through_the_data_file(client: Any, store: Store)
         items = [_listed(again, f"/Jobs/{j['id']}/SelectedItems")[0] for j in jobs.values()]
     assert [(i["type"], i.get("oneDrive"), i.get("chats")) for i in items] == [("User", True, None),
                                                                              ("Team", None, True)]
+
+
+def test_jobs_and_copy_jobs_seeded_by_name() -> None:
+    from vboplan.emulator import Emulator
+
+    from .helpers import wsgi_client
+
+    data = {**seed_data(), "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193}],
+            "cloud_accounts": [{"userName": "akiaexample01", "accountType": "amazonS3Account"}],
+            "backup_repositories": REPOS,
+            "backup_jobs": {"Mail": {"organization": "contoso.onmicrosoft.com", "repository": "Repo EU",
+                                     "backupType": "SelectedItems", "isEnabled": False,
+                                     "selectedItems": [{"user": "Chief Executive", "mailbox": True},
+                                                       {"group": "hr@contoso.com"}],
+                                     "excludedItems": [{"user": "cfo@contoso.com"}]}},
+            "copy_jobs": {"Mail": {"repository": "Archive", "schedulePolicy": {"type": "Immediate"}}}}
+    store = Store.from_data(data)
+    with wsgi_client(Emulator(store, versions=("v6", "v7", "v8"))) as http:
+        api = Api(http, "v8").login()
+        job = _listed(api, "/Jobs")[0]
+        assert (job["name"], job["isEnabled"], job["organizationId"]) == ("Mail", False, api.org_id())
+        items = _listed(api, f"/Jobs/{job['id']}/SelectedItems")
+        assert sorted((i["type"], (i.get("user") or i.get("group"))["name"]) for i in items) == [
+            ("Group", "hr@contoso.com"), ("User", "ceo@contoso.com")]
+        assert [i["user"]["name"] for i in _listed(api, f"/Jobs/{job['id']}/ExcludedItems")] == ["cfo@contoso.com"]
+        copy = _listed(api, "/CopyJobs")[0]
+        assert (copy["name"], copy["backupJobId"], copy["isEnabled"]) == ("Mail copy", job["id"], True)
+    with pytest.raises(Exception, match="no user named 'Nobody'"):
+        Store.from_data({**data, "backup_jobs": {"Mail": {"organization": "contoso.onmicrosoft.com",
+                                                          "repository": "Repo EU", "backupType": "SelectedItems",
+                                                          "selectedItems": [{"user": "Nobody"}]}}, "copy_jobs": {}})

@@ -443,3 +443,69 @@ def copy_job_of(call: Call) -> Response:
 def backup_job_of(call: Call) -> Response:
     obj = _find(call, COPY_JOBS, call.params["id"])
     return Response(200, job_view(call, _find(call, JOBS, str(obj.get("backupJobId")))))
+
+
+# -- seeds ------------------------------------------------------------------------------------------------------
+
+def seeded(data: dict[str, Any], organizations: list[Organization], where: str,
+           new_id: Any) -> dict[str, Any]:
+    """``data`` with template-shaped ``backup_jobs`` and ``copy_jobs`` (by name, as templates write them: the
+    organization, repository and principals by name; copy jobs by their backup job's name) in the stored shape; a
+    list of API objects (a data file the emulator wrote) is left as it is. ``new_id(kind, key)`` gives ids."""
+    jobs, copies = data.get(JOBS), data.get(COPY_JOBS)
+    if not isinstance(jobs, dict) and not isinstance(copies, dict):
+        return data
+    out = dict(data)
+    ids: dict[str, tuple[str, str]] = {}
+    if isinstance(jobs, dict):
+        # Still keyed by name, so that the generic loader turns the repository's name into its id.
+        out[JOBS] = {str(key): _seeded_job(str(key), fields or {}, organizations, f"{where}: {JOBS}[{key!r}]",
+                                           new_id, ids) for key, fields in jobs.items()}
+    else:
+        ids = {str(j.get("name", "")).lower(): (str(j.get("id")), str(j.get("organizationId")))
+               for j in jobs or [] if isinstance(j, dict)}
+    if isinstance(copies, dict):
+        out[COPY_JOBS] = {}
+        for key, fields in copies.items():
+            found = ids.get(str(key).lower())
+            if found is None:
+                raise named.SeedError(f"{where}: {COPY_JOBS}[{key!r}]: no backup job named {key!r}")
+            out[COPY_JOBS][f"{key} copy"] = {"backupJobId": found[0], "organizationId": found[1], "isEnabled": True,
+                                             **(fields or {})}
+    return out
+
+
+def _seeded_job(key: str, fields: dict[str, Any], organizations: list[Organization], where: str, new_id: Any,
+                ids: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    if not isinstance(fields, dict):
+        raise named.SeedError(f"{where} must be a mapping of the job's fields")
+    org = next((o for o in organizations if o.name.lower() == str(fields.get("organization", "")).lower()), None)
+    if org is None:
+        raise named.SeedError(f"{where}.organization: no organization named {fields.get('organization')!r}")
+    job: dict[str, Any] = {"id": new_id(JOBS, f"{org.name}/{key}"), "organizationId": org.id,
+                           "isEnabled": True, "lastStatus": "NotConfigured",
+                           **{k: v for k, v in fields.items() if k not in ("organization", *LISTS.values())}}
+    for which in LISTS.values():
+        job[which] = [_seeded_item(org, entry, f"{where}.{which}[{n}]") for n, entry in
+                      enumerate(fields.get(which) or [])]
+    ids[key.lower()] = (job["id"], org.id)
+    return job
+
+
+def _seeded_item(org: Organization, entry: Any, where: str) -> dict[str, Any]:
+    words = {field: kind for kind, field in PRINCIPAL_FIELD.items()}
+    named_as = [k for k in entry if k in words] if isinstance(entry, dict) else []
+    if len(named_as) != 1:
+        raise named.SeedError(f"{where} must name one of user, group, site or team")
+    kind, name = words[named_as[0]], str(entry[named_as[0]])
+    directory = org.directory(DIRECTORY[kind])
+    if kind == "Site":
+        found = [i for i in directory.items if str(i.get("url", "")).rstrip("/").lower() == name.rstrip("/").lower()]
+    else:
+        found = directory.by_name.get(name.lower()) or directory.by_display_name.get(name.lower()) or []
+    if len(found) != 1:
+        raise named.SeedError(f"{where}: {'no' if not found else 'more than one'} {named_as[0]} named {name!r} in "
+                              f"organization {org.name!r}")
+    flags = {k: v for k, v in entry.items() if k != named_as[0]}
+    return {"id": TYPE_GUIDS[kind] + str(found[0]["id"]), "type": kind, PRINCIPAL_FIELD[kind]: {"id": str(found[0]["id"])},
+            **_stored_flags(flags)}

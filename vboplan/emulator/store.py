@@ -269,6 +269,9 @@ class Store:
         self.test_emails: Counter[str] = Counter({str(k): v for k, v in emails.items()})
         # Named collections of the registry (vboplan.emulator.collections), by kind key.
         try:
+            from vboplan.emulator import jobs
+
+            data = jobs.seeded(data, self.organizations, where, derived_uuid)  # jobs seeded by name
             self.collections = named.load(data, where, lambda kind, key: derived_uuid(kind, key))
         except named.SeedError as exc:
             raise StoreError(str(exc)) from None
