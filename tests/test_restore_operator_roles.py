@@ -226,3 +226,11 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
         assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
         assert sorted((r["name"], r.get("description", "")) for r in http.get("/v8/RbacRoles").json()) == [
             ("Desk", ""), ("Desk", "Fabrikam desk")]
+        # A bare name names the role of the organization the template gives: no delete, no second role.
+        project.write("templates/restore_operator_roles.yaml.j2", "restore_operator_roles:\n"
+                      f"  Desk: {{organization: {ORG}, roleType: EntireOrganization, description: Contoso desk}}\n"
+                      "  fabrikam.onmicrosoft.com/Desk: {organization: fabrikam.onmicrosoft.com,"
+                      " roleType: EntireOrganization, description: Fabrikam desk}\n")
+        rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
+        assert {a: r["action"] for a, r in rows.items()} == {
+            f'restore_operator_roles["{ORG}/Desk"].description': "update"}

@@ -257,6 +257,7 @@ class RolesKind(CollectionKind):
     # -- plan --------------------------------------------------------------------------------------------------
 
     def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
+        desired = _as_live_keys(desired, live.get("objects") or {})
         plain = Declared()
         plain.where = desired.where
         for key, fields in desired.items():
@@ -452,6 +453,22 @@ class RolesKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+def _as_live_keys(desired: Declared, objects: dict[str, Any]) -> Declared:
+    """``desired`` with each role keyed as the live values key the role of the same organization and name
+    (``Desk`` and ``contoso.onmicrosoft.com/Desk`` name the same role wherever only one organization has a Desk)."""
+    live = {}
+    for key, obj in objects.items():
+        org = _org_name(obj["values"].get("organization"))
+        live[(org.lower(), role_name(key, org).lower())] = key
+    out = Declared()
+    for key, fields in desired.items():
+        org = _org_name(fields.get("organization"))
+        found = live.get((org.lower(), role_name(key, org).lower()), key)
+        out[found] = fields
+        out.where[found] = desired.where.get(key, "")
+    return out
+
 
 def _org_name(value: Any) -> str:
     """An organization reference as the plan holds it (``organizations["NAME"]`` or the bare name): the name."""
