@@ -332,19 +332,7 @@ class BackupJobsKind(CollectionKind):
     # -- apply -------------------------------------------------------------------------------------------------
 
     def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
-        api = self.spec.api(basis.version)
-        if api is None:
-            raise PlanError(f"{self.name} is not in API {basis.version}")
-        live = basis.live if isinstance(basis.live, dict) else {}
-        by_key: dict[str, list[Change]] = {}
-        for change in changes:
-            by_key.setdefault(change.address.parts[0][1], []).append(change)
-        writes = []
-        no_replace(changes, "this job cannot change in place")
-        for key, mine in by_key.items():
-            requests = self._job_requests(basis, api, key, mine, live)
-            writes.append(Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests))
-        return writes
+        return per_object(self, basis, changes, self._job_requests, "this job cannot change in place")
 
     def _job_requests(self, basis: Basis, api: Api, key: str, mine: list[Change],
                       live: dict[str, Any]) -> list[Request]:
@@ -466,6 +454,25 @@ class BackupJobsKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+def per_object(kind: CollectionKind, basis: Basis, changes: list[Change],
+               requests: Callable[[Basis, Api, str, list[Change], dict[str, Any]], list[Request]],
+               fixed: str) -> list[Write]:
+    """One write per object: ``requests(basis, api, key, its changes, live)`` in order (a replace refused)."""
+    api = kind.spec.api(basis.version)
+    if api is None:
+        raise PlanError(f"{kind.name} is not in API {basis.version}")
+    no_replace(changes, fixed)
+    live = basis.live if isinstance(basis.live, dict) else {}
+    by_key: dict[str, list[Change]] = {}
+    for change in changes:
+        by_key.setdefault(change.address.parts[0][1], []).append(change)
+    writes = []
+    for key, mine in by_key.items():
+        sent = requests(basis, api, key, mine, live)
+        writes.append(Write(f"{sent[0].method} /{basis.version}/{sent[0].path}", mine, requests=sent))
+    return writes
+
 
 def no_replace(changes: list[Change], why: str) -> list[Change]:
     """``changes``, refusing a replace: the kind's writes do not rebuild an object (and its items) under a new id."""

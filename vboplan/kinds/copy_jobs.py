@@ -18,7 +18,7 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, RenderError
 from vboplan.kinds import refs
-from vboplan.kinds.backup_jobs import no_replace
+from vboplan.kinds.backup_jobs import no_replace, per_object
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
@@ -98,19 +98,7 @@ class CopyJobsKind(CollectionKind):
                            "organization")
 
     def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
-        api = self.spec.api(basis.version)
-        if api is None:
-            raise PlanError(f"{self.name} is not in API {basis.version}")
-        live = basis.live if isinstance(basis.live, dict) else {}
-        by_key: dict[str, list[Change]] = {}
-        for change in changes:
-            by_key.setdefault(change.address.parts[0][1], []).append(change)
-        writes = []
-        no_replace(changes, "this copy job cannot change in place")
-        for key, mine in by_key.items():
-            requests = self._requests(basis, api, key, mine, live)
-            writes.append(Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests))
-        return writes
+        return per_object(self, basis, changes, self._requests, "this copy job cannot change in place")
 
     def _requests(self, basis: Basis, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> list[Request]:
         if any(c.action == "delete" for c in mine):
