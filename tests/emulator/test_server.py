@@ -187,7 +187,8 @@ def test_start_in_a_thread_keep_alive_concurrency_and_drops(monkeypatch: pytest.
         # The eight requests' latencies must overlap: each waits until all eight are in it, which a server that
         # served them one at a time could never reach (the barrier would break and the requests answer 500).
         barrier = threading.Barrier(8, timeout=20)
-        monkeypatch.setattr("vboplan.emulator.app.time", SimpleNamespace(sleep=lambda seconds: barrier.wait()))
+        monkeypatch.setattr("vboplan.emulator.app.time", SimpleNamespace(sleep=lambda seconds: barrier.wait(),
+                                                                          monotonic=time.monotonic))
         threads = [threading.Thread(target=call) for _ in range(8)]
         for thread in threads:
             thread.start()
