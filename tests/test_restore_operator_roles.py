@@ -183,11 +183,21 @@ def test_restore_operator_roles(roles_project: ProjectDir, servers: dict[str, An
     assert http.get(f"/{version}/RbacRoles").json() == []
 
 
-def test_operators_are_users_and_groups(roles_project: ProjectDir) -> None:
+def test_operators_selected_items_and_raw_ids_checked_at_render(roles_project: ProjectDir) -> None:
     roles_project.write("templates/roles.yaml.j2", f"restore_operator_roles:\n  R:\n    organization: {ORG}\n"
                                                    "    operators: [{site: https://contoso.sharepoint.com/sites/hr}]\n")
     result = roles_project.run("validate", "--env", "v8")
     assert result.exit_code == 1 and "roles.yaml.j2:" in result.stderr and "user or group" in result.stderr, \
+        result.output
+    roles_project.write("templates/roles.yaml.j2", f"restore_operator_roles:\n  R:\n    organization: {ORG}\n"
+                                                   "    roleType: SpecificObjects\n    operators: [{group: Helpdesk}]\n")
+    result = roles_project.run("validate", "--env", "v8")
+    assert result.exit_code == 1 and "roles.yaml.j2:4" in result.stderr and "needs selectedItems" in result.stderr, \
+        result.output
+    roles_project.write("templates/roles.yaml.j2", "restore_operator_roles:\n  R:\n"
+                                                   "    organizationId: f79f0069-e6a7-5202-bf51-cf19cdaa5f20\n")
+    result = roles_project.run("validate", "--env", "v8")
+    assert result.exit_code == 1 and "roles.yaml.j2:3" in result.stderr and "write organization" in result.stderr, \
         result.output
 
 

@@ -196,8 +196,12 @@ class RolesKind(CollectionKind):
                 if str(name) in LISTS:
                     mine[str(name)] = parse(version, str(name), fields[name], label,
                                             lambda _n, _k=name, _l=line: _l(_k))
-            if "organization" not in fields:
+            if "organization" not in fields and "organizationId" not in fields:  # a raw id: refused below
                 raise RenderError(f"{line(None)}: {label} needs organization: NAME (the organization it serves)")
+            if str(reveal(fields.get("roleType"))) == "SpecificObjects" and not mine.get("selectedItems"):
+                raise RenderError(f"{line('roleType')}: {label}: a role of the SpecificObjects type needs "
+                                  "selectedItems (the objects its operators may restore); or write roleType: "
+                                  "EntireOrganization")
             plain[key] = _located({k: v for k, v in fields.items() if str(k) not in LISTS}, fields)
             lists[text] = mine
         desired = super().normalise(version, plain if isinstance(raw, dict) else raw, where)
