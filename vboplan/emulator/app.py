@@ -320,7 +320,7 @@ class Emulator:
 
     def handle(self, environ: dict[str, Any]) -> Response:
         """Answer one request (raises :class:`ConnectionDropped` to drop the connection)."""
-        started = time.monotonic()
+        started = time.monotonic() if self.answered is not None else 0.0
         try:
             response = self._handle(environ)
         except ConnectionDropped:
