@@ -392,3 +392,18 @@ def test_removing_most_of_a_jobs_items_is_a_mass_deletion() -> None:
     assert KINDS["backup_jobs"].deletions(removals(10), live["backup_jobs"]) == []
     found = mass_deletions(removals(11), live)
     assert found == ['11 of the 30 objects of backup_jobs["Mail"].selectedItems'], found
+
+
+def test_policy_rules_see_items_as_templates_write_them(jobs_project: ProjectDir) -> None:
+    project = jobs_project
+    text = project.root.joinpath("vboplan.yaml").read_text()
+    project.write("vboplan.yaml", "policies: [policies/*.yaml]\n" + text)
+    project.write("policies/jobs.yaml", "rules:\n  - id: ceo-mail-archived\n    level: block\n    resource: backup_jobs\n"
+                  "    expr: desired.selectedItems.all(i, !has(i.user) || i.user != 'ceo@contoso.com' || "
+                  "(has(i.archiveMailbox) && i.archiveMailbox))\n    message: the CEO's archive is backed up\n")
+    _template(project, ceo="      - {user: ceo@contoso.com, mailbox: true}\n")
+    checked = project.run("check", "--env", "v8", "--offline")
+    assert checked.exit_code == 1 and "ceo-mail-archived" in checked.output, checked.output
+    _template(project, ceo="      - {user: ceo@contoso.com, mailbox: true, archiveMailbox: true}\n")
+    checked = project.run("check", "--env", "v8", "--offline")
+    assert checked.exit_code == 0, checked.output

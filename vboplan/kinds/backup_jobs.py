@@ -329,6 +329,24 @@ class BackupJobsKind(CollectionKind):
                 found.append((f"{object_address(self.name, key)}.{which}", deleted, max(total, deleted)))
         return found
 
+    def policy_objects(self, desired: Any, live: Any) -> list[Any]:
+        """Policy rules see each job as templates write it: items as ``{user: NAME, FLAG: value}`` (not the parsed
+        form with its file and line), the live job without the item ids it is kept with."""
+        from vboplan.policy.objects import PolicyObject
+
+        def written(fields: Any) -> Any:
+            if not isinstance(fields, dict):
+                return fields
+            return {name: [{job_items.WORDS[e["type"]]: e["name"], **e["flags"]} if isinstance(e, dict)
+                           and {"type", "name", "flags"} <= set(e) else e for e in value]
+                    if name in _LISTS and isinstance(value, list) else value for name, value in fields.items()}
+
+        objects = (live or {}).get("objects") if isinstance(live, dict) else None
+        keys = list(dict.fromkeys([*(desired or {}), *(objects or {})]))
+        return [PolicyObject(Address(self.name).entry(key), written((desired or {}).get(key)),
+                             {k: v for k, v in objects[key].items() if k != "items"}
+                             if isinstance(objects, dict) and key in objects else None) for key in keys]
+
     # -- apply -------------------------------------------------------------------------------------------------
 
     def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
