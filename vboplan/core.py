@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,10 +141,13 @@ def build_plan(project: Project, env: Environment, client: VboClient, targets: t
 
 def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...] = (),
               allow_mass_delete: bool = False, *, excluded: tuple[str, ...] = (),
-              refresh_only: bool = False) -> list[Outcome]:
-    """Plan several environments at once (each against its own server), results in the order given."""
+              refresh_only: bool = False, on_outcome: Callable[[Outcome], Outcome] | None = None) -> list[Outcome]:
+    """Plan several environments at once (each against its own server), results in the order given. Each outcome
+    goes through ``on_outcome`` in this thread as soon as it is made (to save it, say), and what that returns is
+    kept: so a fleet's plans need not all be held whole at once."""
     if len(envs) == 1:
-        return [plan_one(project, envs[0], targets, allow_mass_delete, excluded=excluded, refresh_only=refresh_only)]
+        done = plan_one(project, envs[0], targets, allow_mass_delete, excluded=excluded, refresh_only=refresh_only)
+        return [on_outcome(done) if on_outcome else done]
     from vboplan.planning import parallel
 
     # Many servers: every core (the embedded emulators of ``emulator:NAME`` live in this process, so their
@@ -152,23 +156,26 @@ def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...
     workers = parallel.worker_count(len(remote))
     if workers > 1:
         done = {o.env.name: o for o in parallel.plan_in_processes(project, remote, targets, allow_mass_delete, workers,
-                                                                  excluded=excluded, refresh_only=refresh_only)}
+                                                                  excluded=excluded, refresh_only=refresh_only,
+                                                                  on_outcome=on_outcome)}
         local = [env for env in envs if env.emulator_name]
         done.update((o.env.name, o) for o in _plan_threads(project, local, targets, allow_mass_delete, excluded,
-                                                            refresh_only))
+                                                            refresh_only, on_outcome))
         return [done[env.name] for env in envs]
-    return _plan_threads(project, envs, targets, allow_mass_delete, excluded, refresh_only)
+    return _plan_threads(project, envs, targets, allow_mass_delete, excluded, refresh_only, on_outcome)
 
 
 def _plan_threads(project: Project, envs: list[Environment], targets: tuple[str, ...], allow_mass_delete: bool,
-                  excluded: tuple[str, ...], refresh_only: bool) -> list[Outcome]:
+                  excluded: tuple[str, ...], refresh_only: bool,
+                  on_outcome: Callable[[Outcome], Outcome] | None = None) -> list[Outcome]:
     """Plan ``envs`` in this process, many at once; results in the order given."""
     if not envs:
         return []
     # Each environment mostly waits on its own server: many at once (each server bounds its own requests).
     with ThreadPoolExecutor(max_workers=min(len(envs), 32)) as pool:
-        return list(pool.map(lambda env: plan_one(project, env, targets, allow_mass_delete, excluded=excluded,
-                                                  refresh_only=refresh_only), envs))
+        made = pool.map(lambda env: plan_one(project, env, targets, allow_mass_delete, excluded=excluded,
+                                             refresh_only=refresh_only), envs)
+        return [on_outcome(o) if on_outcome else o for o in made]
 
 
 def plan_report(outcomes: list[Outcome], detailed_exitcode: bool = False) -> Report:

@@ -171,22 +171,12 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
     if out and not force:
         for env in envs:
             _refuse_to_drop_approvals(Path(str(out).replace("{env}", env.name)))
-    with obj.progress("planning"):
-        outcomes = plan_many(project, envs, targets, allow_mass_delete, excluded=excluded, refresh_only=refresh_only)
-    documents = []
-    pages: list[Any] = []
-    for outcome in outcomes:
+    def settle(outcome: Any) -> Any:
+        """Each environment as its plan arrives: warnings, the plan file saved; what is kept of it for the output
+        is its changes and verdicts (not the live values it was computed against), unless JSON prints it all."""
         if outcome.error is not None:
             echo(f"Error: {outcome.error}", err=True)
-            from vboplan.output.html import FailedEnvironment
-
-            # A failed environment still has its place in every format, with its error.
-            pages.append(FailedEnvironment(outcome.env.name, outcome.env.server, outcome.env.api_version,
-                                           str(outcome.error)))
-            documents.append({"environment": outcome.env.name, "server": outcome.env.server,
-                              "api_version": outcome.env.api_version, "error": str(outcome.error)})
-            continue
-        assert outcome.plan is not None
+            return outcome
         _warn_mass_delete(outcome.plan, project.guard)
         for note in outcome.plan.notes:
             echo(f"Note: environment '{outcome.env.name}': {note}", err=True)
@@ -196,6 +186,27 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
             outcome.plan.save(path)
             if not out_dir or len(envs) == 1:
                 _next_steps(outcome.env, outcome.plan, path)
+        if fmt != "json" and len(envs) > 1:
+            from dataclasses import replace
+
+            outcome.plan = replace(outcome.plan, live={}, scope={}, _encoded={})  # the parent's memory stays small
+        return outcome
+
+    with obj.progress("planning"):
+        outcomes = plan_many(project, envs, targets, allow_mass_delete, excluded=excluded, refresh_only=refresh_only,
+                             on_outcome=settle)
+    documents = []
+    pages: list[Any] = []
+    for outcome in outcomes:
+        if outcome.error is not None:
+            from vboplan.output.html import FailedEnvironment
+
+            # A failed environment still has its place in every format, with its error.
+            pages.append(FailedEnvironment(outcome.env.name, outcome.env.server, outcome.env.api_version,
+                                           str(outcome.error)))
+            documents.append({"environment": outcome.env.name, "server": outcome.env.server,
+                              "api_version": outcome.env.api_version, "error": str(outcome.error)})
+            continue
         if fmt == "json":
             documents.append(outcome.plan.to_dict())
         pages.append(outcome.plan)

@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -69,8 +69,10 @@ def server_shares(envs: Iterable[Environment], workers: int) -> dict[str, int]:
 
 def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[str, ...], allow_mass_delete: bool,
                       workers: int, threads: int = THREADS, *, excluded: tuple[str, ...] = (),
-                      refresh_only: bool = False) -> list[Outcome]:
-    """Plan ``envs`` in ``workers`` processes of ``threads`` environments each; outcomes in the order given."""
+                      refresh_only: bool = False, on_outcome: Callable[[Outcome], Outcome] | None = None
+                      ) -> list[Outcome]:
+    """Plan ``envs`` in ``workers`` processes of ``threads`` environments each; outcomes in the order given, each
+    passed through ``on_outcome`` (in this thread) as it arrives, and what that returns kept."""
     from vboplan import progress
 
     context = multiprocessing.get_context("spawn")  # the same on every platform; no fork of a threaded process
@@ -80,7 +82,7 @@ def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[
                 "log_level": logging.getLogger("vboplan").level}
     logging.getLogger("vboplan").info("planning %d environments in %d worker processes of %d threads", len(envs),
                                       workers, threads)
-    fleet = _Dispatch(envs, threads)
+    fleet = _Dispatch(envs, threads, on_outcome or (lambda outcome: outcome))
     try:
         for index in range(workers):
             # One pipe per worker and nothing shared between them: a worker killed mid-message leaves no lock
@@ -104,9 +106,10 @@ class _Dispatch:
     """The parent's side: sends each worker environments while it has fewer than ``window`` in hand, takes back
     each result as it arrives, and fails by name the environments of a worker that died."""
 
-    def __init__(self, envs: list[Environment], window: int) -> None:
+    def __init__(self, envs: list[Environment], window: int, settle: Callable[[Outcome], Outcome]) -> None:
         from collections import deque
 
+        self.settle = settle
         self.envs = envs
         self.by_name = {env.name: env for env in envs}
         self.pending = deque(envs)
@@ -169,8 +172,8 @@ class _Dispatch:
                 name, plan, error, requests, secrets = pipe.recv()
                 sensitive.remember_forms(secrets)
                 self.in_hand[index].discard(name)
-                self.outcomes[name] = Outcome(self.by_name[name], plan, error, requests)
-                self.feed(index)
+                self.feed(index)  # the next environment first: the worker goes on while this one is saved
+                self.outcomes[name] = self.settle(Outcome(self.by_name[name], plan, error, requests))
         except (EOFError, OSError):
             self.died(index)
             return
@@ -187,9 +190,9 @@ class _Dispatch:
         process = self.processes[index]
         process.join(timeout=5)
         for name in sorted(self.in_hand[index]):
-            self.outcomes[name] = Outcome(self.by_name[name], error=VboplanError(
+            self.outcomes[name] = self.settle(Outcome(self.by_name[name], error=VboplanError(
                 f"environment '{name}': the worker process planning it stopped (exit code {process.exitcode}); "
-                "it was not planned"))
+                "it was not planned")))
         self.in_hand[index].clear()
         for other in sorted(self.alive):
             self.feed(other)
@@ -208,8 +211,8 @@ class _Dispatch:
 
         for env in self.envs:
             if env.name not in self.outcomes:
-                self.outcomes[env.name] = Outcome(env, error=VboplanError(
-                    f"environment '{env.name}': not planned (every worker process stopped before it)"))
+                self.outcomes[env.name] = self.settle(Outcome(env, error=VboplanError(
+                    f"environment '{env.name}': not planned (every worker process stopped before it)")))
         return [self.outcomes[env.name] for env in self.envs]
 
 
