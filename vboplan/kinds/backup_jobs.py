@@ -256,6 +256,12 @@ class BackupJobsKind(CollectionKind):
     def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
         parts = job_items.parts_of(address)
         if parts is None:
+            # A plan file's row is the author's text: what templates may not set, no row may either.
+            named = [address.parts[1][1]] if len(address.parts) == 2 else list(after) if isinstance(after, dict) \
+                else []
+            never = next((n for n in named if str(n).lower() in _NEVER), None)
+            if never is not None:
+                raise PlanError(f"{address}: {_NEVER[str(never).lower()]}")
             return super().derive(basis, address, action, after)
         key, which, kind, name = parts
         live = basis.live if isinstance(basis.live, dict) else {}

@@ -316,6 +316,11 @@ class CollectionKind:
         for name, value in values.items():
             ref = self._reference_named(name)
             if ref is None:
+                raw = next((r for r in self.spec.references if not r.parent and r.leaf.lower() == name.lower()), None)
+                if raw is not None:  # a raw id of the author's choosing, where the row must name the object
+                    raise PlanError(f"{address}: must name {raw.written}, not hold {raw.leaf}")
+                if any(a.link.lower() == name.lower() for a in self.spec.separate):
+                    raise PlanError(f"{address}: {name} is the server's id of an object vboplan manages apart")
                 if name not in writable:
                     raise PlanError(f"{address}: {self.name} has no field '{name}' a request can set")
                 for inner in self._nested(name):

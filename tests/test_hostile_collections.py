@@ -1,0 +1,237 @@
+"""A hostile plan author against the named collections (v8, over real HTTP): each test takes a real plan file,
+edits it as its author could after planning (the checksum recomputed, the author statement signed again with
+ssh-keygen), and checks that apply refuses it and that nothing at all was written to the server. One server and
+one project are shared by the module: a baseline (two repositories, a job, a role, a prevent_destroy rule) is
+applied once, and every attack is refused, so the baseline stays as it was."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import API_SECRET, ProjectDir, reseal
+
+from vboplan.emulator import Emulator, Store, start
+from vboplan.planning.plan import change_id
+
+ORG = "contoso.onmicrosoft.com"
+SEED: dict[str, Any] = {
+    "credentials": [{"username": "admin", "password": API_SECRET}],
+    "organizations": [{
+        "name": ORG,
+        "users": [{"displayName": "Jane Doe", "name": "jane@contoso.com"},
+                  {"displayName": "Chief Executive", "name": "ceo@contoso.com"},
+                  {"displayName": "IT Lead", "name": "it.lead@contoso.com"}],
+        "groups": [{"displayName": "Helpdesk", "name": "helpdesk@contoso.com"},
+                   {"displayName": "Sales", "name": "sales@contoso.com"}],
+    }],
+    "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}],
+}
+REPOS = """\
+backup_repositories:
+  Repo EU: {proxy: proxy01.contoso.local, path: 'D:\\Backups\\EU', retentionType: ItemLevel, description: DESC}
+  Repo US: {proxy: proxy01.contoso.local, path: 'D:\\Backups\\US', retentionType: ItemLevel}
+lifecycle:
+  'backup_repositories["Repo EU"]': {prevent_destroy: true}
+"""
+JOBS = """\
+backup_jobs:
+  Contoso mail:
+    organization: contoso.onmicrosoft.com
+    repository: Repo EU
+    backupType: SelectedItems
+    description: JOBDESC
+    selectedItems: [{user: ceo@contoso.com, mailbox: true}]
+    schedulePolicy: {type: Daily, dailyType: Everyday, dailyTime: "22:00:00"}
+    isEnabled: true
+"""
+ROLES = """\
+restore_operator_roles:
+  Helpdesk EU:
+    organization: contoso.onmicrosoft.com
+    roleType: SpecificObjects
+    description: ROLEDESC
+    operators: [{group: Helpdesk}OPERATORS]
+    selectedItems: [{group: Sales}]
+"""
+JOB_NOTE = "job-note-planted-hostile"
+ROLE_NOTE = "role-note-planted-hostile"
+JOB = 'backup_jobs["Contoso mail"]'
+ROLE = 'restore_operator_roles["Helpdesk EU"]'
+
+
+class Shared:
+    def __init__(self, project: ProjectDir, writes: list[tuple[str, str]], http: Any) -> None:
+        self.project, self.writes, self.http = project, writes, http
+
+    def templates(self, repo: str = "EU repository", job: str = "Mail of the board",
+                  role: str = "Helpdesk restores", operators: str = "", new_job: str = "") -> None:
+        self.project.write("templates/repos.yaml.j2", REPOS.replace("DESC", repo))
+        more = JOBS.split("\n", 1)[1].replace("Contoso mail", new_job).replace("JOBDESC", "new") if new_job else ""
+        self.project.write("templates/jobs.yaml.j2", JOBS.replace("JOBDESC", job) + more)
+        self.project.write("templates/roles.yaml.j2", ROLES.replace("ROLEDESC", role).replace("OPERATORS", operators))
+
+    def plan(self, tmp_path: Path, **descriptions: str) -> dict[str, Any]:
+        self.templates(**descriptions)
+        out = tmp_path / "plan.json"
+        planned = self.project.run("plan", "--env", "dev", "--out", str(out))
+        assert planned.exit_code in (0, 2), planned.output
+        return dict(json.loads(out.read_text()))
+
+    def refused(self, tmp_path: Path, document: dict[str, Any], *fragments: str) -> str:
+        """Apply ``document`` as its author resealed it: refused with ``fragments``, and no write sent."""
+        edited = tmp_path / "hostile.json"
+        reseal(edited, document, self.project.keys["ann"])
+        before = len(self.writes)
+        result = self.project.run("apply", str(edited))
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        for fragment in fragments:
+            assert fragment in result.output, result.output
+        assert self.writes[before:] == [], f"the hostile plan reached the server: {self.writes[before:]}"
+        return result.output
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self.http.get("/v8/Jobs").json()["results"])
+
+
+@contextmanager
+def _serving(folder: Path, keys: dict[str, Path]) -> Iterator[Shared]:
+    """A fresh v8 server and a project against it, the baseline applied."""
+    import httpx
+
+    writes: list[tuple[str, str]] = []
+    app = Emulator(Store.from_data(SEED))
+    app.answered = lambda method, path, status, started, finished: writes.append((method, path)) \
+        if method not in ("GET", "HEAD") and "/token" not in path else None
+    server = start(app)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VBO_TEST_PASSWORD", API_SECRET)
+        patch.setenv("VBOPLAN_USER", "ann")
+        patch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
+        patch.setenv("JOB_NOTE", JOB_NOTE)
+        patch.setenv("ROLE_NOTE", ROLE_NOTE)
+        project = ProjectDir(folder / "project")
+        project.keys = keys
+        project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n"
+                      f"    server: {server.url}\n    api_version: v8\n    username: admin\n"
+                      "    password_env: VBO_TEST_PASSWORD\n")
+        http = httpx.Client(base_url=server.url)
+        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
+                                             "password": API_SECRET}).json()["access_token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        state = Shared(project, writes, http)
+        state.templates()
+        applied = project.run("apply", "--env", "dev", "--auto-approve")
+        assert applied.exit_code == 0, applied.output
+        try:
+            yield state
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> Iterator[Shared]:
+    with _serving(tmp_path_factory.mktemp("hostile"), keys) as state:
+        yield state
+
+
+def _row(document: dict[str, Any], address: str) -> dict[str, Any]:
+    return next(r for r in document["changes"] if r["address"] == address)
+
+
+def _readdress(row: dict[str, Any], address: str) -> None:
+    """What an author does to make a row of another address look derived: the id that address has."""
+    row["address"], row["id"] = address, change_id(address)
+
+
+def test_an_update_turned_into_a_replace_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """A description edit rewritten as -/+ replace of the repository (which would delete it, prevent_destroy
+    lifted in the plan's own rules), and as a replace with another reason."""
+    document = shared.plan(tmp_path, repo="EU repository (edited)")
+    row = _row(document, 'backup_repositories["Repo EU"].description')
+    live = next(o for k, o in document["live"]["backup_repositories"]["objects"].items() if k == "Repo EU")
+    _readdress(row, 'backup_repositories["Repo EU"]')
+    row.update(action="replace", before=None, after={**live["values"], "description": "EU repository (edited)"},
+               detail={"key": "Repo EU", "id": live["id"], "reason": "retentionType cannot change after creation"})
+    document["scope"]["lifecycle"] = {'backup_repositories["Repo EU"]': {"allow_replace": True}}
+    shared.refused(tmp_path, document, "Repo EU")
+
+
+def test_smuggled_run_now_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """runNow added to a job's update, as a field of its own and inside an edited description's row."""
+    document = shared.plan(tmp_path, job="Mail of the board, edited")
+    row = _row(document, f"{JOB}.description")
+    _readdress(row, f"{JOB}.runNow")
+    row.update(before=None, after=True)
+    shared.refused(tmp_path, document, "vboplan never starts a job")
+
+    created = shared.plan(tmp_path, new_job="Contoso copy")
+    row = _row(created, 'backup_jobs["Contoso copy"]')
+    row["after"]["runNow"] = True
+    shared.refused(tmp_path, created, "vboplan never starts a job")
+    assert not any(j.get("lastRun") for j in shared.jobs())
+
+
+def test_a_new_operator_shown_as_info_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """A role widened by a new operator (critical) whose row the author rates info with a harmless reason; and
+    the same row smuggled into a plan of a mere description edit."""
+    widened = shared.plan(tmp_path, operators=", {user: it.lead@contoso.com}")
+    address = f'{ROLE}.operators.user["it.lead@contoso.com"]'
+    row = _row(widened, address)
+    assert row["severity"] == "critical", row
+    row.update(severity="info", severity_reason="description wording")
+    shared.refused(tmp_path, widened, row["id"])
+
+    edit = shared.plan(tmp_path, role="Helpdesk restores, edited")
+    edit["changes"].append({**row, "severity": "critical"})
+    shared.refused(tmp_path, edit)
+
+
+def test_recorded_live_ids_pointing_at_another_object_are_refused(shared: Shared, tmp_path: Path) -> None:
+    """The recorded live job's id swapped for the other repository's id (a PUT to another path), and the
+    directory answer's principal id of a held item swapped: the server's answers at apply say otherwise."""
+    document = shared.plan(tmp_path, job="Mail of the board, edited")
+    objects = document["live"]["backup_jobs"]["objects"]
+    other = document["live"]["backup_repositories"]["objects"]["Repo US"]["id"]
+    objects["Contoso mail"]["id"] = other
+    _row(document, f"{JOB}.description")["detail"]["id"] = other
+    shared.refused(tmp_path, document)
+    assert [j["description"] for j in shared.jobs()] == ["Mail of the board"]
+
+
+def test_a_raw_id_in_a_jobs_reference_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """The job's repository update sent as a raw repositoryId of the author's choosing."""
+    document = shared.plan(tmp_path, job="Mail of the board, edited")
+    row = _row(document, f"{JOB}.description")
+    other = document["live"]["backup_repositories"]["objects"]["Repo US"]["id"]
+    _readdress(row, f"{JOB}.repositoryId")
+    row.update(before=None, after=other)
+    shared.refused(tmp_path, document, "must name repository, not hold repositoryId")
+    assert {j["repositoryId"] for j in shared.jobs()} != {other}
+
+
+def test_secrets_in_job_and_role_descriptions_stay_secret(tmp_path: Path, keys: dict[str, Path]) -> None:
+    """A job's and a role's description filled from secret(): in no output, plan file, request listing, state
+    snapshot or journal; the server holds it; the next plan converges without printing it."""
+    with _serving(tmp_path, keys) as state:
+        project = state.project
+        outputs = []
+        state.templates(job='{{ secret("JOB_NOTE") }}', role='{{ secret("ROLE_NOTE") }}')
+        out = tmp_path / "plan.json"
+        for args in (("plan", "--env", "dev", "--out", str(out)), ("plan", "--env", "dev", "--format", "json"),
+                     ("show", "--requests", str(out)), ("apply", str(out)), ("plan", "--env", "dev",
+                                                                              "--detailed-exitcode")):
+            result = project.run(*args)
+            assert result.exit_code in (0, 2), result.output
+            outputs.append(result.output)
+        assert result.exit_code == 0, result.output  # converged
+        assert [j["description"] for j in state.jobs()] == [JOB_NOTE]
+        assert [r["description"] for r in state.http.get("/v8/RbacRoles").json()] == [ROLE_NOTE]
+        files = [p for p in project.root.rglob("*") if p.is_file()] + [out]
+        for text in outputs + [p.read_text(errors="replace") for p in files]:
+            assert JOB_NOTE not in text and ROLE_NOTE not in text, text[:2000]
