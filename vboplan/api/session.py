@@ -20,6 +20,8 @@ from vboplan import progress
 from vboplan.api.transport import MAX_RESPONSE_BYTES as MAX_RESPONSE_BYTES
 from vboplan.api.transport import MAX_STREAMED_BYTES as MAX_STREAMED_BYTES
 from vboplan.api.transport import (
+    READ_BYTES,
+    STREAM_READ_BYTES,
     DeadlineTransport,
     EncodingRefused,
     GuardedTransport,
@@ -268,6 +270,7 @@ class Session:
                     self._count()
                     budget.deadline, budget.received = deadline, 0
                     budget.limit = self._whole_bound if consume is None else self._streamed_bound
+                    budget.read_bytes = READ_BYTES if consume is None else STREAM_READ_BYTES
                     try:
                         if consume is None:
                             response = self._http.request(method, path, json=json, data=data, params=params,

