@@ -108,8 +108,10 @@ def evaluate(policies: Policies, env: Environment, desired: dict[str, Any], live
     for name, kind_rules in by_kind.items():
         if name not in desired and (live is None or name not in live):
             continue  # not managed in this environment: nothing to hold a rule against
-        objects = objects_of(name, KINDS[name], desired.get(name), (live or {}).get(name))
         mine = [c for c in changes or () if c.kind == name]
+        if not mine and all(rule.uses_change for rule in kind_rules):
+            continue  # rules over changes only, and none planned: no object to split (100,000 names, say)
+        objects = objects_of(name, KINDS[name], desired.get(name), (live or {}).get(name))
         _evaluate_kind(kind_rules, objects, mine, rated, found)
     for rule in rules:
         verdict = found.get(rule.id)

@@ -121,8 +121,21 @@ def _keys(*mappings: Any) -> list[str]:
     return list(keys)
 
 
+_FIELDS: dict[int, tuple[Any, set[str] | None]] = {}
+
+
 def fields_of(kind: Any) -> set[str] | None:
-    """The field names objects of ``kind`` may have (None: not known, so any)."""
+    """The field names objects of ``kind`` may have (None: not known, so any); worked out once per kind (a rule
+    file names the same few kinds in every rule)."""
+    known = _FIELDS.get(id(kind))
+    if known is not None and known[0] is kind:
+        return known[1]
+    names = _fields_of(kind)
+    _FIELDS[id(kind)] = (kind, names)
+    return names
+
+
+def _fields_of(kind: Any) -> set[str] | None:
     if isinstance(kind, HasPolicyFields):
         return kind.policy_fields()
     from vboplan.kinds.audit_items import AuditItemsKind
