@@ -77,16 +77,19 @@ class AuditItemsKind:
                                       + (f"; did you mean '{hint}'?" if hint else ""))
                 if names is None:
                     names = []
-                if not isinstance(names, list) or not all(isinstance(n, (str, Sensitive)) for n in names):
+                if not isinstance(names, list):
                     raise RenderError(f"{line}: {here}.{key} must be a list of names")
-                if all(type(n) is str for n in names):
+                kinds = set(map(type, names))  # the types of the names, found at C speed
+                if kinds == {str}:
                     # A long list of plain names (often generated): checked in bulk; the loop below names the
                     # first empty or repeated one when there is one.
-                    stripped = [n.strip() for n in names]
-                    lowered = {n.lower() for n in stripped}
+                    stripped = _stripped(names)
+                    lowered = set(_lowered(stripped))
                     if len(lowered) == len(stripped) and "" not in lowered:
                         entry[str(key)] = stripped
                         continue
+                elif not all(isinstance(n, (str, Sensitive)) for n in names):
+                    raise RenderError(f"{line}: {here}.{key} must be a list of names")
                 seen: dict[str, str] = {}
                 for name in names:
                     text = str(name.reveal() if isinstance(name, Sensitive) else name).strip()
@@ -455,6 +458,20 @@ def _index(name: str, items: Any, build: Callable[[Any], T]) -> T:
 
 def _lower(text: str) -> str:
     return text if text.islower() else text.lower()  # most names are lower case already: no copy of them
+
+
+_ASCII_SPACE = " \t\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.strip() removes from ASCII text, newline aside
+
+
+def _stripped(texts: list[str]) -> list[str]:
+    """Each of ``texts`` stripped of surrounding whitespace: ``texts`` itself where none has any (a few substring
+    searches over ASCII names joined), else one call each."""
+    joined = "\n".join(texts)
+    if joined.isascii() and joined.count("\n") == max(len(texts) - 1, 0) \
+            and not (joined[:1].isspace() or joined[-1:].isspace()) \
+            and not any(f"{space}\n" in joined or f"\n{space}" in joined for space in _ASCII_SPACE):
+        return texts
+    return [text.strip() for text in texts]
 
 
 def _lowered(texts: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from vboplan.errors import ProjectError
 from vboplan.project.yamlfile import Located, parse_json, read_text
 
 KEY = "data_file"
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def resolve_data_files(value: Any, root: Path, display: Any) -> Any:
@@ -30,7 +31,7 @@ def resolve_data_files(value: Any, root: Path, display: Any) -> Any:
                 value[key] = read_data_file(inner[KEY], root, display, where)
             elif isinstance(inner, (dict, list)):
                 resolve_data_files(inner, root, display)
-    elif isinstance(value, list):
+    elif isinstance(value, list) and not set(map(type, value)) <= _SCALARS:  # a list of names: nothing to look at
         for inner in value:
             if isinstance(inner, (dict, list)):
                 resolve_data_files(inner, root, display)

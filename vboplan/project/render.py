@@ -370,7 +370,7 @@ def _unmask(value: Any, secret_values: dict[str, str], marker: str, where: str, 
         out.source, out.line, out.lines = located.source, located.line, located.lines
         return out
     if isinstance(value, list):
-        if value and all(type(v) is str for v in value):
+        if value and set(map(type, value)) == {str}:
             # A long list of names: one look at them joined (a placeholder or a piece of one shows there too).
             joined = "\n".join(value)
             if marker not in joined and not _altered(joined, marker):
