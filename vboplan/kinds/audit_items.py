@@ -469,7 +469,8 @@ def _stripped(texts: list[str]) -> list[str]:
     joined = "\n".join(texts)
     if joined.isascii() and joined.count("\n") == max(len(texts) - 1, 0) \
             and not (joined[:1].isspace() or joined[-1:].isspace()) \
-            and not any(f"{space}\n" in joined or f"\n{space}" in joined for space in _ASCII_SPACE):
+            and not any(f"{space}\n" in joined or f"\n{space}" in joined for space in _ASCII_SPACE
+                        if space in joined):
         return texts
     return [text.strip() for text in texts]
 
