@@ -88,6 +88,8 @@ def main() -> None:
           f"{REPLAN_CPU_BOUND} s   {verdict(replan_median <= REPLAN_CPU_BOUND)} (median)")
     if hasattr(os, "getloadavg"):
         print(f"load while measured: {os.getloadavg()[0]:.2f} (1-minute average)")
+    if plan_median > PLAN_BOUND or replan_median > REPLAN_CPU_BOUND:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
