@@ -30,13 +30,33 @@ SEED: dict[str, Any] = {
                    {"displayName": "Sales", "name": "sales@contoso.com"}],
     }],
     "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}],
+    "cloud_accounts": [{"userName": "akiaexample01", "accountType": "amazonS3Account"}],
 }
 REPOS = """\
 backup_repositories:
   Repo EU: {proxy: proxy01.contoso.local, path: 'D:\\Backups\\EU', retentionType: ItemLevel, description: DESC}
-  Repo US: {proxy: proxy01.contoso.local, path: 'D:\\Backups\\US', retentionType: ItemLevel}
-lifecycle:
+  Repo US: {proxy: proxy01.contoso.local, path: 'D:\\Backups\\US', retentionType: RETENTION}
+  Archive EU:
+    proxy: proxy01.contoso.local
+    retentionType: SnapshotBased
+    objectStorage:
+      account: akiaexample01
+      type: AmazonS3
+      amazonBucketS3Aws: {name: vb365-archive, regionType: Global, regionId: eu-west-1}
+      s3Folder: eu
+      sizeLimitEnabled: true
+      sizeLimitGB: SIZE
+  Archive US:
+    proxy: proxy01.contoso.local
+    retentionType: SnapshotBased
+    objectStorage:
+      account: akiaexample01
+      type: AmazonS3
+      amazonBucketS3Aws: {name: vb365-archive, regionType: Global, regionId: eu-west-1}
+      s3Folder: us
+NEWREPOlifecycle:
   'backup_repositories["Repo EU"]': {prevent_destroy: true}
+  'backup_repositories["Repo US"]': {allow_replace: true}
 """
 JOBS = """\
 backup_jobs:
@@ -69,8 +89,12 @@ class Shared:
         self.project, self.writes, self.http = project, writes, http
 
     def templates(self, repo: str = "EU repository", job: str = "Mail of the board",
-                  role: str = "Helpdesk restores", operators: str = "", new_job: str = "") -> None:
-        self.project.write("templates/repos.yaml.j2", REPOS.replace("DESC", repo))
+                  role: str = "Helpdesk restores", operators: str = "", new_job: str = "",
+                  retention: str = "ItemLevel", new_repo: str = "", size: int = 1024) -> None:
+        added = f"  {new_repo}: {{proxy: proxy01.contoso.local, path: 'D:\\\\N', retentionType: ItemLevel}}\n" \
+            if new_repo else ""
+        self.project.write("templates/repos.yaml.j2", REPOS.replace("DESC", repo).replace("RETENTION", retention).replace("SIZE", str(size))
+                           .replace("NEWREPO", added))
         more = JOBS.split("\n", 1)[1].replace("Contoso mail", new_job).replace("JOBDESC", "new") if new_job else ""
         self.project.write("templates/jobs.yaml.j2", JOBS.replace("JOBDESC", job) + more)
         self.project.write("templates/roles.yaml.j2", ROLES.replace("ROLEDESC", role).replace("OPERATORS", operators))
@@ -156,10 +180,30 @@ def test_an_update_turned_into_a_replace_is_refused(shared: Shared, tmp_path: Pa
     row = _row(document, 'backup_repositories["Repo EU"].description')
     live = next(o for k, o in document["live"]["backup_repositories"]["objects"].items() if k == "Repo EU")
     _readdress(row, 'backup_repositories["Repo EU"]')
-    row.update(action="replace", before=None, after={**live["values"], "description": "EU repository (edited)"},
+    row.update(action="replace", before=None, after={"proxy": 'backup_proxies["proxy01.contoso.local"]',
+                                                     "path": "D:\\Backups\\EU", "retentionType": "ItemLevel",
+                                                     "description": "EU repository (edited)"},
                detail={"key": "Repo EU", "id": live["id"], "reason": "retentionType cannot change after creation"})
     document["scope"]["lifecycle"] = {'backup_repositories["Repo EU"]': {"allow_replace": True}}
-    shared.refused(tmp_path, document, "Repo EU")
+    shared.refused(tmp_path, document, "nothing about this object needs a replace")
+
+    # A real replace (allowed by the templates' lifecycle) whose shown reason the author rewords.
+    replaced = shared.plan(tmp_path, retention="SnapshotBased")
+    row = _row(replaced, 'backup_repositories["Repo US"]')
+    assert row["action"] == "replace" and "retentionType" in row["detail"]["reason"], row
+    row["detail"]["reason"] = "the description changes"
+    shared.refused(tmp_path, replaced, row["id"])
+
+    # A create turned into a replace of an object that is not there (a DELETE of whatever id the author picks).
+    created = shared.plan(tmp_path, new_repo="Repo APAC")
+    row = _row(created, 'backup_repositories["Repo APAC"]')
+    row.update(action="replace", before=row["after"],
+               detail={"key": "Repo APAC", "id": replaced["live"]["backup_repositories"]["objects"]["Repo EU"]["id"],
+                       "reason": "retentionType cannot change after creation"})
+    shared.refused(tmp_path, created, "cannot replace this object")
+    held = shared.http.get("/v8/BackupRepositories").json()
+    assert sorted(r["name"] for r in (held["results"] if isinstance(held, dict) else held)) == ["Archive EU", "Archive US", "Repo EU",
+                                                                                   "Repo US"]
 
 
 def test_smuggled_run_now_is_refused(shared: Shared, tmp_path: Path) -> None:
@@ -235,3 +279,22 @@ def test_secrets_in_job_and_role_descriptions_stay_secret(tmp_path: Path, keys: 
         files = [p for p in project.root.rglob("*") if p.is_file()] + [out]
         for text in outputs + [p.read_text(errors="replace") for p in files]:
             assert JOB_NOTE not in text and ROLE_NOTE not in text, text[:2000]
+
+
+def test_a_nested_object_pointed_at_another_objects_storage_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """An object-storage edit whose row carries the server's id of the other repository's object storage (v8
+    keeps the id a PUT sends), or a field the templates cannot write."""
+    http = shared.http
+    held = {r["name"]: r for r in http.get("/v8/BackupRepositories").json()["results"]}
+    document = shared.plan(tmp_path, size=2048)
+    row = _row(document, 'backup_repositories["Archive EU"].objectStorage')
+    row["after"]["id"] = held["Archive US"]["objectStorage"]["id"]
+    row["before"]["id"] = None  # as the recorded live value, projected on the edited one, reads
+    shared.refused(tmp_path, document, "no field 'objectStorage.id'")
+    document = shared.plan(tmp_path, size=2048)
+    row = _row(document, 'backup_repositories["Archive EU"].objectStorage')
+    row["after"]["secretKey"] = "planted"
+    row["before"]["secretKey"] = None
+    shared.refused(tmp_path, document, "no field 'objectStorage.secretKey'")
+    now = {r["name"]: r for r in http.get("/v8/BackupRepositories").json()["results"]}
+    assert now["Archive EU"]["objectStorage"] == held["Archive EU"]["objectStorage"]

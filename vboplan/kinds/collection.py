@@ -323,6 +323,9 @@ class CollectionKind:
                     raise PlanError(f"{address}: {name} is the server's id of an object vboplan manages apart")
                 if name not in writable:
                     raise PlanError(f"{address}: {self.name} has no field '{name}' a request can set")
+                stray = self._stray(version, writable[name], value, (name,))
+                if stray:  # inside an object: a field of the author's choosing (the server's own id of it)
+                    raise PlanError(f"{address}: {self.name} has no field '{stray}' a request can set")
                 for inner in self._nested(name):
                     holder = _get_path(value, inner.parent[1:])
                     if isinstance(holder, dict) and inner.leaf in holder:
@@ -332,6 +335,26 @@ class CollectionKind:
                         _check_addresses(address, ".".join(inner.shown_path), inner, holder[inner.written])
                 continue
             _check_addresses(address, name, ref, value)
+
+    def _stray(self, version: str, prop: dict[str, Any], value: Any, path: Path) -> str:
+        """The first field inside ``value`` (of top-level field ``path[0]``) that no request can set: one the schema
+        does not have there, or the server's own (``id``); references count as their written names."""
+        resolved = schema.resolve(version, prop)
+        if isinstance(value, list):
+            return next((f for f in (self._stray(version, resolved.get("items") or {}, v, path) for v in value) if f),
+                        "")
+        if not isinstance(value, dict) or "properties" not in resolved:
+            return ""
+        props = resolved["properties"]
+        for key, item in value.items():
+            if self._reference_named(str(key), path) is not None:
+                continue
+            if key not in props or key in SERVER_FIELDS:
+                return ".".join((*path, str(key)))
+            found = self._stray(version, props[key], item, (*path, str(key)))
+            if found:
+                return found
+        return ""
 
     def desired_value(self, desired: Any, change: Change) -> Any:
         key = _key_of(change.address)
