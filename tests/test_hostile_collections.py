@@ -93,8 +93,8 @@ class Shared:
                   retention: str = "ItemLevel", new_repo: str = "", size: int = 1024) -> None:
         added = f"  {new_repo}: {{proxy: proxy01.contoso.local, path: 'D:\\\\N', retentionType: ItemLevel}}\n" \
             if new_repo else ""
-        self.project.write("templates/repos.yaml.j2", REPOS.replace("DESC", repo).replace("RETENTION", retention).replace("SIZE", str(size))
-                           .replace("NEWREPO", added))
+        text = REPOS.replace("DESC", repo).replace("RETENTION", retention).replace("SIZE", str(size))
+        self.project.write("templates/repos.yaml.j2", text.replace("NEWREPO", added))
         more = JOBS.split("\n", 1)[1].replace("Contoso mail", new_job).replace("JOBDESC", "new") if new_job else ""
         self.project.write("templates/jobs.yaml.j2", JOBS.replace("JOBDESC", job) + more)
         self.project.write("templates/roles.yaml.j2", ROLES.replace("ROLEDESC", role).replace("OPERATORS", operators))
@@ -202,8 +202,7 @@ def test_an_update_turned_into_a_replace_is_refused(shared: Shared, tmp_path: Pa
                        "reason": "retentionType cannot change after creation"})
     shared.refused(tmp_path, created, "cannot replace this object")
     held = shared.http.get("/v8/BackupRepositories").json()
-    assert sorted(r["name"] for r in (held["results"] if isinstance(held, dict) else held)) == ["Archive EU", "Archive US", "Repo EU",
-                                                                                   "Repo US"]
+    assert sorted(r["name"] for r in held["results"]) == ["Archive EU", "Archive US", "Repo EU", "Repo US"]
 
 
 def test_smuggled_run_now_is_refused(shared: Shared, tmp_path: Path) -> None:
