@@ -17,6 +17,21 @@ memory of the largest process, beside the naive client's and the floor.
 The environments are spread over ``--servers`` emulator processes (a VBO server per process), so several share a
 server and its ``max_in_flight`` (8) bounds what vboplan sends it. The floor is the larger of the chain of dependent
 round trips of one environment and the requests of the busiest server at 8 in flight, times the latency.
+
+What bounds ``small`` on one 2-core machine (the peers are emulator processes on the same two cores, not servers of
+their own): CPU, not the servers. The naive client costs 9 x (20 ms + ~2 ms) per environment, ~100 s for 500 on
+an idle machine, so 20 x means ~5 s, i.e. at most ~10 core-seconds for everything. The emulators alone spend
+~1.3-1.8 ms of CPU per request (a threaded stdlib WSGI server: 6-8 s for the 4,500 requests, printed below), and
+vboplan 36-48 ms per environment (py-spy --gil over a one-process run: about half in plan_one, i.e. rendering,
+HTTP client, diff, checksum; the rest in the parent: the JSON output of 500 plans ~16 %, the mass-delete check of
+each plan ~10 %, start-up). ~20 + ~7 core-seconds on 2 cores is ~13 s at best: about 7-8 x against an idle naive
+client (a loaded machine slows the naive client too: 186-273 s measured). Worker processes add CPU of their own
+(~12 ms per environment here: an interpreter each, each plan pickled back) and win only where cores are free.
+Neither per-server concurrency (the floor is 0.45 s) nor the number of emulator processes is what limits it.
+
+Measured 2026-12-02 (shared machine): 03:01-03:06 UTC, load 9-16: naive 185.9 s; one process 27.6 s (35.8 ms CPU
+per environment, 0.65 cores); workers 25.8 s (47.6 ms, 0.92 cores): 7.2 x, OVER. 02:56-03:01 UTC, load 12-14:
+naive 198.9 s, workers 20.5 s (40.7 ms, 0.99 cores): 9.7 x, OVER.
 """
 
 from __future__ import annotations
