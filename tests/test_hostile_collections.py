@@ -297,3 +297,17 @@ def test_a_nested_object_pointed_at_another_objects_storage_is_refused(shared: S
     shared.refused(tmp_path, document, "no field 'objectStorage.secretKey'")
     now = {r["name"]: r for r in http.get("/v8/BackupRepositories").json()["results"]}
     assert now["Archive EU"]["objectStorage"] == held["Archive EU"]["objectStorage"]
+
+
+@pytest.mark.parametrize(("address", "which"), [(f"{JOB}.excludedItems", "excludedItems"),
+                                                (f"{ROLE}.operators", "operators"),
+                                                (f"{ROLE}.selectedItems", "selectedItems")])
+def test_a_list_rewritten_as_a_field_is_refused(shared: Shared, tmp_path: Path, address: str, which: str) -> None:
+    """A job's or role's item list sent as one field of the object's PUT (principals by raw id, rated as a plain
+    field edit) instead of through the list's own endpoints and rows."""
+    document = shared.plan(tmp_path, job="Mail of the board (edited)", role="Helpdesk restores (edited)")
+    row = _row(document, f"{address.rsplit('.', 1)[0]}.description")
+    _readdress(row, address)
+    row.update(before=None, after=[{"type": "User", "user": {"id": "00000000-0000-0000-0000-000000000001"}}],
+               severity="info", severity_reason="")
+    shared.refused(tmp_path, document, f"{which} is changed")

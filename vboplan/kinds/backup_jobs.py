@@ -262,6 +262,11 @@ class BackupJobsKind(CollectionKind):
             never = next((n for n in named if str(n).lower() in _NEVER), None)
             if never is not None:
                 raise PlanError(f"{address}: {_NEVER[str(never).lower()]}")
+            listed = next((n for n in named if str(n).lower() in ("selecteditems", "excludeditems")), None)
+            if listed is not None:  # each item is a row of its own, sent through the list's endpoints
+                raise PlanError(f"{address}: {listed} is changed item by item (rows such as "
+                                f"{object_address(self.name, address.parts[0][1])}.{listed}.user[\"NAME\"]), "
+                                "never as a field of the job")
             return super().derive(basis, address, action, after)
         key, which, kind, name = parts
         live = basis.live if isinstance(basis.live, dict) else {}

@@ -309,6 +309,13 @@ class RolesKind(CollectionKind):
     def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
         parts = parts_of(address)
         if parts is None:
+            named = [address.parts[1][1]] if len(address.parts) == 2 else list(after) if isinstance(after, dict) \
+                else []
+            listed = next((n for n in named if str(n).lower() in {w.lower() for w in LISTS}), None)
+            if listed is not None:  # a plan file's row: each entry is a row of its own, rated as such
+                raise PlanError(f"{address}: {listed} is changed entry by entry (rows such as "
+                                f"{object_address(self.name, address.parts[0][1])}.{listed}.user[\"NAME\"]), "
+                                "never as a field of the role")
             return super().derive(basis, address, action, after)
         key, which, kind, name = parts
         live = basis.live if isinstance(basis.live, dict) else {}
