@@ -4,9 +4,11 @@
 
     .venv/bin/python benchmarks/policy_rules.py [--entries 100000] [--runs 5]
 
-Measured on the shared 2-core machine with --entries 50000 --runs 3 (at 100,000 the plan without rules stopped:
-the client refuses an AuditItems answer over 64 MiB): 3.158 s CPU without rules, 2.986 s with the 200 (within
-noise, under the +10 % bound), 3.351 s with the extra rule over the 50,000 names.
+Measured on the shared 2-core machine, --entries 100000 --runs 3, 03:06-03:09 UTC 2026-12-02, load 16 -> 10:
+2.130 s CPU without rules, 2.156 s with the 200 (+1.2 %, within the +10 % bound), 2.527 s with the extra rule over
+the 100,000 names (+18.6 %, no bound). Before a kind whose rules judge only changes stopped building its objects
+when none is planned (same day, load 12-18): +19 to +22 %, OVER. (Earlier, at 50,000 entries: the client's old
+64 MiB answer bound stopped the 100,000 plan.)
 
 The 200 rules: 160 over the settings objects (desired and live, four levels, all holding but a few advisories),
 40 over the audit items that judge planned changes (none in a converged plan). A third line measures one more rule
