@@ -368,3 +368,35 @@ def test_a_worker_killed_mid_plan_fails_its_environments_by_name(project: Projec
     assert report.exit_code == 1, report.output   # every plan file verified whole; the failures named
     merged = json.loads(report.stdout)
     assert [f["environment"] for f in merged["failed"]] == stopped and merged["size"] == len(names)
+
+
+def test_each_plan_is_settled_as_it_arrives_and_only_what_is_kept_stays(project: ProjectDir,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """plan_many hands each outcome to on_outcome once, in this process, as it arrives from its worker, and
+    returns what that kept (the CLI keeps a plan without its live values): the parent need not hold every plan."""
+    import threading
+    from dataclasses import replace
+
+    from vboplan.core import plan_many
+    from vboplan.emulator import start
+    from vboplan.project.config import load_project
+
+    monkeypatch.setenv("VBOPLAN_WORKERS", "2")
+    with start(SEED) as one:
+        entries = "".join(f'  - {{name: n{k}, server: "{one.url}"}}\n' for k in range(4))
+        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
+                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
+        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        loaded = load_project(project.root)
+        seen: list[tuple[str, int, bool]] = []
+
+        def settle(outcome):  # type: ignore[no-untyped-def]
+            seen.append((outcome.env.name, threading.get_ident(), bool(outcome.plan and outcome.plan.live)))
+            outcome.plan = replace(outcome.plan, live={}, scope={})
+            return outcome
+
+        outcomes = plan_many(loaded, list(loaded.environments.values()), on_outcome=settle)
+    assert sorted(name for name, _, _ in seen) == ["n0", "n1", "n2", "n3"]
+    assert {ident for _, ident, _ in seen} == {threading.get_ident()} and all(live for _, _, live in seen)
+    assert [o.env.name for o in outcomes] == ["n0", "n1", "n2", "n3"]
+    assert all(o.error is None and o.plan.changes and o.plan.live == {} for o in outcomes)
