@@ -68,6 +68,7 @@ backup_jobs:
     selectedItems: [{user: ceo@contoso.com, mailbox: true}]
     schedulePolicy: {type: Daily, dailyType: Everyday, dailyTime: "22:00:00"}
     isEnabled: true
+  Contoso rest: {organization: contoso.onmicrosoft.com, repository: Repo EU, backupType: EntireOrganization}
 """
 ROLES = """\
 restore_operator_roles:
@@ -90,12 +91,14 @@ class Shared:
 
     def templates(self, repo: str = "EU repository", job: str = "Mail of the board",
                   role: str = "Helpdesk restores", operators: str = "", new_job: str = "",
-                  retention: str = "ItemLevel", new_repo: str = "", size: int = 1024) -> None:
+                  retention: str = "ItemLevel", new_repo: str = "", size: int = 1024, copy_to: str = "") -> None:
         added = f"  {new_repo}: {{proxy: proxy01.contoso.local, path: 'D:\\\\N', retentionType: ItemLevel}}\n" \
             if new_repo else ""
         text = REPOS.replace("DESC", repo).replace("RETENTION", retention).replace("SIZE", str(size))
         self.project.write("templates/repos.yaml.j2", text.replace("NEWREPO", added))
-        more = JOBS.split("\n", 1)[1].replace("Contoso mail", new_job).replace("JOBDESC", "new") if new_job else ""
+        more = JOBS.split("\n", 1)[1].split("  Contoso rest")[0].replace("Contoso mail", new_job).replace(
+            "JOBDESC", "new") if new_job else ""
+        more += f"copy_jobs:\n  Contoso mail: {{repository: {copy_to}}}\n" if copy_to else ""
         self.project.write("templates/jobs.yaml.j2", JOBS.replace("JOBDESC", job) + more)
         self.project.write("templates/roles.yaml.j2", ROLES.replace("ROLEDESC", role).replace("OPERATORS", operators))
 
@@ -244,7 +247,7 @@ def test_recorded_live_ids_pointing_at_another_object_are_refused(shared: Shared
     objects["Contoso mail"]["id"] = other
     _row(document, f"{JOB}.description")["detail"]["id"] = other
     shared.refused(tmp_path, document)
-    assert [j["description"] for j in shared.jobs()] == ["Mail of the board"]
+    assert [j["description"] for j in shared.jobs() if j["name"] == "Contoso mail"] == ["Mail of the board"]
 
 
 def test_a_raw_id_in_a_jobs_reference_is_refused(shared: Shared, tmp_path: Path) -> None:
@@ -255,7 +258,7 @@ def test_a_raw_id_in_a_jobs_reference_is_refused(shared: Shared, tmp_path: Path)
     _readdress(row, f"{JOB}.repositoryId")
     row.update(before=None, after=other)
     shared.refused(tmp_path, document, "must name repository, not hold repositoryId")
-    assert {j["repositoryId"] for j in shared.jobs()} != {other}
+    assert [j["repositoryId"] for j in shared.jobs() if j["name"] == "Contoso mail"] != [other]
 
 
 def test_secrets_in_job_and_role_descriptions_stay_secret(tmp_path: Path, keys: dict[str, Path]) -> None:
@@ -273,7 +276,7 @@ def test_secrets_in_job_and_role_descriptions_stay_secret(tmp_path: Path, keys: 
             assert result.exit_code in (0, 2), result.output
             outputs.append(result.output)
         assert result.exit_code == 0, result.output  # converged
-        assert [j["description"] for j in state.jobs()] == [JOB_NOTE]
+        assert [j["description"] for j in state.jobs() if j["name"] == "Contoso mail"] == [JOB_NOTE]
         assert [r["description"] for r in state.http.get("/v8/RbacRoles").json()] == [ROLE_NOTE]
         files = [p for p in project.root.rglob("*") if p.is_file()] + [out]
         for text in outputs + [p.read_text(errors="replace") for p in files]:
@@ -311,3 +314,14 @@ def test_a_list_rewritten_as_a_field_is_refused(shared: Shared, tmp_path: Path, 
     row.update(before=None, after=[{"type": "User", "user": {"id": "00000000-0000-0000-0000-000000000001"}}],
                severity="info", severity_reason="")
     shared.refused(tmp_path, document, f"{which} is changed")
+
+
+def test_a_copy_job_pointed_at_another_backup_job_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """copy_jobs["Contoso mail"] created, its row's backupJob edited to name another backup job (its key still
+    says which job approvers think it copies)."""
+    document = shared.plan(tmp_path, copy_to="Archive EU")
+    row = _row(document, 'copy_jobs["Contoso mail"]')
+    assert row["after"]["backupJob"] == JOB, row
+    row["after"]["backupJob"] = 'backup_jobs["Contoso rest"]'
+    shared.refused(tmp_path, document, "copies backup_jobs[\"Contoso mail\"], not")
+    assert shared.http.get("/v8/CopyJobs").json()["results"] == []

@@ -22,7 +22,7 @@ from vboplan.kinds.backup_jobs import no_replace, per_object
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
-from vboplan.planning.changes import Change
+from vboplan.planning.changes import Address, Change
 from vboplan.sensitive import reveal
 
 
@@ -96,6 +96,14 @@ class CopyJobsKind(CollectionKind):
             filled[key] = {"backupJob": key, **mine}
         return no_replace(super().diff(version, live, filled, recorded), "a copy job follows its backup job's "
                            "organization")
+
+    def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        # A plan file's row: the copy job at a backup job's key copies that job, whatever the row's value names.
+        if action == "create" and len(address.parts) == 1 and isinstance(after, dict):
+            own = str(object_address("backup_jobs", address.parts[0][1]))
+            if str(after.get("backupJob") or "").lower() != own.lower():
+                raise PlanError(f"{address}: the copy job of this key copies {own}, not {after.get('backupJob')}")
+        return super().derive(basis, address, action, after)
 
     def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
         return per_object(self, basis, changes, self._requests, "this copy job cannot change in place")
