@@ -129,6 +129,8 @@ def report(args: argparse.Namespace, runs: list[Run], peers: list[Run], variable
     print(f"wall                        best {min(r.wall for r in runs):6.3f} s")
     print(json.dumps({"entries": args.entries, "organizations": args.organizations, "cpu_best": cpu[0],
                       "cpu_median": statistics.median(cpu), "peak_mib": peak, "peer_cpu_best": peer_cpu[0]}))
+    if cpu[0] > cpu_bound or peak > rss_bound:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
