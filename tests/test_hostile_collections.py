@@ -1,4 +1,4 @@
-"""A hostile plan author against the named collections (v8, over real HTTP): each test takes a real plan file,
+"""A hostile plan author against the named collections (v8, one v7 case, over real HTTP): each test takes a real plan file,
 edits it as its author could after planning (the checksum recomputed, the author statement signed again with
 ssh-keygen), and checks that apply refuses it and that nothing at all was written to the server. One server and
 one project are shared by the module: a baseline (two repositories, a job, a role, a prevent_destroy rule) is
@@ -127,8 +127,8 @@ class Shared:
 
 
 @contextmanager
-def _serving(folder: Path, keys: dict[str, Path]) -> Iterator[Shared]:
-    """A fresh v8 server and a project against it, the baseline applied."""
+def _serving(folder: Path, keys: dict[str, Path], version: str = "v8") -> Iterator[Shared]:
+    """A fresh server and a project against it (API ``version``), the baseline applied."""
     import httpx
 
     writes: list[tuple[str, str]] = []
@@ -145,10 +145,10 @@ def _serving(folder: Path, keys: dict[str, Path]) -> Iterator[Shared]:
         project = ProjectDir(folder / "project")
         project.keys = keys
         project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n"
-                      f"    server: {server.url}\n    api_version: v8\n    username: admin\n"
+                      f"    server: {server.url}\n    api_version: {version}\n    username: admin\n"
                       "    password_env: VBO_TEST_PASSWORD\n")
         http = httpx.Client(base_url=server.url)
-        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
+        token = http.post(f"/{version}/token", data={"grant_type": "password", "username": "admin",
                                              "password": API_SECRET}).json()["access_token"]
         http.headers["Authorization"] = f"Bearer {token}"
         state = Shared(project, writes, http)
@@ -325,3 +325,17 @@ def test_a_copy_job_pointed_at_another_backup_job_is_refused(shared: Shared, tmp
     row["after"]["backupJob"] = 'backup_jobs["Contoso rest"]'
     shared.refused(tmp_path, document, "copies backup_jobs[\"Contoso mail\"], not")
     assert shared.http.get("/v8/CopyJobs").json()["results"] == []
+
+
+def test_v7_a_raw_object_storage_id_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
+    """v6/v7 keep a repository's object storage in /objectstoragerepositories: a row setting the repository's
+    objectStorageId to the other repository's object storage is refused."""
+    with _serving(tmp_path, keys, "v7") as state:
+        held = {r["name"]: r for r in state.http.get("/v7/BackupRepositories").json()}
+        document = state.plan(tmp_path, size=2048)
+        row = _row(document, 'backup_repositories["Archive EU"].objectStorage')
+        _readdress(row, 'backup_repositories["Archive EU"].objectStorageId')
+        row.update(before=held["Archive EU"]["objectStorageId"], after=held["Archive US"]["objectStorageId"])
+        state.refused(tmp_path, document, "objectStorageId")
+        now = {r["name"]: r for r in state.http.get("/v7/BackupRepositories").json()}
+        assert now["Archive EU"]["objectStorageId"] == held["Archive EU"]["objectStorageId"]
