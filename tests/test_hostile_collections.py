@@ -339,3 +339,25 @@ def test_v7_a_raw_object_storage_id_is_refused(tmp_path: Path, keys: dict[str, P
         state.refused(tmp_path, document, "objectStorageId")
         now = {r["name"]: r for r in state.http.get("/v7/BackupRepositories").json()}
         assert now["Archive EU"]["objectStorageId"] == held["Archive EU"]["objectStorageId"]
+
+
+def test_a_delete_the_templates_protect_is_refused_whatever_the_plan_files_rules(shared: Shared, tmp_path: Path) -> None:
+    """A plan made from a local edit that dropped a repository and its prevent_destroy rule, applied where the
+    templates protect it: the plan file's own rules allow the delete, the templates' refuse it."""
+    shared.templates()
+    text = REPOS.replace("DESC", "EU repository").replace("RETENTION", "ItemLevel").replace("SIZE", "1024")
+    protected = text.replace("NEWREPO", "").replace('"Repo US"]\': {allow_replace: true}',
+                                                    '"Repo US"]\': {prevent_destroy: true}')
+    assert "'backup_repositories[\"Repo US\"]': {prevent_destroy: true}" in protected
+    local_edit = "\n".join(line for line in protected.splitlines()
+                           if "Repo US" not in line) + "\n"
+    shared.project.write("templates/repos.yaml.j2", local_edit)
+    out = tmp_path / "plan.json"
+    planned = shared.project.run("plan", "--env", "dev", "--out", str(out))
+    assert planned.exit_code == 0, planned.output
+    document = dict(json.loads(out.read_text()))
+    row = _row(document, 'backup_repositories["Repo US"]')
+    assert row["action"] == "delete", row
+    assert 'backup_repositories["Repo US"]' not in document["scope"]["lifecycle"]
+    shared.project.write("templates/repos.yaml.j2", protected)
+    shared.refused(tmp_path, document, "lifecycle rules of the templates", row["id"], "prevent_destroy")

@@ -79,11 +79,27 @@ def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Cl
                         f"'{env.name}' is now {env.server} (API {env.api_version}); run 'vboplan plan' again")
     check_fresh(plan, env.approvals, StateStore(project, env).read())
     guard.check(plan, project.guard)
+    check_lifecycle(project, env, plan)
     from vboplan.policy.enforce import enforce, extra_trusts
 
     clearance = clear(plan, env.approvals, also_trusted=extra_trusts(project, plan))
     enforce(project, env, plan)
     return plan, env, clearance
+
+
+def check_lifecycle(project: Project, env: Environment, plan: Plan) -> None:
+    """Refuse a delete or replace that the templates' own ``lifecycle`` rules forbid. The plan file carries the rules
+    it was planned with, but its author writes that file: the rules that count are the ones in the project apply runs
+    from, rendered again (they are not secret, so without the secrets)."""
+    if not any(change.action in ("delete", "replace") for change in plan.changes):
+        return
+    from vboplan.kinds.lifecycle import refusals
+
+    rules = KINDS["lifecycle"].scope(render(project, env, offline=True).resources.get("lifecycle") or {})
+    refused = refusals(plan.changes, rules)
+    if refused:
+        raise PlanError(f"the plan for '{plan.environment}' is refused by the lifecycle rules of the templates: "
+                        f"{'; '.join(refused)}")
 
 
 def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: list[Change]) -> list[Change]:

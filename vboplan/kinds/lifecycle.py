@@ -6,8 +6,9 @@
 
 ``prevent_destroy: true`` refuses any plan that deletes or replaces the object; ``allow_replace: true`` lets a plan
 replace it (a change the server cannot make in place), which is refused otherwise. The rules are a template key
-like any resource, so they are part of the plan's scope, which its checksum and the approvals cover: an apply
-checks the plan against the rules its approvers saw.
+like any resource, so they are part of the plan's scope, which its checksum and the approvals cover. The plan file
+is its author's, though, and approvers are not shown the rules: an apply of a plan that deletes or replaces
+anything also renders the project's templates again and refuses what their rules forbid.
 """
 
 from __future__ import annotations
