@@ -1,6 +1,7 @@
-"""One plan creates an account, a key and a repository that uses the key, in dependency order; an apply killed
-(SIGKILL) right after the first create leaves a true record: the next plan creates only what is missing. A replace
-killed between its DELETE and its POST leaves a plan that creates the object."""
+"""One plan creates an account, a key, a local repository that uses the key and an object-storage repository on
+the account, in dependency order; an apply killed (SIGKILL) right after the first create leaves a true record: the
+next plan creates only what is missing. A replace killed between its DELETE and its POST leaves a plan that creates
+the object."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ encryption_keys:
   Archive key 2026: {password: {{ secret("ARCHIVE_KEY_PASSWORD") }}}
 backup_repositories:
   Repo EU: {proxy: proxy01.contoso.local, path: 'D:\\\\EU', retentionType: ItemLevel, encryptionKey: Archive key 2026}
+  Archive EU:
+    proxy: proxy01.contoso.local
+    retentionType: SnapshotBased
+    objectStorage:
+      account: akiaexample01
+      type: AmazonS3
+      amazonBucketS3Aws: {name: vb365-archive, regionType: Global, regionId: eu-west-1}
+      s3Folder: eu
 """
 
 
@@ -60,28 +69,29 @@ def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectD
         after = project.run("plan", "--env", "dev", "--format", "json")
         assert after.exit_code == 0, after.output
         creates = {c["address"] for c in json.loads(after.stdout)["plans"][0]["changes"] if c["action"] == "create"}
-        missing = {'backup_repositories["Repo EU"]'} | ({'encryption_keys["Archive key 2026"]'} if not held["keys"]
-                                                      else set()) | ({'cloud_accounts["akiaexample01"]'}
-                                                                     if not held["accounts"] else set())
+        missing = {'backup_repositories["Repo EU"]', 'backup_repositories["Archive EU"]'}
+        missing |= set() if held["keys"] else {'encryption_keys["Archive key 2026"]'}
+        missing |= set() if held["accounts"] else {'cloud_accounts["akiaexample01"]'}
         assert creates == missing, after.stdout
         assert "planted" not in after.output
         done = project.run("apply", "--env", "dev", "--auto-approve")
         assert done.exit_code == 0, done.output
-        assert len(http.get("/v8/BackupRepositories").json()["results"]) == 1
+        assert sorted(r["name"] for r in http.get("/v8/BackupRepositories").json()["results"]) == [
+            "Archive EU", "Repo EU"]
 
         # A replace killed between its DELETE and its POST: the journal says the old object is gone, and the next
         # plan creates the repository (no replace of an object that is no longer there).
-        project.write("templates/repos.yaml.j2", TEMPLATE.replace("ItemLevel", "SnapshotBased") + "lifecycle:\n"
+        project.write("templates/repos.yaml.j2", TEMPLATE.replace("ItemLevel,", "SnapshotBased,") + "lifecycle:\n"
                       "  'backup_repositories[\"Repo EU\"]': {allow_replace: true}\n")
         _apply_killed_once(project, data.with_name(data.name + CHANGES_SUFFIX), b'"object":null')
-        assert http.get("/v8/BackupRepositories").json()["results"] == []
+        assert [r["name"] for r in http.get("/v8/BackupRepositories").json()["results"]] == ["Archive EU"]
         after = project.run("plan", "--env", "dev", "--format", "json")
         assert [(c["action"], c["address"]) for c in json.loads(after.stdout)["plans"][0]["changes"]] == [
             ("create", 'backup_repositories["Repo EU"]')], after.output
         assert "interrupted" in after.stderr and "planted" not in after.output, after.stderr
         done = project.run("apply", "--env", "dev", "--auto-approve")
         assert done.exit_code == 0, done.output
-        [repo] = http.get("/v8/BackupRepositories").json()["results"]
+        [repo] = [r for r in http.get("/v8/BackupRepositories").json()["results"] if r["name"] == "Repo EU"]
         assert repo["retentionType"] == "SnapshotBased"
 
 
