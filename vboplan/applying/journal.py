@@ -191,7 +191,10 @@ class Recovery:
     not_applied: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        parts = [f"{', '.join(self.applied) or 'nothing'} reached the server"]
+        # A create or a delete is named with its action: of a replace cut short, only one half may have landed.
+        actions = {c["id"]: c["action"] for w in self.journal.get("writes") or [] for c in w["changes"]}
+        landed = [f"{i} ({actions[i]})" if actions.get(i) in ("create", "delete") else i for i in self.applied]
+        parts = [f"{', '.join(landed) or 'nothing'} reached the server"]
         if self.unknown:
             parts.append(f"{', '.join(self.unknown)} unknown (planned again)")
         if self.not_applied:
