@@ -439,13 +439,7 @@ class BackupJobsKind(CollectionKind):
             if values.get(name) is not None:
                 body[name] = values[name]
         body["repositoryId"] = self._live_api_value("repositoryId", obj, live)
-        for change in fields:
-            name = change.address.parts[1][1]
-            ref = self._reference_named(name)
-            if ref is not None:
-                body[ref.field] = self._ids_of(ref, change.after, live)
-            else:
-                body[name] = change.after
+        body.update(self._api_body({change.address.parts[1][1]: change.after for change in fields}, live))
         assert api.update is not None
         return Request("PUT", api.update.url(jobId=str(obj["id"])), body, api.update.status)
 

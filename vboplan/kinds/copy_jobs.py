@@ -128,13 +128,7 @@ class CopyJobsKind(CollectionKind):
             body: dict[str, Any] = {name: obj["values"][name] for name in ("schedulePolicy",)
                                     if obj["values"].get(name) is not None}
             body["repositoryId"] = self._live_api_value("repositoryId", obj, live)
-            for change in fields:
-                name = change.address.parts[1][1]
-                ref = self._reference_named(name)
-                if ref is not None:
-                    body[ref.field] = self._ids_of(ref, change.after, live)
-                else:
-                    body[name] = change.after
+            body.update(self._api_body({change.address.parts[1][1]: change.after for change in fields}, live))
             requests.append(Request("PUT", api.update.url(id=str(obj["id"])), body, api.update.status))
         for change in (c for c in mine if c.address.parts[1][1] == "isEnabled"):
             action = "enable" if reveal(change.after) is True else "disable"
