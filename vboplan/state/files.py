@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,17 +26,28 @@ def write_temp(path: Path, text: str | bytes | Iterable[str], mode: int | None =
 
     Only portable calls: ``O_EXCL`` (never writes through a name someone else made), ``os.chmod`` on the path
     (``os.fchmod`` is missing on Windows before Python 3.13)."""
+    return _temp_then(path, text, mode, None)
+
+
+def _temp_then(path: Path, text: str | bytes | Iterable[str], mode: int | None,
+               then: Callable[[Path], None] | None) -> Path:
+    """:func:`write_temp`, then ``then(temp)`` inside the same guard: a Ctrl-C (a KeyboardInterrupt raised between
+    any two bytecodes) at any point from the name's choice to ``then``'s end removes the temporary file. The name
+    is held from before the ``open`` that may create it, so an interrupt landing just after the file appears, before
+    Python has stored the descriptor, still finds it (a name is random among 37**8 and opened ``O_EXCL``: it is
+    ours whenever the open did not fail with FileExistsError)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    for _ in range(100):
-        temp = path.with_name(f".{path.name}.{''.join(secrets.choice(_TEMP_CHARACTERS) for _ in range(8))}.tmp")
-        try:
-            fd = os.open(temp, flags, 0o600 if mode is not None else 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 collisions of 37**8 names
-        raise FileExistsError(17, "no free temporary name", str(path))
+    temp: Path | None = None
     try:
+        for _ in range(100):
+            temp = path.with_name(f".{path.name}.{''.join(secrets.choice(_TEMP_CHARACTERS) for _ in range(8))}.tmp")
+            try:
+                fd = os.open(temp, flags, 0o600 if mode is not None else 0o666)
+                break
+            except FileExistsError:
+                temp = None  # someone else's name: never ours to remove
+        else:  # pragma: no cover - 100 collisions of 37**8 names
+            raise FileExistsError(17, "no free temporary name", str(path))
         with os.fdopen(fd, "wb") as handle:
             if isinstance(text, bytes):
                 handle.write(text)
@@ -52,8 +63,11 @@ def write_temp(path: Path, text: str | bytes | Iterable[str], mode: int | None =
                 os.chmod(temp, mode)
             except OSError:
                 pass  # a file system without POSIX modes (FAT, some shares): the folder's permissions decide
+        if then is not None:
+            then(temp)
     except BaseException:
-        discard(temp)
+        if temp is not None:
+            discard(temp)
         raise
     return temp
 
@@ -93,12 +107,7 @@ def atomic_write(path: Path, text: str | bytes | Iterable[str], mode: int | None
     old file or the new one; an interrupted write leaves the old one and no temporary file (a killed one leaves a
     temporary file that the state backends sweep). ``replace=False``: create only, FileExistsError if it exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = write_temp(path, text, mode)
-    try:
-        place(temp, path, replace=replace)
-    except BaseException:
-        discard(temp)
-        raise
+    _temp_then(path, text, mode, lambda temp: place(temp, path, replace=replace))
     _fsync_folder(path.parent)
 
 
