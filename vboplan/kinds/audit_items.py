@@ -34,6 +34,8 @@ T = TypeVar("T")
 
 _SINGULAR = {"User": "user", "Group": "group"}
 _PLURAL = {"User": "users", "Group": "groups"}
+#: Removing at most this many audit items of one organization is never a mass deletion (see vboplan.planning.guard).
+ITEMS_GUARDED = 10
 #: Names and principals: the directory machinery audit items share with jobs and roles.
 PAGE_THRESHOLD = principals.PAGE_THRESHOLD
 _LOOKUP_WORKERS = principals.LOOKUP_WORKERS
@@ -276,6 +278,24 @@ class AuditItemsKind:
                                       expect=(traits.audit_remove_status, 200, 204))
                 writes.append(Write(f"remove {len(deletes)} audit items of {org}", deletes, requests=[request]))
         return writes
+
+    def deletions(self, changes: list[Change], live: Any) -> list[tuple[Any, ...]]:
+        """For the mass-delete guard (:class:`~vboplan.kinds.hooks.Guarded`): per organization whose items the
+        changes remove more than :data:`ITEMS_GUARDED` of, how many of how many (a plan file keeps a large
+        organization's items by their count)."""
+        deleting: dict[str, int] = {}
+        for change in changes:
+            if change.kind == self.name and change.action == "delete":
+                org = str(change.detail.get("org", ""))
+                deleting[org] = deleting.get(org, 0) + 1
+        organizations = (live.get("organizations") or {}) if isinstance(live, dict) else {}
+        found: list[tuple[Any, ...]] = []
+        for org, count in sorted(deleting.items()):
+            data = organizations.get(org) if isinstance(organizations.get(org), dict) else {}
+            total = data.get("item_count") or len(data.get("items") or []) or count
+            if count > ITEMS_GUARDED:
+                found.append((org, count, max(int(total), count), "audit items"))
+        return found
 
     def confirm(self, client: VboClient, changes: list[Change]) -> None:
         """Each principal a create adds is, on the server, the one its row shows: the recorded directory answer it

@@ -29,8 +29,10 @@ class Refers(Protocol):
 class Guarded(Protocol):
     """A kind the mass-delete guard counts."""
 
-    def deletions(self, changes: list[Change], live: Any) -> list[tuple[str, int, int]]:
-        """``(scope, deleted, total)`` for each scope the changes delete objects of."""
+    def deletions(self, changes: list[Change], live: Any) -> list[tuple[Any, ...]]:
+        """``(scope, deleted, total)`` for each scope the changes delete objects of, or ``(scope, deleted, total,
+        noun)`` where the guard's message should not call them objects (``audit items``). A kind that counts only
+        deletions above a floor of its own (more than 10 of a list's items) leaves the others out."""
 
 
 @runtime_checkable

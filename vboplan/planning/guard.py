@@ -3,8 +3,10 @@ unless its author said so when planning (``--allow-mass-delete``, recorded in th
 
 A wrong organization name, an emptied variable file or a template that renders an empty list all look, to a diff,
 like "delete everything"; this makes that mistake one that has to be typed on purpose (octoDNS's safety valve).
-Audit items count per organization: more than 10 of them and more than a third. Every named collection counts per
-server: at least 3 of its objects and more than a third, unless ``guard:`` in vboplan.yaml says otherwise:
+Every kind that can delete many objects says how it counts them (:class:`~vboplan.kinds.hooks.Guarded`): a named
+collection per server, at least 3 of its objects and more than a third; audit items per organization, and only more
+than 10 of them count (as a job's item lists do). The share and minimum hold for every kind unless ``guard:`` in
+vboplan.yaml says otherwise, for all or for one kind:
 
     guard:
       share: 0.5                      # of a collection's objects (default 1/3)
@@ -20,8 +22,6 @@ from typing import Any
 from vboplan.errors import PlanError
 from vboplan.planning.changes import Change
 
-# Deleting more than this many items of one organization, and more than this share of them, is a mass deletion.
-MIN_ITEMS = 10
 MIN_SHARE = 1 / 3
 # A named collection: at least this many of its objects, and more than this share of them.
 MIN_OBJECTS = 3
@@ -45,31 +45,17 @@ def mass_deletions(changes: list[Change], live: dict[str, Any], thresholds: Thre
     from vboplan.kinds.registry import KINDS
 
     thresholds = thresholds or Thresholds()
-    found = _audit_items(changes, live)
+    found: list[str] = []
     for name in sorted({c.kind for c in changes if c.action == "delete"}):
         kind = KINDS.get(name)
         if not isinstance(kind, Guarded):
             continue
         share, minimum = thresholds.of(name)
-        for scope, deleted, total in kind.deletions([c for c in changes if c.kind == name], live.get(name)):
+        for deletion in kind.deletions([c for c in changes if c.kind == name], live.get(name)):
+            scope, deleted, total = deletion[:3]
+            noun = deletion[3] if len(deletion) > 3 else "objects"  # type: ignore[misc]
             if deleted >= minimum and deleted > total * share:
-                found.append(f"{deleted} of the {total} objects of {scope}")
-    return found
-
-
-def _audit_items(changes: list[Change], live: dict[str, Any]) -> list[str]:
-    deleting: dict[str, int] = {}
-    for change in changes:
-        if change.kind == "audit_items" and change.action == "delete":
-            org = str(change.detail.get("org", ""))
-            deleting[org] = deleting.get(org, 0) + 1
-    organizations = (live.get("audit_items") or {}).get("organizations") or {}
-    found = []
-    for org, count in sorted(deleting.items()):
-        data = organizations.get(org) or {}
-        total = data.get("item_count") or len(data.get("items") or []) or count
-        if count > MIN_ITEMS and count > total * MIN_SHARE:
-            found.append(f"{count} of the {total} audit items of {org}")
+                found.append(f"{deleted} of the {total} {noun} of {scope}")
     return found
 
 
