@@ -27,7 +27,7 @@ from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
-from vboplan.project.yamlfile import Located
+from vboplan.project.yamlfile import located_like, where_of
 from vboplan.sensitive import reveal
 
 _LISTS = tuple(job_items.LISTS)
@@ -108,19 +108,6 @@ SPEC = CollectionSpec(
     summary="backup jobs by name: organization, repository, selected and excluded principals, schedule")
 
 
-def _where_of(fields: Any, fallback: Callable[[Any], str]) -> Callable[[Any], str]:
-    return fields.where if isinstance(fields, Located) else fallback
-
-
-def _located(kept: dict[Any, Any], fields: Any) -> dict[Any, Any]:
-    """``kept`` (some of ``fields``) with the lines ``fields`` was read with."""
-    if not isinstance(fields, Located):
-        return kept
-    out = Located(kept)
-    out.source, out.line, out.lines = fields.source, fields.line, getattr(fields, "lines", {})
-    return out
-
-
 @dataclass(frozen=True)
 class BackupJobsKind(CollectionKind):
     """The generic collection (job fields, references, create/update/delete) plus item lists and enable/disable."""
@@ -133,7 +120,7 @@ class BackupJobsKind(CollectionKind):
         for key, fields in (raw or {}).items() if isinstance(raw, dict) else []:
             text = str(reveal(key)).strip()
             label = str(object_address(self.name, text))
-            line = _where_of(fields, lambda _k, _key=key: where(_key))
+            line = where_of(fields, lambda _k, _key=key: where(_key))
             if not isinstance(fields, dict):
                 plain_raw[key] = fields
                 continue
@@ -154,7 +141,7 @@ class BackupJobsKind(CollectionKind):
                     kept[name] = value
             if "organization" not in mine:
                 raise RenderError(f"{line(None)}: {label} needs organization: NAME (the organization it backs up)")
-            plain_raw[key] = _located(kept, fields)
+            plain_raw[key] = located_like(kept, fields)
             extra[text] = mine
         desired = super().normalise(version, plain_raw if isinstance(raw, dict) else raw, where)
         for key, fields in desired.items():

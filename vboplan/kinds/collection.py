@@ -31,7 +31,7 @@ from vboplan.kinds.base import AfterApply, Basis, Export, Request, Write, WriteO
 from vboplan.kinds.hooks import ChecksObject, PlacesCreate, ReadsMore
 from vboplan.kinds.spec import SERVER_FIELDS, Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
-from vboplan.project.yamlfile import Located
+from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
 
 Path = tuple[str, ...]
@@ -84,7 +84,7 @@ class CollectionKind:
                 raise RenderError(f"{where(key)}: {self.name} has an object with an empty {self.spec.key_field}")
             if text.lower() in (k.lower() for k in desired):
                 raise RenderError(f"{where(key)}: {object_address(self.name, text)} is declared twice")
-            line = fields.where if isinstance(fields, Located) else (lambda _k, _key=key: where(_key))
+            line = where_of(fields, lambda _k, _key=key: where(_key))
             desired[text] = self._object(version, text, {} if fields is None else fields, line)
             hooks = self.spec.hooks
             problem = hooks.check(version, text, desired[text]) if isinstance(hooks, ChecksObject) else ""
@@ -643,10 +643,15 @@ class CollectionKind:
             if replacing is not None:
                 writes += self._replace_writes(basis, api, key, mine, replacing, live)
                 continue
-            request = self._request(basis.version, api, key, mine, live, basis.replaced)
-            writes.append(Write(f"{request.method} {request.shown(basis.version)['path']}", mine,
-                                requests=self._separated(basis.version, key, mine, live, request)))
+            writes.append(self.object_write(basis, api, key, mine, live))
         return writes
+
+    def object_write(self, basis: Basis, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> Write:
+        """The write carrying out the changes ``mine`` of object ``key`` (a replace's halves come here as a delete
+        and as a create): the hook a kind with sub-endpoints (a job's items, a role's operators) overrides."""
+        request = self._request(basis.version, api, key, mine, live, basis.replaced)
+        return Write(f"{request.method} {request.shown(basis.version)['path']}", mine,
+                     requests=self._separated(basis.version, key, mine, live, request))
 
     def _separated(self, version: str, key: str, mine: list[Change], live: dict[str, Any],
                    request: Request) -> list[Request]:
@@ -663,14 +668,12 @@ class CollectionKind:
                             "(its row is missing from the plan); run 'vboplan plan' again")
         gone = make("delete", self.name, replacing.address, replacing.before, None, False, replacing.detail,
                     replacing.id)
-        delete = self._request(basis.version, api, key, [gone], live)
+        delete = self.object_write(basis, api, key, [gone], live)
         created = make("create", self.name, replacing.address, None, replacing.after, False, {"key": key})
-        rest = [created, *(c for c in mine if c is not replacing)]
-        post = self._request(basis.version, api, key, rest, live, basis.replaced)
-        return [Write(f"DELETE /{basis.version}/{delete.path} (replace {replacing.address}: the old object)", [gone],
-                      requests=self._separated(basis.version, key, [gone], live, delete)),
-                Write(f"POST {post.shown(basis.version)['path']} (replace {replacing.address}: the new object)", mine,
-                      requests=self._separated(basis.version, key, rest, live, post))]
+        post = self.object_write(basis, api, key, [created, *(c for c in mine if c is not replacing)], live)
+        return [replace(delete, description=f"{delete.description} (replace {replacing.address}: the old object)"),
+                replace(post, changes=mine,
+                        description=f"{post.description} (replace {replacing.address}: the new object)")]
 
     def _apart(self, version: str, key: str, mine: list[Change], live: dict[str, Any],
                request: Request) -> list[Request]:

@@ -26,14 +26,13 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import principals, refs
-from vboplan.kinds.backup_jobs import _located
 from vboplan.kinds.backup_jobs import job_name as role_name  # the name without ORGANIZATION/
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.job_items import label as _label  # a declared name as the directory's names compare
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
-from vboplan.project.yamlfile import Located
+from vboplan.project.yamlfile import Located, located_like, where_of
 from vboplan.sensitive import reveal
 
 LISTS = ("operators", "selectedItems", "excludedItems")
@@ -190,7 +189,7 @@ class RolesKind(CollectionKind):
             if not isinstance(fields, dict):
                 plain[key] = fields
                 continue
-            line = fields.where if isinstance(fields, Located) else (lambda _k, _key=key: where(_key))
+            line = where_of(fields, lambda _k, _key=key: where(_key))
             mine = {}
             for name in list(fields):
                 if str(name) in LISTS:
@@ -202,7 +201,7 @@ class RolesKind(CollectionKind):
                 raise RenderError(f"{line('roleType')}: {label}: a role of the SpecificObjects type needs "
                                   "selectedItems (the objects its operators may restore); or write roleType: "
                                   "EntireOrganization")
-            plain[key] = _located({k: v for k, v in fields.items() if str(k) not in LISTS}, fields)
+            plain[key] = located_like({k: v for k, v in fields.items() if str(k) not in LISTS}, fields)
             lists[text] = mine
         desired = super().normalise(version, plain if isinstance(raw, dict) else raw, where)
         for key, fields in desired.items():
@@ -369,19 +368,9 @@ class RolesKind(CollectionKind):
 
     # -- apply -------------------------------------------------------------------------------------------------
 
-    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
-        api = self.spec.api(basis.version)
-        if api is None:
-            raise PlanError(f"{self.name} is not in API {basis.version}")
-        live = basis.live if isinstance(basis.live, dict) else {}
-        by_key: dict[str, list[Change]] = {}
-        for change in changes:
-            by_key.setdefault(change.address.parts[0][1], []).append(change)
-        writes = []
-        for key, mine in by_key.items():
-            requests = self._role_requests(basis, api, key, mine, live)
-            writes.append(Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests))
-        return writes
+    def object_write(self, basis: Basis, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> Write:
+        requests = self._role_requests(basis, api, key, mine, live)
+        return Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests)
 
     def _role_requests(self, basis: Basis, api: Api, key: str, mine: list[Change],
                        live: dict[str, Any]) -> list[Request]:
@@ -389,10 +378,10 @@ class RolesKind(CollectionKind):
         entries = [c for c in mine if parts_of(c.address) is not None]
         fields = [c for c in mine if len(c.address.parts) == 2]
         if any(c.action == "delete" for c in whole):
-            return super().writes(basis, whole)[0].requests
+            return super().object_write(basis, api, key, whole, live).requests
         created = next((c for c in whole if c.action == "create"), None)
         if created is not None:
-            request = super().writes(basis, [created])[0].requests[0]
+            request = super().object_write(basis, api, key, [created], live).requests[0]
             org = _org_name(created.after.get("organization"))
             body = {**request.body, "name": role_name(key, org)}
             for which in LISTS:
@@ -410,7 +399,7 @@ class RolesKind(CollectionKind):
             if adds:
                 requests.append(Request("POST", f"RbacRoles/{obj['id']}/{which}", adds, (204,)))
         if fields:
-            put = super().writes(basis, fields)[0].requests[0]
+            put = super().object_write(basis, api, key, fields, live).requests[0]
             # The lists are the sub-endpoints' to change; a PUT that left them out keeps them.
             body = {k: v for k, v in put.body.items() if k not in LISTS}
             body["name"] = role_name(key, org)

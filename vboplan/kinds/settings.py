@@ -24,7 +24,7 @@ from vboplan.kinds import catalog, refs
 from vboplan.kinds.base import Basis, Export, Request, Write, WriteOnly, named_organizations
 from vboplan.kinds.catalog import SettingsSpec
 from vboplan.planning.changes import Address, Change, Drift, make
-from vboplan.project.yamlfile import Located
+from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
 
 
@@ -69,7 +69,7 @@ class SettingsKind:
             name = str(org)
             if name.lower() in (o.lower() for o in desired):
                 raise RenderError(f"{where(org)}: organization '{name}' is listed twice")
-            line = fields.where if isinstance(fields, Located) else (lambda _key, _org=org: where(_org))
+            line = where_of(fields, lambda _key, _org=org: where(_org))
             hidden = [key for key, value in (fields or {}).items() if isinstance(value, Sensitive)] \
                 if isinstance(fields, dict) else []
             if hidden:

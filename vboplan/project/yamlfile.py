@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,20 @@ class Located(dict):  # type: ignore[type-arg]
     def where(self, key: Any | None = None) -> str:
         """``file:line`` of ``key`` (or of the mapping itself)."""
         return f"{self.source}:{self.line if key is None else self.line_of(key)}"
+
+
+def where_of(value: Any, fallback: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``value.where`` for a mapping read from a file, else ``fallback``: ``file:line`` of a key of ``value``."""
+    return value.where if isinstance(value, Located) else fallback
+
+
+def located_like(kept: dict[Any, Any], fields: Any) -> dict[Any, Any]:
+    """``kept`` (some of the mapping ``fields``) with the lines ``fields`` was read with."""
+    if not isinstance(fields, Located):
+        return kept
+    out = Located(kept)
+    out.source, out.line, out.lines = fields.source, fields.line, getattr(fields, "lines", {})
+    return out
 
 
 # PyYAML exports libyaml's parser as yaml.cyaml.CParser only (``yaml.CParser`` does not exist).
