@@ -17,7 +17,7 @@ from conftest import API_SECRET, SEED, SMTP_SECRET, ProjectDir
 
 from vboplan.core import plan_requests
 from vboplan.planning.plan import Plan, change_id, plan_digest
-from vboplan.sensitive import MASK, digest
+from vboplan.sensitive import MASK, digest, matches
 from vboplan.state import now
 from vboplan.trust import approvals, signing
 
@@ -462,3 +462,30 @@ def test_a_key_named_twice_in_a_plan_file_is_refused(prod: ProjectDir) -> None:
     for command in (["show", str(path)], ["apply", str(path)]):
         result = prod.run(*command)
         assert result.exit_code == 1 and '"after" appears twice' in result.stderr, result.output
+
+
+def test_a_secrets_hash_that_asks_for_endless_work_is_refused_at_once(prod: ProjectDir) -> None:
+    """A digest names its own iteration count; an author who writes ten thousand million of them (hours of PBKDF2)
+    gets the one message of a secret that no longer matches, and nothing is sent."""
+    path, document, row = _planned(prod, "audit_email_settings.userPassword")
+    row["after_digest"]["iterations"] = 10_000_000_000
+    _reseal(prod, path, document)
+    before = _held(prod)
+    result = prod.run("apply", str(path))
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert row["id"] in result.stderr and "resolves to a different value" in result.stderr, result.stderr
+    assert _held(prod) == before
+
+
+def test_the_snapshot_keeps_the_hash_approvers_were_shown(prod: ProjectDir) -> None:
+    """Apply checks the password against the plan's salted hash and stores that same hash in the snapshot (one slow
+    hash for both, not a second with a new salt); the next plan finds the password unchanged."""
+    path, document, row = _planned(prod, "audit_email_settings.userPassword")
+    _reseal(prod, path, document)
+    result = prod.run("apply", str(path))
+    assert result.exit_code == 0, result.output
+    snapshot = json.loads((prod.root / ".vboplan/state/prod.json").read_text())
+    kept = snapshot["resources"]["audit_email_settings"]["secrets"]["userPassword"]
+    assert kept == row["after_digest"] and matches(SMTP_SECRET, kept)
+    again = prod.run("plan", "--env", "prod", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import html
@@ -23,10 +24,11 @@ _ITERATIONS = 200_000
 class Sensitive:
     """A secret value. It prints as ``(sensitive)`` everywhere; only :meth:`reveal` gives the value."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "_digest")
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, digest: dict[str, Any] | None = None) -> None:
         self._value = value
+        self._digest = digest  # a salted hash known to be of this value (see digest_of)
 
     def reveal(self) -> Any:
         return self._value
@@ -57,8 +59,19 @@ def reveal(value: Any) -> Any:
 def digest(value: Any, salt: str | None = None) -> dict[str, Any]:
     """A salted, slow hash of ``value`` that can be stored in plan and state files."""
     salt = salt or secrets.token_hex(16)
-    raw = hashlib.pbkdf2_hmac("sha256", str(value).encode(), bytes.fromhex(salt), _ITERATIONS)
-    return {"algorithm": "pbkdf2-sha256", "iterations": _ITERATIONS, "salt": salt, "hash": raw.hex()}
+    return {"algorithm": "pbkdf2-sha256", "iterations": _ITERATIONS, "salt": salt,
+            "hash": _derive(str(value), bytes.fromhex(salt), _ITERATIONS)}
+
+
+def digest_of(value: Any) -> dict[str, Any]:
+    """The salted hash of a sensitive value, made once per value: a :class:`Sensitive` keeps the hash it was
+    made with or checked against (the plan's, at apply), so the journal and the snapshot store that one rather than
+    paying the slow hash again with a new salt. A plain value gets a new hash."""
+    if not isinstance(value, Sensitive):
+        return digest(value)
+    if value._digest is None:
+        value._digest = digest(value._value)
+    return value._digest
 
 
 def matches(value: Any, stored: Any) -> bool:
@@ -66,11 +79,20 @@ def matches(value: Any, stored: Any) -> bool:
     if not isinstance(stored, dict) or stored.get("algorithm") != "pbkdf2-sha256":
         return False
     try:
-        raw = hashlib.pbkdf2_hmac("sha256", str(value).encode(), bytes.fromhex(stored["salt"]),
-                                  int(stored["iterations"]))
+        raw = _derive(str(value), bytes.fromhex(stored["salt"]), int(stored["iterations"]))
     except (KeyError, ValueError, TypeError):
         return False
-    return hmac.compare_digest(raw.hex(), str(stored.get("hash", "")))
+    return hmac.compare_digest(raw, str(stored.get("hash", "")))
+
+
+@functools.lru_cache(maxsize=256)
+def _derive(text: str, salt: bytes, iterations: int) -> str:
+    """PBKDF2-HMAC-SHA256 of ``text`` (hex). A pure function, so a process pays for each (value, salt) once: a plan
+    and its apply in one process, a snapshot's hash checked by the next plan of a library caller (the tests run the
+    CLI in-process). It holds at most 256 values the process has already held in the clear."""
+    if not 1 <= iterations <= 10_000_000:
+        raise ValueError(f"{iterations} iterations")  # a plan file's digest names its own count: bound the work
+    return hashlib.pbkdf2_hmac("sha256", text.encode(), salt, iterations).hex()
 
 
 def is_digest(value: Any) -> bool:

@@ -122,7 +122,7 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
             if value is None or not matches(plain, plan.digests.get(change.id)):
                 raise PlanError(f"{change.id} ({change.address}): the secret now resolves to a different value than "
                                 "the one planned; run 'vboplan plan' again and have it approved")
-            change = replace(change, after=Sensitive(plain))
+            change = replace(change, after=Sensitive(plain, plan.digests[change.id]))
         resolved.append(change)
     return resolved
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from vboplan.errors import StateError
 from vboplan.planning.changes import Address, Change, make
-from vboplan.sensitive import MASK, Sensitive, digest, reveal
+from vboplan.sensitive import MASK, Sensitive, digest_of
 from vboplan.state.files import now
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _record(change: Change, digests: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {"id": change.id, "kind": change.kind, "address": str(change.address),
                               "action": change.action, "detail": change.detail, "sensitive": change.sensitive}
     if change.sensitive:
-        record["after_digest"] = digests.get(change.id) or digest(reveal(change.after))
+        record["after_digest"] = digests.get(change.id) or digest_of(change.after)
     else:
         record["after"] = change.after
     return record

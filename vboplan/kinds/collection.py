@@ -32,7 +32,7 @@ from vboplan.kinds.hooks import ChecksObject, PlacesCreate, ReadsMore
 from vboplan.kinds.spec import SERVER_FIELDS, Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import where_of
-from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
+from vboplan.sensitive import MASK, Sensitive, digest, digest_of, is_digest, matches, reveal, same_live
 
 Path = tuple[str, ...]
 
@@ -830,7 +830,7 @@ class CollectionKind:
         for change in applied:
             if change.write_only:
                 secrets.setdefault(_key_of(change.address), {})[".".join(_field_path(change.address))] = \
-                    digest(reveal(change.after))
+                    digest_of(change.after)
         objects = live.get("objects") or {}
         held = {key.lower() for key in objects}
         return {"objects": objects, "secrets": {k: v for k, v in secrets.items() if k.lower() in held}}

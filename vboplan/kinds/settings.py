@@ -25,7 +25,7 @@ from vboplan.kinds.base import Basis, Export, Request, Write, WriteOnly, named_o
 from vboplan.kinds.catalog import SettingsSpec
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import where_of
-from vboplan.sensitive import MASK, Sensitive, digest, is_digest, matches, reveal, same_live
+from vboplan.sensitive import MASK, Sensitive, digest_of, is_digest, matches, reveal, same_live
 
 
 @dataclass(frozen=True)
@@ -407,7 +407,7 @@ def _snapshot_fields(live: dict[str, Any], applied: list[Change], recorded: Any 
     secrets = dict((recorded or {}).get("secrets", {}))
     for change in applied:
         if change.write_only:
-            secrets[change.detail["field"]] = digest(reveal(change.after))
+            secrets[change.detail["field"]] = digest_of(change.after)
     values = dict((recorded or {}).get("values", {}))
     values.update(live)
     return {"values": values, "secrets": secrets}

@@ -24,7 +24,7 @@ from vboplan.planning.changes import ACTIONS, Address, Change, Drift
 from vboplan.planning.selection import select_changes
 from vboplan.project.config import Environment, current_user
 from vboplan.project.render import Rendered
-from vboplan.sensitive import MASK, Sensitive, conceal_live, digest, is_digest, mask_recorded
+from vboplan.sensitive import MASK, Sensitive, conceal_live, digest_of, is_digest, mask_recorded
 from vboplan.shapes import PLAN_FILE, problem, read_json
 from vboplan.state import atomic_write, now
 
@@ -312,7 +312,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
                 variables=dict(env.variables), refresh_only=refresh_only)
     created = datetime.fromisoformat(plan.created_at.replace("Z", "+00:00")).astimezone(timezone.utc)
     plan.expires_at = (created + timedelta(seconds=env.approvals.max_age)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    plan.digests = {c.id: digest(c.after.reveal()) for c in changes if isinstance(c.after, Sensitive)}
+    plan.digests = {c.id: digest_of(c.after) for c in changes if isinstance(c.after, Sensitive)}
     plan.checksum = plan.compute_checksum()
     return plan
 
