@@ -322,7 +322,7 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
                       "repository: Repo EU, backupType: SelectedItems}\n")
         empty = project.run("plan", "--env", "v8")
         assert empty.exit_code == 1 and "selects none" in empty.stderr and "backup_jobs.yaml.j2:" in empty.stderr
-        # A job moved to another organization would be a new job: refused, even where lifecycle allows replaces.
+        # A job moved to another organization is a new job: replaced where lifecycle allows it.
         project.write("templates/backup_jobs.yaml.j2", "backup_jobs:\n  Solo: {organization: fabrikam.onmicrosoft.com, "
                       "repository: Repo EU, backupType: EntireOrganization}\n"
                       "lifecycle:\n  'backup_jobs[\"Solo\"]': {allow_replace: true}\n")
@@ -331,7 +331,8 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
                       "repository: Repo EU, backupType: EntireOrganization}\n"
                       "lifecycle:\n  'backup_jobs[\"Solo\"]': {allow_replace: true}\n")
         moved = project.run("plan", "--env", "v8")
-        assert moved.exit_code == 1 and "vboplan does not replace it" in moved.stderr, moved.output
+        assert moved.exit_code == 0 and "-/+ replace" in moved.stdout, moved.output
+        assert "organization cannot change after creation" in moved.stdout, moved.stdout
 
 
 @pytest.mark.parametrize("version", ["v7", "v8"])

@@ -327,6 +327,35 @@ def test_a_copy_job_pointed_at_another_backup_job_is_refused(shared: Shared, tmp
     assert shared.http.get("/v8/CopyJobs").json()["results"] == []
 
 
+def test_a_copy_job_replaced_without_its_backup_job_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """A copy job's -/+ replace row added to a plan that leaves its backup job as it is (the copy job deleted and
+    made again for nothing): only the replace of its backup job brings one."""
+    shared.templates(copy_to="Archive EU")
+    assert shared.project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    try:
+        document = shared.plan(tmp_path, job="Mail of the board (edited)", copy_to="Archive EU")
+        values = document["live"]["copy_jobs"]["objects"]["Contoso mail"]["values"]
+        kinds = {"backupJob": "backup_jobs", "repository": "backup_repositories", "organization": "organizations"}
+        shown = {k: f'{kinds[k]}["{v}"]' if k in kinds else v for k, v in values.items()}
+        address = 'copy_jobs["Contoso mail"]'
+        copy = document["live"]["copy_jobs"]["objects"]["Contoso mail"]
+        reason = ('its backup job backup_jobs["Contoso mail"] is replaced: the copy job is deleted before it and '
+                  'created after it, copying the new job')
+        document["changes"].append({
+            "id": change_id(address), "address": address, "action": "replace", "before": shown, "after": shown,
+            "sensitive": False, "kind": "copy_jobs", "severity": "warning",
+            "severity_reason": f"replaced: the object is deleted, then created again, because {reason}",
+            "detail": {"key": "Contoso mail", "id": copy["id"], "reason": reason}})
+        document["scope"]["lifecycle"] = {address: {"allow_replace": True}}
+        repos = shared.project.root / "templates" / "repos.yaml.j2"  # the templates allow it too
+        repos.write_text(repos.read_text() + f"  '{address}': {{allow_replace: true}}\n")
+        shared.refused(tmp_path, document, "replaced with its backup job only")
+    finally:
+        shared.templates()
+        for copy in shared.http.get("/v8/CopyJobs").json()["results"]:
+            assert shared.http.delete(f"/v8/CopyJobs/{copy['id']}").status_code == 204
+
+
 def test_v7_a_raw_object_storage_id_is_refused(tmp_path: Path, keys: dict[str, Path]) -> None:
     """v6/v7 keep a repository's object storage in /objectstoragerepositories: a row setting the repository's
     objectStorageId to the other repository's object storage is refused."""

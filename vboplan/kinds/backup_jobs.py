@@ -8,7 +8,9 @@ stays here: v8 creates through ``POST /Jobs`` (201, ``RESTCreateBackupJob`` with
 ``POST /Organizations/{organizationId}/Jobs`` (200, ``RESTJob``, the organization only in the path), and their
 answers never say which organization a job has, so it is read from the organization's job list. Items change
 through the job's item endpoints, never by rewriting the job; ``isEnabled`` through ``/Jobs/{jobId}/enable`` and
-``/disable``. vboplan never starts a job: ``runNow`` is refused in templates and never sent.
+``/disable``. vboplan never starts a job: ``runNow`` is refused in templates and never sent. A job's organization
+is fixed after creation (no version's PUT names it): a job moved to another organization is replaced, and the new job
+gets every item of the template (the copy job of it is replaced with it, see :mod:`vboplan.kinds.copy_jobs`).
 """
 
 from __future__ import annotations
@@ -218,14 +220,15 @@ class BackupJobsKind(CollectionKind):
         plain.where = desired.where
         for key, fields in desired.items():
             plain[key] = {k: v for k, v in fields.items() if k not in _LISTS}
-        changes = no_replace(super().diff(version, live, plain, recorded),
-                              "a job moved to another organization is a new job (its items are principals of the old "
-                              "organization's directory)")
+        changes = super().diff(version, live, plain, recorded)
+        # A replaced job (moved to another organization) is a new job: its items are all created with it, in the
+        # new organization's directory; the old job's go with it.
+        replaced = {c.address.parts[0][1].lower() for c in changes if c.action == "replace"}
         objects = live.get("objects") or {}
         by_lower = {k.lower(): k for k in objects}
         for key, fields in sorted(desired.items(), key=lambda i: i[0].lower()):
             found = by_lower.get(key.lower())
-            obj = objects[found] if found else None
+            obj = objects[found] if found and found.lower() not in replaced else None
             job = object_address(self.name, found or key)
             finder = _finder(live, str(fields["organization"]))
             for which in _LISTS:
@@ -260,6 +263,8 @@ class BackupJobsKind(CollectionKind):
         objects = live.get("objects") or {}
         found = next((k for k in objects if k.lower() == key.lower()), None)
         obj = objects.get(found) if found else None
+        if obj is not None and moving(basis, found or key, str(obj["values"].get("organization") or "")):
+            obj = None  # the job is replaced (see diff): an item of the new job, none of the old one's
         item = _items_by_key(obj, which).get((kind, name.lower()))
         detail: dict[str, Any] = {"key": found or key, "list": which, "type": kind,
                                   **({"job": obj["id"]} if obj else {})}
@@ -347,8 +352,9 @@ class BackupJobsKind(CollectionKind):
 
     # -- apply -------------------------------------------------------------------------------------------------
 
-    def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
-        return per_object(self, basis, changes, self._job_requests, "this job cannot change in place")
+    def object_write(self, basis: Basis, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> Write:
+        requests = self._job_requests(basis, api, key, mine, live)
+        return Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests)
 
     def _job_requests(self, basis: Basis, api: Api, key: str, mine: list[Change],
                       live: dict[str, Any]) -> list[Request]:
@@ -356,7 +362,7 @@ class BackupJobsKind(CollectionKind):
         obj = next((v for k, v in objects.items() if k.lower() == key.lower()), None)
         created = next((c for c in mine if c.action == "create" and len(c.address.parts) == 1), None)
         if any(c.action == "delete" and len(c.address.parts) == 1 for c in mine):
-            return super().writes(basis, [c for c in mine if len(c.address.parts) == 1])[0].requests
+            return super().object_write(basis, api, key, [c for c in mine if len(c.address.parts) == 1], live).requests
         items = [c for c in mine if job_items.parts_of(c.address) is not None]
         if created is not None:
             return [self._create_request(basis, api, key, created, items, live)]
@@ -383,7 +389,8 @@ class BackupJobsKind(CollectionKind):
     def _create_request(self, basis: Basis, api: Api, key: str, created: Change, items: list[Change],
                 live: dict[str, Any]) -> Request:
         org = Address.parse(str(created.after.get("organization"))).parts[0][1]
-        body: dict[str, Any] = {self.spec.key_field: job_name(key, org), **self._api_body(created.after, live)}
+        body: dict[str, Any] = {self.spec.key_field: job_name(key, org),
+                                **self._api_body(created.after, live, basis.replaced)}
         for which in _LISTS:
             body[which] = [self._item_body(basis.version, org, c, live) for c in items
                            if c.action == "create" and c.address.parts[1][1] == which]
@@ -464,34 +471,6 @@ class BackupJobsKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
-
-def per_object(kind: CollectionKind, basis: Basis, changes: list[Change],
-               requests: Callable[[Basis, Api, str, list[Change], dict[str, Any]], list[Request]],
-               fixed: str) -> list[Write]:
-    """One write per object: ``requests(basis, api, key, its changes, live)`` in order (a replace refused)."""
-    api = kind.spec.api(basis.version)
-    if api is None:
-        raise PlanError(f"{kind.name} is not in API {basis.version}")
-    no_replace(changes, fixed)
-    live = basis.live if isinstance(basis.live, dict) else {}
-    by_key: dict[str, list[Change]] = {}
-    for change in changes:
-        by_key.setdefault(change.address.parts[0][1], []).append(change)
-    writes = []
-    for key, mine in by_key.items():
-        sent = requests(basis, api, key, mine, live)
-        writes.append(Write(f"{sent[0].method} /{basis.version}/{sent[0].path}", mine, requests=sent))
-    return writes
-
-
-def no_replace(changes: list[Change], why: str) -> list[Change]:
-    """``changes``, refusing a replace: the kind's writes do not rebuild an object (and its items) under a new id."""
-    for change in changes:
-        if change.action == "replace":
-            raise PlanError(f"{change.address}: {why}; vboplan does not replace it: remove it from the templates "
-                            "(apply), then declare the new one")
-    return changes
-
 
 def job_name(key: str, org: str) -> str:
     """The job's name on the server: its key without the ``ORGANIZATION/`` that keys a name two organizations'
@@ -580,6 +559,14 @@ def _finder(live: dict[str, Any], org: str) -> Callable[[str, str, str], dict[st
             raise ProjectError(f"{where}: organization '{org}': no {job_items.WORDS[kind]} named '{name}'")
         return found
     return find
+
+
+def moving(basis: Basis, key: str, live_org: str) -> bool:
+    """Whether the plan's scope declares live object ``key`` (a job, a role) in another organization than
+    ``live_org``, the server's: the plan replaces it (its replace row says so), and its entries are the new one's."""
+    declared = (basis.scope or {}).get("organizations", {}) if isinstance(basis.scope, dict) else {}
+    found = next((v for k, v in declared.items() if k.lower() == key.lower()), None)
+    return found is not None and str(found).lower() != live_org.lower()
 
 
 def _org_of(live: dict[str, Any], obj: dict[str, Any] | None, basis: Basis, key: str) -> str:

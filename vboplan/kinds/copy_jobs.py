@@ -18,11 +18,10 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, RenderError
 from vboplan.kinds import refs
-from vboplan.kinds.backup_jobs import no_replace, per_object
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
-from vboplan.planning.changes import Address, Change
+from vboplan.planning.changes import Address, Change, make
 from vboplan.sensitive import reveal
 
 
@@ -81,12 +80,19 @@ class CopyJobsKind(CollectionKind):
         return live
 
     def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
+        return super().diff(version, live, self._filled(version, live, desired), recorded)
+
+    def _filled(self, version: str, live: dict[str, Any], desired: Declared,
+                moved: dict[str, str] | None = None) -> Declared:
+        """``desired`` with each copy job's backup job and (v8) organization: its backup job's, ``moved`` (by
+        lower-cased key) where the plan replaces that job in another organization."""
         filled = Declared()
         filled.where = desired.where
         job_orgs = {k.lower(): v for k, v in (live.get("job_organizations") or {}).items()}
+        job_orgs.update(moved or {})
         for key, fields in desired.items():
             mine = {k: v for k, v in fields.items() if k != "backupJob"}
-            if version == "v8" and "organization" not in mine:
+            if version == "v8" and ("organization" not in mine or key.lower() in (moved or {})):
                 org = job_orgs.get(key.lower())
                 if org is None:
                     raise PlanError(f"{desired.where.get(key, self.name)}: {object_address(self.name, key)}: its backup "
@@ -94,8 +100,31 @@ class CopyJobsKind(CollectionKind):
                                     "write organization: NAME (API v8 creates a copy job in its organization)")
                 mine["organization"] = org
             filled[key] = {"backupJob": key, **mine}
-        return no_replace(super().diff(version, live, filled, recorded), "a copy job follows its backup job's "
-                           "organization")
+        return filled
+
+    def follow(self, version: str, live: dict[str, Any], desired: Declared, found: list[Change],
+               earlier: list[Change]) -> list[Change]:
+        """``found`` with the copy job of each backup job ``earlier`` replaces replaced too: the server refuses to
+        delete a job a copy job copies, and the new job has a new id. Its DELETE goes before the job's, its POST
+        after the job's, naming the new id."""
+        jobs = {c.address.parts[0][1].lower(): c for c in earlier
+                if c.kind == "backup_jobs" and c.action == "replace" and len(c.address.parts) == 1}
+        objects = live.get("objects") or {}
+        follows = {k: jobs[k.lower()] for k in objects if k.lower() in jobs and _find(desired, k) is not None}
+        if not follows:
+            return found
+        moved = {k.lower(): Address.parse(str(job.after.get("organization"))).parts[0][1]
+                 for k, job in follows.items() if isinstance(job.after, dict) and job.after.get("organization")}
+        filled = self._filled(version, live, desired, moved)
+        kept = [c for c in found if c.address.parts[0][1].lower() not in {k.lower() for k in follows}]
+        for key, job in sorted(follows.items(), key=lambda i: i[0].lower()):
+            obj = objects[key]
+            shown = self._shown_object(_find(filled, key), live)
+            kept.append(make("replace", self.name, object_address(self.name, key),
+                             self._shown_object(obj["values"], live), shown, False,
+                             {"key": key, "id": obj["id"], "reason": self._replace_reason(
+                                 version, obj["values"], shown, live, secret_changed=False) or _follows(job.address)}))
+        return kept
 
     def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
         # A plan file's row: the copy job at a backup job's key copies that job, whatever the row's value names.
@@ -105,16 +134,41 @@ class CopyJobsKind(CollectionKind):
                 raise PlanError(f"{address}: the copy job of this key copies {own}, not {after.get('backupJob')}")
         return super().derive(basis, address, action, after)
 
+    def _derive_replace(self, version: str, api: Api, address: Address, key: str, obj: Any, after: Any,
+                        live: dict[str, Any]) -> Change:
+        """A copy job is replaced where a fixed field changes, or with its backup job (see :meth:`follow`; its
+        writes refuse it unless that job's replace is carried out with it)."""
+        if obj is None or not isinstance(after, dict):
+            raise PlanError(f"{address}: the plan cannot replace this object (not on the server)")
+        self._check_shown(version, address, after, live)
+        reason = self._replace_reason(version, obj["values"], after, live, secret_changed=False) or \
+            _follows(object_address("backup_jobs", key))
+        return make("replace", self.name, address, self._shown_object(obj["values"], live), after, False,
+                    {"key": key, "id": obj["id"], "reason": reason})
+
     def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
-        return per_object(self, basis, changes, self._requests, "this copy job cannot change in place")
+        live = basis.live if isinstance(basis.live, dict) else {}
+        for change in (c for c in changes if c.action == "replace"):
+            key = change.address.parts[0][1]
+            job = str(object_address("backup_jobs", key))
+            obj = next((v for k, v in (live.get("objects") or {}).items() if k.lower() == key.lower()), None)
+            fixed = obj is not None and self._replace_reason(basis.version, obj["values"], change.after, live, False)
+            if not fixed and job not in basis.replaced:
+                raise PlanError(f"{change.address}: a copy job is replaced with its backup job only, and the same "
+                                f"apply does not replace {job}")
+        return super().writes(basis, changes)
+
+    def object_write(self, basis: Basis, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> Write:
+        requests = self._requests(basis, api, key, mine, live)
+        return Write(f"{requests[0].method} /{basis.version}/{requests[0].path}", mine, requests=requests)
 
     def _requests(self, basis: Basis, api: Api, key: str, mine: list[Change], live: dict[str, Any]) -> list[Request]:
         if any(c.action == "delete" for c in mine):
-            return super().writes(basis, mine)[0].requests
+            return super().object_write(basis, api, key, mine, live).requests
         created = next((c for c in mine if c.action == "create"), None)
         if created is not None:
             assert api.create is not None
-            body = self._api_body(created.after, live)
+            body = self._api_body(created.after, live, basis.replaced)
             if basis.version != "v8":
                 body.pop("organizationId", None)
             return [Request("POST", api.create.url(), body, api.create.status,
@@ -141,3 +195,12 @@ class CopyJobsKind(CollectionKind):
         for values in (exported.values or {}).values():
             values.pop("backupJob", None)
         return exported
+
+
+def _follows(job: Address) -> str:
+    return (f"its backup job {job} is replaced: the copy job is deleted before it and created after it, copying the "
+            "new job")
+
+
+def _find(mapping: dict[str, Any], key: str) -> Any:
+    return next((v for k, v in mapping.items() if k.lower() == key.lower()), None)

@@ -94,6 +94,15 @@ class Uses(Protocol):
 
 
 @runtime_checkable
+class FollowsReplaces(Protocol):
+    """A kind whose objects must be replaced with another kind's object they depend on (a copy job with the backup
+    job it copies): told the rows of the kinds planned before it."""
+
+    def follow(self, version: str, live: Any, desired: Any, found: list[Change], earlier: list[Change]) -> list[Change]:
+        """``found`` (this kind's rows) with what ``earlier`` (other kinds' rows) replaces for this kind too."""
+
+
+@runtime_checkable
 class MakesKind(Protocol):
     """A collection whose objects need more than the generic implementation (``CollectionSpec.hooks``): a job's
     item lists, kept through their own endpoints. The registry asks it for the collection's resource kind, a

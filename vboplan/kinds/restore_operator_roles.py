@@ -27,6 +27,7 @@ from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import principals, refs
 from vboplan.kinds.backup_jobs import job_name as role_name  # the name without ORGANIZATION/
+from vboplan.kinds.backup_jobs import moving
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.job_items import label as _label  # a declared name as the directory's names compare
@@ -266,10 +267,12 @@ class RolesKind(CollectionKind):
         for key, fields in desired.items():
             plain[key] = {k: v for k, v in fields.items() if k not in LISTS}
         changes = super().diff(version, live, plain, recorded)
+        # A replaced role (moved to another organization) is a new role: its entries are all created with it.
+        replaced = {c.address.parts[0][1].lower() for c in changes if c.action == "replace"}
         objects = live.get("objects") or {}
         for key, fields in sorted(desired.items(), key=lambda i: i[0].lower()):
             found = next((k for k in objects if k.lower() == key.lower()), None)
-            obj = objects[found] if found else None
+            obj = objects[found] if found and found.lower() not in replaced else None
             org = str(obj["values"].get("organization")) if obj else _org_name(fields.get("organization"))
             role = object_address(self.name, found or key)
             for which in LISTS:
@@ -319,6 +322,8 @@ class RolesKind(CollectionKind):
         key, which, kind, name = parts
         live = basis.live if isinstance(basis.live, dict) else {}
         obj = _object(live, key)
+        if obj is not None and moving(basis, key, _org_name(obj["values"].get("organization"))):
+            obj = None  # the role is replaced (see diff): an entry of the new role, none of the old one's
         held = {principals.key(e["principal"]).lower(): e for e in (obj or {}).get("entries", {}).get(which, [])
                 if e["type"] == kind}
         entry = held.get(name.lower())

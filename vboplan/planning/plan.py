@@ -18,7 +18,7 @@ from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
 from vboplan.kinds.base import Basis, Write
-from vboplan.kinds.hooks import ConcealsLive, Declares, Refers, Uses
+from vboplan.kinds.hooks import ConcealsLive, Declares, FollowsReplaces, Refers, Uses
 from vboplan.kinds.registry import KINDS
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift
 from vboplan.planning.selection import select_changes
@@ -280,6 +280,8 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         kind = KINDS[name]
         # A field kept as a hash by the snapshot was secret when last applied: its live value stays masked.
         found = mask_recorded(kind.diff(env.api_version, read, desired, recorded.get(name)), recorded.get(name))
+        if isinstance(kind, FollowsReplaces):
+            found = kind.follow(env.api_version, read, desired, found, changes)
         if name in recorded:
             drift.extend(kind.drift(recorded[name], read))
         # A field whose desired value is secret is secret when read live too: only a salted hash is kept.
