@@ -77,3 +77,30 @@ def test_unknown_name_names_the_file_and_similar_principals(client: VboClient) -
 def test_ambiguous_name_lists_each_match(client: VboClient) -> None:
     with pytest.raises(ProjectError, match="'Alex Twin' matches 2 users: .*alex1@contoso.com.*alex2@contoso.com"):
         principals.resolve(client, _org(client), "User", ["Alex Twin"], where="t.yaml.j2:1")
+
+
+AWKWARD = [{"displayName": "ΟΔΥΣΣΕΥΣ Σ", "name": "odysseus@contoso.com"},  # final sigmas lower-case apart
+           {"displayName": "İlkay Şahin", "name": "ilkay@contoso.com"},  # İ lower-cases to two characters
+           {"displayName": "Same@Contoso.com", "name": "same@contoso.com"},  # both names one label
+           {"displayName": "Line\nBreak", "name": "line@contoso.com"},
+           {"name": "nodisplay@contoso.com"}]
+
+
+def test_a_walk_finds_what_the_lookups_find(client: VboClient) -> None:
+    """The walk searches a page's names all at once (lower-cased joined): it must agree with the server's own
+    filters, name by name, on names whose lower case is not letter by letter."""
+    seed = {**SEED, "organizations": [{**SEED["organizations"][0], "users": SEED["organizations"][0]["users"] + AWKWARD}]}
+    emulator = Emulator(Store.from_data(seed), versions=[client.version])
+    env = Environment(name="t", server="emulator:t", api_version=client.version)
+    names = ["ΟΔΥΣΣΕΥΣ Σ", "οδυσσευσ σ".upper(), "İlkay Şahin", "same@CONTOSO.com", "Line\nBreak", "NoDisplay@contoso.com",
+             "JANE DOE", "alex1@contoso.com"]
+    with VboClient(env.connection, "admin", API_SECRET, transport=httpx.WSGITransport(app=emulator),
+                   base_url=f"http://vbo.invalid/{client.version}/") as vbo:
+        org = _org(vbo)
+        walked = principals.walk_directory(vbo, org, "User", names)
+        assert walked == principals.look_up_each(vbo, org, "User", names)
+        assert {found["name"] for found in walked.values()} == {
+            "odysseus@contoso.com", "ilkay@contoso.com", "same@contoso.com", "line@contoso.com",
+            "nodisplay@contoso.com", "jane@contoso.com", "alex1@contoso.com"}
+        with pytest.raises(ProjectError, match="'Alex Twin' matches 2 users"):
+            principals.walk_directory(vbo, org, "User", ["Alex Twin"])

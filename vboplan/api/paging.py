@@ -18,7 +18,14 @@ class Paging(Session):
 
     def iter_pages(self, path: str, params: dict[str, Any] | None = None, limit: int = PAGE_LIMIT_MAX,
                    ahead: int = 0, decode: Callable[[bytes], dict[str, Any]] | None = None) -> Iterator[Any]:
-        """Every item of a paged collection, in order. The first page comes alone (it names the ``setId`` the others
+        """Every item of a paged collection, in order (:meth:`each_page`'s results one by one)."""
+        for results in self.each_page(path, params, limit, ahead, decode):
+            yield from results
+
+    def each_page(self, path: str, params: dict[str, Any] | None = None, limit: int = PAGE_LIMIT_MAX,
+                  ahead: int = 0, decode: Callable[[bytes], dict[str, Any]] | None = None) -> Iterator[list[Any]]:
+        """The results of each page of a paged collection, in order (a caller that looks at 100,000 entries can
+        look at a page's at once). The first page comes alone (it names the ``setId`` the others
         reuse, and ``totalCount`` where the version has it); the rest are fetched concurrently: every remaining
         page at once when the total is known (v6/v7), else ``ahead`` pages speculatively beyond the last one
         received (v8: a page past the end comes back empty and only costs its round trip). ``ahead`` defaults to
@@ -27,7 +34,7 @@ class Paging(Session):
         only the fields its caller reads (the results then are what it makes of each); ValueError: no page."""
         first = self._page(path, {**(params or {}), "offset": 0, "limit": limit}, decode)
         results = first["results"]
-        yield from results
+        yield results
         set_id = first.get("setId")
         total = first.get("totalCount")
         links = first.get("_links") or {}
@@ -41,7 +48,7 @@ class Paging(Session):
             if isinstance(total, int):
                 offsets = range(step, total, step)
                 for page in pool.map(lambda offset: self._page(path, {**query, "offset": offset}, decode), offsets):
-                    yield from page["results"]
+                    yield page["results"]
                 return
             pending: deque[Future[dict[str, Any]]] = deque()
             offset = step
@@ -51,7 +58,7 @@ class Paging(Session):
                     offset += step
                 page = pending.popleft().result()
                 results = page["results"]
-                yield from results
+                yield results
                 links = page.get("_links") or {}
                 if len(results) < step or (links and "next" not in links):
                     for late in pending:
