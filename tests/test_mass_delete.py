@@ -85,3 +85,14 @@ def test_the_threshold_is_more_than_ten_and_more_than_a_third(project: ProjectDi
     assert _audited(project) == 24
     assert project.run("apply", "--env", "dev", "--auto-approve", "--allow-mass-delete").exit_code == 0
     assert _audited(project) == 12
+
+
+def test_the_guard_thresholds_of_vboplan_yaml_reach_audit_items(project: ProjectDir) -> None:
+    # Audit items are guarded as every kind is: a share set for them under guard: is the one that counts.
+    _start_with(project, 30)
+    text = project.root.joinpath("vboplan.yaml").read_text(encoding="utf-8")
+    project.write("vboplan.yaml", text + "guard:\n  audit_items: {share: 0.9}\n")
+    _audit(project, range(5))  # 25 of 30: more than a third, not more than 0.9
+    result = project.run("apply", "--env", "dev", "--auto-approve")
+    assert result.exit_code == 0 and "Warning" not in result.stderr, result.output
+    assert _audited(project) == 5
