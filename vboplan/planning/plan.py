@@ -406,14 +406,12 @@ def split_replace(changes: list[Change], kept: list[Change]) -> tuple[Address, l
 
 
 def _dependant(replaced: Change, changes: list[Change], reads: dict[str, Any]) -> str:
-    """An object that still refers to ``replaced`` after the plan without being replaced or deleted itself (empty:
-    none): a live one whose reference the plan leaves as it is, or one the plan creates."""
+    """A live object that still refers to ``replaced`` after the plan without being replaced or deleted itself
+    (empty: none): its reference the plan leaves as it is. An object the plan creates, or one it points at the
+    replaced object, is sent after the replace's create, with the new id (see :func:`ordered_writes`)."""
     gone = {str(c.address).lower() for c in changes if c.action in ("replace", "delete") and len(c.address.parts) == 1}
     target = str(replaced.address).lower()
     moved = {str(c.address).lower(): c for c in changes if c.action == "update"}
-    for change in changes:
-        if change.action == "create" and target in (str(a).lower() for a in refers_to(change)):
-            return f"{change.address} (created by this plan)"
     for name, live in reads.items():
         kind = KINDS.get(name)
         if not isinstance(kind, Uses):
@@ -500,7 +498,8 @@ def basis(plan: Plan, name: str, live: dict[str, Any] | None = None, replaced: f
 def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     """The writes that carry out ``changes`` (derived from ``plan``), in the fixed order: creates and updates kind by
     kind (a kind after the kinds it requires); then replaces, their DELETEs in the reverse order (an object that
-    refers to another before it) and their POSTs in order (the other first, its new id known after apply); then
+    refers to another before it) and their POSTs in order (the other first, its new id known after apply); then the
+    creates and updates that refer to a replaced object (or to an object created after one), with its new id; then
     deletes in the reverse order. So nothing is removed while something still needs it and nothing is created
     before what it refers to. A pure function of the plan: what ``show --requests`` lists is what apply sends."""
     order = list(KINDS)
@@ -509,21 +508,52 @@ def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     replaced = frozenset(str(Address(kind, parts)) for kind, parts in objects)
     inside = [c for c in changes if (c.kind, c.address.parts[:1]) in objects] if objects else []
     rest = [c for c in changes if (c.kind, c.address.parts[:1]) not in objects] if objects else changes
+    later = _after_replaces(rest, replaced) if replaced else []
+    if later:
+        rest = [c for c in rest if not any(c is d for d in later)]
     writes: list[Write] = []
-    for name in order:
-        mine = [c for c in rest if c.kind == name and c.action == "create"]
-        mine += [c for c in rest if c.kind == name and c.action == "update"]
-        writes += KINDS[name].writes(basis(plan, name, replaced=replaced), mine) if mine else []
+
+    def creates_and_updates(of: list[Change]) -> None:
+        nonlocal writes
+        for name in order:
+            mine = [c for c in of if c.kind == name and c.action == "create"]
+            mine += [c for c in of if c.kind == name and c.action == "update"]
+            writes += KINDS[name].writes(basis(plan, name, replaced=replaced), mine) if mine else []
+
+    creates_and_updates(rest)
     halves = {name: KINDS[name].writes(basis(plan, name, replaced=replaced), [c for c in inside if c.kind == name])
               for name in order if any(c.kind == name for c in inside)}
     for name in reversed(order):
         writes += [w for w in halves.get(name, []) if _removes(w)]
     for name in order:
         writes += [w for w in halves.get(name, []) if not _removes(w)]
+    creates_and_updates(later)
     for name in reversed(order):
         mine = [c for c in rest if c.kind == name and c.action == "delete"]
         writes += KINDS[name].writes(basis(plan, name, replaced=replaced), mine) if mine else []
     return writes
+
+
+def _after_replaces(changes: list[Change], replaced: frozenset[str]) -> list[Change]:
+    """The creates and updates of ``changes`` that must wait for the replaces' creates: each refers to a replaced
+    object, or to an object one of them creates (transitively), or belongs to such an object (its secrets, its
+    other fields). Sent before the replaces, they would carry the old object's id, or an id not yet assigned."""
+    waiting = {a.lower() for a in replaced}
+    later: dict[int, Change] = {}
+    grown = True
+    while grown:
+        grown = False
+        for change in changes:
+            if id(change) in later or change.action not in ("create", "update"):
+                continue
+            own = str(Address(change.kind, change.address.parts[:1])).lower()
+            if any(str(a).lower() in waiting for a in refers_to(change)) or \
+                    (own in waiting and own not in {a.lower() for a in replaced}):
+                later[id(change)] = change
+                if change.action == "create" and own not in waiting:
+                    waiting.add(own)
+                    grown = True
+    return [c for c in changes if id(c) in later]
 
 
 def _removes(write: Write) -> bool:
