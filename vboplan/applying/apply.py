@@ -23,6 +23,7 @@ from vboplan.connection import connect
 from vboplan.errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
 from vboplan.kinds.base import AfterApply, ConfirmsWithServer
 from vboplan.kinds.hooks import ConcealsLive
+from vboplan.kinds.lifecycle import marked, rule_of
 from vboplan.kinds.registry import KINDS, Write, WriteContext
 from vboplan.output.wording import differences, plural
 from vboplan.planning import guard
@@ -97,6 +98,11 @@ def check_lifecycle(project: Project, env: Environment, plan: Plan) -> None:
 
     rules = KINDS["lifecycle"].scope(render(project, env, offline=True).resources.get("lifecycle") or {})
     refused = refusals(plan.changes, rules)
+    # The order of a replace's writes (and the dependants it moves) follows create_before_destroy: the templates'.
+    refused += [f"{c.id} ({c.address}) is planned to {'' if c.detail.get('create_before_destroy') else 'not '}"
+                "create the new object before deleting the old, which the templates' lifecycle does not say"
+                for c in plan.changes if c.action == "replace" and bool(c.detail.get("create_before_destroy"))
+                != bool(rule_of(rules, c.address).get("create_before_destroy"))]
     if refused:
         raise PlanError(f"the plan for '{plan.environment}' is refused by the lifecycle rules of the templates: "
                         f"{'; '.join(refused)}")
@@ -156,7 +162,8 @@ def derive_again(plan: Plan, fresh: dict[str, Any], changes: list[Change]) -> li
     for change in changes:
         name = change.kind
         try:
-            derived = KINDS[name].derive(basis(plan, name, concealed), change.address, change.action, change.after)
+            derived = marked(KINDS[name].derive(basis(plan, name, concealed), change.address, change.action,
+                                                change.after), plan.scope.get("lifecycle"))
         except PlanError as exc:
             raise PlanError(f"{change.id} ({change.address}): the live values no longer give this change "
                             f"({exc}); run 'vboplan plan' again") from None

@@ -376,7 +376,7 @@ def _check(call: Call, spec: CollectionSpec, obj: dict[str, Any], body: dict[str
     if problem:
         raise ApiError(400, f"The request is invalid: {problem}")
     clash = [o for o in _table(call, spec) if o["id"] != obj.get("id") and str(o[spec.key_field]).lower() == key.lower()]
-    if clash:
+    if clash and not spec.shared_key:  # an encryption key's description is a hint: two keys may share one
         raise ApiError(400, f"{_noun(spec)} '{key}' already exists.")
     if obj:
         _check_fixed(spec, obj, body)

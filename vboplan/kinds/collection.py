@@ -397,10 +397,29 @@ class CollectionKind:
                 if ids is not None:
                     names = [known[ref.kind].get(i, f"(id {i})") for i in ids]
                     holder[ref.written] = sorted(names, key=str.lower) if ref.many else names[0]
+            if self.spec.shared_key:
+                self._refuse_twin(client, objects, item)
             objects[str(item.get(self.spec.key_field))] = {"id": str(item.get("id")), "values": values,
                                                            **({"parts": part} if part else {})}
         found = {"objects": objects, "refs": {kind: {name: i for i, name in ids.items()} for kind, ids in known.items()}}
         return {**found, "detached": detached} if detached else found
+
+    def _refuse_twin(self, client: VboClient, objects: dict[str, Any], item: dict[str, Any]) -> None:
+        """A key two objects share (a kind whose server allows it): vboplan names objects by key, so it cannot say
+        which one the templates mean; an apply that creates a new object before deleting the old one
+        (``create_before_destroy``), cut short, leaves such a pair."""
+        key = str(item.get(self.spec.key_field))
+        twin = _find_key(objects, key)
+        if twin is None:
+            return
+        api = self.spec.api(client.version)
+        path = api.delete.url(**{api.id_param: "ID"}) if api is not None and api.delete is not None else ""
+        raise ProjectError(f"{object_address(self.name, key)}: the server holds two {self.name} objects with this "
+                           f"{self.spec.key_field} (ids {twin['id']} and {item.get('id')}); vboplan names them by it "
+                           "and cannot tell which one the templates mean. An apply that creates the new one before "
+                           "deleting the old one (create_before_destroy) leaves two when it is cut short: delete the "
+                           "one nothing should use" + (f" (DELETE /{client.version}/{path})" if path else "")
+                           + ", then plan again")
 
     def _read_separate(self, client: VboClient, raw: list[dict[str, Any]]) -> tuple[
             list[dict[str, Any]], list[dict[str, str]], dict[str, dict[str, str]]]:
@@ -669,11 +688,42 @@ class CollectionKind:
         gone = make("delete", self.name, replacing.address, replacing.before, None, False, replacing.detail,
                     replacing.id)
         delete = self.object_write(basis, api, key, [gone], live)
+        others = [c for c in mine if c is not replacing]
+        if replacing.detail.get("create_before_destroy"):
+            # The new object first (the create half, with the replace's id, and its secrets), the old one last:
+            # the DELETE carries the replace itself, so a journal cut in between says only the create landed.
+            created = make("create", self.name, replacing.address, None, replacing.after, False,
+                           {"key": key, "replaces": replacing.detail.get("id")}, replacing.id)
+            post = self.object_write(basis, api, key, [created, *others], live)
+            return [replace(post, description=f"{post.description} (replace {replacing.address}, created before the "
+                                              "old object is deleted: the new object)"),
+                    replace(delete, changes=[replacing],
+                            description=f"{delete.description} (replace {replacing.address}: the old object, once "
+                                        "nothing uses it)")]
         created = make("create", self.name, replacing.address, None, replacing.after, False, {"key": key})
-        post = self.object_write(basis, api, key, [created, *(c for c in mine if c is not replacing)], live)
+        post = self.object_write(basis, api, key, [created, *others], live)
         return [replace(delete, description=f"{delete.description} (replace {replacing.address}: the old object)"),
                 replace(post, changes=mine,
                         description=f"{post.description} (replace {replacing.address}: the new object)")]
+
+    def repoint(self, basis: Basis, key: str, through: str, target: str) -> Write:
+        """The PUT that moves live object ``key``'s reference ``through`` (as templates write it) to the new object
+        at address ``target``, which the same apply creates before deleting the old one (``create_before_destroy``):
+        every other value as the plan recorded it, the reference's id ``(known after apply)``. From the recorded
+        live values alone, so ``show --requests`` lists it as apply sends it."""
+        api = self.spec.api(basis.version)
+        live = basis.live if isinstance(basis.live, dict) else {}
+        obj = _find_key(live.get("objects") or {}, key)
+        ref = self._reference_named(through)
+        address = object_address(self.name, key)
+        if api is None or obj is None or ref is None:
+            raise PlanError(f"{address}.{through}: the plan records no live reference to move to {target}")
+        shown = self._shown(ref.written, obj["values"].get(ref.written), live)
+        move = make("update", self.name, address.field(ref.written), shown, shown, False,
+                    {"key": key, "id": obj["id"]})
+        write = self.object_write(replace(basis, replaced=basis.replaced | {target}), api, key, [move], live)
+        return Write(f"{write.description} (moves {address}.{ref.written} to the new {target} before the old one "
+                     "is deleted)", [], requests=write.requests)
 
     def _apart(self, version: str, key: str, mine: list[Change], live: dict[str, Any],
                request: Request) -> list[Request]:
@@ -819,6 +869,8 @@ class CollectionKind:
             return False
         if change.action == "replace":
             return obj["id"] != change.detail.get("id")  # a new object in the old one's place
+        if change.action == "create" and change.detail.get("replaces"):
+            return obj["id"] != change.detail["replaces"]  # created before the old one: not the old one
         if change.action == "create" or change.write_only:
             return True
         path = _field_path(change.address)

@@ -3,7 +3,9 @@
 password's hint; a key has no name). No document has a PUT (v8's breaking changes list ``PUT
 /EncryptionKeys/{keyId}`` as removed: helpcenter.veeam.com/docs/vbo365/rest/breaking_changes.html), so keys are
 created and deleted only; a new password means a new key. The password is write-only, kept in the snapshot as a
-salted hash. A key a repository uses cannot be deleted (the server answers 409)."""
+salted hash. A key a repository uses cannot be deleted (the server answers 409). The description is a hint, not a
+name: the server holds two keys of one description, so a key in use is rotated with ``create_before_destroy``
+(the new key, the repositories moved onto it, then the old key deleted)."""
 
 from __future__ import annotations
 
@@ -25,5 +27,5 @@ SPEC = CollectionSpec(
                       versions=("v6", "v7"), paged=(), statuses={"v6": _V6_V7, "v7": _V6_V7}),
         **per_version("EncryptionKeys", "EncryptionKeys/{keyId}", "RESTEncryptionKeyToSend", "RESTEncryptionKey",
                       versions=("v8",), paged=())}),
-    secrets=("password",),
+    secrets=("password",), shared_key=True,
     summary="encryption keys of object-storage repositories, by description (created and deleted, never edited)")

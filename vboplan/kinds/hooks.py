@@ -103,6 +103,16 @@ class FollowsReplaces(Protocol):
 
 
 @runtime_checkable
+class Repoints(Protocol):
+    """A kind whose live objects can be moved from one object they refer to onto its replacement (a repository onto
+    the new encryption key of a ``create_before_destroy`` replace)."""
+
+    def repoint(self, basis: Any, key: str, through: str, target: str) -> Any:
+        """The :class:`~vboplan.kinds.base.Write` moving object ``key``'s reference ``through`` (as templates write
+        it) to the object at address ``target`` that the same apply creates (its id known after apply)."""
+
+
+@runtime_checkable
 class MakesKind(Protocol):
     """A collection whose objects need more than the generic implementation (``CollectionSpec.hooks``): a job's
     item lists, kept through their own endpoints. The registry asks it for the collection's resource kind, a

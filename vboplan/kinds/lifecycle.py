@@ -3,9 +3,14 @@
     lifecycle:
       'proxy_pools["EU pool"]': {prevent_destroy: true}
       'backup_repositories["Repo EU"]': {allow_replace: true}
+      'encryption_keys["Archive key 2026"]': {allow_replace: true, create_before_destroy: true}
 
 ``prevent_destroy: true`` refuses any plan that deletes or replaces the object; ``allow_replace: true`` lets a plan
-replace it (a change the server cannot make in place), which is refused otherwise. The rules are a template key
+replace it (a change the server cannot make in place), which is refused otherwise. ``create_before_destroy: true``
+(Terraform's) turns a replace around: the new object is created first, the objects that use the old one are moved
+to it (one PUT each, with the new id), and only then is the old one deleted, so a key a repository uses can be
+rotated without replacing the repository. It applies where the server holds two objects of one key for that while
+(an encryption key's description is a hint, not a name). The rules are a template key
 like any resource, so they are part of the plan's scope, which its checksum and the approvals cover. The plan file
 is its author's, though, and approvers are not shown the rules: an apply of a plan that deletes or replaces
 anything also renders the project's templates again and refuses what their rules forbid.
@@ -14,7 +19,7 @@ anything also renders the project's templates again and refuses what their rules
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vboplan.api.client import VboClient
@@ -23,7 +28,7 @@ from vboplan.kinds.base import Basis, Export
 from vboplan.planning.changes import Address, Change, Drift
 from vboplan.sensitive import reveal
 
-RULES = ("prevent_destroy", "allow_replace")
+RULES = ("prevent_destroy", "allow_replace", "create_before_destroy")
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,28 @@ class LifecycleKind:
 
     def export(self, client: VboClient) -> Export:
         return Export(unavailable="lifecycle rules live in the templates only")
+
+
+def rule_of(rules: Any, address: Any) -> dict[str, bool]:
+    """The rules of ``address`` (an object's) in ``rules`` (by address, as normalised), compared case-insensitively
+    as the server compares names."""
+    if not isinstance(rules, dict) or not rules:
+        return {}
+    text = str(address)
+    found = rules.get(text)
+    if found is None:
+        found = next((r for a, r in rules.items() if str(a).lower() == text.lower()), None)
+    return found if isinstance(found, dict) else {}
+
+
+def marked(change: Change, rules: Any) -> Change:
+    """``change`` as the rules make it: a replace of an object whose lifecycle has ``create_before_destroy: true``
+    says so in its detail (what the views show and the order of its writes follows). A pure function of the change
+    and the plan's rules, applied alike when a plan is made, loaded and applied."""
+    if change.action != "replace" or not rule_of(rules, Address(change.kind, change.address.parts[:1])).get(
+            "create_before_destroy"):
+        return change
+    return replace(change, detail={**change.detail, "create_before_destroy": True})
 
 
 def refusals(changes: list[Change], rules: dict[str, dict[str, bool]]) -> list[str]:

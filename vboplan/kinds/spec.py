@@ -134,7 +134,9 @@ class CollectionSpec:
     ``absent``: what to say when a template names an object the server lacks and the API cannot create.
     ``seed``: the emulator data file's key for the collection (default: ``key``). ``unique``: API fields whose
     values no two objects share where all are set (a repository's folder on one proxy), refused by the server.
-    ``separate``: fields some versions keep as objects of their own collection (:class:`Separate`)."""
+    ``separate``: fields some versions keep as objects of their own collection (:class:`Separate`).
+    ``shared_key``: the server does not keep keys unique (an encryption key's description is a hint, not a name),
+    so it holds a new object beside the old one of the same key: what ``create_before_destroy`` needs."""
 
     key: str
     key_field: str
@@ -149,6 +151,7 @@ class CollectionSpec:
     seed: str = ""
     unique: tuple[tuple[str, ...], ...] = ()
     separate: tuple[Separate, ...] = ()
+    shared_key: bool = False
     hooks: Any = None   # an object with optional capabilities (vboplan.kinds.hooks), checked with isinstance
     extra_paths: tuple[str, ...] = ()  # paths its hooks or kind call beyond the operations (a job's item lists)
 

@@ -18,7 +18,8 @@ from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
 from vboplan.kinds.base import Basis, Write
-from vboplan.kinds.hooks import ConcealsLive, Declares, FollowsReplaces, Refers, Uses
+from vboplan.kinds.hooks import ConcealsLive, Declares, FollowsReplaces, Refers, Repoints, Uses
+from vboplan.kinds.lifecycle import marked
 from vboplan.kinds.registry import KINDS
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift
 from vboplan.planning.selection import select_changes
@@ -293,7 +294,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         # The plan's rows are what the kind derives from each change's address and the recorded live values: what
         # a plan file is checked against when it is loaded, and what apply derives again.
         basis = Basis(env.api_version, live[name], scope[name], tuple(secret), live)
-        changes.extend(_derived(kind, basis, change) for change in found)
+        changes.extend(_derived(kind, basis, change, scope.get("lifecycle")) for change in found)
     check_references(changes, rendered, reads)
     everything = changes
     if targets or excluded:
@@ -382,6 +383,13 @@ def check_replacements(changes: list[Change], rendered: Rendered, reads: dict[st
             raise ProjectError(f"{where}: {change.address}: {reason}, so the plan would replace the object (delete it, "
                                f"then create it again); allow that with lifecycle: {{'{change.address}': "
                                "{allow_replace: true}}")
+        if change.detail.get("create_before_destroy"):
+            spec = getattr(kind, "spec", None)
+            if not getattr(spec, "shared_key", False):
+                raise ProjectError(f"{where}: {change.address}: {reason}, and its lifecycle has create_before_destroy: "
+                                   f"true, but the server keeps one {change.kind} object per "
+                                   f"{getattr(spec, 'key_field', 'name')}: the new one cannot be created beside the "
+                                   "old one")
         user = _dependant(change, changes, reads)
         if user:
             raise ProjectError(f"{where}: {change.address}: {reason}, so the plan would replace the object, but "
@@ -412,16 +420,15 @@ def _dependant(replaced: Change, changes: list[Change], reads: dict[str, Any]) -
     gone = {str(c.address).lower() for c in changes if c.action in ("replace", "delete") and len(c.address.parts) == 1}
     target = str(replaced.address).lower()
     moved = {str(c.address).lower(): c for c in changes if c.action == "update"}
-    for name, live in reads.items():
-        kind = KINDS.get(name)
-        if not isinstance(kind, Uses):
+    ahead = bool(replaced.detail.get("create_before_destroy"))
+    for user, through in _users(reads, replaced):
+        update = moved.get(str(user.field(through)).lower())
+        if str(user).lower() in gone or (update is not None and target not in
+                                         (str(a).lower() for a in refers_to(update))):
             continue
-        for user, through in kind.users(live, replaced.kind, replaced.address.parts[0][1]):
-            update = moved.get(str(user.field(through)).lower())
-            if str(user).lower() in gone or (update is not None and target not in
-                                             (str(a).lower() for a in refers_to(update))):
-                continue
-            return f"{user} ({through})"
+        if ahead and "." not in through and isinstance(KINDS.get(user.kind), Repoints):
+            continue  # moved to the new object before the old one is deleted
+        return f"{user} ({through})"
     return ""
 
 
@@ -524,14 +531,55 @@ def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     halves = {name: KINDS[name].writes(basis(plan, name, replaced=replaced), [c for c in inside if c.kind == name])
               for name in order if any(c.kind == name for c in inside)}
     for name in reversed(order):
-        writes += [w for w in halves.get(name, []) if _removes(w)]
+        writes += [w for w in halves.get(name, []) if _removes(w) and not _before_destroy(w)]
     for name in order:
         writes += [w for w in halves.get(name, []) if not _removes(w)]
     creates_and_updates(later)
+    writes += _moves(plan, changes, replaced)
     for name in reversed(order):
+        # A create_before_destroy replace deletes its old object here, once the moves above left nothing using it.
+        writes += [w for w in halves.get(name, []) if _removes(w) and _before_destroy(w)]
         mine = [c for c in rest if c.kind == name and c.action == "delete"]
         writes += KINDS[name].writes(basis(plan, name, replaced=replaced), mine) if mine else []
     return writes
+
+
+def _before_destroy(write: Write) -> bool:
+    """A write of a replace that creates the new object before it deletes the old (``create_before_destroy``)."""
+    return any(c.detail.get("create_before_destroy") or "replaces" in c.detail for c in write.changes)
+
+
+def _moves(plan: Plan, changes: list[Change], replaced: frozenset[str]) -> list[Write]:
+    """For each ``create_before_destroy`` replace, the writes moving the live objects that use the old object onto
+    the new one, from the plan's recorded live values: all but those the plan deletes or replaces itself, or whose
+    reference it changes anyway (that update, sent after the replace's create, carries the new id)."""
+    ahead = [c for c in changes if c.action == "replace" and c.detail.get("create_before_destroy")]
+    if not ahead:
+        return []
+    gone = {str(c.address).lower() for c in changes if c.action in ("replace", "delete") and len(c.address.parts) == 1}
+    changed = {str(c.address).lower() for c in changes if c.action == "update"}
+    writes: list[Write] = []
+    for change in ahead:
+        for user, through in _users(plan.live, change):
+            if str(user).lower() in gone or str(user.field(through)).lower() in changed:
+                continue
+            kind = KINDS.get(user.kind)
+            if not isinstance(kind, Repoints) or "." in through:
+                raise PlanError(f"{change.address}: {user} uses it through {through}, which vboplan cannot move to a "
+                                "new object; create_before_destroy does not apply")
+            writes.append(kind.repoint(basis(plan, user.kind, replaced=replaced), user.parts[0][1], through,
+                                       str(change.address)))
+    return writes
+
+
+def _users(reads: dict[str, Any], change: Change) -> list[tuple[Address, str]]:
+    """The live objects that use the object ``change`` concerns, with the field (as templates write it)."""
+    found: list[tuple[Address, str]] = []
+    for name, live in reads.items():
+        kind = KINDS.get(name)
+        if isinstance(kind, Uses):
+            found += kind.users(live, change.kind, change.address.parts[0][1])
+    return found
 
 
 def _after_replaces(changes: list[Change], replaced: frozenset[str]) -> list[Change]:
@@ -557,8 +605,8 @@ def _after_replaces(changes: list[Change], replaced: frozenset[str]) -> list[Cha
 
 
 def _removes(write: Write) -> bool:
-    """The first half of a replace: the DELETE of the old object."""
-    return bool(write.changes) and all(c.action == "delete" for c in write.changes)
+    """The half of a replace that deletes the old object (the first, or with create_before_destroy the last)."""
+    return bool(write.requests) and all(r.method == "DELETE" for r in write.requests)
 
 
 def planned_requests(plan: Plan) -> list[dict[str, Any]]:
@@ -572,9 +620,11 @@ def planned_requests(plan: Plan) -> list[dict[str, Any]]:
     return listed
 
 
-def _derived(kind: Any, basis: Basis, change: Change) -> Change:
-    """``change`` (from a diff) as its kind derives it; they must agree, or a plan file of it could not be loaded."""
-    derived = kind.derive(basis, change.address, change.action, change.after)
+def _derived(kind: Any, basis: Basis, change: Change, rules: Any = None) -> Change:
+    """``change`` (from a diff) as its kind derives it; they must agree, or a plan file of it could not be loaded.
+    Both as the plan's ``lifecycle`` rules mark them (a replace that creates before it destroys)."""
+    change = marked(change, rules)
+    derived = marked(kind.derive(basis, change.address, change.action, change.after), rules)
     if derived.write_only:
         derived = replace(derived, detail={**derived.detail, "recorded": change.recorded})
     if not agree(derived, change):
@@ -637,8 +687,8 @@ def _row_change(plan: Plan, row: dict[str, Any], address: Address, label: str) -
         raise PlanError(f"{label}: the plan does not read {address.kind}; the file was edited")
     try:
         # A sensitive row's value is known only by its hash: an unknown secret until apply resolves it.
-        derived = kind.derive(basis(plan, address.kind), address, row["action"],
-                              Sensitive(None) if row["sensitive"] else row["after"])
+        derived = marked(kind.derive(basis(plan, address.kind), address, row["action"],
+                                     Sensitive(None) if row["sensitive"] else row["after"]), plan.scope.get("lifecycle"))
     except PlanError as exc:
         raise PlanError(f"{label}: {_without(str(exc), str(address))}; the file was edited or is stale; run "
                         "'vboplan plan' again") from None

@@ -180,7 +180,9 @@ def default(change: Change) -> Severity:
     if change.action == "delete" and len(change.address.parts) == 1:
         return Severity("warning", "the object is removed from the server")
     if change.action == "replace":
-        return Severity("warning", "replaced: the object is deleted, then created again, because "
+        how = "a new object is created, what uses the old one is moved to it, then the old one is deleted" \
+            if change.detail.get("create_before_destroy") else "the object is deleted, then created again"
+        return Severity("warning", f"replaced: {how}, because "
                         f"{change.detail.get('reason') or 'it cannot change in place'}")
     return INFO
 
