@@ -244,3 +244,23 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
         rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
         assert {a: r["action"] for a, r in rows.items()} == {
             f'restore_operator_roles["{ORG}/Desk"].description': "update"}
+        # --target by the bare name: refused naming both where two organizations have it; mapped to the
+        # ORGANIZATION/NAME key where one has it (a role the plan creates, keyed so in the template).
+        both = project.run("plan", "--env", "v8", "--target", 'restore_operator_roles["Desk"]')
+        assert both.exit_code == 1 and "Traceback" not in both.output, both.output
+        assert f'restore_operator_roles["{ORG}/Desk"]' in both.stderr, both.stderr
+        assert 'restore_operator_roles["fabrikam.onmicrosoft.com/Desk"]' in both.stderr, both.stderr
+        templates = project.root / "templates" / "restore_operator_roles.yaml.j2"
+        templates.write_text(templates.read_text() + f"  {ORG}/Solo: {{organization: {ORG}, roleType: "
+                             "EntireOrganization}\n")
+        rows = _rows(project.run("plan", "--env", "v8", "--format", "json", "--target",
+                                 'restore_operator_roles["Solo"]'))
+        assert {a: r["action"] for a, r in rows.items()} == {f'restore_operator_roles["{ORG}/Solo"]': "create"}, rows
+        assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
+        # Now the server holds one Solo, keyed by its name: the template's ORGANIZATION/NAME targets it.
+        templates.write_text(templates.read_text().replace("EntireOrganization}\n", "EntireOrganization, "
+                                                           "description: solo}\n"))
+        rows = _rows(project.run("plan", "--env", "v8", "--format", "json", "--target",
+                                 f'restore_operator_roles["{ORG}/Solo"]'))
+        assert {a: r["action"] for a, r in rows.items()} == {'restore_operator_roles["Solo"].description': "update"}, \
+            rows

@@ -438,6 +438,7 @@ class BackupJobsKind(CollectionKind):
         return Request("PUT", api.update.url(jobId=str(obj["id"])), body, api.update.status)
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
+        change = as_live_key(change, live)
         parts = job_items.parts_of(change.address)
         if parts is None:
             return super().verify(change, live)
@@ -476,6 +477,21 @@ def job_name(key: str, org: str) -> str:
     """The job's name on the server: its key without the ``ORGANIZATION/`` that keys a name two organizations'
     jobs share."""
     return key[len(org) + 1:] if org and key.lower().startswith(org.lower() + "/") else key
+
+
+def as_live_key(change: Change, live: dict[str, Any]) -> Change:
+    """``change`` at the key the server's answer keys its object by: an object created as ``ORGANIZATION/NAME``
+    (the template's key) is keyed by its name alone where no other organization's object has it."""
+    objects = live.get("objects") or {}
+    key = change.address.parts[0][1]
+    if "/" not in key or any(k.lower() == key.lower() for k in objects):
+        return change
+    org, name = key.split("/", 1)
+    found = next((k for k, obj in objects.items() if k.lower() == name.lower()
+                  and str(obj["values"].get("organization") or "").lower() == org.lower()), None)
+    if found is None:
+        return change
+    return replace(change, address=Address(change.address.kind, (("[", found), *change.address.parts[1:])))
 
 
 def _as_live_keys(desired: Declared, objects: dict[str, Any]) -> Declared:

@@ -26,8 +26,8 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import principals, refs
+from vboplan.kinds.backup_jobs import as_live_key, moving
 from vboplan.kinds.backup_jobs import job_name as role_name  # the name without ORGANIZATION/
-from vboplan.kinds.backup_jobs import moving
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.job_items import label as _label  # a declared name as the directory's names compare
@@ -430,6 +430,7 @@ class RolesKind(CollectionKind):
         return entry_body(parts[2], principal)
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
+        change = as_live_key(change, live)
         parts = parts_of(change.address)
         if parts is None:
             return super().verify(change, live)

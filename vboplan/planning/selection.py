@@ -22,15 +22,49 @@ def select_changes(env_name: str, changes: list[Change], managed: Iterable[Addre
     if not targets and not excluded:
         return changes
     known = {*managed, *(c.address for c in changes)}
-    wanted = [_matching(env_name, "--target", text, known) for text in targets]
-    left_out = [_matching(env_name, "--exclude", text, known) for text in excluded]
+    changed = {_object_key(c.address) for c in changes} - {None}
+    wanted = [_matching(env_name, "--target", text, known, changed) for text in targets]
+    left_out = [_matching(env_name, "--exclude", text, known, changed) for text in excluded]
     return select(changes, wanted, left_out, refers_to or (lambda change: []))
 
 
-def _matching(env_name: str, option: str, text: str, known: set[Address]) -> Address:
-    """``text`` parsed as an address that covers at least one of ``known``; otherwise an error that names the
-    nearest address vboplan manages there."""
+def _object_key(address: Address) -> tuple[str, str] | None:
+    """(kind, lower-cased key) of the object an address lies in, or None for a kind's own fields."""
+    if not address.parts or address.parts[0][0] != "[":
+        return None
+    return address.kind, address.parts[0][1].lower()
+
+
+def _keyed(env_name: str, option: str, address: Address, known: set[Address],
+           changed: set[tuple[str, str] | None]) -> Address | None:
+    """``address`` with its object's key as the plan keys it, where a job's or role's name and its
+    ``ORGANIZATION/NAME`` key differ: a bare name that one organization's object has (an error naming them when
+    several have it), or ``ORGANIZATION/NAME`` of an object the server keys by its name alone. None: as written."""
+    spot = _object_key(address)
+    if spot is None or (spot in changed):
+        return None
+    key = spot[1]
+    keys = {a.parts[0][1] for a in known if _object_key(a) is not None and a.kind == address.kind}
+    if "/" in key:
+        bare = key.rsplit("/", 1)[1]
+        found = sorted(k for k in keys if k.lower() == bare and (address.kind, bare) in changed)
+    else:
+        found = sorted(k for k in keys if k.lower().endswith("/" + key))
+    if not found:
+        return None
+    if len(found) > 1:
+        names = ", ".join(str(Address(address.kind).entry(k)) for k in found)
+        raise PlanError(f"environment '{env_name}': {option} {address} names objects of several organizations "
+                        f"({names}); write the one you mean")
+    return Address(address.kind, (("[", found[0]), *address.parts[1:]))
+
+
+def _matching(env_name: str, option: str, text: str, known: set[Address],
+              changed: set[tuple[str, str] | None]) -> Address:
+    """``text`` parsed as an address that covers at least one of ``known`` (its key as the plan keys it, see
+    :func:`_keyed`); otherwise an error that names the nearest address vboplan manages there."""
     address = Address.parse(text)
+    address = _keyed(env_name, option, address, known, changed) or address
     if any(address.covers(other) for other in known):
         return address
     names = sorted({str(a) for a in known})
