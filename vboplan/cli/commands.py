@@ -222,15 +222,18 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
 
 def _seal(project: Project, env: Any, planned: Any, sign_key: str | None) -> None:
     """Before a plan is saved: record the commits it was rendered from (where its environment checks
-    signatures) and sign it as its author; warn when approve and apply would refuse the result."""
-    from vboplan.trust import approvals
-
+    signatures) and sign it as its author; warn when approve and apply would refuse the result. The signing
+    machinery (cryptography, sshsig: a tenth of a second to import) loads only when the plan is signed or checked."""
     if env.approvals.allowed_signers is not None:
         from vboplan.state import StateStore
         from vboplan.trust import commits
 
         planned.commits = commits.record(project, env, commits.last_commit(StateStore(project, env).read()))
         planned.checksum = planned.compute_checksum()
+    if not sign_key and not (env.approvals.required and planned.changes):
+        return
+    from vboplan.trust import approvals
+
     if sign_key:
         approvals.sign_plan(planned, sign_key)
     if env.approvals.required and planned.changes:

@@ -11,14 +11,15 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING, Any
 
 from vboplan.errors import StateConflictError, StateError
 from vboplan.shapes import MAX_FILE_BYTES, NotRegularFile, read_regular
 from vboplan.state.base import ANY, Backend, Held, LockBusy, Stored, parse_info
 from vboplan.state.files import atomic_write, private_folder, tighten
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 
 def _version(text: str) -> str:
@@ -110,6 +111,8 @@ class LocalBackend(Backend):
         return f"{key}.json"
 
     def _os_lock(self, key: str) -> FileLock:
+        from filelock import FileLock  # loaded by the commands that lock (plan only reads): 15-40 ms of imports
+
         try:
             private_folder(self.folder)
         except OSError as exc:
@@ -117,6 +120,8 @@ class LocalBackend(Backend):
         return FileLock(str(self.path(key)), timeout=0)
 
     def _try(self, lock: FileLock) -> bool:
+        from filelock import Timeout
+
         try:
             lock.acquire(timeout=0)
         except Timeout:
