@@ -246,6 +246,41 @@ def test_worker_processes_plan_what_one_process_plans(project: ProjectDir, monke
     assert json.loads(report.stdout)["totals"] == runs["1"]["fleet"]["totals"]
 
 
+def test_forked_and_spawned_workers_plan_alike(project: ProjectDir, tmp_path: Path) -> None:
+    """The CLI as a user runs it (its own process, no thread but its own): on Linux its workers are forked copies
+    of it, elsewhere spawned interpreters (VBOPLAN_WORKER_START=spawn takes that path here). Both plan the same."""
+    import os
+    import subprocess
+    import sys
+
+    from vboplan.emulator import start
+
+    with start(SEED) as one, start(SEED) as two:
+        entries = "".join(f'  - {{name: e{k}, server: "{(one, two)[k % 2].url}"}}\n' for k in range(6))
+        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
+                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
+        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        documents = {}
+        for method in ("fork", "spawn"):
+            environment = {**os.environ, "VBOPLAN_WORKERS": "2", "VBOPLAN_WORKER_START": method}
+            run = subprocess.run([sys.executable, "-m", "vboplan", "-C", str(project.root), "-v", "plan", "--all",
+                                  "--format", "json", "--out-dir", str(tmp_path / method)],
+                                 capture_output=True, text=True, env=environment, timeout=300)
+            assert run.returncode == 0, run.stderr
+            expected = method if sys.platform.startswith("linux") else "spawn"
+            assert f"in 2 worker processes of 32 threads ({expected})" in run.stderr, run.stderr
+            assert run.stdout.count('"environment": "e') >= 6 and "Traceback" not in run.stderr
+            documents[method] = json.loads(run.stdout)
+
+    def changes(document: dict) -> dict:
+        return {p["environment"]: [(c["address"], c["before"], c["after"]) for c in p.get("changes", [])]
+                for p in document["plans"]}
+
+    assert changes(documents["fork"]) == changes(documents["spawn"]) and changes(documents["fork"])["e0"]
+    assert documents["fork"]["fleet"]["totals"] == documents["spawn"]["fleet"]["totals"]
+    assert sorted(p.name for p in (tmp_path / "fork").glob("*.json")) == [f"e{k}.json" for k in range(6)]
+
+
 def test_requests_to_a_shared_server_stay_bounded_across_workers() -> None:
     from vboplan.planning.parallel import server_shares
     from vboplan.project.config import Environment

@@ -23,6 +23,8 @@ PLAIN_EVERY = 10.0
 
 _lock = threading.RLock()
 _current: Reporter | None = None
+#: The name of the thread that draws the line (a worker process may be forked beside it, see planning/parallel.py).
+THREAD_NAME = "vboplan-progress"
 
 
 class Reporter:
@@ -39,7 +41,7 @@ class Reporter:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._drawn = False
-        self._thread = threading.Thread(target=self._run, name="vboplan-progress", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
     def line(self) -> str:
         elapsed = int(time.monotonic() - self.started)
@@ -136,6 +138,12 @@ def suspended() -> Iterator[None]:
         yield
     finally:
         reporter._paused.clear()
+
+
+def forget() -> None:
+    """In a forked copy of this process: no progress block is open here (the parent's goes on there)."""
+    global _current
+    _current = None
 
 
 def phase(text: str, env: str = "") -> None:

@@ -7,6 +7,11 @@ the parent at once, so a worker holds at most ``threads`` plans however large th
 worker), and the parent gets them in any order and returns them in the order given. Nothing (no queue, no lock) is
 shared between the workers, so one killed in the middle of a message cannot stall the others.
 
+Workers start by forking this process where that is safe (Linux, and no thread of this process but the progress
+line's, which could hold a lock the copy would need): they inherit the imported modules and the loaded project, so a
+worker costs no start-up of its own. Elsewhere (Windows, macOS, a process with other threads: a test's emulator) they
+are spawned: a fresh interpreter that imports vboplan and loads the project itself.
+
 Requests to one server stay bounded across processes: the environments of a server that several workers may plan
 at once share its ``max_in_flight`` between them. A worker that dies (killed, out of memory) fails the
 environments it had in hand, by name; the others go on.
@@ -47,6 +52,20 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
+def start_method() -> str:
+    """How worker processes start: ``fork`` on Linux while no thread of this process but the progress line's is
+    running (a fork copies only the calling thread: a lock another thread holds would stay held in the copy), else
+    ``spawn``. ``VBOPLAN_WORKER_START=spawn`` forces spawn (the path Windows and macOS take, for tests)."""
+    if os.environ.get("VBOPLAN_WORKER_START", "").strip().lower() == "spawn":
+        return "spawn"
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    from vboplan.progress import THREAD_NAME
+
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and t.name != THREAD_NAME]
+    return "spawn" if others else "fork"
+
+
 def worker_count(count: int) -> int:
     """How many processes plan ``count`` environments: ``VBOPLAN_WORKERS`` when set, else one per core while each
     has at least :data:`PER_WORKER` environments (1 means: all in this process)."""
@@ -75,20 +94,27 @@ def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[
     passed through ``on_outcome`` (in this thread) as it arrives, and what that returns kept."""
     from vboplan import progress
 
-    context = multiprocessing.get_context("spawn")  # the same on every platform; no fork of a threaded process
+    method = start_method()
+    context = multiprocessing.get_context(method)
     settings = {"root": str(project.root), "targets": targets, "allow_mass_delete": allow_mass_delete,
                 "excluded": excluded, "refresh_only": refresh_only,
                 "shares": server_shares(envs, workers), "threads": threads,
                 "log_level": logging.getLogger("vboplan").level}
-    logging.getLogger("vboplan").info("planning %d environments in %d worker processes of %d threads", len(envs),
-                                      workers, threads)
+    if method == "fork":
+        settings["project"] = project  # inherited as it is, never pickled
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # else the copy's exit would write what this process had buffered a second time
+    logging.getLogger("vboplan").info("planning %d environments in %d worker processes of %d threads (%s)",
+                                      len(envs), workers, threads, method)
     fleet = _Dispatch(envs, threads, on_outcome or (lambda outcome: outcome))
     try:
         for index in range(workers):
             # One pipe per worker and nothing shared between them: a worker killed mid-message leaves no lock
             # held that the others need, and the parent knows exactly which environments it had in hand.
             mine, theirs = context.Pipe(duplex=True)
-            process = context.Process(target=_work, args=(settings, theirs, index), daemon=True)
+            # A forked worker closes its copies of the other workers' pipe ends (so each sees its parent go).
+            inherited = list(fleet.pipes) if method == "fork" else []
+            process = context.Process(target=_work, args=(settings, theirs, index, inherited), daemon=True)
             process.start()
             theirs.close()
             fleet.add(process, mine)
@@ -218,15 +244,18 @@ class _Dispatch:
 
 # -- in the worker --------------------------------------------------------------------------------------------
 
-def _work(settings: dict[str, Any], pipe: Any, index: int) -> None:
+def _work(settings: dict[str, Any], pipe: Any, index: int, inherited: list[Any] | None = None) -> None:
     """A worker process: plan the environments the parent sends until it sends None, each result sent back as it
     is made (at most ``threads`` at once)."""
-    from vboplan import sensitive
+    from vboplan import progress, sensitive
     from vboplan.core import plan_one
     from vboplan.project.config import load_project
 
+    for other in inherited or ():
+        other.close()
+    progress.forget()  # a forked copy shows no progress line of its own: the parent's shows the fleet's
     _setup_logging(settings["log_level"])
-    project = load_project(Path(settings["root"]))
+    project = settings.get("project") or load_project(Path(settings["root"]))
     shares: dict[str, int] = settings["shares"]
     lock = threading.Lock()
 
