@@ -13,7 +13,9 @@ items inside; these handlers serve them as the documents do:
 * Items (``/Jobs/{jobId}/SelectedItems`` and ``/ExcludedItems``) are read only through those paths (the job's
   own answer never embeds them); they name a user, group, site or team of the job's organization by the id its
   directory answers with; a principal cannot be in the same list of a job twice (400). Item ids are composite:
-  the item type's GUID the documents list, then the principal's id.
+  the item type's GUID the documents list, then the principal's id. The organization's own items
+  (``PartialOrganization``, ``PersonalSites``, ``OneDriveFolders``) name no principal: one of each per list, its id
+  the type's GUID and the organization's id.
 * ``enable``/``disable`` set ``isEnabled`` (204, no body). Nothing here starts a job: ``runNow: true`` in a body
   is recorded as a run (``lastRun``), so a test can prove a client never sends it.
 * A job a copy job copies cannot be deleted (409, v8's ``OperationConflict``; the status is not documented).
@@ -42,7 +44,14 @@ COPY_JOBS = "copy_jobs"
 LISTS = {"SelectedItems": "selectedItems", "ExcludedItems": "excludedItems"}
 # The item types' GUIDs, as the v7/v8 documents describe RESTJobItemComposed.id.
 TYPE_GUIDS = {"User": "2b38d840-8098-4614-b369-ebce33f9b2c7", "Group": "9592732d-22d8-426a-8167-d9635158e945",
-              "Site": "e1fa728c-4150-4724-ab3b-5deda33db0cf", "Team": "7b985334-bc0e-4791-b30c-d03a1fecc840"}
+              "Site": "e1fa728c-4150-4724-ab3b-5deda33db0cf", "Team": "7b985334-bc0e-4791-b30c-d03a1fecc840",
+              "PartialOrganization": "c37da450-6c4b-48c4-87e2-cc557ef5d897",
+              "PersonalSites": "9a01bcb3-d2de-4271-96bb-95611ddc70b3",
+              "OneDriveFolders": "7f07820e-9e77-4beb-92a3-b31f30bc192c"}
+# Item types that name no principal (RESTJobOrganizationItem, RESTJobPersonalSitesItem, RESTJobOneDriveFoldersItem):
+# the organization's own, one of each per list, its id the type's GUID and the organization's id.
+ORGANIZATION_VARIANT = {"PartialOrganization": "RESTJobOrganizationItem", "PersonalSites": "RESTJobPersonalSitesItem",
+                        "OneDriveFolders": "RESTJobOneDriveFoldersItem"}
 PRINCIPAL_FIELD = {"User": "user", "Group": "group", "Site": "site", "Team": "team"}
 DIRECTORY = {"User": "users", "Group": "groups", "Site": "sites", "Team": "teams"}
 PRINCIPAL_COMPONENT = {"User": "RESTUser", "Group": "RESTGroup", "Site": "RESTJobSite", "Team": "RESTTeam"}
@@ -241,9 +250,12 @@ def _new_items(call: Call, org: Organization, given: Any, held: list[dict[str, A
         raise ApiError(400, "The request is invalid: items must be an array.")
     items = list(held)
     for raw in given:
-        if not isinstance(raw, dict) or raw.get("type") not in PRINCIPAL_FIELD:
-            raise ApiError(400, f"The request is invalid: item type must be one of {', '.join(PRINCIPAL_FIELD)}.")
+        if not isinstance(raw, dict) or raw.get("type") not in TYPE_GUIDS:
+            raise ApiError(400, f"The request is invalid: item type must be one of {', '.join(TYPE_GUIDS)}.")
         kind = str(raw["type"])
+        if kind in ORGANIZATION_VARIANT:
+            items.append(_organization_item(call, org, kind, raw, items))
+            continue
         principal = raw.get(PRINCIPAL_FIELD[kind])
         principal_id = principal.get("id") if isinstance(principal, dict) else None
         from vboplan.emulator.resources import find_principal
@@ -263,6 +275,20 @@ def _new_items(call: Call, org: Organization, given: Any, held: list[dict[str, A
     return items
 
 
+def _organization_item(call: Call, org: Organization, kind: str, raw: dict[str, Any],
+                       held: list[dict[str, Any]]) -> dict[str, Any]:
+    """An item of the organization's own (no principal), with the fields its variant of the document has."""
+    item_id = TYPE_GUIDS[kind] + str(org.id)
+    if any(i["id"] == item_id for i in held):
+        raise ApiError(400, f"The organization's {kind} item is already in the job.")
+    props = component(call.version, ORGANIZATION_VARIANT[kind]).get("properties") or {}
+    fields = {k: v for k, v in raw.items() if k in props and k not in ("type", "id", "_links")}
+    folders = fields.get("folders")
+    if folders is not None and (not isinstance(folders, list) or not all(isinstance(f, str) for f in folders)):
+        raise ApiError(400, "The request is invalid: folders must be an array of strings.")
+    return {"id": item_id, "type": kind, **fields}
+
+
 def _stored_flags(flags: dict[str, Any]) -> dict[str, Any]:
     """Workload flags as stored: v6's ``chats`` of a team is v7/v8's ``teamsChats``."""
     out = dict(flags)
@@ -275,6 +301,8 @@ def item_view(call: Call, org: Organization, item: dict[str, Any]) -> dict[str, 
     from vboplan.emulator.resources import principal_view
 
     kind = item["type"]
+    if kind in ORGANIZATION_VARIANT:
+        return named.shaped(call.version, component(call.version, "RESTJobItemComposed"), dict(item))
     entry = org.directory(DIRECTORY[kind]).get(str((item.get(PRINCIPAL_FIELD[kind]) or {}).get("id")))
     if entry is None:
         return None  # gone from the directory: the server keeps no such item either

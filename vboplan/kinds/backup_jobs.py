@@ -143,6 +143,10 @@ class BackupJobsKind(CollectionKind):
                     kept[name] = value
             if "organization" not in mine:
                 raise RenderError(f"{line(None)}: {label} needs organization: NAME (the organization it backs up)")
+            for which in _LISTS:  # the organization's own items are named by it
+                for entry in mine.get(which, []):
+                    if entry["type"] in job_items.ORGANIZATION_TYPES:
+                        entry["name"] = mine["organization"]
             plain_raw[key] = located_like(kept, fields)
             extra[text] = mine
         desired = super().normalise(version, plain_raw if isinstance(raw, dict) else raw, where)
@@ -166,7 +170,8 @@ class BackupJobsKind(CollectionKind):
             org = names.setdefault(str(fields["organization"]), {})
             for which in _LISTS:
                 for entry in fields.get(which, []):
-                    org.setdefault(entry["type"], {}).setdefault(entry["name"], entry["where"])
+                    if entry["type"] not in job_items.ORGANIZATION_TYPES:  # no directory name to look up
+                        org.setdefault(entry["type"], {}).setdefault(entry["name"], entry["where"])
         return {"jobs": sorted(desired, key=str.lower), "names": names,
                 "organizations": {key: str(fields["organization"]) for key, fields in desired.items()}}
 
@@ -184,10 +189,14 @@ class BackupJobsKind(CollectionKind):
         objects = live["objects"]
         keys = list(objects)
         lists = job_items.read_all(client, [objects[k]["id"] for k in keys], api.list.paged)
+        orgs = {n.lower(): i for n, i in (live.get("refs") or {}).get("organizations", {}).items()}
         for key, items in zip(keys, lists, strict=True):
             values = objects[key]["values"]
             for name in ("runNow", *_LISTS):
                 values.pop(name, None)
+            org = str(values.get("organization") or "")
+            for item in (i for which in _LISTS for i in items[which] if i["type"] in job_items.ORGANIZATION_TYPES):
+                item["principal"] = {"id": str(orgs.get(org.lower(), "")), "name": org, "displayName": ""}
             objects[key]["items"] = items
             for which in _LISTS:
                 values[which] = job_items.shown(items[which])
@@ -273,8 +282,7 @@ class BackupJobsKind(CollectionKind):
                 raise PlanError(f"{address}: the job holds no such item")
             return make("delete", self.name, address, dict(item["flags"]), None, False,
                         {**detail, "item": item["id"], "elsewhere": _elsewhere(objects, found, kind, name)})
-        if not isinstance(after, dict) or not all(isinstance(v, bool) for v in after.values()) \
-                or set(after) - set(job_items.flag_names(basis.version, kind)):
+        if not job_items.check_fields(basis.version, kind, after):
             raise PlanError(f"{address}: the value of an item is its workload flags (true or false)")
         if action == "update":
             if item is None:
@@ -340,7 +348,8 @@ class BackupJobsKind(CollectionKind):
         def written(fields: Any) -> Any:
             if not isinstance(fields, dict):
                 return fields
-            return {name: [{job_items.WORDS[e["type"]]: e["name"], **e["flags"]} if isinstance(e, dict)
+            return {name: [{job_items.WORDS[e["type"]]: True if e["type"] in job_items.ORGANIZATION_TYPES
+                            else e["name"], **e["flags"]} if isinstance(e, dict)
                            and {"type", "name", "flags"} <= set(e) else e for e in value]
                     if name in _LISTS and isinstance(value, list) else value for name, value in fields.items()}
 
@@ -556,6 +565,12 @@ def _build_held(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[s
 def _known_principal(live: dict[str, Any], org: str, kind: str, name: str) -> dict[str, Any] | None:
     """The principal ``name`` names in ``org`` from the recorded live values: a live job's item, or the
     directory's answer."""
+    if kind in job_items.ORGANIZATION_TYPES:  # the organization's own item: named by the organization
+        orgs = {n.lower(): i for n, i in (live.get("refs") or {}).get("organizations", {}).items()}
+        if name.lower() != org.lower() or org.lower() not in orgs:
+            return None
+        return {"id": str(orgs[org.lower()]), "name": next(n for n in live["refs"]["organizations"]
+                                                           if n.lower() == org.lower()), "displayName": ""}
     label = job_items.label(kind, name)
     found = _held_principals(live.get("objects") or {}, org).get(kind, {}).get(label)
     if found is not None:

@@ -3,7 +3,9 @@ API names, kept through the job's item endpoints (Veeam Backup for Microsoft 365
 helpcenter.veeam.com/docs/vbo365/rest/, "Backup Job Items": ``GET/POST/DELETE /Jobs/{jobId}/SelectedItems``,
 ``PUT /Jobs/{jobId}/SelectedItems/{itemId}``, the same under ``ExcludedItems``).
 
-Templates write an item as ``{user: ceo@contoso.com, mailbox: true}`` (or ``group``, ``site`` by URL, ``team``);
+Templates write an item as ``{user: ceo@contoso.com, mailbox: true}`` (or ``group``, ``site`` by URL, ``team``;
+the organization's own items as ``{partialOrganization: true, mailbox: true}``, ``{personalSites: true}``,
+``{oneDriveFolders: true, folders: [Documents]}``, addressed by the organization's name);
 the flags are those of the item type's schema in the version's document (``RESTJobUserItem`` and the like). An item
 is addressed by its principal's name as the directory holds it (a user's e-mail, a group's name, a site's URL):
 ``backup_jobs["Mail"].selectedItems.user["ceo@contoso.com"]``, so the same principal has the same address in every
@@ -28,11 +30,19 @@ from vboplan.project.yamlfile import Located
 from vboplan.sensitive import reveal
 
 LISTS = {"selectedItems": "SelectedItems", "excludedItems": "ExcludedItems"}
-#: The template key naming a principal, by the API's item type.
-WORDS = {"User": "user", "Group": "group", "Site": "site", "Team": "team"}
-TYPES = {word: kind for kind, word in WORDS.items()}
+#: The template key naming an item's type (RESTJobBackupItemType): a principal's, or one of the organization's own.
+WORDS = {"User": "user", "Group": "group", "Site": "site", "Team": "team",
+         "PartialOrganization": "partialOrganization", "PersonalSites": "personalSites",
+         "OneDriveFolders": "oneDriveFolders"}
+TYPES = {word.lower(): kind for kind, word in WORDS.items()}
+#: Item types that name no principal: the organization's mailboxes, OneDrives, sites and teams
+#: (RESTJobOrganizationItem), its personal sites, its OneDrive folders. A template writes ``{personalSites: true}``;
+#: such an item is addressed by the job's organization (``selectedItems.personalSites["contoso.onmicrosoft.com"]``).
+ORGANIZATION_TYPES = ("PartialOrganization", "PersonalSites", "OneDriveFolders")
+PRINCIPAL_TYPES = ("User", "Group", "Site", "Team")
 _VARIANT = {"User": "RESTJobUserItem", "Group": "RESTJobGroupItem", "Site": "RESTJobSiteItem",
-            "Team": "RESTJobTeamItem"}
+            "Team": "RESTJobTeamItem", "PartialOrganization": "RESTJobOrganizationItem",
+            "PersonalSites": "RESTJobPersonalSitesItem", "OneDriveFolders": "RESTJobOneDriveFoldersItem"}
 _PRINCIPAL_COMPONENT = {"User": "RESTUser", "Group": "RESTGroup", "Site": "RESTJobSite", "Team": "RESTTeam"}
 _NOT_FLAGS = {"type", "id", "_links", "user", "group", "site", "team"}
 
@@ -42,6 +52,24 @@ def flag_names(version: str, kind: str) -> tuple[str, ...]:
     """The workload flags an item of ``kind`` has in ``version`` (``mailbox``, ``oneDrive``...; v6 teams:
     ``chats``)."""
     return tuple(name for name in schema.properties(version, _VARIANT[kind]) if name not in _NOT_FLAGS)
+
+
+def field_schema(version: str, kind: str, name: str) -> dict[str, Any]:
+    """The schema of field ``name`` (a workload flag, or a OneDrive folders item's ``folders``) of a ``kind`` item."""
+    return schema.properties(version, _VARIANT[kind]).get(name) or {"type": "boolean"}
+
+
+def check_fields(version: str, kind: str, values: Any) -> bool:
+    """Whether ``values`` (a plan row's) holds only fields of a ``kind`` item, each of its type."""
+    if not isinstance(values, dict) or set(values) - set(flag_names(version, kind)):
+        return False
+    for name, value in values.items():
+        if schema.resolve(version, field_schema(version, kind, name)).get("type") == "array":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return False
+        elif not isinstance(value, bool):
+            return False
+    return True
 
 
 def item_address(job: Address, which: str, kind: str, key: str) -> Address:
@@ -63,11 +91,16 @@ def parse(version: str, which: str, raw: Any, label: str, where: Callable[[Any],
             raise RenderError(f"{here} must be a mapping such as {{user: NAME, mailbox: true}}")
         named = [k for k in entry if str(k).lower() in TYPES]
         if len(named) != 1:
-            raise RenderError(f"{here} must name exactly one of user, group, site or team")
+            raise RenderError(f"{here} must name exactly one of {', '.join(WORDS.values())}")
         kind = TYPES[str(named[0]).lower()]
-        name = str(reveal(entry[named[0]]) or "").strip()
-        if not name:
-            raise RenderError(f"{here}: {WORDS[kind]} needs a name")
+        if kind in ORGANIZATION_TYPES:  # the organization's own: named by the job's organization, filled in later
+            if reveal(entry[named[0]]) is not True:
+                raise RenderError(f"{here}: write {WORDS[kind]}: true (the organization's own item, no name)")
+            name = ""
+        else:
+            name = str(reveal(entry[named[0]]) or "").strip()
+            if not name:
+                raise RenderError(f"{here}: {WORDS[kind]} needs a name")
         if (kind, name.lower()) in seen:
             raise RenderError(f"{here}: {WORDS[kind]} '{name}' is listed twice")
         seen.add((kind, name.lower()))
@@ -82,8 +115,10 @@ def parse(version: str, which: str, raw: Any, label: str, where: Callable[[Any],
                 shown = ", ".join(sorted(allowed.values())) or "none"
                 raise RenderError(f"{here}: '{key}' is not a flag of a {WORDS[kind]} item in API {version} "
                                   f"(flags: {shown})" + (f"; did you mean '{hint}'?" if hint else ""))
+            prop = field_schema(version, kind, flag)
             try:
-                flags[flag] = schema.bind(version, {"type": "boolean"}, reveal(value), f"{here}.{flag}")
+                flags[flag] = schema.bind(version, prop if schema.resolve(version, prop).get("type") == "array"
+                                          else {"type": "boolean"}, reveal(value), f"{here}.{flag}")
             except schema.SchemaError as exc:
                 raise RenderError(f"{exc.where}: {exc.message}") from None
         items.append({"type": kind, "name": name, "flags": flags, "where": here})
@@ -110,9 +145,12 @@ def read_all(client: VboClient, job_ids: list[str], paged: bool) -> list[dict[st
 
 def _item(version: str, raw: dict[str, Any]) -> dict[str, Any] | None:
     kind = raw.get("type")
-    if kind not in WORDS or not isinstance(raw.get(WORDS[kind]), dict):
-        return None  # an item of a type vboplan does not name (PartialOrganization, OneDriveFolders...)
-    keep = principals.compact(str(kind), raw[WORDS[kind]])
+    if kind in ORGANIZATION_TYPES:  # the organization's own: its name and id are filled in with the job's
+        keep: dict[str, Any] = {"id": "", "name": "", "displayName": ""}
+    elif kind not in WORDS or not isinstance(raw.get(WORDS[kind]), dict):
+        return None  # an item of a type no document of vboplan's names
+    else:
+        keep = principals.compact(str(kind), raw[WORDS[kind]])
     flags = {name: raw[name] for name in flag_names(version, kind) if raw.get(name) is not None}
     return {"id": str(raw.get("id")), "type": kind, "principal": keep, "flags": flags}
 
@@ -124,7 +162,8 @@ def label(kind: str, name: str) -> str:
 
 def shown(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Items as a template writes them (state, drift, import): ``{user: NAME, FLAG: value...}``, sorted."""
-    rows = [{WORDS[i["type"]]: principals.key(i["principal"]), **dict(sorted(i["flags"].items()))} for i in items]
+    rows = [{WORDS[i["type"]]: True if i["type"] in ORGANIZATION_TYPES else principals.key(i["principal"]),
+             **dict(sorted(i["flags"].items()))} for i in items]
     return sorted(rows, key=lambda r: (next(iter(r)), str(next(iter(r.values()))).lower()))
 
 
@@ -168,15 +207,18 @@ def parts_of(address: Address) -> tuple[str, str, str, str] | None:
     """(job key, list, item type, principal name) of an item address, else None."""
     parts = address.parts
     if len(parts) == 4 and parts[0][0] == "[" and parts[1] in ((".", "selectedItems"), (".", "excludedItems")) \
-            and parts[2][0] == "." and parts[2][1] in TYPES and parts[3][0] == "[":
-        return parts[0][1], parts[1][1], TYPES[parts[2][1]], parts[3][1]
+            and parts[2][0] == "." and parts[2][1] in WORDS.values() and parts[3][0] == "[":
+        return parts[0][1], parts[1][1], TYPES[parts[2][1].lower()], parts[3][1]
     return None
 
 
 # -- requests ----------------------------------------------------------------------------------------------------
 
 def body(version: str, kind: str, principal: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
-    """A ``RESTJobItemComposed`` naming ``principal`` (its fields the version's component has) with ``flags``."""
+    """A ``RESTJobItemComposed`` naming ``principal`` (its fields the version's component has) with ``flags``; an
+    organization's own item names none."""
+    if kind in ORGANIZATION_TYPES:
+        return {"type": kind, **flags}
     props = schema.properties(version, _PRINCIPAL_COMPONENT[kind])
     carried = {name: value for name, value in principal.items() if name in props and value not in (None, "")}
     if kind == "Site":
