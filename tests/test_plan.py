@@ -219,3 +219,23 @@ def test_a_large_plan_file_is_written_flat_and_still_loads(tmp_path: Path) -> No
     small.save(path)
     assert f'\n  "changes": [\n    {{\n      "id": "{changes[0].id}",\n' in path.read_text(encoding="utf-8")
     assert Plan.load(path).checksum == small.checksum
+
+
+def test_a_plans_change_records_are_encoded_once_for_its_checksum_and_its_file(project: ProjectDir,
+                                                                                tmp_path: Path) -> None:
+    """The checksum (computed when planning and again after the policy verdicts) and the saved file reuse one
+    encoding of the change records; a change or a digest replaced makes new records, and the file still verifies."""
+    from dataclasses import replace
+
+    from vboplan.planning.plan import Plan
+
+    saved = tmp_path / "plan.json"
+    assert project.run("plan", "--env", "dev", "--out", str(saved)).exit_code == 0
+    plan = Plan.load(saved)
+    records = plan.change_records()
+    assert records and plan.change_records() is records
+    assert plan.compute_checksum() == plan.checksum
+    plan.changes = [replace(plan.changes[0], id="cother"), *plan.changes[1:]]
+    assert plan.change_records() is not records and plan.change_records()[0]["id"] == "cother"
+    plan.digests = {**plan.digests, "cother": {"salt": "s", "hash": "h"}}
+    assert plan.change_records()[0]["id"] == "cother" and plan.compute_checksum() != plan.checksum

@@ -67,6 +67,9 @@ class Plan:
     # The JSON of large values (``live``, ``scope``) as the checksum encoded them, reused when the file is written.
     _encoded: Encodings = field(default_factory=dict, repr=False, compare=False)
     _rated: tuple[tuple[str, ...] | None, dict[str, Any]] = field(default=(None, {}), repr=False, compare=False)
+    # The change records last made (see change_records), with the changes and digests they were made of.
+    _records: tuple[tuple[Change, ...], dict[str, Any], list[dict[str, Any]]] | None = field(
+        default=None, repr=False, compare=False)
 
     def counts(self) -> Counter[str]:
         return Counter(change.action for change in self.changes)
@@ -108,6 +111,13 @@ class Plan:
     # -- serialisation -----------------------------------------------------------------------------------------
 
     def change_records(self) -> list[dict[str, Any]]:
+        """The changes as the plan file records them. The same list while the changes and their digests are the same
+        objects: the checksum (computed twice when planning) and the file then encode them once (``_encoded``)."""
+        held = self._records
+        if held is not None and len(held[0]) == len(self.changes) \
+                and all(a is b for a, b in zip(held[0], self.changes, strict=True)) \
+                and held[1].keys() == self.digests.keys() and all(held[1][k] is v for k, v in self.digests.items()):
+            return held[2]
         records = []
         severities = self.severities
         for change in self.changes:
@@ -122,6 +132,7 @@ class Plan:
             if change.sensitive:
                 record["after_digest"] = self.digests.get(change.id)
             records.append(record)
+        self._records = (tuple(self.changes), dict(self.digests), records)
         return records
 
     def compute_checksum(self) -> str:
