@@ -475,3 +475,27 @@ def test_var_exclude_and_refresh_only_reach_worker_processes(project: ProjectDir
         refresh = project.run("plan", "--env", "dev", "--env", "prod", "--refresh-only", "--format", "json")
         assert refresh.exit_code == 0, refresh.output
         assert all(p["refresh_only"] is True and p["changes"] == [] for p in json.loads(refresh.stdout)["plans"])
+
+
+def test_state_rm_of_a_collections_object_and_field(project: ProjectDir, served: RunningServer,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # A named collection's snapshot record has a shape of its own: its kind says how to forget part of it.
+    monkeypatch.setenv("KEY_PASSWORD", "forget-me-planted-1")
+    project.write("templates/keys.yaml.j2", """\
+        encryption_keys:
+          Key one: {password: {{ secret("KEY_PASSWORD") }}}
+          Key two: {password: {{ secret("KEY_PASSWORD") }}}
+        """)
+    assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    listed = project.run("state", "list", "--env", "dev", "encryption_keys").stdout.splitlines()
+    assert listed == ['encryption_keys["Key one"].password', 'encryption_keys["Key two"].password'], listed
+    forgot = project.run("state", "rm", "--env", "dev", 'encryption_keys["Key one"].password')
+    assert forgot.exit_code == 0, forgot.output
+    assert project.run("state", "list", "--env", "dev", "encryption_keys").stdout.splitlines() == [
+        'encryption_keys["Key two"].password']
+    assert project.run("state", "rm", "--env", "dev", 'encryption_keys["Key two"]').exit_code == 0
+    assert project.run("state", "list", "--env", "dev", "encryption_keys").stdout == ""
+    # The server still holds both keys; a key has no PUT, so a password with no recorded hash is not planned.
+    planned = project.run("plan", "--env", "dev", "--detailed-exitcode")
+    assert planned.exit_code == 0 and "forgotten with 'state rm'" in planned.stderr, planned.output
+    assert "planted" not in planned.output

@@ -366,6 +366,27 @@ class AuditItemsKind:
                              item.get("displayName")))
         return rows
 
+    def forget(self, record: Any, address: Address) -> Any:
+        """``state rm`` (:class:`~vboplan.kinds.hooks.Forgets`): ``record`` without an organization, or without the
+        items whose rows lie at or under ``address``."""
+        organizations = record.get("organizations") if isinstance(record, dict) else None
+        parts = address.parts
+        if not isinstance(organizations, dict) or parts[0][0] != "[" or parts[0][1] not in organizations:
+            return None
+        org, kept = parts[0][1], dict(organizations)
+        if len(parts) == 1:
+            del kept[org]
+            return {**record, "organizations": kept}
+        data = organizations[org]
+        if not isinstance(data, dict) or not isinstance(data.get("items"), list) or parts[1][0] != ".":
+            return None
+        kept[org] = {**data, "items": [item for item in data["items"] if not self._covered(address, org, item)]}
+        return {**record, "organizations": kept}
+
+    def _covered(self, address: Address, org: str, item: Any) -> bool:
+        rows = self.state_rows({"organizations": {org: {"items": [item]}}})
+        return bool(rows) and all(address.covers(Address.parse(a)) for a, _ in rows)
+
     def drift(self, recorded: Any, live: dict[str, Any]) -> list[Drift]:
         drifts: list[Drift] = []
         for org, data in live["organizations"].items():

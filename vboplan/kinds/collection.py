@@ -896,6 +896,28 @@ class CollectionKind:
             rows += [(f"{base}.{path}", MASK) for path in sorted((recorded.get("secrets") or {}).get(key, {}))]
         return rows
 
+    def forget(self, record: Any, address: Address) -> Any:
+        """``state rm`` (:class:`~vboplan.kinds.hooks.Forgets`): ``record`` without an object (its values and its
+        secrets' hashes), or without one field of it (a top-level value, or a secret at any depth)."""
+        if not isinstance(record, dict) or address.parts[0][0] != "[" \
+                or any(sep != "." for sep, _ in address.parts[1:]):
+            return None
+        objects = dict(record.get("objects") or {})
+        secrets = {k: dict(v) for k, v in (record.get("secrets") or {}).items() if isinstance(v, dict)}
+        key = next((k for k in objects if k.lower() == _key_of(address).lower()), None)
+        held = next((k for k in secrets if k.lower() == _key_of(address).lower()), None)
+        path = ".".join(_field_path(address))
+        if not path:
+            objects.pop(str(key), None)
+            secrets.pop(str(held), None)
+            return {**record, "objects": objects, "secrets": secrets}
+        if held is not None:
+            secrets[held] = {p: v for p, v in secrets[held].items() if p != path and not p.startswith(path + ".")}
+        if key is not None and "." not in path and isinstance(objects[key], dict):
+            values = {n: v for n, v in (objects[key].get("values") or {}).items() if n != path}
+            objects[key] = {**objects[key], "values": values}
+        return {**record, "objects": objects, "secrets": secrets}
+
     def drift(self, recorded: Any, live: dict[str, Any]) -> list[Drift]:
         before = (recorded or {}).get("objects") or {}
         now = live.get("objects") or {}

@@ -103,6 +103,16 @@ class FollowsReplaces(Protocol):
 
 
 @runtime_checkable
+class Forgets(Protocol):
+    """A kind whose snapshot records have a shape of their own (``state rm``); a settings object's fields and
+    secrets are forgotten without one."""
+
+    def forget(self, record: Any, address: Address) -> Any:
+        """A copy of ``record`` (this kind's in a snapshot) without what it holds at or under ``address`` (an address
+        of this kind below its top); None when the record has no place for ``address`` on its own."""
+
+
+@runtime_checkable
 class Repoints(Protocol):
     """A kind whose live objects can be moved from one object they refer to onto its replacement (a repository onto
     the new encryption key of a ``create_before_destroy`` replace)."""

@@ -14,6 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from vboplan.errors import StateError
+from vboplan.kinds.hooks import Forgets
 from vboplan.kinds.registry import KINDS
 from vboplan.planning.changes import Address
 from vboplan.schema import nearest
@@ -53,8 +54,9 @@ def forget(resources: dict[str, Any], address: Address) -> tuple[dict[str, Any],
     if not gone:
         raise StateError(_nothing_held(resources, address))
     kind = KINDS[address.kind]
-    hook = getattr(kind, "forget", None)  # a kind whose records have a shape of their own says how
-    record = hook(resources[address.kind], address) if hook else _without(resources[address.kind], address)
+    # A kind whose records have a shape of their own says how; a settings object's are fields and secrets.
+    record = kind.forget(resources[address.kind], address) if isinstance(kind, Forgets) else \
+        _without(resources[address.kind], address)
     after = kind.state_rows(record)
     if record is None or Counter(map(_row_key, after)) != Counter(_row_key(r) for r in before if r not in gone):
         raise StateError(f"{address} cannot be forgotten on its own: the snapshot records {address.kind} in a way "
@@ -79,8 +81,8 @@ def _nothing_held(resources: dict[str, Any], address: Address) -> str:
 
 
 def _without(record: Any, address: Address) -> Any:
-    """``record`` (one kind's, in the shapes the settings and audit item kinds keep) without ``address``; None when
-    its shape has no place for it."""
+    """``record`` (a settings object's, kept per server or per organization) without ``address``; None when its
+    shape has no place for it."""
     record = copy.deepcopy(record)
     if not isinstance(record, dict):
         return None
@@ -97,10 +99,6 @@ def _without(record: Any, address: Address) -> Any:
         here = organizations[org]
     if not parts or parts[0][0] != "." or not isinstance(here, dict):
         return None
-    if isinstance(here.get("items"), list):  # audit items: keep those whose rows lie elsewhere
-        org_address = Address(address.kind, address.parts[:1])
-        here["items"] = [item for item in here["items"] if not _item_covered(address, org_address, item)]
-        return record
     if len(parts) != 1:
         return None  # a part of a field: the snapshot keeps fields whole
     name = parts[0][1]
@@ -108,12 +106,6 @@ def _without(record: Any, address: Address) -> Any:
         if isinstance(here.get(section), dict):
             here[section].pop(name, None)
     return record
-
-
-def _item_covered(address: Address, org_address: Address, item: Any) -> bool:
-    org = org_address.parts[0][1]
-    rows = KINDS[address.kind].state_rows({"organizations": {org: {"items": [item]}}})
-    return bool(rows) and all(address.covers(Address.parse(a)) for a, _ in rows)
 
 
 def forget_in_store(store: StateStore, address: Address, by: str) -> tuple[dict[str, Any], int]:
