@@ -135,6 +135,23 @@ def test_a_json_list_in_a_template_parses_as_yaml_would() -> None:
         parse_yaml(f"a:\n  users: {json.dumps(names)}\n  b: [\n", "t.yaml")
 
 
+def test_a_json_list_of_objects_in_a_template_parses_as_yaml_would() -> None:
+    """What ``{{ items | tojson }}`` writes for a job's 2,000 selected items is read by the JSON parser, into the
+    same values YAML builds, each object naming the line it came from; what YAML reads otherwise is left to it."""
+    items = [{"mailbox": True, "user": f"user{k}@contoso.com"} for k in range(2000)] + [
+        {"group": 'quote " \\ é <&>', "archive": False, "note": None, "count": 7, "nested": {"a": ["b"]}}]
+    text = f"backup_jobs:\n  Mail:\n    organization: contoso\n    selectedItems: {json.dumps(items)}\nlast: 1\n"
+    document = parse_yaml(text, "t.yaml")
+    assert plain(document) == yaml.safe_load(text)
+    selected = document["backup_jobs"]["Mail"]["selectedItems"]
+    assert selected[0].where("user") == "t.yaml:4" and selected[-1]["nested"].where() == "t.yaml:4"
+    assert document.line_of("last") == 5
+    for odd in ('[{"user": "a", "weight": 1e3}]', '[{"user": "a", "weight": 1.5}]', '[{"n": NaN}]'):
+        assert plain(parse_yaml(f"items: {odd}\n", "t.yaml")) == yaml.safe_load(f"items: {odd}\n")
+    with pytest.raises(ProjectError, match=r"t.yaml:2: 'user' is given twice"):
+        parse_yaml('a: 1\nitems: [{"user": "a", "user": "b"}]\n', "t.yaml")
+
+
 def test_the_file_bound_names_how_to_raise_it(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> None:
     names = [f"user{k:05d}@contoso.com" for k in range(2000)]  # a variable file of ~50 KB
     project.write("templates/audit_items.yaml.j2", "audit_items:\n  contoso.onmicrosoft.com:\n"

@@ -203,7 +203,7 @@ def parse_yaml(text: str, source: str, context: str = "") -> Any:
     limit = max_bytes()
     if len(text) > limit:
         raise ProjectError(f"{source}: YAML error{context}: {_too_large(limit)}")
-    lifted, lists = _lift_json_lists(text)
+    lifted, lists = _lift_json_lists(text, source)
     if lists:
         try:
             document = _load(_Loader, lifted, source, context)
@@ -215,32 +215,68 @@ def parse_yaml(text: str, source: str, context: str = "") -> Any:
     return _load(_Loader, text, source, context)
 
 
-# A key's value written as a JSON array of strings on the key's own line: ``  users: ["a@x.com", "b@x.com"]``.
-_JSON_LIST_LINE = re.compile(r'^([ \t]*(?:- )?[A-Za-z_][\w.-]*:[ \t]+)(\["[^\n]*\])[ \t]*$', re.MULTILINE)
+# A key's value written as a JSON array of strings or of objects on the key's own line (what ``tojson`` writes):
+# ``  users: ["a@x.com", "b@x.com"]``, ``  selectedItems: [{"user": "a@x.com", "mailbox": true}, ...]``.
+_JSON_LIST_LINE = re.compile(r'^([ \t]*(?:- )?[A-Za-z_][\w.-]*:[ \t]+)(\[\{?"[^\n]*\])[ \t]*$', re.MULTILINE)
 _STRINGS = msgspec.json.Decoder(list[str])
 _LIFTED = f"vboplan-lifted-list-{secrets.token_hex(8)}-"
 
 
-def _lift_json_lists(text: str) -> tuple[str, dict[str, list[str]]]:
-    """``text`` with each JSON array of strings that is a key's whole value on one line replaced by a scalar, and
-    the lists by those scalars."""
-    lists: dict[str, list[str]] = {}
-    if '["' not in text:
+class _NotAsYaml(ValueError):
+    """A JSON value YAML would read otherwise (a float: YAML 1.1 reads ``1e3`` as a string; NaN, Infinity)."""
+
+
+def _not_as_yaml(text: str) -> Any:
+    raise _NotAsYaml(text)
+
+
+def _lift_json_lists(text: str, source: str = "?") -> tuple[str, dict[str, list[Any]]]:
+    """``text`` with each JSON array of strings or objects that is a key's whole value on one line replaced by a
+    scalar, and the lists by those scalars. Objects become :class:`Located` mappings of that line (a key given
+    twice is left to YAML, which names it); an array holding a float is left to YAML too."""
+    lists: dict[str, list[Any]] = {}
+    if '["' not in text and '[{"' not in text:
         return text, lists
+    lines = _LineCounter(text)
 
     def lift(match: re.Match[str]) -> str:
         try:
-            names = _STRINGS.decode(match.group(2))
-        except msgspec.DecodeError:
-            return match.group(0)  # not JSON strings only: YAML reads it
+            if match.group(2).startswith('["'):
+                values: list[Any] = _STRINGS.decode(match.group(2))
+            else:
+                line = lines.at(match.start())
+
+                def located(pairs: list[tuple[str, Any]]) -> Located:
+                    mapping = Located(_reject_duplicates(pairs))
+                    mapping.source, mapping.line, mapping.lines = source, line, dict.fromkeys(mapping, line)
+                    return mapping
+
+                values = json.loads(match.group(2), object_pairs_hook=located, parse_float=_not_as_yaml,
+                                    parse_constant=_not_as_yaml)
+                if not isinstance(values, list):
+                    return match.group(0)
+        except (msgspec.DecodeError, ValueError, RecursionError):  # not such a list, or not as YAML reads it
+            return match.group(0)
         token = f"{_LIFTED}{len(lists)}"
-        lists[token] = names
+        lists[token] = values
         return match.group(1) + token
 
     return _JSON_LIST_LINE.sub(lift, text), lists
 
 
-def _put_back(value: Any, lists: dict[str, list[str]]) -> int:
+class _LineCounter:
+    """1-based line numbers of positions in a text, asked for in increasing order."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.position, self.line = text, 0, 1
+
+    def at(self, position: int) -> int:
+        self.line += self.text.count("\n", self.position, position)
+        self.position = position
+        return self.line
+
+
+def _put_back(value: Any, lists: dict[str, list[Any]]) -> int:
     """Put each lifted list back where its scalar is a mapping's value; how many were."""
     count = 0
     if isinstance(value, dict):
