@@ -42,6 +42,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -50,6 +51,8 @@ from common import PASSWORD, ROOT, Run, child_environment, emulator_process, run
 from plan_all import DEPENDENT_ROUND_TRIPS, SEED, TEMPLATE, naive  # noqa: E402
 
 MAX_IN_FLIGHT = 8
+#: The parent's peak RSS (MiB): the bound a vboplan process keeps elsewhere (benchmarks/converged.py).
+PARENT_BOUND_MIB = 150
 LARGE_ORG = "org1.onmicrosoft.com"
 
 
@@ -74,6 +77,27 @@ def write_fleet(directory: Path, urls: list[str], count: int, templates: dict[st
     return directory
 
 
+# ``python -m vboplan ARGS`` that also writes its own peak RSS (KiB, RUSAGE_SELF: this process alone, not its workers)
+# to the file BENCH_PARENT_RSS names when it exits. Forked workers leave by os._exit and spawned ones never run this,
+# so only the parent writes it.
+CLI_WITH_OWN_RSS = """\
+import atexit, os, resource, runpy, sys
+def _own_peak():
+    with open(os.environ["BENCH_PARENT_RSS"], "w") as out:
+        out.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+atexit.register(_own_peak)
+sys.argv[0] = "vboplan"
+runpy.run_module("vboplan", run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass
+class Measured(Run):
+    """A run of the CLI, with the peak RSS of its own (parent) process beside that of the largest process."""
+
+    parent_mib: float = 0.0
+
+
 def measured(*command: str, **environ: str) -> Run:
     """A child process (``python COMMAND``) with its wall time, CPU (its waited-for workers included) and peak RSS."""
     import tempfile
@@ -88,6 +112,18 @@ def measured(*command: str, **environ: str) -> Run:
         err.seek(0)
         return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status),
                    out.read().decode(), err.read().decode())
+
+
+def measured_cli(*args: str, **environ: str) -> Measured:
+    """``vboplan ARGS`` as :func:`measured`, plus the peak RSS of the vboplan process itself (the parent of the
+    workers); the largest process is the largest of the parent and every worker (wait4's ru_maxrss)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        own = Path(folder) / "parent-rss"
+        run = measured("-c", CLI_WITH_OWN_RSS, *args, BENCH_PARENT_RSS=str(own), **environ)
+        parent = int(own.read_text()) / 1024 if own.exists() else float("nan")
+    return Measured(**vars(run), parent_mib=parent)
 
 
 def emulators_cpu() -> float | None:
@@ -131,8 +167,15 @@ def floor_seconds(count: int, servers: int, requests_per_env: int, chain: int, l
 
 
 def print_run(label: str, run: Run, count: int) -> None:
+    parent = f"parent {run.parent_mib:6.1f} MiB, " if isinstance(run, Measured) else ""
     print(f"{label:<36} wall {run.wall:8.3f} s   CPU {run.cpu:8.3f} s ({run.cpu / count * 1000:7.1f} ms per "
-          f"environment)   cores used {run.cpu / run.wall:4.2f}   peak RSS {run.peak_mib:7.1f} MiB (largest process)")
+          f"environment)   cores used {run.cpu / run.wall:4.2f}   peak RSS {parent}{run.peak_mib:6.1f} MiB "
+          "(largest process)")
+
+
+def print_parent_memory(run: Measured, bound: float, what: str) -> None:
+    print(f"  parent's peak RSS                  {run.parent_mib:6.1f} MiB bound <= {bound:g} MiB ({what}; the largest "
+          f"process {run.peak_mib:.1f} MiB)   {verdict(run.parent_mib <= bound)}")
 
 
 def small(args: argparse.Namespace) -> None:
@@ -146,10 +189,10 @@ def small(args: argparse.Namespace) -> None:
             requests = sum(naive(urls[k % len(urls)]) for k in range(args.environments))
             naive_wall, naive_servers = time.perf_counter() - started, spent(before)
             before = emulators_cpu()
-            one = measured("-m", "vboplan", "-C", str(project), "-q", "plan", "--all", "--format", "json",
-                           VBOPLAN_WORKERS="1") if args.one_process else None
+            one = measured_cli("-C", str(project), "-q", "plan", "--all", "--format", "json",
+                               VBOPLAN_WORKERS="1") if args.one_process else None
             one_servers, before = spent(before), emulators_cpu()
-            run = measured("-m", "vboplan", "-C", str(project), "-q", "plan", "--all", "--format", "json")
+            run = measured_cli("-C", str(project), "-q", "plan", "--all", "--format", "json")
             run_servers = spent(before)
     if run.returncode != 0:
         raise SystemExit(f"plan failed:\n{run.stderr[-3000:]}")
@@ -171,6 +214,7 @@ def small(args: argparse.Namespace) -> None:
           f"{verdict(naive_wall / run.wall >= 20)}")
     print(f"  cores used                         {run.cpu / run.wall:6.2f}     bound > 1      "
           f"{verdict(run.cpu / run.wall > 1)}")
+    print_parent_memory(run, PARENT_BOUND_MIB, "it holds every plan whole: --format json prints them all")
     print(f"  round-trip floor                   {floor:6.3f} s (max of {DEPENDENT_ROUND_TRIPS} dependent round trips "
           f"and the busiest server's requests / {MAX_IN_FLIGHT} in flight, x {args.latency_ms:g} ms)")
 
@@ -195,8 +239,7 @@ def large(args: argparse.Namespace) -> None:
             naive_run = measured(str(Path(__file__).resolve()), "sequential", str(project))
             if naive_run.returncode != 0:
                 raise SystemExit(f"sequential planning failed:\n{naive_run.stderr[-3000:]}{naive_run.stdout[-2000:]}")
-            run = measured("-m", "vboplan", "-C", str(project), "-q", "plan", "--all", "--out-dir",
-                           str(work / "plans"))
+            run = measured_cli("-C", str(project), "-q", "plan", "--all", "--out-dir", str(work / "plans"))
             plan_bytes = sum(p.stat().st_size for p in (work / "plans").glob("*.json"))
     if run.returncode != 0:
         raise SystemExit(f"plan failed:\n{run.stderr[-3000:]}")
@@ -208,6 +251,7 @@ def large(args: argparse.Namespace) -> None:
     print_run("naive: vboplan's planner, sequential", naive_run, args.environments)
     print_run("vboplan plan --all --out-dir", run, args.environments)
     print(f"  speed-up over the naive client     {naive_run.wall / run.wall:6.1f} x")
+    print_parent_memory(run, PARENT_BOUND_MIB, "plan files saved as they arrive, only changes and verdicts kept")
     print(f"  cores used                         {run.cpu / run.wall:6.2f}     bound > 1      "
           f"{verdict(run.cpu / run.wall > 1)}")
     print(f"  round-trip floor                   {floor:6.3f} s;  CPU floor on {os.cpu_count()} cores "
