@@ -20,7 +20,7 @@ import msgspec
 from vboplan import progress
 from vboplan.api.client import VboClient
 from vboplan.api.streaming import NotOfShape, Shape
-from vboplan.api.versions import TRAITS
+from vboplan.api.versions import TRAITS, VERSIONS
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import principals, refs
 from vboplan.kinds.base import Basis, Export, Request, Write, named_organizations
@@ -43,6 +43,9 @@ describe = principals.describe
 _key = principals.key
 
 
+_ITEMS_PATH = "Organizations/{organizationId}/AuditItems"
+
+
 def address(org: str, kind: str, name: str) -> Address:
     return Address("audit_items").entry(org).field(_SINGULAR[kind]).entry(name)
 
@@ -53,6 +56,14 @@ class AuditItemsKind:
 
     name: str = "audit_items"
     requires: tuple[str, ...] = ()
+    summary: str = "which users and groups of each organization are audited, by name"
+
+    def endpoints(self) -> dict[str, str]:
+        """Where each version keeps an organization's audit items (:class:`~vboplan.kinds.hooks.Describes`)."""
+        return {version: _ITEMS_PATH for version in VERSIONS}
+
+    def paths(self) -> set[str]:
+        return {_ITEMS_PATH, f"{_ITEMS_PATH}/remove"}
 
     # -- templates ---------------------------------------------------------------------------------------------
 

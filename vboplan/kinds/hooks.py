@@ -103,6 +103,20 @@ class FollowsReplaces(Protocol):
 
 
 @runtime_checkable
+class Describes(Protocol):
+    """A kind with an implementation of its own (not a settings object or a named collection, whose specs say it)
+    that says what it is and where the API keeps it: for the README's table of resources and the schema extract."""
+
+    summary: str
+
+    def endpoints(self) -> dict[str, str]:
+        """The path of its objects in each API version that has them (``Organizations/{organizationId}/...``)."""
+
+    def paths(self) -> set[str]:
+        """Every path its requests name, in any version (what the schema extract keeps)."""
+
+
+@runtime_checkable
 class Forgets(Protocol):
     """A kind whose snapshot records have a shape of their own (``state rm``); a settings object's fields and
     secrets are forgotten without one."""

@@ -29,7 +29,6 @@ WANTED = [
     r"Organizations/\{organizationId\}",
     r"Organizations/\{organizationId\}/(Users|Groups|Sites|Teams)",
     r"Organizations/\{organizationId\}/(Users|Groups|Sites|Teams)/\{(userId|groupId|siteId|teamId)\}",
-    r"Organizations/\{organizationId\}/AuditItems(/remove)?",
 ]
 
 
@@ -60,12 +59,14 @@ def _strip(node: Any, names: bool = False) -> Any:
 
 def wanted() -> list[str]:
     """The path patterns to keep: :data:`WANTED`, each settings object's paths in any version and each collection's
-    operations."""
+    operations, and the paths of each kind that describes itself (audit items)."""
     from vboplan.kinds.catalog import settings
-    from vboplan.kinds.registry import collection_specs
+    from vboplan.kinds.hooks import Describes
+    from vboplan.kinds.registry import COLLECTIONS, collection_specs
 
     paths = sorted({endpoint.path for spec in settings() for endpoint in spec.endpoints.values()})
-    operations = sorted({path for spec in collection_specs() for path in spec.paths()})
+    operations = sorted({path for spec in collection_specs() for path in spec.paths()}
+                        | {path for kind in COLLECTIONS if isinstance(kind, Describes) for path in kind.paths()})
     return WANTED + [re.escape(path) + "(/.*)?" for path in paths] + [re.escape(path) for path in operations]
 
 
