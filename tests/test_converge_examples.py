@@ -132,3 +132,70 @@ def test_server_wide_and_organization_settings_changed_in_one_apply_converge(pro
     assert _kinds(planned) == {"retention_exclusion_settings", key}
     assert {c["address"] for c in planned["changes"]} >= {"retention_exclusion_settings.calendar",
                                                           "retention_exclusion_settings.contacts"}
+
+
+#: A template of each named collection in the registry, its references met within the same plan. A collection
+#: registered without one here fails test_every_collection_converges_after_one_apply.
+COLLECTIONS = {
+    "backup_proxies": "backup_proxies:\n  proxy01.contoso.local: {description: EU proxy}\n",
+    "proxy_pools": "proxy_pools:\n  EU pool: {description: EU proxies, proxies: [proxy01.contoso.local]}\n",
+    "cloud_accounts": "cloud_accounts:\n  akiaexample01: {accountType: amazonS3Account, description: S3 archive, "
+                      "password: '{{ secret(\"S3_SECRET_KEY\") }}'}\n",
+    "encryption_keys": "encryption_keys:\n  Archive key 2026: {password: '{{ secret(\"ARCHIVE_KEY_PASSWORD\") }}'}\n",
+    "backup_repositories": """\
+backup_repositories:
+  Repo EU: {proxy: proxy01.contoso.local, path: 'D:\\Backups\\EU', retentionType: ItemLevel}
+  Archive EU:
+    proxy: proxy01.contoso.local
+    retentionType: SnapshotBased
+    objectStorage:
+      account: akiaexample01
+      type: AmazonS3
+      s3Folder: eu
+      amazonBucketS3Aws: {name: vb365-archive, regionType: Global, regionId: eu-west-1}
+""",
+    "backup_jobs": """\
+backup_jobs:
+  Mail:
+    organization: contoso.onmicrosoft.com
+    repository: Repo EU
+    backupType: SelectedItems
+    selectedItems:
+      - {user: Chief Executive, mailbox: true, archiveMailbox: true}
+      - {group: HR Department, mailbox: true}
+      - {personalSites: true}
+    excludedItems: [{user: jane@contoso.com}]
+    schedulePolicy: {type: Daily, dailyType: Everyday, dailyTime: "22:00:00"}
+    isEnabled: false
+""",
+    "copy_jobs": "copy_jobs:\n  Mail: {repository: Archive EU, schedulePolicy: {type: Immediate}ORG}\n",
+    "restore_operator_roles": """\
+restore_operator_roles:
+  Helpdesk:
+    organization: contoso.onmicrosoft.com
+    roleType: SpecificObjects
+    operators: [{group: Finance}]
+    selectedItems: [{group: HR Department}]
+    excludedItems: [{user: ceo@contoso.com}]
+""",
+}
+
+
+@pytest.mark.parametrize("version", ["v6", "v7", "v8"])
+def test_every_collection_converges_after_one_apply(project: ProjectDir, version: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from vboplan.kinds.registry import collection_specs
+
+    registered = {spec.key for spec in collection_specs()}
+    assert set(COLLECTIONS) == registered, f"collections without a convergence template here: " \
+                                           f"{sorted(registered - set(COLLECTIONS))}"
+    present = {spec.key: COLLECTIONS[spec.key].replace(
+        "ORG", ", organization: contoso.onmicrosoft.com" if version == "v8" else "")
+        for spec in collection_specs() if spec.api(version) is not None}
+    monkeypatch.setenv("S3_SECRET_KEY", "converge-s3-secret")
+    monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", "converge-key-password")
+    _versioned(project, version, present)
+    project.seed(version, {**SEED, "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193,
+                                                "description": ""}],
+                           "cloud_accounts": [{"userName": "akiaexample01", "accountType": "amazonS3Account"}]})
+    assert _kinds(_converges(project, "dev")) == set(present)
