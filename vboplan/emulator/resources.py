@@ -534,7 +534,7 @@ def list_directory(call: Call, kind: str) -> Response:
         body["totalCount"] = len(matches)
     views = _encoded_views(call, org, kind, matches[offset:offset + limit])
     return Response(200, shape(call.version, _PAGE_COMPONENTS[kind], body),
-                    encoded={"results": b"[" + b",".join(views) + b"]"})
+                    encoded={"results": views})
 
 
 def _encoded_view(call: Call, org: Organization, kind: str, item: dict[str, Any]) -> bytes:
@@ -550,21 +550,23 @@ def _encoded_views(call: Call, org: Organization, kind: str, items: list[dict[st
     as :func:`~vboplan.emulator.wire.compact_json`, a sixth of its time)."""
     from msgspec.json import encode
 
-    views = org.directory(kind).views
     link_base = call.base_url if call.profile.absolute_links else ""
-    keys = [(item["id"], call.version, link_base) for item in items]
-    encoded: list[bytes | None] = [views.get(key) for key in keys]
+    views = org.directory(kind).views.setdefault((call.version, link_base), {})
+    ids = list(map(itemgetter("id"), items))
+    encoded: list[bytes | None] = list(map(views.get, ids))
     missing = [index for index, found in enumerate(encoded) if found is None]
     if not missing:
         return encoded  # type: ignore[return-value]
-    todo = [items[index] for index in missing]
+    todo = items if len(missing) == len(items) else [items[index] for index in missing]
     built = _user_template(call, org).encode(todo) if kind == "users" else [None] * len(todo)
-    view = None
-    for index, item, found in zip(missing, todo, built, strict=True):
-        if found is None:
-            view = view or _viewer(call, org, kind)
-            found = encode(view(item))
-        encoded[index] = views[keys[index]] = found
+    if None in built:
+        view = _viewer(call, org, kind)
+        built = [found if found is not None else encode(view(item)) for found, item in zip(built, todo, strict=True)]
+    views.update(zip(map(ids.__getitem__, missing), built, strict=True))
+    if len(missing) == len(items):
+        return built  # type: ignore[return-value]
+    for index, found in zip(missing, built, strict=True):
+        encoded[index] = found
     return encoded  # type: ignore[return-value]
 
 

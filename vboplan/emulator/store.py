@@ -98,9 +98,9 @@ class Directory:
     by_name: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     by_display_name: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     derived: dict[str, tuple[str, ...]] = field(default_factory=dict)  # keys derived at load, never written back
-    # Each entry as the API shows it, encoded, by (entry id, version, link base): a directory never changes after
-    # it is loaded, so a page of 10,000 entries is joined from these instead of built and encoded again.
-    views: dict[tuple[str, str, str], bytes] = field(default_factory=dict, repr=False, compare=False)
+    # Each entry as the API shows it, encoded, by entry id, per (version, link base): a directory never changes
+    # after it is loaded, so a page of 10,000 entries is joined from these instead of built and encoded again.
+    views: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, item: dict[str, Any]) -> None:
         """Append ``item`` (which already has its ``id``) and index it."""

@@ -35,9 +35,10 @@ class Response:
     body: Any = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     reason: str | None = None
-    #: Members of a JSON object ``body`` given already encoded (their value in ``body`` is a placeholder): a page of
-    #: directory entries reuses the bytes of each entry instead of encoding 10,000 of them again.
-    encoded: dict[str, bytes] = field(default_factory=dict)
+    #: Members of a JSON object ``body`` given already encoded (their value in ``body`` is a placeholder), as bytes
+    #: or as a list of the encoded elements of an array: a page of directory entries reuses the bytes of each entry
+    #: instead of encoding 10,000 of them again, and is copied once into the answer.
+    encoded: dict[str, bytes | list[bytes]] = field(default_factory=dict)
     #: The whole JSON body, already encoded (instead of ``body``).
     raw: bytes | None = None
 
@@ -49,13 +50,26 @@ class Response:
             payload = self.raw
             headers.append(("Content-Type", JSON_CONTENT_TYPE))
         elif self.body is not None:
-            payload = b"{" + b",".join(
-                compact_json(key) + b":" + (self.encoded[key] if key in self.encoded else compact_json(value))
-                for key, value in self.body.items()) + b"}" if self.encoded else compact_json(self.body)
+            payload = self._joined() if self.encoded else compact_json(self.body)
             headers.append(("Content-Type", JSON_CONTENT_TYPE))
         headers.append(("Content-Length", str(len(payload))))
         reason = self.reason or _phrase(self.status)
         return f"{self.status} {reason}", headers, payload
+
+
+    def _joined(self) -> bytes:
+        """The object ``body`` with its :attr:`encoded` members, joined once."""
+        parts: list[bytes] = []
+        for key, value in self.body.items():
+            parts += [b"," if parts else b"{", compact_json(key), b":"]
+            given = self.encoded.get(key)
+            if given is None:
+                parts.append(compact_json(value))
+            elif isinstance(given, list):
+                parts += [b"[", b",".join(given), b"]"]
+            else:
+                parts.append(given)
+        return b"".join([*parts, b"}"]) if parts else b"{}"
 
 
 def compact_json(value: Any) -> bytes:
