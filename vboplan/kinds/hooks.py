@@ -3,7 +3,10 @@
 type and a typo is an error a type checker finds.
 
 A kind implements :class:`~vboplan.kinds.base.ResourceKind` and any of these; :class:`~vboplan.kinds.collection.
-CollectionKind` implements them all for every named collection.
+CollectionKind` implements the kind-level ones for every named collection (its spec describes it, so not
+:class:`Describes`), and a spec's ``hooks`` object the per-collection ones (:class:`ReadsMore`,
+:class:`PlacesCreate`, :class:`ChecksObject`, :class:`MakesKind`). Audit items implement :class:`Guarded`,
+:class:`Forgets` and :class:`Describes` on their own kind.
 """
 
 from __future__ import annotations
