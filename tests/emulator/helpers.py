@@ -10,6 +10,7 @@ has none (except v5's PUT .../EmailSettings, which echoes the settings, NOTES §
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from vboplan.emulator import Emulator
 SPEC_DIR = Path(os.environ.get("VBO_API_DOCS") or Path(__file__).resolve().parents[2].parent / "shared" / "vbo-api")
 SLICE_DIR = Path(__file__).resolve().parents[2] / "vboplan" / "schema"
 VERSIONS = ("v5", "v6", "v7", "v8")
+BASE_URL = "http://vbo.lab.local:4443"  # the in-process emulator's address as its tests' clients name it
 LENIENT = "X-Test-Lenient"  # a request carrying this header is not checked (tests of bad or lenient input)
 ADMIN = {"username": "vbo-admin", "password": "Adm1n-pass"}
 # Write-only values the tests send; no response may ever contain one (checked on every response).
@@ -85,14 +87,34 @@ def _defs(doc_version: str) -> dict[str, Any]:
     return {name: to_json_schema(schema) for name, schema in spec(doc_version)["components"]["schemas"].items()}
 
 
-def validate(doc_version: str, schema: dict[str, Any], value: Any, what: str) -> None:
-    """Fail the test when ``value`` does not fit ``schema`` (an OpenAPI schema of ``doc_version``)."""
-    full = {**to_json_schema(schema), "$defs": _defs(doc_version)}
-    errors = sorted(jsonschema.Draft202012Validator(full).iter_errors(value), key=lambda e: list(e.absolute_path))
+@functools.lru_cache(maxsize=4096)
+def _validator(doc_version: str, schema: str) -> jsonschema.Draft202012Validator:
+    """One validator per schema (given as its JSON text), kept with what it resolved: a test sends thousands of
+    requests whose answers share a few schemas."""
+    return jsonschema.Draft202012Validator({**to_json_schema(json.loads(schema)), "$defs": _defs(doc_version)})
+
+
+# Bodies already found to fit a schema, by (document, schema, digest of the body's bytes): the same bytes fit the
+# same schema again, and error answers repeat by the thousand.
+_FITTING: set[tuple[str, str, bytes]] = set()
+
+
+def validate(doc_version: str, schema: dict[str, Any], value: Any, what: str, raw: bytes | None = None) -> None:
+    """Fail the test when ``value`` does not fit ``schema`` (an OpenAPI schema of ``doc_version``); ``raw``: the
+    bytes ``value`` was decoded from, when it was."""
+    text = json.dumps(schema, sort_keys=True)
+    seen = (doc_version, text, hashlib.sha256(raw).digest()) if raw is not None else None
+    if seen in _FITTING:
+        return
+    errors = sorted(_validator(doc_version, text).iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
         pytest.fail(f"{what} does not match Veeam's {doc_version} document at {where}: {errors[0].message}",
                     pytrace=False)
+    if seen is not None:
+        if len(_FITTING) > 100_000:
+            _FITTING.clear()
+        _FITTING.add(seen)
 
 
 @functools.cache
@@ -106,8 +128,10 @@ def _path_table(doc_version: str) -> list[tuple[re.Pattern[str], str]]:
     return table
 
 
+@functools.lru_cache(maxsize=65536)
 def find_operation(version: str, method: str, path: str) -> tuple[str, str | None, dict[str, Any] | None]:
-    """(document version, documented template, operation) for a request path like ``/v5/AuditEmailSettings``."""
+    """(document version, documented template, operation) for a request path like ``/v5/AuditEmailSettings``
+    (kept: tests send many requests to one path)."""
     doc_version = "v6" if version == "v5" else version
     doc_path = f"/{doc_version}{path[3:]}" if version == "v5" else path
     for pattern, template in _path_table(doc_version):
@@ -173,7 +197,7 @@ def check_response(response: httpx.Response) -> None:
             schema = op["responses"]["default"]["content"]["application/json"]["schema"]
         else:
             schema = {"$ref": "#/components/schemas/RESTExceptionInfo"}
-        validate(doc_version, schema, value, what)
+        validate(doc_version, schema, value, what, body)
         return
     assert version is not None, f"{what}: success on an unserved version"
     if op is None:
@@ -193,7 +217,7 @@ def check_response(response: httpx.Response) -> None:
     if version == "v5" and method == "PUT" and path.lower().endswith("emailsettings"):
         get = spec(doc_version)["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]
         assert status == 200 and body, f"{what}: v5 echoes the settings with 200"
-        validate(doc_version, get["schema"], value, what)
+        validate(doc_version, get["schema"], value, what, body)
         return
     if documented is None:
         # v5 differs from v6's document only in success codes (NOTES §3, §4), always without a body.
@@ -206,7 +230,7 @@ def check_response(response: httpx.Response) -> None:
         return
     media = content.get("application/json") or content.get("*/*")
     assert body, f"{what}: the document promises a body"
-    validate(doc_version, media["schema"], value, what)
+    validate(doc_version, media["schema"], value, what, body)
 
 
 # -- clients, servers, data --------------------------------------------------------------------------------------
@@ -318,4 +342,4 @@ def seed_data() -> dict[str, Any]:
 
 def wsgi_client(app: Emulator) -> httpx.Client:
     """A validated client calling ``app`` in process."""
-    return validated_client(httpx.WSGITransport(app=app), base_url="http://vbo.lab.local:4443")
+    return validated_client(httpx.WSGITransport(app=app), base_url=BASE_URL)
