@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.emulator.helpers import VERSIONS, FakeClock, seed_data, wsgi_client  # noqa: E402
+from tests.emulator.helpers import VERSIONS, FakeClock, seed_data  # noqa: E402
 from tests.emulator.test_bad_requests import send_malformed  # noqa: E402
 from vboplan.emulator import Emulator, Store  # noqa: E402
 
@@ -36,20 +36,19 @@ def main() -> int:
         sent = errors = 0
         slowest = 0.0
         began = time.perf_counter()
-        with wsgi_client(emulator) as client:
-            requests = send_malformed(client, version, every=True)
-            while True:
-                start = time.perf_counter()
-                try:
-                    next(requests)
-                except StopIteration:
-                    break
-                except AssertionError as exc:  # a 5xx: counted; this version stops there
-                    errors += 1
-                    print(f"  {version}: {exc}")
-                    requests = iter(())
-                slowest = max(slowest, time.perf_counter() - start)
-                sent += 1
+        requests = send_malformed(emulator, version, every=True)
+        while True:
+            start = time.perf_counter()
+            try:
+                next(requests)
+            except StopIteration:
+                break
+            except AssertionError as exc:  # a 5xx: counted; this version stops there
+                errors += 1
+                print(f"  {version}: {exc}")
+                requests = iter(())
+            slowest = max(slowest, time.perf_counter() - start)
+            sent += 1
         took = time.perf_counter() - began
         bad = errors > 0 or slowest * 1000 > args.slowest_bound_ms
         failed |= bad
