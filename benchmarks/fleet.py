@@ -57,7 +57,7 @@ LARGE_ORG = "org1.onmicrosoft.com"
 
 
 def write_fleet(directory: Path, urls: list[str], count: int, templates: dict[str, str],
-                variables: dict | None = None) -> Path:
+                variables: dict | None = None, timeout: float | None = None) -> Path:
     """A project whose ``count`` environments come from an inventory, spread round-robin over ``urls``."""
     (directory / "templates").mkdir(parents=True, exist_ok=True)
     for name, text in templates.items():
@@ -66,6 +66,8 @@ def write_fleet(directory: Path, urls: list[str], count: int, templates: dict[st
     if variables is not None:
         (directory / "names.json").write_text(json.dumps(variables), encoding="utf-8")
         var_files = ", var_files: [names.json]"
+    if timeout is not None:
+        var_files += f", timeout: {timeout:g}"  # a 12 MB answer from a server sharing two loaded cores takes a while
     lines = [f"defaults: {{api_version: v8, username: admin, password_env: BENCH_PASSWORD{var_files}}}",
              "environments:"]
     lines += [f'  - {{name: tenant-{k:04d}, server: "{urls[k % len(urls)]}", labels: {{ring: "{k % 4}"}}}}'
@@ -234,7 +236,7 @@ def large(args: argparse.Namespace) -> None:
         with emulator_process("--seed", str(seed), "--latency-ms", str(args.latency_ms), count=args.servers) as urls:
             set_up = time.perf_counter() - set_up
             template = {"items.yaml.j2": "audit_items:\n  " + LARGE_ORG + ":\n    users: {{ users | tojson }}\n"}
-            project = write_fleet(work / "project", urls, args.environments, template, {"users": names})
+            project = write_fleet(work / "project", urls, args.environments, template, {"users": names}, timeout=600)
             run_vboplan("-C", str(project), "validate", "--env", "tenant-0000")
             naive_run = measured(str(Path(__file__).resolve()), "sequential", str(project))
             if naive_run.returncode != 0:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from vboplan.api.session import Session
 from vboplan.api.versions import PAGE_LIMIT_MAX
 from vboplan.errors import ApiError
+from vboplan.threads import ThreadPoolExecutor
 
 
 class Paging(Session):

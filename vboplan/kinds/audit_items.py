@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
@@ -28,6 +27,7 @@ from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
 from vboplan.schema import nearest
 from vboplan.sensitive import Sensitive
+from vboplan.threads import ThreadPoolExecutor
 
 PRINCIPALS = {"users": "User", "groups": "Group"}
 T = TypeVar("T")

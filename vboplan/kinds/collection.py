@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +32,7 @@ from vboplan.kinds.spec import SERVER_FIELDS, Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import MASK, Sensitive, digest, digest_of, is_digest, matches, reveal, same_live
+from vboplan.threads import ThreadPoolExecutor
 
 Path = tuple[str, ...]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +27,7 @@ from vboplan.kinds import principals
 from vboplan.planning.changes import Address, Change, make
 from vboplan.project.yamlfile import Located
 from vboplan.sensitive import reveal
+from vboplan.threads import ThreadPoolExecutor
 
 LISTS = {"selectedItems": "SelectedItems", "excludedItems": "ExcludedItems"}
 #: The template key naming an item's type (RESTJobBackupItemType): a principal's, or one of the organization's own.

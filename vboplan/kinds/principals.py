@@ -23,7 +23,6 @@ The API of this module, for any kind that names principals:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -31,6 +30,7 @@ from urllib.parse import quote
 
 from vboplan.api.client import VboClient
 from vboplan.errors import ApiError, ProjectError
+from vboplan.threads import ThreadPoolExecutor
 
 #: The API's item types, by the template key that names one (``user: ceo@contoso.com``).
 KINDS = {"user": "User", "group": "Group", "site": "Site", "team": "Team"}

@@ -17,7 +17,6 @@ selected item, an exclusion removed, ``roleType`` to ``EntireOrganization``) is 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +34,7 @@ from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
 from vboplan.project.yamlfile import Located, located_like, where_of
 from vboplan.sensitive import reveal
+from vboplan.threads import ThreadPoolExecutor
 
 LISTS = ("operators", "selectedItems", "excludedItems")
 WORDS = {"User": "user", "Group": "group", "Site": "site", "Team": "team"}

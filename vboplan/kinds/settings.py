@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from vboplan.kinds.catalog import SettingsSpec
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import MASK, Sensitive, digest_of, is_digest, matches, reveal, same_live
+from vboplan.threads import ThreadPoolExecutor
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +27,7 @@ from vboplan.project.render import Rendered
 from vboplan.sensitive import MASK, Sensitive, conceal_live, digest_of, is_digest, mask_recorded
 from vboplan.shapes import PLAN_FILE, problem, read_json
 from vboplan.state import atomic_write, now
+from vboplan.threads import ThreadPoolExecutor
 
 FORMAT_VERSION = 1
 
