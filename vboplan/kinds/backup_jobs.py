@@ -24,12 +24,14 @@ from typing import Any
 from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, ProjectError, RenderError
-from vboplan.kinds import job_items, principals, refs
+from vboplan.kinds import job_items, refs
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
+from vboplan.kinds.job_items import ITEMS
+from vboplan.kinds.principal_lists import as_live_key, as_live_keys, bare_name, moving, organization_of
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
-from vboplan.project.yamlfile import located_like, where_of
+from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import reveal
 
 _LISTS = tuple(job_items.LISTS)
@@ -126,28 +128,19 @@ class BackupJobsKind(CollectionKind):
             if not isinstance(fields, dict):
                 plain_raw[key] = fields
                 continue
-            kept: dict[Any, Any] = {}
-            mine: dict[str, Any] = {}
-            for name, value in fields.items():
-                lower = str(name).lower()
-                if lower in _NEVER:
-                    raise RenderError(f"{line(name)}: {label}: {_NEVER[lower]}")
-                if lower in ("selecteditems", "excludeditems"):
-                    which = "selectedItems" if lower == "selecteditems" else "excludedItems"
-                    mine[which] = job_items.parse(version, which, value, label, lambda _n, _k=name, _l=line: _l(_k))
-                elif lower == "organization":
-                    if not isinstance(reveal(value), str) or not str(reveal(value)).strip():
-                        raise RenderError(f"{line(name)}: {label}.organization must be an organization's name")
-                    mine["organization"] = str(reveal(value)).strip()
-                else:
-                    kept[name] = value
-            if "organization" not in mine:
+            never = next((n for n in fields if str(n).lower() in _NEVER), None)
+            if never is not None:
+                raise RenderError(f"{line(never)}: {label}: {_NEVER[str(never).lower()]}")
+            named = next((n for n in fields if str(n).lower() == "organization"), None)
+            if named is None:
                 raise RenderError(f"{line(None)}: {label} needs organization: NAME (the organization it backs up)")
-            for which in _LISTS:  # the organization's own items are named by it
-                for entry in mine.get(which, []):
-                    if entry["type"] in job_items.ORGANIZATION_TYPES:
-                        entry["name"] = mine["organization"]
-            plain_raw[key] = located_like(kept, fields)
+            if not isinstance(reveal(fields[named]), str) or not str(reveal(fields[named])).strip():
+                raise RenderError(f"{line(named)}: {label}.organization must be an organization's name")
+            organization = str(reveal(fields[named])).strip()
+            kept, lists = ITEMS.take(version, fields, label, line, organization)
+            kept.pop(named)
+            mine: dict[str, Any] = {"organization": organization, **lists}
+            plain_raw[key] = kept
             extra[text] = mine
         desired = super().normalise(version, plain_raw if isinstance(raw, dict) else raw, where)
         for key, fields in desired.items():
@@ -165,13 +158,7 @@ class BackupJobsKind(CollectionKind):
     def scope(self, desired: Declared) -> dict[str, Any]:  # type: ignore[override]
         """The jobs declared, and the principal names they declare per organization and type (with where each is
         declared, for the error naming an unknown one)."""
-        names: dict[str, dict[str, dict[str, str]]] = {}
-        for fields in desired.values():
-            org = names.setdefault(str(fields["organization"]), {})
-            for which in _LISTS:
-                for entry in fields.get(which, []):
-                    if entry["type"] not in job_items.ORGANIZATION_TYPES:  # no directory name to look up
-                        org.setdefault(entry["type"], {}).setdefault(entry["name"], entry["where"])
+        names = ITEMS.scope_names(desired)
         return {"jobs": sorted(desired, key=str.lower), "names": names,
                 "organizations": {key: str(fields["organization"]) for key, fields in desired.items()}}
 
@@ -200,31 +187,13 @@ class BackupJobsKind(CollectionKind):
             objects[key]["items"] = items
             for which in _LISTS:
                 values[which] = job_items.shown(items[which])
-        live["principals"] = self._resolve(client, scope, objects)
+        live["principals"] = ITEMS.resolve(client, scope, objects)
         return live
-
-    def _resolve(self, client: VboClient, scope: Any, objects: dict[str, Any]) -> dict[str, Any]:
-        """The principals of the declared names no live job's items carry, by organization (lower case), type and
-        lower-cased name."""
-        wanted = (scope or {}).get("names", {}) if isinstance(scope, dict) else {}
-        found: dict[str, dict[str, dict[str, Any]]] = {}
-        for org_name, by_type in sorted(wanted.items()):
-            org = refs.resolver(client).organization(org_name, self.name)
-            held = _held_principals(objects, str(org["name"]))
-            mine = found.setdefault(str(org["name"]).lower(), {})
-            for kind, names in sorted(by_type.items()):
-                missing = [n for n in names if job_items.label(kind, n) not in held.get(kind, {})]
-                if not missing:
-                    continue
-                where = names[missing[0]] if len(missing) == 1 else ""
-                resolved = principals.resolve(client, org, kind, missing, where=where)
-                mine[kind] = {job_items.label(kind, n): p for n, p in resolved.items()}
-        return found
 
     # -- plan --------------------------------------------------------------------------------------------------
 
     def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
-        desired = _as_live_keys(desired, live.get("objects") or {})
+        desired = as_live_keys(desired, live.get("objects") or {})
         plain = Declared()
         plain.where = desired.where
         for key, fields in desired.items():
@@ -245,7 +214,7 @@ class BackupJobsKind(CollectionKind):
                 for change in job_items.diff(job, found or key, obj["id"] if obj else None, which, fields[which],
                                              held, finder):
                     if change.action == "delete":
-                        parts = job_items.parts_of(change.address)
+                        parts = ITEMS.parts_of(change.address)
                         assert parts is not None
                         change = replace(change, detail={**change.detail, "elsewhere": _elsewhere(
                             objects, found, parts[2], parts[3])})
@@ -253,7 +222,7 @@ class BackupJobsKind(CollectionKind):
         return changes
 
     def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
-        parts = job_items.parts_of(address)
+        parts = ITEMS.parts_of(address)
         if parts is None:
             # A plan file's row is the author's text: what templates may not set, no row may either.
             named = [address.parts[1][1]] if len(address.parts) == 2 else list(after) if isinstance(after, dict) \
@@ -274,7 +243,7 @@ class BackupJobsKind(CollectionKind):
         obj = objects.get(found) if found else None
         if obj is not None and moving(basis, found or key, str(obj["values"].get("organization") or "")):
             obj = None  # the job is replaced (see diff): an item of the new job, none of the old one's
-        item = _items_by_key(obj, which).get((kind, name.lower()))
+        item = ITEMS.entries_by_key(obj, which).get((kind, name.lower()))
         detail: dict[str, Any] = {"key": found or key, "list": which, "type": kind,
                                   **({"job": obj["id"]} if obj else {})}
         if action == "delete":
@@ -294,8 +263,8 @@ class BackupJobsKind(CollectionKind):
         if action != "create" or item is not None:
             raise PlanError(f"{address}: an item is created, updated or deleted (this one is {action}d, or is "
                             "there already)")
-        org = _org_of(live, obj, basis, found or key)
-        principal = _known_principal(live, org, kind, name)
+        org = organization_of(self.name, live, obj, basis, found or key)
+        principal = ITEMS.known(live, org, kind, name)
         if principal is None:
             raise PlanError(f"{address}: the plan's recorded directory answers name no such {job_items.WORDS[kind]}")
         return make("create", self.name, address, None, dict(after), False, {**detail, "principal": principal["id"]})
@@ -305,7 +274,7 @@ class BackupJobsKind(CollectionKind):
         are rated by :func:`vboplan.policy.severity.moved`; job fields by the default rating."""
         from vboplan.policy.severity import Severity
 
-        parts = job_items.parts_of(change.address)
+        parts = ITEMS.parts_of(change.address)
         if parts is None:
             return None
         _key, which, kind, name = parts
@@ -330,7 +299,7 @@ class BackupJobsKind(CollectionKind):
         objects = (live or {}).get("objects") or {} if isinstance(live, dict) else {}
         counts: dict[tuple[str, str], int] = {}
         for change in changes:
-            parts = job_items.parts_of(change.address)
+            parts = ITEMS.parts_of(change.address)
             if parts is not None and change.action == "delete":
                 counts[(parts[0], parts[1])] = counts.get((parts[0], parts[1]), 0) + 1
         for (key, which), deleted in sorted(counts.items()):
@@ -372,20 +341,20 @@ class BackupJobsKind(CollectionKind):
         created = next((c for c in mine if c.action == "create" and len(c.address.parts) == 1), None)
         if any(c.action == "delete" and len(c.address.parts) == 1 for c in mine):
             return super().object_write(basis, api, key, [c for c in mine if len(c.address.parts) == 1], live).requests
-        items = [c for c in mine if job_items.parts_of(c.address) is not None]
+        items = [c for c in mine if ITEMS.parts_of(c.address) is not None]
         if created is not None:
             return [self._create_request(basis, api, key, created, items, live)]
         if obj is None:
             raise PlanError(f"{object_address(self.name, key)}: not on the server")
-        org = _org_of(live, obj, basis, key)
+        org = organization_of(self.name, live, obj, basis, key)
         job_id = str(obj["id"])
         requests = self._item_adds(basis.version, job_id, org, items, live)
         fields = [c for c in mine if len(c.address.parts) == 2 and c.address.parts[1][1] != "isEnabled"]
         if fields:
             requests.append(self._put(api, key, obj, fields, live))
-        requests += self._item_removes(job_id, items)
+        requests += ITEMS.removes(lambda which: job_items.item_path(job_id, which), items)
         for change in (c for c in items if c.action == "update"):
-            parts = job_items.parts_of(change.address)
+            parts = ITEMS.parts_of(change.address)
             assert parts is not None
             item = next(i for i in obj["items"][parts[1]] if i["id"] == change.detail.get("item"))
             body = job_items.body(basis.version, parts[2], item["principal"], {**item["flags"], **change.after})
@@ -398,7 +367,7 @@ class BackupJobsKind(CollectionKind):
     def _create_request(self, basis: Basis, api: Api, key: str, created: Change, items: list[Change],
                 live: dict[str, Any]) -> Request:
         org = Address.parse(str(created.after.get("organization"))).parts[0][1]
-        body: dict[str, Any] = {self.spec.key_field: job_name(key, org),
+        body: dict[str, Any] = {self.spec.key_field: bare_name(key, org),
                                 **self._api_body(created.after, live, basis.replaced)}
         for which in _LISTS:
             body[which] = [self._item_body(basis.version, org, c, live) for c in items
@@ -408,36 +377,23 @@ class BackupJobsKind(CollectionKind):
                        assigns=str(object_address(self.name, key)))
 
     def _item_body(self, version: str, org: str, change: Change, live: dict[str, Any]) -> dict[str, Any]:
-        parts = job_items.parts_of(change.address)
+        parts = ITEMS.parts_of(change.address)
         assert parts is not None
-        principal = _known_principal(live, org, parts[2], parts[3])
+        principal = ITEMS.known(live, org, parts[2], parts[3])
         if principal is None:
             raise PlanError(f"{change.address}: the plan's recorded directory answers name no such principal")
         return job_items.body(version, parts[2], principal, change.after or {})
 
     def _item_adds(self, version: str, job_id: str, org: str, items: list[Change],
                    live: dict[str, Any]) -> list[Request]:
-        requests = []
-        for which in _LISTS:
-            adds = [self._item_body(version, org, c, live) for c in items
-                    if c.action == "create" and c.address.parts[1][1] == which]
-            if adds:
-                requests.append(Request("POST", job_items.item_path(job_id, which), adds, (204,)))
-        return requests
-
-    def _item_removes(self, job_id: str, items: list[Change]) -> list[Request]:
-        requests = []
-        for which in _LISTS:
-            ids = [str(c.detail["item"]) for c in items if c.action == "delete" and c.address.parts[1][1] == which]
-            if ids:
-                requests.append(Request("DELETE", job_items.remove_path(job_id, which, ids), None, (204,)))
-        return requests
+        return ITEMS.adds(lambda which: job_items.item_path(job_id, which), items,
+                          lambda change: self._item_body(version, org, change, live))
 
     def _put(self, api: Api, key: str, obj: dict[str, Any], fields: list[Change], live: dict[str, Any]) -> Request:
         """The whole job as the version's PUT takes it (v6/v7 ``RESTJob``, v8 ``RESTEditBackupJob``), from the
         recorded live values and the changes; never its items, ``runNow`` or ``isEnabled``."""
         values = obj["values"]
-        body: dict[str, Any] = {"name": job_name(key, str(values.get("organization") or ""))}
+        body: dict[str, Any] = {"name": bare_name(key, str(values.get("organization") or ""))}
         for name in ("description", "backupType", "schedulePolicy"):
             if values.get(name) is not None:
                 body[name] = values[name]
@@ -448,12 +404,12 @@ class BackupJobsKind(CollectionKind):
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
         change = as_live_key(change, live)
-        parts = job_items.parts_of(change.address)
+        parts = ITEMS.parts_of(change.address)
         if parts is None:
             return super().verify(change, live)
         key, which, kind, name = parts
         obj = next((v for k, v in (live.get("objects") or {}).items() if k.lower() == key.lower()), None)
-        item = _items_by_key(obj, which).get((kind, name.lower()))
+        item = ITEMS.entries_by_key(obj, which).get((kind, name.lower()))
         if change.action == "delete":
             return item is None
         return item is not None and all(item["flags"].get(k) == v for k, v in (change.after or {}).items())
@@ -482,134 +438,13 @@ class BackupJobsKind(CollectionKind):
 
 # -- helpers -----------------------------------------------------------------------------------------------------
 
-def job_name(key: str, org: str) -> str:
-    """The job's name on the server: its key without the ``ORGANIZATION/`` that keys a name two organizations'
-    jobs share."""
-    return key[len(org) + 1:] if org and key.lower().startswith(org.lower() + "/") else key
-
-
-def as_live_key(change: Change, live: dict[str, Any]) -> Change:
-    """``change`` at the key the server's answer keys its object by: an object created as ``ORGANIZATION/NAME``
-    (the template's key) is keyed by its name alone where no other organization's object has it."""
-    objects = live.get("objects") or {}
-    key = change.address.parts[0][1]
-    if "/" not in key or any(k.lower() == key.lower() for k in objects):
-        return change
-    org, name = key.split("/", 1)
-    found = next((k for k, obj in objects.items() if k.lower() == name.lower()
-                  and str(obj["values"].get("organization") or "").lower() == org.lower()), None)
-    if found is None:
-        return change
-    return replace(change, address=Address(change.address.kind, (("[", found), *change.address.parts[1:])))
-
-
-def _as_live_keys(desired: Declared, objects: dict[str, Any]) -> Declared:
-    """``desired`` with each job keyed as the live values key the job of the same organization and name
-    (``Mail`` and ``contoso.onmicrosoft.com/Mail`` name the same job wherever only one organization has a Mail)."""
-    live = {(str(obj["values"].get("organization") or "").lower(),
-             job_name(key, str(obj["values"].get("organization") or "")).lower()): key for key, obj in objects.items()}
-    out = Declared()
-    for key, fields in desired.items():
-        org = str(fields.get("organization") or "")
-        found = live.get((org.lower(), job_name(key, org).lower()), key)
-        out[found] = fields
-        out.where[found] = desired.where.get(key, "")
-    return out
-
-
-_MEMO_LOCK = threading.Lock()
-_MEMO: dict[tuple[str, int, str], tuple[Any, Any]] = {}
-
-
-def _memo(name: str, objects: Any, arg: str, build: Callable[[], Any]) -> Any:
-    """``build()`` once per live objects (by identity) and ``arg``: a plan of a job of thousands of items asks the
-    same question of the same live values for every item."""
-    token = (name, id(objects), arg)
-    with _MEMO_LOCK:
-        found = _MEMO.get(token)
-        if found is not None and found[0] is objects:
-            return found[1]
-    value = build()
-    with _MEMO_LOCK:
-        if len(_MEMO) > 16:
-            _MEMO.clear()
-        _MEMO[token] = (objects, value)
-    return value
-
-
-def _items_by_key(obj: dict[str, Any] | None, which: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """A live job's items of one list by (type, lower-cased principal key)."""
-    if obj is None:
-        return {}
-    return _memo("items", obj, which, lambda: {(i["type"], principals.key(i["principal"]).lower()): i
-                                               for i in obj.get("items", {}).get(which, [])})
-
-
-def _held_principals(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """The principals the items of ``org``'s live jobs carry, by type and every lower-cased name they go by."""
-    return _memo("held", objects, org.lower(), lambda: _build_held(objects, org))
-
-
-def _build_held(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
-    held: dict[str, dict[str, dict[str, Any]]] = {}
-    for obj in objects.values():
-        if str(obj["values"].get("organization", "")).lower() != org.lower():
-            continue
-        for which in _LISTS:
-            for item in obj.get("items", {}).get(which, []):
-                for name in principals.labels(item["type"], item["principal"]):
-                    held.setdefault(item["type"], {})[name] = item["principal"]
-    return held
-
-
-def _known_principal(live: dict[str, Any], org: str, kind: str, name: str) -> dict[str, Any] | None:
-    """The principal ``name`` names in ``org`` from the recorded live values: a live job's item, or the
-    directory's answer."""
-    if kind in job_items.ORGANIZATION_TYPES:  # the organization's own item: named by the organization
-        orgs = {n.lower(): i for n, i in (live.get("refs") or {}).get("organizations", {}).items()}
-        if name.lower() != org.lower() or org.lower() not in orgs:
-            return None
-        return {"id": str(orgs[org.lower()]), "name": next(n for n in live["refs"]["organizations"]
-                                                           if n.lower() == org.lower()), "displayName": ""}
-    label = job_items.label(kind, name)
-    found = _held_principals(live.get("objects") or {}, org).get(kind, {}).get(label)
-    if found is not None:
-        return found
-    resolved = ((live.get("principals") or {}).get(org.lower()) or {}).get(kind) or {}
-    if label in resolved:
-        return dict(resolved[label])
-    by_label = _memo("resolved", resolved, kind, lambda: {name: p for p in resolved.values()
-                                                         for name in principals.labels(kind, p)})
-    return dict(by_label[label]) if label in by_label else None
-
-
 def _finder(live: dict[str, Any], org: str) -> Callable[[str, str, str], dict[str, Any]]:
     def find(kind: str, name: str, where: str) -> dict[str, Any]:
-        found = _known_principal(live, org, kind, name)
+        found = ITEMS.known(live, org, kind, name)
         if found is None:  # read resolved every declared name, or raised naming it
             raise ProjectError(f"{where}: organization '{org}': no {job_items.WORDS[kind]} named '{name}'")
         return found
     return find
-
-
-def moving(basis: Basis, key: str, live_org: str) -> bool:
-    """Whether the plan's scope declares live object ``key`` (a job, a role) in another organization than
-    ``live_org``, the server's: the plan replaces it (its replace row says so), and its entries are the new one's."""
-    declared = (basis.scope or {}).get("organizations", {}) if isinstance(basis.scope, dict) else {}
-    found = next((v for k, v in declared.items() if k.lower() == key.lower()), None)
-    return found is not None and str(found).lower() != live_org.lower()
-
-
-def _org_of(live: dict[str, Any], obj: dict[str, Any] | None, basis: Basis, key: str) -> str:
-    """The organization (name) of job ``key``: the live job's, else the one the plan's scope declares it in (a job
-    the plan creates; its create row names the same, and the create's items are found in that one)."""
-    if obj is not None:
-        return str(obj["values"].get("organization") or "")
-    declared = (basis.scope or {}).get("organizations", {}) if isinstance(basis.scope, dict) else {}
-    found = next((v for k, v in declared.items() if k.lower() == key.lower()), None)
-    if found is None:
-        raise PlanError(f"{object_address('backup_jobs', key)}: an item of a job the plan neither creates nor holds")
-    return str(found)
 
 
 def _elsewhere(objects: dict[str, Any], key: str | None, kind: str, name: str) -> list[str]:
@@ -621,8 +456,8 @@ def _elsewhere(objects: dict[str, Any], key: str | None, kind: str, name: str) -
     for other, obj in sorted(objects.items(), key=lambda i: i[0].lower()):
         if obj is here:
             continue
-        holds = (kind, name.lower()) in _items_by_key(obj, "selectedItems")
-        excluded = (kind, name.lower()) in _items_by_key(obj, "excludedItems")
+        holds = (kind, name.lower()) in ITEMS.entries_by_key(obj, "selectedItems")
+        excluded = (kind, name.lower()) in ITEMS.entries_by_key(obj, "excludedItems")
         whole = obj["values"].get("backupType") == "EntireOrganization" and not excluded \
             and str(obj["values"].get("organization") or "").lower() == org
         if holds or whole:

@@ -24,8 +24,8 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, RenderError
 from vboplan.kinds import principals
+from vboplan.kinds.principal_lists import Lists, label_of
 from vboplan.planning.changes import Address, Change, make
-from vboplan.project.yamlfile import Located
 from vboplan.sensitive import reveal
 from vboplan.threads import ThreadPoolExecutor
 
@@ -72,57 +72,26 @@ def check_fields(version: str, kind: str, values: Any) -> bool:
     return True
 
 
+def _bind(version: str, kind: str, flag: str, value: Any, where: str) -> Any:
+    prop = field_schema(version, kind, flag)
+    try:
+        return schema.bind(version, prop if schema.resolve(version, prop).get("type") == "array"
+                           else {"type": "boolean"}, reveal(value), where)
+    except schema.SchemaError as exc:
+        raise RenderError(f"{exc.where}: {exc.message}") from None
+
+
+#: The job's lists as :mod:`vboplan.kinds.principal_lists` keeps them: every item type in either list, with the
+#: fields of its type's schema; the organization's own items named by the job's organization.
+ITEMS = Lists(kind="backup_jobs", names=tuple(LISTS), held="items", words=WORDS, entry_id="item",
+              types=lambda version, which: tuple(WORDS), fields=lambda version, kind: flag_names(version, kind),
+              bind=_bind, by_organization=ORGANIZATION_TYPES, noun="item")
+parts_of = ITEMS.parts_of
+label = label_of
+
+
 def item_address(job: Address, which: str, kind: str, key: str) -> Address:
-    return job.field(which).field(WORDS[kind]).entry(key)
-
-
-def parse(version: str, which: str, raw: Any, label: str, where: Callable[[Any], str]) -> list[dict[str, Any]]:
-    """A template's item list as ``[{"type", "name", "flags", "where"}]``; a bad entry is refused with its line."""
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise RenderError(f"{where(None)}: {label}.{which} must be a list of items such as "
-                          "{user: NAME, mailbox: true}")
-    items: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
-    for index, entry in enumerate(raw):
-        here = f"{entry.where() if isinstance(entry, Located) else where(None)}: {label}.{which}[{index}]"
-        if not isinstance(entry, dict):
-            raise RenderError(f"{here} must be a mapping such as {{user: NAME, mailbox: true}}")
-        named = [k for k in entry if str(k).lower() in TYPES]
-        if len(named) != 1:
-            raise RenderError(f"{here} must name exactly one of {', '.join(WORDS.values())}")
-        kind = TYPES[str(named[0]).lower()]
-        if kind in ORGANIZATION_TYPES:  # the organization's own: named by the job's organization, filled in later
-            if reveal(entry[named[0]]) is not True:
-                raise RenderError(f"{here}: write {WORDS[kind]}: true (the organization's own item, no name)")
-            name = ""
-        else:
-            name = str(reveal(entry[named[0]]) or "").strip()
-            if not name:
-                raise RenderError(f"{here}: {WORDS[kind]} needs a name")
-        if (kind, name.lower()) in seen:
-            raise RenderError(f"{here}: {WORDS[kind]} '{name}' is listed twice")
-        seen.add((kind, name.lower()))
-        allowed = {n.lower(): n for n in flag_names(version, kind)}
-        flags: dict[str, Any] = {}
-        for key, value in entry.items():
-            if key == named[0]:
-                continue
-            flag = allowed.get(str(key).lower())
-            if flag is None:
-                hint = schema.nearest(str(key), sorted(allowed.values()))
-                shown = ", ".join(sorted(allowed.values())) or "none"
-                raise RenderError(f"{here}: '{key}' is not a flag of a {WORDS[kind]} item in API {version} "
-                                  f"(flags: {shown})" + (f"; did you mean '{hint}'?" if hint else ""))
-            prop = field_schema(version, kind, flag)
-            try:
-                flags[flag] = schema.bind(version, prop if schema.resolve(version, prop).get("type") == "array"
-                                          else {"type": "boolean"}, reveal(value), f"{here}.{flag}")
-            except schema.SchemaError as exc:
-                raise RenderError(f"{exc.where}: {exc.message}") from None
-        items.append({"type": kind, "name": name, "flags": flags, "where": here})
-    return items
+    return ITEMS.address(job, which, kind, key)
 
 
 # -- live --------------------------------------------------------------------------------------------------------
@@ -153,11 +122,6 @@ def _item(version: str, raw: dict[str, Any]) -> dict[str, Any] | None:
         keep = principals.compact(str(kind), raw[WORDS[kind]])
     flags = {name: raw[name] for name in flag_names(version, kind) if raw.get(name) is not None}
     return {"id": str(raw.get("id")), "type": kind, "principal": keep, "flags": flags}
-
-
-def label(kind: str, name: str) -> str:
-    """A declared name as :func:`vboplan.kinds.principals.labels` lower-cases a principal's names."""
-    return name.strip().rstrip("/").lower() if kind == "Site" else name.strip().lower()
 
 
 def shown(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -203,15 +167,6 @@ def diff(job: Address, key_name: str, job_id: str | None, which: str, desired: l
     return changes
 
 
-def parts_of(address: Address) -> tuple[str, str, str, str] | None:
-    """(job key, list, item type, principal name) of an item address, else None."""
-    parts = address.parts
-    if len(parts) == 4 and parts[0][0] == "[" and parts[1] in ((".", "selectedItems"), (".", "excludedItems")) \
-            and parts[2][0] == "." and parts[2][1] in WORDS.values() and parts[3][0] == "[":
-        return parts[0][1], parts[1][1], TYPES[parts[2][1].lower()], parts[3][1]
-    return None
-
-
 # -- requests ----------------------------------------------------------------------------------------------------
 
 def body(version: str, kind: str, principal: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +186,3 @@ def body(version: str, kind: str, principal: dict[str, Any], flags: dict[str, An
 def item_path(job_id: str, which: str, item_id: str = "") -> str:
     path = f"Jobs/{job_id}/{LISTS[which]}"
     return f"{path}/{quote(item_id, safe='')}" if item_id else path
-
-
-def remove_path(job_id: str, which: str, item_ids: list[str]) -> str:
-    return f"{item_path(job_id, which)}?ids={quote(','.join(item_ids), safe=',')}"

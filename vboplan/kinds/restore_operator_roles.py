@@ -19,20 +19,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import principals, refs
-from vboplan.kinds.backup_jobs import as_live_key, moving
-from vboplan.kinds.backup_jobs import job_name as role_name  # the name without ORGANIZATION/
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
-from vboplan.kinds.job_items import label as _label  # a declared name as the directory's names compare
+from vboplan.kinds.principal_lists import (
+    Lists,
+    as_live_key,
+    as_live_keys,
+    bare_name,
+    find,
+    moving,
+    org_name,
+    organization_of,
+)
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
-from vboplan.project.yamlfile import Located, located_like, where_of
+from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import reveal
 from vboplan.threads import ThreadPoolExecutor
 
@@ -94,32 +100,11 @@ SPEC = CollectionSpec(
 
 # -- entries -----------------------------------------------------------------------------------------------------
 
-def parse(version: str, which: str, raw: Any, label: str, where: Callable[[Any], str]) -> list[dict[str, Any]]:
-    """A template's list as ``[{"type", "name", "where"}]``; a bad entry is refused with its line."""
-    if raw is None:
-        return []
-    kinds = allowed(version, which)
-    words = " or ".join(WORDS[k] for k in kinds)
-    if not isinstance(raw, list):
-        raise RenderError(f"{where(None)}: {label}.{which} must be a list such as [{{{WORDS[kinds[1]]}: NAME}}]")
-    entries: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
-    for index, entry in enumerate(raw):
-        here = f"{entry.where() if isinstance(entry, Located) else where(None)}: {label}.{which}[{index}]"
-        if not isinstance(entry, dict) or len(entry) != 1:
-            raise RenderError(f"{here} must name one {words}, such as {{{WORDS[kinds[1]]}: NAME}}")
-        word, value = next(iter(entry.items()))
-        kind = TYPES.get(str(word).lower())
-        if kind not in kinds:
-            raise RenderError(f"{here}: '{word}' cannot be in {which} in API {version} (it holds {words})")
-        name = str(reveal(value) or "").strip()
-        if not name:
-            raise RenderError(f"{here}: {WORDS[kind]} needs a name")
-        if (kind, _label(kind, name)) in seen:
-            raise RenderError(f"{here}: {WORDS[kind]} '{name}' is listed twice")
-        seen.add((kind, _label(kind, name)))
-        entries.append({"type": kind, "name": name, "where": here})
-    return entries
+#: The role's lists as :mod:`vboplan.kinds.principal_lists` keeps them.
+ENTRIES = Lists(kind="restore_operator_roles", names=LISTS, held="entries", words=WORDS, entry_id="entry",
+                types=allowed, noun="entry")
+entry_address = ENTRIES.address
+parts_of = ENTRIES.parts_of
 
 
 def _entry(raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -162,19 +147,6 @@ def entry_body(kind: str, principal: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(principal["id"]), "type": kind, WORDS[kind]: carried}
 
 
-def entry_address(role: Address, which: str, kind: str, key: str) -> Address:
-    return role.field(which).field(WORDS[kind]).entry(key)
-
-
-def parts_of(address: Address) -> tuple[str, str, str, str] | None:
-    """(role key, list, principal type, principal name) of an entry's address, else None."""
-    parts = address.parts
-    if len(parts) == 4 and parts[0][0] == "[" and parts[1][0] == "." and parts[1][1] in LISTS \
-            and parts[2][0] == "." and parts[2][1] in TYPES and parts[3][0] == "[":
-        return parts[0][1], parts[1][1], TYPES[parts[2][1]], parts[3][1]
-    return None
-
-
 @dataclass(frozen=True)
 class RolesKind(CollectionKind):
     """The generic collection (role fields, organization, create/update/delete) plus the three lists."""
@@ -191,18 +163,14 @@ class RolesKind(CollectionKind):
                 plain[key] = fields
                 continue
             line = where_of(fields, lambda _k, _key=key: where(_key))
-            mine = {}
-            for name in list(fields):
-                if str(name) in LISTS:
-                    mine[str(name)] = parse(version, str(name), fields[name], label,
-                                            lambda _n, _k=name, _l=line: _l(_k))
+            kept, mine = ENTRIES.take(version, fields, label, line)
             if "organization" not in fields and "organizationId" not in fields:  # a raw id: refused below
                 raise RenderError(f"{line(None)}: {label} needs organization: NAME (the organization it serves)")
             if str(reveal(fields.get("roleType"))) == "SpecificObjects" and not mine.get("selectedItems"):
                 raise RenderError(f"{line('roleType')}: {label}: a role of the SpecificObjects type needs "
                                   "selectedItems (the objects its operators may restore); or write roleType: "
                                   "EntireOrganization")
-            plain[key] = located_like({k: v for k, v in fields.items() if str(k) not in LISTS}, fields)
+            plain[key] = kept
             lists[text] = mine
         desired = super().normalise(version, plain if isinstance(raw, dict) else raw, where)
         for key, fields in desired.items():
@@ -213,14 +181,9 @@ class RolesKind(CollectionKind):
     def scope(self, desired: Declared) -> dict[str, Any]:  # type: ignore[override]
         """The roles declared, and the principal names they declare per organization and type (with where each is
         declared, for the error naming an unknown one)."""
-        names: dict[str, dict[str, dict[str, str]]] = {}
-        for fields in desired.values():
-            org = names.setdefault(_org_name(fields.get("organization")), {})
-            for which in LISTS:
-                for entry in fields.get(which, []):
-                    org.setdefault(entry["type"], {}).setdefault(entry["name"], entry["where"])
+        names = ENTRIES.scope_names(desired)
         return {"roles": sorted(desired, key=str.lower), "names": names,
-                "organizations": {key: _org_name(fields.get("organization")) for key, fields in desired.items()}}
+                "organizations": {key: org_name(fields.get("organization")) for key, fields in desired.items()}}
 
     def addresses(self, scope: Any) -> set[Address]:  # type: ignore[override]
         keys = scope.get("roles", []) if isinstance(scope, dict) else list(scope or [])
@@ -239,29 +202,13 @@ class RolesKind(CollectionKind):
                 objects[key]["entries"] = entries
                 for which in LISTS:
                     objects[key]["values"][which] = shown(entries[which])
-        live["principals"] = self._resolve(client, scope, objects)
+        live["principals"] = ENTRIES.resolve(client, scope, objects)
         return live
-
-    def _resolve(self, client: VboClient, scope: Any, objects: dict[str, Any]) -> dict[str, Any]:
-        """The principals of the declared names no live role's entries carry: by organization (lower case), type
-        and lower-cased declared name."""
-        wanted = (scope or {}).get("names", {}) if isinstance(scope, dict) else {}
-        found: dict[str, dict[str, dict[str, Any]]] = {}
-        for org_name, by_type in sorted(wanted.items()):
-            org = refs.resolver(client).organization(org_name, self.name)
-            held = _held(objects, str(org["name"]))
-            mine = found.setdefault(str(org["name"]).lower(), {})
-            for kind, names in sorted(by_type.items()):
-                missing = [n for n in names if _label(kind, n) not in held.get(kind, {})]
-                resolved = principals.resolve(client, org, kind, missing, where=names)
-                if resolved:
-                    mine[kind] = {_label(kind, n): p for n, p in resolved.items()}
-        return found
 
     # -- plan --------------------------------------------------------------------------------------------------
 
     def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
-        desired = _as_live_keys(desired, live.get("objects") or {})
+        desired = as_live_keys(desired, live.get("objects") or {})
         plain = Declared()
         plain.where = desired.where
         for key, fields in desired.items():
@@ -273,7 +220,7 @@ class RolesKind(CollectionKind):
         for key, fields in sorted(desired.items(), key=lambda i: i[0].lower()):
             found = next((k for k in objects if k.lower() == key.lower()), None)
             obj = objects[found] if found and found.lower() not in replaced else None
-            org = str(obj["values"].get("organization")) if obj else _org_name(fields.get("organization"))
+            org = str(obj["values"].get("organization")) if obj else org_name(fields.get("organization"))
             role = object_address(self.name, found or key)
             for which in LISTS:
                 held = (obj or {}).get("entries", {}).get(which, [])
@@ -286,7 +233,7 @@ class RolesKind(CollectionKind):
         wanted: set[tuple[str, str]] = set()
         changes = []
         for entry in desired:
-            principal = _known(live, org, entry["type"], entry["name"])
+            principal = ENTRIES.known(live, org, entry["type"], entry["name"])
             if principal is None:  # read resolved every declared name, or raised naming it
                 raise ProjectError(f"{entry['where']}: organization '{org}': no {WORDS[entry['type']]} named "
                                    f"'{entry['name']}'")
@@ -321,8 +268,8 @@ class RolesKind(CollectionKind):
             return super().derive(basis, address, action, after)
         key, which, kind, name = parts
         live = basis.live if isinstance(basis.live, dict) else {}
-        obj = _object(live, key)
-        if obj is not None and moving(basis, key, _org_name(obj["values"].get("organization"))):
+        obj = find(live.get("objects") or {}, key)
+        if obj is not None and moving(basis, key, org_name(obj["values"].get("organization"))):
             obj = None  # the role is replaced (see diff): an entry of the new role, none of the old one's
         held = {principals.key(e["principal"]).lower(): e for e in (obj or {}).get("entries", {}).get(which, [])
                 if e["type"] == kind}
@@ -335,7 +282,7 @@ class RolesKind(CollectionKind):
         if action != "create" or entry is not None:
             raise PlanError(f"{address}: an entry of a role is created or deleted (this one is {action}d, or is "
                             "there already)")
-        principal = _known(live, _org_of(live, obj, basis, key), kind, name)
+        principal = ENTRIES.known(live, organization_of(self.name, live, obj, basis, key), kind, name)
         if principal is None or principals.key(principal).lower() != name.lower():
             raise PlanError(f"{address}: the plan's recorded directory answers name no such {WORDS[kind]}")
         return make("create", self.name, address, None, principals.describe(principal), False,
@@ -387,44 +334,41 @@ class RolesKind(CollectionKind):
         created = next((c for c in whole if c.action == "create"), None)
         if created is not None:
             request = super().object_write(basis, api, key, [created], live).requests[0]
-            org = _org_name(created.after.get("organization"))
-            body = {**request.body, "name": role_name(key, org)}
+            org = org_name(created.after.get("organization"))
+            body = {**request.body, "name": bare_name(key, org)}
             for which in LISTS:
                 body[which] = [self._body_of(basis, org, key, c) for c in entries
                                if c.action == "create" and c.address.parts[1][1] == which]
             return [Request(request.method, request.path, body, request.expect, assigns=request.assigns)]
-        obj = _object(live, key)
+        obj = find(live.get("objects") or {}, key)
         if obj is None:
             raise PlanError(f"{object_address(self.name, key)}: not on the server")
         org = str(obj["values"].get("organization"))
-        requests = []
-        for which in LISTS:  # adds first: a role turned SpecificObjects needs its selected items before the PUT
-            adds = [self._body_of(basis, org, key, c) for c in entries
-                    if c.action == "create" and c.address.parts[1][1] == which]
-            if adds:
-                requests.append(Request("POST", f"RbacRoles/{obj['id']}/{which}", adds, (204,)))
+        role_id = str(obj["id"])
+
+        def path(which: str) -> str:
+            return f"RbacRoles/{role_id}/{which}"
+
+        # Adds first: a role turned SpecificObjects needs its selected items before the PUT.
+        requests = ENTRIES.adds(path, entries, lambda change: self._body_of(basis, org, key, change))
         if fields:
             put = super().object_write(basis, api, key, fields, live).requests[0]
             # The lists are the sub-endpoints' to change; a PUT that left them out keeps them.
             body = {k: v for k, v in put.body.items() if k not in LISTS}
-            body["name"] = role_name(key, org)
+            body["name"] = bare_name(key, org)
             body.setdefault("organizationId", self._live_api_value("organizationId", obj, live))
             for name in ("name", "description", "roleType"):
                 if name not in body and obj["values"].get(name) is not None:
                     body[name] = obj["values"][name]
             requests.append(Request(put.method, put.path, body, put.expect))
-        for which in LISTS:  # removals last: the role keeps a selected item until it no longer needs one
-            ids = [str(c.detail["entry"]) for c in entries if c.action == "delete" and c.address.parts[1][1] == which]
-            if ids:
-                requests.append(Request("DELETE", f"RbacRoles/{obj['id']}/{which}?ids="
-                                        f"{quote(','.join(ids), safe=',')}", None, (204,)))
+        requests += ENTRIES.removes(path, entries)  # last: the role keeps a selected item until it needs none
         return requests
 
     def _body_of(self, basis: Basis, org: str, key: str, change: Change) -> dict[str, Any]:
         parts = parts_of(change.address)
         assert parts is not None
         live = basis.live if isinstance(basis.live, dict) else {}
-        principal = _known(live, org, parts[2], parts[3])
+        principal = ENTRIES.known(live, org, parts[2], parts[3])
         if principal is None:
             raise PlanError(f"{change.address}: the plan's recorded directory answers name no such principal")
         return entry_body(parts[2], principal)
@@ -435,7 +379,7 @@ class RolesKind(CollectionKind):
         if parts is None:
             return super().verify(change, live)
         key, which, kind, name = parts
-        obj = _object(live, key)
+        obj = find(live.get("objects") or {}, key)
         held = [e for e in (obj or {}).get("entries", {}).get(which, [])
                 if e["type"] == kind and principals.key(e["principal"]).lower() == name.lower()]
         return not held if change.action == "delete" else bool(held)
@@ -459,69 +403,3 @@ class RolesKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
-
-def _as_live_keys(desired: Declared, objects: dict[str, Any]) -> Declared:
-    """``desired`` with each role keyed as the live values key the role of the same organization and name
-    (``Desk`` and ``contoso.onmicrosoft.com/Desk`` name the same role wherever only one organization has a Desk)."""
-    live = {}
-    for key, obj in objects.items():
-        org = _org_name(obj["values"].get("organization"))
-        live[(org.lower(), role_name(key, org).lower())] = key
-    out = Declared()
-    for key, fields in desired.items():
-        org = _org_name(fields.get("organization"))
-        found = live.get((org.lower(), role_name(key, org).lower()), key)
-        out[found] = fields
-        out.where[found] = desired.where.get(key, "")
-    return out
-
-
-def _org_name(value: Any) -> str:
-    """An organization reference as the plan holds it (``organizations["NAME"]`` or the bare name): the name."""
-    text = str(value or "")
-    try:
-        return Address.parse(text).parts[0][1] if text.startswith("organizations[") else text
-    except ValueError:
-        return text
-
-
-def _object(live: dict[str, Any], key: str) -> dict[str, Any] | None:
-    return next((v for k, v in (live.get("objects") or {}).items() if k.lower() == key.lower()), None)
-
-
-def _held(objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """The principals the entries of ``org``'s live roles carry, by type and every lower-cased name they go by."""
-    held: dict[str, dict[str, dict[str, Any]]] = {}
-    for obj in objects.values():
-        if _org_name(obj["values"].get("organization")).lower() != org.lower():
-            continue
-        for which in LISTS:
-            for entry in obj.get("entries", {}).get(which, []):
-                for name in principals.labels(entry["type"], entry["principal"]):
-                    held.setdefault(entry["type"], {})[name] = entry["principal"]
-    return held
-
-
-def _known(live: dict[str, Any], org: str, kind: str, name: str) -> dict[str, Any] | None:
-    """The principal ``name`` names in ``org``, from the recorded live values: a live role's entry, or the
-    directory's answer."""
-    org = _org_name(org)
-    label = _label(kind, name)
-    found = _held(live.get("objects") or {}, org).get(kind, {}).get(label)
-    if found is not None:
-        return found
-    resolved = ((live.get("principals") or {}).get(org.lower()) or {}).get(kind) or {}
-    if label in resolved:
-        return dict(resolved[label])
-    return next((dict(p) for p in resolved.values() if label in principals.labels(kind, p)), None)
-
-
-def _org_of(live: dict[str, Any], obj: dict[str, Any] | None, basis: Basis, key: str) -> str:
-    """The organization (name) of role ``key``: the live role's, else the one the plan's scope declares it in."""
-    if obj is not None:
-        return _org_name(obj["values"].get("organization"))
-    declared = (basis.scope or {}).get("organizations", {}) if isinstance(basis.scope, dict) else {}
-    found = next((v for k, v in declared.items() if k.lower() == key.lower()), None)
-    if found is None:
-        raise PlanError(f"{object_address(SPEC.key, key)}: an entry of a role the plan neither creates nor holds")
-    return str(found)
