@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vboplan import progress
 from vboplan.api.client import VboClient
@@ -18,9 +18,11 @@ from vboplan.errors import VboplanError
 from vboplan.planning.changes import ACTIONS
 from vboplan.planning.plan import Plan, make_plan
 from vboplan.project.config import Environment, Project, load_project
-from vboplan.project.importing import ImportResult
 from vboplan.project.render import Rendered, render
 from vboplan.state import StateStore
+
+if TYPE_CHECKING:
+    from vboplan.project.importing import ImportResult  # loaded by the import command only
 
 log = logging.getLogger("vboplan")
 
