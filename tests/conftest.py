@@ -204,6 +204,42 @@ class ProjectDir:
         return embedded_emulator(load_project(self.root), name)
 
 
+def api_client(url: str, version: str) -> Any:
+    """An httpx client of the emulator's API at ``url``, logged in as admin (what a test checks the server with)."""
+    import httpx
+
+    http = httpx.Client(base_url=url)
+    token = http.post(f"/{version}/token", data={"grant_type": "password", "username": "admin",
+                                                 "password": API_SECRET}).json()["access_token"]
+    http.headers["Authorization"] = f"Bearer {token}"
+    return http
+
+
+def listed(http: Any, version: str, path: str) -> list[dict[str, Any]]:
+    """The objects ``GET /VERSION/PATH`` answers, a page's ``results`` or a plain array."""
+    body = http.get(f"/{version}/{path}").json()
+    return list(body["results"] if isinstance(body, dict) else body)
+
+
+def one_server_project(root: Path, url: str, version: str, env: str = "e") -> ProjectDir:
+    """A project of one environment ``env`` against the server at ``url`` (API ``version``, the password from
+    VBO_TEST_PASSWORD), with an empty variable file of its own."""
+    project = ProjectDir(root)
+    project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  {env}:\n    server: {url}\n"
+                                  f"    api_version: {version}\n    username: admin\n"
+                                  f"    password_env: VBO_TEST_PASSWORD\n    var_files: [environments/{env}.yaml]\n")
+    project.write(f"environments/{env}.yaml", "{}\n")
+    return project
+
+
+def plan_rows(result: Result) -> dict[str, dict[str, Any]]:
+    """The rows of ``plan --format json`` (one environment) by address."""
+    import json
+
+    assert result.exit_code in (0, 2), result.output
+    return {c["address"]: c for c in json.loads(result.stdout)["plans"][0]["changes"]}
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (pyproject.toml): one process more than cores, at most four. Much of the suite waits on
     subprocesses, servers and latency; on an idle 2-core machine three processes ran the suite in 235 s, two in 271 s."""
