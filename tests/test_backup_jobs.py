@@ -7,7 +7,6 @@ ever starts a job."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_SECRET, ProjectDir
+from conftest import API_SECRET, ProjectDir, api_client, listed, plan_rows
 
 from vboplan.emulator import Store, start
 
@@ -108,30 +107,12 @@ def _template(project: ProjectDir, repo: str = "Repo EU", enabled: str = "true",
     project.write("templates/jobs.yaml.j2", text)
 
 
-def _rows(result: Any) -> dict[str, dict[str, Any]]:
-    assert result.exit_code in (0, 2), result.output
-    return {c["address"]: c for c in json.loads(result.stdout)["plans"][0]["changes"]}
-
-
-def _api(server: Any, version: str) -> httpx.Client:
-    http = httpx.Client(base_url=server.url)
-    token = http.post(f"/{version}/token", data={"grant_type": "password", "username": "admin",
-                                                 "password": API_SECRET}).json()["access_token"]
-    http.headers["Authorization"] = f"Bearer {token}"
-    return http
-
-
-def _list(http: httpx.Client, version: str, path: str) -> list[dict[str, Any]]:
-    body = http.get(f"/{version}/{path}").json()
-    return body["results"] if isinstance(body, dict) else body
-
-
 def _job(http: httpx.Client, version: str, name: str) -> dict[str, Any]:
-    return next(j for j in _list(http, version, "Jobs") if j["name"] == name)
+    return next(j for j in listed(http, version, "Jobs") if j["name"] == name)
 
 
 def _names(http: httpx.Client, version: str, job: dict[str, Any], which: str) -> set[str]:
-    items = _list(http, version, f"Jobs/{job['id']}/{which}")
+    items = listed(http, version, f"Jobs/{job['id']}/{which}")
     return {(i.get("user") or i.get("group") or i.get("team") or {}).get("displayName")
             or (i.get("site") or {}).get("url") for i in items}
 
@@ -139,13 +120,13 @@ def _names(http: httpx.Client, version: str, job: dict[str, Any], which: str) ->
 @pytest.mark.parametrize("version", VERSIONS)
 def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version: str, tmp_path: Path) -> None:
     project, env = jobs_project, version
-    http = _api(servers[version], version)
+    http = api_client(servers[version].url, version)
     _template(project)
     mail = 'backup_jobs["Contoso mail"]'
 
     # Plan: the jobs, each principal one row by its directory name (a display name becomes the e-mail).
     planned = project.run("plan", "--env", env, "--format", "json")
-    rows = _rows(planned)
+    rows = plan_rows(planned)
     assert rows[mail]["action"] == "create"
     assert rows[mail]["after"]["organization"] == f'organizations["{ORG}"]'
     assert rows[mail]["after"]["repository"] == 'backup_repositories["Repo EU"]'
@@ -177,7 +158,7 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     _template(project, enabled="false", excluded=False, extra="      - {user: jane@contoso.com, oneDrive: true}\n",
               hr="mailbox: false", copy=copy)
     planned = project.run("plan", "--env", env, "--format", "json")
-    rows = _rows(planned)
+    rows = plan_rows(planned)
     hr = f'{mail}.selectedItems.group["hr@contoso.com"]'
     assert {a: r["action"] for a, r in rows.items()} == {
         f"{mail}.isEnabled": "update", f'{mail}.excludedItems.user["test@contoso.com"]': "delete",
@@ -192,9 +173,9 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     job = _job(http, version, "Contoso mail")
     assert job["isEnabled"] is False and _names(http, version, job, "ExcludedItems") == set()
     assert "Jane Doe" in _names(http, version, job, "SelectedItems")
-    group = next(i for i in _list(http, version, f"Jobs/{job['id']}/SelectedItems") if i["type"] == "Group")
+    group = next(i for i in listed(http, version, f"Jobs/{job['id']}/SelectedItems") if i["type"] == "Group")
     assert group["mailbox"] is False
-    copied = _list(http, version, "CopyJobs")
+    copied = listed(http, version, "CopyJobs")
     assert [(c["name"], c["backupJobId"], c["isEnabled"]) for c in copied] == [("Contoso mail copy", job["id"], True)]
     _converged(project, env)
 
@@ -203,7 +184,7 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}",
               extra="      - {user: jane@contoso.com, oneDrive: true}\n", hr="mailbox: false", copy=copy)
     planned = project.run("plan", "--env", env, "--format", "json")
-    rows = _rows(planned)
+    rows = plan_rows(planned)
     moved = [r for a, r in rows.items() if "ceo@contoso.com" in a]
     assert {r["action"] for r in moved} == {"create", "delete"}
     assert all(r["severity"] == "warning" and "full backup" in r["severity_reason"] for r in moved), moved
@@ -214,13 +195,13 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     assert rows['copy_jobs["Contoso mail"].isEnabled']["after"] is False
     assert rows['copy_jobs["Contoso mail"].schedulePolicy']["after"]["dailyTime"] == "04:00:00"
     assert project.run("apply", "--env", env, "--auto-approve").exit_code == 0
-    assert [c["isEnabled"] for c in _list(http, version, "CopyJobs")] == [False]
+    assert [c["isEnabled"] for c in listed(http, version, "CopyJobs")] == [False]
     _converged(project, env)
 
     # Jane removed from the one job left holding her: a warning naming her.
     _template(project, repo="Repo US", excluded=False, ceo="", moved="{user: ceo@contoso.com, mailbox: true}",
               hr="mailbox: false", copy=copy)
-    rows = _rows(project.run("plan", "--env", env, "--format", "json"))
+    rows = plan_rows(project.run("plan", "--env", env, "--format", "json"))
     jane = rows[f'{mail}.selectedItems.user["jane@contoso.com"]']
     assert jane["action"] == "delete" and jane["severity"] == "warning" and "jane@contoso.com" in \
         jane["severity_reason"] and "no other job" in jane["severity_reason"], jane
@@ -244,10 +225,10 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     assert refused.exit_code == 1 and "copy_jobs" in refused.stderr and "Contoso mail" in refused.stderr, refused.output
     project.write("templates/jobs.yaml.j2", "backup_jobs: {}\ncopy_jobs: {}\n")
     planned = project.run("plan", "--env", env, "--format", "json")
-    assert {r["action"] for r in _rows(planned).values()} == {"delete"}
+    assert {r["action"] for r in plan_rows(planned).values()} == {"delete"}
     assert project.run("apply", "--env", env, "--auto-approve").exit_code == 0
-    assert _list(http, version, "Jobs") == []
-    assert all(j.get("lastRun") is None for j in _list(http, version, "Jobs"))
+    assert listed(http, version, "Jobs") == []
+    assert all(j.get("lastRun") is None for j in listed(http, version, "Jobs"))
 
 
 def _saved(project: ProjectDir, env: str, path: Path) -> str:
@@ -282,9 +263,9 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
     seed = {**SEED, "organizations": [*SEED["organizations"], fabrikam]}
     monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)
     with start(Store.from_data(seed)) as server:
-        http = _api(server, "v8")
-        repo = _list(http, "v8", "BackupRepositories")[0]["id"]
-        for org in _list(http, "v8", "Organizations"):
+        http = api_client(server.url, "v8")
+        repo = listed(http, "v8", "BackupRepositories")[0]["id"]
+        for org in listed(http, "v8", "Organizations"):
             made = http.post("/v8/Jobs", json={"name": "Mail", "backupType": "EntireOrganization", "repositoryId": repo,
                                                "organizationId": org["id"]})
             assert made.status_code == 201, made.text
@@ -302,11 +283,11 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
                       " backupType: EntireOrganization}\n"
                       "  fabrikam.onmicrosoft.com/Mail: {organization: fabrikam.onmicrosoft.com, repository: Repo EU,"
                       " backupType: EntireOrganization, description: Fabrikam}\n")
-        rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
+        rows = plan_rows(project.run("plan", "--env", "v8", "--format", "json"))
         assert {a: r["action"] for a, r in rows.items()} == {'backup_jobs["fabrikam.onmicrosoft.com/Mail"].description':
                                                              "update"}
         assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
-        assert sorted((j["name"], j.get("description", "")) for j in _list(http, "v8", "Jobs")) == [
+        assert sorted((j["name"], j.get("description", "")) for j in listed(http, "v8", "Jobs")) == [
             ("Mail", ""), ("Mail", "Fabrikam")]
         # A principal removed from a job while a job backing up its entire organization stays: no warning.
         both = project.root.joinpath("templates/backup_jobs.yaml.j2").read_text()
@@ -315,7 +296,7 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
         assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
         project.write("templates/backup_jobs.yaml.j2", both + "  Jane: {organization: contoso.onmicrosoft.com, "
                       "repository: Repo EU, backupType: SelectedItems, selectedItems: [{user: ceo@contoso.com}]}\n")
-        rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
+        rows = plan_rows(project.run("plan", "--env", "v8", "--format", "json"))
         jane = rows['backup_jobs["Jane"].selectedItems.user["jane@contoso.com"]']
         assert jane["severity"] == "info" and "contoso.onmicrosoft.com/Mail" in jane["severity_reason"], jane
         project.write("templates/backup_jobs.yaml.j2", both + "  Jane: {organization: contoso.onmicrosoft.com, "
@@ -340,7 +321,7 @@ def test_a_job_and_its_copy_job_in_one_plan(jobs_project: ProjectDir, servers: d
                                             tmp_path: Path) -> None:
     # The copy job names the job's id the create answers with; v8's create needs the organization, which the server
     # cannot name for a job it does not hold yet: the template writes it (and v7 has no such field).
-    project, http = jobs_project, _api(servers[version], version)
+    project, http = jobs_project, api_client(servers[version].url, version)
     job = ("backup_jobs:\n  New: {organization: contoso.onmicrosoft.com, repository: Repo EU, "
            "backupType: EntireOrganization}\n")
     copy = "copy_jobs:\n  New: {repository: Archive EU, schedulePolicy: {type: Immediate}ORG}\n"
@@ -353,11 +334,11 @@ def test_a_job_and_its_copy_job_in_one_plan(jobs_project: ProjectDir, servers: d
     assert "(known after apply)" in shown.stdout, shown.stdout
     assert project.run("apply", str(tmp_path / "plan.json")).exit_code == 0
     made = _job(http, version, "New")
-    assert [c["backupJobId"] for c in _list(http, version, "CopyJobs")] == [made["id"]]
+    assert [c["backupJobId"] for c in listed(http, version, "CopyJobs")] == [made["id"]]
     _converged(project, version)
     project.write("templates/jobs.yaml.j2", "backup_jobs: {}\ncopy_jobs: {}\n")
     assert project.run("apply", "--env", version, "--auto-approve").exit_code == 0
-    assert _list(http, version, "Jobs") == [] and _list(http, version, "CopyJobs") == []
+    assert listed(http, version, "Jobs") == [] and listed(http, version, "CopyJobs") == []
 
 
 def test_a_principal_dropped_by_every_job_holding_it_is_a_warning() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_SECRET, ProjectDir, reseal
+from conftest import API_SECRET, ProjectDir, api_client, one_server_project, reseal
 
 from vboplan.emulator import Emulator, Store, start
 from vboplan.planning.plan import change_id
@@ -129,7 +129,6 @@ class Shared:
 @contextmanager
 def _serving(folder: Path, keys: dict[str, Path], version: str = "v8") -> Iterator[Shared]:
     """A fresh server and a project against it (API ``version``), the baseline applied."""
-    import httpx
 
     writes: list[tuple[str, str]] = []
     app = Emulator(Store.from_data(SEED))
@@ -142,15 +141,9 @@ def _serving(folder: Path, keys: dict[str, Path], version: str = "v8") -> Iterat
         patch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
         patch.setenv("JOB_NOTE", JOB_NOTE)
         patch.setenv("ROLE_NOTE", ROLE_NOTE)
-        project = ProjectDir(folder / "project")
+        project = one_server_project(folder / "project", server.url, version, env="dev")
         project.keys = keys
-        project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n"
-                      f"    server: {server.url}\n    api_version: {version}\n    username: admin\n"
-                      "    password_env: VBO_TEST_PASSWORD\n")
-        http = httpx.Client(base_url=server.url)
-        token = http.post(f"/{version}/token", data={"grant_type": "password", "username": "admin",
-                                             "password": API_SECRET}).json()["access_token"]
-        http.headers["Authorization"] = f"Bearer {token}"
+        http = api_client(server.url, version)
         state = Shared(project, writes, http)
         state.templates()
         applied = project.run("apply", "--env", "dev", "--auto-approve")

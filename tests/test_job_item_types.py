@@ -6,12 +6,11 @@ and a bad entry refused with its line."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import API_SECRET, ProjectDir
-from test_backup_jobs import SEED, _api, _list
+from conftest import API_SECRET, ProjectDir, api_client, listed, one_server_project, plan_rows
+from test_backup_jobs import SEED
 
 from vboplan.emulator import Store, start
 
@@ -35,25 +34,15 @@ def _write(project: ProjectDir, onedrive: str = "false", personal: bool = True) 
         "PERSONAL", "      - {personalSites: true}\n" if personal else ""))
 
 
-def _rows(result: object) -> dict[str, dict[str, object]]:
-    assert result.exit_code in (0, 2), result.output  # type: ignore[attr-defined]
-    return {c["address"]: c for c in json.loads(result.stdout)["plans"][0]["changes"]}  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("version", ["v6", "v7", "v8"])
 def test_the_organizations_own_items(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str) -> None:
     monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)
     monkeypatch.setenv("VBOPLAN_USER", "ann")
     with start(Store.from_data(SEED)) as server:
-        http = _api(server, version)
-        project = ProjectDir(tmp_path / "p")
-        config = (f"templates: [templates/*.yaml.j2]\nenvironments:\n  e:\n    server: {server.url}\n"
-                  f"    api_version: {version}\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n"
-                  "    var_files: [environments/e.yaml]\n")
-        project.write("vboplan.yaml", config)
-        project.write("environments/e.yaml", "{}\n")
+        http = api_client(server.url, version)
+        project = one_server_project(tmp_path / "p", server.url, version)
         _write(project)
-        rows = _rows(project.run("plan", "--env", "e", "--format", "json"))
+        rows = plan_rows(project.run("plan", "--env", "e", "--format", "json"))
         partial = f'{WHOLE}.selectedItems.partialOrganization["{ORG}"]'
         assert {a: r["action"] for a, r in rows.items()} == {
             WHOLE: "create", partial: "create", f'{WHOLE}.selectedItems.personalSites["{ORG}"]': "create",
@@ -62,8 +51,8 @@ def test_the_organizations_own_items(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert rows[partial]["after"] == {"mailbox": True, "oneDrive": False, "archiveMailbox": True}
         applied = project.run("apply", "--env", "e", "--auto-approve")
         assert applied.exit_code == 0, applied.output
-        job = next(j for j in _list(http, version, "Jobs") if j["name"] == "Whole tenant")
-        held = {i["type"]: i for i in _list(http, version, f"Jobs/{job['id']}/SelectedItems")}
+        job = next(j for j in listed(http, version, "Jobs") if j["name"] == "Whole tenant")
+        held = {i["type"]: i for i in listed(http, version, f"Jobs/{job['id']}/SelectedItems")}
         assert set(held) == {"PartialOrganization", "PersonalSites", "OneDriveFolders", "User"}, held
         assert held["PartialOrganization"]["mailbox"] is True and held["PartialOrganization"]["oneDrive"] is False
         assert held["OneDriveFolders"]["folders"] == ["Documents", "Desktop"]
@@ -71,17 +60,17 @@ def test_the_organizations_own_items(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
         # A flag turned on (the item's PUT), personal sites removed (the list's DELETE).
         _write(project, onedrive="true", personal=False)
-        rows = _rows(project.run("plan", "--env", "e", "--format", "json"))
+        rows = plan_rows(project.run("plan", "--env", "e", "--format", "json"))
         assert {a: r["action"] for a, r in rows.items()} == {
             partial: "update", f'{WHOLE}.selectedItems.personalSites["{ORG}"]': "delete"}, rows
         assert project.run("apply", "--env", "e", "--auto-approve").exit_code == 0
-        held = {i["type"]: i for i in _list(http, version, f"Jobs/{job['id']}/SelectedItems")}
+        held = {i["type"]: i for i in listed(http, version, f"Jobs/{job['id']}/SelectedItems")}
         assert "PersonalSites" not in held and held["PartialOrganization"]["oneDrive"] is True, held
         assert project.run("plan", "--env", "e", "--detailed-exitcode").exit_code == 0
 
         # Import writes them by type name; the next plan is clean.
         other = ProjectDir(tmp_path / "imported")
-        other.write("vboplan.yaml", config)
+        other.write("vboplan.yaml", project.root.joinpath("vboplan.yaml").read_text())
         done = other.run("import", "--env", "e", "--resource", "backup_jobs", "--resource", "backup_repositories")
         assert done.exit_code == 0, done.output
         written = "".join(p.read_text() for p in other.root.rglob("*.y*ml*") if p.name != "vboplan.yaml")

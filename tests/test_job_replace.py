@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import API_SECRET, ProjectDir
-from test_backup_jobs import SEED, _api, _list
+from conftest import API_SECRET, ProjectDir, api_client, listed, one_server_project, plan_rows
+from test_backup_jobs import SEED
 
 from vboplan.emulator import Store, start
 
@@ -46,14 +46,11 @@ def test_a_job_moved_to_another_organization_is_replaced_with_its_copy_job(
     monkeypatch.setenv("VBOPLAN_USER", "ann")
     seed = {**SEED, "organizations": [*SEED["organizations"], FABRIKAM]}
     with start(Store.from_data(seed)) as server:
-        http = _api(server, version)
-        project = ProjectDir(tmp_path / "p")
-        project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  e:\n    server: {server.url}\n"
-                                      f"    api_version: {version}\n    username: admin\n"
-                                      "    password_env: VBO_TEST_PASSWORD\n")
+        http = api_client(server.url, version)
+        project = one_server_project(tmp_path / "p", server.url, version)
         _write(project, version, "contoso.onmicrosoft.com", "jane@contoso.com")
         assert project.run("apply", "--env", "e", "--auto-approve").exit_code == 0
-        old_job = next(j for j in _list(http, version, "Jobs") if j["name"] == "Solo")
+        old_job = next(j for j in listed(http, version, "Jobs") if j["name"] == "Solo")
 
         # Moved: both are replaced, each with its reason; refused until lifecycle allows both.
         _write(project, version, "fabrikam.onmicrosoft.com", "bob@fabrikam.com")
@@ -73,7 +70,7 @@ def test_a_job_moved_to_another_organization_is_replaced_with_its_copy_job(
         plan_file = tmp_path / "plan.json"
         planned = project.run("plan", "--env", "e", "--out", str(plan_file), "--format", "json")
         assert planned.exit_code == 0, planned.output
-        rows = {c["address"]: c for c in json.loads(planned.stdout)["plans"][0]["changes"]}
+        rows = plan_rows(planned)
         assert {a: r["action"] for a, r in rows.items()} == {
             'backup_jobs["Solo"]': "replace", 'backup_jobs["Solo"].selectedItems.user["bob@fabrikam.com"]': "create",
             'copy_jobs["Solo"]': "replace"}, rows
@@ -92,17 +89,17 @@ def test_a_job_moved_to_another_organization_is_replaced_with_its_copy_job(
 
         applied = project.run("apply", str(plan_file))
         assert applied.exit_code == 0, applied.output
-        new_job = next(j for j in _list(http, version, "Jobs") if j["name"] == "Solo")
+        new_job = next(j for j in listed(http, version, "Jobs") if j["name"] == "Solo")
         assert new_job["id"] != old_job["id"]
-        fabrikam = next(o for o in _list(http, version, "Organizations") if o["name"] == FABRIKAM["name"])
+        fabrikam = next(o for o in listed(http, version, "Organizations") if o["name"] == FABRIKAM["name"])
         if version == "v8":
             assert new_job["organizationId"] == fabrikam["id"]
         else:  # v6/v7 answers name no organization: its job list does
             held = http.get(f"/{version}/Organizations/{fabrikam['id']}/Jobs").json()
             assert [j["id"] for j in held] == [new_job["id"]], held
-        items = _list(http, version, f"Jobs/{new_job['id']}/SelectedItems")
+        items = listed(http, version, f"Jobs/{new_job['id']}/SelectedItems")
         assert [i["user"]["name"] for i in items] == ["bob@fabrikam.com"], items
-        assert [c["backupJobId"] for c in _list(http, version, "CopyJobs")] == [new_job["id"]]
+        assert [c["backupJobId"] for c in listed(http, version, "CopyJobs")] == [new_job["id"]]
         again = project.run("plan", "--env", "e", "--detailed-exitcode")
         assert again.exit_code == 0, again.output
 
@@ -116,24 +113,22 @@ def test_a_role_moved_to_another_organization_is_replaced(tmp_path: Path, monkey
     role = ("restore_operator_roles:\n  Desk: {organization: ORG, roleType: EntireOrganization, "
             "operators: [{user: USER}]}\nlifecycle:\n  'restore_operator_roles[\"Desk\"]': {allow_replace: true}\n")
     with start(Store.from_data(seed)) as server:
-        http = _api(server, "v8")
-        project = ProjectDir(tmp_path / "p")
-        project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  e:\n    server: {server.url}\n"
-                                      "    api_version: v8\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n")
+        http = api_client(server.url, "v8")
+        project = one_server_project(tmp_path / "p", server.url, "v8")
         project.write("templates/roles.yaml.j2", role.replace("ORG", "contoso.onmicrosoft.com")
                       .replace("USER", "jane@contoso.com"))
         assert project.run("apply", "--env", "e", "--auto-approve").exit_code == 0
-        old = _list(http, "v8", "RbacRoles")[0]
+        old = listed(http, "v8", "RbacRoles")[0]
         project.write("templates/roles.yaml.j2", role.replace("ORG", "fabrikam.onmicrosoft.com")
                       .replace("USER", "bob@fabrikam.com"))
         planned = project.run("plan", "--env", "e", "--format", "json")
         assert planned.exit_code == 0, planned.output
-        rows = {c["address"]: c["action"] for c in json.loads(planned.stdout)["plans"][0]["changes"]}
+        rows = {a: r["action"] for a, r in plan_rows(planned).items()}
         assert rows == {'restore_operator_roles["Desk"]': "replace",
                         'restore_operator_roles["Desk"].operators.user["bob@fabrikam.com"]': "create"}, rows
         assert project.run("apply", "--env", "e", "--auto-approve").exit_code == 0
-        new = _list(http, "v8", "RbacRoles")
+        new = listed(http, "v8", "RbacRoles")
         assert len(new) == 1 and new[0]["id"] != old["id"], new
-        operators = _list(http, "v8", f"RbacRoles/{new[0]['id']}/operators")
+        operators = listed(http, "v8", f"RbacRoles/{new[0]['id']}/operators")
         assert [o["user"]["name"] for o in operators] == ["bob@fabrikam.com"], operators
         assert project.run("plan", "--env", "e", "--detailed-exitcode").exit_code == 0

@@ -13,10 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
-from conftest import API_SECRET, SEED, ProjectDir
+from conftest import SEED, ProjectDir, api_client
 from kill_harness import REPO, emulator_process
 
 from vboplan.emulator.store import CHANGES_SUFFIX
@@ -55,10 +54,7 @@ def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectD
         project.write("vboplan.yaml", (project.root / "vboplan.yaml").read_text().replace("emulator:dev", url, 1))
         before = project.run("plan", "--env", "dev", "--format", "json")
         assert before.exit_code == 0, before.output
-        http = httpx.Client(base_url=url)
-        token = http.post("/v8/token", data={"grant_type": "password", "username": "admin",
-                                             "password": API_SECRET}).json()["access_token"]
-        http.headers["Authorization"] = f"Bearer {token}"
+        http = api_client(url, "v8")
         # The emulator appends each change to its change log before it answers: watching the file (not the API,
         # whose answers wait out the same latency) sees the first create the moment it lands.
         _apply_killed_once(project, data.with_name(data.name + CHANGES_SUFFIX), b'"collection"')

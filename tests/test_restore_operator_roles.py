@@ -6,14 +6,13 @@ a did-you-mean); import round trip; delete."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import API_SECRET, ProjectDir
+from conftest import API_SECRET, ProjectDir, api_client, plan_rows
 
 from vboplan.emulator import Store, start
 
@@ -71,19 +70,6 @@ restore_operator_roles:
 """)
 
 
-def _rows(result: Any) -> dict[str, dict[str, Any]]:
-    assert result.exit_code in (0, 2), result.output
-    return {c["address"]: c for c in json.loads(result.stdout)["plans"][0]["changes"]}
-
-
-def _api(server: Any, version: str) -> httpx.Client:
-    http = httpx.Client(base_url=server.url)
-    token = http.post(f"/{version}/token", data={"grant_type": "password", "username": "admin",
-                                                 "password": API_SECRET}).json()["access_token"]
-    http.headers["Authorization"] = f"Bearer {token}"
-    return http
-
-
 def _role(http: httpx.Client, version: str) -> dict[str, Any]:
     return next(r for r in http.get(f"/{version}/RbacRoles").json() if r["name"] == "Helpdesk EU")
 
@@ -102,11 +88,11 @@ def _converged(project: ProjectDir, env: str) -> None:
 def test_restore_operator_roles(roles_project: ProjectDir, servers: dict[str, Any], version: str,
                                 tmp_path: Path) -> None:
     project, env = roles_project, version
-    http = _api(servers[version], version)
+    http = api_client(servers[version].url, version)
     _template(project)
 
     # Plan: the role, each principal one row by its directory name; a new role is critical.
-    rows = _rows(project.run("plan", "--env", env, "--format", "json"))
+    rows = plan_rows(project.run("plan", "--env", env, "--format", "json"))
     assert rows[ROLE]["action"] == "create" and rows[ROLE]["severity"] == "critical"
     assert rows[ROLE]["after"]["organization"] == f'organizations["{ORG}"]'
     assert {a for a in rows if a != ROLE} == {
@@ -129,7 +115,7 @@ def test_restore_operator_roles(roles_project: ProjectDir, servers: dict[str, An
 
     # A new operator and an exclusion removed: critical, each with its reason; through the sub-endpoints only.
     _template(project, operators="[{group: Helpdesk}, {user: IT Lead}]", excluded="[]")
-    rows = _rows(project.run("plan", "--env", env, "--format", "json"))
+    rows = plan_rows(project.run("plan", "--env", env, "--format", "json"))
     lead, ceo = f'{ROLE}.operators.user["it.lead@contoso.com"]', f'{ROLE}.excludedItems.user["ceo@contoso.com"]'
     assert {a: r["action"] for a, r in rows.items()} == {lead: "create", ceo: "delete"}
     assert rows[lead]["severity"] == rows[ceo]["severity"] == "critical"
@@ -147,7 +133,7 @@ def test_restore_operator_roles(roles_project: ProjectDir, servers: dict[str, An
 
     # The operator removed again (narrowing: info), and the whole organization in scope (critical).
     _template(project, role_type="EntireOrganization", excluded="[]")
-    rows = _rows(project.run("plan", "--env", env, "--format", "json"))
+    rows = plan_rows(project.run("plan", "--env", env, "--format", "json"))
     assert rows[lead]["action"] == "delete" and rows[lead]["severity"] == "info"
     assert rows[f"{ROLE}.roleType"]["severity"] == "critical"
     assert "entire organization" in rows[f"{ROLE}.roleType"]["severity_reason"]
@@ -177,7 +163,7 @@ def test_restore_operator_roles(roles_project: ProjectDir, servers: dict[str, An
 
     # Delete: the role goes, a warning.
     project.write("templates/roles.yaml.j2", "restore_operator_roles: {}\n")
-    rows = _rows(project.run("plan", "--env", env, "--format", "json"))
+    rows = plan_rows(project.run("plan", "--env", env, "--format", "json"))
     assert {a: (r["action"], r["severity"]) for a, r in rows.items()} == {ROLE: ("delete", "warning")}
     assert project.run("apply", "--env", env, "--auto-approve").exit_code == 0
     assert http.get(f"/{version}/RbacRoles").json() == []
@@ -209,7 +195,7 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
     seed = {**SEED, "organizations": [*SEED["organizations"], fabrikam]}
     monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)
     with start(Store.from_data(seed)) as server:
-        http = _api(server, "v8")
+        http = api_client(server.url, "v8")
         for org in http.get("/v8/Organizations").json()["results"]:
             made = http.post(f"/v8/Organizations/{org['id']}/RbacRoles",
                              json={"name": "Desk", "organizationId": org["id"], "roleType": "EntireOrganization"})
@@ -230,7 +216,7 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
         for other in project.root.joinpath("templates").glob("*.j2"):
             if other.name != "restore_operator_roles.yaml.j2":
                 other.unlink()
-        rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
+        rows = plan_rows(project.run("plan", "--env", "v8", "--format", "json"))
         assert {a: r["action"] for a, r in rows.items()} == {
             'restore_operator_roles["fabrikam.onmicrosoft.com/Desk"].description': "update"}
         assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
@@ -241,7 +227,7 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
                       f"  Desk: {{organization: {ORG}, roleType: EntireOrganization, description: Contoso desk}}\n"
                       "  fabrikam.onmicrosoft.com/Desk: {organization: fabrikam.onmicrosoft.com,"
                       " roleType: EntireOrganization, description: Fabrikam desk}\n")
-        rows = _rows(project.run("plan", "--env", "v8", "--format", "json"))
+        rows = plan_rows(project.run("plan", "--env", "v8", "--format", "json"))
         assert {a: r["action"] for a, r in rows.items()} == {
             f'restore_operator_roles["{ORG}/Desk"].description': "update"}
         # --target by the bare name: refused naming both where two organizations have it; mapped to the
@@ -253,14 +239,14 @@ def test_a_name_two_organizations_share_is_keyed_by_organization(tmp_path: Path,
         templates = project.root / "templates" / "restore_operator_roles.yaml.j2"
         templates.write_text(templates.read_text() + f"  {ORG}/Solo: {{organization: {ORG}, roleType: "
                              "EntireOrganization}\n")
-        rows = _rows(project.run("plan", "--env", "v8", "--format", "json", "--target",
+        rows = plan_rows(project.run("plan", "--env", "v8", "--format", "json", "--target",
                                  'restore_operator_roles["Solo"]'))
         assert {a: r["action"] for a, r in rows.items()} == {f'restore_operator_roles["{ORG}/Solo"]': "create"}, rows
         assert project.run("apply", "--env", "v8", "--auto-approve").exit_code == 0
         # Now the server holds one Solo, keyed by its name: the template's ORGANIZATION/NAME targets it.
         templates.write_text(templates.read_text().replace("EntireOrganization}\n", "EntireOrganization, "
                                                            "description: solo}\n"))
-        rows = _rows(project.run("plan", "--env", "v8", "--format", "json", "--target",
+        rows = plan_rows(project.run("plan", "--env", "v8", "--format", "json", "--target",
                                  f'restore_operator_roles["{ORG}/Solo"]'))
         assert {a: r["action"] for a, r in rows.items()} == {'restore_operator_roles["Solo"].description': "update"}, \
             rows
