@@ -239,3 +239,24 @@ def test_a_plans_change_records_are_encoded_once_for_its_checksum_and_its_file(p
     assert plan.change_records() is not records and plan.change_records()[0]["id"] == "cother"
     plan.digests = {**plan.digests, "cother": {"salt": "s", "hash": "h"}}
     assert plan.change_records()[0]["id"] == "cother" and plan.compute_checksum() != plan.checksum
+
+
+def test_a_derived_change_agrees_only_when_its_values_write_the_same_json() -> None:
+    """agree() holds a derived change to the diff's: the same JSON text of each value, so True is not 1 nor 1.0,
+    nor -0.0 0.0, while key order and tuple-or-list do not matter (a quicker path must say what the texts say)."""
+    from vboplan.planning.changes import Address, Update
+    from vboplan.planning.plan import agree
+
+    def update(after: object, detail: dict | None = None) -> Update:
+        return Update("audit_email_settings", Address.parse("audit_email_settings.port"), None, after,
+                      detail=detail or {})
+
+    base = {"port": 587, "useSSL": True, "ratio": 1.5, "to": ["a", "b"]}
+    assert agree(update(base), update(json.loads(json.dumps(base))))
+    assert agree(update(base), update(dict(reversed(list(base.items())))))
+    assert agree(update({"to": ("a", "b")}), update({"to": ["a", "b"]}))
+    for other in ({**base, "useSSL": 1}, {**base, "port": 587.0}, {**base, "ratio": 1.5000001}, {**base, "to": ["a"]}):
+        assert not agree(update(base), update(other))
+    assert not agree(update(-0.0), update(0.0)) and not agree(update(True), update(1))
+    assert not agree(update(1, {"reason": "x"}), update(1, {"reason": "y"}))
+    assert agree(update(1, {"n": [1, {"k": None}]}), update(1, {"n": [1, {"k": None}]}))

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
+
 from vboplan import progress
 from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, ProjectError
@@ -271,6 +273,9 @@ def _no_secrets(value: Any) -> Any:
     if isinstance(value, Sensitive):
         return MASK
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_no_secrets)
 
 
 def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded: dict[str, Any],
@@ -649,9 +654,21 @@ def agree(one: Change, other: Change) -> bool:
     if (one.kind, one.address, one.action, one.sensitive) != (other.kind, other.address, other.action,
                                                               other.sensitive):
         return False
-    if _text(one.detail) != _text(other.detail):
+    if not _same(one.detail, other.detail):
         return False
-    return one.sensitive or (_text(one.before) == _text(other.before) and _text(one.after) == _text(other.after))
+    return one.sensitive or (_same(one.before, other.before) and _same(one.after, other.after))
+
+
+def _same(value: Any, other: Any) -> bool:
+    """Whether two values write the same JSON text (:func:`_text`). Equal values that msgspec encodes to the same
+    bytes do (== alone would let ``1`` stand for ``True`` or ``1.0``): two encodings and a comparison in C instead
+    of two sorted JSON texts built, for each of a plan's 2,000 changes; anything else is compared as text."""
+    try:
+        if value == other and _ENCODER.encode(value) == _ENCODER.encode(other):
+            return True
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return _text(value) == _text(other)
 
 
 def _text(value: Any) -> str:
