@@ -190,3 +190,34 @@ def test_jobs_and_copy_jobs_seeded_by_name() -> None:
         Store.from_data({**data, "backup_jobs": {"Mail": {"organization": "contoso.onmicrosoft.com",
                                                           "repository": "Repo EU", "backupType": "SelectedItems",
                                                           "selectedItems": [{"user": "Nobody"}]}}, "copy_jobs": {}})
+
+
+@pytest.mark.parametrize("job_version", ["v6", "v7", "v8"])
+def test_the_organizations_own_items(client: Any, job_version: str) -> None:
+    # PartialOrganization, PersonalSites and OneDriveFolders name no principal: one of each per list, id from the
+    # type's GUID and the organization's id; answers validated against the version's document by the client.
+    api = Api(client, job_version).login()
+    org_id = api.org_id()
+    repo_id = _listed(api, "/BackupRepositories")[0]["id"]
+    job = {"name": "Tenant", "backupType": "SelectedItems", "repositoryId": repo_id,
+           "selectedItems": [{"type": "PartialOrganization", "mailbox": True, "oneDrive": False},
+                             {"type": "OneDriveFolders", "folders": ["Documents"]}]}
+    made = _create(api, org_id, job)
+    assert made.status_code in (200, 201), made.text
+    job_id = made.json()["id"]
+    items = {i["type"]: i for i in _listed(api, f"/Jobs/{job_id}/SelectedItems")}
+    assert set(items) == {"PartialOrganization", "OneDriveFolders"}, items
+    assert items["PartialOrganization"]["id"].lower() == "c37da450-6c4b-48c4-87e2-cc557ef5d897" + org_id.lower()
+    assert items["OneDriveFolders"]["folders"] == ["Documents"]
+    assert api.post(f"/Jobs/{job_id}/SelectedItems", json=[{"type": "PersonalSites"}]).status_code == 204
+    again = api.post(f"/Jobs/{job_id}/SelectedItems", json=[{"type": "PersonalSites"}], lenient=True)
+    assert again.status_code == 400, again.text
+    partial = items["PartialOrganization"]["id"]
+    assert api.put(f"/Jobs/{job_id}/SelectedItems/{partial}",
+                   json={"type": "PartialOrganization", "mailbox": True, "oneDrive": True}).status_code == 204
+    assert api.get(f"/Jobs/{job_id}/SelectedItems/{partial}").json()["oneDrive"] is True
+    removed = api.request("DELETE", f"/Jobs/{job_id}/SelectedItems", json=[partial]) if api.version == "v8" else \
+        api.delete(f"/Jobs/{job_id}/SelectedItems?ids={partial}")  # v8's document: the ids as a JSON body
+    assert removed.status_code == 204, removed.text
+    left = sorted(i["type"] for i in _listed(api, f"/Jobs/{job_id}/SelectedItems"))
+    assert left == ["OneDriveFolders", "PersonalSites"], left
