@@ -184,13 +184,7 @@ class SettingsKind:
         changes: list[Change] = []
         comparable = {k: reveal(v) for k, v in desired.items() if k in readable}
         seen = {k: _project(live.get(k), v) for k, v in comparable.items()}
-        differing: set[str] = set()
-        # Most plans find most settings as wanted; deepdiff (order-blind lists) only for those that are not. The
-        # JSON text tells true from 1 and 1 from 1.0, as deepdiff does.
-        if json.dumps(seen, sort_keys=True, default=repr) != json.dumps(comparable, sort_keys=True, default=repr):
-            from deepdiff import DeepDiff
-
-            differing = set(DeepDiff(seen, comparable, ignore_order=True).affected_root_keys)
+        differing = {name for name, value in comparable.items() if _differs(seen[name], value)}
         for name in sorted(differing):
             value = desired[name]
             sensitive = isinstance(value, Sensitive)
@@ -394,6 +388,19 @@ class SettingsKind:
 def _org_record(recorded: Any, org: str) -> dict[str, Any]:
     organizations = recorded.get("organizations", {}) if isinstance(recorded, dict) else {}
     return organizations.get(org) or {}
+
+
+def _differs(live: Any, desired: Any) -> bool:
+    """Whether a field's live value differs from the desired one. The JSON text tells true from 1 and 1 from 1.0, as
+    deepdiff does, and settles every scalar; deepdiff (order-blind lists) only for a list or object that is not as
+    wanted (most plans find most settings as wanted, and deepdiff costs a millisecond a call)."""
+    if json.dumps(live, sort_keys=True, default=repr) == json.dumps(desired, sort_keys=True, default=repr):
+        return False
+    if not isinstance(live, (dict, list)) or not isinstance(desired, (dict, list)):
+        return True
+    from deepdiff import DeepDiff
+
+    return bool(DeepDiff(live, desired, ignore_order=True))
 
 
 def _project(live: Any, desired: Any) -> Any:
