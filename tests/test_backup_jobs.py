@@ -389,3 +389,23 @@ def test_policy_rules_see_items_as_templates_write_them(jobs_project: ProjectDir
     _template(project, ceo="      - {user: ceo@contoso.com, mailbox: true, archiveMailbox: true}\n")
     checked = project.run("check", "--env", "v8", "--offline")
     assert checked.exit_code == 0, checked.output
+
+
+def test_a_job_keyed_by_organization_and_name_is_created_and_targeted_by_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The template keys it ORGANIZATION/NAME, the server (one organization has the name) by its name: the apply
+    # verifies it under the server's key, --target takes either spelling, and the next plan is clean.
+    from conftest import one_server_project
+
+    monkeypatch.setenv("VBO_TEST_PASSWORD", API_SECRET)
+    with start(Store.from_data(SEED)) as server:
+        project = one_server_project(tmp_path / "p", server.url, "v8")
+        project.write("templates/jobs.yaml.j2", f"backup_jobs:\n  {ORG}/Solo: {{organization: {ORG}, "
+                      "repository: Repo EU, backupType: EntireOrganization}\n  Other: {organization: "
+                      f"{ORG}, repository: Repo EU, backupType: EntireOrganization}}\n")
+        rows = plan_rows(project.run("plan", "--env", "e", "--format", "json", "--target", 'backup_jobs["Solo"]'))
+        assert list(rows) == [f'backup_jobs["{ORG}/Solo"]'], rows
+        applied = project.run("apply", "--env", "e", "--auto-approve")
+        assert applied.exit_code == 0, applied.output
+        assert sorted(j["name"] for j in listed(api_client(server.url, "v8"), "v8", "Jobs")) == ["Other", "Solo"]
+        assert project.run("plan", "--env", "e", "--detailed-exitcode").exit_code == 0
