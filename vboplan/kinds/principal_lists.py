@@ -14,6 +14,7 @@ is ``ORGANIZATION/NAME``.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -59,8 +60,9 @@ class Lists:
     by_organization: tuple[str, ...] = ()
     noun: str = "entry"
 
-    @property
+    @functools.cached_property
     def by_word(self) -> dict[str, str]:
+        """Principal types by lower-cased template word (asked for each entry of every list: built once)."""
         return {word.lower(): kind for kind, word in self.words.items()}
 
     # -- templates ---------------------------------------------------------------------------------------------
