@@ -181,3 +181,30 @@ def test_a_plan_keeps_a_count_and_digest_of_many_audit_items_and_still_sees_them
     assert applied.exit_code == 0, applied.output
     names = {item["user"]["name"] for item in http.get(f"/v8/Organizations/{org_id}/AuditItems").json()}
     assert names == {*audited, one_more}
+
+
+def test_the_digest_a_plan_keeps_of_many_audit_items_tells_any_two_lists_apart() -> None:
+    """What a plan file keeps of a large organization's items instead of the items: equal for the same items
+    (whatever the order of their keys), different for any field changed, a field's text moved into the next field,
+    two items swapped, or a name only a lone surrogate tells apart (encoded another way)."""
+    from vboplan.kinds.audit_items import _items_digest
+
+    def item(n: int, name: str = "", display: str = "") -> dict[str, str]:
+        return {"id": f"i{n}", "type": "User", "principalId": f"p{n}", "name": name or f"u{n}@x.com",
+                "displayName": display or f"User {n}"}
+
+    items = [item(n) for n in range(2_500)]
+    digest = _items_digest(items)
+    assert digest.startswith("sha256:") and len(digest) == 7 + 64
+    assert _items_digest([dict(reversed(list(i.items()))) for i in items]) == digest
+    variants = [
+        [*items[:1_700], item(1_700, name="other@x.com"), *items[1_701:]],
+        [*items[:-1], {**items[-1], "name": items[-1]["name"] + items[-1]["displayName"][:1],
+                       "displayName": items[-1]["displayName"][1:]}],
+        [items[1], items[0], *items[2:]],
+        [*items[:-1], item(2_499, name="u\ud800@x.com")],
+        [*items[:-1], item(2_499, name="u\ufffd@x.com")],
+        items[:-1],
+    ]
+    digests = [_items_digest(v) for v in variants]
+    assert digest not in digests and len(set(digests)) == len(digests)
