@@ -371,21 +371,21 @@ def wire_id(call: Call, org: Organization, kind: str, stored: str) -> str:
     return f"{org.id}:{_NOUNS[kind]}:{rest}:{object_id}"
 
 
-# A GUID's characters with every hex digit as "x": what a stored id's first 36 characters are, in :func:`wire_ids`.
+# A GUID's characters with every hex digit as "x": what a stored id's first 36 characters are, in :func:`_wire_ids`.
 _HEX_AS_X = bytes.maketrans(b"0123456789abcdefABCDEF", b"x" * 22)
 _GUID_SHAPE = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 
 
-def wire_ids(call: Call, org: Organization, kind: str, stored: list[str]) -> list[str] | None:
+def _wire_ids(version: str, org_id: str, kind: str, stored: list[str]) -> list[str] | None:
     """:func:`wire_id` of many ids at once, in loops that run in C; None where not every id is a GUID followed by
     an on-premises part without ``:`` (the form :func:`wire_id` splits; it writes the others)."""
-    if kind not in ("users", "groups") or not qualified_ids(call.version):
+    if kind not in ("users", "groups") or not qualified_ids(version):
         return stored
     heads = list(map(itemgetter(slice(0, 36)), stored))
     if ":" in "".join(stored) or "".join(heads).encode("utf-8", "replace").translate(_HEX_AS_X) != _GUID_SHAPE * len(heads):
         return None
     rests = map(itemgetter(slice(36, None)), stored)
-    return list(map("".join, zip(repeat(f"{org.id}:{_NOUNS[kind]}:"), rests, repeat(":"), heads)))
+    return list(map("".join, zip(repeat(f"{org_id}:{_NOUNS[kind]}:"), rests, repeat(":"), heads)))
 
 
 def find_principal(call: Call, org: Organization, kind: str, given: str) -> dict[str, Any] | None:
@@ -539,7 +539,9 @@ def list_directory(call: Call, kind: str) -> Response:
 
 def _encoded_view(call: Call, org: Organization, kind: str, item: dict[str, Any]) -> bytes:
     """:func:`principal_view` encoded, kept per entry, version and link base (see :func:`_encoded_views`)."""
-    return _encoded_views(call, org, kind, [item])[0]
+    views = org.directory(kind).views.get((call.version, call.base_url if call.profile.absolute_links else ""))
+    found = views.get(item["id"]) if views is not None else None
+    return found if found is not None else _encoded_views(call, org, kind, [item])[0]
 
 
 def _encoded_views(call: Call, org: Organization, kind: str, items: list[dict[str, Any]]) -> list[bytes]:
@@ -558,7 +560,7 @@ def _encoded_views(call: Call, org: Organization, kind: str, items: list[dict[st
     if not missing:
         return encoded  # type: ignore[return-value]
     todo = items if len(missing) == len(items) else [items[index] for index in missing]
-    built = _user_template(call, org).encode(todo) if kind == "users" else [None] * len(todo)
+    built = _user_template(call, org, link_base).encode(todo) if kind == "users" else [None] * len(todo)
     if None in built:
         view = _viewer(call, org, kind)
         built = [found if found is not None else encode(view(item)) for found, item in zip(built, todo, strict=True)]
@@ -570,11 +572,17 @@ def _encoded_views(call: Call, org: Organization, kind: str, items: list[dict[st
     return encoded  # type: ignore[return-value]
 
 
-def _user_template(call: Call, org: Organization) -> UserTemplate:
-    """The template of :func:`_viewer`'s user views for this call's version and link base."""
-    return UserTemplate(_PRINCIPAL_DEFAULTS["users"], {prop for prop, _ in fields(call.version, "RESTUser")},
-                        lambda stored: wire_ids(call, org, "users", stored),
-                        call.href(f"/Organizations/{org.id}/Users/"), call.href(f"/Organizations/{org.id}"))
+def _user_template(call: Call, org: Organization, link_base: str) -> UserTemplate:
+    """The template of :func:`_viewer`'s user views for this call's version and link base, made once."""
+    writers = org.users.writers
+    found = writers.get((call.version, link_base))
+    if found is None:
+        version, org_id = call.version, org.id
+        found = writers[version, link_base] = UserTemplate(
+            _PRINCIPAL_DEFAULTS["users"], {prop for prop, _ in fields(version, "RESTUser")},
+            lambda stored: _wire_ids(version, org_id, "users", stored),
+            call.href(f"/Organizations/{org_id}/Users/"), call.href(f"/Organizations/{org_id}"))
+    return found  # type: ignore[no-any-return]
 
 
 def get_principal(call: Call, kind: str) -> Response:
@@ -614,6 +622,10 @@ def _audit_item_json(call: Call, org: Organization, item: dict[str, Any]) -> byt
 def list_audit_items(call: Call) -> Response:
     """GET .../AuditItems: a plain array (not paged, in every version)."""
     org = call.organization()
+    for kind, principal_type in (("users", "User"), ("groups", "Group")):  # their views encoded together, once
+        directory = org.directory(kind)
+        _encoded_views(call, org, kind, [found for item in org.audit_items if item["type"] == principal_type
+                                         and (found := directory.get(item["principalId"])) is not None])
     return Response(200, raw=b"[" + b",".join(_audit_item_json(call, org, item) for item in org.audit_items)
                     + b"]")
 

@@ -101,6 +101,8 @@ class Directory:
     # Each entry as the API shows it, encoded, by entry id, per (version, link base): a directory never changes
     # after it is loaded, so a page of 10,000 entries is joined from these instead of built and encoded again.
     views: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict, repr=False, compare=False)
+    # What writes those entries, per (version, link base): the emulator's templates of users' views.
+    writers: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, item: dict[str, Any]) -> None:
         """Append ``item`` (which already has its ``id``) and index it."""

@@ -36,6 +36,7 @@ class UserTemplate:
                  wire_ids: Callable[[list[str]], list[str] | None], prefix: str, organization: str) -> None:
         self.defaults, self.declared, self.wire_ids = defaults, declared, wire_ids
         self.prefix, self.organization = prefix, organization
+        self._layouts: dict[tuple[str, ...], Layout] = {}
 
     def encode(self, items: list[dict[str, Any]]) -> list[bytes | None]:
         """Each item's view as JSON bytes, or None where the item needs its view built."""
@@ -48,7 +49,7 @@ class UserTemplate:
             for index, order in enumerate(orders):
                 groups.setdefault(order, []).append(index)  # type: ignore[attr-defined]
         for order, indexes in groups.items():
-            layout = self._layout(order)
+            layout = self._layouts[order] if order in self._layouts else self._layouts.setdefault(order, self._layout(order))
             if layout is None:
                 continue
             members = items if len(indexes) == len(items) else [items[index] for index in indexes]
