@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from conftest import ProjectDir, assert_one_clean_error, reseal, signer_line
+from forked import Forked
 
 from vboplan.trust.signing import canonical
 
@@ -323,7 +323,7 @@ def test_required_zero_applies_a_saved_plan_without_approvals(project: ProjectDi
 
 def test_concurrent_approvals_are_all_kept(project: ProjectDir, tmp_path: Path) -> None:
     # Eight processes at once (without the lock beside the plan file, some of their approvals are lost);
-    # benchmarks/approvals.py runs twenty and more.
+    # benchmarks/approvals.py runs twenty and more, each started as `python -m vboplan`.
     people = [f"approver{i:02d}" for i in range(8)]
     keys = {}
     for name in people:
@@ -336,11 +336,11 @@ def test_concurrent_approvals_are_all_kept(project: ProjectDir, tmp_path: Path) 
                           for name, key in keys.items()) + signer_line(project.keys, "ann") + "\n")
     path = _plan(project)
     env = {**os.environ, "VBOPLAN_USER": "ann"}
-    runs = [subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "approve", str(path),
-                              "--key", str(key)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for key in keys.values()]
-    outcomes = [run.communicate(timeout=120) + (run.returncode,) for run in runs]
-    assert all(code == 0 for _, _, code in outcomes), [err for _, err, code in outcomes if code]
+    # Processes of their own, forked ready to run (forked.py): they start within milliseconds of each other.
+    runs = [Forked(["-C", str(project.root), "approve", str(path), "--key", str(key)], env, tmp_path, name)
+            for name, key in keys.items()]
+    outcomes = [run.wait(120) for run in runs]
+    assert all(done.returncode == 0 for done in outcomes), [done.stderr for done in outcomes if done.returncode]
     shown = project.run("show", str(path))
     verified = [line for line in shown.stdout.splitlines() if line.startswith("Approval ") and
                 line.endswith(": verified")]
