@@ -116,10 +116,19 @@ def apply_process(project: ProjectDir, url: str) -> subprocess.Popen[str]:
     project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp:\n  host: smtp.dev.local\n"
                                            "notify_success: true\n")
     environ = {**os.environ, "PYTHONPATH": str(REPO), "VBO_TEST_PASSWORD": API_SECRET,
-               "SMTP_PASSWORD": SMTP_SECRET, "VBOPLAN_USER": "ann"}
+               "SMTP_PASSWORD": SMTP_SECRET, "VBOPLAN_USER": "ann", "PYTHONFAULTHANDLER": "1"}
     return subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
                              "--env", "dev", "--auto-approve"], env=environ, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+def _where(applying: subprocess.Popen[str]) -> str:
+    """What an apply that did not do what a test waited for is doing: its exit and output, or (still running) the
+    stack of each of its threads, which faulthandler prints when it is sent SIGABRT."""
+    if applying.poll() is None:
+        applying.send_signal(signal.SIGABRT)
+    stdout, stderr = applying.communicate(timeout=60)
+    return f"exit {applying.returncode}\n{stdout}\n{stderr}"
 
 
 def _puts(gate: Gate) -> list[str]:
@@ -165,7 +174,7 @@ def test_a_second_ctrl_c_while_stopping_still_says_what_reached_the_server(proje
     try:
         assert gate.arrived("second write"), "the apply never sent its second write"
         applying.send_signal(signal.SIGINT)
-        assert gate.arrived("logout"), "the interrupted apply did not log out"
+        assert gate.arrived("logout"), f"the interrupted apply did not log out: {_where(applying)}"
         applying.send_signal(signal.SIGINT)  # impatient: again, while it is still stopping
         stdout, stderr = applying.communicate(timeout=120)
     finally:
