@@ -40,7 +40,10 @@ COLLECTION = {"User": "Users", "Group": "Groups", "Site": "Sites", "Team": "Team
 # Above this many unresolved names in one organization, reading the whole directory (pages of 10,000, fetched
 # together) is quicker than one filtered lookup per name (8 at a time). Measured by benchmarks/names.py on a
 # 100,000-user organization at 20 ms a request against the emulator in its own process: crossovers at 613, 662
-# and 722 names (a walk costs about 2 s, mostly decoding 67 MB of JSON; a lookup about 3 ms with 8 in flight).
+# and 722 names when a cold walk cost about 2 s (a lookup about 3 ms with 8 in flight). The emulator now writes a
+# cold page from a template and the walk searches a page at once, so a walk costs less and the crossover is lower;
+# it was not re-measured on an idle machine (`names.py --crossover` under a load of 19 says nothing), so the
+# threshold stays where it was measured.
 PAGE_THRESHOLD = 650
 LOOKUP_WORKERS = 8
 
