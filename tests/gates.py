@@ -66,7 +66,7 @@ def gated_emulator(seed: dict[str, Any]) -> Iterator[Gate]:
         return emulator(environ, start_response)
 
     server = make_server("127.0.0.1", 0, app, server_class=_Threaded, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     gate.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:

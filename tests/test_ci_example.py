@@ -70,7 +70,7 @@ class FakeGitHub(BaseHTTPRequestHandler):
 def github() -> Iterator[str]:
     FakeGitHub.comments = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitHub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 

@@ -164,7 +164,7 @@ class _Silent(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
     def __enter__(self) -> _Silent:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

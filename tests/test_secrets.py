@@ -192,7 +192,7 @@ def echoing_server() -> Iterator[dict[str, Any]]:
         return emulator(environ, start_response)
 
     server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     echo["url"] = f"http://127.0.0.1:{server.server_address[1]}"
     try:
