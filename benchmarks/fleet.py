@@ -11,27 +11,37 @@ and more than one core used.
 
 ``large``: each environment declares ``--entries`` audit items (names from a JSON variable file, every one audited
 on its server already: a converged plan that reads and compares them all); the naive client is vboplan's own planner
-run one environment after another in one process. Printed: CPU per environment, cores used (CPU / wall), peak
-memory of the largest process, beside the naive client's and the floor.
+run one environment after another in one process, saving each plan file as ``--out-dir`` does. Printed: CPU per
+environment, cores used (CPU / wall), peak memory of the parent and of the largest process, beside the naive
+client's and the floor.
 
 The environments are spread over ``--servers`` emulator processes (a VBO server per process), so several share a
 server and its ``max_in_flight`` (8) bounds what vboplan sends it. The floor is the larger of the chain of dependent
-round trips of one environment and the requests of the busiest server at 8 in flight, times the latency.
+round trips of one environment and the requests of the busiest server at 8 in flight, times the latency. Each
+server answers one environment's requests before the naive client is timed (route tables are built on a server's
+first request). The parent's peak RSS is its own (RUSAGE_SELF, written as it exits), against 150 MiB.
 
 What bounds ``small`` on one 2-core machine (the peers are emulator processes on the same two cores, not servers of
-their own): CPU, not the servers. The naive client costs 9 x (20 ms + ~2 ms) per environment, ~100 s for 500 on
-an idle machine, so 20 x means ~5 s, i.e. at most ~10 core-seconds for everything. The emulators alone spend
-~1.3-1.8 ms of CPU per request (a threaded stdlib WSGI server: 6-8 s for the 4,500 requests, printed below), and
-vboplan 36-48 ms per environment (py-spy --gil over a one-process run: about half in plan_one, i.e. rendering,
-HTTP client, diff, checksum; the rest in the parent: the JSON output of 500 plans ~16 %, the mass-delete check of
-each plan ~10 %, start-up). ~20 + ~7 core-seconds on 2 cores is ~13 s at best: about 7-8 x against an idle naive
-client (a loaded machine slows the naive client too: 186-273 s measured). Worker processes add CPU of their own
-(~12 ms per environment here: an interpreter each, each plan pickled back) and win only where cores are free.
-Neither per-server concurrency (the floor is 0.45 s) nor the number of emulator processes is what limits it.
+their own): CPU, not the servers. The naive client costs 9 x (20 ms + ~10 ms) per environment, ~135 s for 500 on
+an idle machine, so 20 x means ~6.7 s, i.e. at most ~13 core-seconds for everything, emulators included. The
+emulators spend ~1.2-1.6 ms of CPU per request (a threaded stdlib WSGI server; its header parsing by the email
+package and wsgiref's handler are about a third of it): 6-7.5 s for the 4,500 requests, printed below. vboplan
+spent 36-48 ms per environment before these changes and ~27 ms in one process after (plan_one in a loop, load
+10-15): workers are forked (no interpreter, imports or project load per worker), fan-outs run on kept threads,
+settings are compared without deepdiff, and requests skip httpx's cookie, auth and redirect layers. What is left
+per environment: httpx/httpcore/h11 ~1.3 ms CPU a request against ~0.3 ms for the standard library's http.client
+(9 requests: about half of plan_one), rendering ~5 ms (a sandboxed Jinja environment and a YAML parse per
+environment), the plan's checksum ~2 ms, and in the parent the CLI's start-up and the 500-entry inventory (~1 s,
+before any worker starts), unpickling the plans and the JSON output. ~20 + ~7 core-seconds on 2 cores puts the
+idle ratio near 10 x, not 20 x: the next step is an HTTP client cheaper than httpx's per request.
 
-Measured 2026-12-02 (shared machine): 03:01-03:06 UTC, load 9-16: naive 185.9 s; one process 27.6 s (35.8 ms CPU
-per environment, 0.65 cores); workers 25.8 s (47.6 ms, 0.92 cores): 7.2 x, OVER. 02:56-03:01 UTC, load 12-14:
-naive 198.9 s, workers 20.5 s (40.7 ms, 0.99 cores): 9.7 x, OVER.
+Measured 2026-12-02 (shared machine, other sessions' suites running): before, 06:18-06:22 UTC, load 5-17: naive
+198.7 s, vboplan 34.6 s (48.7 ms CPU per environment, 0.70 cores): 5.7 x. After, 07:13-07:21 UTC, load 10-16:
+naive 310.4 s, vboplan 25.7 s (44.5 ms, 0.87 cores): 12.1 x; parent 58.7 MiB (it holds all 500 plans for the
+JSON output). A/B of the two checkouts on the same 25 servers, interleaved, three runs each, load 15-43: median
+CPU 26.0 s before, 21.7 s after. ``large`` 200 x 25,000 entries, 07:00-07:29 UTC, load 14-43 (the naive client
+then saved no plan files): naive 1,346.9 s (411.9 ms CPU per environment), vboplan 344.5 s (697.7 ms, 0.41
+cores): 3.9 x; parent 59.4 MiB, largest worker 565.4 MiB.
 """
 
 from __future__ import annotations
@@ -147,8 +157,9 @@ def spent(before: float | None) -> str:
     return "n/a" if before is None or after is None else f"{after - before:.3f} s"
 
 
-def sequential(project: str) -> None:
-    """The naive client of ``large``: vboplan's planner, one environment after another, in this one process."""
+def sequential(project: str, out_dir: str) -> None:
+    """The naive client of ``large``: vboplan's planner, one environment after another, in this one process, each
+    plan saved to ``out_dir`` as ``plan --out-dir`` saves it (the same work as the run it is compared with)."""
     sys.path.insert(0, str(ROOT))
     from vboplan.core import plan_one
     from vboplan.project.config import load_project
@@ -157,9 +168,10 @@ def sequential(project: str) -> None:
     changes = 0
     for env in loaded.environments.values():
         outcome = plan_one(loaded, env)
-        if outcome.error is not None:
+        if outcome.error is not None or outcome.plan is None:
             raise SystemExit(f"{env.name}: {outcome.error}")
-        changes += len(outcome.plan.changes) if outcome.plan else 0
+        outcome.plan.save(Path(out_dir) / f"{env.name}.json")
+        changes += len(outcome.plan.changes)
     print(json.dumps({"environments": len(loaded.environments), "changes": changes}))
 
 
@@ -240,7 +252,7 @@ def large(args: argparse.Namespace) -> None:
             template = {"items.yaml.j2": "audit_items:\n  " + LARGE_ORG + ":\n    users: {{ users | tojson }}\n"}
             project = write_fleet(work / "project", urls, args.environments, template, {"users": names}, timeout=600)
             run_vboplan("-C", str(project), "validate", "--env", "tenant-0000")
-            naive_run = measured(str(Path(__file__).resolve()), "sequential", str(project))
+            naive_run = measured(str(Path(__file__).resolve()), "sequential", str(project), str(work / "naive"))
             if naive_run.returncode != 0:
                 raise SystemExit(f"sequential planning failed:\n{naive_run.stderr[-3000:]}{naive_run.stdout[-2000:]}")
             run = measured_cli("-C", str(project), "-q", "plan", "--all", "--out-dir", str(work / "plans"))
@@ -263,8 +275,8 @@ def large(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "sequential":
-        sequential(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "sequential":
+        sequential(sys.argv[2], sys.argv[3])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     scenarios = parser.add_subparsers(dest="scenario", required=True)
