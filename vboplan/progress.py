@@ -140,6 +140,14 @@ def suspended() -> Iterator[None]:
         reporter._paused.clear()
 
 
+@contextmanager
+def still() -> Iterator[None]:
+    """No progress line is written while the block runs: a process forked in it is never copied mid-write (with
+    the stream's own lock held by the drawing thread, which the copy does not have)."""
+    with _lock:
+        yield
+
+
 def forget() -> None:
     """In a forked copy of this process: no progress block is open here (the parent's goes on there)."""
     global _current

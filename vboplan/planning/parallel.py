@@ -115,7 +115,8 @@ def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[
             # A forked worker closes its copies of the other workers' pipe ends (so each sees its parent go).
             inherited = list(fleet.pipes) if method == "fork" else []
             process = context.Process(target=_work, args=(settings, theirs, index, inherited), daemon=True)
-            process.start()
+            with progress.still():
+                process.start()
             theirs.close()
             fleet.add(process, mine)
         fleet.fill()
