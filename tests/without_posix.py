@@ -6,15 +6,18 @@ it, so the sequence pays Python's start-up and vboplan's imports once instead of
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 GONE = ("fchmod", "kill", "killpg", "O_DIRECTORY")
+HANG = 300  # seconds without an answer: the command hangs
 
 # Reads one JSON list of arguments per line on stdin; answers each with one JSON line on the descriptor the
 # process's stdout had (its stdout then goes to stderr, so a stray write cannot corrupt an answer). An exception
@@ -63,17 +66,30 @@ class WithoutPosix:
         self.process = subprocess.Popen([sys.executable, "-c", BOOT], env={**environ, "PYTHONPATH": str(REPO)},
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stray,
                                         text=True, encoding="utf-8")
+        # Answers are read on a thread of their own, so that a command that hangs fails the test after HANG
+        # seconds instead of holding it (portably: no select() on a pipe).
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
         # What of the calls that process still has once vboplan is imported: nothing (see test_posix_free.py).
         self.left = self._answer()
         assert self.left == {"left": [], "fcntl": False}, self.left
 
     def _answer(self) -> dict:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
+        try:
+            line = self._lines.get(timeout=HANG)
+        except queue.Empty:
+            self.process.kill()
+            raise AssertionError(f"no answer within {HANG}s") from None
         if not line:
             self._stray.seek(0)
             raise AssertionError(f"the process ended: {self._stray.read()}")
         return json.loads(line)
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put("")
 
     def run(self, *args: str) -> Outcome:
         assert self.process.stdin is not None
