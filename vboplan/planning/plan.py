@@ -361,6 +361,16 @@ def check_references(changes: list[Change], rendered: Rendered, reads: dict[str,
 
 def _check_in_use(changes: list[Change], reads: dict[str, Any]) -> None:
     """Refuse deleting an object another live object still refers to after the plan (the server refuses it)."""
+    found = _deleted_in_use(changes, reads)
+    if found:
+        change, user, through = found
+        raise ProjectError(f"{change.address} cannot be deleted: {user} uses it ({through}); change or "
+                           f"delete {user} in the same plan first")
+
+
+def _deleted_in_use(changes: list[Change], reads: dict[str, Any]) -> tuple[Change, Address, str] | None:
+    """The first delete of ``changes`` whose object a live object of ``reads`` still uses after them, with that
+    object and its field (None: none)."""
     deleted = {str(c.address).lower() for c in changes if c.action == "delete" and len(c.address.parts) == 1}
     changed = {str(c.address).lower() for c in changes if c.action == "update"}
     for change in (c for c in changes if str(c.address).lower() in deleted):
@@ -372,8 +382,29 @@ def _check_in_use(changes: list[Change], reads: dict[str, Any]) -> None:
             for user, through in kind.users(live, change.kind, key):
                 if str(user).lower() in deleted or str(user.field(through)).lower() in changed:
                     continue
-                raise ProjectError(f"{change.address} cannot be deleted: {user} uses it ({through}); change or "
-                                   f"delete {user} in the same plan first")
+                return change, user, through
+    return None
+
+
+def check_still_used(changes: list[Change], live: dict[str, Any]) -> None:
+    """Refuse ``changes`` (a plan file's, or the part of them approved) when one deletes or replaces an object that
+    a live object the plan recorded still uses after them: what planning refuses (see :func:`check_references` and
+    :func:`check_replacements`) or plans with it (a copy job replaced with its job), held again to the rows apply
+    carries out, so that no DELETE is sent that leaves an object pointing at nothing or that the server refuses
+    halfway through."""
+    if not any(c.action in ("delete", "replace") for c in changes):
+        return
+    found = _deleted_in_use(changes, live)
+    if found:
+        change, user, through = found
+        raise PlanError(f"{change.id} ({change.address}) would be deleted while {user} uses it ({through}), which "
+                        "the same apply does not change or delete; run 'vboplan plan' again")
+    for change in (c for c in changes if c.action == "replace" and len(c.address.parts) == 1):
+        user_of = _dependant(change, changes, live)
+        if user_of:
+            raise PlanError(f"{change.id} ({change.address}) would be replaced while {user_of} uses it, which the "
+                            "same apply does not replace, delete or point to another object; run 'vboplan plan' "
+                            "again")
 
 
 def check_replacements(changes: list[Change], rendered: Rendered, reads: dict[str, Any],
@@ -523,8 +554,10 @@ def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     kind (a kind after the kinds it requires); then replaces, their DELETEs in the reverse order (an object that
     refers to another before it) and their POSTs in order (the other first, its new id known after apply); then the
     creates and updates that refer to a replaced object (or to an object created after one), with its new id; then
-    deletes in the reverse order. So nothing is removed while something still needs it and nothing is created
+    deletes in the reverse order. So nothing is removed while something still needs it (a plan whose changes would
+    leave a deleted or replaced object in use is refused, see :func:`check_still_used`) and nothing is created
     before what it refers to. A pure function of the plan: what ``show --requests`` lists is what apply sends."""
+    check_still_used(changes, plan.live)
     order = list(KINDS)
     # The rows of a replaced object (the replace and its secrets) are carried out by its replace.
     objects = {(c.kind, c.address.parts[:1]) for c in changes if c.action == "replace"}
