@@ -210,6 +210,7 @@ class Plan:
         # What apply acts on is derived from each row's address, action and desired value, the schema and the
         # recorded live values; a row that says anything else was edited.
         plan.changes = derived_rows(plan, data["changes"], str(path))
+        _check_selection(plan, str(path))
         from vboplan.policy.severity import check_recorded
 
         check_recorded(plan, data["changes"], str(path))
@@ -737,6 +738,25 @@ def derived_rows(plan: Plan, rows: list[dict[str, Any]], where: str) -> list[Cha
                             "edited; run 'vboplan plan' again")
         changes.append(_row_change(plan, row, address, label))
     return changes
+
+
+def _check_selection(plan: Plan, where: str) -> None:
+    """A partial plan's rows are what its ``--target`` and ``--exclude`` keep of them, selected again as planning
+    selected them: a row the selection left out, put back into the file, is refused (the views say the plan holds
+    only what the selection keeps)."""
+    if not plan.targets and not plan.excluded:
+        return
+    managed = {a for name in plan.scope if name in KINDS for a in KINDS[name].addresses(plan.scope[name])}
+    try:
+        kept = select_changes(plan.environment, plan.changes, managed, plan.targets, plan.excluded, refers_to)
+    except (PlanError, ProjectError) as exc:
+        raise PlanError(f"{where}: {exc}; the file was edited; run 'vboplan plan' again") from None
+    ids = {c.id for c in kept}
+    outside = next((c for c in plan.changes if c.id not in ids), None)
+    if outside is not None:
+        options = [*(f"--target {t}" for t in plan.targets), *(f"--exclude {t}" for t in plan.excluded)]
+        raise PlanError(f"{where}: change {outside.id} ({outside.address}) is not what the plan's "
+                        f"{' '.join(options)} keep; the file was edited; run 'vboplan plan' again")
 
 
 def _row_change(plan: Plan, row: dict[str, Any], address: Address, label: str) -> Change:
