@@ -112,7 +112,12 @@ class Shared:
             "EncryptionKeys", "BackupRepositories", "Jobs", "CopyJobs", "RbacRoles")}
 
     def refused(self, tmp_path: Path, document: dict[str, Any], *fragments: str) -> str:
-        """Apply ``document`` as its author resealed it: refused with ``fragments``, and no write sent."""
+        """Apply ``document`` as its author resealed it: refused with ``fragments``, and no write sent. Its rows'
+        recorded severities are dropped first (a plan file without them is rated afresh), so that an attack meets
+        the derivation, not the check that a row's rating is its kind's."""
+        for row in document["changes"]:
+            row.pop("severity", None)
+            row.pop("severity_reason", None)
         edited = tmp_path / "hostile.json"
         reseal(edited, document, self.project.keys["ann"])
         before, held = len(self.writes), self.state()
@@ -208,7 +213,8 @@ def test_a_rotation_reordered_or_its_moves_edited_is_refused(shared: Shared, tmp
 
 def test_an_extra_put_smuggled_into_a_rotation_is_refused(shared: Shared, tmp_path: Path) -> None:
     """A third repository (on the server, not in the templates) recorded as using the key, so that the rotation
-    moves it too; and a move row of its own added for a repository the rotation already moves."""
+    moves it too: refused. A row of its own pointing a repository the rotation moves at the spare key is not
+    hidden: the table rates and shows it, and the requests list its PUT."""
     rotation = shared.plan(tmp_path, password=PASSWORD + "-new")
     held = {r["name"]: r for r in shared.http.get("/v8/BackupRepositories").json()["results"]}
     edited = copy.deepcopy(rotation)
@@ -227,12 +233,17 @@ def test_an_extra_put_smuggled_into_a_rotation_is_refused(shared: Shared, tmp_pa
         "after": 'encryption_keys["Spare key"]', "sensitive": False, "kind": "backup_repositories",
         "severity": "info", "severity_reason": "",
         "detail": {"key": "Key EU", "id": _id_of(rotation, "backup_repositories", "Key EU")}})
+    # Not hidden: a row of its own, which the table, its rating and the requests show as apply would send it.
     out = tmp_path / "smuggled.json"
+    for row in edited["changes"]:
+        row.pop("severity", None)
+        row.pop("severity_reason", None)
     reseal(out, edited, shared.project.keys["ann"])
     shown = shared.project.run("show", str(out))
-    # Either refused, or shown as a row of its own: the table says the repository moves to the spare key.
-    assert shown.exit_code == 1 or 'encryption_keys["Spare key"]' in shown.stdout, shown.output
-    shared.refused(tmp_path, edited, change_id(address))
+    assert shown.exit_code == 0 and 'encryption_keys["Spare key"]' in shown.stdout, shown.output
+    assert f"{change_id(address)} warning: encryption key changes" in shown.stdout, shown.stdout
+    assert ("PUT", f"/v8/BackupRepositories/{_id_of(rotation, 'backup_repositories', 'Key EU')}") in \
+        shared.requests(edited, tmp_path)
 
 
 def test_a_new_object_referring_to_the_rotated_key_keeps_its_reference(shared: Shared, tmp_path: Path) -> None:
@@ -281,14 +292,18 @@ def test_item_rows_of_a_replaced_job_from_another_scope_organization_are_refused
     """The job's move to fabrikam with its item rows (and the scope's organization) pointing at northwind's user
     while the replace row still says fabrikam; and a job the plan does not replace declared in fabrikam by the
     scope, so that an item of fabrikam's looks like the new job's."""
+    northwind = shared.plan(tmp_path, solo_org=NORTHWIND)  # the directory answers a northwind plan records
     plan = shared.plan(tmp_path, solo_org=FABRIKAM)
     edited = copy.deepcopy(plan)
+    edited["scope"]["backup_jobs"]["names"] = northwind["scope"]["backup_jobs"]["names"]
+    edited["live"]["backup_jobs"]["principals"] = northwind["live"]["backup_jobs"]["principals"]
     item = _row(edited, f'{SOLO}.selectedItems.user["bob@fabrikam.com"]')
     item["address"] = f'{SOLO}.selectedItems.user["nina@northwind.com"]'
     item["id"] = change_id(item["address"])
+    item["detail"] = _row(northwind, item["address"])["detail"]
     edited["scope"]["backup_jobs"]["organizations"]["Solo"] = NORTHWIND
     text = json.dumps(edited).replace('"bob@fabrikam.com"', '"nina@northwind.com"')
-    shared.refused(tmp_path, json.loads(text), item["id"])
+    shared.refused(tmp_path, json.loads(text), item["id"], f"no such principal in {FABRIKAM}")
 
     # Not replaced at all: a description edit of the role, and an item row for the unchanged job Solo of fabrikam.
     edit = shared.plan(tmp_path, role="Desk restores, edited")

@@ -381,7 +381,8 @@ class BackupJobsKind(CollectionKind):
         assert parts is not None
         principal = ITEMS.known(live, org, parts[2], parts[3])
         if principal is None:
-            raise PlanError(f"{change.address}: the plan's recorded directory answers name no such principal")
+            raise PlanError(f"{change.id} ({change.address}): the plan's recorded directory answers name no such "
+                            f"principal in {org}, the organization of the job")
         return job_items.body(version, parts[2], principal, change.after or {})
 
     def _item_adds(self, version: str, job_id: str, org: str, items: list[Change],

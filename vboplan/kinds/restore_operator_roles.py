@@ -370,7 +370,8 @@ class RolesKind(CollectionKind):
         live = basis.live if isinstance(basis.live, dict) else {}
         principal = ENTRIES.known(live, org, parts[2], parts[3])
         if principal is None:
-            raise PlanError(f"{change.address}: the plan's recorded directory answers name no such principal")
+            raise PlanError(f"{change.id} ({change.address}): the plan's recorded directory answers name no such "
+                            f"principal in {org}, the organization of the role")
         return entry_body(parts[2], principal)
 
     def verify(self, change: Change, live: dict[str, Any]) -> bool:
