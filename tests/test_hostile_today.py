@@ -308,10 +308,11 @@ def test_item_rows_of_a_replaced_job_from_another_scope_organization_are_refused
     # Not replaced at all: a description edit of the role, and an item row for the unchanged job Solo of fabrikam.
     edit = shared.plan(tmp_path, role="Desk restores, edited")
     address = f'{SOLO}.selectedItems.user["bob@fabrikam.com"]'
-    edit["changes"].append({**item, "address": address, "id": change_id(address)})
+    edit["changes"].append({**_row(plan, address), "address": address, "id": change_id(address)})
     edit["scope"]["backup_jobs"]["organizations"]["Solo"] = FABRIKAM
+    edit["scope"]["backup_jobs"]["names"] = plan["scope"]["backup_jobs"]["names"]
     edit["live"]["backup_jobs"]["principals"] = plan["live"]["backup_jobs"]["principals"]
-    shared.refused(tmp_path, edit, change_id(address))
+    shared.refused(tmp_path, edit, change_id(address), f"no such principal in {ORG}")
 
 
 def test_a_role_replaced_with_rows_of_another_organization_is_refused(shared: Shared, tmp_path: Path) -> None:
