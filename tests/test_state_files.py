@@ -3,6 +3,7 @@ write, and a run whose lock was broken by ``state unlock`` stops before it sends
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -119,16 +120,29 @@ def apply_process(project: ProjectDir, url: str) -> subprocess.Popen[str]:
                "SMTP_PASSWORD": SMTP_SECRET, "VBOPLAN_USER": "ann", "PYTHONFAULTHANDLER": "1"}
     return subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
                              "--env", "dev", "--auto-approve"], env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_shell if os.name != "nt" else None)
+
+
+def _as_from_a_shell() -> None:
+    """In the child before it runs Python: SIGINT handled by default and not blocked, as a shell starts a command.
+    A child inherits an ignored or blocked SIGINT from the process that starts it, and Python then leaves Ctrl-C
+    ignored; the test process (a pytest worker that earlier tests have used) is no reliable model of a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _where(applying: subprocess.Popen[str]) -> str:
     """What an apply that did not do what a test waited for is doing: its exit and output, or (still running) the
     stack of each of its threads, which faulthandler prints when it is sent SIGABRT."""
+    seen = ""
     if applying.poll() is None:
+        with contextlib.suppress(OSError):
+            seen = "".join(line for line in Path(f"/proc/{applying.pid}/status").read_text().splitlines(True)
+                           if line.startswith(("SigBlk", "SigIgn", "SigCgt", "Threads")))
         applying.send_signal(signal.SIGABRT)
     stdout, stderr = applying.communicate(timeout=60)
-    return f"exit {applying.returncode}\n{stdout}\n{stderr}"
+    return f"exit {applying.returncode}\n{seen}{stdout}\n{stderr}"
 
 
 def _puts(gate: Gate) -> list[str]:
