@@ -243,7 +243,14 @@ def _spellings(char: str) -> list[str]:
 
 
 def _text_pattern(text: str) -> str:
-    return "".join(f"(?:{'|'.join(_spellings(char))})" for char in text)
+    return "".join(map(_char_pattern, text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _char_pattern(char: str) -> str:
+    """One character's alternation of :func:`_spellings`, made once per character a process meets (every secret of
+    every run is spelt out character by character)."""
+    return f"(?:{'|'.join(_spellings(char))})"
 
 
 def _base64_forms(text: str) -> set[str]:
