@@ -303,7 +303,7 @@ def test_item_rows_of_a_replaced_job_from_another_scope_organization_are_refused
     item["detail"] = _row(northwind, item["address"])["detail"]
     edited["scope"]["backup_jobs"]["organizations"]["Solo"] = NORTHWIND
     text = json.dumps(edited).replace('"bob@fabrikam.com"', '"nina@northwind.com"')
-    shared.refused(tmp_path, json.loads(text), item["id"], f"no such principal in {FABRIKAM}")
+    shared.refused(tmp_path, json.loads(text), item["id"], f"templates declare it in {FABRIKAM}")
 
     # Not replaced at all: a description edit of the role, and an item row for the unchanged job Solo of fabrikam.
     edit = shared.plan(tmp_path, role="Desk restores, edited")
@@ -312,7 +312,7 @@ def test_item_rows_of_a_replaced_job_from_another_scope_organization_are_refused
     edit["scope"]["backup_jobs"]["organizations"]["Solo"] = FABRIKAM
     edit["scope"]["backup_jobs"]["names"] = plan["scope"]["backup_jobs"]["names"]
     edit["live"]["backup_jobs"]["principals"] = plan["live"]["backup_jobs"]["principals"]
-    shared.refused(tmp_path, edit, change_id(address), f"no such principal in {ORG}")
+    shared.refused(tmp_path, edit, change_id(address), f"templates declare it in {ORG}")
 
 
 def test_a_role_replaced_with_rows_of_another_organization_is_refused(shared: Shared, tmp_path: Path) -> None:

@@ -81,6 +81,7 @@ def clear_plan_file(project: Project, path: Path) -> tuple[Plan, Environment, Cl
     check_fresh(plan, env.approvals, StateStore(project, env).read())
     guard.check(plan, project.guard)
     check_lifecycle(project, env, plan)
+    check_organizations(project, env, plan)
     from vboplan.policy.enforce import enforce, extra_trusts
 
     clearance = clear(plan, env.approvals, also_trusted=extra_trusts(project, plan))
@@ -106,6 +107,33 @@ def check_lifecycle(project: Project, env: Environment, plan: Plan) -> None:
     if refused:
         raise PlanError(f"the plan for '{plan.environment}' is refused by the lifecycle rules of the templates: "
                         f"{'; '.join(refused)}")
+
+
+def check_organizations(project: Project, env: Environment, plan: Plan) -> None:
+    """Refuse a plan whose scope declares a job or role in another organization than the templates do. The scope
+    says which organization an object's entries are derived and resolved in, and whether the object is replaced
+    (moved to another organization): the plan file's scope is its author's text, the templates' (rendered again,
+    without the secrets) are the ones that count."""
+    kinds = sorted({c.kind for c in plan.changes if isinstance(plan.scope.get(c.kind), dict)
+                    and isinstance(plan.scope[c.kind].get("organizations"), dict)})
+    if not kinds:
+        return
+    resources = render(project, env, offline=True).resources
+    for name in kinds:
+        declared = {str(k).lower(): (str(k), str(v)) for k, v in plan.scope[name]["organizations"].items()}
+        own = KINDS[name].scope(resources[name]).get("organizations") or {} if name in resources else {}
+        templates = {str(k).lower(): (str(k), str(v)) for k, v in own.items()}
+        for key in sorted(set(declared) | set(templates)):
+            said, meant = declared.get(key), templates.get(key)
+            if said is not None and meant is not None and said[1].lower() == meant[1].lower():
+                continue
+            shown = (said or meant or (key, ""))[0]
+            rows = [c for c in plan.changes if c.kind == name and c.address.parts[0][1].lower()
+                    in (key, key.rsplit("/", 1)[-1])] or [c for c in plan.changes if c.kind == name]
+            raise PlanError(f"{', '.join(c.id for c in rows)} ({name}[\"{shown}\"]): the plan declares it in "
+                            f"{said[1] if said else 'no organization'}, but the templates declare it in "
+                            f"{meant[1] if meant else 'none'}; the file was edited or the templates changed; run "
+                            "'vboplan plan' again")
 
 
 def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: list[Change]) -> list[Change]:
