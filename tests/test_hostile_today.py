@@ -369,3 +369,21 @@ def test_a_targeted_plan_given_rows_outside_its_target_is_refused(shared: Shared
     assert {c["address"] for c in excluded["changes"]} == {f"{ROLE}.description"}, excluded["changes"]
     excluded["changes"].append(_row(full, item))
     shared.refused(tmp_path, excluded, _row(full, item)["id"], "--exclude")
+
+
+def test_a_rotation_for_an_unchanged_password_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """The rotation's rows (replace, password) put into a plan of a mere role edit, the password's hash made by the
+    author from the password the templates still hold: the key would be replaced (a new key, both repositories
+    moved, the old key deleted) for nothing the templates change."""
+    from vboplan.sensitive import digest
+
+    rotation = shared.plan(tmp_path, password=PASSWORD + "-new")
+    edit = shared.plan(tmp_path, role="Desk restores, rotated")
+    for address in (KEY, f"{KEY}.password"):
+        row = copy.deepcopy(_row(rotation, address))
+        if row.get("sensitive"):
+            row["after_digest"] = digest(PASSWORD)
+        edit["changes"].append(row)
+    edit["scope"]["lifecycle"] = rotation["scope"]["lifecycle"]
+    shared.refused(tmp_path, edit, f'{_row(rotation, f"{KEY}.password")["id"]} ({KEY}.password): the secret is the '
+                   "one vboplan last set")

@@ -142,6 +142,7 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
     if not any(change.sensitive for change in changes):
         return changes
     rendered = render(project, env)
+    recorded = StateStore(project, env).resources()
     resolved = []
     for change in changes:
         if change.sensitive:
@@ -156,9 +157,27 @@ def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: lis
             if value is None or not matches(plain, plan.digests.get(change.id)):
                 raise PlanError(f"{change.id} ({change.address}): the secret now resolves to a different value than "
                                 "the one planned; run 'vboplan plan' again and have it approved")
+            if change.write_only and matches(plain, _last_set(recorded, change)):
+                # What the diff leaves out (the value vboplan last set): a row saying it changes was not planned.
+                raise PlanError(f"{change.id} ({change.address}): the secret is the one vboplan last set (the state "
+                                "keeps its hash), so it does not change; the plan file was edited; run 'vboplan "
+                                "plan' again")
             change = replace(change, after=Sensitive(plain, plan.digests[change.id]))
         resolved.append(change)
     return resolved
+
+
+def _last_set(recorded: dict[str, Any], change: Change) -> Any:
+    """The hash the state keeps of the write-only value ``change`` sets (a collection object's secret field), or
+    None."""
+    parts = change.address.parts
+    if len(parts) < 2 or parts[0][0] != "[" or not isinstance(recorded.get(change.kind), dict):
+        return None
+    secrets = recorded[change.kind].get("secrets")
+    key = str(change.detail.get("key") or parts[0][1])
+    held = next((v for k, v in secrets.items() if k.lower() == key.lower()), None) \
+        if isinstance(secrets, dict) else None
+    return held.get(".".join(str(p[1]) for p in parts[1:])) if isinstance(held, dict) else None
 
 
 def check_not_stale(client: VboClient, plan: Plan) -> dict[str, Any]:
