@@ -387,3 +387,11 @@ def test_a_rotation_for_an_unchanged_password_is_refused(shared: Shared, tmp_pat
     edit["scope"]["lifecycle"] = rotation["scope"]["lifecycle"]
     shared.refused(tmp_path, edit, f'{_row(rotation, f"{KEY}.password")["id"]} ({KEY}.password): the secret is the '
                    "one vboplan last set")
+
+
+def test_a_rotation_without_its_password_row_is_refused(shared: Shared, tmp_path: Path) -> None:
+    """The rotation's password row dropped: the new key would be posted without the new password (or the old key
+    deleted with nothing to replace it)."""
+    rotation = shared.plan(tmp_path, password=PASSWORD + "-new")
+    rotation["changes"] = [c for c in rotation["changes"] if c["address"] != f"{KEY}.password"]
+    shared.refused(tmp_path, rotation, KEY, "carries no new password")
