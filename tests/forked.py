@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 
-def _context() -> Any:
+def context() -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["vboplan.cli.commands", "forked"])  # used once, when the server starts
     return context
 
 
-def _run(argv: list[str], environ: dict[str, str], stdout_path: str, stderr_path: str) -> None:
+def run_in_child(argv: list[str], environ: dict[str, str], stdout_path: str, stderr_path: str) -> None:
+    """A forked child's whole life: ``environ`` as its environment, its output to the two paths, Ctrl-C and SIGTERM
+    as a shell leaves them, then ``vboplan ARGV`` and its exit code."""
     os.environ.clear()
     os.environ.update(environ)
     out = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -56,7 +58,7 @@ class Forked:
 
     def __init__(self, argv: list[str], environ: dict[str, str], folder: Path, name: str) -> None:
         self._out, self._err = folder / f"{name}.out", folder / f"{name}.err"
-        self.process = _context().Process(target=_run, args=(argv, environ, str(self._out), str(self._err)))
+        self.process = context().Process(target=run_in_child, args=(argv, environ, str(self._out), str(self._err)))
         self.process.start()
 
     def wait(self, timeout: float) -> Finished:

@@ -15,7 +15,6 @@ or SIGINT after a random delay. After every run:
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import re
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import forked
 import httpx
 import yaml
 
@@ -101,8 +101,8 @@ class Applying:
         self.stderr_path = scratch / "apply.stderr"
         self.fork = fork
         if fork:
-            context = multiprocessing.get_context("forkserver")
-            self.process: Any = context.Process(target=_apply_in_child, args=(argv, environ, str(self.stderr_path)))
+            self.process: Any = forked.context().Process(target=forked.run_in_child,
+                                                         args=(argv, environ, os.devnull, str(self.stderr_path)))
             self.process.start()
         else:
             self.process = subprocess.Popen([sys.executable, "-m", "vboplan", *argv], env=environ,
@@ -128,28 +128,6 @@ class Applying:
                 self.process.kill()
                 raise TimeoutError from None
         return code, self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-
-def _apply_in_child(argv: list[str], environ: dict[str, str], stderr_path: str) -> None:
-    os.environ.clear()
-    os.environ.update(environ)
-    err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    out = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(err, 2)
-    os.dup2(out, 1)
-    sys.stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
-    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    from vboplan.cli.commands import main
-
-    code = 0
-    try:
-        main(argv, prog_name="vboplan")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    sys.stderr.flush()
-    os._exit(code)
 
 
 def _journal_id(path: Path) -> str | None:
@@ -181,8 +159,6 @@ def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
     journal = state.with_name("dev.journal.json")
     argv = ["-C", str(root), "apply", "--env", "dev", "--auto-approve"]
     scratch = root.parent
-    if fork:
-        multiprocessing.get_context("forkserver").set_forkserver_preload(["vboplan.cli.commands", "kill_harness"])
 
     def configure(run: int) -> dict[str, str]:
         (root / "environments" / "dev.yaml").write_text(
