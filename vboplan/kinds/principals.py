@@ -38,13 +38,12 @@ SINGULAR = {kind: word for word, kind in KINDS.items()}
 COLLECTION = {"User": "Users", "Group": "Groups", "Site": "Sites", "Team": "Teams"}
 
 # Above this many unresolved names in one organization, reading the whole directory (pages of 10,000, fetched
-# together) is quicker than one filtered lookup per name (8 at a time). Measured by benchmarks/names.py on a
-# 100,000-user organization at 20 ms a request against the emulator in its own process: crossovers at 613, 662
-# and 722 names when a cold walk cost about 2 s (a lookup about 3 ms with 8 in flight). The emulator now writes a
-# cold page from a template and the walk searches a page at once, so a walk costs less and the crossover is lower;
-# it was not re-measured on an idle machine (`names.py --crossover` under a load of 19 says nothing), so the
-# threshold stays where it was measured.
-PAGE_THRESHOLD = 650
+# together) is quicker than one filtered lookup per name (8 at a time). Measured by `benchmarks/names.py --crossover`
+# on a 100,000-user organization at 20 ms a request against the emulator in its own process, on an idle 2-core
+# machine: crossovers at 264 and 301 names (a cold walk 0.86-0.99 s, 400 lookups 1.30 s). It was 613-722 names
+# when a cold walk cost about 2 s, before the emulator wrote its pages from a template and the walk searched a page
+# at once.
+PAGE_THRESHOLD = 300
 LOOKUP_WORKERS = 8
 
 # The fields of a directory entry a compact principal keeps beside its id: its names, and what item bodies carry
