@@ -28,11 +28,12 @@ from vboplan.kinds import job_items, refs
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.job_items import ITEMS
-from vboplan.kinds.principal_lists import as_live_key, as_live_keys, bare_name, moving, organization_of
+from vboplan.kinds.principal_lists import as_live_key, as_live_keys, bare_name, moving, org_name, organization_of
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
 from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import reveal
+from vboplan.threads import ThreadPoolExecutor
 
 _LISTS = tuple(job_items.LISTS)
 #: Removing more than this many items of a job's list (and more than the guard's share of them) is a mass deletion,
@@ -175,7 +176,10 @@ class BackupJobsKind(CollectionKind):
             return live
         objects = live["objects"]
         keys = list(objects)
-        lists = job_items.read_all(client, [objects[k]["id"] for k in keys], api.list.paged)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the copy jobs' list while the items are read
+            copies = pool.submit(_copied_by, client, objects)
+            lists = job_items.read_all(client, [objects[k]["id"] for k in keys], api.list.paged)
+            live["copied_by"] = copies.result()
         orgs = {n.lower(): i for n, i in (live.get("refs") or {}).get("organizations", {}).items()}
         for key, items in zip(keys, lists, strict=True):
             values = objects[key]["values"]
@@ -291,6 +295,20 @@ class BackupJobsKind(CollectionKind):
             if dropped:
                 return Severity("warning", f"{word} {name}: {', '.join(dropped)} no longer backed up by this job")
         return None
+
+    def users(self, live: Any, kind: str, key: str) -> list[tuple[Address, str]]:
+        """What refers to ``kind``'s object ``key`` (as any collection), and for a job, its copy job (as
+        ``copy_jobs`` keys it, by the job's name), which this kind reads even where no template declares copy
+        jobs: the server refuses to delete a job a copy job copies."""
+        found = super().users(live, kind, key)
+        copied = (live or {}).get("copied_by") if isinstance(live, dict) and kind == self.name else None
+        if copied:
+            job = next((k for k in copied if k.lower() == key.lower()), None)
+            if job is not None:
+                obj = (live.get("objects") or {}).get(job) or {}
+                name = bare_name(job, org_name((obj.get("values") or {}).get("organization")))
+                found.append((object_address("copy_jobs", name), "backupJob"))
+        return found
 
     def deletions(self, changes: list[Change], live: Any) -> list[tuple[str, int, int]]:
         """The jobs the changes delete (as any collection), and each item list they remove more than
@@ -438,6 +456,18 @@ class BackupJobsKind(CollectionKind):
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
+
+def _copied_by(client: VboClient, objects: dict[str, Any]) -> dict[str, str]:
+    """The name of the copy job of each live job that has one, by the job's key: read whether or not a template
+    declares ``copy_jobs`` (one list, shared with that kind's read through the resolver), because the server refuses
+    to delete a job a copy job copies, and a plan that deletes or replaces the job must say so first."""
+    by_id = {str(obj["id"]).lower(): key for key, obj in objects.items()}
+    if not by_id:
+        return {}
+    return {by_id[str(c.get("backupJobId")).lower()]: str(c.get("name") or "")
+            for c in refs.resolver(client).objects("copy_jobs").items
+            if str(c.get("backupJobId")).lower() in by_id}
+
 
 def _finder(live: dict[str, Any], org: str) -> Callable[[str, str, str], dict[str, Any]]:
     def find(kind: str, name: str, where: str) -> dict[str, Any]:

@@ -365,8 +365,8 @@ def _check_in_use(changes: list[Change], reads: dict[str, Any]) -> None:
     found = _deleted_in_use(changes, reads)
     if found:
         change, user, through = found
-        raise ProjectError(f"{change.address} cannot be deleted: {user} uses it ({through}); change or "
-                           f"delete {user} in the same plan first")
+        raise ProjectError(_remedied(f"{change.address} cannot be deleted: {user} uses it ({through}); change or "
+                           f"delete {user} in the same plan first", user, reads))
 
 
 def _deleted_in_use(changes: list[Change], reads: dict[str, Any]) -> tuple[Change, Address, str] | None:
@@ -398,14 +398,15 @@ def check_still_used(changes: list[Change], live: dict[str, Any]) -> None:
     found = _deleted_in_use(changes, live)
     if found:
         change, user, through = found
-        raise PlanError(f"{change.id} ({change.address}) would be deleted while {user} uses it ({through}), which "
-                        "the same apply does not change or delete; run 'vboplan plan' again")
+        raise PlanError(_remedied(f"{change.id} ({change.address}) would be deleted while {user} uses it ({through}), "
+                                  "which the same apply does not change or delete; run 'vboplan plan' again", user,
+                                  live))
     for change in (c for c in changes if c.action == "replace" and len(c.address.parts) == 1):
         user_of = _dependant(change, changes, live)
         if user_of:
-            raise PlanError(f"{change.id} ({change.address}) would be replaced while {user_of} uses it, which the "
-                            "same apply does not replace, delete or point to another object; run 'vboplan plan' "
-                            "again")
+            raise PlanError(_remedied(f"{change.id} ({change.address}) would be replaced while {user_of[0]} "
+                                      f"({user_of[1]}) uses it, which the same apply does not replace, delete or "
+                                      "point to another object; run 'vboplan plan' again", user_of[0], live))
 
 
 def check_replacements(changes: list[Change], rendered: Rendered, reads: dict[str, Any],
@@ -440,9 +441,9 @@ def check_replacements(changes: list[Change], rendered: Rendered, reads: dict[st
                                    "old one")
         user = _dependant(change, changes, reads)
         if user:
-            raise ProjectError(f"{where}: {change.address}: {reason}, so the plan would replace the object, but "
-                               f"{user} uses it; replace or delete that in the same plan, or point it to another "
-                               "object first")
+            raise ProjectError(_remedied(f"{where}: {change.address}: {reason}, so the plan would replace the object, "
+                                         f"but {user[0]} ({user[1]}) uses it; replace or delete that in the same "
+                                         "plan, or point it to another object first", user[0], reads))
 
 
 def split_replace(changes: list[Change], kept: list[Change]) -> tuple[Address, list[Change]] | None:
@@ -461,9 +462,20 @@ def split_replace(changes: list[Change], kept: list[Change]) -> tuple[Address, l
     return None
 
 
-def _dependant(replaced: Change, changes: list[Change], reads: dict[str, Any]) -> str:
-    """A live object that still refers to ``replaced`` after the plan without being replaced or deleted itself
-    (empty: none): its reference the plan leaves as it is. An object the plan creates, or one it points at the
+def _remedied(message: str, user: Address, reads: dict[str, Any]) -> str:
+    """``message`` (ending in what to do about ``user``, a live object in the way of a delete or replace), told
+    instead, when no template declares ``user``'s kind (a kind that knows what uses its objects reports it: a
+    backup job its copy job), that vboplan leaves it as it is and how to change that."""
+    if user.kind in reads:
+        return message
+    return (f"{message.rsplit('; ', 1)[0]}; no template declares {user.kind}, so vboplan leaves {user} as it is: "
+            "declare it in a template ('vboplan import' writes it) so that the plan replaces or deletes it too, or "
+            "remove it on the server first")
+
+
+def _dependant(replaced: Change, changes: list[Change], reads: dict[str, Any]) -> tuple[Address, str] | None:
+    """A live object that still refers to ``replaced`` after the plan without being replaced or deleted itself, with
+    its field (None: none): its reference the plan leaves as it is. An object the plan creates, or one it points at the
     replaced object, is sent after the replace's create, with the new id (see :func:`ordered_writes`)."""
     gone = {str(c.address).lower() for c in changes if c.action in ("replace", "delete") and len(c.address.parts) == 1}
     target = str(replaced.address).lower()
@@ -476,8 +488,8 @@ def _dependant(replaced: Change, changes: list[Change], reads: dict[str, Any]) -
             continue
         if ahead and "." not in through and isinstance(KINDS.get(user.kind), Repoints):
             continue  # moved to the new object before the old one is deleted
-        return f"{user} ({through})"
-    return ""
+        return user, through
+    return None
 
 
 def waves(names: list[str]) -> list[list[str]]:
@@ -568,6 +580,12 @@ def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     later = _after_replaces(rest, replaced) if replaced else []
     if later:
         rest = [c for c in rest if not any(c is d for d in later)]
+    # An object deleted that uses a replaced one (a copy job in no template's list, of a job moved) goes before the
+    # replace's DELETE, which the server refuses while it is in use.
+    using = {str(u).lower() for c in changes if c.action == "replace" for u, _ in _users(plan.live, c)}
+    first = [c for c in rest if c.action == "delete" and len(c.address.parts) == 1 and str(c.address).lower() in using]
+    if first:
+        rest = [c for c in rest if not any(c is d for d in first)]
     writes: list[Write] = []
 
     def creates_and_updates(of: list[Change]) -> None:
@@ -580,6 +598,9 @@ def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     creates_and_updates(rest)
     halves = {name: KINDS[name].writes(basis(plan, name, replaced=replaced), [c for c in inside if c.kind == name])
               for name in order if any(c.kind == name for c in inside)}
+    for name in reversed(order):
+        mine = [c for c in first if c.kind == name]
+        writes += KINDS[name].writes(basis(plan, name, replaced=replaced), mine) if mine else []
     for name in reversed(order):
         writes += [w for w in halves.get(name, []) if _removes(w) and not _before_destroy(w)]
     for name in order:
