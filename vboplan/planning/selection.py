@@ -59,16 +59,51 @@ def _keyed(env_name: str, option: str, address: Address, known: set[Address],
     return Address(address.kind, (("[", found[0]), *address.parts[1:]))
 
 
+def _named(env_name: str, option: str, text: str, known: set[Address]) -> Address | None:
+    """The object a bare name (``Contoso mail``, written without its kind) names: the one object of any kind whose
+    key is ``text``, or ends in ``/`` and ``text`` (a job's or role's ``ORGANIZATION/NAME``), compared
+    case-insensitively; an error listing them when several objects have it. None: no object has it."""
+    wanted = text.strip().lower()
+    found = sorted({Address(a.kind, a.parts[:1]) for a in known if (key := _object_key(a)) is not None
+                    and (key[1] == wanted or key[1].endswith("/" + wanted))}, key=str)
+    if len(found) > 1:
+        raise PlanError(f"environment '{env_name}': {option} {text} names several objects "
+                        f"({', '.join(str(a) for a in found)}); write the address of the one you mean")
+    return found[0] if found else None
+
+
 def _matching(env_name: str, option: str, text: str, known: set[Address],
               changed: set[tuple[str, str] | None]) -> Address:
     """``text`` parsed as an address that covers at least one of ``known`` (its key as the plan keys it, see
-    :func:`_keyed`); otherwise an error that names the nearest address vboplan manages there."""
-    address = Address.parse(text)
+    :func:`_keyed`), or as the bare name of one object (see :func:`_named`) where it names no kind the templates
+    manage; otherwise an error that names the nearest address vboplan manages there."""
+    try:
+        address = Address.parse(text)
+    except PlanError:
+        named = _named(env_name, option, text, known)
+        if named is not None:
+            return named
+        hint = _nearest_object(text, known)
+        if hint is None:
+            raise  # not an address, nor any object's name: the parser's message says what is wrong
+        raise PlanError(f"environment '{env_name}': {option} {text} matches nothing vboplan manages there; did you "
+                        f"mean {hint}?") from None
+    if address.kind not in {a.kind for a in known}:
+        named = _named(env_name, option, text, known)
+        if named is not None:
+            return named
     address = _keyed(env_name, option, address, known, changed) or address
     if any(address.covers(other) for other in known):
         return address
     names = sorted({str(a) for a in known})
-    hint = nearest(text, names)
+    hint = nearest(text, names) or _nearest_object(text, known)
     kinds = sorted({a.kind for a in known})
     raise PlanError(f"environment '{env_name}': {option} {text} matches nothing vboplan manages there"
                     + (f"; did you mean {hint}?" if hint else f" (resources: {', '.join(kinds) or 'none'})"))
+
+
+def _nearest_object(text: str, known: set[Address]) -> str | None:
+    """The address of the object whose key looks most like ``text`` (a bare name, mistyped), if any does."""
+    objects = {a.parts[0][1]: str(Address(a.kind, a.parts[:1])) for a in known if _object_key(a) is not None}
+    near = nearest(text, sorted(objects))
+    return objects[near] if near else None
