@@ -182,11 +182,11 @@ def test_redirected_output_is_utf8_whatever_the_code_page(project: ProjectDir) -
 
 
 def test_ctrl_c_while_vboplan_loads(project: ProjectDir) -> None:
-    # Ctrl-C arriving while the heavy modules load (before any command runs) is simulated at the import of httpx.
+    # Ctrl-C arriving while vboplan loads (before any command runs) is simulated at the import of click.
     prelude = ("import sys\n"
                "class Interrupt:\n"
                "    def find_spec(self, name, path=None, target=None):\n"
-               "        if name == 'httpx': raise KeyboardInterrupt\n"
+               "        if name == 'click': raise KeyboardInterrupt\n"
                "sys.meta_path.insert(0, Interrupt())\n")
     result = _vboplan(project, "validate", prelude=prelude)
     assert result.returncode == 1

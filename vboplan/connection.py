@@ -8,8 +8,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from vboplan.api.client import VboClient
 from vboplan.project.config import Environment, Project
 
@@ -52,6 +50,8 @@ def connect(project: Project, env: Environment, *, max_in_flight: int | None = N
     username = env.resolve_username()
     password = env.resolve_password()
     if env.emulator_name:
+        import httpx  # only for the in-process emulator's WSGI transport; servers are reached without it
+
         app = embedded_emulator(project, env.emulator_name)
         # The host name is never resolved: requests go to the WSGI app in this process.
         return VboClient(env.connection, username, password, transport=httpx.WSGITransport(app=app),

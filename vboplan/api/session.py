@@ -7,14 +7,11 @@ A session serves one environment for one run; it is safe to share between thread
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from vboplan import progress
 from vboplan.api.transport import MAX_RESPONSE_BYTES as MAX_RESPONSE_BYTES
@@ -22,12 +19,15 @@ from vboplan.api.transport import MAX_STREAMED_BYTES as MAX_STREAMED_BYTES
 from vboplan.api.transport import (
     READ_BYTES,
     STREAM_READ_BYTES,
-    DeadlineTransport,
+    Bounds,
+    ConnectFailed,
     EncodingRefused,
-    GuardedTransport,
+    Response,
     ResponseTooLarge,
+    TimedOut,
+    Wire,
+    WireError,
     answers_plain_http,
-    budget,
     is_tls_error,
     reason,
     response_bounds,
@@ -39,6 +39,9 @@ from vboplan.api.versions import TRAITS, VersionTraits
 from vboplan.errors import ApiError, AuthError
 from vboplan.limits import RESPONSE_ENV, mib, raise_hint
 from vboplan.sensitive import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("vboplan.api")
 
@@ -97,21 +100,19 @@ class Session:
         # Requests sent that may change the server (anything but GET/HEAD): what was read before one is stale.
         self.write_count = 0
         base = base_url or f"{settings.server}/{settings.api_version}/"
-        limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-        # No SSL context at all for plain HTTP or an in-process transport; one per verify setting otherwise.
-        tls: ssl.SSLContext | None = None
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
+        # Over the network: the standard library's http.client (vboplan.api.transport), no proxies from HTTP(S)_PROXY
+        # (certs.py keeps SSL_CERT_FILE and SSL_CERT_DIR out of every SSL context): the server is reached directly,
+        # trusted as ``verify`` says. A transport given (the in-process emulator's) is used through httpx.
+        self._wire: Any
         if transport is None:
-            if base.startswith("https://"):
-                tls = shared_tls(settings.verify, f"environment '{settings.name}': verify '{settings.verify}'")
-            transport = GuardedTransport(DeadlineTransport(tls, limits))
-        self._transport = transport
-        # Every request goes through ``transport`` (the deadline, the size bound, the shared TLS context). httpx
-        # mounts no proxies from HTTP(S)_PROXY beside a transport it is given; trust_env=False says so outright and
-        # keeps ~/.netrc out of it too (certs.py keeps SSL_CERT_FILE and SSL_CERT_DIR out of every SSL context): the
-        # server is reached directly, trusted as ``verify`` says.
-        self._http = httpx.Client(
-            base_url=base, transport=transport, trust_env=False, timeout=httpx.Timeout(settings.timeout), limits=limits,
-            headers={"Accept": "application/json", "Accept-Encoding": "identity"})
+            tls = shared_tls(settings.verify, f"environment '{settings.name}': verify '{settings.verify}'") \
+                if base.startswith("https://") else None
+            self._wire = Wire(base, tls, max_in_flight, settings.timeout, headers)
+        else:
+            from vboplan.api.inprocess import Exchange
+
+            self._wire = Exchange(transport, base, settings.timeout, headers)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class Session:
         try:
             self.logout()
         finally:
-            self._http.close()
+            self._wire.close()
 
     def __enter__(self) -> Session:
         return self
@@ -227,8 +228,8 @@ class Session:
     # -- requests ----------------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                expect: tuple[int, ...] = (200,), consume: Callable[[httpx.Response], None] | None = None
-                ) -> httpx.Response:
+                expect: tuple[int, ...] = (200,), consume: Callable[[Response], None] | None = None
+                ) -> Response:
         """Send an authenticated request to ``path`` (relative to ``/vN/``), renewing the token once on 401.
         ``consume`` (see :meth:`_send`) reads a 200 answer's body as it arrives."""
         token = self._ensure_token()
@@ -254,7 +255,7 @@ class Session:
     def _send(self, method: str, path: str, *, json: Any = None, data: dict[str, str] | None = None,
               params: dict[str, Any] | None = None, authenticated: bool, retry: bool,
               retry_status: frozenset[int] | set[int] = _RETRY_STATUS,
-              consume: Callable[[httpx.Response], None] | None = None) -> httpx.Response:
+              consume: Callable[[Response], None] | None = None) -> Response:
         """One request, tried again as ``retry`` and the errors allow, within one total deadline. With ``consume``
         the answer is streamed: a 200 answer's body is passed to ``consume`` while the request still holds its
         deadline and in-flight slot (and again on a retry); any other answer is read whole."""
@@ -269,28 +270,23 @@ class Session:
             try:
                 with self._slots:
                     self._count()
-                    budget.deadline, budget.received = deadline, 0
-                    budget.limit = self._whole_bound if consume is None else self._streamed_bound
-                    budget.read_bytes = READ_BYTES if consume is None else STREAM_READ_BYTES
+                    bounds = Bounds(deadline, self._whole_bound if consume is None else self._streamed_bound)
+                    response = self._wire.send(method, path, json=json, data=data, params=params, headers=headers,
+                                               bounds=bounds,
+                                               read_bytes=READ_BYTES if consume is None else STREAM_READ_BYTES)
                     try:
-                        response = self._exchange(method, path, json=json, data=data, params=params,
-                                                  headers=headers)
-                        if consume is None:
-                            try:
-                                response.read()
-                            finally:
-                                response.close()
+                        # vboplan asks for no compression (Accept-Encoding: identity), and a compressed body would
+                        # escape the size bound, which counts bytes on the wire: refused before it is read.
+                        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+                        if encoding not in ("", "identity"):
+                            raise EncodingRefused(encoding)
+                        if consume is not None and response.status_code == 200:
+                            consume(response)
                         else:
-                            try:
-                                if response.status_code == 200:
-                                    consume(response)
-                                else:
-                                    response.read()  # an error answer: small, and its message is wanted
-                            finally:
-                                response.close()
+                            response.read()  # an error answer of a streamed list: small, and its message is wanted
                     finally:
-                        budget.deadline = None
-            except (EncodingRefused, ResponseTooLarge, httpx.TransportError) as exc:
+                        response.close()
+            except (EncodingRefused, ResponseTooLarge, WireError) as exc:
                 self._pause_or_raise(exc, f"{method} /{self.version}/{path}", retry, attempt, deadline)
                 continue
             if retry and response.status_code in retry_status and attempt < self._retries \
@@ -298,16 +294,6 @@ class Session:
                 log.debug("%s %s answered %s; retrying", method, path, response.status_code)
                 continue
             return response
-
-    def _exchange(self, method: str, path: str, **parts: Any) -> httpx.Response:
-        """One request through the transport, its body not yet read. httpx's client builds it (base URL, query,
-        JSON or form body, headers, timeouts); its cookie jar, auth flow, redirect and event-hook layers are passed
-        by: vboplan uses none of them, and on a fleet's thousands of small answers they cost a fifth of each
-        request's CPU time."""
-        request = self._http.build_request(method, path, **parts)
-        response = self._transport.handle_request(request)
-        response.request = request
-        return response
 
     def _pause_or_raise(self, exc: Exception, what: str, retry: bool, attempt: int, deadline: float) -> None:
         """After a failed attempt of ``what``: return (after a pause) when it may be made again, otherwise raise the
@@ -319,12 +305,12 @@ class Session:
             raise ApiError(f"{self.where}: {what} answered with more than {mib(exc.limit)} MiB; refusing it (a bound "
                            "against a runaway server; if the server really holds that much, "
                            f"{raise_hint(RESPONSE_ENV, exc.limit)})") from None
-        assert isinstance(exc, httpx.TransportError)
-        if isinstance(exc, httpx.ConnectError):
+        assert isinstance(exc, WireError)
+        if isinstance(exc, ConnectFailed):
             # Nothing reached the server: safe to try again whatever the method.
             if attempt < self._retries and not is_tls_error(exc) and self._sleep(attempt, deadline):
                 return
-        elif not isinstance(exc, httpx.TimeoutException) and retry and attempt < self._retries \
+        elif not isinstance(exc, TimedOut) and retry and attempt < self._retries \
                 and self._sleep(attempt, deadline):
             return
         raise self._transport_error(exc) from None
@@ -344,13 +330,13 @@ class Session:
         time.sleep(delay)
         return True
 
-    def _json(self, response: httpx.Response, what: str) -> Any:
+    def _json(self, response: Response, what: str) -> Any:
         try:
             return response.json()
         except (ValueError, RecursionError):
             raise ApiError(f"{self.where}: {what} did not answer with JSON (HTTP {response.status_code})") from None
 
-    def _failure(self, response: httpx.Response, what: str) -> ApiError:
+    def _failure(self, response: Response, what: str) -> ApiError:
         message = ""
         try:
             body = response.json()
@@ -365,16 +351,16 @@ class Session:
         return ApiError(f"{self.where}: {what} failed with HTTP {response.status_code}{detail}",
                         status=response.status_code)
 
-    def _transport_error(self, exc: httpx.TransportError) -> ApiError:
+    def _transport_error(self, exc: WireError) -> ApiError:
         """The error for a request that could not be completed (retries spent). A server that cannot be reached or
         did not answer in time is remembered as such for the rest of the run; a connection dropped under one request
         is not (an apply reads back after it, to learn whether its write landed)."""
         error = self._describe(exc)
-        if isinstance(exc, (httpx.TimeoutException, httpx.ConnectError)):
+        if isinstance(exc, (TimedOut, ConnectFailed)):
             self._unusable = self._unusable or error
         return error
 
-    def _describe(self, exc: httpx.TransportError) -> ApiError:
+    def _describe(self, exc: WireError) -> ApiError:
         if answers_plain_http(exc):
             # Not a certificate problem at all (verify: false changes nothing): the port speaks HTTP, not TLS.
             return ApiError(f"{self.where}: the server answered in plain HTTP, not HTTPS: it is not a TLS port. "
@@ -384,8 +370,8 @@ class Session:
             return ApiError(
                 f"{self.where}: TLS verification failed ({tls_reason(exc)}). VBO ships a self-signed certificate: "
                 "set 'verify' to the path of its CA bundle (or verify: false, which is not recommended)")
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, TimedOut):
             return ApiError(f"{self.where}: the server did not answer within {self.settings.timeout:g}s")
-        if isinstance(exc, httpx.ConnectError):
+        if isinstance(exc, ConnectFailed):
             return ApiError(f"{self.where}: cannot connect to the server ({reason(exc)})")
         return ApiError(f"{self.where}: the connection failed ({reason(exc)})")

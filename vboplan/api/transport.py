@@ -1,17 +1,30 @@
-"""The wire under the client: a connection pool whose every read, write and connect is bounded by the current
-request's total deadline and by a size bound, one shared SSL context per ``verify`` setting, the in-flight bound
-per server, and the description of a failed connection (TLS, refused, unknown host)."""
+"""The wire under the client: HTTP/1.1 over the standard library's :mod:`http.client`, with a keep-alive connection
+pool per session whose every connect, write and read is bounded by the current request's total deadline and by a
+size bound, one shared SSL context per ``verify`` setting, the in-flight bound per server, and the description of a
+failed connection (TLS, refused, unknown host).
+
+http.client parses the status line, the headers (at most 100 of at most 64 KiB each), Content-Length and chunked
+bodies; what is added here is what a hostile or dying server needs: the socket's timeout is set to what is left of
+the request's deadline before every read and write (a server dripping one byte just before each timeout cannot hold
+a request longer than its deadline), every byte read counts against the size bound, and an idle connection the
+server closed is not reused. httpx (with httpcore and h11 under it) cost ~1.0 ms of CPU a request against ~0.2 ms for
+this (see benchmarks/fleet.py); httpx remains for transports given to a session (the in-process emulator's WSGI
+transport): :mod:`vboplan.api.inprocess`."""
 
 from __future__ import annotations
 
+import http.client
+import io
+import json
 import os
+import select
+import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
-
-import httpcore
-import httpx
+from urllib.parse import quote, urlencode, urlsplit
 
 from vboplan.api.certs import default_context, ssl_context, unverified_context
 
@@ -20,6 +33,13 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: Largest long list vboplan decodes as it arrives, never holding it whole (audit items: ~1.2 KB an audited user in
 #: Veeam's shape, so about 900,000 users in one organization).
 MAX_STREAMED_BYTES = 1024 * 1024 * 1024
+#: Bytes asked of the socket at a time for an answer read whole, and for a list decoded as it arrives (with eight
+#: in flight, what is held at once while 100,000 audit items arrive stays small).
+READ_BYTES = 1024 * 1024
+STREAM_READ_BYTES = 256 * 1024
+#: Seconds an idle kept-alive connection is reused for (httpx's default); older ones are closed.
+KEEPALIVE_SECONDS = 5.0
+USER_AGENT = "vboplan"
 
 
 def response_bounds() -> tuple[int, int]:
@@ -31,18 +51,16 @@ def response_bounds() -> tuple[int, int]:
     return (given, given) if given else (MAX_RESPONSE_BYTES, MAX_STREAMED_BYTES)
 
 
-class Budget(threading.local):
-    """The time and bytes left to the request this thread is sending. httpx's timeouts bound each read, so a server
-    that sends one byte just before every read timeout would hold a request forever; the network backend below
-    bounds each read by what is left of the request's total deadline instead."""
-
-    deadline: float | None = None
-    received: int = 0
-    limit: int = MAX_RESPONSE_BYTES
-    read_bytes: int = 1024 * 1024  # see _DeadlineStream.read
+class WireError(Exception):
+    """A request that could not be completed: the connection broke, or the answer is not HTTP."""
 
 
-budget = Budget()
+class ConnectFailed(WireError):
+    """Nothing reached the server: refused, unknown host, TLS handshake failed."""
+
+
+class TimedOut(WireError):
+    """The request's total deadline passed."""
 
 
 class ResponseTooLarge(Exception):
@@ -51,78 +69,289 @@ class ResponseTooLarge(Exception):
         self.limit = limit
 
 
-def _remaining(timeout: float | None, error: type[Exception]) -> float | None:
-    if budget.deadline is None:
-        return timeout
-    left = budget.deadline - time.monotonic()
-    if left <= 0:
-        raise error("the request's total deadline passed")
-    return left if timeout is None else min(timeout, left)
+class EncodingRefused(Exception):
+    def __init__(self, encoding: str) -> None:
+        super().__init__(encoding)
+        self.encoding = encoding
 
 
-READ_BYTES = 1024 * 1024
-STREAM_READ_BYTES = 256 * 1024
+class Bounds:
+    """One request's deadline (``time.monotonic()``) and size bound, and the bytes read so far."""
+
+    __slots__ = ("deadline", "limit", "received")
+
+    def __init__(self, deadline: float, limit: int) -> None:
+        self.deadline, self.limit, self.received = deadline, limit, 0
+
+    def left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimedOut("the request's total deadline passed")
+        return left
 
 
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
+class _Reader(io.RawIOBase):
+    """The socket as http.client reads it: each read bounded by the deadline, each byte counted."""
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        # httpcore asks for 64 KiB at a time; a page of 10,000 users is ~7 MB, and with several pages arriving at
-        # once every read is a wait for the GIL. Reading up to 1 MiB takes a tenth of the reads. A list decoded as
-        # it arrives is read 256 KiB at a time (STREAM_READ_BYTES): with eight in flight, what is held at once
-        # while 100,000 audit items arrive is ~30 MB less, for the same CPU time.
-        data = self._stream.read(max(max_bytes, budget.read_bytes), _remaining(timeout, httpcore.ReadTimeout))
-        budget.received += len(data)
-        if budget.received > budget.limit:
-            raise ResponseTooLarge(budget.limit)
-        return data
+    def __init__(self, wrapped: _Socket) -> None:
+        self._wrapped = wrapped
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        bounds = self._wrapped.bounds
+        sock = self._wrapped.sock
+        sock.settimeout(bounds.left())
+        try:
+            count = sock.recv_into(buffer)
+        except TimeoutError:
+            raise TimedOut("the server did not answer in time") from None
+        bounds.received += count
+        if bounds.received > bounds.limit:
+            raise ResponseTooLarge(bounds.limit)
+        return count
 
     def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
-                                                      _remaining(timeout, httpcore.ConnectTimeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
+        if not self.closed:
+            super().close()
+            self._wrapped.reader_closed()
 
 
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, backend: httpcore.NetworkBackend) -> None:
-        self._backend = backend
+class _Socket:
+    """What http.client sees of the socket (``sendall``, ``makefile``, ``close``): writes bounded by the deadline
+    (since Python 3.5 a socket's timeout bounds a whole ``sendall``), reads through :class:`_Reader`; the socket is
+    closed once both the connection and the answer's reader let go of it, as ``socket.makefile`` would."""
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._backend.connect_tcp(host, port, _remaining(timeout, httpcore.ConnectTimeout),
-                                                         local_address, socket_options))
+    def __init__(self, sock: socket.socket, bounds: Bounds) -> None:
+        self.sock, self.bounds = sock, bounds
+        self._readers, self._closed = 0, False
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Any = None) -> httpcore.NetworkStream:  # pragma: no cover
-        return _DeadlineStream(self._backend.connect_unix_socket(path, _remaining(timeout, httpcore.ConnectTimeout),
-                                                                 socket_options))
+    def sendall(self, data: Any) -> None:
+        self.sock.settimeout(self.bounds.left())
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise TimedOut("the server did not take the request in time") from None
 
-    def sleep(self, seconds: float) -> None:  # pragma: no cover
-        self._backend.sleep(seconds)
+    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
+        self._readers += 1
+        return io.BufferedReader(_Reader(self), READ_BYTES)
+
+    def reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closed and self._readers <= 0:
+            self.sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._readers <= 0:
+            self.sock.close()
+
+    def idle_and_open(self) -> bool:
+        """Whether a kept-alive connection can take another request: an idle socket that is readable was closed
+        (or written to) by the server."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
 
-class DeadlineTransport(httpx.HTTPTransport):
-    """httpx's transport over a connection pool built here: one shared SSL context (or none for plain HTTP) and a
-    network backend that bounds every read, write and connect by the current request's total deadline."""
+class _Connection(http.client.HTTPConnection):
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        super().__init__(host, port)
+        self._tls = tls
+        self.bounds = Bounds(0.0, 0)
+        self.idle_since = 0.0
 
-    def __init__(self, tls: ssl.SSLContext | None, limits: httpx.Limits) -> None:  # noqa: D107
-        # httpx.HTTPTransport.__init__ would build (and load CA certificates into) a new SSL context for every
-        # client, even for http://; the pool below never builds one unless given it.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=tls, max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(httpcore.SyncBackend()))
+    def connect(self) -> None:
+        bounds = self.bounds
+        try:
+            sock = socket.create_connection((self.host, self.port), bounds.left())
+        except TimeoutError:
+            raise TimedOut("connecting timed out") from None
+        except OSError as exc:
+            raise ConnectFailed(str(exc) or type(exc).__name__) from exc
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock.settimeout(bounds.left())
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        except TimeoutError:
+            sock.close()
+            raise TimedOut("the TLS handshake timed out") from None
+        except (OSError, ssl.SSLError) as exc:
+            sock.close()
+            raise ConnectFailed(str(exc) or type(exc).__name__) from exc
+        self.sock = _Socket(sock, bounds)  # type: ignore[assignment]
+
+
+class Response:
+    """An answer as the session reads it (the parts of ``httpx.Response`` vboplan uses): status, headers, the body
+    read whole (:attr:`content`, :meth:`json`, :attr:`text`) or as it arrives (:meth:`iter_bytes`)."""
+
+    def __init__(self, raw: http.client.HTTPResponse, release: Any, read_bytes: int) -> None:
+        self._raw, self._release, self._read_bytes = raw, release, read_bytes
+        self.status_code: int = raw.status
+        self.reason_phrase: str = raw.reason
+        self.headers = raw.headers  # email.message.Message: .get() ignores the case of the name
+        self._content: bytes | None = None
+
+    @property
+    def charset_encoding(self) -> str | None:
+        return self.headers.get_content_charset()
+
+    @property
+    def encoding(self) -> str:
+        return self.charset_encoding or "utf-8"
+
+    def read(self) -> bytes:
+        if self._content is None:
+            self._content = _reading(self._raw.read)
+        return self._content
+
+    @property
+    def content(self) -> bytes:
+        return self.read()
+
+    @property
+    def text(self) -> str:
+        try:
+            return self.content.decode(self.encoding, errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        read1 = self._raw.read1
+        while True:
+            chunk = _reading(read1, self._read_bytes)
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            raw = self._raw
+            whole = raw.fp is None or (not raw.chunked and raw.length == 0)
+            raw.close()
+            release(whole and not raw.will_close)
+
+
+def _reading(read: Any, *args: Any) -> bytes:
+    try:
+        return read(*args)  # type: ignore[no-any-return]
+    except (http.client.HTTPException, OSError, ValueError) as exc:  # ValueError: a chunk size that is not hex
+        raise WireError(f"the answer broke off ({_what(exc)})") from exc
+
+
+def _what(exc: BaseException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"{len(exc.partial)} bytes read, more expected"
+    if isinstance(exc, ValueError) and not isinstance(exc, OSError):
+        return "bad chunked encoding"
+    return str(exc) or type(exc).__name__
+
+
+def _param(value: Any) -> str:
+    # As httpx writes query values.
+    return "true" if value is True else "false" if value is False else "" if value is None else str(value)
+
+
+class Wire:
+    """The connections of one session to one server (``base``: ``scheme://host:port/path/``), kept alive between
+    requests, at most ``max_idle`` of them."""
+
+    def __init__(self, base: str, tls: ssl.SSLContext | None, max_idle: int, timeout: float,
+                 headers: dict[str, str]) -> None:
+        parts = urlsplit(base)
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._tls = tls if parts.scheme == "https" else None
+        self._prefix = parts.path if parts.path.endswith("/") else parts.path + "/"
+        self._max_idle = max_idle
+        self._headers = {"User-Agent": USER_AGENT, **headers}
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def send(self, method: str, path: str, *, bounds: Bounds, read_bytes: int, headers: dict[str, str],
+             params: dict[str, Any] | None = None, json: Any = None, data: dict[str, str] | None = None) -> Response:
+        """Send one request; its answer with the body not yet read (close it to give the connection back)."""
+        target = self._prefix + quote(path, safe="/:@!$&'()*+,;=%~")
+        if params:
+            target += "?" + urlencode([(k, _param(v)) for k, v in params.items()])
+        sent = {**self._headers, **headers}
+        body: bytes | None = None
+        if json is not None:
+            body = _json_bytes(json)
+            sent["Content-Type"] = "application/json"
+        elif data is not None:
+            body = urlencode(data).encode("ascii")
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        connection, reused = self._take()
+        while True:
+            connection.bounds = bounds
+            if connection.sock is not None:
+                connection.sock.bounds = bounds  # type: ignore[attr-defined]
+            try:
+                connection.request(method, target, body=body, headers=sent)
+                raw = connection.getresponse()
+            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.BadStatusLine) as exc:
+                connection.close()
+                # A kept-alive connection the server closed as the request left: the request never reached it.
+                if reused and bounds.received == 0 and isinstance(exc, OSError):
+                    connection, reused = self._new(), False
+                    continue
+                raise WireError(_what(exc)) from exc
+            except (WireError, ResponseTooLarge):
+                connection.close()
+                raise
+            except (http.client.HTTPException, OSError, ValueError) as exc:
+                connection.close()
+                raise WireError(_what(exc)) from exc
+            return Response(raw, lambda keep, conn=connection: self._give_back(conn, keep), read_bytes)
+
+    def _new(self) -> _Connection:
+        return _Connection(self._host, self._port, self._tls)
+
+    def _take(self) -> tuple[_Connection, bool]:
+        now = time.monotonic()
+        with self._lock:
+            if self._pid != os.getpid():  # a forked worker: the parent's sockets are not its own
+                self._idle, self._pid = [], os.getpid()
+            while self._idle:
+                connection = self._idle.pop()
+                sock = connection.sock
+                if now - connection.idle_since < KEEPALIVE_SECONDS and sock is not None \
+                        and sock.idle_and_open():  # type: ignore[attr-defined]
+                    return connection, True
+                connection.close()
+        return self._new(), False
+
+    def _give_back(self, connection: _Connection, keep: bool) -> None:
+        if keep and connection.sock is not None:
+            connection.idle_since = time.monotonic()
+            with self._lock:
+                if len(self._idle) < self._max_idle and self._pid == os.getpid():
+                    self._idle.append(connection)
+                    return
+        connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+
+def _json_bytes(value: Any) -> bytes:
+    # As httpx writes a JSON body: compact, UTF-8, no NaN.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 _tls_lock = threading.Lock()
@@ -154,39 +383,15 @@ _server_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 def server_slots(server: str, max_in_flight: int) -> threading.BoundedSemaphore:
     """The requests in flight to one server, shared by every client of this process that talks to it (several
     environments may name the same server)."""
-    url = httpx.URL(server) if "://" in server else None
-    origin = f"{url.scheme}://{url.host}:{url.port}" if url is not None else server
+    origin = server
+    if "://" in server:
+        parts = urlsplit(server)
+        origin = f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port}"
     with _slots_lock:
         return _server_slots.setdefault((origin, max_in_flight), threading.BoundedSemaphore(max_in_flight))
 
 
-class EncodingRefused(Exception):
-    def __init__(self, encoding: str) -> None:
-        super().__init__(encoding)
-        self.encoding = encoding
-
-
-class GuardedTransport(httpx.BaseTransport):
-    """Refuses compressed answers before their body is read: vboplan asks for none (``Accept-Encoding: identity``),
-    and a compressed body would escape the size bound, which counts bytes on the wire."""
-
-    def __init__(self, inner: httpx.HTTPTransport) -> None:
-        self._inner = inner
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self._inner.handle_request(request)
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            response.close()
-            raise EncodingRefused(encoding)
-        return response
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-
-def is_tls_error(exc: Exception) -> bool:
+def is_tls_error(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
@@ -200,7 +405,7 @@ _PLAIN_HTTP = ("WRONG_VERSION_NUMBER", "wrong version number", "HTTP_REQUEST", "
                "RECORD_LAYER_FAILURE", "packet length too long", "PACKET_LENGTH_TOO_LONG")
 
 
-def answers_plain_http(exc: Exception) -> bool:
+def answers_plain_http(exc: BaseException) -> bool:
     """Whether a TLS handshake failed because the server speaks plain HTTP on that port."""
     seen: BaseException | None = exc
     while seen is not None:
@@ -210,7 +415,7 @@ def answers_plain_http(exc: Exception) -> bool:
     return False
 
 
-def tls_reason(exc: Exception) -> str:
+def tls_reason(exc: BaseException) -> str:
     text = str(exc)
     if "self-signed" in text or "self signed" in text:
         return "self-signed certificate"
@@ -221,7 +426,7 @@ def tls_reason(exc: Exception) -> str:
     return "certificate not trusted"
 
 
-def reason(exc: Exception) -> str:
+def reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if "Connection refused" in text or "Errno 111" in text:
         return "connection refused"
