@@ -22,7 +22,7 @@ from vboplan.applying.journal import WriteJournal, fold
 from vboplan.connection import connect
 from vboplan.errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
 from vboplan.kinds.base import AfterApply, ConfirmsWithServer
-from vboplan.kinds.hooks import ConcealsLive
+from vboplan.kinds.hooks import ChecksScope, ConcealsLive
 from vboplan.kinds.lifecycle import marked, rule_of
 from vboplan.kinds.registry import KINDS, Write, WriteContext
 from vboplan.output.wording import differences, plural
@@ -113,7 +113,8 @@ def check_organizations(project: Project, env: Environment, plan: Plan) -> None:
     """Refuse a plan whose scope declares a job or role in another organization than the templates do. The scope
     says which organization an object's entries are derived and resolved in, and whether the object is replaced
     (moved to another organization): the plan file's scope is its author's text, the templates' (rendered again,
-    without the secrets) are the ones that count."""
+    without the secrets) are the ones that count. The same holds for the rest of such a scope a kind checks (see
+    :class:`~vboplan.kinds.hooks.ChecksScope`: the objects and the principal names it declares)."""
     kinds = sorted({c.kind for c in plan.changes if isinstance(plan.scope.get(c.kind), dict)
                     and isinstance(plan.scope[c.kind].get("organizations"), dict)})
     if not kinds:
@@ -134,6 +135,12 @@ def check_organizations(project: Project, env: Environment, plan: Plan) -> None:
                             f"{said[1] if said else 'no organization'}, but the templates declare it in "
                             f"{meant[1] if meant else 'none'}; the file was edited or the templates changed; run "
                             "'vboplan plan' again")
+        kind = KINDS[name]
+        problem = kind.scope_problem(plan.scope[name], KINDS[name].scope(resources[name]) if name in resources
+                                     else {}) if isinstance(kind, ChecksScope) else ""
+        if problem:
+            raise PlanError(f"the plan for '{plan.environment}' ({name}): {problem}; the file was edited or the "
+                            "templates changed; run 'vboplan plan' again")
 
 
 def resolve_secrets(project: Project, env: Environment, plan: Plan, changes: list[Change]) -> list[Change]:

@@ -163,6 +163,11 @@ class BackupJobsKind(CollectionKind):
         return {"jobs": sorted(desired, key=str.lower), "names": names,
                 "organizations": {key: str(fields["organization"]) for key, fields in desired.items()}}
 
+    def scope_problem(self, planned: Any, templates: Any) -> str:
+        """What a plan file's scope of jobs and principal names says that the templates' does not (see
+        :meth:`~vboplan.kinds.principal_lists.Lists.scope_problem`)."""
+        return ITEMS.scope_problem(planned, templates, "jobs")
+
     def addresses(self, scope: Any) -> set[Address]:  # type: ignore[override]
         keys = scope.get("jobs", []) if isinstance(scope, dict) else list(scope or [])
         return super().addresses(keys)

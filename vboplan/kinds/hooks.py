@@ -106,6 +106,16 @@ class FollowsReplaces(Protocol):
 
 
 @runtime_checkable
+class ChecksScope(Protocol):
+    """A kind whose scope (what a plan reads and resolves) a plan file carries beyond what its rows say: held to the
+    templates' own, rendered again, before an apply (a job's principal names)."""
+
+    def scope_problem(self, planned: Any, templates: Any) -> str:
+        """What the plan file's scope ``planned`` says that ``templates`` (the templates' scope) does not, or leaves
+        out of it (empty: they agree)."""
+
+
+@runtime_checkable
 class Describes(Protocol):
     """A kind with an implementation of its own (not a settings object or a named collection, whose specs say it)
     that says what it is and where the API keeps it: for the README's table of resources and the schema extract."""

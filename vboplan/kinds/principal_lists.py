@@ -153,6 +153,37 @@ class Lists:
                         org.setdefault(entry["type"], {}).setdefault(entry["name"], entry["where"])
         return names
 
+    def scope_problem(self, planned: Any, templates: Any, keys: str) -> str:
+        """What a plan file's scope (``planned``: its author's text) declares that the templates' scope, rendered
+        again, does not, or leaves out what they declare: an object of its ``keys`` list (``jobs``, ``roles``, what
+        ``--target`` selects from), or a principal name of ``names`` (what apply resolves in the directory and
+        derives the entries' rows from). Empty when they agree (in any case, with whatever lines they are
+        declared at)."""
+        said, meant = _scope_objects(planned, keys), _scope_objects(templates, keys)
+        for found, other, text in ((said, meant, "the plan's scope declares {}, which no template declares"),
+                                   (meant, said, "the templates declare {}, which the plan's scope leaves out")):
+            extra = sorted(set(found) - set(other))
+            if extra:
+                return text.format(object_address(self.kind, found[extra[0]]))
+        said, meant = self._scope_names(planned), self._scope_names(templates)
+        for found, other, text in ((said, meant, "the plan's scope names {} {} of {}, which no template declares"),
+                                   (meant, said, "the templates name {} {} of {}, which the plan's scope leaves out")):
+            extra = sorted(set(found) - set(other))
+            if extra:
+                org, kind, name = found[extra[0]]
+                return text.format(self.words.get(kind, kind), f"'{name}'", org)
+        return ""
+
+    def _scope_names(self, scope: Any) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+        names = scope.get("names") if isinstance(scope, dict) else None
+        found: dict[tuple[str, str, str], tuple[str, str, str]] = {}
+        for org, by_type in (names.items() if isinstance(names, dict) else []):
+            for kind, declared in (by_type.items() if isinstance(by_type, dict) else []):
+                for name in (declared if isinstance(declared, dict | list) else []):
+                    found[(str(org).lower(), str(kind), label_of(str(kind), str(name)))] = (str(org), str(kind),
+                                                                                             str(name))
+        return found
+
     # -- addresses ---------------------------------------------------------------------------------------------
 
     def address(self, owner: Address, which: str, kind: str, key: str) -> Address:
@@ -254,6 +285,11 @@ class Lists:
             if ids:
                 requests.append(Request("DELETE", f"{path(which)}?ids={quote(','.join(ids), safe=',')}", None, (204,)))
         return requests
+
+
+def _scope_objects(scope: Any, keys: str) -> dict[str, str]:
+    listed = scope.get(keys) if isinstance(scope, dict) else None
+    return {str(k).lower(): str(k) for k in (listed if isinstance(listed, list) else [])}
 
 
 def label_of(kind: str, name: str) -> str:

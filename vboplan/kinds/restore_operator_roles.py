@@ -185,6 +185,11 @@ class RolesKind(CollectionKind):
         return {"roles": sorted(desired, key=str.lower), "names": names,
                 "organizations": {key: org_name(fields.get("organization")) for key, fields in desired.items()}}
 
+    def scope_problem(self, planned: Any, templates: Any) -> str:
+        """What a plan file's scope of roles and principal names says that the templates' does not (see
+        :meth:`~vboplan.kinds.principal_lists.Lists.scope_problem`)."""
+        return ENTRIES.scope_problem(planned, templates, "roles")
+
     def addresses(self, scope: Any) -> set[Address]:  # type: ignore[override]
         keys = scope.get("roles", []) if isinstance(scope, dict) else list(scope or [])
         return super().addresses(keys)
