@@ -171,7 +171,7 @@ class _Connection(http.client.HTTPConnection):
             sock = socket.create_connection((self.host, self.port), bounds.left())
         except TimeoutError:
             raise TimedOut("connecting timed out") from None
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
             raise ConnectFailed(str(exc) or type(exc).__name__) from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -250,6 +250,15 @@ def _reading(read: Any, *args: Any) -> bytes:
 
 
 def _what(exc: BaseException) -> str:
+    """What broke, in words of vboplan's own: the bytes a server sent (which might echo a token) are never quoted."""
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "the server closed the connection without answering"
+    if isinstance(exc, http.client.BadStatusLine):
+        return "the answer is not HTTP"
+    if isinstance(exc, http.client.LineTooLong):
+        return "a header line of the answer is too long"
+    if isinstance(exc, http.client.HTTPException) and not isinstance(exc, http.client.IncompleteRead):
+        return f"the answer is not valid HTTP ({type(exc).__name__})"
     if isinstance(exc, http.client.IncompleteRead):
         return f"{len(exc.partial)} bytes read, more expected"
     if isinstance(exc, ValueError) and not isinstance(exc, OSError):

@@ -402,10 +402,8 @@ def _check_server(server: str, where: str) -> None:
     if parts.netloc.endswith(":") or (port is not None and not 0 < port < 65536):
         raise ProjectError(f"{where}: server '{shown}' has no valid port")
     try:
-        import httpx
-
-        httpx.URL(server)
-    except Exception as exc:  # httpx.InvalidURL and the odd ValueError from idna
+        host.encode("idna")  # how the connection resolves and sends it (socket, http.client)
+    except UnicodeError as exc:
         raise ProjectError(f"{where}: server '{shown}' is not a valid URL ({exc})") from None
 
 

@@ -1,0 +1,138 @@
+"""The wire under the client (vboplan.api.transport, http.client) against a scripted HTTP/1.1 server on a socket:
+connections kept alive and given back, an idle connection the server closed not reused, chunked answers decoded as
+they arrive, and a broken answer reported in one line that names no secret."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable
+
+import pytest
+from conftest import API_SECRET
+
+from vboplan.api.client import VboClient
+from vboplan.errors import ApiError
+from vboplan.project.config import Environment
+
+TOKEN = "secret-access-token-123"
+Answer = Callable[[str, str], bytes]  # (method, path) -> the bytes sent back
+
+
+def _plain(body: bytes, extra: str = "") -> bytes:
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+            .encode() + body)
+
+
+def _chunked(body: bytes, size: int) -> bytes:
+    pieces = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size))
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + pieces + \
+        b"0\r\n\r\n"
+
+
+def _token(method: str, path: str) -> bytes | None:
+    if path.endswith("/token"):
+        return _plain(json.dumps({"access_token": TOKEN, "refresh_token": "r", "token_type": "bearer"}).encode())
+    return None
+
+
+class Scripted:
+    """Answers each request on 127.0.0.1 as ``answer`` says; ``one_per_connection`` closes every connection after
+    its first answer (while answering HTTP/1.1 without ``Connection: close``, as a server whose keep-alive expired)."""
+
+    def __init__(self, answer: Answer, one_per_connection: bool = False) -> None:
+        self.answer, self.one_per_connection = answer, one_per_connection
+        self.connections, self.requests = 0, []  # type: ignore[var-annotated]
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def __enter__(self) -> Scripted:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rb") as incoming:
+            while True:
+                line = incoming.readline()
+                if not line:
+                    return
+                method, path, _ = line.decode().split(" ", 2)
+                length = 0
+                while (header := incoming.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                incoming.read(length)
+                self.requests.append(f"{method} {path}")
+                connection.sendall(_token(method, path) or self.answer(method, path))
+                if self.one_per_connection:
+                    return
+
+
+def _client(url: str, **options: object) -> VboClient:
+    env = Environment(name="t", server=url, api_version="v8", timeout=5)
+    return VboClient(env.connection, "admin", API_SECRET, backoff=0.01, **options)  # type: ignore[arg-type]
+
+
+SETTINGS = json.dumps({"smtpServer": "smtp.contoso.com", "port": 25}).encode()
+
+
+def test_requests_share_one_kept_alive_connection() -> None:
+    with Scripted(lambda method, path: _plain(SETTINGS)) as server, _client(server.url) as vbo:
+        for _ in range(10):
+            assert vbo.get_settings("AuditEmailSettings")["port"] == 25
+    assert server.connections == 1 and len(server.requests) == 12  # token, ten reads, logout
+
+
+def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
+    with Scripted(lambda method, path: _plain(SETTINGS), one_per_connection=True) as server, \
+            _client(server.url) as vbo:
+        for _ in range(5):
+            assert vbo.get_settings("AuditEmailSettings")["port"] == 25
+    assert server.requests.count("GET /v8/AuditEmailSettings") == 5  # none failed and was sent again
+    assert server.connections == 7
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096])
+def test_a_chunked_list_is_decoded_as_it_arrives(size: int) -> None:
+    items = [{"id": f"i{n}", "type": "User", "user": {"id": f"u{n}", "name": f"user{n}@contoso.com"}}
+             for n in range(300)]
+    body = json.dumps(items, separators=(",", ":")).encode()
+    with Scripted(lambda method, path: _chunked(body, size)) as server, _client(server.url) as vbo:
+        assert vbo.audit_items("org", lambda item: item["id"]) == [item["id"] for item in items]
+        assert vbo.audit_items("org") == items  # the connection was given back and serves the next request
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("broken", [
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"a\":",
+    b"HELLO THERE\r\n\r\nnot http at all"], ids=["bad-chunk", "short-body", "not-http"])
+def test_a_broken_answer_is_one_line_naming_no_secret(broken: bytes) -> None:
+    with Scripted(lambda method, path: broken, one_per_connection=True) as server, _client(server.url) as vbo:
+        with pytest.raises(ApiError, match=r"^environment 't'.*: the connection failed \(") as caught:
+            vbo.get_settings("AuditEmailSettings")
+    message = str(caught.value)
+    assert "\n" not in message and TOKEN not in message and API_SECRET not in message
+    assert server.requests.count("GET /v8/AuditEmailSettings") == 3  # a read is tried again, within its bound
+
+
+def test_a_redirect_is_not_followed() -> None:
+    moved = b"HTTP/1.1 302 Found\r\nLocation: http://login.example.invalid/\r\nContent-Length: 0\r\n\r\n"
+    with Scripted(lambda method, path: moved) as server, _client(server.url) as vbo:
+        with pytest.raises(ApiError, match="failed with HTTP 302"):
+            vbo.get_settings("AuditEmailSettings")
+    assert server.requests == ["POST /v8/token", "GET /v8/AuditEmailSettings", "POST /v8/token/logout"]
