@@ -435,3 +435,18 @@ def test_each_plan_is_settled_as_it_arrives_and_only_what_is_kept_stays(project:
     assert {ident for _, ident, _ in seen} == {threading.get_ident()} and all(live for _, _, live in seen)
     assert [o.env.name for o in outcomes] == ["n0", "n1", "n2", "n3"]
     assert all(o.error is None and o.plan.changes and o.plan.live == {} for o in outcomes)
+
+
+def test_a_workers_window_follows_its_memory_budget() -> None:
+    from vboplan.planning.parallel import THREADS, Window, resident_mib
+
+    start = resident_mib()
+    if start is None:
+        pytest.skip("no way to read this process's memory here")
+    window = Window(budget=start + 256)
+    assert window.after(in_hand=1) == THREADS  # nothing held yet: the most a worker plans at once
+    held = bytearray(128 * 1024 * 1024)  # one environment holding 128 MiB: one more would not fit
+    held[::4096] = b"x" * len(held[::4096])  # touched, so resident
+    assert window.after(in_hand=1) == 1
+    assert window.after(in_hand=8) == 1  # the largest environment seen decides, so the window never grows back
+    del held

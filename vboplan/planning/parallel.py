@@ -4,7 +4,10 @@ One process renders templates and diffs for only one core's worth of environment
 time), so past a few dozen servers ``plan --all`` is bound by CPU, not by the servers. Here ``workers`` processes
 each get environments over a pipe of their own, at most ``threads`` in hand at once; a finished plan goes back to
 the parent at once, so a worker holds at most ``threads`` plans however large the fleet (memory bounded per
-worker), and the parent gets them in any order and returns them in the order given. Nothing (no queue, no lock) is
+worker), and the parent gets them in any order and returns them in the order given. How many a worker has in hand
+follows from its memory budget (``VBOPLAN_WORKER_MEMORY_MIB``, default :data:`WORKER_MEMORY_MIB`): it starts with
+:data:`FIRST_WINDOW`, and with each plan it sends back says how many more fit, from its resident memory and the
+environments it had in hand, between one and :data:`THREADS`. Nothing (no queue, no lock) is
 shared between the workers, so one killed in the middle of a message cannot stall the others.
 
 Workers start by forking this process where that is safe (Linux, and no thread of this process but the progress
@@ -37,8 +40,53 @@ if TYPE_CHECKING:
     from vboplan.core import Outcome
     from vboplan.project.config import Environment, Project
 
-#: Environments one worker plans at once (each mostly waits on its server).
+#: Environments one worker plans at once at most (each mostly waits on its server).
 THREADS = 32
+#: Environments a worker gets before it has said what its memory allows.
+FIRST_WINDOW = 8
+#: Resident memory (MiB) a worker aims to stay under (VBOPLAN_WORKER_MEMORY_MIB): an environment of 100,000 audit
+#: entries holds ~70 MiB while it is planned, one of a few settings ~1 MiB.
+WORKER_MEMORY_MIB = 1024
+MEMORY_ENV = "VBOPLAN_WORKER_MEMORY_MIB"
+
+
+def resident_mib() -> float | None:
+    """This process's resident memory now (Linux: /proc/self/statm), else its peak (getrusage), else None."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return float(peak) / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB elsewhere
+
+
+class Window:
+    """How many environments a worker may have in hand within ``budget`` MiB: what it holds beyond its memory when
+    it started, per environment it had in hand, is what one more would take (the largest seen, so it only shrinks
+    the window as larger environments come)."""
+
+    def __init__(self, budget: float, most: int = THREADS) -> None:
+        self.budget, self.most = budget, most
+        self.start = resident_mib()
+        self.each = 0.0
+
+    def after(self, in_hand: int) -> int:
+        now = resident_mib()
+        if now is None or self.start is None:
+            return self.most
+        self.each = max(self.each, (now - self.start) / max(1, in_hand), 0.5)
+        return max(1, min(self.most, int((self.budget - self.start) / self.each)))
+
+
+def memory_budget() -> float:
+    from vboplan.limits import MIB, bound
+
+    return bound(MEMORY_ENV, WORKER_MEMORY_MIB * MIB) / MIB
 #: Environments per worker below which a process is not worth its start-up (about a third of a second).
 PER_WORKER = 16
 
@@ -98,15 +146,15 @@ def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[
     context = multiprocessing.get_context(method)
     settings = {"root": str(project.root), "targets": targets, "allow_mass_delete": allow_mass_delete,
                 "excluded": excluded, "refresh_only": refresh_only,
-                "shares": server_shares(envs, workers), "threads": threads,
+                "shares": server_shares(envs, workers), "threads": threads, "memory_mib": memory_budget(),
                 "log_level": logging.getLogger("vboplan").level}
     if method == "fork":
         settings["project"] = project  # inherited as it is, never pickled
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # else the copy's exit would write what this process had buffered a second time
-    logging.getLogger("vboplan").info("planning %d environments in %d worker processes of %d threads (%s)",
-                                      len(envs), workers, threads, method)
-    fleet = _Dispatch(envs, threads, on_outcome or (lambda outcome: outcome))
+    logging.getLogger("vboplan").info("planning %d environments in %d worker processes of %d threads (%s), "
+                                      "%g MiB each", len(envs), workers, threads, method, settings["memory_mib"])
+    fleet = _Dispatch(envs, min(threads, FIRST_WINDOW), on_outcome or (lambda outcome: outcome))
     try:
         for index in range(workers):
             # One pipe per worker and nothing shared between them: a worker killed mid-message leaves no lock
@@ -130,8 +178,9 @@ def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[
 
 
 class _Dispatch:
-    """The parent's side: sends each worker environments while it has fewer than ``window`` in hand, takes back
-    each result as it arrives, and fails by name the environments of a worker that died."""
+    """The parent's side: sends each worker environments while it has fewer in hand than its window (``window``
+    at first, then what it says with each result), takes back each result as it arrives, and fails by name the
+    environments of a worker that died."""
 
     def __init__(self, envs: list[Environment], window: int, settle: Callable[[Outcome], Outcome]) -> None:
         from collections import deque
@@ -144,6 +193,7 @@ class _Dispatch:
         self.processes: list[Any] = []
         self.pipes: list[Any] = []
         self.in_hand: list[set[str]] = []
+        self.windows: list[int] = []
         self.closed: list[bool] = []
         self.alive: set[int] = set()
         self.outcomes: dict[str, Outcome] = {}
@@ -153,23 +203,24 @@ class _Dispatch:
         self.processes.append(process)
         self.pipes.append(pipe)
         self.in_hand.append(set())
+        self.windows.append(self.window)
         self.closed.append(False)
         self.alive.add(index)
 
     def fill(self) -> None:
         """The first environments, one to each worker in turn (a small fleet spreads over every worker)."""
-        while self.pending and any(len(self.in_hand[i]) < self.window for i in self.alive):
+        while self.pending and any(len(self.in_hand[i]) < self.windows[i] for i in self.alive):
             for index in sorted(self.alive):
-                if self.pending and len(self.in_hand[index]) < self.window:
+                if self.pending and len(self.in_hand[index]) < self.windows[index]:
                     self.feed(index, 1)
         for index in sorted(self.alive):
             self.feed(index, 0)
 
     def feed(self, index: int, most: int | None = None) -> None:
-        """Send worker ``index`` environments (``most`` of them at most) while it has fewer than ``window``; once
+        """Send worker ``index`` environments (``most`` of them at most) while it has fewer than its window; once
         none is left, tell it to finish."""
         try:
-            while self.pending and len(self.in_hand[index]) < self.window and (most is None or most > 0):
+            while self.pending and len(self.in_hand[index]) < self.windows[index] and (most is None or most > 0):
                 env = self.pending[0]
                 self.pipes[index].send(env)  # the environment as selected (with its --var values)
                 self.in_hand[index].add(self.pending.popleft().name)
@@ -196,9 +247,10 @@ class _Dispatch:
         pipe = self.pipes[index]
         try:
             while index in self.alive and pipe.poll():
-                name, plan, error, requests, secrets = pipe.recv()
+                name, plan, error, requests, secrets, window = pipe.recv()
                 sensitive.remember_forms(secrets)
                 self.in_hand[index].discard(name)
+                self.windows[index] = window
                 self.feed(index)  # the next environment first: the worker goes on while this one is saved
                 self.outcomes[name] = self.settle(Outcome(self.by_name[name], plan, error, requests))
         except (EOFError, OSError):
@@ -259,6 +311,8 @@ def _work(settings: dict[str, Any], pipe: Any, index: int, inherited: list[Any] 
     project = settings.get("project") or load_project(Path(settings["root"]))
     shares: dict[str, int] = settings["shares"]
     lock = threading.Lock()
+    window = Window(settings.get("memory_mib", WORKER_MEMORY_MIB), settings["threads"])
+    planning = [0]  # environments in hand
 
     def one(env: Environment) -> None:
         bounded = replace(env, max_in_flight=min(env.max_in_flight, shares.get(env.server, env.max_in_flight)))
@@ -269,14 +323,16 @@ def _work(settings: dict[str, Any], pipe: Any, index: int, inherited: list[Any] 
         except Exception as exc:  # a bug must fail its environment, not leave the parent waiting for it
             plan, error, requests = None, VboplanError(f"environment '{env.name}': {type(exc).__name__}: {exc}"), 0
         with lock:  # one message at a time on the pipe; the secrets remembered so far go with it
+            fits = window.after(planning[0])
+            planning[0] -= 1
             try:
-                pipe.send((env.name, plan, error, requests, sensitive.remembered()))
+                pipe.send((env.name, plan, error, requests, sensitive.remembered(), fits))
             except (OSError, ValueError):
                 return  # the parent has gone
             except Exception as exc:  # a plan that cannot be pickled: its environment fails, named
                 pipe.send((env.name, None, VboplanError(f"environment '{env.name}': its plan could not be sent "
                                                         f"back ({type(exc).__name__}: {exc})"), requests,
-                           sensitive.remembered()))
+                           sensitive.remembered(), fits))
 
     with ThreadPoolExecutor(max_workers=settings["threads"]) as pool:
         while True:
@@ -286,6 +342,8 @@ def _work(settings: dict[str, Any], pipe: Any, index: int, inherited: list[Any] 
                 break
             if env is None:
                 break
+            with lock:
+                planning[0] += 1
             pool.submit(one, env)
 
 
