@@ -925,8 +925,8 @@ class CollectionKind:
         for key in sorted(set(before) | set(now), key=str.lower):
             base = object_address(self.name, key)
             if key not in now or key not in before:
-                drifts.append(Drift(base, "present" if key in before else "absent",
-                                    "present" if key in now else "absent"))
+                # A whole object: no value to show on either side, only what became of it.
+                drifts.append(Drift(base, None, None, status="deleted" if key in before else "not in state"))
                 continue
             was, is_now = before[key].get("values", {}), now[key].get("values", {})
             for name in sorted(set(was) | set(is_now)):

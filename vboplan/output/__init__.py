@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vboplan.cli.formats import FORMATS as FORMATS  # re-exported: where the renderers are
-from vboplan.planning.changes import Change
+from vboplan.planning.changes import Change, Drift
 from vboplan.sensitive import MASK, Sensitive
 
 if TYPE_CHECKING:
@@ -203,12 +203,29 @@ def _drift_lines(plan: Plan) -> list[str]:
     title = "Changed outside vboplan since the last apply:"
     lines = [title]
     for drift in plan.drift:
-        recorded = MASK if drift.sensitive else format_value(drift.recorded)
-        live = MASK if drift.sensitive else format_value(drift.live)
-        text = f"{drift.address}: {recorded} -> {live}"
-        lines.append(f"  {text}")
+        lines.append(f"  {drift.address}: {drift_text(plan, drift, '->')}")
     lines.append("")
     return lines
+
+
+def drift_text(plan: Plan, drift: Drift, arrow: str) -> str:
+    """What became of ``drift``'s field or object, as every view says it: ``recorded ARROW live`` for a value; for a
+    whole object what Terraform says of it ("has been deleted"; an object on the server that the state does not hold
+    is one to adopt, as ``import`` does) and what this plan does about it, from its rows."""
+    if not drift.status:
+        recorded = MASK if drift.sensitive else format_value(drift.recorded)
+        live = MASK if drift.sensitive else format_value(drift.live)
+        return f"{recorded} {arrow} {live}"
+    address = str(drift.address).lower()
+    planned = {c.action for c in plan.changes if str(c.address).lower() == address}
+    if drift.status == "deleted":
+        return "deleted outside vboplan (the state records it, the server no longer holds it)" + (
+            "; this plan creates it again" if "create" in planned else "")
+    told = ("on the server but not in the state (forgotten with 'vboplan state rm', or made outside vboplan): ")
+    if "delete" in planned:
+        return told + "no template declares it, so this plan deletes it"
+    return (told + "a template declares it, so vboplan manages it from now on, as 'vboplan import' adopts an object; "
+            "'vboplan plan --refresh-only' and its apply record it in the state")
 
 
 # The shape of ``--format json``: {"format_version": 2, "plans": [...]}, one entry per environment whatever their

@@ -274,7 +274,12 @@ def _drift(plan: Plan) -> str:
     from vboplan.sensitive import MASK
 
     items = []
+    from vboplan.output import drift_text
+
     for drift in plan.drift:
+        if drift.status:
+            items.append(f"<li><code>{escape(str(drift.address))}</code>: {escape(drift_text(plan, drift, '→'))}</li>")
+            continue
         recorded = MASK if drift.sensitive else format_value(drift.recorded)
         live = MASK if drift.sensitive else format_value(drift.live)
         items.append(f"<li><code>{escape(str(drift.address))}</code>: <code>{escape(recorded)}</code> → "

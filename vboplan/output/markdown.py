@@ -123,7 +123,12 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
     if plan.drift:
         lines.append("**Changed outside vboplan since the last apply:**")
         lines.append("")
+        from vboplan.output import drift_text
+
         for drift in plan.drift:
+            if drift.status:
+                lines.append(f"- {code(str(drift.address))}: {drift_text(plan, drift, '→')}")
+                continue
             recorded = MASK if drift.sensitive else format_value(drift.recorded)
             live = MASK if drift.sensitive else format_value(drift.live)
             lines.append(f"- {code(str(drift.address))}: {code(recorded)} → {code(live)}")

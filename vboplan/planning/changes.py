@@ -152,3 +152,6 @@ class Drift:
     recorded: Any
     live: Any
     sensitive: bool = False
+    # What happened to a whole object, where there is no value to show on either side: "not in the state" (on
+    # the server, in no snapshot: forgotten with 'state rm', or made outside vboplan) or "deleted".
+    status: str = ""

@@ -150,8 +150,8 @@ class Plan:
             "api_version": self.api_version, "created_by": self.created_by, "created_at": self.created_at,
             "checksum": self.checksum, "summary": {action: counts[action] for action in ACTIONS},
             "changes": self.change_records(),
-            "changed_outside": [{"address": str(d.address), "recorded": d.recorded, "live": d.live}
-                                for d in self.drift],
+            "changed_outside": [{"address": str(d.address), "recorded": d.recorded, "live": d.live,
+                                 **({"status": d.status} if d.status else {})} for d in self.drift],
             "live": self.live, "scope": self.scope, "expires_at": self.expires_at,
             "allow_mass_delete": self.allow_mass_delete, "partial": bool(self.targets or self.excluded),
             "targets": self.targets,
@@ -189,7 +189,8 @@ class Plan:
                        changes=[], live=data["live"], scope=data["scope"], created_by=data["created_by"],
                        created_at=data["created_at"], approvals=list(data.get("approvals") or []),
                        digests={r["id"]: r.get("after_digest") for r in data["changes"] if r.get("sensitive")},
-                       drift=[Drift(d["address"], d["recorded"], d["live"]) for d in data.get("changed_outside", [])],
+                       drift=[Drift(d["address"], d["recorded"], d["live"], status=str(d.get("status") or ""))
+                              for d in data.get("changed_outside", [])],
                        checksum=data["checksum"], expires_at=str(data.get("expires_at") or ""),
                        allow_mass_delete=bool(data.get("allow_mass_delete", False)),
                        targets=[str(t) for t in data.get("targets") or []],
