@@ -169,7 +169,8 @@ def test_backup_jobs(jobs_project: ProjectDir, servers: dict[str, Any], version:
     assert f"/{version}/Jobs/{job['id']}/SelectedItems" in requests and "/disable" in requests, requests
     assert f"PUT /{version}/Jobs/{job['id']}\n" not in requests + "\n", requests
     assert f"POST /{version}/CopyJobs" in requests, requests
-    assert project.run("apply", saved).exit_code == 0
+    done = project.run("apply", saved)
+    assert done.exit_code == 0, done.output
     job = _job(http, version, "Contoso mail")
     assert job["isEnabled"] is False and _names(http, version, job, "ExcludedItems") == set()
     assert "Jane Doe" in _names(http, version, job, "SelectedItems")

@@ -291,9 +291,11 @@ class Wire:
     def send(self, method: str, path: str, *, bounds: Bounds, read_bytes: int, headers: dict[str, str],
              params: dict[str, Any] | None = None, json: Any = None, data: dict[str, str] | None = None) -> Response:
         """Send one request; its answer with the body not yet read (close it to give the connection back)."""
-        target = self._prefix + quote(path, safe="/:@!$&'()*+,;=%~")
+        # A path may carry its own query (an item removal's ``?ids=``, written quoted): kept as it is, not quoted.
+        path, mark, query = path.partition("?")
+        target = self._prefix + quote(path, safe="/:@!$&'()*+,;=%~") + mark + query
         if params:
-            target += "?" + urlencode([(k, _param(v)) for k, v in params.items()])
+            target += ("&" if mark else "?") + urlencode([(k, _param(v)) for k, v in params.items()])
         sent = {**self._headers, **headers}
         body: bytes | None = None
         if json is not None:
