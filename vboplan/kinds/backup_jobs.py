@@ -40,8 +40,13 @@ _LISTS = tuple(job_items.LISTS)
 #: as for audit items.
 ITEMS_GUARDED = 10
 # Fields of the job the template may not set: runNow starts the job; the rest are the server's.
+#: What the server records of a job's runs (``RESTJob``, ``RESTCopyJob``): v6/v7 take the answer's component as the
+#: request too, so the documents list these among the fields a PUT sends; they are never set, compared or imported.
+RUN_STATUS = ("lastRun", "nextRun", "lastStatus", "lastBackup")
+STATUS_WORDS = {name.lower(): f"{name} is the server's record of the job's runs, not a setting: it cannot be set"
+                for name in RUN_STATUS}
 _NEVER = {"runnow": "vboplan never starts a job: runNow cannot be set (start it in the console or with "
-                    "POST /Jobs/{jobId}/start yourself)"}
+                    "POST /Jobs/{jobId}/start yourself)", **STATUS_WORDS}
 
 
 def _api(version: str) -> Api:
@@ -188,7 +193,7 @@ class BackupJobsKind(CollectionKind):
         orgs = {n.lower(): i for n, i in (live.get("refs") or {}).get("organizations", {}).items()}
         for key, items in zip(keys, lists, strict=True):
             values = objects[key]["values"]
-            for name in ("runNow", *_LISTS):
+            for name in ("runNow", *RUN_STATUS, *_LISTS):
                 values.pop(name, None)
             org = str(values.get("organization") or "")
             for item in (i for which in _LISTS for i in items[which] if i["type"] in job_items.ORGANIZATION_TYPES):

@@ -18,6 +18,7 @@ from vboplan.api.client import VboClient
 from vboplan.api.rest import Operation
 from vboplan.errors import PlanError, RenderError
 from vboplan.kinds import refs
+from vboplan.kinds.backup_jobs import RUN_STATUS, STATUS_WORDS
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
@@ -62,6 +63,11 @@ class CopyJobsKind(CollectionKind):
                 if named is not None:
                     raise RenderError(f"{where(key)}: {object_address(self.name, str(key))}: a copy job is keyed by "
                                       f"the backup job it copies and named by the server; leave {named} out")
+                status = next((k for k in (fields or {}) if str(k).lower() in STATUS_WORDS), None) \
+                    if isinstance(fields, dict) else None
+                if status is not None:
+                    raise RenderError(f"{where(key)}: {object_address(self.name, str(key))}: "
+                                      f"{STATUS_WORDS[str(status).lower()]}")
         desired = super().normalise(version, raw, where)
         for key, fields in desired.items():
             fields["backupJob"] = key
@@ -72,6 +78,9 @@ class CopyJobsKind(CollectionKind):
     def read(self, client: VboClient, scope: Any) -> dict[str, Any]:
         live = super().read(client, scope)
         live["objects"] = {str(obj["values"].get("backupJob") or name): obj for name, obj in live["objects"].items()}
+        for obj in live["objects"].values():
+            for name in RUN_STATUS:
+                obj["values"].pop(name, None)
         if client.version == "v8":  # the organization a copy job of each live backup job is created in
             resolver = refs.resolver(client)
             orgs = {str(o.get("id")).lower(): str(o.get("name")) for o in resolver.objects("organizations").items}
@@ -127,6 +136,10 @@ class CopyJobsKind(CollectionKind):
         return kept
 
     def derive(self, basis: Basis, address: Address, action: str, after: Any) -> Change:
+        named = [address.parts[1][1]] if len(address.parts) == 2 else list(after) if isinstance(after, dict) else []
+        status = next((n for n in named if str(n).lower() in STATUS_WORDS), None)
+        if status is not None:  # what templates may not set, no row of a plan file may either
+            raise PlanError(f"{address}: {STATUS_WORDS[str(status).lower()]}")
         # A plan file's row: the copy job at a backup job's key copies that job, whatever the row's value names.
         if action == "create" and len(address.parts) == 1 and isinstance(after, dict):
             own = str(object_address("backup_jobs", address.parts[0][1]))
