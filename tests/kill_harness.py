@@ -131,9 +131,10 @@ class Applying:
 
 
 def _journal_id(path: Path) -> str | None:
-    """The id of the write journal at ``path`` (written atomically, so whole when there), or None."""
+    """The id of the write journal at ``path`` (its first line, the apply's record, is written atomically with the
+    first request's, so whole when there), or None."""
     try:
-        return str(json.loads(path.read_text(encoding="utf-8")).get("id"))
+        return str(json.loads(path.read_text(encoding="utf-8").partition("\n")[0]).get("id"))
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -19,7 +19,7 @@ from gates import Gate, gated_emulator
 from test_state_lock import HOLDER, holder
 
 from vboplan.project.config import load_project
-from vboplan.state import StateStore
+from vboplan.state import StateStore, parse_journal
 from vboplan.state.files import atomic_write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,7 +201,7 @@ def test_a_second_ctrl_c_while_stopping_still_says_what_reached_the_server(proje
     assert len(error) == 1 and "Traceback" not in stderr, stderr
     assert error[0].startswith("Error: apply to 'dev' interrupted: applied c"), error[0]
     assert "unknown (sent, no answer seen)" in error[0] and "dev.journal.json records it" in error[0], error[0]
-    journal = json.loads((project.root / ".vboplan/state/dev.journal.json").read_text())
+    journal = parse_journal((project.root / ".vboplan/state/dev.journal.json").read_text())
     states = [w["state"] for w in journal["writes"]]
     assert states == ["applied", "sent"], states
     applied = [c["id"] for c in journal["writes"][0]["changes"]]

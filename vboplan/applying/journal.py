@@ -1,7 +1,8 @@
 """The write journal: what an apply sent to the server, recorded before each write and after its answer.
 
-An apply can be stopped anywhere (SIGKILL, SIGTERM, Ctrl-C, a full disk, a crash). The journal, written atomically
-beside the snapshot in the same backend, is then the true record of what may have reached the server:
+An apply can be stopped anywhere (SIGKILL, SIGTERM, Ctrl-C, a full disk, a crash). The journal, an append-only
+record beside the snapshot in the same backend (one JSON line per event, see ``state.parse_journal``), is then the
+true record of what may have reached the server:
 
 * ``sent``: recorded before the request; the answer was not seen, so it may or may not have landed;
 * ``applied``: the server answered success;
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from vboplan.api.client import VboClient
     from vboplan.state import StateStore
 
-FORMAT = 1
+FORMAT = 2  # see state.parse_journal
 
 
 def _record(change: Change, digests: dict[str, Any]) -> dict[str, Any]:
@@ -73,13 +74,14 @@ def reset() -> None:
 
 
 class WriteJournal:
-    """The journal of one apply, written to the backend once before each request is sent (:meth:`sending`) and once
-    after the last answer (:meth:`settle`).
+    """The journal of one apply: an append-only record, one JSON line per event (see ``state.parse_journal``).
 
-    An answer is recorded in memory at once (:meth:`answered`) and reaches the backend with the next write's "about
-    to send" record, in the same save: one save (two fsyncs: the file and its folder) per request instead of two. A
-    run stopped in between leaves that write "sent" (may or may not have landed), which stays true: the next command
-    checks it against the live values; nothing is ever sent that the journal does not already hold."""
+    The apply's own record starts it; each request adds a "sent" line before it goes (:meth:`sending`), and its
+    answer an "answered" line. An answer is recorded in memory at once (:meth:`answered`) and reaches the backend
+    with the next request's "sent" line, in one append (one fsync, the folder untouched) per request; the last one
+    with :meth:`settle`. A run stopped in between leaves that write "sent" (may or may not have landed), which stays
+    true: the next command checks it against the live values; nothing is ever sent that the journal does not hold.
+    Lines once written are never rewritten, so a run killed mid-write can cost at most the line it was writing."""
 
     def __init__(self, store: StateStore, *, checksum: str, planned_by: str, approvals: list[dict[str, Any]],
                  scope: dict[str, Any], digests: dict[str, Any], by: str) -> None:
@@ -92,10 +94,9 @@ class WriteJournal:
         }
         self.written = False
         self.finished = False  # the snapshot holds everything; the journal is removed
-        self._unsaved = False  # an answer recorded in memory, not yet in the backend
-        self._head: str | None = None
-        self._changes: dict[int, str] = {}  # each write's changes, encoded, by its number
-        self._final: list[str] = []  # the encoded lines of the first writes, all answered (they no longer change)
+        self._unsaved: list[str] = []  # answer lines recorded in memory, not yet in the backend
+        self._text = ""  # every line in the backend (an object store's append writes it whole)
+        self._whole = True  # False after an append failed: the next save writes the file again whole
 
     @property
     def id(self) -> str:
@@ -105,26 +106,27 @@ class WriteJournal:
     def writes(self) -> list[dict[str, Any]]:
         return self.document["writes"]  # type: ignore[no-any-return]
 
-    def _save(self) -> None:
-        """Write the whole journal. Each write is one line of compact JSON, encoded once it is final (answered): an
-        apply of many writes re-encodes only the newest, not every earlier one on every save."""
-        lines = self._final + [self._line(entry) for entry in self.writes[len(self._final):]]
-        if self._head is None:  # the apply's own record (who, which plan, its scope) is set once
-            self._head = _encode({k: v for k, v in self.document.items() if k != "writes"})
-        head = self._head
-        writes = "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
-        self.store.write_journal(f'{head[:-1]},\n"writes":{writes}}}\n')
-        self.written = True
-        self._unsaved = False
-        while len(self._final) < len(self.writes) and self.writes[len(self._final)]["state"] != "sent":
-            self._final.append(lines[len(self._final)])
-
-    def _line(self, entry: dict[str, Any]) -> str:
-        """One write as compact JSON, its (unchanging, possibly long) list of changes encoded only once."""
-        changes = self._changes.get(entry["n"])
-        if changes is None:
-            changes = self._changes[entry["n"]] = _encode(entry["changes"])
-        return _encode({k: v for k, v in entry.items() if k != "changes"})[:-1] + f',"changes":{changes}}}'
+    def _save(self, lines: list[str]) -> None:
+        """Add ``lines`` (each a JSON object and its newline) with the answers recorded since the last save: the
+        first save writes the file whole (atomically: the apply's record and the first request), every later one
+        appends."""
+        added = "".join(self._unsaved + lines)
+        if not self.written:
+            head = _encode({"format_version": FORMAT, "event": "start",
+                            **{k: v for k, v in self.document.items() if k not in ("format_version", "writes")}})
+            text = head + "\n" + added
+            self.store.write_journal(text)
+        elif not self._whole:
+            text = self._text + added
+            self.store.write_journal(text)  # over a line a failed append may have left cut short
+        else:
+            text = self._text + added
+            try:
+                self.store.append_journal(added, text)
+            except BaseException:
+                self._whole = False
+                raise
+        self._text, self._whole, self.written, self._unsaved = text, True, True, []
 
     def sending(self, description: str, changes: list[Change]) -> dict[str, Any]:
         """Record a write about to be sent, with the answers recorded since the last save. Raises StateError when
@@ -133,12 +135,8 @@ class WriteJournal:
         _last = self
         entry = {"n": len(self.writes) + 1, "description": description, "state": "sent", "sent_at": now(),
                  "changes": [_record(c, self.digests) for c in changes]}
+        self._save([_encode({"event": "sent", **{k: v for k, v in entry.items() if k != "state"}}) + "\n"])
         self.writes.append(entry)
-        try:
-            self._save()
-        except BaseException:
-            self.writes.pop()
-            raise
         return entry
 
     def answered(self, entry: dict[str, Any], ok: bool, error: str | None = None) -> None:
@@ -148,13 +146,15 @@ class WriteJournal:
         entry["answered_at"] = now()
         if error:
             entry["error"] = error
-        self._unsaved = True
+        answer = {"event": "answered", "n": entry["n"], "state": entry["state"], "answered_at": entry["answered_at"],
+                  **({"error": error} if error else {})}
+        self._unsaved.append(_encode(answer) + "\n")
 
     def settle(self) -> None:
         """Save the answers recorded since the last save (after the last write, before the snapshot). Raises
         StateError when the backend cannot take it: the journal then says "sent" for those writes."""
         if self._unsaved:
-            self._save()
+            self._save([])
 
     def finish(self) -> None:
         """The snapshot now holds everything: the journal is no longer needed."""

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from vboplan.project.config import Environment, Project
 
 FORMAT_VERSION = 1
-JOURNAL_FORMAT = 1
+JOURNAL_FORMAT = 2  # one JSON line per event; 1: one JSON document, rewritten whole each time
 # Plans made before the latest apply are refused anyway, so only recent digests need remembering.
 _APPLIED_KEPT = 200
 log = logging.getLogger("vboplan")
@@ -270,26 +270,28 @@ class StateStore:
     # -- the write journal -------------------------------------------------------------------------------------
 
     def read_journal(self) -> dict[str, Any] | None:
-        """The write journal an interrupted apply left, or None."""
+        """The write journal an interrupted apply left (either format), as one document: the apply's record and its
+        ``writes``, each with its latest ``state``; None when there is none."""
         stored = self.backend.get(self.journal_key)
         if stored is None:
             return None
-        where = self.backend.location(self.journal_key)
         try:
-            data = json.loads(stored.text)
+            return parse_journal(stored.text)
         except ValueError as exc:
-            raise StateError(f"{where}: the write journal is not valid JSON ({exc}); an apply was interrupted "
-                             "while writing it: check the server, then remove the file") from None
-        if not isinstance(data, dict) or data.get("format_version") != JOURNAL_FORMAT \
-                or not isinstance(data.get("writes"), list):
-            raise StateError(f"{where}: not a vboplan write journal of format {JOURNAL_FORMAT}")
-        return data
+            raise StateError(f"{self.backend.location(self.journal_key)}: {exc}; an apply was interrupted while "
+                             "writing it: check the server, then remove the file") from None
 
     def write_journal(self, text: str) -> None:
-        """Replace the write journal with ``text`` (a JSON document; see ``journal.WriteJournal``), only while this
-        run still holds the lock it took."""
+        """Replace the write journal with ``text`` (its whole record; see ``journal.WriteJournal``), atomically,
+        only while this run still holds the lock it took."""
         self.check_held()
         self.backend.put(self.journal_key, text)
+
+    def append_journal(self, added: str, whole: str) -> None:
+        """Add the lines ``added`` to the write journal (``whole``: all of it then, for object stores), only while
+        this run still holds the lock it took."""
+        self.check_held()
+        self.backend.append(self.journal_key, added, whole)
 
     def delete_journal(self) -> None:
         self.check_held()
@@ -298,6 +300,51 @@ class StateStore:
     @property
     def journal_display(self) -> str:
         return self.backend.location(self.journal_key)
+
+
+def parse_journal(text: str) -> dict[str, Any]:
+    """A write journal's text as one document (``writes`` in the order sent, each with its latest ``state``).
+
+    Format 2 is append-only, one JSON object a line: the apply's record (``event: start``), then per request
+    ``sent`` (before it goes) and ``answered``. A last line without its newline is one a killed run was writing: it
+    is dropped (nothing was sent after a ``sent`` line that is not whole, and an answer not recorded leaves its write
+    "sent", which the next command checks against the live values). Format 1 (vboplan before it) is one JSON
+    document, read as it is. ValueError says what is wrong."""
+    first = text.partition("\n")[0]  # written whole (atomically) with the first request's line
+    try:
+        head = json.loads(first)
+    except ValueError:
+        head = None
+    if not isinstance(head, dict) or head.get("format_version") != JOURNAL_FORMAT:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"the write journal is not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or data.get("format_version") != 1 or not isinstance(data.get("writes"), list):
+            raise ValueError(f"not a vboplan write journal of format 1 or {JOURNAL_FORMAT}")
+        return data
+    # What follows the last newline is empty, or a line a killed run left cut short.
+    whole = text.split("\n")[1:-1]
+    try:
+        events = [head, *(json.loads(line) for line in whole)]
+    except ValueError as exc:
+        raise ValueError(f"the write journal has a line that is not valid JSON ({exc})") from None
+    if not events or not all(isinstance(e, dict) for e in events) or events[0].get("event") != "start":
+        raise ValueError(f"not a vboplan write journal of format {JOURNAL_FORMAT}")
+    document = {k: v for k, v in events[0].items() if k != "event"}
+    writes: list[dict[str, Any]] = []
+    for event in events[1:]:
+        kind, n = event.get("event"), event.get("n")
+        if kind == "sent" and n == len(writes) + 1:
+            writes.append({"n": n, "description": event.get("description"), "state": "sent",
+                           "sent_at": event.get("sent_at"), "changes": event.get("changes")})
+        elif kind == "answered" and isinstance(n, int) and 0 < n <= len(writes) \
+                and event.get("state") in ("applied", "failed"):
+            writes[n - 1].update({k: v for k, v in event.items() if k in ("state", "answered_at", "error")})
+        else:
+            raise ValueError(f"the write journal has an event vboplan did not write ({str(kind)[:40]!r}, write {n!r})")
+    document["writes"] = writes
+    return document
 
 
 def migrate_to_configured(project: Project, env: Environment) -> tuple[dict[str, Any], str]:

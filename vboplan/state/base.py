@@ -82,6 +82,12 @@ class Backend(ABC):
         run's own while its lock stands). LockBusy(None, problem) as :meth:`holder`."""
         return self.holder(key)
 
+    def append(self, key: str, added: str, whole: str) -> None:
+        """Add ``added`` at the end of ``key``, whose whole text is then ``whole`` (an append-only record: the write
+        journal). Object stores write whole objects (S3 and Blob Storage have no append that a conditional write and
+        a lease both honour), so by default the object is written again whole, atomically; a file is appended to."""
+        self.put(key, whole)
+
     def sweep(self, keys: list[str]) -> list[str]:
         """Remove what a killed writer of ``keys`` left half-done (temporary files); called with their lock held.
         Returns what was removed. Object stores write whole objects, so they have nothing to sweep."""
