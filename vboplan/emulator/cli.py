@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 from pathlib import Path
 from types import FrameType
@@ -66,6 +67,10 @@ def serve_command(host: str, port: int, data: Path | None, seed: Path | None, tl
         store = Store.open(data, seed) if data else (Store.read(seed) if seed else Store.from_data(None))
         app = Emulator(store, token_lifetime=token_lifetime, latency_ms=latency_ms, fail_rate=fail_rate,
                        drop_rate=drop_rate, throttle=throttle, seed=random_seed, versions=served, profile=profile)
+        # The loaded tenant lives as long as the process: the collector need not walk its objects again at every
+        # full collection (100,000 users made the first request wait 0.2 s and cost a cold walk 0.25 s of CPU).
+        gc.collect()
+        gc.freeze()
         if request_log is not None:
             app.answered = _request_logger(request_log)
 

@@ -180,7 +180,13 @@ class BackupJobsKind(CollectionKind):
     # -- live --------------------------------------------------------------------------------------------------
 
     def read(self, client: VboClient, scope: Any) -> dict[str, Any]:
-        live = super().read(client, [])
+        resolver = refs.resolver(client)
+        with ThreadPoolExecutor(max_workers=len(self.spec.references)) as pool:
+            # What jobs refer to (organizations, repositories) is listed while the jobs are, not after them.
+            ahead = [pool.submit(resolver.objects, ref.kind) for ref in self.spec.references]
+            live = super().read(client, [])
+            for listed in ahead:
+                listed.result()
         api = self.spec.api(client.version)
         if api is None:
             return live

@@ -48,15 +48,27 @@ _NOT_FLAGS = {"type", "id", "_links", "user", "group", "site", "team"}
 
 
 @functools.lru_cache(maxsize=64)
+def _properties(version: str, kind: str) -> dict[str, dict[str, Any]]:
+    """The resolved properties of a ``kind`` item's component (asked for each flag of every item of a job: the
+    documents do not change while the process runs)."""
+    return schema.properties(version, _VARIANT[kind])
+
+
+@functools.lru_cache(maxsize=64)
 def flag_names(version: str, kind: str) -> tuple[str, ...]:
     """The workload flags an item of ``kind`` has in ``version`` (``mailbox``, ``oneDrive``...; v6 teams:
     ``chats``)."""
-    return tuple(name for name in schema.properties(version, _VARIANT[kind]) if name not in _NOT_FLAGS)
+    return tuple(name for name in _properties(version, kind) if name not in _NOT_FLAGS)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_list(version: str, kind: str, name: str) -> bool:
+    return schema.resolve(version, field_schema(version, kind, name)).get("type") == "array"
 
 
 def field_schema(version: str, kind: str, name: str) -> dict[str, Any]:
     """The schema of field ``name`` (a workload flag, or a OneDrive folders item's ``folders``) of a ``kind`` item."""
-    return schema.properties(version, _VARIANT[kind]).get(name) or {"type": "boolean"}
+    return _properties(version, kind).get(name) or {"type": "boolean"}
 
 
 def check_fields(version: str, kind: str, values: Any) -> bool:
@@ -64,7 +76,7 @@ def check_fields(version: str, kind: str, values: Any) -> bool:
     if not isinstance(values, dict) or set(values) - set(flag_names(version, kind)):
         return False
     for name, value in values.items():
-        if schema.resolve(version, field_schema(version, kind, name)).get("type") == "array":
+        if _is_list(version, kind, name):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 return False
         elif not isinstance(value, bool):
@@ -72,11 +84,15 @@ def check_fields(version: str, kind: str, values: Any) -> bool:
     return True
 
 
+_BOOLEAN = {"type": "boolean"}
+
+
 def _bind(version: str, kind: str, flag: str, value: Any, where: str) -> Any:
-    prop = field_schema(version, kind, flag)
+    plain, listed = reveal(value), _is_list(version, kind, flag)
+    if not listed and (plain is True or plain is False):  # a flag as templates mostly write it: nothing to read
+        return plain
     try:
-        return schema.bind(version, prop if schema.resolve(version, prop).get("type") == "array"
-                           else {"type": "boolean"}, reveal(value), where)
+        return schema.bind(version, field_schema(version, kind, flag) if listed else _BOOLEAN, plain, where)
     except schema.SchemaError as exc:
         raise RenderError(f"{exc.where}: {exc.message}") from None
 
