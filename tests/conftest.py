@@ -17,7 +17,15 @@ from click.testing import CliRunner
 # module would be a fixture of that module, started again for every one.
 from state_servers import azurite_server, s3_server  # noqa: F401 (session fixtures)
 
+from vboplan import sensitive
 from vboplan.cli.commands import main
+
+# Secrets are stored as PBKDF2 hashes of 200,000 iterations (0.08 s of CPU each): the suite's processes made some
+# thousand of them, most of its CPU in the settings and secrets tests. Here they make 1,000-iteration hashes; each
+# digest names its own count, so checking one (the same code) is unchanged, and test_secrets checks the shipped count
+# in a fresh process. Commands run as their own processes (`python -m vboplan`, spawned workers) still use 200,000.
+SHIPPED_ITERATIONS = sensitive._ITERATIONS
+sensitive._ITERATIONS = 1_000
 
 # Bytecode is cached (in the checkout's ignored __pycache__ folders) even where PYTHONDONTWRITEBYTECODE is set, as
 # on some build machines: without it each of the suite's processes (the test workers, every `python -m vboplan`

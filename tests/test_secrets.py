@@ -222,3 +222,22 @@ def test_a_server_echoing_secrets_in_errors_is_redacted(project: ProjectDir, ech
     verbose = project.run("-vv", "apply", "--env", "dev", "--auto-approve")
     _clean(login, applied, shown, verbose)
     _files_clean(project.root)
+
+
+def test_secrets_are_stored_as_slow_hashes_in_a_fresh_process() -> None:
+    """The suite's processes hash with fewer iterations (conftest.py); vboplan as shipped, in a process of its own,
+    makes 200,000-iteration hashes and checks a digest by the count the digest names."""
+    import subprocess
+    import sys
+
+    from conftest import SHIPPED_ITERATIONS
+
+    from vboplan.sensitive import digest
+
+    quick = digest("s3cret")
+    script = ("import json, sys; from vboplan.sensitive import digest, matches; quick = json.loads(sys.argv[1]); "
+              "made = digest('s3cret'); print(json.dumps([made['iterations'], matches('s3cret', made), "
+              "matches('s3cret', quick), matches('other', quick)]))")
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(quick)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [SHIPPED_ITERATIONS, True, True, False]
+    assert SHIPPED_ITERATIONS >= 200_000 and quick["iterations"] < SHIPPED_ITERATIONS
