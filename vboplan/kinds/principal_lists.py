@@ -214,6 +214,9 @@ class Lists:
     def held_principals(self, objects: dict[str, Any], org: str) -> dict[str, dict[str, dict[str, Any]]]:
         """The principals the entries of ``org``'s live objects carry, by type and every lower-cased name they go
         by."""
+        if not objects:  # no live object (a first plan): nothing to build or keep
+            return {}
+
         def build() -> dict[str, dict[str, dict[str, Any]]]:
             held: dict[str, dict[str, dict[str, Any]]] = {}
             for obj in objects.values():
