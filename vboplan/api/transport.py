@@ -153,7 +153,9 @@ class _Socket:
         (or written to) by the server."""
         try:
             readable, _, _ = select.select([self.sock], [], [], 0)
-        except (OSError, ValueError):
+        except ValueError:  # a descriptor select() cannot watch (above FD_SETSIZE): tried, and sent again if closed
+            return True
+        except OSError:
             return False
         return not readable
 
@@ -266,6 +268,9 @@ def _what(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+_READS = frozenset({"GET", "HEAD"})
+
+
 def _param(value: Any) -> str:
     # As httpx writes query values.
     return "true" if value is True else "false" if value is False else "" if value is None else str(value)
@@ -309,13 +314,17 @@ class Wire:
             connection.bounds = bounds
             if connection.sock is not None:
                 connection.sock.bounds = bounds  # type: ignore[attr-defined]
+            sending = True
             try:
                 connection.request(method, target, body=body, headers=sent)
+                sending = False
                 raw = connection.getresponse()
             except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.BadStatusLine) as exc:
                 connection.close()
-                # A kept-alive connection the server closed as the request left: the request never reached it.
-                if reused and bounds.received == 0 and isinstance(exc, OSError):
+                # A kept-alive connection the server closed between two requests: sent again on a new one when the
+                # request cannot have been acted on (it broke off while leaving, or it is a read), never twice a
+                # write the server may have received whole.
+                if reused and bounds.received == 0 and isinstance(exc, OSError) and (sending or method in _READS):
                     connection, reused = self._new(), False
                     continue
                 raise WireError(_what(exc)) from exc
