@@ -28,12 +28,14 @@ emulators spend ~1.2-1.6 ms of CPU per request (a threaded stdlib WSGI server; i
 package and wsgiref's handler are about a third of it): 6-7.5 s for the 4,500 requests, printed below. vboplan
 spent 36-48 ms per environment before these changes and ~27 ms in one process after (plan_one in a loop, load
 10-15): workers are forked (no interpreter, imports or project load per worker), fan-outs run on kept threads,
-settings are compared without deepdiff, and requests skip httpx's cookie, auth and redirect layers. What is left
-per environment: httpx/httpcore/h11 ~1.3 ms CPU a request against ~0.3 ms for the standard library's http.client
-(9 requests: about half of plan_one), rendering ~5 ms (a sandboxed Jinja environment and a YAML parse per
-environment), the plan's checksum ~2 ms, and in the parent the CLI's start-up and the 500-entry inventory (~1 s,
-before any worker starts), unpickling the plans and the JSON output. ~20 + ~7 core-seconds on 2 cores puts the
-idle ratio near 10 x, not 20 x: the next step is an HTTP client cheaper than httpx's per request.
+settings are compared without deepdiff, and requests go over the standard library's http.client
+(vboplan.api.transport: ~0.3-0.4 ms of client CPU a request, against ~1.0 ms through httpx, httpcore and h11).
+What is left per environment (cProfile on process time, plan_one in a loop, load 7): rendering ~13 ms, of which
+~4.7 ms is the template sandbox wrapping each of its ~93 filters and tests with functools.wraps for every
+environment (vboplan/project/render.py) and ~2.6 ms a YAML parse; the plan's checksum ~5.6 ms; a typing.Protocol
+isinstance check ~4 ms; the requests ~3 ms; and in the parent the CLI's start-up and the 500-entry inventory, the
+plans unpickled and the JSON output. With the emulators' ~6.7 core-seconds, 2 idle cores cannot reach 20 x before
+those go down too.
 
 Measured 2026-12-02 (shared machine, other sessions' suites running): before, 06:18-06:22 UTC, load 5-17: naive
 198.7 s, vboplan 34.6 s (48.7 ms CPU per environment, 0.70 cores): 5.7 x. After, 07:13-07:21 UTC, load 10-16:
@@ -41,7 +43,9 @@ naive 310.4 s, vboplan 25.7 s (44.5 ms, 0.87 cores): 12.1 x; parent 58.7 MiB (it
 JSON output). A/B of the two checkouts on the same 25 servers, interleaved, three runs each, load 15-43: median
 CPU 26.0 s before, 21.7 s after. ``large`` 200 x 25,000 entries, 07:00-07:29 UTC, load 14-43 (the naive client
 then saved no plan files): naive 1,346.9 s (411.9 ms CPU per environment), vboplan 344.5 s (697.7 ms, 0.41
-cores): 3.9 x; parent 59.4 MiB, largest worker 565.4 MiB.
+cores): 3.9 x; parent 59.4 MiB, largest worker 565.4 MiB. After the http.client transport, 12:56-12:59 UTC,
+load 4-9: naive 169.3 s, vboplan 14.7 s (12.35 s CPU, 24.7 ms per environment, 0.84 cores): 11.5 x; parent 56.1
+MiB.
 """
 
 from __future__ import annotations
