@@ -225,3 +225,30 @@ def test_an_unpaged_collection_list_is_read_as_it_arrives(monkeypatch: pytest.Mo
             vbo.list_objects(listing)
         assert "GET /v7/Proxies answered with more than 0.002 MiB" in str(refused.value)
         assert "VBOPLAN_MAX_RESPONSE_MIB=" in str(refused.value)
+
+
+@pytest.mark.parametrize("odd", [None, "number id", "null name", "no principal", "lower-case type", "no name"])
+def test_items_of_the_usual_shape_decode_as_odd_ones_do(odd: str | None) -> None:
+    """Batches of items whose fields are all strings take msgspec's strict type (one comprehension); a batch with
+    one odd item in it falls back to the lenient one: both give what json and :func:`_item` give."""
+    wire: list[Any] = []
+    for k in range(3000):
+        kind = "Group" if k % 3 == 0 else "User"
+        wire.append({"id": f"i{k}", "type": kind, kind.lower(): {"id": f"p{k}", "name": f"u{k}@x.com",
+                                                                 "displayName": f"U {k}", "_links": {"a": "},{"}}})
+    odd_item = wire[1700]
+    if odd == "number id":
+        odd_item["id"] = 1700
+    elif odd == "null name":
+        odd_item["user"]["name"] = None
+    elif odd == "no principal":
+        odd_item["user"] = None
+    elif odd == "lower-case type":
+        odd_item["type"] = "user"
+    elif odd == "no name":
+        del odd_item["user"]["displayName"]
+    body = json.dumps(wire, separators=(",", ":")).encode()
+    got = [item for batch in batches_in_array([body[i:i + 65536] for i in range(0, len(body), 65536)], ITEM_SHAPE,
+                                              _item) for item in batch]
+    assert got == [_item(raw) for raw in wire]
+    assert all(list(item) == ["id", "type", "principalId", "name", "displayName"] for item in got)

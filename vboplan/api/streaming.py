@@ -39,9 +39,25 @@ class Shape:
 
     element: Any
     convert: Callable[[Any], Any]
+    #: A stricter type most answers decode to (strings where ``element`` takes anything), whose batches
+    #: ``strict_convert`` turns into the same items without a check per field; a batch it refuses is decoded again
+    #: as ``element``.
+    strict: Any = None
+    strict_convert: Callable[[Any], Any] | None = None
 
-    def decoder(self) -> msgspec.json.Decoder[Any]:
-        return _decoders.setdefault(self.element, msgspec.json.Decoder(list[self.element]))  # type: ignore[name-defined]
+    def decode(self, data: Any) -> Any:
+        """The converted elements of the JSON array ``data``: msgspec.DecodeError when it is not one, and
+        msgspec.ValidationError when an element is not of ``element``'s shape."""
+        if self.strict is not None and self.strict_convert is not None:
+            try:
+                return self.strict_convert(_decoder(self.strict).decode(data))
+            except msgspec.ValidationError:
+                pass  # odder values somewhere in the batch (a number for an id, a null name): the lenient type
+        return self.convert(_decoder(self.element).decode(data))
+
+
+def _decoder(element: Any) -> msgspec.json.Decoder[Any]:
+    return _decoders.setdefault(element, msgspec.json.Decoder(list[element]))  # type: ignore[valid-type]
 
 
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
@@ -89,7 +105,6 @@ def batches_in_array(chunks: Iterable[bytes], shape: Shape, each: Callable[[dict
     docstring); ValueError when the bytes are not one JSON array, :class:`NotOfShape` when an element is not an
     object of ``shape``. The bytes at hand always start with the array's ``[``: a batch is decoded in place, the
     ``,`` after its last element turned into ``]`` for the time of the decode (no copy of the batch)."""
-    decoder, convert = shape.decoder(), shape.convert
     chunks = iter(chunks)
     buffer = bytearray()
     for chunk in chunks:
@@ -106,9 +121,9 @@ def batches_in_array(chunks: Iterable[bytes], shape: Shape, each: Callable[[dict
         if len(buffer) >= _BATCH:
             cut = buffer.rfind(_CUT)
             if cut > 0:
-                batch = _decode_until(decoder, buffer, cut + 1)
+                batch = _decode_until(shape, buffer, cut + 1)
                 if batch is not None:
-                    yield convert(batch)
+                    yield batch
                     del buffer[:cut + 1]
                     buffer[0] = 0x5B  # the "," before the next element becomes the "[" of the rest
                     continue
@@ -121,20 +136,20 @@ def batches_in_array(chunks: Iterable[bytes], shape: Shape, each: Callable[[dict
             pending = True
             break
     try:
-        yield convert(decoder.decode(buffer))
+        yield shape.decode(buffer)
     except msgspec.ValidationError:
         raise NotOfShape() from None
     except msgspec.DecodeError as exc:
         raise ValueError(str(exc)) from None
 
 
-def _decode_until(decoder: msgspec.json.Decoder[Any], buffer: bytearray, comma: int) -> Any:
-    """The elements of ``buffer[:comma]`` (``[`` and whole elements) with ``]`` in place of the ``,`` at ``comma``;
-    None when they are not whole elements (the ``},{`` before ``comma`` was inside one)."""
+def _decode_until(shape: Shape, buffer: bytearray, comma: int) -> Any:
+    """The converted elements of ``buffer[:comma]`` (``[`` and whole elements) with ``]`` in place of the ``,`` at
+    ``comma``; None when they are not whole elements (the ``},{`` before ``comma`` was inside one)."""
     buffer[comma] = 0x5D  # "]"
     try:
         with memoryview(buffer) as view:
-            return decoder.decode(view[:comma + 1])
+            return shape.decode(view[:comma + 1])
     except msgspec.ValidationError:
         raise NotOfShape() from None
     except msgspec.DecodeError:

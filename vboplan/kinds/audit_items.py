@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -728,8 +728,35 @@ def _items_of(batch: list[_WireItem]) -> list[dict[str, Any]]:
     return items
 
 
+class _StrictPrincipal(msgspec.Struct, gc=False):
+    """A user or group as Veeam's server sends it: an id and names that are strings (a missing name is "")."""
+
+    id: str
+    name: str = ""
+    displayName: str = ""  # noqa: N815 - the API's name
+
+
+class _StrictItem(msgspec.Struct, gc=False):
+    id: str
+    type: Literal["User", "Group"]
+    user: _StrictPrincipal | None = None
+    group: _StrictPrincipal | None = None
+
+
+def _strict_items(batch: list[_StrictItem]) -> list[dict[str, Any]]:
+    """:func:`_items_of` of a batch msgspec checked to be strings of the usual shape: one comprehension, no check
+    per field (a third faster); an item without its principal goes through :func:`_items_of`."""
+    try:
+        return [{"id": wire.id, "type": wire.type,
+                 "principalId": (principal := wire.user if wire.type == "User" else wire.group).id,  # type: ignore[union-attr]
+                 "name": principal.name, "displayName": principal.displayName}  # type: ignore[union-attr]
+                for wire in batch]
+    except AttributeError:  # a User item without its user (or a Group without its group)
+        return _items_of(batch)  # type: ignore[arg-type]
+
+
 #: Audit items decoded by msgspec in batches as they arrive, keeping only what :func:`_item` keeps.
-ITEM_SHAPE = Shape(_WireItem, _items_of)
+ITEM_SHAPE = Shape(_WireItem, _items_of, _StrictItem, _strict_items)
 
 
 def _label(org: dict[str, Any], kind: str, item: dict[str, Any], audited: list[dict[str, Any]]) -> str:
