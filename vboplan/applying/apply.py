@@ -22,7 +22,7 @@ from vboplan.applying.journal import WriteJournal, fold
 from vboplan.connection import connect
 from vboplan.errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
 from vboplan.kinds.base import AfterApply, ConfirmsWithServer
-from vboplan.kinds.hooks import ChecksScope, ConcealsLive
+from vboplan.kinds.hooks import ChecksScope, ConcealsLive, Repoints
 from vboplan.kinds.lifecycle import marked, rule_of
 from vboplan.kinds.registry import KINDS, Write, WriteContext
 from vboplan.output.wording import differences, plural
@@ -216,8 +216,15 @@ def derive_again(plan: Plan, fresh: dict[str, Any], changes: list[Change]) -> li
     for change in changes:
         name = change.kind
         try:
-            derived = marked(KINDS[name].derive(basis(plan, name, concealed), change.address, change.action,
-                                                change.after), plan.scope.get("lifecycle"))
+            if change.detail.get("moves_to"):  # a move onto a replaced object's new one (see plan.move_rows)
+                kind = KINDS[name]
+                if not isinstance(kind, Repoints):
+                    raise PlanError(f"{name} objects cannot be moved onto a new object")
+                derived = kind.move_row(basis(plan, name, concealed), change.address.parts[0][1],
+                                        change.address.parts[-1][1], str(change.detail["moves_to"]))
+            else:
+                derived = marked(KINDS[name].derive(basis(plan, name, concealed), change.address, change.action,
+                                                    change.after), plan.scope.get("lifecycle"))
         except PlanError as exc:
             raise PlanError(f"{change.id} ({change.address}): the live values no longer give this change "
                             f"({exc}); run 'vboplan plan' again") from None

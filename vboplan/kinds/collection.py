@@ -706,24 +706,21 @@ class CollectionKind:
                 replace(post, changes=mine,
                         description=f"{post.description} (replace {replacing.address}: the new object)")]
 
-    def repoint(self, basis: Basis, key: str, through: str, target: str) -> Write:
-        """The PUT that moves live object ``key``'s reference ``through`` (as templates write it) to the new object
-        at address ``target``, which the same apply creates before deleting the old one (``create_before_destroy``):
-        every other value as the plan recorded it, the reference's id ``(known after apply)``. From the recorded
-        live values alone, so ``show --requests`` lists it as apply sends it."""
-        api = self.spec.api(basis.version)
+    def move_row(self, basis: Basis, key: str, through: str, target: str) -> Change:
+        """The row moving live object ``key``'s reference ``through`` (as templates write it) onto the new object at
+        address ``target``, which the same apply creates before deleting the old one (``create_before_destroy``):
+        an update of that field from the old object to the new one of the same key (its id known after apply), so
+        approvers see the PUT apply sends for it (every other value as the plan recorded it). From the recorded live
+        values alone, so a plan file's row is derived again, never taken from the file."""
         live = basis.live if isinstance(basis.live, dict) else {}
         obj = _find_key(live.get("objects") or {}, key)
         ref = self._reference_named(through)
         address = object_address(self.name, key)
-        if api is None or obj is None or ref is None:
+        if obj is None or ref is None:
             raise PlanError(f"{address}.{through}: the plan records no live reference to move to {target}")
         shown = self._shown(ref.written, obj["values"].get(ref.written), live)
-        move = make("update", self.name, address.field(ref.written), shown, shown, False,
-                    {"key": key, "id": obj["id"]})
-        write = self.object_write(replace(basis, replaced=basis.replaced | {target}), api, key, [move], live)
-        return Write(f"{write.description} (moves {address}.{ref.written} to the new {target} before the old one "
-                     "is deleted)", [], requests=write.requests)
+        return make("update", self.name, address.field(ref.written), shown, shown, False,
+                    {"key": key, "id": obj["id"], "moves_to": target})
 
     def _apart(self, version: str, key: str, mine: list[Change], live: dict[str, Any],
                request: Request) -> list[Request]:

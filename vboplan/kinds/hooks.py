@@ -144,9 +144,10 @@ class Repoints(Protocol):
     """A kind whose live objects can be moved from one object they refer to onto its replacement (a repository onto
     the new encryption key of a ``create_before_destroy`` replace)."""
 
-    def repoint(self, basis: Any, key: str, through: str, target: str) -> Any:
-        """The :class:`~vboplan.kinds.base.Write` moving object ``key``'s reference ``through`` (as templates write
-        it) to the object at address ``target`` that the same apply creates (its id known after apply)."""
+    def move_row(self, basis: Any, key: str, through: str, target: str) -> Any:
+        """The row (a :class:`~vboplan.planning.changes.Change`, an update) moving object ``key``'s reference
+        ``through`` (as templates write it) to the object at address ``target`` that the same apply creates (its id
+        known after apply)."""
 
 
 @runtime_checkable

@@ -47,6 +47,9 @@ def cells(change: Change) -> tuple[str, str]:
         return (MASK if change.action != "create" else "-"), (MASK if change.action != "delete" else "-")
     before = "-" if change.action == "create" else format_value(change.before)
     after = "-" if change.action == "delete" else format_value(change.after)
+    if change.detail.get("moves_to"):
+        # Moved from the old object onto its replacement, which has the same key (create_before_destroy).
+        return f"{before} (the old one)", f"{after} (the new one, id known after apply)"
     return before, after
 
 

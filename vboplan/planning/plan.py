@@ -325,6 +325,8 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     if split:
         raise PlanError(f"environment '{env.name}': --target/--exclude keep only part of the replace of {split[0]} "
                         f"(not {', '.join(str(c.address) for c in split[1])}); target the object as a whole")
+    changes += move_rows(changes, lambda name: Basis(env.api_version, live[name], scope[name],
+                                                     tuple(secret_fields.get(name) or ()), live), live)
     ids = change_ids([c.address for c in changes])
     changes = [replace(c, id=ids[str(c.address)]) for c in changes]
     plan = Plan(environment=env.name, server=env.server, api_version=env.api_version, changes=changes,
@@ -579,6 +581,9 @@ def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
     inside = [c for c in changes if (c.kind, c.address.parts[:1]) in objects] if objects else []
     rest = [c for c in changes if (c.kind, c.address.parts[:1]) not in objects] if objects else changes
     later = _after_replaces(rest, replaced) if replaced else []
+    if later:  # the moves of create_before_destroy (see move_rows) by address, whatever the file's order of rows
+        later = [c for c in later if not c.detail.get("moves_to")] + sorted(
+            (c for c in later if c.detail.get("moves_to")), key=lambda c: str(c.address).lower())
     if later:
         rest = [c for c in rest if not any(c is d for d in later)]
     # An object deleted that uses a replaced one (a copy job in no template's list, of a job moved) goes before the
@@ -622,26 +627,52 @@ def _before_destroy(write: Write) -> bool:
 
 
 def _moves(plan: Plan, changes: list[Change], replaced: frozenset[str]) -> list[Write]:
-    """For each ``create_before_destroy`` replace, the writes moving the live objects that use the old object onto
-    the new one, from the plan's recorded live values: all but those the plan deletes or replaces itself, or whose
-    reference it changes anyway (that update, sent after the replace's create, carries the new id)."""
+    """Refuse ``changes`` (the approved rows) when a ``create_before_destroy`` replace goes without the rows moving
+    the live objects that use the old object onto the new one (see :func:`move_rows`), or such a row without its
+    replace: the moves are rows like any other, sent (after the replace's create, before its DELETE) as updates that
+    refer to the replaced object, so nothing is sent that approvers were not shown. Returns no writes of its own."""
+    moving = [c for c in changes if c.detail.get("moves_to")]
+    ahead = {str(c.address).lower(): c for c in changes if c.action == "replace" and c.detail.get("create_before_destroy")}
+    for move in moving:
+        if str(move.detail["moves_to"]).lower() not in ahead:
+            raise PlanError(f"{move.id} ({move.address}) moves onto the new object of {move.detail['moves_to']}, "
+                            "whose replace this apply does not carry out; approve both, or run 'vboplan plan' again")
+    if not ahead:
+        return []
+    held = {str(c.address).lower() for c in moving}
+    for row in move_rows(list(ahead.values()) + [c for c in changes if c.action != "replace"],
+                         lambda name: basis(plan, name), plan.live):
+        if str(row.address).lower() not in held:
+            replaced_by = ahead[str(row.detail["moves_to"]).lower()]
+            raise PlanError(f"{replaced_by.id} ({replaced_by.address}) creates the new object before deleting the old "
+                            f"one, but the row moving {row.address} onto it is not part of this apply; approve it too, "
+                            "or run 'vboplan plan' again")
+    return []
+
+
+def move_rows(changes: list[Change], basis_of: Callable[[str], Basis], live: dict[str, Any]) -> list[Change]:
+    """For each ``create_before_destroy`` replace of ``changes``, the rows moving the live objects that use the old
+    object onto the new one (a PUT each, with the new id), from the recorded live values ``live``: all but those
+    the plan deletes or replaces itself, or whose reference it changes anyway (that update, sent after the
+    replace's create, carries the new id). A pure function of the other rows and the recorded live values: made
+    when planning, derived again when a plan file is loaded (a file's row is never taken as written)."""
     ahead = [c for c in changes if c.action == "replace" and c.detail.get("create_before_destroy")]
     if not ahead:
         return []
     gone = {str(c.address).lower() for c in changes if c.action in ("replace", "delete") and len(c.address.parts) == 1}
-    changed = {str(c.address).lower() for c in changes if c.action == "update"}
-    writes: list[Write] = []
+    changed = {str(c.address).lower() for c in changes if c.action == "update" and not c.detail.get("moves_to")}
+    rows: dict[str, Change] = {}
     for change in ahead:
-        for user, through in _users(plan.live, change):
+        for user, through in _users(live, change):
             if str(user).lower() in gone or str(user.field(through)).lower() in changed:
                 continue
             kind = KINDS.get(user.kind)
             if not isinstance(kind, Repoints) or "." in through:
                 raise PlanError(f"{change.address}: {user} uses it through {through}, which vboplan cannot move to a "
                                 "new object; create_before_destroy does not apply")
-            writes.append(kind.repoint(basis(plan, user.kind, replaced=replaced), user.parts[0][1], through,
-                                       str(change.address)))
-    return writes
+            row = kind.move_row(basis_of(user.kind), user.parts[0][1], through, str(change.address))
+            rows.setdefault(str(row.address).lower(), row)
+    return list(rows.values())
 
 
 def _users(reads: dict[str, Any], change: Change) -> list[tuple[Address, str]]:
@@ -748,7 +779,8 @@ def derived_rows(plan: Plan, rows: list[dict[str, Any]], where: str) -> list[Cha
         addresses[text] = row["id"]
     ids = change_ids([Address.parse(text) for text in addresses])
     seen: set[str] = set()
-    changes = []
+    changes: list[Change | None] = []
+    moving: dict[int, dict[str, Any]] = {}
     for row in rows:
         label = f"{where}: change {row['id']} ({row['address']})"
         if row["id"] in seen:
@@ -758,8 +790,42 @@ def derived_rows(plan: Plan, rows: list[dict[str, Any]], where: str) -> list[Cha
         if row["id"] != ids[str(address)]:
             raise PlanError(f"{label}: the id of this address is {ids[str(address)]}, not {row['id']}; the file was "
                             "edited; run 'vboplan plan' again")
+        if isinstance(row.get("detail"), dict) and row["detail"].get("moves_to") and row["action"] == "update":
+            moving[len(changes)] = row  # derived below, from the replaces it moves objects for
+            changes.append(None)
+            continue
         changes.append(_row_change(plan, row, address, label))
-    return changes
+    return _moved_rows(plan, changes, moving, where) if moving or any(
+        c is not None and c.detail.get("create_before_destroy") for c in changes) else \
+        [c for c in changes if c is not None]
+
+
+def _moved_rows(plan: Plan, changes: list[Change | None], moving: dict[int, dict[str, Any]],
+                where: str) -> list[Change]:
+    """``changes`` with the rows ``moving`` (by their place) derived as :func:`move_rows` makes them from the other
+    rows and the recorded live values; a move row no replace makes, or one a replace makes that the file lacks, is
+    refused."""
+    others = [c for c in changes if c is not None]
+    try:
+        expected = {str(r.address).lower(): r for r in move_rows(others, lambda name: basis(plan, name), plan.live)}
+    except PlanError as exc:
+        raise PlanError(f"{where}: {exc}; the file was edited or is stale; run 'vboplan plan' again") from None
+    for index, row in moving.items():
+        label = f"{where}: change {row['id']} ({row['address']})"
+        derived = expected.pop(str(Address.parse(row["address"])).lower(), None)
+        if derived is None:
+            raise PlanError(f"{label}: no replace of this plan moves this object (create_before_destroy); the file "
+                            "was edited; run 'vboplan plan' again")
+        problem = _row_problem(row, derived)
+        if problem:
+            raise PlanError(f"{label}: {problem}; the file was edited; run 'vboplan plan' again")
+        changes[index] = replace(derived, id=row["id"])
+    if expected:
+        missing = next(iter(expected.values()))
+        raise PlanError(f"{where}: the replace of {missing.detail['moves_to']} creates the new object first, and "
+                        f"moves {missing.address} onto it, but the file has no row for that move; the file was "
+                        "edited; run 'vboplan plan' again")
+    return [c for c in changes if c is not None]
 
 
 def _check_selection(plan: Plan, where: str) -> None:
@@ -770,11 +836,13 @@ def _check_selection(plan: Plan, where: str) -> None:
         return
     managed = {a for name in plan.scope if name in KINDS for a in KINDS[name].addresses(plan.scope[name])}
     try:
-        kept = select_changes(plan.environment, plan.changes, managed, plan.targets, plan.excluded, refers_to)
+        kept = select_changes(plan.environment, [c for c in plan.changes if not c.detail.get("moves_to")], managed,
+                              plan.targets, plan.excluded, refers_to)
     except (PlanError, ProjectError) as exc:
         raise PlanError(f"{where}: {exc}; the file was edited; run 'vboplan plan' again") from None
     ids = {c.id for c in kept}
-    outside = next((c for c in plan.changes if c.id not in ids), None)
+    # A move row (see move_rows) is made from the replaces the selection kept, not selected itself.
+    outside = next((c for c in plan.changes if c.id not in ids and not c.detail.get("moves_to")), None)
     if outside is not None:
         options = [*(f"--target {t}" for t in plan.targets), *(f"--exclude {t}" for t in plan.excluded)]
         raise PlanError(f"{where}: change {outside.id} ({outside.address}) is not what the plan's "
