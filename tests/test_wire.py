@@ -103,7 +103,8 @@ def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
         for _ in range(5):
             assert vbo.get_settings("AuditEmailSettings")["port"] == 25
     assert server.requests.count("GET /v8/AuditEmailSettings") == 5  # none failed and was sent again
-    assert server.connections == 7
+    # Token, five reads, logout; the logout (a write, never sent twice) is lost when it races the server's hang-up.
+    assert server.connections in (6, 7)
 
 
 @pytest.mark.parametrize("size", [1, 7, 4096])

@@ -38,7 +38,7 @@ from vboplan.api.transport import (
 from vboplan.api.versions import TRAITS, VersionTraits
 from vboplan.errors import ApiError, AuthError
 from vboplan.limits import RESPONSE_ENV, mib, raise_hint
-from vboplan.sensitive import redact
+from vboplan.sensitive import MASK, redact
 
 if TYPE_CHECKING:
     import httpx
@@ -344,6 +344,10 @@ class Session:
                 message = str(body.get("message") or body.get("Message") or body.get("error_description") or "")
         except (ValueError, RecursionError):
             message = response.text[:4000]
+        # The session's own tokens are secrets too (a server may echo the Authorization header it was sent).
+        for token in (self._access_token, self._refresh_token):
+            if token:
+                message = message.replace(token, MASK)
         # Redact before shortening: a cut through a secret echoed by the server would leave a prefix no redactor knows.
         # One line, printable: a server's HTML error page or control characters must not break the message.
         message = " ".join("".join(ch if ch.isprintable() else " " for ch in redact(message)).split())[:200]

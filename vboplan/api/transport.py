@@ -118,6 +118,17 @@ class _Reader(io.RawIOBase):
             self._wrapped.reader_closed()
 
 
+class _Buffered(io.BufferedReader):
+    """http.client reads a body of known length (Content-Length, a chunk's size) with one ``read(n)``, for which
+    the buffer allocates ``n`` bytes at once: a length beyond the size bound is refused before anything is
+    allocated (a server announcing 10**12 bytes was a MemoryError, 10**20 an OverflowError)."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size > self.raw._wrapped.bounds.limit:  # type: ignore[attr-defined]
+            raise ResponseTooLarge(self.raw._wrapped.bounds.limit)  # type: ignore[attr-defined]
+        return super().read(size)
+
+
 class _Socket:
     """What http.client sees of the socket (``sendall``, ``makefile``, ``close``): writes bounded by the deadline
     (since Python 3.5 a socket's timeout bounds a whole ``sendall``), reads through :class:`_Reader`; the socket is
@@ -136,7 +147,7 @@ class _Socket:
 
     def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BufferedReader:
         self._readers += 1
-        return io.BufferedReader(_Reader(self), READ_BYTES)
+        return _Buffered(_Reader(self), READ_BYTES)
 
     def reader_closed(self) -> None:
         self._readers -= 1

@@ -381,9 +381,10 @@ def _check_server(server: str, where: str) -> None:
         if problem:
             raise ProjectError(f"{where}: emulator name '{name}' is not allowed: {problem}")
         return
+    # Shown without what precedes the host: a user name and password there may be the API password itself.
+    shown = _without_userinfo(server).encode("unicode_escape").decode("ascii")
     if not server.startswith(("https://", "http://")):
-        raise ProjectError(f"{where}: server '{server}' must start with https:// or emulator:")
-    shown = server.encode("unicode_escape").decode("ascii")
+        raise ProjectError(f"{where}: server '{shown}' must start with https:// or emulator:")
     if any(ord(ch) < 33 or ord(ch) == 127 for ch in server):
         raise ProjectError(f"{where}: server '{shown}' contains a space or control character")
     try:
@@ -395,8 +396,8 @@ def _check_server(server: str, where: str) -> None:
     if not host:
         raise ProjectError(f"{where}: server '{shown}' names no host (https://host:4443)")
     if parts.username is not None or parts.password is not None:
-        raise ProjectError(f"{where}: server '{shown}' must not carry a user name or password; use username and "
-                           "password_env")
+        raise ProjectError(f"{where}: server '{shown}' must not carry a user name or password before the host; use "
+                           "username and password_env")
     if parts.query or parts.fragment or server.endswith(("?", "#")):
         raise ProjectError(f"{where}: server '{shown}' must not have a query or fragment")
     if parts.netloc.endswith(":") or (port is not None and not 0 < port < 65536):
@@ -405,6 +406,16 @@ def _check_server(server: str, where: str) -> None:
         host.encode("idna")  # how the connection resolves and sends it (socket, http.client)
     except UnicodeError as exc:
         raise ProjectError(f"{where}: server '{shown}' is not a valid URL ({exc})") from None
+
+
+def _without_userinfo(server: str) -> str:
+    """``server`` without a ``user:password@`` before its host (where urlsplit finds it: the last ``@`` before the
+    path)."""
+    scheme, sep, rest = server.partition("://")
+    end = min([i for i in (rest.find(c) for c in "/?#") if i >= 0] or [len(rest)])
+    if not sep or "@" not in rest[:end]:
+        return server
+    return f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}"
 
 
 def _approvals(root: Path, spec: Any, where: str) -> ApprovalPolicy:
