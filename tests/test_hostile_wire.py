@@ -10,6 +10,7 @@ writes it receives: none."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import ipaddress
 import json
@@ -20,10 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote_plus
 
 import pytest
 from conftest import API_SECRET, ProjectDir, one_server_project
+from test_hostile_today import ORG, Shared, shared  # noqa: F401 (the hostile author's server and project)
 
 from vboplan.api.client import VboClient
 from vboplan.emulator.server import make_certificate
@@ -465,3 +468,59 @@ def test_an_ipv6_literal_host_is_reached_and_named_in_brackets(tls: bool,
             _client(server.url, verify=str(certificates["local"][0])) as vbo:
         assert vbo.get_settings("AuditEmailSettings")["port"] == 25
     assert server.requests[1].headers["host"] == f"[::1]:{server.port}"
+
+
+# -- a hostile plan author against the scope of jobs and roles -----------------------------------------------------
+
+@pytest.fixture
+def jobs_plan(shared: Shared, tmp_path: Path) -> dict[str, Any]:  # noqa: F811
+    # An item's flag of the job keyed contoso.onmicrosoft.com/Whole, and the role's description: rows of both kinds.
+    plan = shared.plan(tmp_path, onedrive="true", role="Desk restores, edited")
+    assert {"backup_jobs", "restore_operator_roles"} <= {row["kind"] for row in plan["changes"]}, plan["changes"]
+    return plan
+
+
+def _ghost_and_ceo(scope: dict[str, Any]) -> None:
+    scope["jobs"].append("Ghost")
+    scope["names"].setdefault(ORG, {}).setdefault("User", {})["ceo@contoso.com"] = "templates/all.yaml.j2:99"
+
+
+def test_a_scope_without_its_organizations_is_still_held_to_the_templates(
+        shared: Shared, jobs_plan: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """The scope's organizations dropped (or made a list), a job and a principal no template declares added: the
+    comparison with the templates was skipped for a scope without its organizations mapping, and the plan applied."""
+    for kind in ("backup_jobs", "restore_operator_roles"):
+        for organizations in (None, []):
+            edited = copy.deepcopy(jobs_plan)
+            scope = edited["scope"][kind]
+            if organizations is None:
+                scope.pop("organizations")
+            else:
+                scope["organizations"] = organizations
+            if kind == "backup_jobs":
+                _ghost_and_ceo(scope)
+            else:
+                scope["roles"].append("Ghost")
+            output = shared.refused(tmp_path, edited)
+            assert "AttributeError" not in output and "run 'vboplan plan' again" in output, output
+
+
+def test_a_scope_that_is_only_a_list_of_jobs_is_refused(shared: Shared, jobs_plan: dict[str, Any],  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    edited = copy.deepcopy(jobs_plan)
+    edited["scope"]["backup_jobs"] = [*edited["scope"]["backup_jobs"]["jobs"], "Ghost"]
+    shared.refused(tmp_path, edited, "(backup_jobs)")
+
+
+def test_a_partial_plans_target_word_edited_is_refused(shared: Shared, tmp_path: Path) -> None:  # noqa: F811
+    """A plan of --target Whole (a bare name, of the job keyed contoso.onmicrosoft.com/Whole): its target word
+    turned into the role's name, or into a word naming nothing, and extra principals in its scope's names."""
+    plan = shared.plan(tmp_path, "--target", "Whole", onedrive="true", role="Desk restores, edited")
+    assert plan["targets"] == ["Whole"] and {r["kind"] for r in plan["changes"]} == {"backup_jobs"}, plan["changes"]
+    for word, fragment in (("Desk", "is not what the plan's --target Desk keep"), ("Wholly", "matches nothing")):
+        edited = copy.deepcopy(plan)
+        edited["targets"] = [word]
+        shared.refused(tmp_path, edited, fragment)
+    edited = copy.deepcopy(plan)
+    _ghost_and_ceo(edited["scope"]["backup_jobs"])
+    shared.refused(tmp_path, edited, "which no template declares")

@@ -115,12 +115,19 @@ def check_organizations(project: Project, env: Environment, plan: Plan) -> None:
     (moved to another organization): the plan file's scope is its author's text, the templates' (rendered again,
     without the secrets) are the ones that count. The same holds for the rest of such a scope a kind checks (see
     :class:`~vboplan.kinds.hooks.ChecksScope`: the objects and the principal names it declares)."""
-    kinds = sorted({c.kind for c in plan.changes if isinstance(plan.scope.get(c.kind), dict)
-                    and isinstance(plan.scope[c.kind].get("organizations"), dict)})
+    # A kind that checks its scope is checked whatever shape the file gives it: a scope without its organizations
+    # (or not a mapping at all) must not pass by the comparison.
+    kinds = sorted({c.kind for c in plan.changes if isinstance(KINDS[c.kind], ChecksScope)
+                    or (isinstance(plan.scope.get(c.kind), dict)
+                        and isinstance(plan.scope[c.kind].get("organizations"), dict))})
     if not kinds:
         return
     resources = render(project, env, offline=True).resources
     for name in kinds:
+        scope = plan.scope.get(name)
+        if not isinstance(scope, dict) or not isinstance(scope.get("organizations"), dict):
+            raise PlanError(f"the plan for '{plan.environment}' ({name}): its scope does not say which organization "
+                            "each object is in, as every plan does; the file was edited; run 'vboplan plan' again")
         declared = {str(k).lower(): (str(k), str(v)) for k, v in plan.scope[name]["organizations"].items()}
         own = KINDS[name].scope(resources[name]).get("organizations") or {} if name in resources else {}
         templates = {str(k).lower(): (str(k), str(v)) for k, v in own.items()}

@@ -316,7 +316,10 @@ def bare_name(key: str, org: str) -> str:
 
 
 def find(mapping: dict[str, Any], key: str) -> Any:
-    """``mapping``'s value at ``key``, compared case-insensitively."""
+    """``mapping``'s value at ``key``, compared case-insensitively (None where a plan file's text holds no mapping
+    there)."""
+    if not isinstance(mapping, dict):
+        return None
     if key in mapping:
         return mapping[key]
     return next((v for k, v in mapping.items() if k.lower() == key.lower()), None)

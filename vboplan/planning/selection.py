@@ -59,13 +59,17 @@ def _keyed(env_name: str, option: str, address: Address, known: set[Address],
     return Address(address.kind, (("[", found[0]), *address.parts[1:]))
 
 
-def _named(env_name: str, option: str, text: str, known: set[Address]) -> Address | None:
+def _named(env_name: str, option: str, text: str, known: set[Address],
+           changed: set[tuple[str, str] | None]) -> Address | None:
     """The object a bare name (``Contoso mail``, written without its kind) names: the one object of any kind whose
     key is ``text``, or ends in ``/`` and ``text`` (a job's or role's ``ORGANIZATION/NAME``), compared
-    case-insensitively; an error listing them when several objects have it. None: no object has it."""
+    case-insensitively; an error listing them when several objects have it. None: no object has it. An object the
+    templates key ``ORGANIZATION/NAME`` and the server (its rows) by its name alone is one object, as in
+    :func:`_keyed`: its rows' address."""
     wanted = text.strip().lower()
     found = sorted({Address(a.kind, a.parts[:1]) for a in known if (key := _object_key(a)) is not None
                     and (key[1] == wanted or key[1].endswith("/" + wanted))}, key=str)
+    found = [a for a in found if "/" not in a.parts[0][1] or (a.kind, wanted) not in changed]
     if len(found) > 1:
         raise PlanError(f"environment '{env_name}': {option} {text} names several objects "
                         f"({', '.join(str(a) for a in found)}); write the address of the one you mean")
@@ -80,7 +84,7 @@ def _matching(env_name: str, option: str, text: str, known: set[Address],
     try:
         address = Address.parse(text)
     except PlanError:
-        named = _named(env_name, option, text, known)
+        named = _named(env_name, option, text, known, changed)
         if named is not None:
             return named
         hint = _nearest_object(text, known)
@@ -89,7 +93,7 @@ def _matching(env_name: str, option: str, text: str, known: set[Address],
         raise PlanError(f"environment '{env_name}': {option} {text} matches nothing vboplan manages there; did you "
                         f"mean {hint}?") from None
     if address.kind not in {a.kind for a in known}:
-        named = _named(env_name, option, text, known)
+        named = _named(env_name, option, text, known, changed)
         if named is not None:
             return named
     address = _keyed(env_name, option, address, known, changed) or address
