@@ -12,17 +12,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from conftest import API_SECRET, SEED, ProjectDir, assert_one_clean_error
-from kill_harness import REPO, emulator_process
+from kill_harness import REPO
 
-from vboplan.emulator.store import CHANGES_SUFFIX
+from vboplan.emulator import Emulator, Store, start
 from vboplan.planning.plan import plan_digest
 
 PASSWORD = "Kx9-before-destroy-planted-1"
@@ -149,10 +149,23 @@ def test_an_apply_killed_after_the_new_key_leaves_a_clear_way_back(project: Proj
         path.unlink()
     monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", PASSWORD)
     project.write("templates/repos.yaml.j2", TEMPLATE)
-    data = tmp_path / "emulator" / "dev.yaml"
-    data.parent.mkdir()
-    data.write_text(yaml.safe_dump({**SEED, "proxies": PROXIES}), encoding="utf-8")
-    with emulator_process(data, latency_ms=150) as url:
+    # The answer to the new key's POST is held, the key created, until the apply is killed: the kill falls exactly
+    # between the create and what the apply does with its answer, however loaded the machine (a kill timed from the
+    # server's change log once came too late).
+    armed, held, killed = threading.Event(), threading.Event(), threading.Event()
+
+    class HoldingTheCreate(Emulator):
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+            answer = super().__call__(environ, start_response)
+            if armed.is_set() and not killed.is_set() and (environ["REQUEST_METHOD"], environ["PATH_INFO"]) == (
+                    "POST", "/v8/EncryptionKeys"):
+                held.set()
+                killed.wait(120)
+            return answer
+
+    server = start(HoldingTheCreate(Store.from_data({**SEED, "proxies": PROXIES})))
+    try:
+        url = server.url
         project.write("vboplan.yaml", (project.root / "vboplan.yaml").read_text().replace("emulator:dev", url, 1))
         assert project.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
         http = httpx.Client(base_url=url)
@@ -162,19 +175,17 @@ def test_an_apply_killed_after_the_new_key_leaves_a_clear_way_back(project: Proj
         [old] = http.get("/v8/EncryptionKeys").json()
         monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", PASSWORD + "-new")
         project.write("templates/repos.yaml.j2", TEMPLATE + _rules(allow_replace=True, create_before_destroy=True))
-        log = data.with_name(data.name + CHANGES_SUFFIX)
-        marker = b'"key":"encryption_keys"'
-        held = log.read_bytes().count(marker) if log.exists() else 0
+        armed.set()
         applying = subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
                                      "--env", "dev", "--auto-approve"], env={**os.environ, "PYTHONPATH": str(REPO)},
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and applying.poll() is None:
-            if log.exists() and log.read_bytes().count(marker) > held:
-                break
-            time.sleep(0.005)
+        while not held.wait(0.01) and applying.poll() is None and time.monotonic() < deadline:
+            pass
         applying.send_signal(signal.SIGKILL)
-        applying.wait(timeout=30)
+        _, stderr = applying.communicate(timeout=30)
+        killed.set()
+        assert held.is_set(), f"the apply did not create the new key: {stderr}"
         keys = http.get("/v8/EncryptionKeys").json()
         assert len(keys) == 2, keys
         [new] = [k for k in keys if k["id"] != old["id"]]
@@ -201,3 +212,6 @@ def test_an_apply_killed_after_the_new_key_leaves_a_clear_way_back(project: Proj
         assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
         for text in (stopped.output, again.output, done.output):
             assert PASSWORD not in text
+    finally:
+        killed.set()
+        server.stop()
