@@ -310,6 +310,24 @@ def test_a_401_echoing_the_authorization_header_names_no_token() -> None:
         _one_line(caught, "rejected a fresh token")
 
 
+@pytest.mark.parametrize("token", [f"{TOKEN}\r\nX-Injected: 1", f"{TOKEN}\u20ac", f"{TOKEN} {TOKEN}"],
+                         ids=["line-break", "not-ascii", "space"])
+def test_an_access_token_no_header_can_carry_is_refused(token: str) -> None:
+    """A token endpoint answering a token with a line break (a header of the server's choosing, were it sent as it
+    is) or a character outside ASCII: refused naming the token response (it was "bad chunked encoding")."""
+    tokens = _answer(json.dumps({"access_token": token, "token_type": "bearer"}).encode())
+
+    def script(request: Request, connection: socket.socket, count: int) -> bytes | None:
+        return tokens if request.path.endswith("/token") else _answer(SETTINGS)
+
+    with Hostile(script, script_token=True) as server, _client(server.url) as vbo:
+        with pytest.raises(ApiError) as caught:
+            vbo.get_settings("AuditEmailSettings")
+        _one_line(caught, "the token response's access_token is not a bearer token")
+    assert [r.path for r in server.requests] == ["/v8/token"]
+    assert not any("x-injected" in r.headers for r in server.requests)
+
+
 PASSWORD = "p@ss w&rd=1+2%/x"  # every character a form or URL escapes
 
 
@@ -512,6 +530,15 @@ def test_a_scope_that_is_only_a_list_of_jobs_is_refused(shared: Shared, jobs_pla
     edited = copy.deepcopy(jobs_plan)
     edited["scope"]["backup_jobs"] = [*edited["scope"]["backup_jobs"]["jobs"], "Ghost"]
     shared.refused(tmp_path, edited, "(backup_jobs)")
+
+
+def test_a_bare_name_excludes_a_job_keyed_organization_and_name(shared: Shared, tmp_path: Path) -> None:  # noqa: F811
+    """--exclude Whole (the job the templates key contoso.onmicrosoft.com/Whole, the server Whole) leaves its rows
+    out, and --target WHOLE keeps only them: it was "names several objects", the one job under its two keys."""
+    excluded = shared.plan(tmp_path, "--exclude", "Whole", onedrive="true", role="Desk restores, edited")
+    assert {r["kind"] for r in excluded["changes"]} == {"restore_operator_roles"}, excluded["changes"]
+    targeted = shared.plan(tmp_path, "--target", "WHOLE", onedrive="true", role="Desk restores, edited")
+    assert {r["kind"] for r in targeted["changes"]} == {"backup_jobs"}, targeted["changes"]
 
 
 def test_a_partial_plans_target_word_edited_is_refused(shared: Shared, tmp_path: Path) -> None:  # noqa: F811

@@ -203,6 +203,11 @@ class Session:
             token, refresh = body.get("access_token"), body.get("refresh_token")
             if not isinstance(token, str) or not token:
                 raise ApiError(f"{self.where}: the token response has no access_token")
+            if not all(33 <= ord(ch) < 127 for ch in token):
+                # A bearer token is printable ASCII (RFC 6750's b64token); anything else cannot go in a header line
+                # (a line break would start another header) and failed as "bad chunked encoding".
+                raise ApiError(f"{self.where}: the token response's access_token is not a bearer token (it holds "
+                               "spaces, line breaks or other characters a header cannot carry)")
             self._access_token, self._refresh_token = token, refresh if isinstance(refresh, str) else None
             return
         if response.status_code == 404:
