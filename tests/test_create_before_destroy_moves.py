@@ -14,6 +14,7 @@ import pytest
 from conftest import SEED, ProjectDir, assert_one_clean_error
 
 from vboplan.planning.plan import plan_digest
+from vboplan.state import StateStore, parse_journal
 
 PASSWORD = "Kx9-moves-planted-1"
 KEY = 'encryption_keys["Archive key"]'
@@ -93,9 +94,19 @@ def test_each_move_is_a_row_in_every_view_and_its_own_request(rotated: tuple[Pro
         ("PUT", [rows[US]["id"]]), ("DELETE", [rows[KEY]["id"]])], requests
 
     assert project.run("approve", str(planfile), "--key", str(project.keys["alice"])).exit_code == 0
-    applied = project.run("apply", str(planfile))
+    journals: list[str] = []
+    real_append = StateStore.append_journal
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StateStore, "append_journal", lambda store, added, whole: (journals.append(whole),
+                                                                                   real_append(store, added, whole))[1])
+        applied = project.run("apply", str(planfile))
     assert applied.exit_code == 0, applied.output
     assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
+    # The journal (removed once the snapshot holds it) said each move by its row, and which key the server created.
+    writes = parse_journal(journals[-1])["writes"]
+    assert [[c["id"] for c in w["changes"]] for w in writes] == [r["changes"] for r in requests]
+    [new] = [k["id"] for k in project.api("dev").get("/v8/EncryptionKeys").json()]
+    assert writes[0]["assigned"] == {KEY: new} and writes[-1]["changes"][0]["detail"]["id"] != new
     last = json.loads((project.root / ".vboplan/state/dev.json").read_text())["last_apply"]
     assert {c["address"] for c in last["applied"]} >= {EU, US}
 

@@ -339,6 +339,7 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
         sent += len(write.changes)
         progress.phase(f"writing change {sent} of {total}" if len(write.changes) == 1 else
                        f"writing changes {sent - len(write.changes) + 1}-{sent} of {total}", env.name)
+        known = dict(context.ids)
         try:
             send(client, write, context)
         except VboplanError as exc:
@@ -347,7 +348,9 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
             journal.answered(entry, ok=False, error=str(exc))
             break
         _applied(report, write)
-        journal.answered(entry, ok=True)  # saved with the next write's record, or by settle() below
+        # With the ids the server gave what it created (the new object of a replace beside the old one's, which its
+        # create half records), so a run cut short later leaves a journal saying which object is which.
+        journal.answered(entry, ok=True, assigned={a: i for a, i in context.ids.items() if known.get(a) != i})
     try:
         journal.settle()
     except StateError as exc:

@@ -139,15 +139,19 @@ class WriteJournal:
         self.writes.append(entry)
         return entry
 
-    def answered(self, entry: dict[str, Any], ok: bool, error: str | None = None) -> None:
+    def answered(self, entry: dict[str, Any], ok: bool, error: str | None = None,
+                 assigned: dict[str, str] | None = None) -> None:
         """Record the server's answer to a write, in memory: the next :meth:`sending` or :meth:`settle` saves it
-        (an interrupted run still reports it, see :func:`interrupted_report`)."""
+        (an interrupted run still reports it, see :func:`interrupted_report`); ``assigned``: the ids the server gave
+        the objects the write created, by address."""
         entry["state"] = "applied" if ok else "failed"
         entry["answered_at"] = now()
         if error:
             entry["error"] = error
+        if assigned:
+            entry["assigned"] = dict(assigned)
         answer = {"event": "answered", "n": entry["n"], "state": entry["state"], "answered_at": entry["answered_at"],
-                  **({"error": error} if error else {})}
+                  **({"error": error} if error else {}), **({"assigned": dict(assigned)} if assigned else {})}
         self._unsaved.append(_encode(answer) + "\n")
 
     def settle(self) -> None:

@@ -340,7 +340,7 @@ def parse_journal(text: str) -> dict[str, Any]:
                            "sent_at": event.get("sent_at"), "changes": event.get("changes")})
         elif kind == "answered" and isinstance(n, int) and 0 < n <= len(writes) \
                 and event.get("state") in ("applied", "failed"):
-            writes[n - 1].update({k: v for k, v in event.items() if k in ("state", "answered_at", "error")})
+            writes[n - 1].update({k: v for k, v in event.items() if k in ("state", "answered_at", "error", "assigned")})
         else:
             raise ValueError(f"the write journal has an event vboplan did not write ({str(kind)[:40]!r}, write {n!r})")
     document["writes"] = writes
