@@ -189,6 +189,10 @@ def test_a_data_file_holds_the_list(project: ProjectDir, audited: Any) -> None:
                                                                 "first on line 2")),
     ("data/users.csv", "name,kind\na@x.com,user\nb@x.com\n", ("data/users.csv:3:", "1 fields where the header has 2")),
     ("data/users.csv", "name\na@x.com\n  \n\"\"\n", ("data/users.csv:4:", "an empty name")),
+    # One column, no quotes (read line by line, without csv): blank lines skipped, lines still counted.
+    ("data/users.csv", "name\n\na@x.com\n\n\nb@x.com\n\x1f \n", ("data/users.csv:7:", "an empty name")),
+    ("data/users.csv", "users\n\n b@x.com\na@x.com\n\nB@x.com \n", ("data/users.csv:6:", "'B@x.com' is given twice",
+                                                                     "first on line 3")),
     ("data/users.json", '[\n "a@x.com",\n "b@x.com",\n ""\n]', ("data/users.json:4:", "an empty name")),
     ("data/users.json", '[\n "a@x.com",\n "b@x.com"\n "c"]', ("data/users.json:4:", "JSON error")),
     ("../users.csv", None, ("environments/dev.yaml:4:", "must be a path inside the project")),

@@ -64,7 +64,15 @@ def read_data_file(given: Any, root: Path, display: Any, where: str) -> Any:
 
 def _csv_names(text: str, name: str) -> list[str]:
     """The names of a CSV data file: a header row, then one name a row in the column ``name`` (or the only one)."""
-    rows = csv.reader(text.splitlines())
+    lines = text.splitlines()
+    if lines and lines[0] and '"' not in text and "," not in text:
+        # One column and no quoting (the usual list of names): each line is its row, read without csv's per-row
+        # Python steps (10x faster for a million names); line numbers are worked out only for a message.
+        rows_at = [index for index, line in enumerate(lines) if not line] if "" in lines else []
+        kept = [line.strip() for line in lines[1:] if line] if rows_at else _stripped(lines[1:])
+        _check_names(kept, name, lambda index: _line_skipping(rows_at, index))
+        return kept
+    rows = csv.reader(lines)
     header = next(rows, None)
     if header is None:
         raise ProjectError(f"{name}:1: an empty data file; write a header row (name), then one name a row")
@@ -88,11 +96,35 @@ def _csv_names(text: str, name: str) -> list[str]:
     return names
 
 
+def _stripped(lines: list[str]) -> list[str]:
+    """Each of ``lines`` stripped: ``lines`` itself where none has surrounding whitespace (one look at them all:
+    within a line of ASCII text, what str.strip() removes is a space, a tab or \\x1f; the rest ends a line)."""
+    joined = "\n".join(lines)
+    if joined.isascii() and not (joined[:1].isspace() or joined[-1:].isspace()) \
+            and not any(f"{space}\n" in joined or f"\n{space}" in joined for space in " \t\x1f" if space in joined):
+        return lines
+    return [line.strip() for line in lines]
+
+
+def _line_skipping(blank: list[int], index: int) -> int:
+    """The file line of name ``index`` (0-based, after the header), where the lines ``blank`` (0-based) hold none."""
+    line = index + 1  # 0-based, past the header
+    for at in blank:
+        if at <= line:
+            line += 1
+    return line + 1
+
+
 def _check_names(names: list[str], name: str, line_of: Any) -> None:
     """Refuse an empty name or one given twice (case does not count), naming the data file's line."""
-    lowered = "\n".join(names).lower().split("\n") if names else []
-    if len(lowered) != len(names):
-        lowered = [text.lower() for text in names]
+    joined = "\n".join(names)
+    lowered_all = joined.lower()
+    if lowered_all == joined and joined.count("\n") == max(len(names) - 1, 0):
+        lowered = names  # lower case already (the usual): no copy of each name
+    else:
+        lowered = lowered_all.split("\n") if names else []
+        if len(lowered) != len(names):
+            lowered = [text.lower() for text in names]
     seen = set(lowered)
     if len(seen) == len(names) and "" not in seen:
         return
