@@ -45,7 +45,11 @@ CPU 26.0 s before, 21.7 s after. ``large`` 200 x 25,000 entries, 07:00-07:29 UTC
 then saved no plan files): naive 1,346.9 s (411.9 ms CPU per environment), vboplan 344.5 s (697.7 ms, 0.41
 cores): 3.9 x; parent 59.4 MiB, largest worker 565.4 MiB. After the http.client transport, 12:56-12:59 UTC,
 load 4-9: naive 169.3 s, vboplan 14.7 s (12.35 s CPU, 24.7 ms per environment, 0.84 cores): 11.5 x; parent 56.1
-MiB.
+MiB. ``large --environments 24 --servers 4`` (100,000 entries each), 13:06-13:16 UTC, load 12-13: naive 318.8 s
+(1,370.8 ms CPU per environment), vboplan 169.4 s (1,540.5 ms, 0.22 cores): 1.9 x; 24 environments make one worker,
+so the parent planned them all (656.6 MiB). The same fleet with VBOPLAN_WORKERS=2, 13:17-13:35 UTC, load 13-20:
+largest process 614.1 MiB with the default memory budget, 420.8 MiB with VBOPLAN_WORKER_MEMORY_MIB=300 when a worker
+started with 8 environments in hand, 269.6 MiB when it starts with 2 (38.2-38.3 s CPU in each run).
 """
 
 from __future__ import annotations
