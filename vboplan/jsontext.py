@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import msgspec
+
 INDENT_UP_TO = 256 * 1024  # characters of compact JSON up to which a document is indented throughout
 _CHUNK = 1024 * 1024  # characters handed on at a time
 
@@ -140,8 +142,32 @@ def _key(key: Any) -> str:
     return json.dumps(str(key), ensure_ascii=False)
 
 
+#: Canonical JSON of strings, lists and str-keyed mappings in C: for these, msgspec writes the very text of
+#: ``json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` (the same escapes, keys in code
+#: point order; tests/test_jsontext.py compares them), 4x faster for a plan's 100,000 declared names.
+_STRINGS = msgspec.json.Encoder(order="sorted")
+
+
+def _strings_only(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is strings, lists and mappings with string keys only (a list of names looked at in C)."""
+    if type(value) is str:
+        return True
+    if depth > 16:
+        return False
+    if type(value) is list:
+        return set(map(type, value)) <= {str} or all(_strings_only(item, depth + 1) for item in value)
+    if type(value) is dict:
+        return all(type(key) is str and _strings_only(item, depth + 1) for key, item in value.items())
+    return False
+
+
 def _encode_parts(value: Any, default: Callable[[Any], Any] | None) -> Parts:
     def encode(part: Any) -> str:
+        if isinstance(part, (list, dict)) and _strings_only(part):
+            try:
+                return _STRINGS.encode(part).decode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate, which UTF-8 cannot hold: json writes it escaped
+                pass
         return json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default)
 
     if isinstance(value, list) and value:
