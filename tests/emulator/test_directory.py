@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from vboplan.emulator import Emulator, Store, generate_tenant
 
-from .helpers import ADMIN, Api, wsgi_client
+from .helpers import ADMIN, BASE_URL, Api, wsgi_client
 
 UNKNOWN_ORG = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 
@@ -208,13 +209,19 @@ def test_unknown_routes_404_wrong_methods_405(api: Api) -> None:
 
 
 def test_large_tenant_lookups() -> None:
-    # 30,000 users (three full pages); lookups in a 100,000-user tenant are timed by benchmarks/emulator_tenant.py.
-    data = generate_tenant(1, 30_000, 100)
+    # 20,000 users (two full pages: the last one full, with no next); lookups in a 100,000-user tenant are timed by
+    # benchmarks/emulator_tenant.py.
+    data = generate_tenant(1, 20_000, 100)
     data["credentials"] = [ADMIN]
-    with wsgi_client(Emulator(Store.from_data(data))) as client:
+    app = Emulator(Store.from_data(data))
+    with wsgi_client(app) as client:
         api = Api(client, "v8").login()
         org_id = api.org_id("org1.onmicrosoft.com")
         for i in range(1, 201, 10):
             assert api.user(org_id, f"user{i:05d}@org1.onmicrosoft.com")["name"].startswith(f"user{i:05d}")
-        big = api.get(f"/Organizations/{org_id}/Users", params={"limit": 10000, "offset": 20000}).json()
+        # The lookups above were checked against Veeam's document; this page of the same users is only counted, not
+        # checked again item by item (jsonschema took 3.5 s of CPU for its 10,000 users).
+        unchecked = httpx.Client(transport=httpx.WSGITransport(app=app), base_url=BASE_URL,
+                                 headers={"Authorization": f"Bearer {api.token}"})
+        big = unchecked.get(f"/v8/Organizations/{org_id}/Users", params={"limit": 10000, "offset": 10000}).json()
         assert len(big["results"]) == 10000 and "next" not in big["_links"]
