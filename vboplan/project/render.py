@@ -3,7 +3,6 @@ each resource checked against the environment's API version."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -128,12 +127,16 @@ class _Sandbox(BoundedSandbox):
         return False
 
     def _guarded(self, func: Any) -> Any:
-        @functools.wraps(func)
+        # Jinja reads only a filter's jinja_pass_arg (pass_context and the like); copying every attribute with
+        # functools.wraps for ~90 filters and tests was a millisecond of every environment's rendering.
         def guarded(*args: Any, **kwargs: Any) -> Any:
             if any(self.tainted(a) for a in args) or any(self.tainted(v) for v in kwargs.values()):
                 raise _SecretTransformed()
             return func(*args, **kwargs)
 
+        passes = getattr(func, "jinja_pass_arg", None)
+        if passes is not None:
+            guarded.jinja_pass_arg = passes  # type: ignore[attr-defined]
         return guarded
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
