@@ -5,8 +5,11 @@ they arrive, and a broken answer reported in one line that names no secret."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -137,3 +140,35 @@ def test_a_redirect_is_not_followed() -> None:
         with pytest.raises(ApiError, match="failed with HTTP 302"):
             vbo.get_settings("AuditEmailSettings")
     assert server.requests == ["POST /v8/token", "GET /v8/AuditEmailSettings", "POST /v8/token/logout"]
+
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX descriptors: Windows' select() takes any socket")
+def test_a_socket_above_fd_setsize_the_server_closed_is_seen_closed() -> None:
+    # A fleet process holds many connections and files: a socket numbered above select()'s FD_SETSIZE (1024) must
+    # still be seen closed when idle, or the next request goes out on a dead connection (and a write that may have
+    # reached the server is not sent again: it fails).
+    import resource
+
+    from vboplan.api.transport import Bounds, _Socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200 and (hard == resource.RLIM_INFINITY or hard >= 1200):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    elif soft < 1200:
+        pytest.skip("this machine allows fewer than 1200 open files")
+    padding = []
+    try:
+        while not padding or padding[-1] < 1100:
+            padding.append(os.open(os.devnull, os.O_RDONLY))
+        ours, theirs = socket.socketpair()
+        assert ours.fileno() > 1024
+        wire = _Socket(ours, Bounds(time.monotonic() + 5, 1024))
+        assert wire.idle_and_open()
+        theirs.close()  # the server hangs up on the idle connection
+        assert not wire.idle_and_open()
+        wire.close()
+    finally:
+        for fd in padding:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

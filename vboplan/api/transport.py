@@ -163,10 +163,12 @@ class _Socket:
         """Whether a kept-alive connection can take another request: an idle socket that is readable was closed
         (or written to) by the server."""
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-        except ValueError:  # a descriptor select() cannot watch (above FD_SETSIZE): tried, and sent again if closed
-            return True
-        except OSError:
+            if hasattr(select, "poll"):  # POSIX: poll() watches any descriptor; select() none above FD_SETSIZE (1024)
+                watch = select.poll()
+                watch.register(self.sock, select.POLLIN)
+                return not watch.poll(0)
+            readable, _, _ = select.select([self.sock], [], [], 0)  # Windows: select() takes any socket
+        except (OSError, ValueError):
             return False
         return not readable
 
