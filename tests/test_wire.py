@@ -8,12 +8,12 @@ import json
 import os
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 
 import pytest
 from conftest import API_SECRET
+from scripted_server import Request, ScriptedServer
 
 from vboplan.api.client import VboClient
 from vboplan.errors import ApiError
@@ -40,49 +40,24 @@ def _token(method: str, path: str) -> bytes | None:
     return None
 
 
-class Scripted:
+class Scripted(ScriptedServer):
     """Answers each request on 127.0.0.1 as ``answer`` says; ``one_per_connection`` closes every connection after
-    its first answer (while answering HTTP/1.1 without ``Connection: close``, as a server whose keep-alive expired)."""
+    its first answer (while answering HTTP/1.1 without ``Connection: close``, as a server whose keep-alive expired).
+    :attr:`sent` lists the requests as "METHOD path"."""
 
     def __init__(self, answer: Answer, one_per_connection: bool = False) -> None:
-        self.answer, self.one_per_connection = answer, one_per_connection
-        self.connections, self.requests = 0, []  # type: ignore[var-annotated]
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        def script(request: Request, connection: socket.socket, count: int) -> bytes | None:
+            reply = _token(request.method, request.path) or answer(request.method, request.path)
+            if not one_per_connection:
+                return reply
+            connection.sendall(reply)
+            return None
 
-    def __enter__(self) -> Scripted:
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
+        super().__init__(script, script_token=True)
 
-    def __exit__(self, *exc: object) -> None:
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
-        with connection, connection.makefile("rb") as incoming:
-            while True:
-                line = incoming.readline()
-                if not line:
-                    return
-                method, path, _ = line.decode().split(" ", 2)
-                length = 0
-                while (header := incoming.readline()) not in (b"\r\n", b""):
-                    name, _, value = header.decode().partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                incoming.read(length)
-                self.requests.append(f"{method} {path}")
-                connection.sendall(_token(method, path) or self.answer(method, path))
-                if self.one_per_connection:
-                    return
+    @property
+    def sent(self) -> list[str]:
+        return [f"{request.method} {request.path}" for request in self.requests]
 
 
 def _client(url: str, **options: object) -> VboClient:
@@ -97,7 +72,7 @@ def test_requests_share_one_kept_alive_connection() -> None:
     with Scripted(lambda method, path: _plain(SETTINGS)) as server, _client(server.url) as vbo:
         for _ in range(10):
             assert vbo.get_settings("AuditEmailSettings")["port"] == 25
-    assert server.connections == 1 and len(server.requests) == 12  # token, ten reads, logout
+    assert server.connections == 1 and len(server.sent) == 12  # token, ten reads, logout
 
 
 def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
@@ -105,7 +80,7 @@ def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
             _client(server.url) as vbo:
         for _ in range(5):
             assert vbo.get_settings("AuditEmailSettings")["port"] == 25
-    assert server.requests.count("GET /v8/AuditEmailSettings") == 5  # none failed and was sent again
+    assert server.sent.count("GET /v8/AuditEmailSettings") == 5  # none failed and was sent again
     # Token, five reads, logout; the logout (a write, never sent twice) is lost when it races the server's hang-up.
     assert server.connections in (6, 7)
 
@@ -131,7 +106,7 @@ def test_a_broken_answer_is_one_line_naming_no_secret(broken: bytes) -> None:
             vbo.get_settings("AuditEmailSettings")
     message = str(caught.value)
     assert "\n" not in message and TOKEN not in message and API_SECRET not in message
-    assert server.requests.count("GET /v8/AuditEmailSettings") == 3  # a read is tried again, within its bound
+    assert server.sent.count("GET /v8/AuditEmailSettings") == 3  # a read is tried again, within its bound
 
 
 def test_a_redirect_is_not_followed() -> None:
@@ -139,7 +114,7 @@ def test_a_redirect_is_not_followed() -> None:
     with Scripted(lambda method, path: moved) as server, _client(server.url) as vbo:
         with pytest.raises(ApiError, match="failed with HTTP 302"):
             vbo.get_settings("AuditEmailSettings")
-    assert server.requests == ["POST /v8/token", "GET /v8/AuditEmailSettings", "POST /v8/token/logout"]
+    assert server.sent == ["POST /v8/token", "GET /v8/AuditEmailSettings", "POST /v8/token/logout"]
 
 
 
