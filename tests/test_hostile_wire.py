@@ -87,11 +87,10 @@ def test_a_read_the_server_hung_up_on_is_sent_again() -> None:
     assert [f"{r.method} {r.path}" for r in server.requests].count("GET /v8/AuditEmailSettings") == 4
 
 
-def test_a_server_that_answers_before_reading_a_write_is_one_line() -> None:
-    """A write of a large body the server refuses after its headers (413, hanging up without reading it): one line.
-    The write breaks off while leaving, so it is sent once more on a new connection (the server never had it whole),
-    and no more. (The server's 413 is not what the line says: http.client reads no answer of a request it could not
-    send whole.)"""
+def test_a_server_that_answers_before_reading_a_write_is_heard() -> None:
+    """A write of a large body the server refuses after its headers (413, hanging up without reading the body): the
+    error is the server's answer, in one line, and the write is not sent again (it was, on a new connection, and the
+    line said only that the connection failed)."""
     def script(request: Request, connection: socket.socket, count: int) -> bytes | None:
         if request.method == "PUT":
             connection.sendall(_answer(b'{"message": "too large"}', "413 Payload Too Large", "Connection: close\r\n"))
@@ -102,11 +101,34 @@ def test_a_server_that_answers_before_reading_a_write_is_one_line() -> None:
         assert vbo.get_settings("AuditEmailSettings")["port"] == 25
         with pytest.raises(ApiError) as caught:
             vbo.put_settings("AuditEmailSettings", {"description": "x" * (16 * 1024 * 1024)})
-        _one_line(caught)
-    assert server.writes() in (["PUT /v8/AuditEmailSettings"], ["PUT /v8/AuditEmailSettings"] * 2), server.writes()
+        _one_line(caught, "HTTP 413", "too large")
+    assert server.writes() == ["PUT /v8/AuditEmailSettings"], server.writes()
 
 
 # -- deadlines and bounds ------------------------------------------------------------------------------------------
+
+
+def test_a_resolver_that_never_answers_cannot_hold_a_request_past_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system's resolver has no timeout of its own (a dead DNS server holds getaddrinfo for its retries): the
+    name is resolved within the request's deadline, and the line says the name did not resolve in time. Here the
+    resolver answers only once the test has its error (or after a minute, as "not found")."""
+    answered = threading.Event()
+    resolve = socket.getaddrinfo
+
+    def dead_dns(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host != "vbo.dead-dns.test" or kwargs.get("flags", 0) & socket.AI_NUMERICHOST:  # not a name: answered
+            return resolve(host, *args, **kwargs)
+        answered.wait(60)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", dead_dns)
+    try:
+        with _client("https://vbo.dead-dns.test:4443", timeout=1) as vbo, pytest.raises(ApiError) as caught:
+            vbo.get_settings("AuditEmailSettings")
+    finally:
+        answered.set()
+    _one_line(caught, "host name did not resolve within 1s")
+
 
 def _drip(head: bytes) -> Script:
     def script(request: Request, connection: socket.socket, count: int) -> bytes | None:
@@ -228,6 +250,22 @@ def test_an_access_token_no_header_can_carry_is_refused(token: str) -> None:
         _one_line(caught, "the token response's access_token is not a bearer token")
     assert [r.path for r in server.requests] == ["/v8/token"]
     assert not any("x-injected" in r.headers for r in server.requests)
+
+
+def test_a_request_http_cannot_carry_is_named_for_what_it_is() -> None:
+    """A path or header value holding a character HTTP does not allow (an id with a space or a line break, from a
+    server's answer) is refused before anything leaves, in words saying so (it read "bad chunked encoding")."""
+    from vboplan.api.transport import Bounds, Wire, WireError
+
+    with Hostile(_settings) as server:
+        wire = Wire(server.url + "/v8/", None, 2, 5, {})
+        bounds = Bounds(time.monotonic() + 5, 1 << 20)
+        with pytest.raises(WireError, match="^a header of the request holds a character HTTP does not allow$"):
+            wire.send("GET", "AuditEmailSettings", bounds=bounds, read_bytes=1024, headers={"X-Id": "a\r\nX-B: 1"})
+        with pytest.raises(WireError, match="^the request's path holds a character a URL cannot carry$"):
+            wire.send("DELETE", "Jobs/1/SelectedItems?ids=a b", bounds=bounds, read_bytes=1024, headers={})
+        wire.close()
+    assert server.requests == []
 
 
 PASSWORD = "p@ss w&rd=1+2%/x"  # every character a form or URL escapes

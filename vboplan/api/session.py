@@ -22,6 +22,7 @@ from vboplan.api.transport import (
     Bounds,
     ConnectFailed,
     EncodingRefused,
+    NameTimedOut,
     Response,
     ResponseTooLarge,
     TimedOut,
@@ -379,6 +380,9 @@ class Session:
             return ApiError(
                 f"{self.where}: TLS verification failed ({tls_reason(exc)}). VBO ships a self-signed certificate: "
                 "set 'verify' to the path of its CA bundle (or verify: false, which is not recommended)")
+        if isinstance(exc, NameTimedOut):
+            return ApiError(f"{self.where}: the server's host name did not resolve within {self.settings.timeout:g}s "
+                            "(check the DNS servers this machine uses, or write the server's IP address)")
         if isinstance(exc, TimedOut):
             return ApiError(f"{self.where}: the server did not answer within {self.settings.timeout:g}s")
         if isinstance(exc, ConnectFailed):

@@ -63,6 +63,10 @@ class TimedOut(WireError):
     """The request's total deadline passed."""
 
 
+class NameTimedOut(TimedOut):
+    """The server's host name did not resolve within the request's deadline."""
+
+
 class ResponseTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(limit)
@@ -173,6 +177,50 @@ class _Socket:
         return not readable
 
 
+def _addresses(host: str, port: int, bounds: Bounds) -> list[tuple[Any, ...]]:
+    """The addresses of ``host`` (getaddrinfo), within the request's deadline: the resolver has no timeout of its
+    own (a dead DNS server held a request for as long as the system's resolver retries, 30 s and more), so a name is
+    resolved on a daemon thread waited for until the deadline; an address literal needs no resolver."""
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        pass  # a name, not an address
+    found: list[Any] = []
+
+    def resolve() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as exc:  # handed to the waiting thread, raised there
+            found.append(exc)
+
+    resolver = threading.Thread(target=resolve, name="vboplan-resolve", daemon=True)
+    resolver.start()
+    resolver.join(bounds.left())
+    if not found:
+        raise NameTimedOut(f"the host name {host!r} did not resolve in time")
+    if isinstance(found[0], BaseException):
+        raise found[0]
+    return found[0]  # type: ignore[no-any-return]
+
+
+def _connect(addresses: list[tuple[Any, ...]], bounds: Bounds) -> socket.socket:
+    """A connected socket to the first of ``addresses`` that takes the connection, as ``socket.create_connection``
+    tries them, each attempt bounded by what is left of the deadline."""
+    failed: OSError | None = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(bounds.left())
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            failed = exc
+            if isinstance(exc, TimeoutError):
+                raise
+    raise failed or OSError("the host name has no address")
+
+
 class _Connection(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         super().__init__(host, port)
@@ -183,7 +231,7 @@ class _Connection(http.client.HTTPConnection):
     def connect(self) -> None:
         bounds = self.bounds
         try:
-            sock = socket.create_connection((self.host, self.port), bounds.left())
+            sock = _connect(_addresses(self.host, self.port, bounds), bounds)
         except TimeoutError:
             raise TimedOut("connecting timed out") from None
         except (OSError, UnicodeError) as exc:  # UnicodeError: a host name IDNA cannot encode
@@ -264,8 +312,14 @@ def _reading(read: Any, *args: Any) -> bytes:
         raise WireError(f"the answer broke off ({_what(exc)})") from exc
 
 
-def _what(exc: BaseException) -> str:
-    """What broke, in words of vboplan's own: the bytes a server sent (which might echo a token) are never quoted."""
+def _what(exc: BaseException, sending: bool = False) -> str:
+    """What broke, in words of vboplan's own: the bytes a server sent (which might echo a token) are never quoted.
+    ``sending``: the request was still being written (http.client refuses a path or header value holding a character
+    HTTP does not allow with a ValueError, before anything leaves)."""
+    if sending and isinstance(exc, http.client.InvalidURL):
+        return "the request's path holds a character a URL cannot carry"
+    if sending and isinstance(exc, ValueError) and not isinstance(exc, OSError):
+        return "a header of the request holds a character HTTP does not allow"
     if isinstance(exc, http.client.RemoteDisconnected):
         return "the server closed the connection without answering"
     if isinstance(exc, http.client.BadStatusLine):
@@ -333,6 +387,9 @@ class Wire:
                 sending = False
                 raw = connection.getresponse()
             except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.BadStatusLine) as exc:
+                early = _early_answer(connection) if sending and isinstance(exc, OSError) else None
+                if early is not None:  # the server answered before taking the body (413): that answer is the result
+                    return Response(early, lambda keep, conn=connection: conn.close(), read_bytes)
                 connection.close()
                 # A kept-alive connection the server closed between two requests: sent again on a new one when the
                 # request cannot have been acted on (it broke off while leaving, or it is a read), never twice a
@@ -346,7 +403,7 @@ class Wire:
                 raise
             except (http.client.HTTPException, OSError, ValueError) as exc:
                 connection.close()
-                raise WireError(_what(exc)) from exc
+                raise WireError(_what(exc, sending)) from exc
             return Response(raw, lambda keep, conn=connection: self._give_back(conn, keep), read_bytes)
 
     def _new(self) -> _Connection:
@@ -380,6 +437,20 @@ class Wire:
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+def _early_answer(connection: _Connection) -> http.client.HTTPResponse | None:
+    """The answer a server sent before it hung up on a request still leaving (a 413 for a body it will not read, a
+    401 before a large upload), or None when there is none to read: the client reports what the server said rather
+    than a broken connection, and does not send the request again."""
+    try:
+        raw = connection.getresponse()
+    except (http.client.HTTPException, OSError, ValueError, WireError, ResponseTooLarge):
+        return None
+    if raw.status < 400:  # an answer to a request the server did not read whole can only be a refusal
+        raw.close()
+        return None
+    return raw
 
 
 def _json_bytes(value: Any) -> bytes:
