@@ -76,6 +76,7 @@ class ScriptedServer:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
+        incoming = None
         try:
             if self.tls is not None:
                 try:
@@ -109,4 +110,6 @@ class ScriptedServer:
         except OSError:
             return
         finally:
+            if incoming is not None:
+                incoming.close()  # the socket closes only once its reader is closed too
             connection.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import sys
 import time
@@ -83,6 +84,20 @@ def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
     assert server.sent.count("GET /v8/AuditEmailSettings") == 5  # none failed and was sent again
     # Token, five reads, logout; the logout (a write, never sent twice) is lost when it races the server's hang-up.
     assert server.connections in (6, 7)
+
+
+def test_a_write_after_the_server_closed_the_idle_connection_goes_out_on_a_new_one() -> None:
+    # A read on a dead kept-alive connection is sent again, which would hide a broken idle check; a write is never
+    # sent twice once it has left whole, so each DELETE here (no body: it leaves in one piece) succeeds only if the
+    # connection the server closed was seen closed before it.
+    with Scripted(lambda method, path: b"HTTP/1.1 204 No Content\r\n\r\n", one_per_connection=True) as server, \
+            _client(server.url) as vbo:
+        vbo.request("GET", "Jobs", expect=(204,))  # logs in (a read: sent again if the token's connection is gone)
+        for job in range(5):
+            for idle in vbo._wire._idle:  # the server's hang-up has reached the kept-alive socket (loopback delivers
+                select.select([idle.sock.sock], [], [], 5)  # it a moment after the server's close() on a busy machine)
+            vbo.request("DELETE", f"Jobs/{job}", expect=(204,))
+    assert [sent for sent in server.sent if sent.startswith("DELETE")] == [f"DELETE /v8/Jobs/{job}" for job in range(5)]
 
 
 @pytest.mark.parametrize("size", [1, 7, 4096])
