@@ -450,3 +450,30 @@ def test_a_workers_window_follows_its_memory_budget() -> None:
     assert window.after(in_hand=1) == 1
     assert window.after(in_hand=8) == 1  # the largest environment seen decides, so the window never grows back
     del held
+
+
+def test_a_kinds_capabilities_are_what_isinstance_says() -> None:
+    """The capability cache answers as a Protocol's isinstance for every registered kind and every capability,
+    also for an object given a capability on the instance after another of its class was asked about."""
+    from vboplan.kinds import base, hooks
+    from vboplan.kinds.registry import KINDS, capable
+    from vboplan.planning.plan import Condenses
+
+    capabilities = [value for value in vars(hooks).values()
+                    if isinstance(value, type) and getattr(value, "_is_runtime_protocol", False)]
+    capabilities += [Condenses, base.ConfirmsWithServer]
+    assert hooks.Refers in capabilities and len(capabilities) > 10
+    for name, kind in KINDS.items():
+        for capability in capabilities:
+            assert capable(kind, capability) == isinstance(kind, capability), (name, capability.__name__)
+
+    class Plain:
+        def declared_at(self, desired: object, key: str) -> str:
+            return key
+
+    bare, given = Plain(), Plain()
+    given.refers_to = lambda change: []  # type: ignore[attr-defined]
+    given.pending = lambda changes, live: []  # type: ignore[attr-defined]
+    assert capable(bare, hooks.Declares) and not capable(bare, hooks.Refers)
+    assert capable(given, hooks.Refers) and isinstance(given, hooks.Refers)
+    assert not capable(None, hooks.Refers)

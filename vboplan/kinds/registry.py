@@ -10,7 +10,9 @@ collections it refers to); :func:`apply_order` honours it.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
+import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -188,5 +190,57 @@ def registered(kind: ResourceKind) -> Iterator[ResourceKind]:
     finally:
         COLLECTIONS.remove(kind)
 
+_MISSING = object()
+#: (kind class, capability) -> what every instance of the class answers (None when its instances may differ), and
+#: the names the capability asks for.
+_by_class: dict[tuple[type, type], tuple[bool | None, tuple[str, ...]]] = {}
+
+
+def _members(capability: type) -> tuple[str, ...]:
+    """The names a runtime-checkable Protocol asks for (as ``isinstance`` reads them)."""
+    names = getattr(capability, "__protocol_attrs__", None)  # Python 3.12 on
+    if names is None:
+        import typing
+
+        names = typing._get_protocol_attrs(capability)  # type: ignore[attr-defined]  # Python 3.11
+    return tuple(sorted(names))
+
+
+def _class_answer(cls: type, members: tuple[str, ...]) -> bool | None:
+    """Whether every instance of ``cls`` has ``members`` as methods, from the class alone; None when an instance
+    could answer otherwise (a ``__getattr__``, a slot or property standing for a member)."""
+    if inspect.getattr_static(cls, "__getattr__", None) is not None:
+        return None
+    for name in members:
+        found = inspect.getattr_static(cls, name, _MISSING)
+        if found is _MISSING or found is None:
+            return False
+        if not isinstance(found, (types.FunctionType, staticmethod, classmethod, types.BuiltinFunctionType)):
+            return None
+    return True
+
+
+def capable(kind: object, capability: type) -> bool:
+    """``isinstance(kind, capability)`` for a runtime-checkable Protocol of :mod:`vboplan.kinds.hooks` (``Refers``,
+    ``Declares``...), answered once per kind class: a Protocol's own check looks up each of its members on the
+    object every time, tens of microseconds a check, many checks for every environment a fleet plans. An object
+    whose own attributes name a member (set on the instance, not its class) is checked as ``isinstance`` checks
+    it."""
+    key = (type(kind), capability)
+    cached = _by_class.get(key)
+    if cached is None:
+        members = _members(capability)
+        cached = _by_class[key] = (_class_answer(type(kind), members), members)
+    answer, members = cached
+    if answer is None:
+        return isinstance(kind, capability)
+    own = getattr(kind, "__dict__", None)
+    if own:
+        for name in members:
+            if name in own:
+                return isinstance(kind, capability)
+    return answer
+
+
 __all__ = ["KINDS", "COLLECTIONS", "SPECS", "ResourceKind", "SettingsKind", "Write", "WriteContext", "apply_order",
-           "collection_specs", "registered", "registered_collection"]
+           "capable", "collection_specs", "registered", "registered_collection"]

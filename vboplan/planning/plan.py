@@ -21,7 +21,7 @@ from vboplan.jsontext import Encodings, canonical_digest, document_chunks, docum
 from vboplan.kinds.base import Basis, Write
 from vboplan.kinds.hooks import ConcealsLive, Declares, FollowsReplaces, Refers, Repoints, Uses
 from vboplan.kinds.lifecycle import marked
-from vboplan.kinds.registry import KINDS
+from vboplan.kinds.registry import KINDS, capable
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift
 from vboplan.planning.selection import select_changes
 from vboplan.project.config import Environment, current_user
@@ -299,12 +299,12 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
         kind = KINDS[name]
         # A field kept as a hash by the snapshot was secret when last applied: its live value stays masked.
         found = mask_recorded(kind.diff(env.api_version, read, desired, recorded.get(name)), recorded.get(name))
-        if isinstance(kind, FollowsReplaces):
+        if capable(kind, FollowsReplaces):
             found = kind.follow(env.api_version, read, desired, found, changes)
         if name in recorded:
             drift.extend(kind.drift(recorded[name], read))
         # A field whose desired value is secret is secret when read live too: only a salted hash is kept.
-        live[name], secret = kind.conceal(read, desired) if isinstance(kind, ConcealsLive) else \
+        live[name], secret = kind.conceal(read, desired) if capable(kind, ConcealsLive) else \
             conceal_live(read, desired, recorded.get(name))
         live[name] = condensed(name, live[name], found)
         if secret:
@@ -343,7 +343,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
 def refers_to(change: Change) -> list[Address]:
     """The objects ``change`` refers to (none for a kind without references)."""
     kind = KINDS.get(change.kind)
-    return kind.refers_to(change) if isinstance(kind, Refers) else []
+    return kind.refers_to(change) if capable(kind, Refers) else []
 
 
 def check_references(changes: list[Change], rendered: Rendered, reads: dict[str, Any]) -> None:
@@ -352,12 +352,12 @@ def check_references(changes: list[Change], rendered: Rendered, reads: dict[str,
     created = {str(c.address).lower() for c in changes if c.action == "create"}
     for name, desired in rendered.resources.items():
         kind = KINDS.get(name)
-        if not isinstance(kind, Refers) or name not in reads:
+        if not capable(kind, Refers) or name not in reads:
             continue
         for change, other, key in kind.pending([c for c in changes if c.kind == name], reads[name]):
             if str(Address(other).entry(key)).lower() in created:
                 continue
-            where = kind.declared_at(desired, change.address.parts[0][1]) if isinstance(kind, Declares) else name
+            where = kind.declared_at(desired, change.address.parts[0][1]) if capable(kind, Declares) else name
             raise ProjectError(f"{where}: {Address(name, change.address.parts[:1])}: no {other} named '{key}' on "
                                "the server or in the templates")
     _check_in_use(changes, reads)
@@ -381,7 +381,7 @@ def _deleted_in_use(changes: list[Change], reads: dict[str, Any]) -> tuple[Chang
         key = change.address.parts[0][1]
         for name, live in reads.items():
             kind = KINDS.get(name)
-            if not isinstance(kind, Uses):
+            if not capable(kind, Uses):
                 continue
             for user, through in kind.users(live, change.kind, key):
                 if str(user).lower() in deleted or str(user.field(through)).lower() in changed:
@@ -424,7 +424,7 @@ def check_replacements(changes: list[Change], rendered: Rendered, reads: dict[st
     for change in replacing:
         key = change.address.parts[0][1]
         kind = KINDS[change.kind]
-        where = kind.declared_at(rendered.resources.get(change.kind), key) if isinstance(kind, Declares) else \
+        where = kind.declared_at(rendered.resources.get(change.kind), key) if capable(kind, Declares) else \
             change.kind
         reason = str(change.detail.get("reason") or "it cannot change in place")
         rule = rules.get(str(change.address).lower()) or {}
@@ -489,7 +489,7 @@ def _dependant(replaced: Change, changes: list[Change], reads: dict[str, Any]) -
         if str(user).lower() in gone or (update is not None and target not in
                                          (str(a).lower() for a in refers_to(update))):
             continue
-        if ahead and "." not in through and isinstance(KINDS.get(user.kind), Repoints):
+        if ahead and "." not in through and capable(KINDS.get(user.kind), Repoints):
             continue  # moved to the new object before the old one is deleted
         return user, through
     return None
@@ -546,7 +546,7 @@ def condensed(name: str, live: Any, changes: list[Change] | None = None) -> Any:
     """``live`` of kind ``name`` in the form a plan file keeps (and an apply compares): what the kind's ``condense``
     makes of it, where it has one (keeping what ``changes`` refer to)."""
     kind = KINDS.get(name)
-    return kind.condense(live, changes) if isinstance(kind, Condenses) else live
+    return kind.condense(live, changes) if capable(kind, Condenses) else live
 
 
 @runtime_checkable
@@ -667,7 +667,7 @@ def move_rows(changes: list[Change], basis_of: Callable[[str], Basis], live: dic
             if str(user).lower() in gone or str(user.field(through)).lower() in changed:
                 continue
             kind = KINDS.get(user.kind)
-            if not isinstance(kind, Repoints) or "." in through:
+            if not capable(kind, Repoints) or "." in through:
                 raise PlanError(f"{change.address}: {user} uses it through {through}, which vboplan cannot move to a "
                                 "new object; create_before_destroy does not apply")
             row = kind.move_row(basis_of(user.kind), user.parts[0][1], through, str(change.address))
@@ -680,7 +680,7 @@ def _users(reads: dict[str, Any], change: Change) -> list[tuple[Address, str]]:
     found: list[tuple[Address, str]] = []
     for name, live in reads.items():
         kind = KINDS.get(name)
-        if isinstance(kind, Uses):
+        if capable(kind, Uses):
             found += kind.users(live, change.kind, change.address.parts[0][1])
     return found
 
