@@ -477,3 +477,53 @@ def test_a_kinds_capabilities_are_what_isinstance_says() -> None:
     assert capable(bare, hooks.Declares) and not capable(bare, hooks.Refers)
     assert capable(given, hooks.Refers) and isinstance(given, hooks.Refers)
     assert not capable(None, hooks.Refers)
+
+
+def test_one_process_plans_within_the_memory_budget(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With one worker (VBOPLAN_WORKERS=1, or a fleet too small for two) this process plans every environment
+    itself, and its memory budget bounds how many it has in hand as a worker's does: a budget below what it holds
+    already leaves one at a time (the server never sees two of its sessions open at once); the default lets many
+    run at once. Every plan is made either way, in the order given."""
+    import threading
+
+    from vboplan.core import plan_many
+    from vboplan.emulator import Emulator, Store, start
+    from vboplan.project.config import load_project
+
+    class Sessions(Emulator):
+        """The emulator, counting the sessions open at once (a token taken and not yet logged out)."""
+
+        def __init__(self) -> None:
+            super().__init__(Store.from_data(SEED), latency_ms=20)
+            self.lock, self.open, self.most = threading.Lock(), 0, 0
+
+        def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+            path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD")
+            with self.lock:
+                if method == "POST" and path.endswith("/token"):
+                    self.open += 1
+                    self.most = max(self.most, self.open)
+                elif method == "POST" and path.endswith("/token/logout"):
+                    self.open -= 1
+            return super().__call__(environ, start_response)
+
+    monkeypatch.setenv("VBOPLAN_WORKERS", "1")
+    server = Sessions()
+    with start(server) as one:
+        entries = "".join(f'  - {{name: n{k}, server: "{one.url}"}}\n' for k in range(6))
+        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
+                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
+        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        loaded = load_project(project.root)
+        envs = list(loaded.environments.values())
+        monkeypatch.setenv("VBOPLAN_WORKER_MEMORY_MIB", "1")
+        bounded = plan_many(loaded, envs)
+        assert server.most == 1 and server.open == 0
+        monkeypatch.delenv("VBOPLAN_WORKER_MEMORY_MIB")
+        server.most = 0
+        free = plan_many(loaded, envs)
+        assert server.most > 1
+    for outcomes in (bounded, free):
+        assert [o.env.name for o in outcomes] == [f"n{k}" for k in range(6)]
+        assert all(o.error is None and o.plan.changes for o in outcomes), [str(o.error) for o in outcomes]
+    assert [o.plan.changes for o in bounded] == [o.plan.changes for o in free]

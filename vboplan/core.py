@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,14 +169,13 @@ def plan_many(project: Project, envs: list[Environment], targets: tuple[str, ...
 def _plan_threads(project: Project, envs: list[Environment], targets: tuple[str, ...], allow_mass_delete: bool,
                   excluded: tuple[str, ...], refresh_only: bool,
                   on_outcome: Callable[[Outcome], Outcome] | None = None) -> list[Outcome]:
-    """Plan ``envs`` in this process, many at once; results in the order given."""
+    """Plan ``envs`` in this process, many at once within the memory budget; results in the order given."""
     if not envs:
         return []
-    # Each environment mostly waits on its own server: many at once (each server bounds its own requests).
-    with ThreadPoolExecutor(max_workers=min(len(envs), 32)) as pool:
-        made = pool.map(lambda env: plan_one(project, env, targets, allow_mass_delete, excluded=excluded,
-                                             refresh_only=refresh_only), envs)
-        return [on_outcome(o) if on_outcome else o for o in made]
+    from vboplan.planning import parallel
+
+    return parallel.plan_here(project, envs, targets, allow_mass_delete, excluded=excluded, refresh_only=refresh_only,
+                              on_outcome=on_outcome)
 
 
 def plan_report(outcomes: list[Outcome], detailed_exitcode: bool = False) -> Report:

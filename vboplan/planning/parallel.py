@@ -76,6 +76,13 @@ class Window:
         self.start = resident_mib()
         self.each = 0.0
 
+    def first(self) -> int:
+        """How many to take in hand before any was planned: :data:`FIRST_WINDOW`, or one when this process holds
+        its budget already."""
+        if self.start is not None and self.start >= self.budget:
+            return 1
+        return min(self.most, FIRST_WINDOW)
+
     def after(self, in_hand: int) -> int:
         now = resident_mib()
         if now is None or self.start is None:
@@ -176,6 +183,37 @@ def plan_in_processes(project: Project, envs: list[Environment], targets: tuple[
     finally:
         fleet.stop()
     return fleet.ordered()
+
+
+def plan_here(project: Project, envs: list[Environment], targets: tuple[str, ...], allow_mass_delete: bool,
+              threads: int = THREADS, *, excluded: tuple[str, ...] = (), refresh_only: bool = False,
+              on_outcome: Callable[[Outcome], Outcome] | None = None) -> list[Outcome]:
+    """Plan ``envs`` on threads of this process (one worker, or none worth starting), as a worker plans them: at
+    most as many at once as the memory budget allows (:data:`FIRST_WINDOW` at first, then what :class:`Window`
+    says after each plan, at most ``threads``), each outcome passed through ``on_outcome`` in this thread as soon as
+    it is made, and what that returns kept. Outcomes in the order given."""
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+
+    from vboplan.core import plan_one
+
+    settle = on_outcome or (lambda outcome: outcome)
+    window = Window(memory_budget(), threads)
+    allowed = window.first()
+    pending = list(range(len(envs)))[::-1]
+    running: dict[Future[Outcome], int] = {}
+    outcomes: dict[int, Outcome] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(envs)))) as pool:
+        while pending or running:
+            while pending and len(running) < allowed:
+                index = pending.pop()
+                running[pool.submit(plan_one, project, envs[index], targets, allow_mass_delete, excluded=excluded,
+                                    refresh_only=refresh_only)] = index
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcome = future.result()
+                allowed = window.after(len(running))  # with this plan still held, as a worker measures it
+                outcomes[running.pop(future)] = settle(outcome)
+    return [outcomes[index] for index in range(len(envs))]
 
 
 class _Dispatch:
