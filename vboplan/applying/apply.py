@@ -21,6 +21,7 @@ from vboplan.api.client import VboClient
 from vboplan.applying.journal import WriteJournal, fold
 from vboplan.connection import connect
 from vboplan.errors import ApplyError, ApplyInterrupted, PlanError, StateError, VboplanError
+from vboplan.kinds import refs
 from vboplan.kinds.base import AfterApply, ConfirmsWithServer
 from vboplan.kinds.hooks import ChecksScope, ConcealsLive, Repoints
 from vboplan.kinds.lifecycle import marked, rule_of
@@ -286,16 +287,16 @@ def interrupts_as_ctrl_c() -> Iterator[None]:
 def recover(store: StateStore, client: VboClient) -> None:
     """Fold the write journal an interrupted apply left into the snapshot, then drop it. Runs under the lock."""
     journal = store.read_journal()
-    if journal is None:
-        return
     snapshot = store.read()
-    if snapshot and (snapshot.get("last_apply") or {}).get("journal") == journal.get("id"):
+    if journal is not None and snapshot and (snapshot.get("last_apply") or {}).get("journal") == journal.get("id"):
         store.delete_journal()  # its snapshot was written; only removing the journal was cut short
-        return
-    resources, recovery = fold(journal, snapshot.get("resources", {}) if snapshot else {}, client)
-    log.warning("environment '%s': %s; recorded in the snapshot", store.env.name, recovery.describe())
-    store.write(resources, recovery.last_apply())
-    store.delete_journal()
+    elif journal is not None:
+        resources, recovery = fold(journal, snapshot.get("resources", {}) if snapshot else {}, client)
+        log.warning("environment '%s': %s; recorded in the snapshot", store.env.name, recovery.describe())
+        snapshot = store.write(resources, recovery.last_apply())
+        store.delete_journal()
+    # The objects the snapshot records as deposed are named so in every read of this apply (see refs.depose).
+    refs.depose(client, (snapshot or {}).get("resources") or {})
 
 
 def execute(project: Project, env: Environment, client: VboClient, plan: Plan, approved: list[Change],
@@ -351,6 +352,9 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
         # With the ids the server gave what it created (the new object of a replace beside the old one's, which its
         # create half records), so a run cut short later leaves a journal saying which object is which.
         journal.answered(entry, ok=True, assigned={a: i for a, i in context.ids.items() if known.get(a) != i})
+        for change in (c for c in write.changes if c.action == "create" and c.detail.get("replaces")):
+            # The old object is deposed until its DELETE: the reads of this apply (its read back) name it so.
+            refs.resolver(client).depose(change.kind, {str(change.detail["replaces"]): journal.id}, add=True)
     try:
         journal.settle()
     except StateError as exc:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from vboplan.errors import StateError
 from vboplan.planning.changes import Address, Change, make
-from vboplan.sensitive import MASK, Sensitive, digest_of
+from vboplan.sensitive import MASK, Sensitive, digest_of, is_digest
 from vboplan.state.files import now
 
 if TYPE_CHECKING:
@@ -193,6 +193,7 @@ class Recovery:
     applied: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     not_applied: list[str] = field(default_factory=list)
+    deposed: list[str] = field(default_factory=list)  # addresses whose old object the server holds beside the new
 
     def describe(self) -> str:
         # A create or a delete is named with its action: of a replace cut short, only one half may have landed.
@@ -203,6 +204,9 @@ class Recovery:
             parts.append(f"{', '.join(self.unknown)} unknown (planned again)")
         if self.not_applied:
             parts.append(f"{', '.join(self.not_applied)} did not")
+        if self.deposed:
+            parts.append(f"the old object of {', '.join(self.deposed)} is still on the server beside the new one "
+                         "(deposed): the next plan moves what uses it onto the new one and deletes it")
         return (f"the apply by {self.journal.get('by')} at {self.journal.get('started_at')} was interrupted; its "
                 f"write journal says: {'; '.join(parts)}")
 
@@ -222,9 +226,24 @@ class Recovery:
 
 def _change(record: dict[str, Any]) -> Change:
     sensitive = bool(record.get("sensitive"))
+    # A secret is known by the salted hash the journal holds: what a snapshot keeps of it once it landed.
+    secret = Sensitive(None, record["after_digest"]) if sensitive and is_digest(record.get("after_digest")) else None
     return make(record["action"], record["kind"], Address.parse(record["address"]), None,
-                None if sensitive else record.get("after"), sensitive, dict(record.get("detail") or {}),
+                secret if sensitive else record.get("after"), sensitive, dict(record.get("detail") or {}),
                 record["id"])
+
+
+def _replaced_ahead(journal: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """By kind, the old objects of the ``create_before_destroy`` replaces whose new object ``journal``'s apply
+    created (or sent the create of), with the journal's id: deposed where the server still holds them beside the
+    new one (see :func:`vboplan.kinds.refs.depose`)."""
+    found: dict[str, dict[str, str]] = {}
+    for entry in journal.get("writes") or []:
+        for record in entry.get("changes") or []:
+            old = (record.get("detail") or {}).get("replaces") if isinstance(record, dict) else None
+            if record.get("action") == "create" and old:
+                found.setdefault(str(record.get("kind")), {})[str(old)] = str(journal.get("id") or "")
+    return found
 
 
 def _is_field_settings(changes: list[Change], recorded: Any) -> bool:
@@ -235,11 +254,17 @@ def _is_field_settings(changes: list[Change], recorded: Any) -> bool:
 
 def fold(journal: dict[str, Any], recorded: dict[str, Any], client: VboClient) -> tuple[dict[str, Any], Recovery]:
     """``recorded`` (the snapshot's resources) with what ``journal`` proves reached the server."""
+    from vboplan.kinds import refs
     from vboplan.kinds.registry import KINDS
 
     recovery = Recovery(journal)
     scope = journal.get("scope") or {}
     live: dict[str, Any] = {}
+    try:
+        refs.depose(client, recorded, _replaced_ahead(journal))
+    except (AttributeError, TypeError) as exc:
+        raise StateError(f"the write journal of '{journal.get('environment')}' is incomplete ({exc!r}); check the "
+                         "server, then remove it") from None
 
     def live_of(kind: str) -> Any:
         if kind not in live:
@@ -282,7 +307,12 @@ def fold(journal: dict[str, Any], recorded: dict[str, Any], client: VboClient) -
                     values[name] = change.after
             resources[kind] = {**(before or {}), "values": values, "secrets": secrets}
         else:
-            resources[kind] = KINDS[kind].snapshot(live_of(kind), [c for c in changes if not c.sensitive], before)
+            # A secret as the journal's hash of it (a create's password: the new object has it).
+            resources[kind] = KINDS[kind].snapshot(live_of(kind), [c for c in changes if not c.sensitive
+                                                                   or isinstance(c.after, Sensitive)], before)
+    recovery.deposed = [f'{kind}["{key}"]' for kind, record in sorted(resources.items()) if isinstance(record, dict)
+                        for key, entries in sorted((record.get("deposed") or {}).items())
+                        if any(e.get("journal") == journal.get("id") for e in entries)]
     return resources, recovery
 
 
@@ -291,11 +321,14 @@ def recorded_resources(store: StateStore, client: VboClient) -> dict[str, Any]:
     the next apply records it in the snapshot)."""
     import logging
 
+    from vboplan.kinds import refs
+
     snapshot = store.read()
     resources: dict[str, Any] = snapshot.get("resources", {}) if snapshot else {}
     journal = store.read_journal()
-    if journal is None or (snapshot and (snapshot.get("last_apply") or {}).get("journal") == journal.get("id")):
-        return resources
-    folded, recovery = fold(journal, resources, client)
-    logging.getLogger("vboplan").warning("environment '%s': %s", store.env.name, recovery.describe())
-    return folded
+    if journal is not None and not (snapshot and (snapshot.get("last_apply") or {}).get("journal")
+                                    == journal.get("id")):
+        resources, recovery = fold(journal, resources, client)
+        logging.getLogger("vboplan").warning("environment '%s': %s", store.env.name, recovery.describe())
+    refs.depose(client, resources)  # what the reads of this run name deposed
+    return resources

@@ -252,7 +252,7 @@ class CollectionKind:
                 raise PlanError(f"{address}: the plan cannot delete this object (not on the server, or the API "
                                 "cannot delete it)")
             return make("delete", self.name, address, self._shown_object(obj["values"], live), None, False,
-                        {"key": key, "id": obj["id"]})
+                        _deleted(key, obj))
         if obj is not None or api.create is None:
             raise PlanError(f"{address}: the plan cannot create this object (it is on the server already, or the "
                             "API cannot create it)")
@@ -400,14 +400,16 @@ class CollectionKind:
             if self.spec.shared_key:
                 self._refuse_twin(client, objects, item)
             objects[str(item.get(self.spec.key_field))] = {"id": str(item.get("id")), "values": values,
-                                                           **({"parts": part} if part else {})}
+                                                           **({"parts": part} if part else {}),
+                                                           **({"deposed": item[refs.DEPOSED]}
+                                                              if refs.DEPOSED in item else {})}
         found = {"objects": objects, "refs": {kind: {name: i for i, name in ids.items()} for kind, ids in known.items()}}
         return {**found, "detached": detached} if detached else found
 
     def _refuse_twin(self, client: VboClient, objects: dict[str, Any], item: dict[str, Any]) -> None:
-        """A key two objects share (a kind whose server allows it): vboplan names objects by key, so it cannot say
-        which one the templates mean; an apply that creates a new object before deleting the old one
-        (``create_before_destroy``), cut short, leaves such a pair."""
+        """A key two objects share (a kind whose server allows it) that no apply of vboplan's left: vboplan names
+        objects by key, so it cannot say which one the templates mean. (The old object of a ``create_before_destroy``
+        replace cut short is named deposed instead, see :func:`~vboplan.kinds.refs.depose`.)"""
         key = str(item.get(self.spec.key_field))
         twin = _find_key(objects, key)
         if twin is None:
@@ -416,9 +418,9 @@ class CollectionKind:
         path = api.delete.url(**{api.id_param: "ID"}) if api is not None and api.delete is not None else ""
         raise ProjectError(f"{object_address(self.name, key)}: the server holds two {self.name} objects with this "
                            f"{self.spec.key_field} (ids {twin['id']} and {item.get('id')}); vboplan names them by it "
-                           "and cannot tell which one the templates mean. An apply that creates the new one before "
-                           "deleting the old one (create_before_destroy) leaves two when it is cut short: delete the "
-                           "one nothing should use" + (f" (DELETE /{client.version}/{path})" if path else "")
+                           "and cannot tell which one the templates mean, and no apply of vboplan's left them (as "
+                           "the old one of a create_before_destroy replace cut short): delete the one nothing should "
+                           "use" + (f" (DELETE /{client.version}/{path})" if path else "")
                            + ", then plan again")
 
     def _read_separate(self, client: VboClient, raw: list[dict[str, Any]]) -> tuple[
@@ -478,7 +480,7 @@ class CollectionKind:
             for key in sorted((k for k in objects if k.lower() not in declared), key=str.lower):
                 changes.append(make("delete", self.name, object_address(self.name, key),
                                     self._shown_object(objects[key]["values"], live), None, False,
-                                    {"key": key, "id": objects[key]["id"]}))
+                                    _deleted(key, objects[key])))
         return changes
 
     def _create(self, version: str, key: str, fields: dict[str, Any], live: dict[str, Any],
@@ -609,8 +611,11 @@ class CollectionKind:
 
     def deletions(self, changes: list[Change], live: Any) -> list[tuple[str, int, int]]:
         """The objects ``changes`` delete out of all the collection holds (its guard scope is the server)."""
-        deleted = sum(1 for c in changes if c.kind == self.name and c.action == "delete" and len(c.address.parts) == 1)
-        total = len((live or {}).get("objects") or {}) if isinstance(live, dict) else 0
+        # A deposed object (the old one of a replace cut short) is the replace's to remove, not one the guard counts.
+        deleted = sum(1 for c in changes if c.kind == self.name and c.action == "delete" and len(c.address.parts) == 1
+                      and not c.detail.get("deposed"))
+        objects = (live or {}).get("objects") or {} if isinstance(live, dict) else {}
+        total = sum(1 for o in objects.values() if not (isinstance(o, dict) and o.get("deposed")))
         return [(self.name, deleted, max(total, deleted))] if deleted else []
 
     def declared_at(self, desired: Any, key: str) -> str:
@@ -864,8 +869,9 @@ class CollectionKind:
             return obj is None
         if obj is None:
             return False
-        if change.action == "replace":
-            return obj["id"] != change.detail.get("id")  # a new object in the old one's place
+        if change.action == "replace":  # a new object in the old one's place, the old one gone (not deposed)
+            old = str(change.detail.get("id"))
+            return obj["id"] != old and all(o.get("id") != old for o in (live.get("objects") or {}).values())
         if change.action == "create" and change.detail.get("replaces"):
             return obj["id"] != change.detail["replaces"]  # created before the old one: not the old one
         if change.action == "create" or change.write_only:
@@ -882,7 +888,14 @@ class CollectionKind:
                     digest_of(change.after)
         objects = live.get("objects") or {}
         held = {key.lower() for key in objects}
-        return {"objects": objects, "secrets": {k: v for k, v in secrets.items() if k.lower() in held}}
+        record = {"objects": objects, "secrets": {k: v for k, v in secrets.items() if k.lower() in held}}
+        # The old objects of create_before_destroy replaces cut short (see refs.depose): the next read names them.
+        deposed: dict[str, list[dict[str, str]]] = {}
+        for obj in sorted(objects.values(), key=lambda o: str(o.get("id"))):
+            if isinstance(obj.get("deposed"), dict):
+                deposed.setdefault(str(obj["deposed"]["key"]), []).append(
+                    {"id": str(obj["id"]), "journal": str(obj["deposed"].get("journal") or "")})
+        return {**record, "deposed": deposed} if deposed else record
 
     def state_rows(self, recorded: Any) -> list[tuple[str, Any]]:
         rows: list[tuple[str, Any]] = []
@@ -927,13 +940,24 @@ class CollectionKind:
                 continue
             was, is_now = before[key].get("values", {}), now[key].get("values", {})
             for name in sorted(set(was) | set(is_now)):
-                if same_live(was.get(name), is_now.get(name)):
+                # A reference to an object deposed since (the old one of a replace cut short) is what vboplan set.
+                if same_live(was.get(name), is_now.get(name)) or \
+                        same_live(was.get(name), self._undeposed(name, is_now.get(name))):
                     continue
                 # A value the snapshot keeps as a hash (filled from secret()) is shown as neither side.
                 secret = _holds_digest(was.get(name))
                 drifts.append(Drift(base.field(name), MASK if secret else was.get(name),
                                     MASK if secret else is_now.get(name), sensitive=secret))
         return drifts
+
+    def _undeposed(self, name: str, value: Any) -> Any:
+        """Top-level field ``name``'s live ``value`` with each deposed object it refers to (see
+        :func:`~vboplan.kinds.refs.deposed_name`) named by the key it was deposed from."""
+        if self._reference_named(name) is None or not isinstance(value, (str, list)):
+            return value
+        if isinstance(value, list):
+            return sorted((refs.deposed_key(str(v)) or v for v in value), key=lambda v: str(v).lower())
+        return refs.deposed_key(value) or value
 
     # -- import ------------------------------------------------------------------------------------------------
 
@@ -994,6 +1018,12 @@ def _spec_of(kind: str) -> CollectionSpec | None:
 def _spec_key_field(kind: str) -> str:
     found = _spec_of(kind)
     return found.key_field if found is not None else refs.READERS.get(kind, ("name",))[0]
+
+
+def _deleted(key: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """The detail of deleting live object ``obj`` (of key ``key``): a deposed one says what it was deposed from."""
+    deposed = obj.get("deposed")
+    return {"key": key, "id": obj["id"], **({"deposed": str(deposed.get("key"))} if isinstance(deposed, dict) else {})}
 
 
 def _ids(ref: Reference, value: Any) -> list[str] | None:

@@ -10,7 +10,8 @@ replace it (a change the server cannot make in place), which is refused otherwis
 (Terraform's) turns a replace around: the new object is created first, the objects that use the old one are moved
 to it (one PUT each, with the new id), and only then is the old one deleted, so a key a repository uses can be
 rotated without replacing the repository. It applies where the server holds two objects of one key for that while
-(an encryption key's description is a hint, not a name). The rules are a template key
+(an encryption key's description is a hint, not a name); an apply cut short in between leaves the old one
+*deposed* (see :func:`vboplan.kinds.refs.depose`), which the next plan finishes. The rules are a template key
 like any resource, so they are part of the plan's scope, which its checksum and the approvals cover. The plan file
 is its author's, though, and approvers are not shown the rules: an apply of a plan that deletes or replaces
 anything also renders the project's templates again and refuses what their rules forbid.

@@ -9,16 +9,35 @@ read stale, so the next question after one reads again (an apply reads back what
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vboplan.api.client import VboClient
 from vboplan.errors import ProjectError
 
 ORGANIZATIONS = "organizations"
+#: Where a deposed object's read keeps what it was deposed from: its key and the write journal of the apply that left
+#: it (see :func:`deposed_name`).
+DEPOSED = "_deposed"
+
+
+def deposed_name(key: str, object_id: str) -> str:
+    """How a deposed object of key ``key`` is named while another object holds its key: its key and its id, which
+    no other object can have."""
+    return f"{key} (deposed {object_id})"
+
+
+def deposed_key(name: str) -> str | None:
+    """The key ``name`` was deposed from, when it is a :func:`deposed_name`; else None."""
+    found = _DEPOSED_NAME.fullmatch(name)
+    return found.group(1) if found else None
+
+
+_DEPOSED_NAME = re.compile(r"(.+) \(deposed [^()\s]+\)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class Resolver:
         self._lock = threading.Lock()
         self._kind_locks: dict[str, threading.Lock] = {}
         self._held: dict[str, tuple[int, Objects]] = {}
+        self._deposed: dict[str, dict[str, str]] = {}  # by kind: deposed object id (lower case) -> its journal id
 
     def objects(self, kind: str) -> Objects:
         """Every object of ``kind`` on the server (read once until the client next writes)."""
@@ -64,9 +84,19 @@ class Resolver:
             if held is not None and held[0] == self._client.write_count:
                 return held[1]
             writes = self._client.write_count
-            found = _read(self._client, kind)
+            found = _named_deposed(_read(self._client, kind), self._deposed.get(kind) or {})
             self._held[kind] = (writes, found)
             return found
+
+    def depose(self, kind: str, deposed: dict[str, str], add: bool = False) -> None:
+        """Name the objects of ``kind`` whose ids ``deposed`` maps (to the id of the write journal of the apply that
+        left them) as deposed, where another object shares their key; ``add``: besides those named so far."""
+        wanted = {**(self._deposed.get(kind) or {} if add else {}),
+                  **{str(i).lower(): str(j) for i, j in deposed.items()}}
+        with self._lock:
+            if wanted != (self._deposed.get(kind) or {}):
+                self._deposed[kind] = wanted
+                self._held.pop(kind, None)
 
     def id_of(self, kind: str, name: str) -> str | None:
         return self.objects(kind).id_of(name)
@@ -83,6 +113,42 @@ class Resolver:
             raise ProjectError(f"{self._client.where}: {what + ': ' if what else ''}organization '{name}' is not on "
                                f"the server (organizations: {known})")
         return found
+
+
+def _named_deposed(found: Objects, deposed: dict[str, str]) -> Objects:
+    """``found`` with each deposed object that shares its key with another object named :func:`deposed_name` (and
+    what it was deposed from under :data:`DEPOSED`); one alone with its key is the current one (the new one was
+    never created, or was removed)."""
+    if not deposed:
+        return found
+    keys: dict[str, int] = {}
+    for item in found.items:
+        name = str(item.get(found.key_field) or "").lower()
+        keys[name] = keys.get(name, 0) + 1
+    items = []
+    for item in found.items:
+        key, object_id = str(item.get(found.key_field) or ""), str(item.get("id"))
+        journal = deposed.get(object_id.lower())
+        if journal is not None and keys[key.lower()] > 1:
+            item = {**item, found.key_field: deposed_name(key, object_id), DEPOSED: {"key": key, "journal": journal}}
+        items.append(item)
+    return replace(found, items=tuple(items))
+
+
+def depose(client: VboClient, resources: dict[str, Any], candidates: dict[str, dict[str, str]] | None = None) -> None:
+    """Tell ``client``'s resolver which objects the state ``resources`` (a snapshot's) records as deposed, with
+    ``candidates`` (by kind: id -> journal id) beside them: the old objects of replaces an interrupted apply's
+    journal says it created the new object of."""
+    found: dict[str, dict[str, str]] = {kind: dict(ids) for kind, ids in (candidates or {}).items()}
+    for kind, record in resources.items():
+        held = record.get("deposed") if isinstance(record, dict) else None
+        for entries in held.values() if isinstance(held, dict) else []:
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and entry.get("id"):
+                    found.setdefault(kind, {})[str(entry["id"])] = str(entry.get("journal") or "")
+    named = resolver(client)
+    for kind in set(found) | set(named._deposed):
+        named.depose(kind, found.get(kind) or {})
 
 
 _resolvers: weakref.WeakKeyDictionary[VboClient, Resolver] = weakref.WeakKeyDictionary()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from vboplan.errors import PlanError
 from vboplan.planning.changes import Address, Change
 
 LEVELS = ("info", "warning", "critical")
@@ -164,6 +165,9 @@ def _list_entry(change: Change) -> tuple[str, str, str] | None:
 
 def default(change: Change) -> Severity:
     """The rating of a kind that does not rate its own changes."""
+    deposed = _deposed(change)
+    if deposed is not None:
+        return deposed
     fields = COLLECTION_FIELDS.get(change.kind, {})
     name = field_of(change)
     for rater in fields.get(name or "", []):
@@ -185,6 +189,38 @@ def default(change: Change) -> Severity:
         return Severity("warning", f"replaced: {how}, because "
                         f"{change.detail.get('reason') or 'it cannot change in place'}")
     return INFO
+
+
+#: Said of a deposed object (see vboplan.kinds.refs.deposed_name), in every view.
+DEPOSED_NOTE = ("the old object a create_before_destroy replace left beside the new one of its key when its apply was "
+                "cut short (deposed)")
+
+
+def _deposed(change: Change) -> Severity | None:
+    """The rating of deleting a deposed object, or of moving an object from one onto the current one of its key."""
+    if change.action == "delete" and len(change.address.parts) == 1 and change.detail.get("deposed"):
+        return Severity("warning", f"{DEPOSED_NOTE} is deleted, now that nothing uses it")
+    if change.action != "update" or not isinstance(change.before, (str, list)):
+        return None
+    from vboplan.kinds.refs import deposed_key
+
+    before = change.before if isinstance(change.before, list) else [change.before]
+    after = change.after if isinstance(change.after, list) else [change.after]
+    names = [_name_in(a) for a in before]
+    if any(n is not None and deposed_key(n) is not None for n in names) and \
+            {(deposed_key(n) or n).lower() for n in names if n is not None} == \
+            {str(_name_in(a) or "").lower() for a in after}:
+        return Severity("info", f"moves from {DEPOSED_NOTE} onto the new one, which it was to use")
+    return None
+
+
+def _name_in(address: Any) -> str | None:
+    """The object key in an object's address (``kind["KEY"]``), or None."""
+    try:
+        parts = Address.parse(str(address)).parts
+    except PlanError:
+        return None
+    return str(parts[0][1]) if len(parts) == 1 and parts[0][0] == "[" else None
 
 
 _RATES: dict[type, bool] = {}
