@@ -85,8 +85,10 @@ def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectD
         assert [(c["action"], c["address"]) for c in json.loads(after.stdout)["plans"][0]["changes"]] == [
             ("create", 'backup_repositories["Repo EU"]')], after.output
         assert "interrupted" in after.stderr and "planted" not in after.output, after.stderr
-        # Only the DELETE half of the replace landed, and the recovery line says so.
+        # Only the DELETE half of the replace landed, and the recovery line says so; where the kill came after the
+        # POST was recorded as sent, the line names that half as the one that did not land.
         assert "(delete) reached the server" in after.stderr, after.stderr
+        assert "did not" not in after.stderr or "(create) did not" in after.stderr, after.stderr
         done = project.run("apply", "--env", "dev", "--auto-approve")
         assert done.exit_code == 0, done.output
         [repo] = [r for r in http.get("/v8/BackupRepositories").json()["results"] if r["name"] == "Repo EU"]

@@ -194,16 +194,27 @@ class Recovery:
     unknown: list[str] = field(default_factory=list)
     not_applied: list[str] = field(default_factory=list)
     deposed: list[str] = field(default_factory=list)  # addresses whose old object the server holds beside the new
+    # The half of a replace (create or delete) each id of applied and not_applied stands for, where it is one.
+    halves: dict[tuple[str, bool], str] = field(default_factory=dict)
+
+    def note(self, change: Change, landed: bool) -> None:
+        """Count ``change`` (of a write of the journal) as landed or not, with the half of a replace it is."""
+        (self.applied if landed else self.not_applied).append(change.id)
+        half = change.action if change.action in ("create", "delete") else \
+            ("delete" if change.detail.get("create_before_destroy") else "create") if change.action == "replace" else ""
+        if half:
+            self.halves[(change.id, landed)] = half
 
     def describe(self) -> str:
         # A create or a delete is named with its action: of a replace cut short, only one half may have landed.
-        actions = {c["id"]: c["action"] for w in self.journal.get("writes") or [] for c in w["changes"]}
-        landed = [f"{i} ({actions[i]})" if actions.get(i) in ("create", "delete") else i for i in self.applied]
-        parts = [f"{', '.join(landed) or 'nothing'} reached the server"]
+        def named(ids: list[str], landed: bool) -> str:
+            return ", ".join(f"{i} ({self.halves[(i, landed)]})" if (i, landed) in self.halves else i for i in ids)
+
+        parts = [f"{named(self.applied, True) or 'nothing'} reached the server"]
         if self.unknown:
             parts.append(f"{', '.join(self.unknown)} unknown (planned again)")
         if self.not_applied:
-            parts.append(f"{', '.join(self.not_applied)} did not")
+            parts.append(f"{named(self.not_applied, False)} did not")
         if self.deposed:
             parts.append(f"the old object of {', '.join(self.deposed)} is still on the server beside the new one "
                          "(deposed): the next plan moves what uses it onto the new one and deletes it")
@@ -285,8 +296,10 @@ def fold(journal: dict[str, Any], recorded: dict[str, Any], client: VboClient) -
                 verified = [c for c in checkable if KINDS[kind].verify(c, live_of(kind))]
                 landed = changes if checkable and len(verified) == len(checkable) else verified
                 recovery.unknown += [c.id for c in changes if c.sensitive and c not in landed]
-                recovery.not_applied += [c.id for c in checkable if c not in verified]
-            recovery.applied += [c.id for c in landed]
+                for change in (c for c in checkable if c not in verified):
+                    recovery.note(change, landed=False)
+            for change in landed:
+                recovery.note(change, landed=True)
             confirmed.setdefault(kind, []).extend(landed)
     except (KeyError, TypeError, AttributeError) as exc:
         raise StateError(f"the write journal of '{journal.get('environment')}' is incomplete ({exc!r}); check the "
