@@ -121,6 +121,38 @@ def test_pages_after_the_first_are_fetched_together(emulator: Emulator, version:
     assert _count(emulator, "/Users") == 5 if version == "v7" else 5 < _count(emulator, "/Users") <= 5 + 8
 
 
+def test_pages_read_ahead_past_the_end_are_not_waited_for_but_end_before_the_logout(emulator: Emulator) -> None:
+    """v8 names no total, so pages are asked ahead, past the end: the walk returns at the last page without waiting
+    for those (held here until it has returned), and closing the session waits for their answers before it logs
+    out, so none meets a revoked token (no second login) and the logout is the last request."""
+    walked = threading.Event()
+    answered: list[tuple[str, str, str]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        query = dict(p.split("=") for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+        if environ["PATH_INFO"].endswith("/Users") and int(query.get("offset", 0)) >= 5:
+            walked.wait(timeout=5)
+
+        def start(status: str, headers: Any, *rest: Any) -> Any:
+            answered.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], status))
+            return start_response(status, headers, *rest)
+
+        return emulator(environ, start)
+
+    env = Environment(name="t", server="emulator:ahead", api_version="v8")
+    with VboClient(env.connection, "admin", API_SECRET, transport=httpx.WSGITransport(app=app),
+                   base_url="http://vbo.invalid/v8/") as vbo:
+        org = next(o for o in vbo.organizations() if o["name"] == "contoso.onmicrosoft.com")
+        users = list(vbo.iter_pages(f"Organizations/{org['id']}/Users", limit=1))
+        ahead = sum(path.endswith("/Users") for _, path, _ in answered) - 5
+        walked.set()
+    assert (len(users), ahead) == (5, 0)  # returned before any page past the end was answered
+    assert answered[-1] == ("POST", "/v8/token/logout", "204 No Content")
+    assert sum(path == "/v8/token" for _, path, _ in answered) == 1
+    assert all(status == "200 OK" for _, _, status in answered[:-1])
+    assert sum(path.endswith("/Users") for _, path, _ in answered) > 5
+
+
 def test_version_the_server_does_not_serve() -> None:
     vbo8 = Emulator(Store.from_data(SEED), versions=["v6", "v7", "v8"])
     with _client(vbo8, "v5") as vbo, pytest.raises(ApiError, match="does not serve API v5"):

@@ -35,36 +35,48 @@ class Paging(Session):
         only the fields its caller reads (the results then are what it makes of each); ValueError: no page."""
         first = self._page(path, {**(params or {}), "offset": 0, "limit": limit}, decode)
         results = first["results"]
-        yield results
         set_id = first.get("setId")
         total = first.get("totalCount")
         links = first.get("_links") or {}
         if not results or len(results) < limit or (isinstance(total, int) and len(results) >= total) \
                 or (links and "next" not in links):
+            yield results
             return
         query = {**(params or {}), "limit": limit, **({"setId": set_id} if set_id else {})}
         step = len(results)
         window = max(1, ahead or self.max_in_flight)
-        with ThreadPoolExecutor(max_workers=window) as pool:
+        pool = ThreadPoolExecutor(max_workers=window)
+        # The next pages are asked for before the caller looks at the first one, so the server works on them while
+        # the caller does. Pages read ahead past the end (v8) are not waited for: they finish on their own while
+        # the caller goes on, and the session waits for them before it logs out.
+        past_the_end = False
+        try:
             if isinstance(total, int):
-                offsets = range(step, total, step)
-                for page in pool.map(lambda offset: self._page(path, {**query, "offset": offset}, decode), offsets):
-                    yield page["results"]
+                pages = [pool.submit(self._page, path, {**query, "offset": offset}, decode)
+                         for offset in range(step, total, step)]
+                yield results
+                for page in pages:
+                    yield page.result()["results"]
                 return
             pending: deque[Future[dict[str, Any]]] = deque()
             offset = step
+            while len(pending) < window:
+                pending.append(pool.submit(self._page, path, {**query, "offset": offset}, decode))
+                offset += step
+            yield results
             while True:
-                while len(pending) < window:
-                    pending.append(pool.submit(self._page, path, {**query, "offset": offset}, decode))
-                    offset += step
                 page = pending.popleft().result()
                 results = page["results"]
-                yield results
                 links = page.get("_links") or {}
                 if len(results) < step or (links and "next" not in links):
-                    for late in pending:
-                        late.cancel()
+                    past_the_end = True
+                    yield results
                     return
+                pending.append(pool.submit(self._page, path, {**query, "offset": offset}, decode))
+                offset += step
+                yield results
+        finally:
+            pool.shutdown(wait=not past_the_end, cancel_futures=True)
 
     def _page(self, path: str, query: dict[str, Any],
               decode: Callable[[bytes], dict[str, Any]] | None = None) -> dict[str, Any]:

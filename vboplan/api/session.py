@@ -98,6 +98,10 @@ class Session:
         self.max_in_flight = max_in_flight
         self._count_lock = threading.Lock()
         self.request_count = 0
+        # Requests not yet answered (a walk's pages read ahead past the end go on after the walk): close() waits for
+        # them before it logs out, so none meets a revoked token and logs in again.
+        self._in_flight = 0
+        self._settled = threading.Condition(self._count_lock)
         # Requests sent that may change the server (anything but GET/HEAD): what was read before one is stale.
         self.write_count = 0
         base = base_url or f"{settings.server}/{settings.api_version}/"
@@ -120,6 +124,8 @@ class Session:
     def close(self) -> None:
         """Log out (where the API can) and close the connections; every run ends here."""
         try:
+            with self._settled:  # each request ends within its own deadline
+                self._settled.wait_for(lambda: self._in_flight == 0, timeout=self.settings.timeout)
             self.logout()
         finally:
             self._wire.close()
@@ -238,19 +244,27 @@ class Session:
                 ) -> Response:
         """Send an authenticated request to ``path`` (relative to ``/vN/``), renewing the token once on 401.
         ``consume`` (see :meth:`_send`) reads a 200 answer's body as it arrives."""
-        token = self._ensure_token()
-        if method not in _IDEMPOTENT:
-            with self._count_lock:
-                self.write_count += 1
-        response = self._send(method, path, json=json, params=params, authenticated=True,
-                              retry=method in _IDEMPOTENT, consume=consume)
-        if response.status_code == 401:
-            self._renew(token)
+        with self._count_lock:
+            self._in_flight += 1
+        try:
+            token = self._ensure_token()
+            if method not in _IDEMPOTENT:
+                with self._count_lock:
+                    self.write_count += 1
             response = self._send(method, path, json=json, params=params, authenticated=True,
                                   retry=method in _IDEMPOTENT, consume=consume)
             if response.status_code == 401:
-                raise AuthError(f"{self.where}: the server rejected a fresh token for {method} /{self.version}/{path}",
-                                status=401)
+                self._renew(token)
+                response = self._send(method, path, json=json, params=params, authenticated=True,
+                                      retry=method in _IDEMPOTENT, consume=consume)
+                if response.status_code == 401:
+                    raise AuthError(f"{self.where}: the server rejected a fresh token for {method} "
+                                    f"/{self.version}/{path}", status=401)
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._settled.notify_all()
         if response.status_code not in expect:
             raise self._failure(response, f"{method} /{self.version}/{path}")
         return response
