@@ -14,7 +14,7 @@ caller builds their views. tests/emulator/test_directory_pages.py holds the temp
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -49,29 +49,65 @@ class UserTemplate:
             for index, order in enumerate(orders):
                 groups.setdefault(order, []).append(index)  # type: ignore[attr-defined]
         for order, indexes in groups.items():
-            layout = self._layouts[order] if order in self._layouts else self._layouts.setdefault(order, self._layout(order))
+            layout = self._layout_of(order)
             if layout is None:
                 continue
             members = items if len(indexes) == len(items) else [items[index] for index in indexes]
-            for index, text in zip(indexes, self._fill(layout, members), strict=True):
-                out[index] = text
+            columns = self._columns(layout, members)
+            if columns is None:
+                continue
+            for index, text in zip(indexes, map(str.encode, map("".join, zip(*self._parts(layout, columns),
+                                                                                 strict=False))), strict=True):
+                out[index] = text  # the constants repeat
         return out
 
-    def _fill(self, layout: tuple[tuple[str, ...], tuple[str, ...]], items: list[dict[str, Any]]
-              ) -> list[bytes | None]:
-        """The views of ``items`` (all of the layout's key order), or Nones where one of them does not fit it."""
-        constants, slots = layout
-        columns = {key: list(map(itemgetter(key), items)) for key in set(slots)}
+    def array_pieces(self, items: list[dict[str, Any]]) -> list[str] | None:
+        """The pieces of text whose join is the JSON array of the items' views (``[``, :meth:`encode`'s entries
+        joined by commas, ``]``): a cold page of 10,000 users is joined once, with no object per entry. None when one
+        of the items needs its view built, or the items are not all of one key order."""
+        if not items:
+            return ["[]"]
+        if len(set(map(tuple, items))) != 1:
+            return None
+        layout = self._layout_of(tuple(items[0]))
+        columns = self._columns(layout, items) if layout is not None else None
+        if layout is None or columns is None:
+            return None
+        parts = self._parts(layout, columns)
+        parts[0] = repeat("," + layout[0][0])  # each entry after a comma; the first after the bracket instead
+        pieces = list(chain.from_iterable(zip(*parts, strict=False)))
+        pieces[0] = "[" + layout[0][0]
+        pieces.append("]")
+        return pieces
+
+    def _layout_of(self, order: tuple[str, ...]) -> Layout:
+        """The layout of items with keys ``order``, worked out once."""
+        if order not in self._layouts:
+            self._layouts[order] = self._layout(order)
+        return self._layouts[order]
+
+    def _columns(self, layout: tuple[tuple[str, ...], tuple[str, ...]], items: list[dict[str, Any]]
+                 ) -> dict[str, list[str]] | None:
+        """The strings of ``items`` (all of the layout's key order) that fill the layout's slots, by key, ids in
+        the version's form; None where one of them does not fit it."""
+        columns = {key: list(map(itemgetter(key), items)) for key in set(layout[1])}
         if any(set(map(type, column)) != {str} or not _plain("".join(column)) for column in columns.values()):
-            return [None] * len(items)
+            return None
         wired = self.wire_ids(columns["id"])
         if wired is None or not _plain("".join(wired)):
-            return [None] * len(items)
+            return None
         columns["id"] = wired
+        return columns
+
+    @staticmethod
+    def _parts(layout: tuple[tuple[str, ...], tuple[str, ...]], columns: dict[str, list[str]]) -> list[Any]:
+        """The iterables whose zip gives each entry's pieces in order: the constants (repeated) between the
+        columns of the slots."""
+        constants, slots = layout
         parts: list[Any] = [repeat(constants[0])]
         for key, constant in zip(slots, constants[1:], strict=True):
             parts += [columns[key], repeat(constant)]
-        return list(map(str.encode, map("".join, zip(*parts, strict=False))))  # the constants repeat
+        return parts
 
     def _layout(self, order: tuple[str, ...]) -> Layout:
         """The layout of items with keys ``order``, or None where the view holds something besides the defaults,
