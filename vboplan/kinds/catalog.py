@@ -15,6 +15,7 @@ https://helpcenter.veeam.com/archive/vbo365/50/rest/get_vbo_email_settings.html)
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -61,15 +62,23 @@ class SettingsSpec:
     def fields(self, version: str) -> tuple[dict[str, dict[str, Any]], set[str], set[str]]:
         """(writable fields with their schemas, readable field names, write-only field names) in ``version``.
         Write-only: fields of the PUT body the GET never returns (``userPassword``, ``requestId``)."""
-        endpoint = self.endpoints[version]
-        writable = {name: prop for name, prop in schema.properties(version, endpoint.request).items()
-                    if not name.startswith("_")}
-        readable = {name for name in schema.properties(version, endpoint.response) if not name.startswith("_")}
-        return writable, readable, set(writable) - readable
+        writable, readable, write_only = _fields(self, version)
+        return dict(writable), set(readable), set(write_only)  # copies: the caller may change them
 
     def required(self, version: str) -> list[str]:
         """Fields every PUT body must carry (``enableCheckForUpdates`` of Configuration/Updates)."""
         return list(schema.component(version, self.endpoints[version].request).get("required", []))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fields(spec: SettingsSpec, version: str) -> tuple[dict[str, dict[str, Any]], frozenset[str], frozenset[str]]:
+    """:meth:`SettingsSpec.fields`, worked out from the schema once per settings object and version (a fleet asks
+    a dozen times for every environment it plans)."""
+    endpoint = spec.endpoints[version]
+    writable = {name: prop for name, prop in schema.properties(version, endpoint.request).items()
+                if not name.startswith("_")}
+    readable = frozenset(name for name in schema.properties(version, endpoint.response) if not name.startswith("_"))
+    return writable, readable, frozenset(set(writable) - readable)
 
 
 def _versions(path: str, request: str, response: str, versions: tuple[str, ...] = ("v6", "v7", "v8"), *,
