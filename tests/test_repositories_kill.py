@@ -10,15 +10,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-import yaml
 from conftest import SEED, ProjectDir, api_client
-from kill_harness import REPO, emulator_process
+from kill_harness import REPO
 
-from vboplan.emulator.store import CHANGES_SUFFIX
+from vboplan.emulator import Emulator, Store, start
 
 TEMPLATE = """\
 cloud_accounts:
@@ -38,26 +39,45 @@ backup_repositories:
 """
 
 
+# What refers to nothing, created first (the repositories' POSTs wait for their answers).
+FIRST_CREATES = ("/v8/Accounts", "/v8/EncryptionKeys")
+
+
+class Holding(Emulator):
+    """The emulator, holding the answer to the first request ``hold`` picks (done on the server, not yet answered)
+    until ``killed`` is set: a kill timed from the server's change log once came too late under load, the next
+    request already sent."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.hold: Callable[[str, str], bool] = lambda method, path: False
+        self.held, self.killed = threading.Event(), threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        answer = super().__call__(environ, start_response)
+        if not self.killed.is_set() and self.hold(environ["REQUEST_METHOD"], environ["PATH_INFO"]):
+            self.held.set()
+            self.killed.wait(120)
+        return answer
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectDir, tmp_path: Path,
+def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectDir,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("S3_SECRET_KEY", "s3-secret-planted-kill")
     monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", "key-password-planted-kill")
     for path in (project.root / "templates").glob("*"):
         path.unlink()
     project.write("templates/repos.yaml.j2", TEMPLATE)
-    data = tmp_path / "emulator" / "dev.yaml"
-    data.parent.mkdir()
-    data.write_text(yaml.safe_dump({**SEED, "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193}]}),
-                    encoding="utf-8")
-    with emulator_process(data, latency_ms=150) as url:
+    emulator = Holding(Store.from_data({**SEED, "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193}]}))
+    with start(emulator) as server:
+        url = server.url
         project.write("vboplan.yaml", (project.root / "vboplan.yaml").read_text().replace("emulator:dev", url, 1))
         before = project.run("plan", "--env", "dev", "--format", "json")
         assert before.exit_code == 0, before.output
         http = api_client(url, "v8")
-        # The emulator appends each change to its change log before it answers: watching the file (not the API,
-        # whose answers wait out the same latency) sees the first create the moment it lands.
-        _apply_killed_once(project, data.with_name(data.name + CHANGES_SUFFIX), b'"collection"')
+        # Killed with the first create done on the server and its answer not yet back.
+        _apply_killed_once(project, emulator, lambda method, path: method == "POST" and path in FIRST_CREATES)
         held = {"accounts": len(http.get("/v8/Accounts").json()), "keys": len(http.get("/v8/EncryptionKeys").json()),
                 "repos": len(http.get("/v8/BackupRepositories").json()["results"])}
         # Killed after the first create landed (account and key, which refer to nothing, may go out together).
@@ -79,7 +99,8 @@ def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectD
         # plan creates the repository (no replace of an object that is no longer there).
         project.write("templates/repos.yaml.j2", TEMPLATE.replace("ItemLevel,", "SnapshotBased,") + "lifecycle:\n"
                       "  'backup_repositories[\"Repo EU\"]': {allow_replace: true}\n")
-        _apply_killed_once(project, data.with_name(data.name + CHANGES_SUFFIX), b'"object":null')
+        _apply_killed_once(project, emulator,
+                           lambda method, path: method == "DELETE" and path.startswith("/v8/BackupRepositories/"))
         assert [r["name"] for r in http.get("/v8/BackupRepositories").json()["results"]] == ["Archive EU"]
         after = project.run("plan", "--env", "dev", "--format", "json")
         assert [(c["action"], c["address"]) for c in json.loads(after.stdout)["plans"][0]["changes"]] == [
@@ -95,16 +116,21 @@ def test_kill_after_the_first_create_leaves_a_plan_of_the_rest(project: ProjectD
         assert repo["retentionType"] == "SnapshotBased"
 
 
-def _apply_killed_once(project: ProjectDir, changes: Path, landed: bytes) -> None:
-    """``apply --env dev --auto-approve`` in a process of its own, SIGKILLed the moment the emulator's change log
-    holds ``landed``."""
+def _apply_killed_once(project: ProjectDir, emulator: Holding, hold: Callable[[str, str], bool]) -> None:
+    """``apply --env dev --auto-approve`` in a process of its own, SIGKILLed while the emulator holds the answer to
+    the first request ``hold`` picks."""
+    emulator.held.clear()
+    emulator.killed.clear()
+    emulator.hold = hold
     applying = subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(project.root), "--no-color", "apply",
                                  "--env", "dev", "--auto-approve"], env={**os.environ, "PYTHONPATH": str(REPO)},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and applying.poll() is None:
-        if changes.exists() and landed in changes.read_bytes():
-            break
-        time.sleep(0.005)
-    applying.send_signal(signal.SIGKILL)
-    applying.wait(timeout=30)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not emulator.held.wait(0.01) and applying.poll() is None and time.monotonic() < deadline:
+            pass
+        applying.send_signal(signal.SIGKILL)
+        _, stderr = applying.communicate(timeout=30)
+    finally:
+        emulator.killed.set()
+    assert emulator.held.is_set(), f"the apply never sent the request to hold: {stderr}"
