@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interrupt many applies (SIGKILL, SIGTERM, SIGINT at random moments) against `vboplan emulator serve
 --latency-ms`, each apply started as `python -m vboplan` (start-up included, as a user runs it), and check after each
-one what tests/test_kill.py checks on 12 runs: a valid snapshot, no password planned again, no "changed outside
+one what tests/test_kill.py checks on 6 runs: a valid snapshot, no password planned again, no "changed outside
 vboplan" for vboplan's own writes, a re-plan showing exactly what is left, honest interruption messages.
 
     python benchmarks/kill_apply.py [--runs 150] [--latency-ms 40] [--seed N] [--fork]

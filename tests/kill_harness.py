@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,11 +149,18 @@ def _wait_for(path: Path, old_id: str | None, applying: Applying, deadline: floa
         time.sleep(0.002)
 
 
+# When a run sends its signal: a moment drawn from a clean apply's length (LENGTH: anywhere in it; EARLY: in its
+# first half, before the write on any machine), or drawn around the write itself (WRITE).
+LENGTH, EARLY, WRITE = (0.2, 1.05), (0.1, 0.5), None
+
+
 def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
               plan: Callable[[dict[str, str]], tuple[int, dict[str, Any], str]],
-              log: Callable[[str], None] = lambda line: None, fork: bool = False) -> Tally:
+              log: Callable[[str], None] = lambda line: None, fork: bool = False,
+              schedule: Sequence[tuple[signal.Signals, tuple[float, float] | None]] | None = None) -> Tally:
     """``runs`` interrupted applies of the project in ``root`` (environment ``dev`` at ``url``). ``plan(environ)``
-    runs ``vboplan plan --env dev --format json`` and returns (exit code, JSON, stderr)."""
+    runs ``vboplan plan --env dev --format json`` and returns (exit code, JSON, stderr). Each run's signal and
+    moment are drawn at random (LENGTH or WRITE, even odds), or taken in turn from ``schedule``."""
     rng = random.Random(seed)
     tally = Tally()
     state = root / ".vboplan" / "state" / "dev.json"
@@ -175,14 +182,17 @@ def run_kills(root: Path, url: str, api_password: str, runs: int, seed: int,
     duration = time.monotonic() - began
     for run in range(1, runs + 1):
         environ = configure(run)
-        chosen = rng.choice(SIGNALS)
+        if schedule is None:
+            chosen, moment = rng.choice(SIGNALS), LENGTH if rng.random() < 0.5 else WRITE
+        else:
+            chosen, moment = schedule[(run - 1) % len(schedule)]
         left = _journal_id(journal)
         temps_before = temp_files(state.parent)
         applying = Applying(argv, environ, fork, scratch)
-        if rng.random() < 0.5:
+        if moment is not WRITE:
             # A moment drawn from the length of a clean apply, measured once: on a machine whose load changes,
             # these alone can all fall before the write or all after it.
-            time.sleep(rng.uniform(0.2, 1.05) * duration)
+            time.sleep(rng.uniform(*moment) * duration)
         else:
             # A moment drawn around the write itself: once the journal records it as about to be sent, within
             # a few of the server's round trips (before the answer, after it, or after the snapshot).

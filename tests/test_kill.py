@@ -10,13 +10,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import API_SECRET, SEED, ProjectDir
-from kill_harness import emulator_process, run_kills
+from kill_harness import EARLY, SIGNALS, WRITE, emulator_process, run_kills
 
 from vboplan.cli.commands import main
 
-# Twelve runs: with this seed each signal is sent twice at a moment drawn from a clean apply's length and twice
-# around the write itself. benchmarks/kill_apply.py interrupts 150 and more, each a fresh process.
-RUNS = 12
+# Six runs: each signal once early in the apply (before its write: nothing sent) and once around the write (the PUT
+# in flight, answered, or recorded). benchmarks/kill_apply.py interrupts 150 and more at moments drawn from a clean
+# apply's whole length, each a fresh process.
+SCHEDULE = [(signum, moment) for signum in SIGNALS for moment in (EARLY, WRITE)]
+RUNS = len(SCHEDULE)
 SIGNAL_SEED = 20261756
 
 
@@ -34,10 +36,12 @@ def test_interrupted_applies_leave_a_true_record(project: ProjectDir, tmp_path: 
             result = CliRunner().invoke(main, ["-C", str(project.root), "plan", "--env", "dev", "--format", "json"])
             return result.exit_code, json.loads(result.stdout)["plans"][0] if result.exit_code == 0 else {}, result.stderr
 
-        tally = run_kills(project.root, url, API_SECRET, RUNS, seed=SIGNAL_SEED, plan=plan, fork=True)
+        tally = run_kills(project.root, url, API_SECRET, RUNS, seed=SIGNAL_SEED, plan=plan, fork=True,
+                          schedule=SCHEDULE)
     print(tally)
     assert tally.runs == RUNS
-    # Most runs must really be interrupted, by each signal, and both outcomes must occur, or the test proves little.
+    # Most runs must really be interrupted, by each signal, and both outcomes must occur, or the test proves little
+    # (a kill around the write may come after the apply has ended).
     assert tally.killed >= RUNS // 2, tally
-    assert all(count >= 2 for count in tally.interrupted.values()), tally
+    assert all(count >= 1 for count in tally.interrupted.values()), tally
     assert tally.landed and tally.not_landed, tally
