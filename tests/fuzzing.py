@@ -248,6 +248,8 @@ MODES: dict[str, Callable[[_Handler, bool, str], None]] = {
     "gzip-bomb": _gzip_bomb,
 }
 SLOW_MODES = {"drip-head", "drip-body", "silent"}
+# Modes whose plan ends only at the request's deadline: the slow ones, and a token endpoint that keeps saying 429.
+DEADLINE_MODES = SLOW_MODES | {"token-429"}
 
 
 class HostileServer(ThreadingHTTPServer):
@@ -554,10 +556,12 @@ def cli_cases(key: str) -> Iterator[Case]:
     yield Case("command line", "apply --env dev, answer no", ["apply", "--env", "dev"], changed, input="no\n")
 
 
-def server_cases(config: str, server_url: str, timeout: float = 2) -> Iterator[Case]:
-    """One case per hostile mode: dev's server is ``server_url/<mode>``, so the client's base is under it."""
+def server_cases(config: str, server_url: str, timeout: float = 2, deadline: float = 1) -> Iterator[Case]:
+    """One case per hostile mode: dev's server is ``server_url/<mode>``, so the client's base is under it. Its
+    timeout is ``deadline`` for DEADLINE_MODES (each such case lasts that long), ``timeout`` for the rest."""
     for mode in MODES:
-        text = config.replace("server: emulator:dev", f"server: {server_url}/{mode}\n    timeout: {timeout}", 1)
+        seconds = deadline if mode in DEADLINE_MODES else timeout
+        text = config.replace("server: emulator:dev", f"server: {server_url}/{mode}\n    timeout: {seconds}", 1)
         yield Case("server answer", mode, ["plan", "--env", "dev"], {"vboplan.yaml": text.encode()})
 
 

@@ -163,9 +163,9 @@ def test_a_dripping_server_cannot_hold_a_plan(project: ProjectDir) -> None:
         for mode in ("drip-head", "drip-body"):
             config = (project.root / "vboplan.yaml").read_text()
             project.write("vboplan.yaml", config.replace("server: emulator:dev",
-                                                         f"server: {server.url}/{mode}\n    timeout: 2", 1))
+                                                         f"server: {server.url}/{mode}\n    timeout: 1", 1))
             result = _subprocess(project, "plan", "--env", "dev")
             project.write("vboplan.yaml", config)
             assert result.returncode == 1
-            assert b"did not answer within 2s" in result.stderr, result.stderr
+            assert b"did not answer within 1s" in result.stderr, result.stderr
             assert b"Traceback" not in result.stderr
