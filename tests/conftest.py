@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 # The object stores start once per test process, whichever modules use them: a fixture imported into each test
 # module would be a fixture of that module, started again for every one.
-from state_servers import azurite_server, s3_server  # noqa: F401 (session fixtures)
+from state_servers import SharedServers, azurite_server, s3_server  # noqa: F401 (session fixtures)
 
 from vboplan import sensitive
 from vboplan.cli.commands import main
@@ -249,6 +249,13 @@ def plan_rows(result: Result) -> dict[str, dict[str, Any]]:
 
     assert result.exit_code in (0, 2), result.output
     return {c["address"]: c for c in json.loads(result.stdout)["plans"][0]["changes"]}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the process that runs xdist's workers: moto's S3 server and Azurite start there, once for the run, when a
+    worker first asks (state_servers.py), instead of in every worker."""
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(SharedServers(), "vboplan-state-servers")
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
