@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -149,6 +149,50 @@ def depose(client: VboClient, resources: dict[str, Any], candidates: dict[str, d
     named = resolver(client)
     for kind in set(found) | set(named._deposed):
         named.depose(kind, found.get(kind) or {})
+
+
+def check_unmanaged_users(client: VboClient, changes: list[Any], declared_at: Callable[[Any], str],
+                          read: Collection[str]) -> None:
+    """Refuse deleting or replacing an object that an object of a kind no template declares refers to (a repository
+    a backup job uses, while no template declares backup_jobs): vboplan leaves such an object as it is, so it cannot
+    point it elsewhere, and the server refuses to delete an object in use. ``read``: the kinds the plan reads (their
+    users it checks itself); ``declared_at(change)``: where the templates declare the object a change concerns (its
+    ``file:line``), or an empty string."""
+    gone = [c for c in changes if c.action in ("delete", "replace") and len(c.address.parts) == 1 and c.detail.get("id")]
+    if not gone:
+        return
+    from vboplan.kinds.registry import collection_specs
+
+    for spec in collection_specs():
+        refers = [r for r in spec.references if not r.read and any(r.kind == c.kind for c in gone)]
+        if spec.key in read or not refers or spec.api(client.version) is None:
+            continue
+        for item in resolver(client).objects(spec.key).items:
+            for ref, change in ((r, c) for r in refers for c in gone if c.kind == r.kind):
+                if str(change.detail["id"]).lower() in (i.lower() for i in _ids_in(item, ref)):
+                    _refuse_in_use(change, f'{spec.key}["{item.get(spec.key_field)}"]', ".".join(ref.shown_path),
+                                   spec.key, declared_at(change))
+
+
+def _ids_in(item: dict[str, Any], ref: Any) -> list[str]:
+    """The ids a raw object ``item`` holds in reference ``ref`` (a ``spec.Reference``)."""
+    value: Any = item
+    for name in (*ref.parent, ref.leaf):
+        value = value.get(name) if isinstance(value, dict) else None
+    if ref.many:
+        return [str(v.get(ref.each)) for v in value if isinstance(v, dict) and v.get(ref.each)] \
+            if isinstance(value, list) else []
+    return [str(value)] if value else []
+
+
+def _refuse_in_use(change: Any, user: str, through: str, kind: str, where: str) -> None:
+    what = (f"{change.address}: {change.detail.get('reason') or 'it cannot change in place'}, so the plan would "
+            "replace the object (delete it, then create it again)" if change.action == "replace" else
+            f"{change.address} cannot be deleted")
+    raise ProjectError(f"{where + ': ' if where else ''}{what}, but {user} ({through}) uses it, and the server refuses "
+                       f"to remove an object in use; no template declares {kind}, so vboplan leaves {user} as it is: "
+                       f"declare {kind} in a template ('vboplan import' writes it) so that the plan points {user} to "
+                       "another object or replaces it too, or change it on the server first")
 
 
 _resolvers: weakref.WeakKeyDictionary[VboClient, Resolver] = weakref.WeakKeyDictionary()

@@ -18,6 +18,7 @@ from vboplan import progress
 from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
+from vboplan.kinds import refs
 from vboplan.kinds.base import Basis, Write
 from vboplan.kinds.hooks import ConcealsLive, Declares, FollowsReplaces, Refers, Repoints, Uses
 from vboplan.kinds.lifecycle import marked
@@ -321,6 +322,7 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     if refresh_only:
         changes = []  # what changed outside vboplan (drift) is what such a plan is about; nothing is written
     check_replacements(changes, rendered, reads, scope.get("lifecycle") or {})
+    refs.check_unmanaged_users(client, changes, lambda c: _declared_at(c, rendered), reads)
     split = split_replace(everything, changes)
     if split:
         raise PlanError(f"environment '{env.name}': --target/--exclude keep only part of the replace of {split[0]} "
@@ -338,6 +340,15 @@ def make_plan(env: Environment, client: VboClient, rendered: Rendered, recorded:
     plan.digests = {c.id: digest_of(c.after) for c in changes if isinstance(c.after, Sensitive)}
     plan.checksum = plan.compute_checksum()
     return plan
+
+
+def _declared_at(change: Change, rendered: Rendered) -> str:
+    """Where the templates declare the object ``change`` concerns (``file:line``), or an empty string."""
+    kind = KINDS.get(change.kind)
+    if not capable(kind, Declares) or change.kind not in rendered.resources:
+        return ""
+    where = kind.declared_at(rendered.resources[change.kind], change.address.parts[0][1])
+    return "" if where == change.kind else where
 
 
 def refers_to(change: Change) -> list[Address]:
