@@ -111,6 +111,35 @@ def test_a_chunked_list_is_decoded_as_it_arrives(size: int) -> None:
     assert server.connections == 1
 
 
+def test_pages_are_read_into_buffers_whole_chunked_and_again_after_a_break() -> None:
+    """A directory walk reads each page's body into a buffer it gives back for the next page: a page with a length
+    (straight into the buffer), a chunked one, and one that broke off (read again, into the same buffer) all decode
+    to their entries, the later pages larger than the first."""
+    from vboplan.kinds.principals import _page_decoder
+
+    users = [{"id": f"u{n}", "name": f"user{n}@contoso.com", "displayName": f"User {n}" * (1 + n)} for n in range(7)]
+    attempts: dict[int, int] = {}
+
+    def page(method: str, path: str) -> bytes:
+        if "offset=" not in path:
+            return b"HTTP/1.1 204 No Content\r\n\r\n"  # the logout
+        offset = int(path.split("offset=")[1].split("&")[0])
+        attempts[offset] = attempts.get(offset, 0) + 1
+        more = {"next": {"href": "/v8/next"}} if offset + 2 < len(users) else {}
+        body = json.dumps({"offset": offset, "limit": 2, "setId": "s", "results": users[offset:offset + 2],
+                           "_links": {"self": {"href": "/v8/self"}, **more}}).encode()
+        if offset == 2 and attempts[offset] == 1:
+            return _plain(body)[:-10]  # broken off: the connection closes ten bytes short
+        return _chunked(body, 5) if offset == 4 else _plain(body)
+
+    with Scripted(page, one_per_connection=True) as server, _client(server.url) as vbo:
+        pages = list(vbo.each_page("Organizations/o/Users", limit=2, ahead=1, decode=_page_decoder()))
+    assert [[entry.name for entry in results] for results in pages] == \
+        [[user["name"] for user in users[at:at + 2]] for at in range(0, len(users), 2)]
+    assert pages[3][0].displayName == "User 6" * 7
+    assert attempts == {0: 1, 2: 2, 4: 1, 6: 1}
+
+
 @pytest.mark.parametrize("broken", [
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"a\":",

@@ -240,10 +240,11 @@ class Session:
     # -- requests ----------------------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                expect: tuple[int, ...] = (200,), consume: Callable[[Response], None] | None = None
-                ) -> Response:
+                expect: tuple[int, ...] = (200,), consume: Callable[[Response], None] | None = None,
+                held_whole: bool = False) -> Response:
         """Send an authenticated request to ``path`` (relative to ``/vN/``), renewing the token once on 401.
-        ``consume`` (see :meth:`_send`) reads a 200 answer's body as it arrives."""
+        ``consume`` (see :meth:`_send`) reads a 200 answer's body as it arrives; ``held_whole``: it holds the body
+        whole (into a buffer of its own), so the bound of answers read whole applies."""
         with self._count_lock:
             self._in_flight += 1
         try:
@@ -252,11 +253,11 @@ class Session:
                 with self._count_lock:
                     self.write_count += 1
             response = self._send(method, path, json=json, params=params, authenticated=True,
-                                  retry=method in _IDEMPOTENT, consume=consume)
+                                  retry=method in _IDEMPOTENT, consume=consume, held_whole=held_whole)
             if response.status_code == 401:
                 self._renew(token)
                 response = self._send(method, path, json=json, params=params, authenticated=True,
-                                      retry=method in _IDEMPOTENT, consume=consume)
+                                      retry=method in _IDEMPOTENT, consume=consume, held_whole=held_whole)
                 if response.status_code == 401:
                     raise AuthError(f"{self.where}: the server rejected a fresh token for {method} "
                                     f"/{self.version}/{path}", status=401)
@@ -275,7 +276,7 @@ class Session:
     def _send(self, method: str, path: str, *, json: Any = None, data: dict[str, str] | None = None,
               params: dict[str, Any] | None = None, authenticated: bool, retry: bool,
               retry_status: frozenset[int] | set[int] = _RETRY_STATUS,
-              consume: Callable[[Response], None] | None = None) -> Response:
+              consume: Callable[[Response], None] | None = None, held_whole: bool = False) -> Response:
         """One request, tried again as ``retry`` and the errors allow, within one total deadline. With ``consume``
         the answer is streamed: a 200 answer's body is passed to ``consume`` while the request still holds its
         deadline and in-flight slot (and again on a retry); any other answer is read whole."""
@@ -290,10 +291,11 @@ class Session:
             try:
                 with self._slots:
                     self._count()
-                    bounds = Bounds(deadline, self._whole_bound if consume is None else self._streamed_bound)
+                    whole = consume is None or held_whole
+                    bounds = Bounds(deadline, self._whole_bound if whole else self._streamed_bound)
                     response = self._wire.send(method, path, json=json, data=data, params=params, headers=headers,
                                                bounds=bounds,
-                                               read_bytes=READ_BYTES if consume is None else STREAM_READ_BYTES)
+                                               read_bytes=READ_BYTES if whole else STREAM_READ_BYTES)
                     try:
                         # vboplan asks for no compression (Accept-Encoding: identity), and a compressed body would
                         # escape the size bound, which counts bytes on the wire: refused before it is read.

@@ -288,6 +288,10 @@ class Response:
     def json(self) -> Any:
         return json.loads(self.content)
 
+    def readinto(self, buffer: Any) -> int:
+        """Read the body into ``buffer`` (a writable buffer) up to its size; the bytes read, 0 at the end."""
+        return _reading(self._raw.readinto, buffer)  # type: ignore[no-any-return]
+
     def iter_bytes(self) -> Iterator[bytes]:
         read1 = self._raw.read1
         while True:
