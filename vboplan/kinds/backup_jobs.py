@@ -214,14 +214,9 @@ class BackupJobsKind(CollectionKind):
 
     def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
         desired = as_live_keys(desired, live.get("objects") or {})
-        plain = Declared()
-        plain.where = desired.where
-        for key, fields in desired.items():
-            plain[key] = {k: v for k, v in fields.items() if k not in _LISTS}
-        changes = super().diff(version, live, plain, recorded)
         # A replaced job (moved to another organization) is a new job: its items are all created with it, in the
         # new organization's directory; the old job's go with it.
-        replaced = {c.address.parts[0][1].lower() for c in changes if c.action == "replace"}
+        changes, replaced = self.diff_apart(version, live, desired, recorded, _LISTS)
         objects = live.get("objects") or {}
         by_lower = {k.lower(): k for k in objects}
         for key, fields in sorted(desired.items(), key=lambda i: i[0].lower()):

@@ -483,6 +483,18 @@ class CollectionKind:
                                     _deleted(key, objects[key])))
         return changes
 
+    def diff_apart(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None,
+                   apart: tuple[str, ...]) -> tuple[list[Change], set[str]]:
+        """For a kind that diffs some fields itself (a job's item lists, a role's entries, kept through their own
+        endpoints): the generic diff of ``desired`` without the fields ``apart``, and the keys (lower case) of the
+        objects it replaces, whose fields of their own are then all created with the new object."""
+        plain = Declared()
+        plain.where = desired.where
+        for key, fields in desired.items():
+            plain[key] = {k: v for k, v in fields.items() if k not in apart}
+        changes = CollectionKind.diff(self, version, live, plain, recorded)
+        return changes, {c.address.parts[0][1].lower() for c in changes if c.action == "replace"}
+
     def _create(self, version: str, key: str, fields: dict[str, Any], live: dict[str, Any],
                 desired: Declared) -> list[Change]:
         api = self.spec.api(version)

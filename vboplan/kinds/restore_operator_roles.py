@@ -214,13 +214,8 @@ class RolesKind(CollectionKind):
 
     def diff(self, version: str, live: dict[str, Any], desired: Declared, recorded: Any | None) -> list[Change]:
         desired = as_live_keys(desired, live.get("objects") or {})
-        plain = Declared()
-        plain.where = desired.where
-        for key, fields in desired.items():
-            plain[key] = {k: v for k, v in fields.items() if k not in LISTS}
-        changes = super().diff(version, live, plain, recorded)
         # A replaced role (moved to another organization) is a new role: its entries are all created with it.
-        replaced = {c.address.parts[0][1].lower() for c in changes if c.action == "replace"}
+        changes, replaced = self.diff_apart(version, live, desired, recorded, LISTS)
         objects = live.get("objects") or {}
         for key, fields in sorted(desired.items(), key=lambda i: i[0].lower()):
             found = next((k for k in objects if k.lower() == key.lower()), None)
