@@ -211,13 +211,19 @@ def _drift_lines(plan: Plan) -> list[str]:
     return lines
 
 
+def drift_values(drift: Drift) -> tuple[str, str]:
+    """The recorded and live values of a changed field as every view shows them (a secret as ``(sensitive)``)."""
+    if drift.sensitive:
+        return MASK, MASK
+    return format_value(drift.recorded), format_value(drift.live)
+
+
 def drift_text(plan: Plan, drift: Drift, arrow: str) -> str:
     """What became of ``drift``'s field or object, as every view says it: ``recorded ARROW live`` for a value; for a
     whole object what Terraform says of it ("has been deleted"; an object on the server that the state does not hold
     is one to adopt, as ``import`` does) and what this plan does about it, from its rows."""
     if not drift.status:
-        recorded = MASK if drift.sensitive else format_value(drift.recorded)
-        live = MASK if drift.sensitive else format_value(drift.live)
+        recorded, live = drift_values(drift)
         return f"{recorded} {arrow} {live}"
     address = str(drift.address).lower()
     planned = {c.action for c in plan.changes if str(c.address).lower() == address}

@@ -270,18 +270,14 @@ def _requests(plan: Plan) -> str:
 
 
 def _drift(plan: Plan) -> str:
-    from vboplan.output import format_value
-    from vboplan.sensitive import MASK
+    from vboplan.output import drift_text, drift_values
 
     items = []
-    from vboplan.output import drift_text
-
     for drift in plan.drift:
         if drift.status:
             items.append(f"<li><code>{escape(str(drift.address))}</code>: {escape(drift_text(plan, drift, '→'))}</li>")
             continue
-        recorded = MASK if drift.sensitive else format_value(drift.recorded)
-        live = MASK if drift.sensitive else format_value(drift.live)
+        recorded, live = drift_values(drift)
         items.append(f"<li><code>{escape(str(drift.address))}</code>: <code>{escape(recorded)}</code> → "
                      f"<code>{escape(live)}</code></li>")
     return "<h3>Changed outside vboplan since the last apply</h3><ul>" + "".join(items) + "</ul>"

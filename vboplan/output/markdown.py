@@ -78,8 +78,7 @@ class _Budget:
 
 
 def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
-    from vboplan.output import action_label, cells, format_value
-    from vboplan.sensitive import MASK
+    from vboplan.output import action_label, cells
 
     lines = [f"### Environment {plan.environment}: {code(plan.server)} (API {plan.api_version}): {_counts(plan)}", ""]
     if getattr(plan, "allow_mass_delete", False):
@@ -123,14 +122,13 @@ def _plan_section(plan: Plan, budget: _Budget) -> list[str]:
     if plan.drift:
         lines.append("**Changed outside vboplan since the last apply:**")
         lines.append("")
-        from vboplan.output import drift_text
+        from vboplan.output import drift_text, drift_values
 
         for drift in plan.drift:
             if drift.status:
                 lines.append(f"- {code(str(drift.address))}: {drift_text(plan, drift, '→')}")
                 continue
-            recorded = MASK if drift.sensitive else format_value(drift.recorded)
-            live = MASK if drift.sensitive else format_value(drift.live)
+            recorded, live = drift_values(drift)
             lines.append(f"- {code(str(drift.address))}: {code(recorded)} → {code(live)}")
         lines.append("")
     if any(change.write_only for change in plan.changes):
