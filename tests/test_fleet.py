@@ -527,3 +527,20 @@ def test_one_process_plans_within_the_memory_budget(project: ProjectDir, monkeyp
         assert [o.env.name for o in outcomes] == [f"n{k}" for k in range(6)]
         assert all(o.error is None and o.plan.changes for o in outcomes), [str(o.error) for o in outcomes]
     assert [o.plan.changes for o in bounded] == [o.plan.changes for o in free]
+
+
+def test_a_worker_takes_in_hand_what_keeps_its_core_busy() -> None:
+    """Environments that each wait ~110 ms on their server for 12 ms of CPU keep a core busy at ~9 at once (with
+    the spare, 14); slow servers call for the most a worker takes; environments that hardly wait, for the fewest.
+    A failed environment says nothing of what a plan costs: only the memory budget bounds the window then."""
+    from vboplan.planning.parallel import FIRST_WINDOW, THREADS, Window, enough_in_hand
+
+    assert enough_in_hand(0.110, 0.012) == 14
+    assert enough_in_hand(1.0, 0.012) == THREADS
+    assert enough_in_hand(0.010, 0.012) == FIRST_WINDOW
+    assert enough_in_hand(0.5, 0.0) == THREADS
+    window = Window(budget=1024 * 1024)
+    assert window.after(in_hand=1, took=None) == THREADS and window.quickest is None
+    window.after(in_hand=1, took=0.2)
+    window.after(in_hand=1, took=0.1)
+    assert window.quickest == 0.1 and window.planned == 2

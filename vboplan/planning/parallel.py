@@ -23,10 +23,12 @@ environments it had in hand, by name; the others go on.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,14 +69,22 @@ def resident_mib() -> float | None:
 
 
 class Window:
-    """How many environments a worker may have in hand within ``budget`` MiB: what it holds beyond its memory when
-    it started, per environment it had in hand, is what one more would take (the largest seen, so it only shrinks
-    the window as larger environments come)."""
+    """How many environments a worker may have in hand: no more than fit within ``budget`` MiB, and no more than
+    keep its core busy.
+
+    Memory: what it holds beyond its memory when it started, per environment it had in hand, is what one more would
+    take (the largest seen, so it only shrinks the window as larger environments come). Core: an environment that
+    took ``t`` seconds from start to plan while costing ``c`` seconds of this process's CPU kept the core busy
+    ``c / t`` of its time, so ``t / c`` of them at once keep it busy (see :func:`enough_in_hand`); more would only
+    queue for the interpreter, each switch between their threads costing CPU of its own."""
 
     def __init__(self, budget: float, most: int = THREADS) -> None:
         self.budget, self.most = budget, most
         self.start = resident_mib()
         self.each = 0.0
+        self.cpu_start = time.process_time()
+        self.planned = 0
+        self.quickest: float | None = None
 
     def first(self) -> int:
         """How many to take in hand before any was planned: :data:`FIRST_WINDOW`, or one when this process holds
@@ -83,12 +93,33 @@ class Window:
             return 1
         return min(self.most, FIRST_WINDOW)
 
-    def after(self, in_hand: int) -> int:
+    def after(self, in_hand: int, took: float | None = None) -> int:
+        """The window once an environment is planned (still held, among ``in_hand``); ``took``: the seconds its
+        planning took, None when it failed (a failure says nothing of what a plan costs)."""
+        if took is not None:
+            self.planned += 1
+            self.quickest = took if self.quickest is None else min(self.quickest, took)
+        busy = self.most
+        if self.quickest is not None:
+            busy = enough_in_hand(self.quickest, (time.process_time() - self.cpu_start) / self.planned, self.most)
         now = resident_mib()
         if now is None or self.start is None:
-            return self.most
+            return busy
         self.each = max(self.each, (now - self.start) / max(1, in_hand), 0.5)
-        return max(1, min(self.most, int((self.budget - self.start) / self.each)))
+        return max(1, min(busy, int((self.budget - self.start) / self.each)))
+
+
+#: Environments in hand beyond what keeps a core exactly busy (plans differ; a server may answer late).
+SPARE = 1.5
+
+
+def enough_in_hand(quickest: float, cpu_each: float, most: int = THREADS) -> int:
+    """Environments at once that keep one core busy: ``quickest``, the shortest time one took from start to plan
+    (waiting on its server, hardly on other environments), over ``cpu_each``, what one costs of this process's CPU,
+    with :data:`SPARE`; between :data:`FIRST_WINDOW` and ``most``."""
+    if cpu_each <= 0:
+        return most
+    return max(min(FIRST_WINDOW, most), min(most, math.ceil(SPARE * quickest / cpu_each)))
 
 
 def memory_budget() -> float:
@@ -200,20 +231,28 @@ def plan_here(project: Project, envs: list[Environment], targets: tuple[str, ...
     window = Window(memory_budget(), threads)
     allowed = window.first()
     pending = list(range(len(envs)))[::-1]
-    running: dict[Future[Outcome], int] = {}
+    running: dict[Future[tuple[Outcome, float]], int] = {}
     outcomes: dict[int, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(envs)))) as pool:
         while pending or running:
             while pending and len(running) < allowed:
                 index = pending.pop()
-                running[pool.submit(plan_one, project, envs[index], targets, allow_mass_delete, excluded=excluded,
-                                    refresh_only=refresh_only)] = index
+                running[pool.submit(_timed, plan_one, project, envs[index], targets, allow_mass_delete,
+                                    excluded=excluded, refresh_only=refresh_only)] = index
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                outcome = future.result()
-                allowed = window.after(len(running))  # with this plan still held, as a worker measures it
+                outcome, took = future.result()
+                # With this plan still held, as a worker measures it.
+                allowed = window.after(len(running), took if outcome.error is None else None)
                 outcomes[running.pop(future)] = settle(outcome)
     return [outcomes[index] for index in range(len(envs))]
+
+
+def _timed(plan: Callable[..., Outcome], *args: Any, **kwargs: Any) -> tuple[Outcome, float]:
+    """``plan(*args, **kwargs)`` and the seconds it took."""
+    began = time.perf_counter()
+    outcome = plan(*args, **kwargs)
+    return outcome, time.perf_counter() - began
 
 
 class _Dispatch:
@@ -355,14 +394,16 @@ def _work(settings: dict[str, Any], pipe: Any, index: int, inherited: list[Any] 
 
     def one(env: Environment) -> None:
         bounded = replace(env, max_in_flight=min(env.max_in_flight, shares.get(env.server, env.max_in_flight)))
+        began = time.perf_counter()
         try:
             outcome = plan_one(project, bounded, settings["targets"], settings["allow_mass_delete"],
                                excluded=settings["excluded"], refresh_only=settings["refresh_only"])
             plan, error, requests = outcome.plan, _portable(outcome.error), outcome.requests
         except Exception as exc:  # a bug must fail its environment, not leave the parent waiting for it
             plan, error, requests = None, VboplanError(f"environment '{env.name}': {type(exc).__name__}: {exc}"), 0
+        took = time.perf_counter() - began if error is None else None
         with lock:  # one message at a time on the pipe; the secrets remembered so far go with it
-            fits = window.after(planning[0])
+            fits = window.after(planning[0], took)
             planning[0] -= 1
             try:
                 pipe.send((env.name, plan, error, requests, sensitive.remembered(), fits))
