@@ -11,10 +11,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-try:
-    from wcwidth import wcswidth as _width  # tabulate measures with it when it is installed
-except ImportError:  # pragma: no cover - wcwidth comes with tabulate's usual installs
-    _width = len
+_wcswidth: Callable[[str], int] | None = None
+
+
+def _width(text: str) -> int:
+    """The columns ``text`` takes, as tabulate measures it (wcwidth's wcswidth when installed): printable ASCII is
+    one column a character, so wcwidth (a tenth of a second to import) is loaded only for other text."""
+    global _wcswidth
+    if text.isascii() and text.isprintable():
+        return len(text)
+    if _wcswidth is None:
+        try:
+            from wcwidth import wcswidth as _wcswidth
+        except ImportError:  # pragma: no cover - wcwidth comes with tabulate's usual installs
+            _wcswidth = len
+    return _wcswidth(text)
 
 _ANSI = re.compile(r"\x1b\[[\d;]*m")  # the colours click.style writes; any other escape goes to tabulate
 _OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
