@@ -199,35 +199,31 @@ def _from_controller(config: pytest.Config, name: str) -> str | None:
     return str(reply["endpoint"])
 
 
-@pytest.fixture(scope="session")
-def s3_server(pytestconfig: pytest.Config) -> Iterator[S3Server]:
-    endpoint = _from_controller(pytestconfig, "s3")
+def _served(config: pytest.Config, name: str, start: Callable[[], tuple[str, Callable[[], None]]]) -> Iterator[str]:
+    """The endpoint of the ``name`` server: the controller's under xdist, else one ``start`` gives and stops after."""
+    endpoint = _from_controller(config, name)
     if endpoint is not None:
-        _aws_environment()
-        yield S3Server(endpoint)
+        yield endpoint
         return
     try:
-        endpoint, stop = start_s3()
+        endpoint, stop = start()
     except Unavailable as exc:
         _missing(str(exc))
     try:
-        yield S3Server(endpoint)
+        yield endpoint
     finally:
         stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(pytestconfig: pytest.Config) -> Iterator[S3Server]:
+    _aws_environment()
+    for endpoint in _served(pytestconfig, "s3", start_s3):
+        yield S3Server(endpoint)
 
 
 @pytest.fixture(scope="session")
 def azurite_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
     """Azurite's Blob service, in memory, on a free port."""
-    endpoint = _from_controller(pytestconfig, "azurite")
-    if endpoint is not None:
+    for endpoint in _served(pytestconfig, "azurite", lambda: start_azurite(tmp_path_factory.mktemp("azurite"))):
         yield AzuriteServer(endpoint)
-        return
-    try:
-        endpoint, stop = start_azurite(tmp_path_factory.mktemp("azurite"))
-    except Unavailable as exc:
-        _missing(str(exc))
-    try:
-        yield AzuriteServer(endpoint)
-    finally:
-        stop()

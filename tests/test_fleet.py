@@ -207,6 +207,14 @@ def test_report_over_shard_outputs_has_the_totals_of_the_unsharded_plan(fleet: P
     assert_one_clean_error(fleet.run("report", *dirs), str(planfile), "altered")
 
 
+def inventory(project: ProjectDir, entries: str) -> None:
+    """The project's environments from an inventory of ``entries`` (its lines, each ``  - {name: ..., server: ...}``),
+    with the dev var files as defaults."""
+    project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
+                                    "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
+    project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+
+
 def test_worker_processes_plan_what_one_process_plans(project: ProjectDir, monkeypatch: pytest.MonkeyPatch,
                                                       tmp_path: Path) -> None:
     """Servers over HTTP planned by two worker processes: the same plans as in one process, secrets still masked,
@@ -218,9 +226,7 @@ def test_worker_processes_plan_what_one_process_plans(project: ProjectDir, monke
     with start(SEED) as one, start(SEED) as two:
         servers = {"a1": one.url, "a2": one.url, "b1": two.url, "down": "http://127.0.0.1:9"}
         entries = "".join(f'  - {{name: {name}, server: "{url}"}}\n' for name, url in servers.items())
-        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
-                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
-        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        inventory(project, entries)
         runs = {}
         for workers in ("1", "2"):
             monkeypatch.setenv("VBOPLAN_WORKERS", workers)
@@ -257,9 +263,7 @@ def test_forked_and_spawned_workers_plan_alike(project: ProjectDir, tmp_path: Pa
 
     with start(SEED) as one, start(SEED) as two:
         entries = "".join(f'  - {{name: e{k}, server: "{(one, two)[k % 2].url}"}}\n' for k in range(6))
-        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
-                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
-        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        inventory(project, entries)
         documents = {}
         for method in ("fork", "spawn"):
             environment = {**os.environ, "VBOPLAN_WORKERS": "2", "VBOPLAN_WORKER_START": method}
@@ -368,9 +372,7 @@ def test_a_worker_killed_mid_plan_fails_its_environments_by_name(project: Projec
     killed: list[int] = []
     with start(SEED, latency_ms=150) as slow:
         entries = "".join(f'  - {{name: {name}, server: "{slow.url}"}}\n' for name in names)
-        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
-                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
-        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        inventory(project, entries)
 
         def kill_one_worker_mid_plan() -> None:
             deadline = time.monotonic() + 120
@@ -419,9 +421,7 @@ def test_each_plan_is_settled_as_it_arrives_and_only_what_is_kept_stays(project:
     monkeypatch.setenv("VBOPLAN_WORKERS", "2")
     with start(SEED) as one:
         entries = "".join(f'  - {{name: n{k}, server: "{one.url}"}}\n' for k in range(4))
-        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
-                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
-        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        inventory(project, entries)
         loaded = load_project(project.root)
         seen: list[tuple[str, int, bool]] = []
 
@@ -511,9 +511,7 @@ def test_one_process_plans_within_the_memory_budget(project: ProjectDir, monkeyp
     server = Sessions()
     with start(server) as one:
         entries = "".join(f'  - {{name: n{k}, server: "{one.url}"}}\n' for k in range(6))
-        project.write("inventory.yaml", "defaults: {username: admin, password_env: VBO_TEST_PASSWORD, var_files: "
-                                        "[environments/common.yaml, environments/dev.yaml]}\nenvironments:\n" + entries)
-        project.write("vboplan.yaml", 'templates: ["templates/*.yaml.j2"]\ninventory: inventory.yaml\n')
+        inventory(project, entries)
         loaded = load_project(project.root)
         envs = list(loaded.environments.values())
         monkeypatch.setenv("VBOPLAN_WORKER_MEMORY_MIB", "1")
