@@ -274,19 +274,24 @@ _ANCHOR = re.compile(r"[A-Za-z0-9_.~-]+")  # characters that URL, HTML and JSON 
 @dataclass(frozen=True)
 class _Known:
     """One remembered secret, ready to be found: a pattern for its spellings, the base64 stretches that encode it,
-    and its longest stretch that every encoding keeps readable (case-folded), which any textual match contains."""
+    and its longest stretch that every encoding keeps readable (case-folded), which any textual match contains.
+    The pattern is compiled when a text first holds that stretch (most runs never print one: compiling it is a
+    few milliseconds of every run's start, for the API password alone)."""
 
     text: str
-    pattern: re.Pattern[str]
     base64: tuple[str, ...]
     anchor: str
 
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        cased = sorted({self.text, self.text.upper(), self.text.lower(), self.text.casefold()}, key=len,
+                       reverse=True)
+        return re.compile("|".join(_text_pattern(form) for form in cased), re.IGNORECASE)
+
 
 def _prepare(text: str) -> _Known:
-    cased = sorted({text, text.upper(), text.lower(), text.casefold()}, key=len, reverse=True)
-    pattern = re.compile("|".join(_text_pattern(form) for form in cased), re.IGNORECASE)
     anchor = max(_ANCHOR.findall(text), key=len, default="").casefold()
-    return _Known(text, pattern, tuple(sorted(_base64_forms(text), key=len, reverse=True)), anchor)
+    return _Known(text, tuple(sorted(_base64_forms(text), key=len, reverse=True)), anchor)
 
 
 _known: dict[str, _Known] = {}
