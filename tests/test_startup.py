@@ -15,15 +15,13 @@ HEAVY = ("httpx", "httpcore", "vboplan.emulator", "deepdiff", "jinja2", "yaml", 
          "vboplan.core", "vboplan.planning.plan", "vboplan.api", "vboplan.project.render", "vboplan.kinds.registry",
          "importlib.metadata")
 
+# vboplan ends its process itself once a command is done (entry.exit_now), after the exit handlers: the modules
+# loaded are printed by one.
 PROBE = """
-import json, runpy, sys
+import atexit, json, runpy, sys
 sys.argv = ["vboplan", *json.loads(sys.argv[1])]
-try:
-    runpy.run_module("vboplan", run_name="__main__")
-except SystemExit:
-    pass
-sys.stdout.flush()
-print("\\nMODULES " + json.dumps(sorted(sys.modules)))
+atexit.register(lambda: print("\\nMODULES " + json.dumps(sorted(sys.modules)), flush=True))
+runpy.run_module("vboplan", run_name="__main__")
 """
 
 

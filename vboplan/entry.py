@@ -35,6 +35,36 @@ def without_httpx_cli() -> None:
     sys.modules.setdefault("httpx._main", stub)
 
 
+def exit_now(code: object) -> None:
+    """End the process with ``code`` (a SystemExit's) once the command is done, without the interpreter's teardown:
+    freeing every module, class and function one by one, and collecting them, is 60-80 ms of CPU after a plan, as
+    much as its diff. What a normal exit does that matters happens first: the exit handlers (logging's flush,
+    temporary directories, worker processes) and the flush of stdout and stderr. Where another thread that is not a
+    daemon still runs (an exit waits for it), the exit is the normal one."""
+    import threading
+
+    if any(t is not threading.main_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        raise SystemExit(code)
+    import atexit
+    import os
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        sys.stderr.write(f"{code}\n")  # as the interpreter prints a SystemExit's message
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            status = status or 120  # what the interpreter exits with when stdout cannot be flushed
+    os._exit(status)
+
+
 def main() -> None:
     utf8_streams()
     without_httpx_cli()
@@ -43,4 +73,8 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("\nError: interrupted while starting; nothing was done.\n")
         sys.exit(1)
-    cli()
+    try:
+        cli()
+    except SystemExit as done:
+        exit_now(done.code)
+    exit_now(0)
