@@ -225,6 +225,8 @@ AUDIT_ITEM = {"id": str, "type": str, "principalId": str, "name": str, "displayN
 RECORDED_RESOURCE = {
     "values": Opt(dict), "secrets": Opt(MapOf(dict)),
     "organizations": Opt(MapOf({"id": Opt(str), "items": Opt(ListOf(AUDIT_ITEM))})),
+    # The old objects of create_before_destroy replaces cut short, by the key they were deposed from.
+    "deposed": Opt(MapOf(ListOf({"id": str, "journal": Opt(str)}))),
 }
 STATE_FILE = {
     "format_version": int, "lineage": str, "serial": int, "environment": str, "server": str, "api_version": str,

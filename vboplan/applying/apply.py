@@ -291,12 +291,12 @@ def recover(store: StateStore, client: VboClient) -> None:
     if journal is not None and snapshot and (snapshot.get("last_apply") or {}).get("journal") == journal.get("id"):
         store.delete_journal()  # its snapshot was written; only removing the journal was cut short
     elif journal is not None:
-        resources, recovery = fold(journal, snapshot.get("resources", {}) if snapshot else {}, client)
+        resources, recovery = fold(journal, snapshot.get("resources", {}) if snapshot else {}, client, store.display)
         log.warning("environment '%s': %s; recorded in the snapshot", store.env.name, recovery.describe())
         snapshot = store.write(resources, recovery.last_apply())
         store.delete_journal()
     # The objects the snapshot records as deposed are named so in every read of this apply (see refs.depose).
-    refs.depose(client, (snapshot or {}).get("resources") or {})
+    refs.depose(client, (snapshot or {}).get("resources") or {}, where=store.display)
 
 
 def execute(project: Project, env: Environment, client: VboClient, plan: Plan, approved: list[Change],
@@ -354,7 +354,8 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
         journal.answered(entry, ok=True, assigned={a: i for a, i in context.ids.items() if known.get(a) != i})
         for change in (c for c in write.changes if c.action == "create" and c.detail.get("replaces")):
             # The old object is deposed until its DELETE: the reads of this apply (its read back) name it so.
-            refs.resolver(client).depose(change.kind, {str(change.detail["replaces"]): journal.id}, add=True)
+            new = refs.Deposed(journal.id, context.ids.get(str(change.address)))
+            refs.resolver(client).depose(change.kind, {str(change.detail["replaces"]): new}, add=True)
     try:
         journal.settle()
     except StateError as exc:

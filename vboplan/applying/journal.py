@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vboplan.errors import StateError
+from vboplan.errors import PlanError, StateError
 from vboplan.planning.changes import Address, Change, make
 from vboplan.sensitive import MASK, Sensitive, digest_of, is_digest
 from vboplan.state.files import now
@@ -244,17 +244,34 @@ def _change(record: dict[str, Any]) -> Change:
                 record["id"])
 
 
-def _replaced_ahead(journal: dict[str, Any]) -> dict[str, dict[str, str]]:
+def _replaced_ahead(journal: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """By kind, the old objects of the ``create_before_destroy`` replaces whose new object ``journal``'s apply
-    created (or sent the create of), with the journal's id: deposed where the server still holds them beside the
-    new one (see :func:`vboplan.kinds.refs.depose`)."""
-    found: dict[str, dict[str, str]] = {}
+    created (or sent the create of: a create the server refused made nothing), each as a ``refs.Deposed``: deposed
+    where the server still holds them beside the new one (see :func:`vboplan.kinds.refs.depose`)."""
+    from vboplan.kinds.refs import Deposed
+
+    found: dict[str, dict[str, Any]] = {}
     for entry in journal.get("writes") or []:
+        if not isinstance(entry, dict) or entry.get("state") == "failed":
+            continue
+        assigned = entry.get("assigned") if isinstance(entry.get("assigned"), dict) else {}
         for record in entry.get("changes") or []:
             old = (record.get("detail") or {}).get("replaces") if isinstance(record, dict) else None
             if record.get("action") == "create" and old:
-                found.setdefault(str(record.get("kind")), {})[str(old)] = str(journal.get("id") or "")
+                address = str(record.get("address"))
+                holder = assigned.get(address)
+                found.setdefault(str(record.get("kind")), {})[str(old)] = Deposed(
+                    str(journal.get("id") or ""), str(holder) if holder else None, _key_in(address))
     return found
+
+
+def _key_in(address: str) -> str | None:
+    """The object key of an object's address text (``kind["KEY"]``), or None."""
+    try:
+        parts = Address.parse(address).parts
+    except PlanError:
+        return None
+    return str(parts[0][1]) if len(parts) == 1 and parts[0][0] == "[" else None
 
 
 def _is_field_settings(changes: list[Change], recorded: Any) -> bool:
@@ -263,8 +280,10 @@ def _is_field_settings(changes: list[Change], recorded: Any) -> bool:
         (recorded is None or (isinstance(recorded, dict) and "values" in recorded))
 
 
-def fold(journal: dict[str, Any], recorded: dict[str, Any], client: VboClient) -> tuple[dict[str, Any], Recovery]:
-    """``recorded`` (the snapshot's resources) with what ``journal`` proves reached the server."""
+def fold(journal: dict[str, Any], recorded: dict[str, Any], client: VboClient,
+         where: str = "the state snapshot") -> tuple[dict[str, Any], Recovery]:
+    """``recorded`` (the snapshot's resources, read from ``where``) with what ``journal`` proves reached the
+    server."""
     from vboplan.kinds import refs
     from vboplan.kinds.registry import KINDS
 
@@ -272,7 +291,7 @@ def fold(journal: dict[str, Any], recorded: dict[str, Any], client: VboClient) -
     scope = journal.get("scope") or {}
     live: dict[str, Any] = {}
     try:
-        refs.depose(client, recorded, _replaced_ahead(journal))
+        refs.depose(client, recorded, _replaced_ahead(journal), where)
     except (AttributeError, TypeError) as exc:
         raise StateError(f"the write journal of '{journal.get('environment')}' is incomplete ({exc!r}); check the "
                          "server, then remove it") from None
@@ -341,7 +360,7 @@ def recorded_resources(store: StateStore, client: VboClient) -> dict[str, Any]:
     journal = store.read_journal()
     if journal is not None and not (snapshot and (snapshot.get("last_apply") or {}).get("journal")
                                     == journal.get("id")):
-        resources, recovery = fold(journal, resources, client)
+        resources, recovery = fold(journal, resources, client, store.display)
         logging.getLogger("vboplan").warning("environment '%s': %s", store.env.name, recovery.describe())
-    refs.depose(client, resources)  # what the reads of this run name deposed
+    refs.depose(client, resources, where=store.display)  # what the reads of this run name deposed
     return resources

@@ -965,7 +965,8 @@ class CollectionKind:
     def _undeposed(self, name: str, value: Any) -> Any:
         """Top-level field ``name``'s live ``value`` with each deposed object it refers to (see
         :func:`~vboplan.kinds.refs.deposed_name`) named by the key it was deposed from."""
-        if self._reference_named(name) is None or not isinstance(value, (str, list)):
+        ref = self._reference_named(name)
+        if ref is None or not refs.is_deposed_kind(ref.kind) or not isinstance(value, (str, list)):
             return value
         if isinstance(value, list):
             return sorted((refs.deposed_key(str(v)) or v for v in value), key=lambda v: str(v).lower())

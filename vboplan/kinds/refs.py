@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from vboplan.api.client import VboClient
-from vboplan.errors import ProjectError
+from vboplan.errors import ProjectError, StateError
+from vboplan.planning.changes import Address
 
 ORGANIZATIONS = "organizations"
 #: Where a deposed object's read keeps what it was deposed from: its key and the write journal of the apply that left
@@ -73,7 +74,7 @@ class Resolver:
         self._lock = threading.Lock()
         self._kind_locks: dict[str, threading.Lock] = {}
         self._held: dict[str, tuple[int, Objects]] = {}
-        self._deposed: dict[str, dict[str, str]] = {}  # by kind: deposed object id (lower case) -> its journal id
+        self._deposed: dict[str, dict[str, Deposed]] = {}  # by kind: deposed object id (lower case) -> why
 
     def objects(self, kind: str) -> Objects:
         """Every object of ``kind`` on the server (read once until the client next writes)."""
@@ -88,11 +89,11 @@ class Resolver:
             self._held[kind] = (writes, found)
             return found
 
-    def depose(self, kind: str, deposed: dict[str, str], add: bool = False) -> None:
-        """Name the objects of ``kind`` whose ids ``deposed`` maps (to the id of the write journal of the apply that
-        left them) as deposed, where another object shares their key; ``add``: besides those named so far."""
+    def depose(self, kind: str, deposed: dict[str, Deposed], add: bool = False) -> None:
+        """Name the objects of ``kind`` whose ids ``deposed`` maps (to why) as deposed, where the object that holds
+        their key now is beside them (see :func:`_named_deposed`); ``add``: besides those named so far."""
         wanted = {**(self._deposed.get(kind) or {} if add else {}),
-                  **{str(i).lower(): str(j) for i, j in deposed.items()}}
+                  **{str(i).lower(): why for i, why in deposed.items()}}
         with self._lock:
             if wanted != (self._deposed.get(kind) or {}):
                 self._deposed[kind] = wanted
@@ -115,40 +116,81 @@ class Resolver:
         return found
 
 
-def _named_deposed(found: Objects, deposed: dict[str, str]) -> Objects:
-    """``found`` with each deposed object that shares its key with another object named :func:`deposed_name` (and
-    what it was deposed from under :data:`DEPOSED`); one alone with its key is the current one (the new one was
-    never created, or was removed)."""
+@dataclass(frozen=True)
+class Deposed:
+    """Why an object is taken for deposed: the write journal of the apply that left it, and the id of the object
+    that holds its key now, where the record says (None: any other object of its key, the new one of a replace whose
+    create was sent but whose answer was not seen)."""
+
+    journal: str
+    holder: str | None = None
+    key: str | None = None  # the key it was deposed from, where a journal says (a snapshot's record is by key)
+
+
+def _named_deposed(found: Objects, deposed: dict[str, Deposed]) -> Objects:
+    """``found`` with each deposed object named :func:`deposed_name` (and what it was deposed from under
+    :data:`DEPOSED`), where the object that holds its key now is on the server beside it; one alone with its key is
+    the current one (the new one was never created, or was removed), and so is one whose recorded holder is not on
+    the server with its key (a record that does not hold together names nothing deposed)."""
     if not deposed:
         return found
-    keys: dict[str, int] = {}
+    ids_by_key: dict[str, set[str]] = {}
     for item in found.items:
-        name = str(item.get(found.key_field) or "").lower()
-        keys[name] = keys.get(name, 0) + 1
+        ids_by_key.setdefault(str(item.get(found.key_field) or "").lower(), set()).add(str(item.get("id")).lower())
     items = []
     for item in found.items:
         key, object_id = str(item.get(found.key_field) or ""), str(item.get("id"))
-        journal = deposed.get(object_id.lower())
-        if journal is not None and keys[key.lower()] > 1:
-            item = {**item, found.key_field: deposed_name(key, object_id), DEPOSED: {"key": key, "journal": journal}}
+        why = deposed.get(object_id.lower())
+        others = ids_by_key[key.lower()] - {object_id.lower()}
+        if why is not None and others and (why.holder is None or why.holder.lower() in others):
+            item = {**item, found.key_field: deposed_name(key, object_id),
+                    DEPOSED: {"key": key, "journal": why.journal}}
         items.append(item)
     return replace(found, items=tuple(items))
 
 
-def depose(client: VboClient, resources: dict[str, Any], candidates: dict[str, dict[str, str]] | None = None) -> None:
-    """Tell ``client``'s resolver which objects the state ``resources`` (a snapshot's) records as deposed, with
-    ``candidates`` (by kind: id -> journal id) beside them: the old objects of replaces an interrupted apply's
-    journal says it created the new object of."""
-    found: dict[str, dict[str, str]] = {kind: dict(ids) for kind, ids in (candidates or {}).items()}
+def depose(client: VboClient, resources: dict[str, Any],
+           candidates: dict[str, dict[str, Deposed]] | None = None, where: str = "the state snapshot") -> None:
+    """Tell ``client``'s resolver which objects the state ``resources`` (a snapshot's, read from ``where``) records
+    as deposed, with ``candidates`` (by kind: id -> why) beside them: the old objects of replaces an interrupted
+    apply's journal says it created the new object of. A snapshot's entry counts only where the snapshot records
+    another object as its key's current one; a journal's only where the snapshot, if it records the key, records the
+    old object as its current one. Only a kind whose server lets two objects share a key can have deposed objects:
+    an entry of another kind is refused, naming ``where``."""
+    found: dict[str, dict[str, Deposed]] = {}
+    for kind, ids in (candidates or {}).items():
+        current = _recorded_ids(resources.get(kind))
+        for object_id, why in ids.items():
+            if current.get((why.key or "").lower(), object_id).lower() == object_id.lower():
+                found.setdefault(kind, {})[object_id.lower()] = why
     for kind, record in resources.items():
         held = record.get("deposed") if isinstance(record, dict) else None
-        for entries in held.values() if isinstance(held, dict) else []:
-            for entry in entries if isinstance(entries, list) else []:
-                if isinstance(entry, dict) and entry.get("id"):
-                    found.setdefault(kind, {})[str(entry["id"])] = str(entry.get("journal") or "")
+        if not held:
+            continue
+        _check_deposed_kind(kind, where)
+        current = _recorded_ids(record)
+        for key, entries in held.items():
+            holder = current.get(str(key).lower())
+            for entry in entries:
+                if holder is not None and holder.lower() != entry["id"].lower():
+                    found.setdefault(kind, {})[entry["id"].lower()] = Deposed(entry.get("journal") or "", holder)
     named = resolver(client)
     for kind in set(found) | set(named._deposed):
         named.depose(kind, found.get(kind) or {})
+
+
+def _recorded_ids(record: Any) -> dict[str, str]:
+    """By lower-cased key, the id a snapshot's record of a collection gives each object."""
+    objects = record.get("objects") if isinstance(record, dict) else None
+    return {str(key).lower(): str(obj["id"]) for key, obj in (objects or {}).items()
+            if isinstance(obj, dict) and obj.get("id")}
+
+
+def _check_deposed_kind(kind: str, where: str) -> None:
+    if not is_deposed_kind(kind):
+        raise StateError(f"{where}: resources.{kind}.deposed: only a kind whose server lets two objects share a key "
+                         f"(encryption keys) can hold a deposed object, and {kind} is not one; this is not a "
+                         "snapshot vboplan wrote: restore it from its backup, or remove the entry")
 
 
 def check_unmanaged_users(client: VboClient, changes: list[Any], declared_at: Callable[[Any], str],
@@ -226,4 +268,25 @@ def _read(client: VboClient, kind: str) -> Objects:
     api = spec.api(client.version)
     if api is None:
         return Objects(kind, spec.key_field, ())
-    return Objects(kind, spec.key_field, tuple(client.list_objects(api.list)))
+    items = tuple(client.list_objects(api.list))
+    if spec.shared_key:
+        _refuse_deposed_looking(client, kind, spec.key_field, items)
+    return Objects(kind, spec.key_field, items)
+
+
+def _refuse_deposed_looking(client: VboClient, kind: str, key_field: str, items: tuple[dict[str, Any], ...]) -> None:
+    """An object of a kind that can have deposed objects whose key reads as :func:`deposed_name` gives them: every
+    view would take it for the old object of a replace cut short, so vboplan refuses to guess."""
+    for item in items:
+        key = str(item.get(key_field) or "")
+        if deposed_key(key) is not None:
+            raise ProjectError(f"{client.where}: {Address(kind).entry(key)} (id {item.get('id')}): its {key_field} "
+                               "reads like the name vboplan gives the old object of a create_before_destroy replace "
+                               "cut short (deposed), which it is not; rename it on the server")
+
+
+def is_deposed_kind(kind: str) -> bool:
+    """Whether objects of ``kind`` can be deposed (its server lets two objects share a key)."""
+    from vboplan.kinds.registry import SPECS
+
+    return any(s.key == kind and s.shared_key for s in tuple(SPECS))

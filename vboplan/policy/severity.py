@@ -202,16 +202,23 @@ def _deposed(change: Change) -> Severity | None:
         return Severity("warning", f"{DEPOSED_NOTE} is deleted, now that nothing uses it")
     if change.action != "update" or not isinstance(change.before, (str, list)):
         return None
-    from vboplan.kinds.refs import deposed_key
+    from vboplan.kinds.refs import deposed_key, is_deposed_kind
 
     before = change.before if isinstance(change.before, list) else [change.before]
     after = change.after if isinstance(change.after, list) else [change.after]
-    names = [_name_in(a) for a in before]
+    # Only an object of a kind that can be deposed is (its read refuses a real one named like a deposed one).
+    names = [_name_in(a) if is_deposed_kind(_kind_in(a)) else None for a in before]
     if any(n is not None and deposed_key(n) is not None for n in names) and \
             {(deposed_key(n) or n).lower() for n in names if n is not None} == \
             {str(_name_in(a) or "").lower() for a in after}:
         return Severity("info", f"moves from {DEPOSED_NOTE} onto the new one, which it was to use")
     return None
+
+
+def _kind_in(address: Any) -> str:
+    """The kind an address text names (what comes before its first part), or an empty string."""
+    text = str(address)
+    return text[:text.index("[")] if "[" in text else ""
 
 
 def _name_in(address: Any) -> str | None:

@@ -1,0 +1,131 @@
+"""A deposed object (the old one of a create_before_destroy replace cut short, see vboplan.kinds.refs.depose) is
+named so only where the record of vboplan's own applies holds together, never because a state file or a write
+journal says so alone (against the emulator, v8).
+
+A hostile author who can write the state backend, with a second key of the same description made in the console,
+must not turn the key the repositories use into a "deposed" one whose deletion the plan rates as routine clean-up:
+the state must record another live object as that key's current one. A deposed entry for a kind whose server keeps
+names unique, or one that is not a list of ids, is refused naming the state file. A journal's create that the server
+refused deposes nothing. A real object whose key reads like a deposed name is not taken for one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SEED, ProjectDir, assert_one_clean_error
+
+PROXIES = [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}]
+KEY = 'encryption_keys["Archive key"]'
+TEMPLATE = """\
+encryption_keys:
+  Archive key: {password: {{ secret("ARCHIVE_KEY_PASSWORD") }}}
+backup_repositories:
+  Repo EU: {proxy: proxy01.contoso.local, path: 'D:\\EU', retentionType: ItemLevel, encryptionKey: Archive key}
+"""
+
+
+@pytest.fixture
+def rotated(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> ProjectDir:
+    """A project whose key and repository are applied (v8), and the state file's path as ``project.state``."""
+    for path in (project.root / "templates").glob("*"):
+        path.unlink()
+    project.write("vboplan.yaml", "templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n    server: emulator:dev\n"
+                  "    api_version: v8\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n")
+    project.seed("dev", {**SEED, "proxies": PROXIES})
+    monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", "Kx9-hostile-deposed-1")
+    project.write("templates/repos.yaml.j2", TEMPLATE)
+    applied = project.run("apply", "--env", "dev", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    return project
+
+
+def _keys(project: ProjectDir) -> list[dict[str, Any]]:
+    return project.api("dev").get("/v8/EncryptionKeys").json()
+
+
+def _state(project: ProjectDir) -> Path:
+    return project.root / ".vboplan/state/dev.json"
+
+
+def _edit_state(project: ProjectDir, edit: Any) -> None:
+    path = _state(project)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data["resources"])
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_a_state_that_names_the_current_key_deposed_is_not_honoured(rotated: ProjectDir) -> None:
+    [current] = _keys(rotated)
+    # A second key of the same description, made outside vboplan (its password known to whoever made it).
+    rotated.api("dev").post("/v8/EncryptionKeys", json={"description": "Archive key", "password": "mallory-1"})
+    _edit_state(rotated, lambda r: r["encryption_keys"].update(
+        deposed={"Archive key": [{"id": current["id"], "journal": "forged"}]}))
+    planned = rotated.run("plan", "--env", "dev")
+    # The two keys are what they are: two of one description that no apply of vboplan's left.
+    assert_one_clean_error(planned, f"{KEY}: the server holds two encryption_keys objects", current["id"])
+    assert "deposed" not in planned.stdout
+    assert [k["id"] for k in _keys(rotated) if k["id"] == current["id"]] == [current["id"]]
+
+
+def test_a_state_whose_current_key_is_gone_deposes_nothing(rotated: ProjectDir) -> None:
+    """The state records the key by an id the server no longer holds: the deposed entry has no current key to give
+    way to, so the two live keys are twins, not a rotation cut short."""
+    [current] = _keys(rotated)
+    rotated.api("dev").post("/v8/EncryptionKeys", json={"description": "Archive key", "password": "mallory-2"})
+
+    def edit(resources: dict[str, Any]) -> None:
+        resources["encryption_keys"]["objects"]["Archive key"]["id"] = "00000000-0000-0000-0000-00000000dead"
+        resources["encryption_keys"]["deposed"] = {"Archive key": [{"id": current["id"], "journal": "forged"}]}
+
+    _edit_state(rotated, edit)
+    assert_one_clean_error(rotated.run("plan", "--env", "dev"), "the server holds two encryption_keys objects")
+
+
+@pytest.mark.parametrize("entry", [
+    {"backup_repositories": {"Repo EU": [{"id": "ID", "journal": "x"}]}},
+    {"encryption_keys": {"Archive key": "not a list"}},
+    {"encryption_keys": {"Archive key": [{"journal": "no id"}]}},
+])
+def test_a_deposed_entry_that_vboplan_cannot_have_written_is_refused(rotated: ProjectDir,
+                                                                     entry: dict[str, Any]) -> None:
+    [(kind, held)] = entry.items()
+    if kind == "backup_repositories":
+        repo = rotated.api("dev").get("/v8/BackupRepositories").json()["results"][0]
+        held = {"Repo EU": [{"id": repo["id"], "journal": "x"}]}
+    _edit_state(rotated, lambda r: r[kind].update(deposed=held))
+    result = rotated.run("plan", "--env", "dev")
+    assert_one_clean_error(result, ".vboplan", "dev.json", f"{kind}")
+    assert "deposed" in result.output
+
+
+def test_a_refused_create_in_the_journal_deposes_nothing(rotated: ProjectDir) -> None:
+    """An interrupted apply's journal whose create of a key replacing the current one the server refused (state
+    "failed"): no new key was made, so the current key is not deposed, even with a console-made twin beside it."""
+    [current] = _keys(rotated)
+    rotated.api("dev").post("/v8/EncryptionKeys", json={"description": "Archive key", "password": "mallory-3"})
+    snapshot = json.loads(_state(rotated).read_text(encoding="utf-8"))
+    record = {"id": "C1", "address": KEY, "action": "create", "kind": "encryption_keys", "sensitive": False,
+              "before": None, "after": None, "detail": {"replaces": current["id"]}}
+    journal = {"format_version": 1, "id": "j-refused", "environment": "dev", "by": "ci", "started_at":
+               snapshot["updated_at"], "checksum": "x", "scope": {}, "writes": [
+                   {"n": 1, "description": "POST /v8/EncryptionKeys", "state": "failed", "changes": [record]}]}
+    (_state(rotated).parent / "dev.journal.json").write_text(json.dumps(journal), encoding="utf-8")
+    planned = rotated.run("plan", "--env", "dev")
+    assert_one_clean_error(planned, f"{KEY}: the server holds two encryption_keys objects")
+
+
+def test_a_key_described_like_a_deposed_one_is_not_taken_for_one(rotated: ProjectDir) -> None:
+    """A key made in the console whose description reads like vboplan's name for a deposed key: the plan refuses
+    it, naming it, rather than rating what uses it as finishing a rotation."""
+    [current] = _keys(rotated)
+    made = rotated.api("dev").post("/v8/EncryptionKeys", json={"description": f"Archive key (deposed {current['id']})",
+                                                              "password": "mallory-4"}).json()
+    repo = rotated.api("dev").get("/v8/BackupRepositories").json()["results"][0]
+    moved = rotated.api("dev").put(f"/v8/BackupRepositories/{repo['id']}",
+                                   json={**repo, "encryptionKeyId": made["id"]})
+    assert moved.status_code < 300, moved.text
+    result = rotated.run("plan", "--env", "dev")
+    assert_one_clean_error(result, f"Archive key (deposed {current['id']})", "deposed")
