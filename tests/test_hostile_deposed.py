@@ -33,7 +33,9 @@ def rotated(project: ProjectDir, monkeypatch: pytest.MonkeyPatch) -> ProjectDir:
     for path in (project.root / "templates").glob("*"):
         path.unlink()
     project.write("vboplan.yaml", "templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n    server: emulator:dev\n"
-                  "    api_version: v8\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n")
+                  "    api_version: v8\n    username: admin\n    password_env: VBO_TEST_PASSWORD\n"
+                  "    var_files: [environments/dev.yaml]\n")
+    project.write("environments/dev.yaml", "{}\n")
     project.seed("dev", {**SEED, "proxies": PROXIES})
     monkeypatch.setenv("ARCHIVE_KEY_PASSWORD", "Kx9-hostile-deposed-1")
     project.write("templates/repos.yaml.j2", TEMPLATE)
@@ -129,3 +131,49 @@ def test_a_key_described_like_a_deposed_one_is_not_taken_for_one(rotated: Projec
     assert moved.status_code < 300, moved.text
     result = rotated.run("plan", "--env", "dev")
     assert_one_clean_error(result, f"Archive key (deposed {current['id']})", "deposed")
+
+
+@pytest.fixture
+def deposed(rotated: ProjectDir) -> tuple[ProjectDir, dict[str, Any], dict[str, Any]]:
+    """A rotation cut short as a refused apply records it: the new key made beside the old one (which the
+    repository still uses), the snapshot naming the new one the key's current one and the old one deposed."""
+    [old] = _keys(rotated)
+    new = rotated.api("dev").post("/v8/EncryptionKeys", json={"description": "Archive key", "password": "n-1"}).json()
+
+    def edit(resources: dict[str, Any]) -> None:
+        resources["encryption_keys"]["objects"]["Archive key"]["id"] = new["id"]
+        resources["encryption_keys"]["deposed"] = {"Archive key": [{"id": old["id"], "journal": "j-1"}]}
+
+    _edit_state(rotated, edit)
+    return rotated, old, new
+
+
+def test_a_target_of_a_key_takes_in_its_deposed_object_and_the_moves_off_it(
+        deposed: tuple[ProjectDir, dict[str, Any], dict[str, Any]]) -> None:
+    project, old, new = deposed
+    gone = f'encryption_keys["Archive key (deposed {old["id"]})"]'
+    whole = project.run("plan", "--env", "dev", "--format", "json")
+    assert whole.exit_code == 0, whole.output
+    every = {c["address"]: c["action"] for c in json.loads(whole.stdout)["plans"][0]["changes"]}
+    assert every == {gone: "delete", 'backup_repositories["Repo EU"].encryptionKey': "update"}, every
+    for target in (KEY, "Archive key"):
+        planned = project.run("plan", "--env", "dev", "--format", "json", "--target", target)
+        assert planned.exit_code == 0, planned.output
+        rows = {c["address"]: c["action"] for c in json.loads(planned.stdout)["plans"][0]["changes"]}
+        assert rows == every, (target, rows)
+    planfile = project.root / "targeted.json"
+    assert project.run("plan", "--env", "dev", "--target", KEY, "--out", str(planfile)).exit_code == 0
+    applied = project.run("apply", str(planfile))
+    assert applied.exit_code == 0, applied.output
+    assert [k["id"] for k in _keys(project)] == [new["id"]]
+    assert project.run("plan", "--env", "dev", "--detailed-exitcode").exit_code == 0
+
+
+def test_import_of_a_server_holding_a_deposed_key_writes_the_current_one(
+        deposed: tuple[ProjectDir, dict[str, Any], dict[str, Any]]) -> None:
+    project, old, new = deposed
+    imported = project.run("import", "--env", "dev", "--resource", "encryption_keys", "--dry-run")
+    assert imported.exit_code == 0, imported.output
+    text = imported.stdout
+    assert "Archive key" in text and "deposed" not in text, text
+    assert old["id"] not in text and new["id"] not in text, text

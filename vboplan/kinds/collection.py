@@ -985,6 +985,11 @@ class CollectionKind:
         writable, _ = self.spec.fields(client.version)
         exported = Export({}, (self.spec.key_field,), self.spec.summary)
         for key, obj in sorted(live["objects"].items(), key=lambda i: i[0].lower()):
+            if obj.get("deposed"):
+                exported.warnings.append(f"{object_address(self.name, key)}: the old object of a create_before_destroy "
+                                         "replace cut short (deposed); not imported (the next "
+                                         "plan deletes it)")
+                continue
             values: dict[str, Any] = {}
             for name, value in obj["values"].items():
                 ref = self._reference_named(name)

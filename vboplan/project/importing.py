@@ -183,11 +183,15 @@ def _chosen_kinds(resources: tuple[str, ...]) -> list[str]:
 
 
 def _read_all(project: Project, imports: list[EnvironmentImport], kinds: list[str], explicit: bool) -> None:
+    from vboplan.applying.journal import recorded_resources
+
     def read(item: EnvironmentImport) -> None:
         env = item.env
         try:
-            recorded = StateStore(project, env).resources()  # what was secret when last applied stays so
             with connect(project, env) as client:
+                # What was secret when last applied stays so; what an interrupted apply left is folded in, and the
+                # old objects of replaces cut short are named deposed (import leaves them to the next plan).
+                recorded = recorded_resources(StateStore(project, env), client)
                 for name in kinds:
                     progress.phase(f"reading {name}", env.name)
                     exported = KINDS[name].export(client)
