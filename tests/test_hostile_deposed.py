@@ -177,3 +177,26 @@ def test_import_of_a_server_holding_a_deposed_key_writes_the_current_one(
     text = imported.stdout
     assert "Archive key" in text and "deposed" not in text, text
     assert old["id"] not in text and new["id"] not in text, text
+
+
+def test_a_delete_the_server_refuses_as_in_use_says_why(rotated: ProjectDir, tmp_path: Path) -> None:
+    """A key deleted by a plan made while nothing used it, which a repository made since uses (of a kind the plan
+    did not read: no template declares repositories any more): the server answers 409, and the apply's one error
+    names the change and says what that means."""
+    project = rotated
+    project.write("templates/repos.yaml.j2", "encryption_keys:\n  Spare: {password: spare-1}\n")
+    listed = project.api("dev").get("/v8/BackupRepositories").json()["results"]
+    for repo in listed:
+        assert project.api("dev").delete(f"/v8/BackupRepositories/{repo['id']}").status_code < 300
+    planfile = tmp_path / "plan.json"
+    planned = project.run("plan", "--env", "dev", "--out", str(planfile), "--format", "json")
+    assert planned.exit_code == 0, planned.output
+    [gone] = [c for c in json.loads(planned.stdout)["plans"][0]["changes"] if c["action"] == "delete"]
+    [key] = [k for k in _keys(project) if k["description"] == "Archive key"]
+    repo = {**listed[0], "encryptionKeyId": key["id"]}
+    repo.pop("id")
+    made = project.api("dev").post("/v8/BackupRepositories", json=repo)
+    assert made.status_code < 300, made.text
+    applied = project.run("apply", str(planfile))
+    assert_one_clean_error(applied, gone["id"], "409", "came to use it since the plan")
+    assert key["id"] in {k["id"] for k in _keys(project)}

@@ -345,7 +345,8 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
             send(client, write, context)
         except VboplanError as exc:
             report.failed.extend(write.changes)
-            report.error = ApplyError(f"{ids} failed ({write.description}): {exc}")
+            why = _why_refused(write, exc)
+            report.error = ApplyError(f"{ids} failed ({write.description}): {str(exc).rstrip('. ') if why else exc}{why}")
             journal.answered(entry, ok=False, error=str(exc))
             break
         _applied(report, write)
@@ -365,6 +366,15 @@ def _send(env: Environment, client: VboClient, plan: Plan, approved: list[Change
                                       "nothing more was sent")
     done = {c.id for c in report.applied} | {c.id for c in report.failed}
     report.not_run = [c for c in approved if c.id not in done]
+
+
+def _why_refused(write: Write, exc: VboplanError) -> str:
+    """What a refusal the plan could not foresee means: a delete answered 409 (the server removes no object another
+    one uses) found a user that the plan did not see, made or changed since, or of a kind no template declares."""
+    if getattr(exc, "status", None) != 409 or not any(c.action in ("delete", "replace") for c in write.changes):
+        return ""
+    return ("; the server refuses to remove an object that another one uses, and the plan saw no such use: something "
+            "came to use it since the plan was made; 'vboplan plan' again shows what uses it")
 
 
 def _applied(report: ApplyReport, write: Write) -> None:
