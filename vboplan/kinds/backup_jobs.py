@@ -28,10 +28,18 @@ from vboplan.kinds import job_items, refs
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.job_items import ITEMS
-from vboplan.kinds.principal_lists import as_live_key, as_live_keys, bare_name, moving, org_name, organization_of
+from vboplan.kinds.principal_lists import (
+    ListedScope,
+    as_live_key,
+    as_live_keys,
+    bare_name,
+    declared_objects,
+    moving,
+    org_name,
+    organization_of,
+)
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
-from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import reveal
 from vboplan.threads import ThreadPoolExecutor
 
@@ -119,21 +127,18 @@ SPEC = CollectionSpec(
 
 
 @dataclass(frozen=True)
-class BackupJobsKind(CollectionKind):
+class BackupJobsKind(ListedScope, CollectionKind):
     """The generic collection (job fields, references, create/update/delete) plus item lists and enable/disable."""
+
+    LISTS = ITEMS
+    SCOPE = "jobs"
 
     # -- templates ---------------------------------------------------------------------------------------------
 
     def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> Declared:
         plain_raw: dict[Any, Any] = {}
         extra: dict[str, dict[str, Any]] = {}
-        for key, fields in (raw or {}).items() if isinstance(raw, dict) else []:
-            text = str(reveal(key)).strip()
-            label = str(object_address(self.name, text))
-            line = where_of(fields, lambda _k, _key=key: where(_key))
-            if not isinstance(fields, dict):
-                plain_raw[key] = fields
-                continue
+        for key, text, fields, label, line in declared_objects(self.name, raw, where, plain_raw):
             never = next((n for n in fields if str(n).lower() in _NEVER), None)
             if never is not None:
                 raise RenderError(f"{line(never)}: {label}: {_NEVER[str(never).lower()]}")
@@ -160,22 +165,6 @@ class BackupJobsKind(CollectionKind):
             for which in _LISTS:
                 fields[which] = mine.get(which, [])
         return desired
-
-    def scope(self, desired: Declared) -> dict[str, Any]:  # type: ignore[override]
-        """The jobs declared, and the principal names they declare per organization and type (with where each is
-        declared, for the error naming an unknown one)."""
-        names = ITEMS.scope_names(desired)
-        return {"jobs": sorted(desired, key=str.lower), "names": names,
-                "organizations": {key: str(fields["organization"]) for key, fields in desired.items()}}
-
-    def scope_problem(self, planned: Any, templates: Any) -> str:
-        """What a plan file's scope of jobs and principal names says that the templates' does not (see
-        :meth:`~vboplan.kinds.principal_lists.Lists.scope_problem`)."""
-        return ITEMS.scope_problem(planned, templates, "jobs")
-
-    def addresses(self, scope: Any) -> set[Address]:  # type: ignore[override]
-        keys = scope.get("jobs", []) if isinstance(scope, dict) else list(scope or [])
-        return super().addresses(keys)
 
     # -- live --------------------------------------------------------------------------------------------------
 
@@ -454,16 +443,7 @@ class BackupJobsKind(CollectionKind):
             return exported
         lists = tuple(f".{which}:" for which in _LISTS)
         exported.warnings = [w for w in exported.warnings if not any(mark in w for mark in lists)]
-        live = self.read(client, [])["objects"]
-        for key, values in (exported.values or {}).items():
-            values.pop("runNow", None)
-            for which in _LISTS:
-                held = live.get(key, {}).get("values", {}).get(which)
-                if held:
-                    values[which] = held
-                else:
-                    values.pop(which, None)
-        return exported
+        return self.with_lists(client, exported, _LISTS, drop=("runNow",))
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------

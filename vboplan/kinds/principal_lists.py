@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -398,3 +398,55 @@ def _memo(name: str, objects: Any, arg: str, build: Callable[[], Any]) -> Any:
 
 __all__ = ["Lists", "Where", "as_live_key", "as_live_keys", "bare_name", "find", "label_of", "moving", "org_name",
            "organization_of", "where_of"]
+
+
+def declared_objects(kind: str, raw: Any, where: Callable[[Any], str],
+                     plain: dict[Any, Any]) -> Iterator[tuple[Any, str, dict[Any, Any], str, Callable[[Any], str]]]:
+    """The objects a template declares for ``kind`` (its mapping ``raw``) whose fields are a mapping, each as
+    ``(key, text, fields, label, line)``: the key as written and stripped, its address, and where each field is
+    declared (``line(None)``: the object). The others go to ``plain`` as they are, for the generic collection's
+    normalise to refuse."""
+    for key, fields in raw.items() if isinstance(raw, dict) else []:
+        if not isinstance(fields, dict):
+            plain[key] = fields
+            continue
+        text = str(reveal(key)).strip()
+        yield key, text, fields, str(object_address(kind, text)), where_of(fields, lambda _k, _key=key: where(_key))
+
+
+class ListedScope:
+    """The scope of a collection whose objects carry principal lists (backup jobs, restore operator roles): the
+    objects declared under ``SCOPE`` (``jobs``, ``roles``), the principal names they declare per organization and
+    type (with where each is declared, for the error naming an unknown one), and each object's organization. Mixed
+    in before :class:`~vboplan.kinds.collection.CollectionKind`."""
+
+    LISTS: Lists
+    SCOPE: str
+
+    def scope(self, desired: Declared) -> dict[str, Any]:
+        return {self.SCOPE: sorted(desired, key=str.lower), "names": self.LISTS.scope_names(desired),
+                "organizations": {key: org_name(fields.get("organization")) for key, fields in desired.items()}}
+
+    def scope_problem(self, planned: Any, templates: Any) -> str:
+        """What a plan file's scope of objects and principal names says that the templates' does not (see
+        :meth:`Lists.scope_problem`)."""
+        return self.LISTS.scope_problem(planned, templates, self.SCOPE)
+
+    def addresses(self, scope: Any) -> set[Address]:
+        keys = scope.get(self.SCOPE, []) if isinstance(scope, dict) else list(scope or [])
+        return super().addresses(keys)  # type: ignore[misc]
+
+    def with_lists(self, client: VboClient, exported: Any, lists: tuple[str, ...], drop: tuple[str, ...] = ()) -> Any:
+        """``exported`` (the generic collection's :class:`~vboplan.kinds.base.Export`) with each object's
+        principal ``lists`` as templates write them (by name), and the fields ``drop`` left out."""
+        live = self.read(client, [])["objects"]  # type: ignore[attr-defined]
+        for key, values in (exported.values or {}).items():
+            for name in drop:
+                values.pop(name, None)
+            for which in lists:
+                held = live.get(key, {}).get("values", {}).get(which)
+                if held:
+                    values[which] = held
+                else:
+                    values.pop(which, None)
+        return exported

@@ -27,10 +27,12 @@ from vboplan.kinds import principals, refs
 from vboplan.kinds.base import Basis, Export, Request, Write
 from vboplan.kinds.collection import CollectionKind, Declared, object_address
 from vboplan.kinds.principal_lists import (
+    ListedScope,
     Lists,
     as_live_key,
     as_live_keys,
     bare_name,
+    declared_objects,
     find,
     moving,
     org_name,
@@ -38,7 +40,6 @@ from vboplan.kinds.principal_lists import (
 )
 from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, make
-from vboplan.project.yamlfile import where_of
 from vboplan.sensitive import reveal
 from vboplan.threads import ThreadPoolExecutor
 
@@ -148,21 +149,18 @@ def entry_body(kind: str, principal: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class RolesKind(CollectionKind):
+class RolesKind(ListedScope, CollectionKind):
     """The generic collection (role fields, organization, create/update/delete) plus the three lists."""
+
+    LISTS = ENTRIES
+    SCOPE = "roles"
 
     # -- templates ---------------------------------------------------------------------------------------------
 
     def normalise(self, version: str, raw: Any, where: Callable[[Any], str]) -> Declared:
         plain: dict[Any, Any] = {}
         lists: dict[str, dict[str, Any]] = {}
-        for key, fields in (raw or {}).items() if isinstance(raw, dict) else []:
-            text = str(reveal(key)).strip()
-            label = str(object_address(self.name, text))
-            if not isinstance(fields, dict):
-                plain[key] = fields
-                continue
-            line = where_of(fields, lambda _k, _key=key: where(_key))
+        for key, text, fields, label, line in declared_objects(self.name, raw, where, plain):
             kept, mine = ENTRIES.take(version, fields, label, line)
             if "organization" not in fields and "organizationId" not in fields:  # a raw id: refused below
                 raise RenderError(f"{line(None)}: {label} needs organization: NAME (the organization it serves)")
@@ -177,22 +175,6 @@ class RolesKind(CollectionKind):
             for which in LISTS:
                 fields[which] = lists.get(key, {}).get(which, [])
         return desired
-
-    def scope(self, desired: Declared) -> dict[str, Any]:  # type: ignore[override]
-        """The roles declared, and the principal names they declare per organization and type (with where each is
-        declared, for the error naming an unknown one)."""
-        names = ENTRIES.scope_names(desired)
-        return {"roles": sorted(desired, key=str.lower), "names": names,
-                "organizations": {key: org_name(fields.get("organization")) for key, fields in desired.items()}}
-
-    def scope_problem(self, planned: Any, templates: Any) -> str:
-        """What a plan file's scope of roles and principal names says that the templates' does not (see
-        :meth:`~vboplan.kinds.principal_lists.Lists.scope_problem`)."""
-        return ENTRIES.scope_problem(planned, templates, "roles")
-
-    def addresses(self, scope: Any) -> set[Address]:  # type: ignore[override]
-        keys = scope.get("roles", []) if isinstance(scope, dict) else list(scope or [])
-        return super().addresses(keys)
 
     # -- live --------------------------------------------------------------------------------------------------
 
@@ -392,15 +374,7 @@ class RolesKind(CollectionKind):
         exported = super().export(client)
         if exported.unavailable:
             return exported
-        live = self.read(client, [])["objects"]
-        for key, values in (exported.values or {}).items():
-            for which in LISTS:
-                held = live.get(key, {}).get("values", {}).get(which)
-                if held:
-                    values[which] = held
-                else:
-                    values.pop(which, None)
-        return exported
+        return self.with_lists(client, exported, tuple(LISTS))
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
