@@ -156,6 +156,11 @@ def test_a_target_of_a_key_takes_in_its_deposed_object_and_the_moves_off_it(
     assert whole.exit_code == 0, whole.output
     every = {c["address"]: c["action"] for c in json.loads(whole.stdout)["plans"][0]["changes"]}
     assert every == {gone: "delete", 'backup_repositories["Repo EU"].encryptionKey': "update"}, every
+    planfile = project.root / "whole.json"
+    assert project.run("plan", "--env", "dev", "--out", str(planfile)).exit_code == 0
+    for fmt in ("table", "markdown", "html"):  # the key has no readable field: its row names it by its id
+        view = project.run("show", "--format", fmt, str(planfile)).stdout
+        assert f"(no readable fields; id {old['id']})" in view, (fmt, view)
     for target in (KEY, "Archive key"):
         planned = project.run("plan", "--env", "dev", "--format", "json", "--target", target)
         assert planned.exit_code == 0, planned.output

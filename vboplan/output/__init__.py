@@ -46,6 +46,9 @@ def cells(change: Change) -> tuple[str, str]:
     if change.sensitive:
         return (MASK if change.action != "create" else "-"), (MASK if change.action != "delete" else "-")
     before = "-" if change.action == "create" else format_value(change.before)
+    if change.action == "delete" and change.before == {} and change.detail.get("id"):
+        # An object whose every field is its key or write-only (an encryption key): which one, by its id.
+        before = f"(no readable fields; id {change.detail['id']})"
     after = "-" if change.action == "delete" else format_value(change.after)
     if change.detail.get("moves_to"):
         # Moved from the old object onto its replacement, which has the same key (create_before_destroy).
