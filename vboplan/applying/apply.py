@@ -284,8 +284,9 @@ def interrupts_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def recover(store: StateStore, client: VboClient) -> None:
-    """Fold the write journal an interrupted apply left into the snapshot, then drop it. Runs under the lock."""
+def recover(store: StateStore, client: VboClient) -> dict[str, Any] | None:
+    """Fold the write journal an interrupted apply left into the snapshot, then drop it; the snapshot as it is then
+    (None before the first apply). Runs under the lock."""
     journal = store.read_journal()
     snapshot = store.read()
     if journal is not None and snapshot and (snapshot.get("last_apply") or {}).get("journal") == journal.get("id"):
@@ -293,10 +294,12 @@ def recover(store: StateStore, client: VboClient) -> None:
     elif journal is not None:
         resources, recovery = fold(journal, snapshot.get("resources", {}) if snapshot else {}, client, store.display)
         log.warning("environment '%s': %s; recorded in the snapshot", store.env.name, recovery.describe())
-        snapshot = store.write(resources, recovery.last_apply())
+        # The plan it applied counts as applied once a write of it is known to have landed (a plan applies once).
+        snapshot = store.write(resources, recovery.last_apply(), applied_plan=recovery.applied_plan())
         store.delete_journal()
     # The objects the snapshot records as deposed are named so in every read of this apply (see refs.depose).
     refs.depose(client, (snapshot or {}).get("resources") or {}, where=store.display)
+    return snapshot
 
 
 def execute(project: Project, env: Environment, client: VboClient, plan: Plan, approved: list[Change],
@@ -506,11 +509,11 @@ def apply_plan_file(project: Project, path: Path, announce: Any = None) -> Apply
     store = StateStore(project, env)
     progress.phase("taking the apply lock and connecting", env.name)
     with interrupts_as_ctrl_c(), store.lock(f"apply {path.name}"):
-        snapshot = store.read()  # before anything is sent: a backend that cannot be read stops here
+        store.read()  # before anything is sent: a backend that cannot be read stops here
         with connect(project, env) as client:
-            recover(store, client)
-            # Checked again under the lock: another run may have applied this plan (or a newer one) meanwhile.
-            check_fresh(plan, env.approvals, snapshot)
+            # Checked again under the lock, against the snapshot as the recovery of an interrupted apply leaves it:
+            # another run may have applied this plan (or a newer one) meanwhile, even one that was cut short.
+            check_fresh(plan, env.approvals, recover(store, client))
             fresh = check_not_stale(client, plan)
             approved = derive_again(plan, fresh, approved)
             confirm_with_server(client, approved)

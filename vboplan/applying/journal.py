@@ -221,6 +221,14 @@ class Recovery:
         return (f"the apply by {self.journal.get('by')} at {self.journal.get('started_at')} was interrupted; its "
                 f"write journal says: {'; '.join(parts)}")
 
+    def applied_plan(self) -> dict[str, Any] | None:
+        """The snapshot's ``applied_plans`` entry for the plan the interrupted apply carried out, once a write of it
+        is known to have landed: that plan file must not apply again (None: nothing landed, or the journal names no
+        plan; a plan made afresh with the same content may then apply, as nothing of it reached the server)."""
+        digest = self.journal.get("checksum")
+        return {"digest": digest, "applied_at": self.journal.get("started_at"), "interrupted": True} \
+            if self.applied and isinstance(digest, str) and digest else None
+
     def last_apply(self) -> dict[str, Any]:
         """The snapshot's ``last_apply`` record for the interrupted apply."""
         journal = self.journal
