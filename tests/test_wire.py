@@ -191,3 +191,54 @@ def test_a_socket_above_fd_setsize_the_server_closed_is_seen_closed() -> None:
         for fd in padding:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+HEADER_SECTIONS = [
+    b"Content-Type: application/json; charset=UTF-8\r\nContent-Length: 12\r\n\r\n",
+    b"content-type: text/plain;Charset=\"ISO-8859-1\"\r\nRETRY-AFTER:  3 \r\n\r\n",
+    b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Folded: one\r\n  two\r\n\tthree\r\nConnection: close\r\n\r\n",
+    b"X-Empty:\r\nNot a header line\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"Content-Type: application/json\n\n",  # bare LF line ends
+    b"\r\n"]
+
+
+@pytest.mark.parametrize("section", HEADER_SECTIONS)
+def test_the_header_parser_reads_what_http_client_reads(section: bytes) -> None:
+    import http.client
+    import io
+
+    from vboplan.api.transport import read_headers
+
+    ours, theirs = read_headers(io.BytesIO(section)), http.client.parse_headers(io.BytesIO(section))
+    for name in {key.lower() for key in theirs.keys()} | {"content-length", "retry-after", "connection", "x-none"}:
+        mine, stdlib = ours.get(name), theirs.get(name)
+        assert (mine, ours.get(name.upper())) == (" ".join(stdlib.split()) if stdlib else stdlib, mine), name
+    assert ours.get_content_charset() == theirs.get_content_charset()
+
+
+@pytest.mark.parametrize("section,error", [
+    (b"".join(b"X-%d: v\r\n" % n for n in range(101)) + b"\r\n", "more than 100 headers"),
+    (b"X-Long: " + b"v" * 70000 + b"\r\n\r\n", "header line")])
+def test_the_header_parser_keeps_http_clients_bounds(section: bytes, error: str) -> None:
+    import http.client
+    import io
+
+    from vboplan.api.transport import read_headers
+
+    with pytest.raises(http.client.HTTPException, match=error):
+        read_headers(io.BytesIO(section))
+
+
+def test_connection_close_and_retry_after_are_read_from_the_headers() -> None:
+    # "Connection: close" in any case: the connection is not kept (the next read opens a new one). A 503's
+    # Retry-After (in another case than Veeam's) longer than what is left of the 5 s deadline: the read is not
+    # sent again after the client's own 0.01 s backoff, it fails with the server's answer.
+    busy = b"HTTP/1.1 503 Service Unavailable\r\nretry-AFTER: 9\r\nContent-Length: 0\r\n\r\n"
+    with Scripted(lambda method, path: busy if "Busy" in path else _plain(SETTINGS, "CONNECTION: Close\r\n")) \
+            as server, _client(server.url) as vbo:
+        for _ in range(3):
+            assert vbo.get_settings("AuditEmailSettings")["port"] == 25
+        with pytest.raises(ApiError, match="HTTP 503"):
+            vbo.get_settings("BusySettings")
+    assert server.sent.count("GET /v8/BusySettings") == 1
+    assert server.connections >= 4  # the token's answer and each read's closed their connection
