@@ -155,6 +155,9 @@ class Organization:
     audit_items: list[dict[str, Any]] = field(default_factory=list)  # {"id", "type": "User"|"Group", "principalId"}
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-organization settings by catalog key
     id_derived: bool = False
+    #: Changes of :attr:`audit_items` applied so far (from this process or caught up from another): an answer kept
+    #: for this organization's audit list is good while the count is the one it was built at.
+    audit_writes: int = field(default=0, compare=False)
 
     def directory(self, kind: str) -> Directory:
         """``users``, ``groups``, ``sites`` or ``teams``."""
@@ -568,6 +571,7 @@ class Store:
         elif op == "test_email":
             self.test_emails[change["kind"]] += 1
         elif op == "audit_add" and org is not None:
+            org.audit_writes += 1
             audited = {item["principalId"] for item in org.audit_items}
             for kind, principal_id in change["items"]:
                 if principal_id not in audited:
@@ -575,6 +579,7 @@ class Store:
                                             "principalId": principal_id})
                     audited.add(principal_id)
         elif op == "audit_remove" and org is not None:
+            org.audit_writes += 1
             removed = set(change["ids"])
             org.audit_items = [item for item in org.audit_items if item["id"] not in removed]
         else:
