@@ -2,8 +2,8 @@
 groups to add and items to remove in two organizations, in v8 and v5 (whose remove request has a form of its own).
 Each output is compared with a reviewed file under tests/data/audit_pins/VERSION/: the plan as a table, Markdown,
 JSON and HTML, ``show --requests`` of the saved plan (table and JSON), the snapshot's ``resources.audit_items`` after
-the apply, ``state show`` (table and JSON), the drift a ``plan --refresh-only`` shows after the server changed, and
-what ``import --dry-run`` would write.
+the apply, ``state show`` (table and JSON), ``check`` of policy rules over them, the drift a ``plan --refresh-only``
+shows after the server changed, and what ``import --dry-run`` would write.
 
 What differs from run to run is replaced before comparing, and only that: the emulator's URL (a free port), times,
 the plan's checksum, the state's lineage and the apply's journal (random ids of vboplan's), and salted hashes (none
@@ -62,6 +62,21 @@ audit_items:
     groups: [Ops]
 """
 
+# Policy rules over audit items, as `check` evaluates them on each organization's declared and audited principals.
+RULES = """\
+rules:
+  - id: ceo-audited
+    level: warn
+    resource: audit_items
+    expr: '"ceo@contoso.com" in live.users || live.count == 0 || size(live.groups) > 1'
+    message: the CEO is audited
+  - id: groups-declared
+    level: advisory
+    resource: audit_items
+    expr: size(desired.groups) > 0
+    message: some group is declared
+"""
+
 
 @pytest.fixture(params=["v8", "v5"])
 def day(request: pytest.FixtureRequest, tmp_path: Path, secrets_env: None) -> Iterator[tuple[ProjectDir,
@@ -70,6 +85,8 @@ def day(request: pytest.FixtureRequest, tmp_path: Path, secrets_env: None) -> It
     with start(SEED, profile="vbo5" if version == "v5" else "vb365-8") as running:
         project = one_server_project(tmp_path / "project", running.url, version, env="dev")
         project.write("templates/audit_items.yaml.j2", TEMPLATE)
+        project.write("vboplan.yaml", (project.root / "vboplan.yaml").read_text() + "policies: [policies/*.yaml]\n")
+        project.write("policies/audit.yaml", RULES)
         yield project, running, version
 
 
@@ -107,6 +124,7 @@ def test_audit_item_outputs_are_pinned(day: tuple[ProjectDir, RunningServer, str
     pins: dict[str, str] = {}
     for fmt, suffix in (("table", "txt"), ("markdown", "md"), ("json", "json"), ("html", "html")):
         pins[f"plan.{suffix}"] = _out(project, url, "plan", "--env", "dev", "--format", fmt)
+    pins["check.json"] = _out(project, url, "check", "--env", "dev", "--format", "json")
     saved = project.root / "plan.json"
     _out(project, url, "plan", "--env", "dev", "--out", str(saved))
     pins["requests.txt"] = _out(project, url, "show", str(saved), "--requests")
