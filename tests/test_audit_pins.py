@@ -164,3 +164,38 @@ def test_audit_item_outputs_are_pinned(day: tuple[ProjectDir, RunningServer, str
 def _listed(http: Any, version: str, path: str) -> list[dict[str, Any]]:
     body = http.get(f"/{version}/{path}").json()
     return list(body["results"] if isinstance(body, dict) else body)
+
+
+def test_audit_items_are_a_registered_collection_with_typed_hooks() -> None:
+    """Audit items are one entry of the registry's collections like the others (the emulator serves them with
+    handlers of its own, not a generic table), and their kind takes what is irregular from the spec's hooks: a spec
+    whose hooks cannot write in bulk is refused when the kind first needs them, naming what is missing."""
+    from dataclasses import replace
+
+    from vboplan.emulator.collections import specs as emulated
+    from vboplan.kinds import audit_items, hooks
+    from vboplan.kinds.base import Basis
+    from vboplan.kinds.registry import KINDS, SPECS
+    from vboplan.planning.changes import make
+
+    assert audit_items.SPEC in SPECS and KINDS["audit_items"].spec is audit_items.SPEC  # type: ignore[attr-defined]
+    assert audit_items.SPEC not in emulated()
+    assert all(isinstance(audit_items.SPEC.hooks, capability) for capability in (
+        hooks.MakesKind, hooks.InParent, hooks.ResolvesNames, hooks.WritesInBulk))
+
+    class NoBulk:
+        def parent(self, client: Any, key: str) -> dict[str, Any]:
+            return {"id": key, "name": key}
+
+        def resolve(self, client: Any, parent: dict[str, Any], kind: str, names: list[str]) -> dict[str, Any]:
+            return {}
+
+    kind = audit_items.AuditItemsKind(replace(audit_items.SPEC, hooks=NoBulk()))
+    add = make("create", "audit_items", audit_items.address(CONTOSO, "User", "ceo@contoso.com"), None,
+               "Chief Executive <ceo@contoso.com>", False,
+               {"org": CONTOSO, "orgId": "1", "type": "User", "principal": {"id": "p1"}})
+    with pytest.raises(TypeError, match="write in bulk"):
+        kind.writes(Basis("v8", None, None), [add])
+    written = KINDS["audit_items"].writes(Basis("v8", None, None), [add])
+    assert [(r.method, r.path, r.body) for w in written for r in w.requests] == [
+        ("POST", "Organizations/1/AuditItems", [{"type": "User", "user": {"id": "p1"}}])]

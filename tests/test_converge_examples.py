@@ -178,6 +178,7 @@ restore_operator_roles:
     selectedItems: [{group: HR Department}]
     excludedItems: [{user: ceo@contoso.com}]
 """,
+    "audit_items": "audit_items:\n  contoso.onmicrosoft.com: {users: [Chief Executive], groups: [hr@contoso.com]}\n",
 }
 
 

@@ -43,11 +43,13 @@ class SeedError(ValueError):
 
 
 def specs() -> tuple[CollectionSpec, ...]:
-    """The registry's collections, each after the collections it refers to; a collection some versions keep apart
-    from one of them (v6/v7 ``/objectstoragerepositories``) comes just before it."""
+    """The registry's collections the generic tables serve (not those with handlers of their own), each after the
+    collections it refers to; a collection some versions keep apart from one of them (v6/v7
+    ``/objectstoragerepositories``) comes just before it."""
     from vboplan.kinds.registry import collection_specs
 
-    return tuple(found for spec in collection_specs() for found in (*(a.collection for a in spec.separate), spec))
+    return tuple(found for spec in collection_specs() if spec.emulated
+                 for found in (*(a.collection for a in spec.separate), spec))
 
 
 def _references(spec: CollectionSpec) -> tuple[Reference, ...]:

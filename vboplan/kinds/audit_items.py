@@ -1,5 +1,10 @@
 """Audit items: per organization, the users and groups whose backed-up data triggers an audit mail when touched.
 
+A named collection like the others (:data:`SPEC`, one line of the registry), keyed by the organization's name; what
+is irregular about its API is said by typed hooks (:class:`AuditItemHooks`): the items are kept under each
+organization, name principals of its directory, and are added in one request and removed in another. Its kind
+(:class:`AuditItemsKind`) plans lists of principals rather than objects of fields.
+
 Templates name principals (e-mail, display name or group name); the API wants opaque ids. Resolution stays cheap:
 names already in the organization's audit items need no lookup (each item carries its principal's names); a few new
 names use the API's own filters; many new names page the directory once with the largest page the API allows.
@@ -11,20 +16,24 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from operator import attrgetter, itemgetter
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 from msgspec.structs import asdict
 
 from vboplan import progress
 from vboplan.api.client import VboClient
+from vboplan.api.rest import Operation
 from vboplan.api.streaming import NotOfShape, Shape
 from vboplan.api.versions import TRAITS, VERSIONS
 from vboplan.errors import PlanError, ProjectError, RenderError
 from vboplan.kinds import principals, refs
 from vboplan.kinds.base import Basis, Export, Request, Write, named_organizations
+from vboplan.kinds.collection import SpecKind
+from vboplan.kinds.hooks import InParent, ResolvesNames, WritesInBulk
+from vboplan.kinds.spec import Api, CollectionSpec, Reference
 from vboplan.planning.changes import Address, Change, Drift, make
 from vboplan.project.yamlfile import Located
 from vboplan.schema import nearest
@@ -52,20 +61,60 @@ def address(org: str, kind: str, name: str) -> Address:
     return Address("audit_items").entry(org).field(_SINGULAR[kind]).entry(name)
 
 
+class AuditItemHooks:
+    """What is irregular about audit items' API (:mod:`vboplan.kinds.hooks`): kept under each organization
+    (:class:`~vboplan.kinds.hooks.InParent`), naming principals of its directory (:class:`~vboplan.kinds.hooks.
+    ResolvesNames`), added in one request and removed in another (:class:`~vboplan.kinds.hooks.WritesInBulk`: v5
+    removes through its ``action`` form), planned by a kind of their own (:class:`~vboplan.kinds.hooks.MakesKind`)."""
+
+    def kind(self, spec: CollectionSpec) -> AuditItemsKind:
+        return AuditItemsKind(spec)
+
+    def parent(self, client: VboClient, key: str) -> dict[str, Any]:
+        return refs.resolver(client).organization(key)
+
+    def resolve(self, client: VboClient, parent: dict[str, Any], kind: str, names: list[str]) -> dict[str, Any]:
+        return principals.resolve(client, parent, kind, names)
+
+    def added(self, version: str, objects: list[dict[str, Any]]) -> Any:
+        return objects
+
+    def removed(self, version: str, ids: list[str]) -> Any:
+        return {"remove": {"itemIds": ids}} if TRAITS[version].audit_remove_v5_form else {"itemIds": ids}
+
+
+@runtime_checkable
+class _Hooks(InParent, ResolvesNames, WritesInBulk, Protocol):
+    """The hooks :class:`AuditItemsKind` needs of its spec."""
+
+
+def _api(version: str) -> Api:
+    """Audit items' calls in ``version``: one unpaged list, a POST of many items, a POST removing many (statuses
+    from Veeam's documents; v5's from a real server, see :mod:`vboplan.api.versions`)."""
+    traits = TRAITS[version]
+    remove = Operation("POST", f"{_ITEMS_PATH}/action", (200, 204)) if traits.audit_remove_v5_form else \
+        Operation("POST", f"{_ITEMS_PATH}/remove", (traits.audit_remove_status, 200, 204))
+    return Api(list=Operation("GET", _ITEMS_PATH), request="RESTAuditUserOrGroup", response="RESTAuditUserOrGroup",
+               create=Operation("POST", _ITEMS_PATH, (traits.audit_add_status, 200, 201, 204)), delete=remove)
+
+
+SPEC = CollectionSpec(
+    key="audit_items", key_field="name", versions={version: _api(version) for version in VERSIONS},
+    references=(Reference("organizationId", "organizations"),), guard="organization",
+    summary="which users and groups of each organization are audited, by name", emulated=False,
+    hooks=AuditItemHooks())
+
+
 @dataclass(frozen=True)
-class AuditItemsKind:
+class AuditItemsKind(SpecKind):
     """``audit_items``: the declared list is the whole truth for each organization it names."""
 
-    name: str = "audit_items"
-    requires: tuple[str, ...] = ()
-    summary: str = "which users and groups of each organization are audited, by name"
-
-    def endpoints(self) -> dict[str, str]:
-        """Where each version keeps an organization's audit items (:class:`~vboplan.kinds.hooks.Describes`)."""
-        return {version: _ITEMS_PATH for version in VERSIONS}
-
-    def paths(self) -> set[str]:
-        return {_ITEMS_PATH, f"{_ITEMS_PATH}/remove"}
+    @cached_property
+    def _hooks(self) -> _Hooks:
+        hooks = self.spec.hooks
+        if not isinstance(hooks, _Hooks):
+            raise TypeError(f"{self.name}: the spec's hooks must find the parent, resolve names and write in bulk")
+        return hooks
 
     # -- templates ---------------------------------------------------------------------------------------------
 
@@ -139,14 +188,28 @@ class AuditItemsKind:
     def desired_value(self, desired: Any, change: Change) -> Any:
         return None  # nothing sensitive: principals are named, not secret
 
+    def policy_objects(self, desired: Any, live: Any) -> list[Any]:
+        """Policy rules see one object per organization (:class:`~vboplan.policy.objects.HasPolicyObjects`): the
+        declared users and groups, and the audited ones by name with how many items there are (a plan keeps only
+        the count and a digest of a long list, so the names are then absent)."""
+        from vboplan.policy.objects import PolicyObject, keys_of, masked
+
+        organizations = live.get("organizations") if isinstance(live, dict) else None
+        return [PolicyObject(Address(self.name).entry(org), masked((desired or {}).get(org)),
+                             _audited(held) if isinstance(held := (organizations or {}).get(org), dict) else None)
+                for org in keys_of(desired, organizations)]
+
+    def policy_fields(self) -> set[str]:
+        """The fields rules may name (:class:`~vboplan.policy.objects.HasPolicyFields`)."""
+        return {"users", "groups", "count"}
+
     # -- live --------------------------------------------------------------------------------------------------
 
     def read(self, client: VboClient, scope: dict[str, dict[str, list[str]]]) -> dict[str, Any]:
         """Audit items of each organization in scope, and the principals the declared names resolve to."""
         if not scope:
             return {"organizations": {}}
-        resolver = refs.resolver(client)
-        orgs = {org.lower(): resolver.organization(org) for org in scope}
+        orgs = {org.lower(): self._hooks.parent(client, org) for org in scope}
         with ThreadPoolExecutor(max_workers=min(len(scope), _LOOKUP_WORKERS)) as pool:
             results = pool.map(lambda org: (org, self._read_org(client, orgs[org.lower()], scope[org])), scope)
             return {"organizations": dict(results)}
@@ -185,7 +248,7 @@ class AuditItemsKind:
             if unresolved:
                 progress.phase(f"resolving {len(unresolved)} {key[:-1]} name{'s' if len(unresolved) != 1 else ''} "
                                f"in {org.get('name')}", client.settings.name)
-            found = principals.resolve(client, org, kind, unresolved)
+            found = self._hooks.resolve(client, org, kind, unresolved)
             resolved[key] = {n.lower(): found[n] for n in unresolved}
         return {"id": org_id, "items": items, "resolved": resolved}
 
@@ -264,31 +327,30 @@ class AuditItemsKind:
     # -- apply -------------------------------------------------------------------------------------------------
 
     def writes(self, basis: Basis, changes: list[Change]) -> list[Write]:
-        """Per organization one POST of the new items and one request removing the old ones (v5's ``action`` form,
-        later versions' ``remove``)."""
-        traits = TRAITS[basis.version]
+        """Per organization one request of the spec's create adding the new items and one of its delete removing
+        the old ones (:class:`~vboplan.kinds.hooks.WritesInBulk` says their bodies)."""
+        api = self.spec.api(basis.version)
+        if api is None or api.create is None or api.delete is None:
+            raise PlanError(f"{self.name} is not in API {basis.version}")
         writes: list[Write] = []
         for org in sorted({c.detail["org"] for c in changes}):
             creates = [c for c in changes if c.detail["org"] == org and c.action == "create"]
             deletes = [c for c in changes if c.detail["org"] == org and c.action == "delete"]
             if creates:
                 org_id = creates[0].detail["orgId"]
-                body = [{"type": c.detail["type"], _SINGULAR[c.detail["type"]]: c.detail["principal"]}
-                        for c in creates]
-                request = Request("POST", f"Organizations/{org_id}/AuditItems", body,
-                                  expect=(traits.audit_add_status, 200, 201, 204))
-                writes.append(Write(f"POST /{basis.version}/Organizations/{org_id}/AuditItems "
-                                    f"({len(creates)} to add in {org})", creates, requests=[request],
-                                    learn=partial(_new_ids, org_id, creates), learns=[c.address for c in creates]))
+                body = self._hooks.added(basis.version, [{"type": c.detail["type"],
+                                                          _SINGULAR[c.detail["type"]]: c.detail["principal"]}
+                                                         for c in creates])
+                path = api.create.url(organizationId=org_id)
+                request = Request(api.create.method, path, body, expect=api.create.status)
+                writes.append(Write(f"{api.create.method} /{basis.version}/{path} ({len(creates)} to add in {org})",
+                                    creates, requests=[request], learn=partial(_new_ids, org_id, creates),
+                                    learns=[c.address for c in creates]))
             if deletes:
                 org_id = deletes[0].detail["orgId"]
-                ids = [c.detail["itemId"] for c in deletes]
-                if traits.audit_remove_v5_form:
-                    request = Request("POST", f"Organizations/{org_id}/AuditItems/action",
-                                      {"remove": {"itemIds": ids}}, expect=(200, 204))
-                else:
-                    request = Request("POST", f"Organizations/{org_id}/AuditItems/remove", {"itemIds": ids},
-                                      expect=(traits.audit_remove_status, 200, 204))
+                body = self._hooks.removed(basis.version, [c.detail["itemId"] for c in deletes])
+                request = Request(api.delete.method, api.delete.url(organizationId=org_id), body,
+                                  expect=api.delete.status)
                 writes.append(Write(f"remove {len(deletes)} audit items of {org}", deletes, requests=[request]))
         return writes
 
@@ -453,6 +515,19 @@ class AuditItemsKind:
                                   "would say which one is meant"
                                   for (org, kind, name), n in zip(checks, counts, strict=True) if n > 1]
         return exported
+
+
+def _audited(held: dict[str, Any]) -> dict[str, Any]:
+    """An organization's audit items as policy rules see them (:meth:`AuditItemsKind.policy_objects`)."""
+    items = held.get("items")
+    if not isinstance(items, list):
+        return {"count": held.get("item_count", 0)}
+    view: dict[str, Any] = {"count": len(items), "users": [], "groups": []}
+    for item in items:
+        key = _PLURAL.get(str(item.get("type")))
+        if key:
+            view[key].append(str(item.get("name") or ""))
+    return view
 
 
 def _new_ids(org_id: str, creates: list[Change], client: VboClient) -> dict[str, str]:

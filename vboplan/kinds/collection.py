@@ -50,8 +50,11 @@ def object_address(kind: str, key: str) -> Address:
 
 
 @dataclass(frozen=True)
-class CollectionKind:
-    """The resource kind of one named collection."""
+class SpecKind:
+    """What the resource kind of every named collection shares: its spec, its template key, and the kinds whose
+    creates it waits for (those its references name). :class:`CollectionKind` is the generic implementation; a
+    collection whose objects are no objects of fields (audit items: principal lists under each organization) is
+    built on this by its spec's :class:`~vboplan.kinds.hooks.MakesKind` hook, without the generic capabilities."""
 
     spec: CollectionSpec
 
@@ -64,6 +67,11 @@ class CollectionKind:
         # Organizations are no kind of vboplan's: the resolver lists them (kinds.refs.READERS).
         return tuple(dict.fromkeys(r.kind for r in self.spec.references
                                    if r.kind != self.spec.key and r.kind not in refs.READERS))
+
+
+@dataclass(frozen=True)
+class CollectionKind(SpecKind):
+    """The resource kind of one named collection."""
 
     # -- templates ---------------------------------------------------------------------------------------------
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from vboplan.api.versions import VERSIONS
 from vboplan.kinds import catalog
-from vboplan.kinds.hooks import Describes
-from vboplan.kinds.registry import COLLECTIONS, collection_specs
+from vboplan.kinds.registry import collection_specs
 
 BEGIN = "<!-- resources: generated from the registry by `python -m vboplan.kinds.docs README.md` -->"
 END = "<!-- end of resources -->"
@@ -39,9 +38,6 @@ def table() -> str:
     for spec in catalog.settings():
         rows.append(f"| `{spec.key}` | {spec.summary} | "
                     f"{_endpoints({v: e.path for v, e in spec.endpoints.items()})} |")
-    for kind in COLLECTIONS:  # kinds with their own implementation describe themselves
-        if isinstance(kind, Describes):
-            rows.append(f"| `{kind.name}` | {kind.summary} | {_endpoints(kind.endpoints())} |")
     for collection in collection_specs():
         endpoints = [_endpoints({v: api.list.path for v, api in collection.versions.items()})]
         endpoints += [_endpoints({v: api.list.path for v, api in apart.versions.items()}) + f" (its {apart.field})"

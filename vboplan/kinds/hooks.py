@@ -3,10 +3,10 @@
 type and a typo is an error a type checker finds.
 
 A kind implements :class:`~vboplan.kinds.base.ResourceKind` and any of these; :class:`~vboplan.kinds.collection.
-CollectionKind` implements the kind-level ones for every named collection (its spec describes it, so not
-:class:`Describes`), and a spec's ``hooks`` object the per-collection ones (:class:`ReadsMore`,
-:class:`PlacesCreate`, :class:`ChecksObject`, :class:`MakesKind`). Audit items implement :class:`Guarded`,
-:class:`Forgets` and :class:`Describes` on their own kind.
+CollectionKind` implements the kind-level ones for every named collection, and a spec's ``hooks`` object the
+per-collection ones (:class:`ReadsMore`, :class:`PlacesCreate`, :class:`ChecksObject`, :class:`MakesKind`, and for a
+collection kept under another kind's objects :class:`InParent`, :class:`ResolvesNames`, :class:`WritesInBulk`).
+Audit items implement :class:`Guarded`, :class:`Condenses` and :class:`Forgets` on their own kind.
 """
 
 from __future__ import annotations
@@ -116,17 +116,11 @@ class ChecksScope(Protocol):
 
 
 @runtime_checkable
-class Describes(Protocol):
-    """A kind with an implementation of its own (not a settings object or a named collection, whose specs say it)
-    that says what it is and where the API keeps it: for the README's table of resources and the schema extract."""
+class Condenses(Protocol):
+    """A kind whose live values a plan file keeps in a shorter form (many audit items by their count and digest)."""
 
-    summary: str
-
-    def endpoints(self) -> dict[str, str]:
-        """The path of its objects in each API version that has them (``Organizations/{organizationId}/...``)."""
-
-    def paths(self) -> set[str]:
-        """Every path its requests name, in any version (what the schema extract keeps)."""
+    def condense(self, live: Any, changes: list[Change] | None = None) -> Any:
+        """``live`` as a plan file keeps it, with whatever ``changes`` need to be derived again."""
 
 
 @runtime_checkable
@@ -154,7 +148,41 @@ class Repoints(Protocol):
 class MakesKind(Protocol):
     """A collection whose objects need more than the generic implementation (``CollectionSpec.hooks``): a job's
     item lists, kept through their own endpoints. The registry asks it for the collection's resource kind, a
-    :class:`~vboplan.kinds.collection.CollectionKind` subclass that adds to the generic one."""
+    :class:`~vboplan.kinds.collection.CollectionKind` subclass that adds to the generic one, or a kind of its own on
+    :class:`~vboplan.kinds.collection.SpecKind` (audit items, lists of principals rather than objects of fields)."""
 
     def kind(self, spec: Any) -> Any:
         """The resource kind of ``spec``."""
+
+
+@runtime_checkable
+class InParent(Protocol):
+    """A collection kept under the objects of another kind (``CollectionSpec.hooks``): audit items under each
+    organization (``Organizations/{organizationId}/AuditItems``), whose templates key them by the organization's
+    name."""
+
+    def parent(self, client: Any, key: str) -> dict[str, Any]:
+        """The object (its ``id`` and name) a template's ``key`` names; an error naming it when the server has
+        none."""
+
+
+@runtime_checkable
+class ResolvesNames(Protocol):
+    """A collection whose objects are principals of the parent's directory, written by name (``CollectionSpec.
+    hooks``): users by e-mail or display name, groups by group or display name."""
+
+    def resolve(self, client: Any, parent: dict[str, Any], kind: str, names: list[str]) -> dict[str, Any]:
+        """The principal of ``kind`` each of ``names`` names in ``parent``'s directory, by name; an error naming
+        the first name that names none or more than one."""
+
+
+@runtime_checkable
+class WritesInBulk(Protocol):
+    """A collection whose API adds many objects in one request and removes many in another (``CollectionSpec.
+    hooks``): the spec's create and delete operations, with the bodies this says."""
+
+    def added(self, version: str, objects: list[dict[str, Any]]) -> Any:
+        """The body of the one request adding ``objects`` (each as the API names it)."""
+
+    def removed(self, version: str, ids: list[str]) -> Any:
+        """The body of the one request removing the objects of ``ids``."""

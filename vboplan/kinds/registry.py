@@ -2,7 +2,7 @@
 
 Settings objects come from :mod:`vboplan.kinds.catalog` (one entry each, shared with the emulator); named
 collections are one :class:`~vboplan.kinds.spec.CollectionSpec` each, listed in :data:`SPECS` (the emulator serves
-them from the same list); kinds with their own implementation (``audit_items``) are listed in :data:`COLLECTIONS`.
+them from the same list), audit items among them; other kinds (``lifecycle``) are listed in :data:`COLLECTIONS`.
 A kind may declare ``requires``: the kinds whose creates must be applied before its own (a collection requires the
 collections it refers to); :func:`apply_order` honours it.
 """
@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from vboplan.kinds import (
+    audit_items,
     backup_jobs,
     backup_proxies,
     backup_repositories,
@@ -27,7 +28,6 @@ from vboplan.kinds import (
     proxy_pools,
     restore_operator_roles,
 )
-from vboplan.kinds.audit_items import AuditItemsKind
 from vboplan.kinds.base import ResourceKind, Write, WriteContext
 from vboplan.kinds.collection import CollectionKind
 from vboplan.kinds.hooks import MakesKind
@@ -35,7 +35,7 @@ from vboplan.kinds.lifecycle import LifecycleKind
 from vboplan.kinds.settings import SettingsKind
 from vboplan.kinds.spec import CollectionSpec
 
-COLLECTIONS: list[ResourceKind] = [AuditItemsKind(), LifecycleKind()]
+COLLECTIONS: list[ResourceKind] = [LifecycleKind()]
 
 #: Every named collection, one line each (its module holds the rest).
 SPECS: list[CollectionSpec] = [
@@ -47,6 +47,7 @@ SPECS: list[CollectionSpec] = [
     backup_jobs.SPEC,
     copy_jobs.SPEC,
     restore_operator_roles.SPEC,
+    audit_items.SPEC,
 ]
 
 _specs_lock = threading.RLock()
@@ -108,7 +109,7 @@ class _Registry(Mapping[str, ResourceKind]):
 
     def __init__(self) -> None:
         self._settings: dict[int, SettingsKind] = {}
-        self._collections: dict[int, CollectionKind] = {}
+        self._collections: dict[int, tuple[CollectionSpec, ResourceKind]] = {}
         self._cached: tuple[tuple[Any, ...], dict[str, ResourceKind]] | None = None
 
     def _kinds(self) -> dict[str, ResourceKind]:
@@ -126,11 +127,12 @@ class _Registry(Mapping[str, ResourceKind]):
             kinds[spec.key] = kind
         for collection in collection_specs():
             made = self._collections.get(id(collection))
-            if made is None or made.spec is not collection:
+            if made is None or made[0] is not collection:
                 hooks = collection.hooks
-                made = self._collections[id(collection)] = hooks.kind(collection) if isinstance(hooks, MakesKind) \
-                    else CollectionKind(collection)
-            kinds[collection.key] = made
+                made = self._collections[id(collection)] = (collection, hooks.kind(collection)
+                                                            if isinstance(hooks, MakesKind)
+                                                            else CollectionKind(collection))
+            kinds[collection.key] = made[1]
         kinds.update((kind.name, kind) for kind in COLLECTIONS)
         self._cached = (now, kinds)
         return kinds

@@ -136,7 +136,9 @@ class CollectionSpec:
     values no two objects share where all are set (a repository's folder on one proxy), refused by the server.
     ``separate``: fields some versions keep as objects of their own collection (:class:`Separate`).
     ``shared_key``: the server does not keep keys unique (an encryption key's description is a hint, not a name),
-    so it holds a new object beside the old one of the same key: what ``create_before_destroy`` needs."""
+    so it holds a new object beside the old one of the same key: what ``create_before_destroy`` needs.
+    ``emulated``: False where the emulator serves the collection with handlers of its own rather than its generic
+    table (audit items: principals of an organization's directory, added and removed in bulk)."""
 
     key: str
     key_field: str
@@ -154,6 +156,7 @@ class CollectionSpec:
     shared_key: bool = False
     hooks: Any = None   # an object with optional capabilities (vboplan.kinds.hooks), checked with isinstance
     extra_paths: tuple[str, ...] = ()  # paths its hooks or kind call beyond the operations (a job's item lists)
+    emulated: bool = True
 
     @property
     def seed_key(self) -> str:

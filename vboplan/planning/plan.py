@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import msgspec
 
@@ -20,7 +20,7 @@ from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
 from vboplan.kinds import refs
 from vboplan.kinds.base import Basis, Write
-from vboplan.kinds.hooks import ConcealsLive, Declares, FollowsReplaces, Refers, Repoints, Uses
+from vboplan.kinds.hooks import ConcealsLive, Condenses, Declares, FollowsReplaces, Refers, Repoints, Uses
 from vboplan.kinds.lifecycle import marked
 from vboplan.kinds.registry import KINDS, capable
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift
@@ -558,14 +558,6 @@ def condensed(name: str, live: Any, changes: list[Change] | None = None) -> Any:
     makes of it, where it has one (keeping what ``changes`` refer to)."""
     kind = KINDS.get(name)
     return kind.condense(live, changes) if capable(kind, Condenses) else live
-
-
-@runtime_checkable
-class Condenses(Protocol):
-    """A kind whose live values a plan file keeps in a shorter form (many audit items by their count and digest)."""
-
-    def condense(self, live: Any, changes: list[Change] | None = None) -> Any:
-        """``live`` as a plan file keeps it, with whatever ``changes`` need to be derived again."""
 
 
 def basis(plan: Plan, name: str, live: dict[str, Any] | None = None, replaced: frozenset[str] = frozenset()) -> Basis:

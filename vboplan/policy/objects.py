@@ -2,9 +2,9 @@
 plain JSON data with every secret masked.
 
 A kind may say how it splits into objects (the :class:`HasPolicyObjects` capability) and which fields its objects
-have (:class:`HasPolicyFields`, for the check of rule files); otherwise a settings object is one object (or one per
-organization), audit items are one object per organization, and a named collection (a mapping from each object's
-key to its fields, as the contract defines collections) is one object per key.
+have (:class:`HasPolicyFields`, for the check of rule files; audit items and backup jobs do); otherwise a settings
+object is one object (or one per organization), and a named collection (a mapping from each object's key to its
+fields, as the contract defines collections) is one object per key.
 """
 
 from __future__ import annotations
@@ -59,13 +59,10 @@ def objects_of(name: str, kind: Any, desired: Any, live: Any) -> list[PolicyObje
     """The objects of kind ``name``."""
     if isinstance(kind, HasPolicyObjects):
         return kind.policy_objects(desired, live)
-    from vboplan.kinds.audit_items import AuditItemsKind
     from vboplan.kinds.settings import SettingsKind
 
     if isinstance(kind, SettingsKind):
         return _settings_objects(name, kind.per_organization, desired, live)
-    if isinstance(kind, AuditItemsKind):
-        return _audit_objects(name, desired, live)
     return _collection_objects(name, desired, live)
 
 
@@ -73,35 +70,10 @@ def _settings_objects(name: str, per_organization: bool, desired: Any, live: Any
     if not per_organization:
         return [PolicyObject(Address(name), masked(desired) if desired is not None else None,
                              masked(live) if isinstance(live, dict) else None)]
-    orgs = _keys(desired, live)
+    orgs = keys_of(desired, live)
     return [PolicyObject(Address(name).entry(org), masked((desired or {}).get(org)),
                          masked(((live or {}).get(org) or {}).get("values")) if isinstance(live, dict) else None)
             for org in orgs]
-
-
-def _audit_objects(name: str, desired: Any, live: Any) -> list[PolicyObject]:
-    organizations = live.get("organizations") if isinstance(live, dict) else None
-    orgs = _keys(desired, organizations)
-    result = []
-    for org in orgs:
-        held = (organizations or {}).get(org)
-        result.append(PolicyObject(Address(name).entry(org), masked((desired or {}).get(org)),
-                                   _audited(held) if isinstance(held, dict) else None))
-    return result
-
-
-def _audited(held: dict[str, Any]) -> dict[str, Any]:
-    """An organization's audit items as rules see them: the names of the audited users and groups, and how many
-    items there are (a plan keeps only the count and a digest of a long list, so the names are then absent)."""
-    items = held.get("items")
-    if not isinstance(items, list):
-        return {"count": held.get("item_count", 0)}
-    view: dict[str, Any] = {"count": len(items), "users": [], "groups": []}
-    for item in items:
-        key = {"User": "users", "Group": "groups"}.get(str(item.get("type")))
-        if key:
-            view[key].append(str(item.get("name") or ""))
-    return view
 
 
 def _collection_objects(name: str, desired: Any, live: Any) -> list[PolicyObject]:
@@ -110,10 +82,11 @@ def _collection_objects(name: str, desired: Any, live: Any) -> list[PolicyObject
     live_objects = live.get("objects", live) if isinstance(live, dict) else None
     return [PolicyObject(Address(name).entry(key), masked((desired or {}).get(key)),
                          masked(live_objects.get(key)) if isinstance(live_objects, dict) else None)
-            for key in _keys(desired, live_objects)]
+            for key in keys_of(desired, live_objects)]
 
 
-def _keys(*mappings: Any) -> list[str]:
+def keys_of(*mappings: Any) -> list[str]:
+    """The keys of ``mappings`` (those that are mappings), in order, each once."""
     keys: dict[str, None] = {}
     for mapping in mappings:
         if isinstance(mapping, dict):
@@ -138,7 +111,6 @@ def fields_of(kind: Any) -> set[str] | None:
 def _fields_of(kind: Any) -> set[str] | None:
     if isinstance(kind, HasPolicyFields):
         return kind.policy_fields()
-    from vboplan.kinds.audit_items import AuditItemsKind
     from vboplan.kinds.settings import SettingsKind
 
     if isinstance(kind, SettingsKind):
@@ -147,6 +119,4 @@ def _fields_of(kind: Any) -> set[str] | None:
             writable, readable, _ = kind.spec.fields(version)
             names |= set(writable) | readable
         return names
-    if isinstance(kind, AuditItemsKind):
-        return {"users", "groups", "count"}
     return None

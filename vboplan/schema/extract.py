@@ -59,14 +59,12 @@ def _strip(node: Any, names: bool = False) -> Any:
 
 def wanted() -> list[str]:
     """The path patterns to keep: :data:`WANTED`, each settings object's paths in any version and each collection's
-    operations, and the paths of each kind that describes itself (audit items)."""
+    operations."""
     from vboplan.kinds.catalog import settings
-    from vboplan.kinds.hooks import Describes
-    from vboplan.kinds.registry import COLLECTIONS, collection_specs
+    from vboplan.kinds.registry import collection_specs
 
     paths = sorted({endpoint.path for spec in settings() for endpoint in spec.endpoints.values()})
-    operations = sorted({path for spec in collection_specs() for path in spec.paths()}
-                        | {path for kind in COLLECTIONS if isinstance(kind, Describes) for path in kind.paths()})
+    operations = sorted({path for spec in collection_specs() for path in spec.paths()})
     return WANTED + [re.escape(path) + "(/.*)?" for path in paths] + [re.escape(path) for path in operations]
 
 
