@@ -164,12 +164,22 @@ class LocalBackend(Backend):
             return None
         return parse_info(stored.text) if stored else None
 
+    def _holder_info(self, key: str) -> dict[str, Any] | None:
+        """The info of the run holding the busy lock ``key``; raises LockBusy when there is none to name: empty, or
+        left by a run that has ended (the run that took the lock over has yet to write its own)."""
+        holder = self._read_info(key)
+        if holder is None:
+            raise LockBusy(None, f"its lock info {self.location(self._info_key(key))} is empty or unreadable (the "
+                                 "run may be starting)")
+        if _ended(holder):
+            raise LockBusy(None, f"its lock info {self.location(self._info_key(key))} is still that of a run that has "
+                                 f"ended (pid {holder.get('pid')}): the run that holds it now is starting")
+        return holder
+
     def acquire(self, key: str, info: dict[str, Any]) -> Held:
         lock = self._os_lock(key)
         if not self._try(lock):
-            holder = self._read_info(key)
-            raise LockBusy(holder, "" if holder else f"its lock info {self.location(self._info_key(key))} is empty "
-                                                     "or unreadable (the run may be starting)")
+            raise LockBusy(self._holder_info(key))
         tighten(self.path(key), 0o600)  # created 0600 less the umask: an odd umask must not leave it unreadable
         held = Held(info["id"], info, lock)
         left = self._read_info(key)
@@ -197,10 +207,7 @@ class LocalBackend(Backend):
         if self._try(probe):
             probe.release()
             return None  # any info left beside it is from a run that is gone
-        info = self._read_info(key)
-        if info is None:
-            raise LockBusy(None, f"its lock info {self.location(self._info_key(key))} is empty or unreadable")
-        return info
+        return self._holder_info(key)
 
     def holder_seen_by(self, key: str, held: Held) -> dict[str, Any] | None:
         # This process holds the operating-system lock it took (probing it from here would only find it taken);
@@ -218,6 +225,10 @@ class LocalBackend(Backend):
                 raise StateError(f"it is held by a running process whose lock info "
                                  f"{self.location(self._info_key(key))} is empty or unreadable, so no lock id can be "
                                  "checked; wait for that run to end or stop it (its lock ends with it)")
+            if not free and _ended(info):
+                raise StateError(f"it is held by a running process that has yet to write its lock info (the info "
+                                 f"{self.location(self._info_key(key))} is still that of pid {info.get('pid')}, "
+                                 "which has ended); wait for that run to end or stop it (its lock ends with it)")
             if info.get("id") != lock_id:
                 raise StateError(f"lock id {lock_id} is not the id of its lock ({info.get('id')}, held by "
                                  f"{info.get('who')}); nothing was changed")
@@ -237,6 +248,24 @@ class LocalBackend(Backend):
         finally:
             if free:
                 probe.release()
+
+
+def _ended(info: dict[str, Any]) -> bool:
+    """Whether ``info`` names a process of this machine that is no longer running (POSIX only: elsewhere nothing is
+    known, and the info is taken as it says)."""
+    import socket
+
+    pid, probe = info.get("pid"), getattr(os, "kill", None)
+    if os.name == "nt" or probe is None or not isinstance(pid, int) or pid <= 0 \
+            or info.get("host") != socket.gethostname():
+        return False
+    try:
+        probe(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # running, as another user
+    return False
 
 
 def _dump(info: dict[str, Any]) -> str:
