@@ -307,3 +307,147 @@ def test_a_busy_lock_is_not_reported_as_held_by_a_run_that_was_killed(project: P
     assert "environment 'dev' is locked" in errors[0], errors
     assert left["id"] not in errors[0] and "locked by" not in errors[0], errors
     assert f"still that of a run that has ended (pid {left['pid']})" in errors[0], errors
+
+
+# -- secrets: the API password and every secret() (attack 4) ---------------------------------------------------------
+
+# Distinctive values, each planted once; '+', '/', '&' and '%' so that URL-encoded and JSON-escaped forms differ.
+PLANTED = {
+    "API": "Zq8+api/Review&77%31",
+    "SMTP_PASSWORD": "Wv3/smtp+Review&44%19",
+    "S3_SECRET_KEY": "Pk2&cloud/Review+99%83",
+    "REVIEW_KEY_PASSWORD": "Ek5%key+Review/22&10",
+    "REPO_NOTE": "Dx4+note&Review/55%61",
+}
+ROTATED = {"SMTP_PASSWORD": "Rt7/smtp&Rotated+01%23", "S3_SECRET_KEY": "Rt8+cloud%Rotated/45&67"}
+WRONG_API = "Wr0ng/api+Review&00%00"
+SECRET_TEMPLATE = """\
+cloud_accounts:
+  akiahostile01: {accountType: amazonS3Account, description: review account, password: {{ secret("S3_SECRET_KEY") }}}
+encryption_keys:
+  Review key: {password: {{ secret("REVIEW_KEY_PASSWORD") }}}
+backup_repositories:
+  Repo R:
+    proxy: proxy01.contoso.local
+    path: 'D:\\\\R'
+    retentionType: ItemLevel
+    encryptionKey: Review key
+    description: {{ secret("REPO_NOTE") }}
+"""
+
+
+def _forms(value: str) -> set[str]:
+    """The spellings a file or a log line could hold ``value`` in."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    forms = {value, value.lower(), value.upper(), quote(value, safe=""), quote_plus(value),
+             json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=True)[1:-1], value.replace("/", "\\/"),
+             base64.b64encode(value.encode()).decode()}
+    return forms | {f.lower() for f in forms}
+
+
+def _leaks(text: str, secrets: list[str]) -> list[str]:
+    return [f"{secret!r} as {form!r}" for secret in secrets for form in _forms(secret) if form in text]
+
+
+@POSIX_ONLY
+def test_no_secret_anywhere(tmp_path: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted API password and secret() values through every command (every output format, -v and -vv), an
+    approved apply, an apply SIGKILLed mid-write (journal and lock info left), the next commands reading them, a
+    rotation, a wrong API password and an import: in no output, and in no file under the test's tmp, which holds the
+    project and, for these runs, the temporary folder (TMPDIR)."""
+    import tempfile
+
+    from conftest import signer_line
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    seed = {**SEED, "credentials": [{"username": "admin", "password": PLANTED["API"]}],
+            "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}]}
+    outputs: list[str] = []
+    files: dict[str, str] = {}  # every file under tmp_path, as it was at each look (the journal is gone at the end)
+
+    def look() -> None:
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                files[f"{path} ({len(files)})"] = path.read_bytes().decode("utf-8", errors="replace")
+
+    with gated_emulator(seed) as gate:
+        project = ProjectDir(tmp_path / "project")
+        project.keys = keys
+        project.write("vboplan.yaml", f"""\
+templates: ["templates/*.yaml.j2"]
+environments:
+  dev:
+    server: {gate.url}
+    username: admin
+    password_env: VBO_TEST_PASSWORD
+    var_files: [environments/dev.yaml]
+    approvals: {{required: 2, allowed_signers: approvers/dev.allowed_signers}}
+""")
+        project.write("approvers/dev.allowed_signers",
+                      "\n".join(signer_line(keys, name) for name in ("alice", "bob", "ann")) + "\n")
+        project.write("templates/audit.yaml.j2", __import__("conftest").AUDIT_TEMPLATE)
+        project.write("templates/objects.yaml.j2", SECRET_TEMPLATE)
+        project.write("environments/dev.yaml", "domain: dev.contoso.com\nsmtp: {host: smtp.dev.local, port: 587}\n")
+        monkeypatch.setenv("VBO_TEST_PASSWORD", PLANTED["API"])
+        monkeypatch.setenv("VBOPLAN_USER", "ann")
+        monkeypatch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
+        for name, value in PLANTED.items():
+            monkeypatch.setenv(name, value)
+
+        def run(*args: str, codes: tuple[int, ...] = (0, 2)) -> str:
+            result = project.run(*args)
+            assert result.exit_code in codes, result.output
+            outputs.append(result.output)
+            return result.output
+
+        first = project.root / "plans" / "first.json"
+        run("-vv", "plan", "--env", "dev", "--out", str(first))
+        for form in ("table", "markdown", "json", "html"):
+            run("-v", "plan", "--env", "dev", "--format", form)
+            run("show", "--requests", "--format", form, str(first))
+        run("render", "--env", "dev")
+        run("render", "--env", "dev", "--format", "json")
+        run("validate", "--env", "dev")
+        for person in ("alice", "bob"):
+            run("approve", str(first), "--key", str(keys[person]), "--ticket", "CHG-21", "--comment", "ok")
+        run("-vv", "apply", str(first))
+        run("-vv", "plan", "--env", "dev", "--detailed-exitcode")
+        # A rotation, applied in a process SIGKILLed while the server holds its first write.
+        for name, value in ROTATED.items():
+            monkeypatch.setenv(name, value)
+        rotation = project.root / "plans" / "rotation.json"
+        run("-v", "plan", "--env", "dev", "--out", str(rotation))
+        for person in ("alice", "bob"):
+            run("approve", str(rotation), "--key", str(keys[person]))
+        gate.hold("rotating", lambda method, path: method in ("PUT", "POST") and "/token" not in path)
+        killed = Forked(["-C", str(project.root), "-vv", "apply", str(rotation)], dict(os.environ), tmp_path, "killed")
+        assert gate.arrived("rotating")
+        _kill(killed)
+        assert (project.root / STATE / "dev.journal.json").exists()
+        assert (project.root / STATE / "dev.lock.json").exists()
+        look()
+        run("-vv", "plan", "--env", "dev")
+        run("-v", "state", "show", "--env", "dev")
+        run("state", "show", "--env", "dev", "--format", "json")
+        run("state", "list", "--env", "dev")
+        run("-vv", "apply", str(rotation), codes=(0, 1))
+        run("-vv", "plan", "--env", "dev", "--detailed-exitcode", codes=(0, 1, 2))
+        run("-v", "import", "--env", "dev", "--dry-run", codes=(0, 1, 2))
+        monkeypatch.setenv("VBO_TEST_PASSWORD", WRONG_API)
+        run("-vv", "plan", "--env", "dev", codes=(1,))
+        gate.release_all()
+    secrets = [*PLANTED.values(), *ROTATED.values(), WRONG_API]
+    found = [f"output {n}: {leak}" for n, text in enumerate(outputs) for leak in _leaks(text, secrets)]
+    look()
+    found += [f"{name}: {leak}" for name, text in files.items() for leak in _leaks(text, secrets)]
+    assert not found, found
+    # What was looked at holds what the secrets went through: a journal of the killed apply (with the hash of
+    # the rotated password), its lock info, its -vv log, the plan files with their approvals.
+    looked = {Path(name.rsplit(" (", 1)[0]).name for name in files}
+    assert {"dev.journal.json", "dev.lock.json", "killed.err", "rotation.json", "dev.json", "dev.json.bak"} <= looked
+
