@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -451,3 +452,176 @@ environments:
     looked = {Path(name.rsplit(" (", 1)[0]).name for name in files}
     assert {"dev.journal.json", "dev.lock.json", "killed.err", "rotation.json", "dev.json", "dev.json.bak"} <= looked
 
+
+
+# -- references, prevent_destroy, --target/--exclude (attack 5) -------------------------------------------------------
+
+ORG = "contoso.onmicrosoft.com"
+COLLECTION_SEED: dict[str, Any] = {
+    **SEED,
+    "proxies": [{"hostName": "proxy01.contoso.local", "port": 9193, "description": ""}],
+    "cloud_accounts": [{"userName": "akiaexample01", "accountType": "amazonS3Account"}],
+}
+COLLECTIONS = """\
+backup_repositories:
+  Repo EU: {proxy: proxy01.contoso.local, path: 'D:\\EU', retentionType: ItemLevel}
+  Repo US: {proxy: proxy01.contoso.local, path: 'D:\\US', retentionType: ItemLevel}
+EXTRAbackup_jobs:
+  Board mail:
+    organization: contoso.onmicrosoft.com
+    repository: Repo EU
+    backupType: SelectedItems
+    selectedItems: [{user: ceo@contoso.com, mailbox: true}]
+JOBSlifecycle:
+  'backup_repositories["Repo EU"]': {prevent_destroy: true}
+  'backup_jobs["Board mail"]': {prevent_destroy: true}
+RULES"""
+
+
+class Review:
+    """One server (over real HTTP, every write it answers recorded) and a project whose dev environment needs two
+    approvals, with a baseline applied: two repositories and a job, the job and one repository protected."""
+
+    def __init__(self, project: ProjectDir, writes: list[tuple[str, str]], http: Any) -> None:
+        self.project, self.writes, self.http = project, writes, http
+
+    def templates(self, extra: str = "", jobs: str = "", rules: str = "", text: str | None = None) -> None:
+        self.project.write("templates/objects.yaml.j2", text if text is not None else
+                           COLLECTIONS.replace("EXTRA", extra).replace("JOBS", jobs).replace("RULES", rules))
+
+    def plan(self, name: str, *args: str, code: tuple[int, ...] = (0,)) -> Path:
+        path = self.project.root / "plans" / f"{name}.json"
+        path.unlink(missing_ok=True)
+        planned = self.project.run("plan", "--env", "dev", "--out", str(path), *args)
+        assert planned.exit_code in code, planned.output
+        return path
+
+    def approve(self, path: Path, *who: str) -> None:
+        for person in who or ("alice", "bob"):
+            approved = self.project.run("approve", str(path), "--key", str(self.project.keys[person]))
+            assert approved.exit_code == 0, approved.output
+
+    def refused(self, path: Path, *fragments: str) -> str:
+        before = len(self.writes)
+        result = self.project.run("apply", str(path))
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert result.exit_code == 1 and len(errors) == 1, result.output
+        assert "Traceback" not in result.output
+        for fragment in fragments:
+            assert fragment in result.stderr, result.stderr
+        assert self.writes[before:] == [], f"a refused plan reached the server: {self.writes[before:]}"
+        return result.stderr
+
+    def names(self, path: str) -> list[str]:
+        return sorted(o.get("name") or o.get("hostName") or o.get("userName") for o in
+                      self.http.get(f"/v8/{path}").json()["results"])
+
+
+@contextmanager
+def _serving(folder: Path, keys: dict[str, Path]) -> Iterator[Review]:
+    """A fresh server and project (see :class:`Review`), the baseline applied."""
+    from conftest import api_client, signer_line
+
+    from vboplan.emulator import Emulator, Store, start
+
+    writes: list[tuple[str, str]] = []
+    app = Emulator(Store.from_data(COLLECTION_SEED))
+    app.answered = lambda method, path, status, started, finished: writes.append((method, path)) \
+        if method not in ("GET", "HEAD") and "/token" not in path else None
+    server = start(app)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VBO_TEST_PASSWORD", API_SECRET)
+        patch.setenv("VBOPLAN_USER", "ann")
+        patch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
+        project = ProjectDir(folder / "project")
+        project.keys = keys
+        project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n"
+                                      f"    server: {server.url}\n    username: admin\n"
+                                      "    password_env: VBO_TEST_PASSWORD\n    var_files: [environments/dev.yaml]\n"
+                                      "    approvals: {required: 2, allowed_signers: approvers/dev.allowed_signers}\n")
+        project.write("environments/dev.yaml", "{}\n")
+        project.write("approvers/dev.allowed_signers",
+                      "\n".join(signer_line(keys, name) for name in ("alice", "bob", "carol", "ann")) + "\n")
+        state = Review(project, writes, api_client(server.url, "v8"))
+        state.templates()
+        baseline = state.plan("baseline")
+        state.approve(baseline)
+        applied = project.run("apply", str(baseline))
+        assert applied.exit_code == 0, applied.output
+        try:
+            yield state
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def review(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> Iterator[Review]:
+    """Shared by the attacks that are refused (the baseline stays as it was)."""
+    with _serving(tmp_path_factory.mktemp("review"), keys) as state:
+        yield state
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, keys: dict[str, Path]) -> Iterator[Review]:
+    """A server of its own, for an attack that may get through."""
+    with _serving(tmp_path, keys) as state:
+        yield state
+
+
+def _row(document: dict[str, Any], address: str) -> dict[str, Any]:
+    return next(r for r in document["changes"] if r["address"] == address)
+
+
+def _resealed(review: Review, path: Path, document: dict[str, Any]) -> None:
+    from conftest import reseal
+
+    reseal(path, document, review.project.keys["ann"])
+
+
+def test_a_reference_nothing_holds_is_refused_before_anything_is_sent(review: Review) -> None:
+    """Two new repositories; the author points the second's proxy at a host the server does not have (nor the
+    plan's recorded live values, nor any create of the plan), then has it approved. Apply refuses it naming the
+    change and the reference before sending anything (it used to create the first repository, then fail on the
+    second); show --requests refuses it alike. A template naming such a proxy is refused at plan, with its file."""
+    review.templates(extra="  Repo A: {proxy: proxy01.contoso.local, path: 'D:\\A', retentionType: ItemLevel}\n"
+                           "  Repo N: {proxy: proxy01.contoso.local, path: 'D:\\N', retentionType: ItemLevel}\n")
+    try:
+        path = review.plan("phantom")
+        document = json.loads(path.read_text())
+        row = _row(document, 'backup_repositories["Repo N"]')
+        row["after"]["proxy"] = 'backup_proxies["proxy02.contoso.local"]'
+        _resealed(review, path, document)
+        review.approve(path)
+        review.refused(path, f"{row['id']} (backup_repositories[\"Repo N\"]) refers to "
+                             'backup_proxies["proxy02.contoso.local"], which the server did not hold')
+        shown = review.project.run("show", "--requests", str(path))
+        assert shown.exit_code == 1 and "proxy02.contoso.local" in shown.stderr, shown.output
+        assert review.names("BackupRepositories") == ["Repo EU", "Repo US"]
+        review.templates(extra="  Repo N: {proxy: proxy02.contoso.local, path: 'D:\\N', retentionType: ItemLevel}\n")
+        planned = review.project.run("plan", "--env", "dev")
+        assert planned.exit_code == 1 and "templates/objects.yaml.j2" in planned.stderr, planned.output
+        assert "proxy02.contoso.local" in planned.stderr and "Traceback" not in planned.output, planned.output
+    finally:
+        review.templates()
+
+
+def test_a_create_that_needs_an_unapproved_create_is_refused_before_anything_is_sent(review: Review) -> None:
+    """A new repository and a new job on it; the approvers approve only the job's rows (and a change elsewhere).
+    The job cannot be created without the repository: refused before anything is sent, naming the job's change."""
+    job = ("  New mail:\n    organization: contoso.onmicrosoft.com\n    repository: Repo C\n"
+           "    backupType: EntireOrganization\n")
+    review.templates(extra="  Repo C: {proxy: proxy01.contoso.local, path: 'D:\\C', retentionType: ItemLevel}\n",
+                     jobs=job)
+    try:
+        path = review.plan("unapproved")
+        document = json.loads(path.read_text())
+        ids = [r["id"] for r in document["changes"] if r["address"].startswith('backup_jobs["New mail"]')]
+        assert ids and len(ids) < len(document["changes"]), document["changes"]
+        for person in ("alice", "bob"):
+            approved = review.project.run("approve", str(path), "--key", str(review.project.keys[person]),
+                                          *[a for i in ids for a in ("--change", i)])
+            assert approved.exit_code == 0, approved.output
+        review.refused(path, ids[0], 'backup_repositories["Repo C"]', "which this apply does not create")
+        assert "New mail" not in [j["name"] for j in review.http.get("/v8/Jobs").json()["results"]]
+    finally:
+        review.templates()

@@ -19,7 +19,7 @@ from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, ProjectError
 from vboplan.jsontext import Encodings, canonical_digest, document_chunks, document_text
 from vboplan.kinds import refs
-from vboplan.kinds.base import Basis, Write
+from vboplan.kinds.base import AfterApply, Basis, Write
 from vboplan.kinds.hooks import ConcealsLive, Condenses, Declares, FollowsReplaces, Refers, Repoints, Uses
 from vboplan.kinds.lifecycle import marked
 from vboplan.kinds.registry import KINDS, capable
@@ -621,7 +621,42 @@ def ordered_writes(plan: Plan, changes: list[Change]) -> list[Write]:
         writes += [w for w in halves.get(name, []) if _removes(w) and _before_destroy(w)]
         mine = [c for c in rest if c.kind == name and c.action == "delete"]
         writes += KINDS[name].writes(basis(plan, name, replaced=replaced), mine) if mine else []
+    _check_assigned(writes)
     return writes
+
+
+def _check_assigned(writes: list[Write]) -> None:
+    """Refuse ``writes`` when a request uses the id of an object no earlier write creates: a reference by name to
+    something neither the recorded live values hold nor the apply creates (a row naming another object, or whose
+    create is left out of the approvals). Refused before anything is sent, not when that request comes up."""
+    known: set[str] = set()
+    for write in writes:
+        for request in write.requests:
+            missing = next((v.address for v in _assigned_ids(request.ids, request.body) if v.address not in known),
+                           None)
+            if missing is not None:
+                rows = ", ".join(f"{c.id} ({c.address})" for c in write.changes)
+                raise PlanError(f"{rows} refers to {missing}, which the server did not hold when the plan was made "
+                                "and which this apply does not create (the plan file was edited, or its create is "
+                                "not approved); run 'vboplan plan' again")
+            if request.assigns:
+                known.add(str(request.assigns))
+        known.update(str(a) for a in write.learns)
+
+
+def _assigned_ids(*values: Any) -> list[AfterApply]:
+    """Every :class:`AfterApply` in ``values`` (request paths' ids and bodies), at any depth."""
+    found: list[AfterApply] = []
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, AfterApply):
+            found.append(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return found
 
 
 def _before_destroy(write: Write) -> bool:
