@@ -264,8 +264,6 @@ def test_a_kill_during_the_apply_that_recovers_an_earlier_one(project: ProjectDi
 
 
 @POSIX_ONLY
-@pytest.mark.xfail(strict=True, reason="finding 1 (attack-findings.md): apply checks a saved plan's freshness against "
-                                       "the snapshot read before it folds an interrupted apply's journal")
 def test_an_approved_plan_is_not_applied_again_once_its_interrupted_apply_is_recovered(
         project: ProjectDir, gate: Gate, monkeypatch: pytest.MonkeyPatch) -> None:
     """A password rotation (write-only: no read of the server shows it landed), approved, applied in a process
