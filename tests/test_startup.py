@@ -152,8 +152,10 @@ def test_a_command_ends_its_process_with_its_files_and_output_complete(project: 
 def test_with_another_thread_running_the_exit_is_the_normal_one(project: ProjectDir) -> None:
     """A thread that is not a daemon still running when the command ends: the interpreter waits for it, as always."""
     late = project.root / "late.txt"
-    prelude = ("import threading, time\n"
-               f"def _late():\n    time.sleep(0.5)\n    open({str(late)!r}, 'w').write('done')\n"
+    # The thread runs until the interpreter's shutdown lets it end (threading's own exit hooks run before it joins
+    # the threads that are not daemons), so it is still running when the command ends, however loaded the machine.
+    prelude = ("import threading\n_end = threading.Event()\nthreading._register_atexit(_end.set)\n"
+               f"def _late():\n    _end.wait(120)\n    open({str(late)!r}, 'w').write('done')\n"
                "threading.Thread(target=_late).start()\n")
     result = _run_entry(project, "plan", "--env", "nowhere", prelude=prelude)
     assert result.returncode == 1 and "nowhere" in result.stderr
