@@ -623,3 +623,103 @@ def test_a_create_that_needs_an_unapproved_create_is_refused_before_anything_is_
         assert "New mail" not in [j["name"] for j in review.http.get("/v8/Jobs").json()["results"]]
     finally:
         review.templates()
+
+
+def _without_repo_eu(rule: str = 'backup_repositories["Repo EU"]', job_rule: str = 'backup_jobs["Board mail"]') -> str:
+    """The templates with Repo EU dropped (the job moved to Repo US), its prevent_destroy rule kept as ``rule``."""
+    text = COLLECTIONS.replace("EXTRA", "").replace("JOBS", "").replace("RULES", "")
+    text = "".join(line for line in text.splitlines(True) if not line.startswith("  Repo EU:"))
+    return text.replace("repository: Repo EU", "repository: Repo US").replace(
+        "'backup_repositories[\"Repo EU\"]'", f"'{rule}'").replace("'backup_jobs[\"Board mail\"]'", f"'{job_rule}'")
+
+
+LIFECYCLE_CASE = ("finding 4 (attack-findings.md): apply's lifecycle check (kinds/lifecycle.py refusals) looks a delete's "
+                  "rule up by the exact address text, while names compare case-insensitively and a job's key may be "
+                  "ORGANIZATION/NAME")
+
+
+@pytest.mark.xfail(strict=True, reason=LIFECYCLE_CASE)
+def test_prevent_destroy_holds_whatever_case_its_rule_is_written_in(fresh: Review) -> None:
+    """The unlucky operator: the rule names 'repo eu' (the server compares names case-insensitively, and so does
+    every other lifecycle lookup); the templates drop Repo EU. The approved plan must still be refused."""
+    fresh.templates(text=_without_repo_eu('backup_repositories["repo eu"]'))
+    path = fresh.plan("case")
+    fresh.approve(path)
+    fresh.refused(path, "prevent_destroy")
+    assert "Repo EU" in fresh.names("BackupRepositories")
+
+
+@pytest.mark.xfail(strict=True, reason=LIFECYCLE_CASE)
+def test_a_delete_row_readdressed_in_another_case_cannot_pass_prevent_destroy(fresh: Review) -> None:
+    """The hostile author: a plan of a job edit, with a delete row of the protected repository added under
+    'REPO EU' (which the derivation takes for Repo EU, as the server would), resealed and approved."""
+    from vboplan.planning.plan import change_id
+
+    text = COLLECTIONS.replace("EXTRA", "").replace("JOBS", "").replace("RULES", "")
+    fresh.templates(text=text.replace("repository: Repo EU", "repository: Repo US"))
+    path = fresh.plan("readdressed")
+    document = json.loads(path.read_text())
+    live = document["live"]["backup_repositories"]["objects"]["Repo EU"]
+    address = 'backup_repositories["REPO EU"]'
+    document["changes"].append({
+        "id": change_id(address), "address": address, "action": "delete", "kind": "backup_repositories",
+        "before": {"path": "D:\\EU", "proxy": 'backup_proxies["proxy01.contoso.local"]', "retentionType": "ItemLevel"},
+        "after": None, "sensitive": False, "detail": {"key": "REPO EU", "id": live["id"]}})
+    _resealed(fresh, path, document)
+    fresh.approve(path)
+    fresh.refused(path, change_id(address), "prevent_destroy")
+    assert "Repo EU" in fresh.names("BackupRepositories")
+
+
+@pytest.mark.xfail(strict=True, reason=LIFECYCLE_CASE)
+def test_prevent_destroy_of_a_job_keyed_by_organization_and_name_holds(fresh: Review) -> None:
+    """The rule keys the job as templates may ('contoso.onmicrosoft.com/Board mail'); the job is dropped from the
+    templates, so the plan deletes it by its bare name. The approved plan must still be refused."""
+    text = COLLECTIONS.replace("EXTRA", "").replace("JOBS", "").replace("RULES", "")
+    text = text[:text.index("backup_jobs:")] + "backup_jobs: {}\n" + text[text.index("lifecycle:"):]
+    fresh.templates(text=text.replace("'backup_jobs[\"Board mail\"]'",
+                                      "'backup_jobs[\"contoso.onmicrosoft.com/Board mail\"]'"))
+    path = fresh.plan("job")
+    fresh.approve(path)
+    fresh.refused(path, "prevent_destroy")
+    assert [j["name"] for j in fresh.http.get("/v8/Jobs").json()["results"]] == ["Board mail"]
+
+
+def test_prevent_destroy_holds_through_target_exclude_rename_and_an_added_row(review: Review) -> None:
+    """Regression: the protected repository's delete reached by --target, by --exclude of what else changes, by a
+    rename in the templates, and by a delete row the author adds to an innocent plan: every approved plan refused at
+    apply naming the change and prevent_destroy; nothing sent."""
+    from vboplan.planning.plan import change_id
+
+    try:
+        review.templates(text=_without_repo_eu())
+        for name, args in (("target", ("--target", 'backup_repositories["Repo EU"]')),
+                           ("exclude", ("--exclude", "backup_jobs"))):
+            path = review.plan(name, *args)
+            delete = _row(json.loads(path.read_text()), 'backup_repositories["Repo EU"]')
+            assert delete["action"] == "delete", delete
+            review.approve(path)
+            review.refused(path, delete["id"], "prevent_destroy")
+        text = COLLECTIONS.replace("EXTRA", "").replace("JOBS", "").replace("RULES", "")
+        review.templates(text=text.replace("  Repo EU:", "  Repo Europe:").replace("repository: Repo EU",
+                                                                                  "repository: Repo Europe"))
+        path = review.plan("rename")
+        assert 'backup_repositories["Repo Europe"]' in [r["address"] for r in json.loads(path.read_text())["changes"]]
+        review.approve(path)
+        review.refused(path, change_id('backup_repositories["Repo EU"]'), "prevent_destroy")
+        review.templates(text=text.replace("repository: Repo EU", "repository: Repo US"))
+        path = review.plan("added")
+        document = json.loads(path.read_text())
+        live = document["live"]["backup_repositories"]["objects"]["Repo EU"]
+        address = 'backup_repositories["Repo EU"]'
+        document["changes"].append({
+            "id": change_id(address), "address": address, "action": "delete", "kind": "backup_repositories",
+            "before": {"path": "D:\\EU", "proxy": 'backup_proxies["proxy01.contoso.local"]',
+                       "retentionType": "ItemLevel"},
+            "after": None, "sensitive": False, "detail": {"key": "Repo EU", "id": live["id"]}})
+        _resealed(review, path, document)
+        review.approve(path)
+        review.refused(path, change_id(address), "prevent_destroy")
+        assert review.names("BackupRepositories") == ["Repo EU", "Repo US"]
+    finally:
+        review.templates()
