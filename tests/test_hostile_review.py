@@ -723,3 +723,70 @@ def test_prevent_destroy_holds_through_target_exclude_rename_and_an_added_row(re
         assert review.names("BackupRepositories") == ["Repo EU", "Repo US"]
     finally:
         review.templates()
+
+
+# -- rows edited, or the plan re-signed, after approval (attack 1) ---------------------------------------------------
+
+def test_a_plan_edited_or_re_signed_after_it_was_approved_is_refused(review: Review) -> None:
+    """An approved plan of a new repository, then changed by its author: a row's value edited, the file edited
+    without resealing, re-signed as its author later (same rows), or re-signed by another listed key.
+    Each apply is refused naming the approvals or the signature; nothing is sent."""
+    import copy
+    from datetime import datetime, timedelta, timezone
+
+    review.templates(extra="  Repo P: {proxy: proxy01.contoso.local, path: 'D:\\\\P', retentionType: ItemLevel}\n")
+    try:
+        path = review.plan("approved")
+        review.approve(path)
+        approved = json.loads(path.read_text())
+        row = _row(approved, 'backup_repositories["Repo P"]')
+        hostile = path.with_name("hostile.json")
+
+        def attempt(edit: Any, *fragments: str, reseal: bool = True, key: str = "ann") -> None:
+            from conftest import reseal as seal
+
+            document = copy.deepcopy(approved)
+            edit(document)
+            if reseal:
+                seal(hostile, document, review.project.keys[key])
+            else:
+                hostile.write_text(json.dumps(document, indent=2))
+            review.refused(hostile, *fragments)
+
+        attempt(lambda d: _row(d, row["address"])["after"].update(path="D:\\Elsewhere"),
+                "approval 1 by alice", "approval 2 by bob", "edited after it was approved")
+        attempt(lambda d: _row(d, row["address"])["after"].update(path="D:\\Elsewhere"),
+                "altered after planning", reseal=False)
+        later = (datetime.now(timezone.utc) + timedelta(seconds=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        attempt(lambda d: d["author_signature"]["statement"].update(at=later), "before the author signed the plan")
+        attempt(lambda d: None, "approval 1 by alice", key="carol")
+        assert review.names("BackupRepositories") == ["Repo EU", "Repo US"]
+    finally:
+        review.templates()
+
+
+@pytest.mark.xfail(strict=True, reason="finding 5 (attack-findings.md): a plan whose every approval fails verification "
+                                       "applies when no change is left, and is recorded as the environment's last apply")
+def test_an_approved_plan_with_its_rows_dropped_is_refused(review: Review) -> None:
+    """The author drops the only row of an approved plan and reseals it: no approval verifies any more. Apply must
+    refuse it (an approval fails verification: the plan was edited) and leave the snapshot as it was, rather than
+    record an unapproved plan as the last apply (which makes every approved plan made before it stale)."""
+    import copy
+
+    from conftest import reseal
+
+    review.templates(extra="  Repo P: {proxy: proxy01.contoso.local, path: 'D:\\\\P', retentionType: ItemLevel}\n")
+    try:
+        path = review.plan("emptied")
+        review.approve(path)
+        document = copy.deepcopy(json.loads(path.read_text()))
+        document["changes"] = []
+        hostile = path.with_name("emptied-hostile.json")
+        reseal(hostile, document, review.project.keys["ann"])
+        state = review.project.root / STATE / "dev.json"
+        before = state.read_text()
+        result = review.project.run("apply", str(hostile))
+        assert state.read_text() == before, "the edited, unapproved plan was recorded as an apply"
+        assert result.exit_code == 1 and "approval 1 by alice" in result.stderr, result.output
+    finally:
+        review.templates()
