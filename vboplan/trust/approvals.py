@@ -560,6 +560,11 @@ def clear(plan: Plan, policy: ApprovalPolicy, moment: datetime | None = None,
         result.approved = list(plan.changes)
         return result
     good = [v for v in result.verdicts if v.ok]
+    if not plan.changes and problems and not good:
+        # Nothing left to send and no approval of it verifies (its rows were dropped after they were approved):
+        # refused, not recorded as an apply that nobody approved.
+        raise ApprovalError(f"the plan for '{plan.environment}' is refused: it has no change left and none of its "
+                            "approvals verifies:\n" + "\n".join(f"  - {x}" for x in problems))
     partial = []
     for change in plan.changes:
         mine = [v for v in good if change.id in v.changes]
