@@ -633,12 +633,6 @@ def _without_repo_eu(rule: str = 'backup_repositories["Repo EU"]', job_rule: str
         "'backup_repositories[\"Repo EU\"]'", f"'{rule}'").replace("'backup_jobs[\"Board mail\"]'", f"'{job_rule}'")
 
 
-LIFECYCLE_CASE = ("finding 4 (attack-findings.md): apply's lifecycle check (kinds/lifecycle.py refusals) looks a delete's "
-                  "rule up by the exact address text, while names compare case-insensitively and a job's key may be "
-                  "ORGANIZATION/NAME")
-
-
-@pytest.mark.xfail(strict=True, reason=LIFECYCLE_CASE)
 def test_prevent_destroy_holds_whatever_case_its_rule_is_written_in(fresh: Review) -> None:
     """The unlucky operator: the rule names 'repo eu' (the server compares names case-insensitively, and so does
     every other lifecycle lookup); the templates drop Repo EU. The approved plan must still be refused."""
@@ -649,7 +643,6 @@ def test_prevent_destroy_holds_whatever_case_its_rule_is_written_in(fresh: Revie
     assert "Repo EU" in fresh.names("BackupRepositories")
 
 
-@pytest.mark.xfail(strict=True, reason=LIFECYCLE_CASE)
 def test_a_delete_row_readdressed_in_another_case_cannot_pass_prevent_destroy(fresh: Review) -> None:
     """The hostile author: a plan of a job edit, with a delete row of the protected repository added under
     'REPO EU' (which the derivation takes for Repo EU, as the server would), resealed and approved."""
@@ -671,7 +664,6 @@ def test_a_delete_row_readdressed_in_another_case_cannot_pass_prevent_destroy(fr
     assert "Repo EU" in fresh.names("BackupRepositories")
 
 
-@pytest.mark.xfail(strict=True, reason=LIFECYCLE_CASE)
 def test_prevent_destroy_of_a_job_keyed_by_organization_and_name_holds(fresh: Review) -> None:
     """The rule keys the job as templates may ('contoso.onmicrosoft.com/Board mail'); the job is dropped from the
     templates, so the plan deletes it by its bare name. The approved plan must still be refused."""

@@ -125,11 +125,33 @@ def refusals(changes: list[Change], rules: dict[str, dict[str, bool]]) -> list[s
     for change in changes:
         if len(change.address.parts) != 1:
             continue
-        rule = rules.get(str(change.address)) or {}
-        if change.action in ("delete", "replace") and rule.get("prevent_destroy"):
+        rule = rule_of(rules, change.address)
+        if change.action in ("delete", "replace") and (rule.get("prevent_destroy") or _protected(rules, change.address)):
             found.append(f"{change.id} ({change.address}) would {change.action} an object whose lifecycle has "
                          "prevent_destroy: true")
         if change.action == "replace" and not rule.get("allow_replace"):
             found.append(f"{change.id} ({change.address}) would replace the object; allow it with lifecycle "
                          f"{{'{change.address}': {{allow_replace: true}}}}")
     return found
+
+
+def _protected(rules: dict[str, dict[str, bool]], address: Address) -> bool:
+    """Whether a ``prevent_destroy`` rule names the object at ``address`` by another spelling of its key: a job's or
+    role's ``ORGANIZATION/NAME`` (as templates may key it) for the bare name the server keys it by, or the reverse.
+    Compared case-insensitively; where it cannot tell two such objects apart it protects both (a refusal, never a
+    delete nobody meant)."""
+    key = str(address.parts[0][1]).lower()
+    bare = key.rsplit("/", 1)[-1]
+    for text, rule in rules.items():
+        if not rule.get("prevent_destroy"):
+            continue
+        try:
+            named = Address.parse(text)
+        except PlanError:
+            continue
+        if named.kind != address.kind or not named.parts or named.parts[0][0] != "[":
+            continue
+        other = str(named.parts[0][1]).lower()
+        if other == key or ("/" in other or "/" in key) and other.rsplit("/", 1)[-1] == bare:
+            return True
+    return False
