@@ -27,6 +27,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
+from vboplan.api.transport import header_fields
 from vboplan.emulator.app import Emulator
 from vboplan.emulator.store import Store
 from vboplan.emulator.wire import MAX_BODY_BYTES, ConnectionDropped
@@ -53,8 +54,8 @@ class _RequestHeaders:
     """A request's header fields as http.server's ``HTTPMessage`` shows them to wsgiref and to this module: ``get``
     (any case of the name, the first value), ``[name]``, ``items()`` (every field in order, repeats included) and
     ``get_content_type()``. http.server hands the lines to the email package's parser, about a third of the
-    emulator's CPU for a small answer; here each line is split at its colon (a folded line joined to the one
-    before, a line with no colon skipped), with http.server's bounds (100 lines of at most 64 KiB)."""
+    emulator's CPU for a small answer; here the fields are those :func:`~vboplan.api.transport.header_fields` reads,
+    with http.server's bounds (100 lines of at most 64 KiB)."""
 
     def __init__(self, fields: list[tuple[str, str]]) -> None:
         self._fields = fields
@@ -74,26 +75,6 @@ class _RequestHeaders:
     def get_content_type(self) -> str:
         kind = self._first.get("content-type", "").split(";")[0].strip().lower()
         return kind if kind.count("/") == 1 else "text/plain"  # email.message's rule for a missing or bad type
-
-
-def _read_request_headers(rfile: Any) -> _RequestHeaders:
-    """The header section of a request; ``http.client.LineTooLong`` / ``HTTPException`` as http.client raises."""
-    fields: list[tuple[str, str]] = []
-    for _ in range(101):
-        line = rfile.readline(65537)
-        if len(line) > 65536:
-            raise http.client.LineTooLong("header line")
-        if line in (b"\r\n", b"\n", b""):
-            return _RequestHeaders(fields)
-        if line[:1] in (b" ", b"\t"):
-            if fields:
-                name, value = fields[-1]
-                fields[-1] = (name, f"{value} {str(line, 'iso-8859-1').strip()}")
-            continue
-        name, colon, value = line.partition(b":")
-        if colon:
-            fields.append((str(name, "iso-8859-1").strip(), str(value, "iso-8859-1").strip()))
-    raise http.client.HTTPException("got more than 100 headers")
 
 
 class _RequestHandler(WSGIRequestHandler):
@@ -179,7 +160,7 @@ class _RequestHandler(WSGIRequestHandler):
 
     def _parse_request(self) -> bool:
         """http.server's ``parse_request`` for the request line this server takes (``METHOD target HTTP/1.x``),
-        with the header section read by :func:`_read_request_headers`; anything else goes to ``parse_request``
+        with the header section read by :func:`~vboplan.api.transport.header_fields`; anything else goes to ``parse_request``
         itself (HTTP/0.9, other versions, bad syntax: its error answers)."""
         words = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n").split()
         if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0"):
@@ -190,7 +171,7 @@ class _RequestHandler(WSGIRequestHandler):
         if self.path.startswith("//"):
             self.path = "/" + self.path.lstrip("/")
         try:
-            self.headers = _read_request_headers(self.rfile)  # type: ignore[assignment]
+            self.headers = _RequestHeaders(header_fields(self.rfile))  # type: ignore[assignment]
         except http.client.LineTooLong as err:
             self.send_error(431, "Line too long", str(err))
             return False
