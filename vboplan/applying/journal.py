@@ -21,8 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vboplan.errors import PlanError, StateError
-from vboplan.planning.changes import Address, Change, make
+from vboplan.errors import StateError
+from vboplan.planning.changes import Address, Change, make, object_key
 from vboplan.sensitive import MASK, Sensitive, digest_of, is_digest
 from vboplan.state.files import now
 
@@ -267,19 +267,10 @@ def _replaced_ahead(journal: dict[str, Any]) -> dict[str, dict[str, Any]]:
             old = (record.get("detail") or {}).get("replaces") if isinstance(record, dict) else None
             if record.get("action") == "create" and old:
                 address = str(record.get("address"))
-                holder = assigned.get(address)
+                holder, named = assigned.get(address), object_key(address)
                 found.setdefault(str(record.get("kind")), {})[str(old)] = Deposed(
-                    str(journal.get("id") or ""), str(holder) if holder else None, _key_in(address))
+                    str(journal.get("id") or ""), str(holder) if holder else None, named[1] if named else None)
     return found
-
-
-def _key_in(address: str) -> str | None:
-    """The object key of an object's address text (``kind["KEY"]``), or None."""
-    try:
-        parts = Address.parse(address).parts
-    except PlanError:
-        return None
-    return str(parts[0][1]) if len(parts) == 1 and parts[0][0] == "[" else None
 
 
 def _is_field_settings(changes: list[Change], recorded: Any) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 from vboplan.api.client import VboClient
 from vboplan.errors import PlanError, RenderError
 from vboplan.kinds.base import Basis, Export
-from vboplan.planning.changes import Address, Change, Drift
+from vboplan.planning.changes import Address, Change, Drift, object_key
 from vboplan.sensitive import reveal
 
 RULES = ("prevent_destroy", "allow_replace", "create_before_destroy")
@@ -126,7 +126,7 @@ def refusals(changes: list[Change], rules: dict[str, dict[str, bool]]) -> list[s
         if len(change.address.parts) != 1:
             continue
         rule = rule_of(rules, change.address)
-        if change.action in ("delete", "replace") and (rule.get("prevent_destroy") or _protected(rules, change.address)):
+        if change.action in ("delete", "replace") and _protected(rules, change.address):
             found.append(f"{change.id} ({change.address}) would {change.action} an object whose lifecycle has "
                          "prevent_destroy: true")
         if change.action == "replace" and not rule.get("allow_replace"):
@@ -136,22 +136,19 @@ def refusals(changes: list[Change], rules: dict[str, dict[str, bool]]) -> list[s
 
 
 def _protected(rules: dict[str, dict[str, bool]], address: Address) -> bool:
-    """Whether a ``prevent_destroy`` rule names the object at ``address`` by another spelling of its key: a job's or
-    role's ``ORGANIZATION/NAME`` (as templates may key it) for the bare name the server keys it by, or the reverse.
-    Compared case-insensitively; where it cannot tell two such objects apart it protects both (a refusal, never a
-    delete nobody meant)."""
+    """Whether a ``prevent_destroy`` rule names the object at ``address``, in any case (as the server compares
+    names) or by the other spelling of its key: a job's or role's ``ORGANIZATION/NAME`` (as templates may key it) for
+    the bare name the server keys it by, or the reverse. Where it cannot tell two such objects apart it protects
+    both (a refusal, never a delete nobody meant)."""
     key = str(address.parts[0][1]).lower()
     bare = key.rsplit("/", 1)[-1]
     for text, rule in rules.items():
         if not rule.get("prevent_destroy"):
             continue
-        try:
-            named = Address.parse(text)
-        except PlanError:
+        named = object_key(text)
+        if named is None or named[0] != address.kind:
             continue
-        if named.kind != address.kind or not named.parts or named.parts[0][0] != "[":
-            continue
-        other = str(named.parts[0][1]).lower()
+        other = named[1].lower()
         if other == key or ("/" in other or "/" in key) and other.rsplit("/", 1)[-1] == bare:
             return True
     return False

@@ -80,6 +80,16 @@ class Address:
         return cls(kind, tuple(parts))
 
 
+def object_key(text: Any) -> tuple[str, str] | None:
+    """``(kind, key)`` of the object an address text names (``kind["KEY"]``, nothing under it), or None for any
+    other text (a field's address, a value that is no address)."""
+    try:
+        parts = Address.parse(str(text))
+    except PlanError:
+        return None
+    return (parts.kind, str(parts.parts[0][1])) if len(parts.parts) == 1 and parts.parts[0][0] == "[" else None
+
+
 @dataclass(frozen=True)
 class Change:
     """One proposed change of one field or item. ``after`` is a :class:`~vboplan.sensitive.Sensitive` when the

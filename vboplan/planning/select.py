@@ -33,7 +33,7 @@ def _covers(target: Address, change: Change) -> bool:
     if target.covers(change.address):
         return True
     deposed = change.detail.get("deposed") if change.action == "delete" else None
-    return bool(deposed) and target.covers(Address(change.address.kind, (("[", str(deposed)),)))
+    return bool(deposed) and target.covers(Address(change.address.kind).entry(str(deposed)))
 
 
 def _with_references(chosen: list[Change], changes: list[Change], refers_to: RefersTo) -> list[Change]:

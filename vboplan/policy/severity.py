@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from vboplan.errors import PlanError
-from vboplan.planning.changes import Address, Change
+from vboplan.planning.changes import Address, Change, object_key
 
 LEVELS = ("info", "warning", "critical")
 RANK = {level: i for i, level in enumerate(LEVELS)}
@@ -207,7 +206,8 @@ def _deposed(change: Change) -> Severity | None:
     before = change.before if isinstance(change.before, list) else [change.before]
     after = change.after if isinstance(change.after, list) else [change.after]
     # Only an object of a kind that can be deposed is (its read refuses a real one named like a deposed one).
-    names = [_name_in(a) if is_deposed_kind(_kind_in(a)) else None for a in before]
+    names = [found[1] if (found := object_key(a)) is not None and is_deposed_kind(found[0]) else None
+             for a in before]
     if any(n is not None and deposed_key(n) is not None for n in names) and \
             {(deposed_key(n) or n).lower() for n in names if n is not None} == \
             {str(_name_in(a) or "").lower() for a in after}:
@@ -215,19 +215,10 @@ def _deposed(change: Change) -> Severity | None:
     return None
 
 
-def _kind_in(address: Any) -> str:
-    """The kind an address text names (what comes before its first part), or an empty string."""
-    text = str(address)
-    return text[:text.index("[")] if "[" in text else ""
-
-
 def _name_in(address: Any) -> str | None:
     """The object key in an object's address (``kind["KEY"]``), or None."""
-    try:
-        parts = Address.parse(str(address)).parts
-    except PlanError:
-        return None
-    return str(parts[0][1]) if len(parts) == 1 and parts[0][0] == "[" else None
+    found = object_key(address)
+    return found[1] if found is not None else None
 
 
 _RATES: dict[type, bool] = {}
