@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,6 +232,29 @@ def listed(http: Any, version: str, path: str) -> list[dict[str, Any]]:
     """The objects ``GET /VERSION/PATH`` answers, a page's ``results`` or a plain array."""
     body = http.get(f"/{version}/{path}").json()
     return list(body["results"] if isinstance(body, dict) else body)
+
+
+@contextmanager
+def authored_server(seed: dict[str, Any],
+                    keys: dict[str, Path]) -> Iterator[tuple[Any, list[tuple[str, str]], pytest.MonkeyPatch]]:
+    """An emulator over real HTTP serving ``seed``; the writes it answers, as (method, path), reads and token
+    requests left out; and the environment of a project whose API password is API_SECRET and whose author is ann
+    (signing with her key), patched until the block ends, when the server stops too."""
+    from vboplan.emulator import Emulator, Store, start
+
+    writes: list[tuple[str, str]] = []
+    app = Emulator(Store.from_data(seed))
+    app.answered = lambda method, path, status, started, finished: writes.append((method, path)) \
+        if method not in ("GET", "HEAD") and "/token" not in path else None
+    server = start(app)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("VBO_TEST_PASSWORD", API_SECRET)
+            patch.setenv("VBOPLAN_USER", "ann")
+            patch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
+            yield server, writes, patch
+    finally:
+        server.stop()
 
 
 def one_server_project(root: Path, url: str, version: str, env: str = "e") -> ProjectDir:

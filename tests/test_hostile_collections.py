@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_SECRET, ProjectDir, api_client, one_server_project, reseal
+from conftest import API_SECRET, ProjectDir, api_client, authored_server, one_server_project, reseal
 
-from vboplan.emulator import Emulator, Store, start
 from vboplan.planning.plan import change_id
 
 ORG = "contoso.onmicrosoft.com"
@@ -130,15 +129,7 @@ class Shared:
 def _serving(folder: Path, keys: dict[str, Path], version: str = "v8") -> Iterator[Shared]:
     """A fresh server and a project against it (API ``version``), the baseline applied."""
 
-    writes: list[tuple[str, str]] = []
-    app = Emulator(Store.from_data(SEED))
-    app.answered = lambda method, path, status, started, finished: writes.append((method, path)) \
-        if method not in ("GET", "HEAD") and "/token" not in path else None
-    server = start(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VBO_TEST_PASSWORD", API_SECRET)
-        patch.setenv("VBOPLAN_USER", "ann")
-        patch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
+    with authored_server(SEED, keys) as (server, writes, patch):
         patch.setenv("JOB_NOTE", JOB_NOTE)
         patch.setenv("ROLE_NOTE", ROLE_NOTE)
         project = one_server_project(folder / "project", server.url, version, env="dev")
@@ -148,10 +139,7 @@ def _serving(folder: Path, keys: dict[str, Path], version: str = "v8") -> Iterat
         state.templates()
         applied = project.run("apply", "--env", "dev", "--auto-approve")
         assert applied.exit_code == 0, applied.output
-        try:
-            yield state
-        finally:
-            server.stop()
+        yield state
 
 
 @pytest.fixture(scope="module")

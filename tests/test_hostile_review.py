@@ -518,19 +518,9 @@ class Review:
 @contextmanager
 def _serving(folder: Path, keys: dict[str, Path]) -> Iterator[Review]:
     """A fresh server and project (see :class:`Review`), the baseline applied."""
-    from conftest import api_client, signer_line
+    from conftest import api_client, authored_server, signer_line
 
-    from vboplan.emulator import Emulator, Store, start
-
-    writes: list[tuple[str, str]] = []
-    app = Emulator(Store.from_data(COLLECTION_SEED))
-    app.answered = lambda method, path, status, started, finished: writes.append((method, path)) \
-        if method not in ("GET", "HEAD") and "/token" not in path else None
-    server = start(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VBO_TEST_PASSWORD", API_SECRET)
-        patch.setenv("VBOPLAN_USER", "ann")
-        patch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
+    with authored_server(COLLECTION_SEED, keys) as (server, writes, _):
         project = ProjectDir(folder / "project")
         project.keys = keys
         project.write("vboplan.yaml", f"templates: [templates/*.yaml.j2]\nenvironments:\n  dev:\n"
@@ -546,10 +536,7 @@ def _serving(folder: Path, keys: dict[str, Path]) -> Iterator[Review]:
         state.approve(baseline)
         applied = project.run("apply", str(baseline))
         assert applied.exit_code == 0, applied.output
-        try:
-            yield state
-        finally:
-            server.stop()
+        yield state
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_SECRET, ProjectDir, api_client, one_server_project, reseal
+from conftest import ProjectDir, api_client, authored_server, one_server_project, reseal
 from test_backup_jobs import SEED as JOBS_SEED
 
-from vboplan.emulator import Emulator, Store, start
 from vboplan.planning.plan import change_id
 
 ORG = "contoso.onmicrosoft.com"
@@ -140,25 +139,14 @@ class Shared:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, Path]) -> Iterator[Shared]:
-    writes: list[tuple[str, str]] = []
-    app = Emulator(Store.from_data(SEED))
-    app.answered = lambda method, path, status, started, finished: writes.append((method, path)) \
-        if method not in ("GET", "HEAD") and "/token" not in path else None
-    server = start(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VBO_TEST_PASSWORD", API_SECRET)
-        patch.setenv("VBOPLAN_USER", "ann")
-        patch.setenv("VBOPLAN_AUTHOR_KEY", str(keys["ann"]))
+    with authored_server(SEED, keys) as (server, writes, patch):
         project = one_server_project(tmp_path_factory.mktemp("today") / "project", server.url, "v8", env="dev")
         project.keys = keys
         state = Shared(project, writes, api_client(server.url, "v8"), patch)
         state.templates()
         applied = project.run("apply", "--env", "dev", "--auto-approve")
         assert applied.exit_code == 0, applied.output
-        try:
-            yield state
-        finally:
-            server.stop()
+        yield state
 
 
 def _row(document: dict[str, Any], address: str) -> dict[str, Any]:
