@@ -6,6 +6,7 @@ start ``python -m vboplan`` instead."""
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import signal
@@ -34,6 +35,7 @@ def run_in_child(argv: list[str], environ: dict[str, str], stdout_path: str, std
     sys.stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)  # see stacks_then_kill
     from vboplan.cli.commands import main
 
     code = 0
@@ -44,6 +46,15 @@ def run_in_child(argv: list[str], environ: dict[str, str], stdout_path: str, std
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def stacks_then_kill(process: Any) -> None:
+    """Stop a child that did not end in time, after it writes every thread's stack to its stderr: what a hang's
+    report needs."""
+    os.kill(process.pid, signal.SIGUSR1)
+    process.join(2)
+    process.kill()
+    process.join(30)
 
 
 @dataclass
@@ -64,8 +75,7 @@ class Forked:
     def wait(self, timeout: float) -> Finished:
         self.process.join(timeout)
         if self.process.is_alive():
-            self.process.kill()
-            self.process.join(30)
+            stacks_then_kill(self.process)
             raise AssertionError(f"still running after {timeout}s: {self._err.read_text(errors='replace')}")
         return Finished(self.process.exitcode, self._out.read_text(encoding="utf-8", errors="replace"),
                         self._err.read_text(encoding="utf-8", errors="replace"))

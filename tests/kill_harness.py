@@ -118,7 +118,7 @@ class Applying:
         if self.fork:
             self.process.join(timeout)
             if self.process.is_alive():
-                self.process.kill()
+                forked.stacks_then_kill(self.process)
                 raise TimeoutError
             code = self.process.exitcode
         else:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from concurrent.futures import CancelledError
 
@@ -65,3 +68,61 @@ def test_an_error_reaches_whoever_waits_and_cancelled_work_never_runs() -> None:
     assert ran == []
     with pytest.raises(RuntimeError):
         pool.submit(ran.append, 2)
+
+
+_INTERRUPTED_POOLS = """
+import signal, sys
+from vboplan.threads import ThreadPoolExecutor
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGALRM, interrupt)
+interrupted = pools = 0
+while interrupted < 1000:
+    try:
+        try:
+            # A Ctrl-C a fraction of a millisecond into the block: while tasks are queued and handed to threads.
+            signal.setitimer(signal.ITIMER_REAL, 0.0002 + (pools % 9) * 0.0001)
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                for _ in range(500):
+                    pool.submit(int)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except KeyboardInterrupt:
+        interrupted += 1
+    pools += 1
+print(interrupted)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="POSIX interval timers deliver the interruptions")
+def test_an_interruption_anywhere_in_a_pool_never_leaves_its_exit_waiting() -> None:
+    # A KeyboardInterrupt (Ctrl-C, or SIGTERM in an apply) can land between queueing a task and handing it a thread;
+    # the block's exit then waited forever for a task no thread would run. 1000 interruptions at varied moments.
+    try:
+        done = subprocess.run([sys.executable, "-c", _INTERRUPTED_POOLS], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a pool's exit still waited after an interruption")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1000"
+
+
+def test_an_interruption_while_waiting_cancels_what_has_not_started() -> None:
+    started = threading.Event()
+    release = threading.Event()
+    ran: list[int] = []
+
+    def first() -> None:
+        started.set()
+        release.wait(10)
+
+    with pytest.raises(KeyboardInterrupt):
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            running = pool.submit(first)
+            queued = [pool.submit(ran.append, n) for n in range(5)]
+            started.wait(10)
+            threading.Timer(0.2, release.set).start()
+            raise KeyboardInterrupt
+    assert running.done() and not running.cancelled()   # what had started finished before the exit returned
+    assert all(f.cancelled() for f in queued) and ran == []

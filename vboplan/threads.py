@@ -6,6 +6,10 @@ lookups), and a fleet plans hundreds of environments: with fresh pools that is t
 joined, each start a handover of the GIL that the other threads of a busy worker wait through. Here a pool takes an
 idle thread when there is one and starts one only when there is none, so a pool never waits for a thread another
 pool holds (no deadlock, however pools nest), and at most ``max_workers`` of its tasks run at once, as before.
+
+A ``with`` block left by an exception (Ctrl-C or SIGTERM in an apply raise KeyboardInterrupt in the main thread, at
+any bytecode) cancels the tasks not yet started and waits only for those running: an interruption that lands between
+queueing a task and handing it a thread cannot leave the exit waiting for a task no thread will run.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from concurrent.futures import wait as wait_for_all
+from types import TracebackType
 from typing import Any
 
 #: Idle threads kept for the next pool; beyond this, a thread whose pool has no more work ends.
@@ -112,16 +118,29 @@ class ThreadPoolExecutor(Executor):
                 self._unfinished.discard(future)
             del future
 
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             self._shutdown = True
             if cancel_futures:
-                while self._queue:
-                    self._queue.popleft()[0].cancel()
+                self._cancel_queued()
             unfinished = list(self._unfinished)
-        if wait:
-            for future in unfinished:
-                try:
-                    future.exception()
-                except BaseException:  # noqa: S110 - a cancelled future: nothing to wait for
-                    pass
+        if not wait:
+            return
+        try:
+            wait_for_all(unfinished)
+        except BaseException:
+            # Interrupted while waiting: what has not started never will, and the interruption goes on.
+            with self._lock:
+                self._cancel_queued()
+            raise
+
+    def _cancel_queued(self) -> None:
+        """Under the pool's lock: cancel every task no thread has taken yet."""
+        while self._queue:
+            future = self._queue.popleft()[0]
+            future.cancel()
+            self._unfinished.discard(future)
