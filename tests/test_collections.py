@@ -221,6 +221,11 @@ def test_guard_thresholds_and_lifecycle_rules_from_the_project(proxies: ProjectD
     assert_one_clean_error(proxies.run("apply", "--env", "dev", "--auto-approve"), 'proxy_pools["Pool 3"]',
                            "prevent_destroy: true")
     assert len(_server(proxies, "ProxyPools")) == 4
+    # ... and so does plan (as Terraform's does): no plan file is saved that no apply could carry out.
+    saved = proxies.root / "plans" / "protected.json"
+    assert_one_clean_error(proxies.run("plan", "--env", "dev", "--out", str(saved)), 'proxy_pools["Pool 3"]',
+                           "no template declares the object any more", "prevent_destroy: true")
+    assert not saved.exists()
     proxies.write("templates/rules.yaml.j2", "lifecycle:\n  'proxy_pools[\"Pool 3\"]': {prevent_destroy: false}\n")
     assert proxies.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
     assert len(_server(proxies, "ProxyPools")) == 3

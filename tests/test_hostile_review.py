@@ -494,6 +494,25 @@ class Review:
         assert planned.exit_code in code, planned.output
         return path
 
+    def plan_refused(self, *args: str, fragments: tuple[str, ...] = ("prevent_destroy",)) -> None:
+        """``vboplan plan`` refuses (exit 1, one error naming ``fragments``) and saves no plan file."""
+        path = self.project.root / "plans" / "refused.json"
+        path.unlink(missing_ok=True)
+        planned = self.project.run("plan", "--env", "dev", "--out", str(path), *args)
+        errors = [line for line in planned.stderr.splitlines() if line.startswith("Error: ")]
+        assert planned.exit_code == 1 and len(errors) == 1, planned.output
+        assert all(fragment in errors[0] for fragment in fragments), errors
+        assert not path.exists()
+
+    def planned_without_rules(self, name: str, text: str, *args: str) -> Path:
+        """A plan made, as its author may, from templates with the lifecycle rules dropped; then the templates as
+        they were (with ``text``'s rules), which an apply renders again."""
+        self.templates(text=text[:text.index("lifecycle:")])
+        try:
+            return self.plan(name, *args)
+        finally:
+            self.templates(text=text)
+
     def approve(self, path: Path, *who: str) -> None:
         for person in who or ("alice", "bob"):
             approved = self.project.run("approve", str(path), "--key", str(self.project.keys[person]))
@@ -622,9 +641,12 @@ def _without_repo_eu(rule: str = 'backup_repositories["Repo EU"]', job_rule: str
 
 def test_prevent_destroy_holds_whatever_case_its_rule_is_written_in(fresh: Review) -> None:
     """The unlucky operator: the rule names 'repo eu' (the server compares names case-insensitively, and so does
-    every other lifecycle lookup); the templates drop Repo EU. The approved plan must still be refused."""
-    fresh.templates(text=_without_repo_eu('backup_repositories["repo eu"]'))
-    path = fresh.plan("case")
+    every other lifecycle lookup); the templates drop Repo EU. The plan is refused, and so is an approved one made
+    from the templates without the rule."""
+    text = _without_repo_eu('backup_repositories["repo eu"]')
+    fresh.templates(text=text)
+    fresh.plan_refused(fragments=('backup_repositories["Repo EU"]', "prevent_destroy"))
+    path = fresh.planned_without_rules("case", text)
     fresh.approve(path)
     fresh.refused(path, "prevent_destroy")
     assert "Repo EU" in fresh.names("BackupRepositories")
@@ -653,12 +675,14 @@ def test_a_delete_row_readdressed_in_another_case_cannot_pass_prevent_destroy(fr
 
 def test_prevent_destroy_of_a_job_keyed_by_organization_and_name_holds(fresh: Review) -> None:
     """The rule keys the job as templates may ('contoso.onmicrosoft.com/Board mail'); the job is dropped from the
-    templates, so the plan deletes it by its bare name. The approved plan must still be refused."""
+    templates, so the plan deletes it by its bare name. The plan is refused, and so is an approved one made from
+    the templates without the rule."""
     text = COLLECTIONS.replace("EXTRA", "").replace("JOBS", "").replace("RULES", "")
     text = text[:text.index("backup_jobs:")] + "backup_jobs: {}\n" + text[text.index("lifecycle:"):]
-    fresh.templates(text=text.replace("'backup_jobs[\"Board mail\"]'",
-                                      "'backup_jobs[\"contoso.onmicrosoft.com/Board mail\"]'"))
-    path = fresh.plan("job")
+    text = text.replace("'backup_jobs[\"Board mail\"]'", "'backup_jobs[\"contoso.onmicrosoft.com/Board mail\"]'")
+    fresh.templates(text=text)
+    fresh.plan_refused(fragments=('backup_jobs["Board mail"]', "prevent_destroy"))
+    path = fresh.planned_without_rules("job", text)
     fresh.approve(path)
     fresh.refused(path, "prevent_destroy")
     assert [j["name"] for j in fresh.http.get("/v8/Jobs").json()["results"]] == ["Board mail"]
@@ -666,23 +690,26 @@ def test_prevent_destroy_of_a_job_keyed_by_organization_and_name_holds(fresh: Re
 
 def test_prevent_destroy_holds_through_target_exclude_rename_and_an_added_row(review: Review) -> None:
     """Regression: the protected repository's delete reached by --target, by --exclude of what else changes, by a
-    rename in the templates, and by a delete row the author adds to an innocent plan: every approved plan refused at
-    apply naming the change and prevent_destroy; nothing sent."""
+    rename in the templates, and by a delete row the author adds to an innocent plan: each plan refused, and each
+    approved one made from the templates without the rule (or with the row added) refused at apply naming the
+    change and prevent_destroy; nothing sent."""
     from vboplan.planning.plan import change_id
 
     try:
         review.templates(text=_without_repo_eu())
         for name, args in (("target", ("--target", 'backup_repositories["Repo EU"]')),
                            ("exclude", ("--exclude", "backup_jobs"))):
-            path = review.plan(name, *args)
+            review.plan_refused(*args)
+            path = review.planned_without_rules(name, _without_repo_eu(), *args)
             delete = _row(json.loads(path.read_text()), 'backup_repositories["Repo EU"]')
             assert delete["action"] == "delete", delete
             review.approve(path)
             review.refused(path, delete["id"], "prevent_destroy")
         text = COLLECTIONS.replace("EXTRA", "").replace("JOBS", "").replace("RULES", "")
-        review.templates(text=text.replace("  Repo EU:", "  Repo Europe:").replace("repository: Repo EU",
-                                                                                  "repository: Repo Europe"))
-        path = review.plan("rename")
+        renamed = text.replace("  Repo EU:", "  Repo Europe:").replace("repository: Repo EU", "repository: Repo Europe")
+        review.templates(text=renamed)
+        review.plan_refused()
+        path = review.planned_without_rules("rename", renamed)
         assert 'backup_repositories["Repo Europe"]' in [r["address"] for r in json.loads(path.read_text())["changes"]]
         review.approve(path)
         review.refused(path, change_id('backup_repositories["Repo EU"]'), "prevent_destroy")

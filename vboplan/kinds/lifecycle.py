@@ -126,7 +126,7 @@ def refusals(changes: list[Change], rules: dict[str, dict[str, bool]]) -> list[s
         if len(change.address.parts) != 1:
             continue
         rule = rule_of(rules, change.address)
-        if change.action in ("delete", "replace") and _protected(rules, change.address):
+        if change.action in ("delete", "replace") and protects(rules, change.address):
             found.append(f"{change.id} ({change.address}) would {change.action} an object whose lifecycle has "
                          "prevent_destroy: true")
         if change.action == "replace" and not rule.get("allow_replace"):
@@ -135,7 +135,7 @@ def refusals(changes: list[Change], rules: dict[str, dict[str, bool]]) -> list[s
     return found
 
 
-def _protected(rules: dict[str, dict[str, bool]], address: Address) -> bool:
+def protects(rules: dict[str, dict[str, bool]], address: Address) -> bool:
     """Whether a ``prevent_destroy`` rule names the object at ``address``, in any case (as the server compares
     names) or by the other spelling of its key: a job's or role's ``ORGANIZATION/NAME`` (as templates may key it) for
     the bare name the server keys it by, or the reverse. Where it cannot tell two such objects apart it protects

@@ -21,7 +21,7 @@ from vboplan.jsontext import Encodings, canonical_digest, document_chunks, docum
 from vboplan.kinds import refs
 from vboplan.kinds.base import AfterApply, Basis, Write
 from vboplan.kinds.hooks import ConcealsLive, Condenses, Declares, FollowsReplaces, Refers, Repoints, Uses
-from vboplan.kinds.lifecycle import marked
+from vboplan.kinds.lifecycle import marked, protects
 from vboplan.kinds.registry import KINDS, capable
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift
 from vboplan.planning.selection import select_changes
@@ -425,12 +425,19 @@ def check_still_used(changes: list[Change], live: dict[str, Any]) -> None:
 
 def check_replacements(changes: list[Change], rendered: Rendered, reads: dict[str, Any],
                        rules: dict[str, dict[str, bool]]) -> None:
-    """Refuse a replace its ``lifecycle`` does not allow (``allow_replace``; ``prevent_destroy`` refuses any), and
-    one of an object something else still refers to after the plan (the server would refuse the DELETE), naming
+    """Refuse a delete or replace of an object whose ``lifecycle`` has ``prevent_destroy`` (as Terraform refuses
+    such a plan, rather than leaving its apply to), a replace its ``lifecycle`` does not allow (``allow_replace``),
+    and one of an object something else still refers to after the plan (the server would refuse the DELETE), naming
     the file and line of the replaced object, its address and why it cannot change in place."""
+    for change in changes:
+        if change.action == "delete" and len(change.address.parts) == 1 and protects(rules, change.address):
+            raise ProjectError(f"{change.address}: no template declares the object any more, so the plan would "
+                               "delete it, but its lifecycle has prevent_destroy: true; declare it again, or set "
+                               "prevent_destroy: false for it first")
     replacing = [c for c in changes if c.action == "replace"]
     if not replacing:
         return
+    protected = rules
     rules = {address.lower(): rule for address, rule in rules.items()}
     for change in replacing:
         key = change.address.parts[0][1]
@@ -439,7 +446,7 @@ def check_replacements(changes: list[Change], rendered: Rendered, reads: dict[st
             change.kind
         reason = str(change.detail.get("reason") or "it cannot change in place")
         rule = rules.get(str(change.address).lower()) or {}
-        if rule.get("prevent_destroy"):
+        if protects(protected, change.address):
             raise ProjectError(f"{where}: {change.address}: {reason}, so the plan would replace the object (delete it, "
                                "then create it again), but its lifecycle has prevent_destroy: true")
         if not rule.get("allow_replace"):
