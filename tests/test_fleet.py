@@ -452,6 +452,29 @@ def test_a_workers_window_follows_its_memory_budget() -> None:
     del held
 
 
+def test_a_workers_window_counts_what_an_environment_held_at_its_peak() -> None:
+    """An environment that held 200 MiB while it was diffed and let go of it before its plan came back still says
+    one more would not fit in 256 MiB. In a process of its own, so the peak is this test's alone."""
+    import subprocess
+    import sys
+
+    code = """
+from vboplan.planning.parallel import Window, peak_mib, resident_mib
+if resident_mib() is None or peak_mib() is None:
+    print("skip")
+    raise SystemExit
+window = Window(budget=resident_mib() + 256)
+held = bytearray(200 * 1024 * 1024)
+held[::4096] = b"x" * len(held[::4096])  # touched, so resident
+del held  # let go of before the plan is sent back
+print(window.after(in_hand=1))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    if out.strip() == "skip":
+        pytest.skip("no way to read this process's memory here")
+    assert out.strip() == "1"
+
+
 def test_a_kinds_capabilities_are_what_isinstance_says() -> None:
     """The capability cache answers as a Protocol's isinstance for every registered kind and every capability,
     also for an object given a capability on the instance after another of its class was asked about."""

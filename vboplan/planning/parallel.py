@@ -54,11 +54,25 @@ MEMORY_ENV = "VBOPLAN_WORKER_MEMORY_MIB"
 
 
 def resident_mib() -> float | None:
-    """This process's resident memory now (Linux: /proc/self/statm), else its peak (getrusage), else None."""
+    """This process's resident memory now (Linux: /proc/self/statm), else its peak (:func:`peak_mib`), else None."""
     try:
         with open("/proc/self/statm", "rb") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
     except (OSError, ValueError, IndexError, AttributeError):
+        return peak_mib()
+
+
+def peak_mib() -> float | None:
+    """The most resident memory this process has held (Linux: VmHWM in /proc/self/status, else getrusage), or None.
+
+    VmHWM is the peak of this process's own memory map, so a program started by a large one does not begin with
+    its parent's peak, as getrusage's ``ru_maxrss`` does on Linux after fork and exec (getrusage(2))."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
         pass
     try:
         import resource
@@ -73,15 +87,18 @@ class Window:
     keep its core busy.
 
     Memory: what it holds beyond its memory when it started, per environment it had in hand, is what one more would
-    take (the largest seen, so it only shrinks the window as larger environments come). Core: an environment that
-    took ``t`` seconds from start to plan while costing ``c`` seconds of this process's CPU kept the core busy
-    ``c / t`` of its time, so ``t / c`` of them at once keep it busy (see :func:`enough_in_hand`); more would only
+    take (the largest seen, so it only shrinks the window as larger environments come); and since an environment
+    holds most while its answers are decoded and diffed, and may have let go of it by the time its plan is sent back,
+    the process's peak beyond that start counts too, over the most environments it ever had in hand. Core: an
+    environment that took ``t`` seconds from start to plan while costing ``c`` seconds of this process's CPU kept the
+    core busy ``c / t`` of its time, so ``t / c`` of them at once keep it busy (see :func:`enough_in_hand`); more would only
     queue for the interpreter, each switch between their threads costing CPU of its own."""
 
     def __init__(self, budget: float, most: int = THREADS) -> None:
         self.budget, self.most = budget, most
-        self.start = resident_mib()
+        self.start, self.peak_start = resident_mib(), peak_mib()
         self.each = 0.0
+        self.most_in_hand = 1
         self.cpu_start = time.process_time()
         self.planned = 0
         self.quickest: float | None = None
@@ -105,7 +122,11 @@ class Window:
         now = resident_mib()
         if now is None or self.start is None:
             return busy
+        self.most_in_hand = max(self.most_in_hand, in_hand)
         self.each = max(self.each, (now - self.start) / max(1, in_hand), 0.5)
+        peak = peak_mib()
+        if peak is not None and self.peak_start is not None and peak > self.peak_start:
+            self.each = max(self.each, (peak - self.start) / self.most_in_hand)
         return max(1, min(busy, int((self.budget - self.start) / self.each)))
 
 
