@@ -71,6 +71,10 @@ def test_inventory_entries_take_defaults_labels_and_var_file_placeholders(fleet:
     ('  - {name: "../x", server: "emulator:t5"}\n', 15, "environment name '../x' is not allowed"),
     ('  - {name: dev, server: "emulator:t5", labels: {tier: gold}}\n', 15,
      "environment 'dev' is also defined in vboplan.yaml:"),
+    # A label's value (often written by another system) cannot lead a var file out of its folder.
+    ('  - {name: t5, server: "emulator:t5", labels: {tier: "../../outside/secrets"}}\n', 15,
+     "label 'tier' of environment 't5' is '../../outside/secrets', which is not one file name"),
+    ('  - {name: t5, server: "emulator:t5", labels: {tier: ".."}}\n', 15, "which is not one file name"),
 ])
 def test_a_bad_inventory_entry_is_named_by_file_and_line(fleet: ProjectDir, entry: str, line: int,
                                                          fragment: str) -> None:
@@ -90,6 +94,8 @@ def test_label_selection_needs_every_label_to_match(fleet: ProjectDir) -> None:
     assert_one_clean_error(fleet.run("plan", "--label", "tier=platinum"), "no environment matches "
                            "--label tier=platinum", "labels in use: region=eu, region=us, tier=gold, tier=silver")
     assert_one_clean_error(fleet.run("plan", "--label", "tier"), "--label tier: write it as KEY=VALUE")
+    # A CI matrix variable that expanded to nothing must not plan the whole fleet.
+    assert_one_clean_error(fleet.run("plan", "--all", "--shard", ""), "--shard : write it as I/N")
     planned = fleet.run("plan", "--label", "tier=silver", "--format", "json")
     assert planned.exit_code == 0, planned.output
     assert [p["environment"] for p in json.loads(planned.stdout)["plans"]] == ["t4"]

@@ -182,7 +182,7 @@ class Project:
         (``I/N``) keeps one stable slice of those (possibly none)."""
         if all_envs and names:
             raise ProjectError(f"--all means every environment; give either --all or --env {names[0]}, not both")
-        if labels or shard:
+        if labels or shard is not None:  # an empty --shard (a CI variable that expanded to nothing) is refused
             from vboplan.project import inventory
 
             filters = inventory.parse_label_filters(labels)
@@ -348,7 +348,7 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
     from vboplan.project.inventory import expand_path, parse_labels
 
     labels = parse_labels(spec.get("labels"), spec.where("labels"))
-    var_files = [expand_path(v, name, dict(labels), spec.where("var_files")) for v in var_files]
+    var_files = [expand_path(v, name, dict(labels), spec.where("var_files"), spec.where("labels")) for v in var_files]
     approvals = _approvals(root, spec.get("approvals", {}), spec.where("approvals"))
     timeout = spec.get("timeout", 30)
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not math.isfinite(timeout) \

@@ -50,14 +50,20 @@ def parse_labels(spec: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs))
 
 
-def expand_path(text: str, name: str, labels: dict[str, str], where: str) -> str:
-    """A ``var_files`` entry with ``{name}`` and ``{labels.K}`` filled in for one environment."""
+def expand_path(text: str, name: str, labels: dict[str, str], where: str, labels_where: str | None = None) -> str:
+    """A ``var_files`` entry (at ``where``) with ``{name}`` and ``{labels.K}`` filled in for one environment (its
+    labels at ``labels_where``): each label's value must be one file name."""
     def fill(match: re.Match[str]) -> str:
         field = match.group(1)
         if field == "name":
             return name
         if field.startswith("labels.") and field[len("labels."):] in labels:
-            return labels[field[len("labels."):]]
+            value = labels[field[len("labels."):]]
+            if value in (".", "..") or "/" in value or "\\" in value:  # a label may come from another system
+                raise ProjectError(f"{labels_where or where}: label '{field[7:]}' of environment '{name}' is "
+                                   f"'{value}', which is not one file name, so var_files '{text}' cannot use it "
+                                   "('/', '\\', '.' and '..' cannot be filled into a path)")
+            return value
         if field.startswith("labels."):
             known = ", ".join(sorted(labels)) or "none"
             raise ProjectError(f"{where}: var_files '{text}' names label '{field[7:]}', which environment '{name}' "
