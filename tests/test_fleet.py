@@ -570,3 +570,26 @@ def test_a_worker_takes_in_hand_what_keeps_its_core_busy() -> None:
     window.after(in_hand=1, took=0.2)
     window.after(in_hand=1, took=0.1)
     assert window.quickest == 0.1 and window.planned == 2
+
+
+# An OSC window title, an OSC 52 clipboard write, a screen clear and the 8-bit CSI: what a hostile server or plan
+# file could send a reviewer's terminal.
+ESCAPES = "old\x1b]0;pwned\x07\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2J\x9b31mX"
+
+
+def test_control_characters_from_a_server_or_a_plan_file_never_reach_the_terminal(fleet: ProjectDir,
+                                                                                  tmp_path: Path) -> None:
+    fleet.seed("t1", {**SEED, "audit_email_settings": {**SEED["audit_email_settings"], "smtpServer": ESCAPES}})
+    planned = fleet.run("plan", "--env", "t1", "--out-dir", str(tmp_path / "plans"))
+    assert planned.exit_code == 0, planned.output
+    for text in (planned.stdout, fleet.run("report", str(tmp_path / "plans")).stdout):
+        assert "\x1b" not in text and "\x9b" not in text and "\x07" not in text, repr(text)
+        assert "old\\u001b]0;pwned\\u0007" in text and "\\u009b31mX" in text
+    # A failure record is a file anyone could have written.
+    (tmp_path / "plans" / "failed").mkdir()
+    (tmp_path / "plans" / "failed" / "ghost.json").write_text(json.dumps({
+        "environment": "ghost", "server": "https://ghost.example:4443", "error": ESCAPES}), encoding="utf-8")
+    report = fleet.run("report", str(tmp_path / "plans"))
+    assert report.exit_code == 1
+    assert "\x1b" not in report.stdout and "\x9b" not in report.stdout, repr(report.stdout)
+    assert "ghost (https://ghost.example:4443): old\\u001b]0;pwned" in report.stdout

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vboplan.cli.formats import FORMATS as FORMATS  # re-exported: where the renderers are
+from vboplan.output.wording import printable
 from vboplan.planning.changes import Change, Drift
 from vboplan.sensitive import MASK, Sensitive
 
@@ -32,9 +33,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value if value.strip() == value and value else json.dumps(value)
+        return printable(value if value.strip() == value and value else json.dumps(value))
     if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+        return printable(json.dumps(value, sort_keys=True, ensure_ascii=False))
     return str(value)
 
 

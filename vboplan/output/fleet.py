@@ -21,6 +21,7 @@ from html import escape
 from typing import Any
 
 from vboplan.output.html import FailedEnvironment
+from vboplan.output.wording import printable
 from vboplan.planning.changes import ACTIONS
 from vboplan.planning.plan import Plan
 from vboplan.sensitive import MASK
@@ -214,7 +215,7 @@ def render_table(fleet: Fleet, color: bool) -> str:
         blocks.append("\n".join([f"{_policy_title(entry)}:", *lines[2:]]))
     if fleet.failed:
         lines = [f"Failed to plan ({len(fleet.failed)}):"]
-        lines += [f"  {f.environment} ({f.server}): {f.error}" for f in fleet.failed]
+        lines += [printable(f"  {f.environment} ({f.server}): {f.error}") for f in fleet.failed]
         blocks.append("\n".join(lines) + "\n")
     blocks.append(fleet_line(fleet) + "\n" + (policy_line(fleet) + "\n" if fleet.policy else ""))
     return "\n".join(blocks)

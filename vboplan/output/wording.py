@@ -9,6 +9,14 @@ from typing import Any
 from vboplan.sensitive import MASK, Sensitive
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Control characters but tab and newline (C0, DEL, C1): a server's value or a plan file's text holding ESC could
+#: otherwise set a terminal's title, write its clipboard (OSC 52) or rewrite what a reviewer sees.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but tab and newline shown as its escape (``\\u001b``)."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _CONTROL.search(text) else text
 
 
 def value(v: Any) -> str:
@@ -20,9 +28,9 @@ def value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return v if v and v.strip() == v else json.dumps(v, ensure_ascii=False)
+        return printable(v if v and v.strip() == v else json.dumps(v, ensure_ascii=False))
     if isinstance(v, (dict, list)):
-        return json.dumps(v, sort_keys=True, ensure_ascii=False)
+        return printable(json.dumps(v, sort_keys=True, ensure_ascii=False))
     return str(v)
 
 
