@@ -593,3 +593,19 @@ def test_control_characters_from_a_server_or_a_plan_file_never_reach_the_termina
     assert report.exit_code == 1
     assert "\x1b" not in report.stdout and "\x9b" not in report.stdout, repr(report.stdout)
     assert "ghost (https://ghost.example:4443): old\\u001b]0;pwned" in report.stdout
+
+
+def test_an_out_dir_holding_other_environments_plans_is_refused(fleet: ProjectDir, tmp_path: Path) -> None:
+    """A plan file left by an earlier run (an environment since removed, or of another shard) would be counted by
+    report beside this run's: the run is refused before it plans, and nothing is removed."""
+    plans = tmp_path / "plans"
+    first = fleet.run("plan", "--label", "tier=gold", "--out-dir", str(plans))
+    assert first.exit_code == 0, first.output
+    assert sorted(p.stem for p in plans.glob("*.json")) == ["t1", "t2", "t3"]
+    assert_one_clean_error(fleet.run("plan", "--label", "tier=gold", "--label", "region=eu", "--out-dir", str(plans)),
+                           f"--out-dir {plans} holds plan files of environments this run does not plan (t3)")
+    assert sorted(p.stem for p in plans.glob("*.json")) == ["t1", "t2", "t3"]
+    again = fleet.run("plan", "--label", "tier=gold", "--out-dir", str(plans))  # the same environments again: fine
+    assert again.exit_code == 0, again.output
+    report = fleet.run("report", str(plans), "--format", "json")
+    assert json.loads(report.stdout)["environments"] == ["t1", "t2", "t3"]

@@ -114,6 +114,18 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables
         sys.exit(1)
 
 
+def _refuse_to_overwrite(out: Path | None, out_dir: Path | None, envs: list[Any], force: bool) -> None:
+    """Before planning: an ``--out-dir`` holding other environments' plans, or a plan file holding approvals
+    (unless ``--force``), is refused."""
+    if out_dir:
+        from vboplan.planning.fleet import refuse_stale
+
+        refuse_stale(out_dir, {env.name for env in envs})
+    if out and not force:
+        for env in envs:
+            _refuse_to_drop_approvals(Path(str(out).replace("{env}", env.name)))
+
+
 @main.command()
 @env_option
 @all_option
@@ -168,9 +180,8 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
 
     from vboplan.core import plan_many, plan_report
 
-    if out and not force:
-        for env in envs:
-            _refuse_to_drop_approvals(Path(str(out).replace("{env}", env.name)))
+    _refuse_to_overwrite(out, out_dir, envs, force)
+
     def settle(outcome: Any) -> Any:
         """Each environment as its plan arrives: warnings, the plan file saved; what is kept of it for the output
         is its changes and verdicts (not the live values it was computed against), unless JSON prints it all."""

@@ -19,6 +19,18 @@ if TYPE_CHECKING:
 FAILED = "failed"
 
 
+def refuse_stale(directory: Path, planned: set[str]) -> None:
+    """Refuse an ``--out-dir`` that holds plan files or failure records of environments this run does not plan:
+    ``vboplan report`` would count them beside this run's (an environment since removed, or one of another shard)."""
+    stale = sorted({path.stem for folder in (directory, directory / FAILED) if folder.is_dir()
+                    for path in folder.glob("*.json")} - planned)
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise PlanError(f"--out-dir {directory} holds plan files of environments this run does not plan ({shown}), "
+                        "which 'vboplan report' would count with this run's: give an empty folder (one per shard), "
+                        "or remove or archive them first")
+
+
 def record_failures(directory: Path, outcomes: list[Outcome]) -> str:
     """Write a failure record for each environment of ``outcomes`` that failed (and drop the plan file an earlier
     run left for it); drop the stale failure record of each that planned. Returns what to tell the user."""
