@@ -75,6 +75,10 @@ def test_inventory_entries_take_defaults_labels_and_var_file_placeholders(fleet:
     ('  - {name: t5, server: "emulator:t5", labels: {tier: "../../outside/secrets"}}\n', 15,
      "label 'tier' of environment 't5' is '../../outside/secrets', which is not one file name"),
     ('  - {name: t5, server: "emulator:t5", labels: {tier: ".."}}\n', 15, "which is not one file name"),
+    # One file on Windows and macOS: refused beside its twin in the inventory and beside one of vboplan.yaml.
+    ('  - {name: T1, server: "emulator:t5"}\n', 15, "environment 'T1' differs only in case from 't1' (at"),
+    ('  - {name: Dev, server: "emulator:t5", labels: {tier: gold}}\n', 15,
+     "environment 'Dev' differs only in case from 'dev' (at"),
 ])
 def test_a_bad_inventory_entry_is_named_by_file_and_line(fleet: ProjectDir, entry: str, line: int,
                                                          fragment: str) -> None:

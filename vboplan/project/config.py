@@ -291,13 +291,15 @@ def _guard(raw: Any, where: str) -> Thresholds:
 
 def _with_inventory(root: Path, environments: dict[str, Environment], config: Located) -> dict[str, Environment]:
     """The environments of vboplan.yaml followed by those of its inventory file; a name in both is refused."""
-    from vboplan.project.inventory import load_inventory
+    from vboplan.project.inventory import load_inventory, refuse_case_twin
 
     listed = load_inventory(root, config["inventory"], config.where("inventory"),
                             lambda name, spec, where: _environment(root, name, spec, where))
+    folded = {name.casefold(): env for name, env in environments.items()}
     for name, env in listed.items():
         if name in environments:
             raise ProjectError(f"{env.where}: environment '{name}' is also defined in {environments[name].where}")
+        refuse_case_twin(name, env.where, folded)
     if not environments and not listed:
         raise ProjectError(f"{config.where('inventory')}: the inventory lists no environment")
     return {**environments, **listed}

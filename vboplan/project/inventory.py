@@ -74,6 +74,16 @@ def expand_path(text: str, name: str, labels: dict[str, str], where: str, labels
     return _PLACEHOLDER.sub(fill, text)
 
 
+def refuse_case_twin(name: str, where: str, folded: dict[str, Environment]) -> None:
+    """Refuse ``name`` when ``folded`` (environments by their name's casefold) holds another environment with the
+    same name but for case: on Windows and macOS their plan files (``--out-dir``) and state files would be one."""
+    twin = folded.get(name.casefold())
+    if twin is not None and twin.name != name:
+        raise ProjectError(f"{where}: environment '{name}' differs only in case from '{twin.name}' (at "
+                           f"{twin.where}): on Windows and macOS their plan and state files would be one file; "
+                           "give it another name")
+
+
 def _merged(defaults: Located, entry: Located) -> Located:
     """``entry`` over ``defaults``: an entry's key replaces the default's, except ``labels``, which merge."""
     merged = Located()
@@ -117,6 +127,7 @@ def load_inventory(root: Path, setting: Any, where: str,
     if "name" in defaults:
         raise ProjectError(f"{defaults.where('name')}: defaults cannot hold a name; each environment has its own")
     environments: dict[str, Environment] = {}
+    folded: dict[str, Environment] = {}
     for index, entry in enumerate(document["environments"], 1):
         if not isinstance(entry, Located):
             raise ProjectError(f"{setting}: environment {index} of the inventory must be a mapping with a name")
@@ -127,9 +138,10 @@ def load_inventory(root: Path, setting: Any, where: str,
         if name in environments:
             raise ProjectError(f"{entry.where('name')}: environment '{name}' is listed twice in the inventory "
                                f"(first at {environments[name].where})")
+        refuse_case_twin(name, entry.where("name"), folded)
         spec = _merged(defaults, entry)
         del spec["name"]
-        environments[name] = build(name, spec, entry.where("name"))
+        environments[name] = folded[name.casefold()] = build(name, spec, entry.where("name"))
     return environments
 
 
