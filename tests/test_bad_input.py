@@ -85,6 +85,14 @@ def test_unsafe_environment_names_are_refused(project: ProjectDir, name: str) ->
     assert all(project.root in p.parents for p in written), written
 
 
+def test_environments_that_differ_only_in_case_are_refused(project: ProjectDir) -> None:
+    """On Windows and macOS their plan and state files would be one file."""
+    config = (project.root / "vboplan.yaml").read_text().replace("\n  prod:\n", "\n  DEV:\n", 1)
+    project.write("vboplan.yaml", config)
+    assert_one_clean_error(project.run("validate", "--all"), "environment 'DEV' differs only in case from 'dev' "
+                           "(at vboplan.yaml:3)")
+
+
 @pytest.mark.parametrize("server, fragment", [
     ("emulator:../x", "emulator name"),
     ('"emulator:"', "emulator name"),

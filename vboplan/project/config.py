@@ -249,6 +249,12 @@ def load_project(root: Path) -> Project:
         if problem:
             raise ProjectError(f"{envs.where(name)}: environment name '{name}' is not allowed: {problem}")
     environments = {str(name): _environment(root, str(name), spec, envs.where(name)) for name, spec in envs.items()}
+    from vboplan.project.inventory import refuse_case_twin
+
+    folded: dict[str, Environment] = {}
+    for name, env in environments.items():
+        refuse_case_twin(name, env.where, folded)
+        folded[name.casefold()] = env
     if "inventory" in config:
         environments = _with_inventory(root, environments, config)
     state = parse_state_config(config.get("state"), config.where("state"),
