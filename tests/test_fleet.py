@@ -613,3 +613,12 @@ def test_an_out_dir_holding_other_environments_plans_is_refused(fleet: ProjectDi
     assert again.exit_code == 0, again.output
     report = fleet.run("report", str(plans), "--format", "json")
     assert json.loads(report.stdout)["environments"] == ["t1", "t2", "t3"]
+
+
+def test_a_label_keeps_the_text_it_was_written_with(fleet: ProjectDir) -> None:
+    """YAML 1.1 reads `no` as false, `010` as 8 and `1.10` as 1.1; a label is the text as written."""
+    fleet.write("inventory.yaml", INVENTORY + '  - {name: t5, server: "emulator:t5", '
+                                              'labels: {tier: gold, country: no, zone: 010, ver: 1.10, flag: yes}}\n')
+    assert listed(fleet.run("validate", "--label", "country=no", "--label", "zone=010", "--label", "ver=1.10",
+                            "--label", "flag=yes")) == ["t5"]
+    assert listed(fleet.run("validate", "--label", "country=false")) == []

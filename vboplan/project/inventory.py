@@ -38,8 +38,11 @@ def parse_labels(spec: Any, where: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(spec, dict):
         raise ProjectError(f"{where}: labels must be a mapping like {{tier: gold, region: eu}}")
     pairs = []
+    texts = getattr(spec, "texts", {})
     for key, value in spec.items():
         at = spec.where(key) if isinstance(spec, Located) else where
+        if isinstance(value, (bool, int, float)) and key in texts:
+            value = texts[key]  # `country: no` is the text no, not false
         if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key):
             raise ProjectError(f"{at}: label name '{key}' is not allowed (letters, digits, '_', '.', '/', '-')")
         if isinstance(value, bool):
@@ -96,6 +99,7 @@ def _merged(defaults: Located, entry: Located) -> Located:
                 labels.source, labels.line = value.source if isinstance(value, Located) else entry.source, \
                     source.line_of(key)
                 labels.lines = {**getattr(merged["labels"], "lines", {}), **getattr(value, "lines", {})}
+                labels.texts = {**getattr(merged["labels"], "texts", {}), **getattr(value, "texts", {})}
                 value = labels
             merged[key] = value
             merged.lines[key] = source.line_of(key)

@@ -53,6 +53,7 @@ class Located(dict):  # type: ignore[type-arg]
     source: str = "?"
     line: int = 0
     lines: dict[Any, int]
+    texts: dict[Any, str]  # each plain scalar value that YAML read as other than text, as it was written
 
     def line_of(self, key: Any) -> int:
         return getattr(self, "lines", {}).get(key, self.line)
@@ -100,6 +101,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
     mapping.source = loader.source
     mapping.line = node.start_mark.line + 1
     mapping.lines = {}
+    mapping.texts = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         try:
@@ -111,6 +113,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
             raise ProjectError(f"{loader.source}:{key_node.start_mark.line + 1}: '{key}' is given twice")
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.lines[key] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.ScalarNode) and value_node.tag != _STR_TAG and not value_node.style:
+            mapping.texts[key] = value_node.value  # as written: `no`, `010`, `1.10` (YAML 1.1 reads false, 8, 1.1)
     return mapping
 
 
