@@ -68,6 +68,7 @@ def test_inventory_entries_take_defaults_labels_and_var_file_placeholders(fleet:
      "names label 'size', which environment 't5' does not have"),
     ('  - {name: t1, server: "emulator:t9"}\n', 15, "environment 't1' is listed twice in the inventory"),
     ('  - {name: t5, server: "emulator:t5", colour: red}\n', 15, "unknown setting 'colour'"),
+    ('  - {server: "emulator:t5"}\n', 15, "environment 5 of the inventory has no name (give it name: NAME)"),
     ('  - {name: "../x", server: "emulator:t5"}\n', 15, "environment name '../x' is not allowed"),
     ('  - {name: dev, server: "emulator:t5", labels: {tier: gold}}\n', 15,
      "environment 'dev' is also defined in vboplan.yaml:"),

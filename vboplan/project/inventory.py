@@ -136,6 +136,8 @@ def load_inventory(root: Path, setting: Any, where: str,
         if not isinstance(entry, Located):
             raise ProjectError(f"{setting}: environment {index} of the inventory must be a mapping with a name")
         name = entry.get("name")
+        if name is None:
+            raise ProjectError(f"{entry.where()}: environment {index} of the inventory has no name (give it name: NAME)")
         problem = name_problem(name) if isinstance(name, str) else "it must be a text name"
         if problem:
             raise ProjectError(f"{entry.where('name')}: environment name '{name}' is not allowed: {problem}")
