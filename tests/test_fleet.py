@@ -592,12 +592,13 @@ def test_control_characters_from_a_server_or_a_plan_file_never_reach_the_termina
         assert "old\\u001b]0;pwned\\u0007" in text and "\\u009b31mX" in text
     # A failure record is a file anyone could have written.
     (tmp_path / "plans" / "failed").mkdir()
-    (tmp_path / "plans" / "failed" / "ghost.json").write_text(json.dumps({
-        "environment": "ghost", "server": "https://ghost.example:4443", "error": ESCAPES}), encoding="utf-8")
+    (tmp_path / "plans" / "t1.json").unlink()
+    (tmp_path / "plans" / "failed" / "t1.json").write_text(json.dumps({
+        "environment": "t1", "server": "https://ghost.example:4443", "error": ESCAPES}), encoding="utf-8")
     report = fleet.run("report", str(tmp_path / "plans"))
     assert report.exit_code == 1
     assert "\x1b" not in report.stdout and "\x9b" not in report.stdout, repr(report.stdout)
-    assert "ghost (https://ghost.example:4443): old\\u001b]0;pwned" in report.stdout
+    assert "t1 (https://ghost.example:4443): old\\u001b]0;pwned" in report.stdout
 
 
 def test_an_out_dir_holding_other_environments_plans_is_refused(fleet: ProjectDir, tmp_path: Path) -> None:
@@ -623,3 +624,131 @@ def test_a_label_keeps_the_text_it_was_written_with(fleet: ProjectDir) -> None:
     assert listed(fleet.run("validate", "--label", "country=no", "--label", "zone=010", "--label", "ver=1.10",
                             "--label", "flag=yes")) == ["t5"]
     assert listed(fleet.run("validate", "--label", "country=false")) == []
+
+
+def resealed(path: Path, edit: object) -> None:
+    """Edit a plan file as a hostile author would, its (unkeyed) checksum recomputed so it still loads."""
+    from vboplan.planning.plan import plan_digest
+
+    document = json.loads(path.read_text(encoding="utf-8"))
+    edit(document)  # type: ignore[operator]
+    document["checksum"] = plan_digest(document)
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+
+def test_report_checks_each_plans_author_signature(fleet: ProjectDir, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checksum catches damage, not an edit: report verifies each plan's author signature as show does, so a
+    plan changed after it was signed is refused (none of its changes counted), and one apply would refuse for want
+    of a proven author makes it exit 1."""
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--all", "--out-dir", str(plans)).exit_code == 0  # ann signs each (VBOPLAN_AUTHOR_KEY)
+    whole = json.loads(fleet.run("report", str(plans), "--format", "json").stdout)
+    assert [(g["environments"], g["proven"], g["apply_refuses"]) for g in whole["authors"]] == [
+        (["dev", "t1", "t2", "t3", "t4"], False, False), (["prod"], True, False)]
+    assert whole["authors"][0]["problem"] == "the environment has no allowed_signers file to check the author's key " \
+                                             "against"
+    assert whole["authors"][1]["signer"] == "ann"
+    assert "Authors: 5 not proven (dev, t1, t2, t3, t4): the environment has no allowed_signers file" in \
+        fleet.run("report", str(plans)).stdout
+
+    def emptied(document: dict) -> None:
+        document["changes"], document["summary"] = [], {k: 0 for k in document["summary"]}
+
+    resealed(plans / "t1.json", emptied)
+    tampered = fleet.run("report", str(plans), "--format", "json")
+    assert tampered.exit_code == 1
+    merged = json.loads(tampered.stdout)
+    assert merged["failed"] == [{"environment": "t1", "server": "emulator:t1", "error": "its plan file is refused: the "
+                                 "author signature does not verify: the signed statement is for another plan"}]
+    assert merged["aligned"] == 0 and merged["totals"]["update"] < whole["totals"]["update"]
+    assert "t1" not in [name for g in merged["groups"] for name in g["environments"]]
+
+    # Without its signature, prod's plan (approvals.required: 2) is one apply refuses: report says so, and exits 1.
+    def unsigned(document: dict) -> None:
+        document["author_key"] = document["author_signature"] = None
+
+    resealed(plans / "prod.json", unsigned)
+    (plans / "t1.json").unlink()
+    assert fleet.run("plan", "--env", "t1", "--out", str(plans / "t1.json")).exit_code == 0
+    stripped = fleet.run("report", str(plans))
+    assert stripped.exit_code == 1
+    assert "Authors: 1 not proven (prod): the plan is not signed by its author; apply refuses them, as their " \
+           "environments need approvals; 5 not proven" in stripped.stdout
+
+    # Away from the project, a signature is still verified, but no trust file says whose key it is.
+    from click.testing import CliRunner
+
+    from vboplan.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    away = CliRunner().invoke(main, ["--no-color", "report", str(plans), "--format", "json"])
+    assert away.exit_code == 0, away.output
+    assert {g["problem"] for g in json.loads(away.stdout)["authors"]} == {
+        "the plan is not signed by its author",
+        "the author signature holds, but its key is not checked: give -C PROJECT to name the trust file"}
+
+
+def test_report_refuses_a_plan_of_an_environment_the_project_does_not_have(fleet: ProjectDir, tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--label", "tier=gold", "--out-dir", str(plans)).exit_code == 0
+    fleet.write("inventory.yaml", INVENTORY.replace('  - {name: t3, server: "emulator:t3", labels: {tier: gold, '
+                                                    'region: us}}\n', ""))
+    report = fleet.run("report", str(plans))
+    assert report.exit_code == 1
+    assert "t3 (emulator:t3): its plan file is refused: this project" in report.stdout
+    assert "has no such environment, so nothing can check who wrote it" in report.stdout
+
+
+def test_a_plan_files_environment_must_be_an_environment_name(fleet: ProjectDir, tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--env", "t1", "--out-dir", str(plans)).exit_code == 0
+
+    def renamed(document: dict) -> None:
+        document["environment"] = "../../etc/x\x1b]0;t\x07"
+
+    resealed(plans / "t1.json", renamed)
+    for args in (("report", str(plans)), ("show", str(plans / "t1.json"))):
+        assert_one_clean_error(fleet.run(*args), f"{plans / 't1.json'}: not a valid plan file: its environment is "
+                                                 "not an environment name")
+
+
+def shard_folders(fleet: ProjectDir, tmp_path: Path, count: int, *selection: str) -> list[Path]:
+    folders = [tmp_path / f"n{count}s{i}" for i in range(1, count + 1)]
+    for i, folder in enumerate(folders, 1):
+        planned = fleet.run("plan", *(selection or ("--all",)), "--shard", f"{i}/{count}", "--out-dir", str(folder))
+        assert planned.exit_code == 0, planned.output
+    return folders
+
+
+def test_report_refuses_a_fleet_with_a_shard_or_a_plan_file_missing(fleet: ProjectDir, tmp_path: Path) -> None:
+    """Every run of plan --out-dir records what it sets out to plan (an empty shard too), so a shard's folder that
+    never arrived, or a plan file a killed run did not write, is named instead of a smaller fleet."""
+    folders = shard_folders(fleet, tmp_path, 8)
+    empty = [f for f in folders if not list(f.glob("*.json"))]
+    assert empty and all((f / "_run.manifest").is_file() for f in folders)  # 6 environments over 8 shards
+    whole = fleet.run("report", *map(str, folders), "--format", "json")
+    assert whole.exit_code == 0, whole.output
+    assert json.loads(whole.stdout)["environments"] == ["dev", "prod", "t1", "t2", "t3", "t4"]
+    for gone in (empty[0], next(f for f in folders if list(f.glob("*.json")))):
+        index = folders.index(gone) + 1
+        assert_one_clean_error(fleet.run("report", *(str(f) for f in folders if f != gone)),
+                               f"shard {index}/8 of the 6 environments is missing")
+    holder = next(f for f in folders if list(f.glob("*.json")))
+    victim = next(holder.glob("*.json"))
+    victim.rename(tmp_path / victim.name)  # as a run killed before it wrote this plan file leaves its folder
+    assert_one_clean_error(fleet.run("report", *map(str, folders)),
+                           f"{holder}: its run set out to plan {victim.stem} but holds no plan file or failure record")
+    (tmp_path / victim.name).rename(victim)
+    # Shards of another split, or of another selection, are not this fleet's.
+    thirds = shard_folders(fleet, tmp_path, 3)
+    assert_one_clean_error(fleet.run("report", str(folders[0]), *map(str, thirds[1:])), "are not shards of one run")
+    gold = shard_folders(fleet, tmp_path / "gold", 2, "--label", "tier=gold")
+    everything = shard_folders(fleet, tmp_path / "all", 2)
+    assert_one_clean_error(fleet.run("report", str(gold[0]), str(everything[1])), "are not shards of one run")
+    assert_one_clean_error(fleet.run("report", *map(str, folders), str(empty[0])),
+                           f"both hold shard {folders.index(empty[0]) + 1}/8")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    assert_one_clean_error(fleet.run("report", *map(str, thirds), str(bare)),
+                           f"{bare}: holds no _run.manifest, so it is not a folder 'vboplan plan --out-dir' wrote")

@@ -155,7 +155,10 @@ def plan_shard(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     markdown = vboplan(args.project, "report", *args.dirs, "--format", "markdown")
     sys.stderr.write(markdown.stderr)
-    if not markdown.stdout:
+    if not markdown.stdout:  # refused (a shard's folder missing, say): the pull request is told why
+        errors = [line for line in markdown.stderr.splitlines() if line.startswith("Error:")] or ["Error: (none)"]
+        Path(args.out).write_text("\n".join([MARKER, "## vboplan fleet report: not made", "", "```", *errors, "```", ""]),
+                                  encoding="utf-8")
         return 1
     Path(args.out).write_text(f"{MARKER}\n{markdown.stdout}", encoding="utf-8")
     if args.json:

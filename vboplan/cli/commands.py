@@ -114,13 +114,8 @@ def validate(obj: Context, env_names: tuple[str, ...], all_envs: bool, variables
         sys.exit(1)
 
 
-def _refuse_to_overwrite(out: Path | None, out_dir: Path | None, envs: list[Any], force: bool) -> None:
-    """Before planning: an ``--out-dir`` holding other environments' plans, or a plan file holding approvals
-    (unless ``--force``), is refused."""
-    if out_dir:
-        from vboplan.planning.fleet import refuse_stale
-
-        refuse_stale(out_dir, {env.name for env in envs})
+def _refuse_to_overwrite(out: Path | None, envs: list[Any], force: bool) -> None:
+    """Before planning: a plan file holding approvals is refused (unless ``--force``)."""
     if out and not force:
         for env in envs:
             _refuse_to_drop_approvals(Path(str(out).replace("{env}", env.name)))
@@ -165,10 +160,6 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
         raise VboplanError("give either --out FILE or --out-dir DIR, not both")
     if out_dir:
         out = out_dir / "{env}.json"
-    if not envs:
-        selected = len(project.select(env_names, all_envs or not env_names, labels))
-        echo(f"No environment in shard {shard} of the {selected} selected; nothing to plan.", err=True)
-        return
     if out and len(envs) > 1 and "{env}" not in str(out):
         raise VboplanError("with several environments, --out must contain {env} (e.g. plans/{env}.json)")
     given = click.get_current_context().get_parameter_source("sign_key")
@@ -178,9 +169,21 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
         raise VboplanError("--refresh-only records every value the templates manage and changes nothing: it takes "
                            "no --target, --exclude or --allow-mass-delete")
 
-    from vboplan.core import plan_many, plan_report
+    _refuse_to_overwrite(out, envs, force)
+    selection = project.select(env_names, all_envs or not env_names, labels) if shard is not None else envs
+    if out_dir:
+        from vboplan.planning.fleet import refuse_stale, write_manifest
+        from vboplan.project.inventory import parse_shard
 
-    _refuse_to_overwrite(out, out_dir, envs, force)
+        refuse_stale(out_dir, {env.name for env in envs})
+        # Before planning, and by an empty shard too: report tells a missing or half-written shard from it.
+        write_manifest(out_dir, parse_shard(shard), [env.name for env in selection], [env.name for env in envs])
+    if not envs:
+        echo(f"No environment in shard {shard} of the {len(selection)} selected; nothing to plan"
+             + (f" (recorded in {out_dir})." if out_dir else "."), err=True)
+        return
+
+    from vboplan.core import plan_many, plan_report
 
     def settle(outcome: Any) -> Any:
         """Each environment as its plan arrives: warnings, the plan file saved; what is kept of it for the output

@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str | None, str]] = {
     "render": ("vboplan.cli.commands", None,
                "Print the desired settings as rendered for one environment, secrets masked; no server is contacted."),
     "report": ("vboplan.cli.report", "report",
-               "One fleet report from many plan files: identical plans grouped, the fleet's alignment, totals."),
+               "One fleet report from many plan files: identical plans grouped, the fleet's alignment, totals, authors."),
     "show": ("vboplan.cli.commands", None,
              "Show a saved plan file and each approval: who, which key, what, and whether it counts."),
     "state": ("vboplan.cli.commands", None, "Inspect state snapshots, break a lock, move state to a shared backend."),

@@ -51,6 +51,18 @@ class VerdictGroup:
     environments: list[str] = field(default_factory=list)
 
 
+@dataclass
+class AuthorGroup:
+    """Plans (``vboplan report``) whose author signature was found alike: ``problem`` None when a listed key
+    proves ``who`` wrote them, else why it does not; ``refuses`` when apply refuses such a plan there (its
+    environment needs approvals, and so a proven author)."""
+
+    who: str
+    problem: str | None
+    refuses: bool
+    environments: list[str] = field(default_factory=list)
+
+
 #: The levels of a rule, in the order totals name them.
 LEVELS = ("block", "approve", "warn", "advisory")
 
@@ -62,6 +74,12 @@ class Fleet:
     groups: list[Group]
     failed: list[FailedEnvironment]
     policy: list[VerdictGroup] = field(default_factory=list)
+    authors: list[AuthorGroup] | None = None  # what report found of each plan's author (None: not checked)
+
+    @property
+    def refused(self) -> list[str]:
+        """Environments whose plan apply refuses for want of a proven author."""
+        return sorted(name for g in self.authors or [] if g.refuses for name in g.environments)
 
     def policy_totals(self) -> dict[str, Any]:
         """Verdicts per level over every environment (one per rule and environment), how many an exception
@@ -183,6 +201,19 @@ def _policy_title(entry: VerdictGroup) -> str:
     return f"Policy verdicts of {count} environment{'s' if count != 1 else ''}: {', '.join(entry.environments)}"
 
 
+def author_line(fleet: Fleet, limit: int | None = None) -> str:
+    """Who wrote the plans, as their signatures prove it (empty when not checked)."""
+    parts = []
+    for entry in fleet.authors or []:
+        names, count = _names(entry.environments, limit), len(entry.environments)
+        if entry.problem is None:
+            parts.append(f"{count} proven, signed by {entry.who} ({names})")
+        else:
+            parts.append(f"{count} not proven ({names}): {entry.problem}"
+                         + ("; apply refuses them, as their environments need approvals" if entry.refuses else ""))
+    return printable("Authors: " + "; ".join(parts) + ".") if parts else ""
+
+
 def fleet_line(fleet: Fleet) -> str:
     """One line on the whole fleet: its alignment, and how the rest splits."""
     changed = sum(len(g.environments) for g in fleet.groups if not g.converged)
@@ -217,7 +248,8 @@ def render_table(fleet: Fleet, color: bool) -> str:
         lines = [f"Failed to plan ({len(fleet.failed)}):"]
         lines += [printable(f"  {f.environment} ({f.server}): {f.error}") for f in fleet.failed]
         blocks.append("\n".join(lines) + "\n")
-    blocks.append(fleet_line(fleet) + "\n" + (policy_line(fleet) + "\n" if fleet.policy else ""))
+    blocks.append("".join(line + "\n" for line in (fleet_line(fleet), policy_line(fleet),
+                                                   author_line(fleet, TABLE_NAMES)) if line))
     return "\n".join(blocks)
 
 
@@ -241,6 +273,8 @@ def render_markdown(fleet: Fleet, hint: str | None = None) -> str:
     head += ["In all: " + ", ".join(f"{totals[a]} to {a}" for a in ACTIONS) + ".", ""]
     if fleet.policy:
         head += [policy_line(fleet), ""]
+    if fleet.authors:
+        head += [author_line(fleet), ""]
     body: list[str] = []
     budget = markdown._Budget(None, {})
     for entry in fleet.groups:
@@ -289,6 +323,8 @@ def render_html(fleet: Fleet, generated_at: str | None = None) -> str:
             + "</tbody></table>", f"<p><strong>{escape(fleet_line(fleet))}</strong></p>"]
     if fleet.policy:
         body.append(f'<p class="policy"><strong>{escape(policy_line(fleet))}</strong></p>')
+    if fleet.authors:
+        body.append(f'<p class="authors"><strong>{escape(author_line(fleet))}</strong></p>')
     for entry in fleet.groups:
         section = html._plan_section(entry.plan, html.recorded_status)
         if len(entry.environments) > 1:
@@ -308,7 +344,10 @@ def render_html(fleet: Fleet, generated_at: str | None = None) -> str:
 # -- JSON ---------------------------------------------------------------------------------------------------------
 
 def summary_document(fleet: Fleet) -> dict[str, Any]:
-    """The fleet part of ``--format json`` and of ``vboplan report --format json``."""
+    """The fleet part of ``--format json`` and of ``vboplan report --format json`` (which adds ``authors``)."""
+    authors = {} if fleet.authors is None else {"authors": [
+        {"environments": g.environments, "proven": g.problem is None, "signer": g.who or None, "problem": g.problem,
+         "apply_refuses": g.refuses} for g in fleet.authors]}
     return {
         "environments": fleet.environments(), "aligned": fleet.aligned, "size": fleet.size,
         "alignment": f"{fleet.aligned}/{fleet.size}", "totals": fleet.totals(),
@@ -320,13 +359,14 @@ def summary_document(fleet: Fleet) -> dict[str, Any]:
         "policy": {"totals": fleet.policy_totals(),
                    "groups": [{"environments": v.environments, "verdicts": v.verdicts, "exceptions": v.exceptions}
                               for v in fleet.policy]},
+        **authors,
     }
 
 
 def render(results: Sequence[Plan | FailedEnvironment], fmt: str, color: bool = False,
-           hint: str | None = None) -> str:
-    """The fleet report of ``results`` in ``fmt`` (table, markdown, html, json)."""
-    fleet = group(results)
+           hint: str | None = None, authors: list[AuthorGroup] | None = None) -> str:
+    """The fleet report of ``results`` in ``fmt`` (table, markdown, html, json), with what ``authors`` found."""
+    fleet = replace(group(results), authors=authors)
     if fmt == "json":
         from vboplan.jsontext import document_text
 

@@ -1,27 +1,68 @@
 """Plan files of a fleet on disk: ``plan --out-dir DIR`` writes ``DIR/<env>.json`` for every environment planned
-(converged ones included) and ``DIR/failed/<env>.json`` for each that could not be planned, so that
-``vboplan report`` over the directories of every shard sees the whole fleet, failures included."""
+(converged ones included), ``DIR/failed/<env>.json`` for each that could not be planned, and ``DIR/_run.manifest``,
+what the run set out to plan, so that ``vboplan report`` over the directories of every shard sees the whole fleet,
+failures included, and refuses one with a shard or a plan file missing.
+
+The manifest is written before planning starts (and by a shard that holds no environment), so a run that died
+half-way leaves a manifest naming environments without a plan file; and each names its shard (``I/N``) and a
+digest of the whole selection the shards split, so ``report`` can tell that a shard's folder is missing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vboplan.errors import PlanError, VboplanError
+from vboplan.shapes import ListOf, Opt, problem, read_json
 from vboplan.state import atomic_write
 
 if TYPE_CHECKING:
     from vboplan.core import Outcome
+    from vboplan.output.fleet import AuthorGroup
     from vboplan.output.html import FailedEnvironment
     from vboplan.planning.plan import Plan
+    from vboplan.project.config import Project
 
 FAILED = "failed"
+#: Not ``*.json``: whatever reads a folder's plan files by that pattern (apply scripts, ``report``) skips it; and no
+#: environment is named so (names start with a letter or digit).
+MANIFEST = "_run.manifest"
+_MANIFEST_SHAPE = {"format_version": int, "shard": Opt(ListOf(int), nullable=True), "selected": int,
+                   "selection": str, "environments": ListOf(str)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one ``plan --out-dir`` run set out to plan: shard ``I/N`` (None: unsharded) of a selection of
+    ``selected`` environments whose names digest to ``selection``, and the ``environments`` of its slice."""
+
+    folder: Path
+    shard: tuple[int, int] | None
+    selected: int
+    selection: str
+    environments: tuple[str, ...]
+
+    @property
+    def slice(self) -> str:
+        return f"shard {self.shard[0]}/{self.shard[1]}" if self.shard else "an unsharded run"
+
+    @property
+    def count(self) -> int:
+        return self.shard[1] if self.shard else 1
+
+
+def selection_digest(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(names)).encode("utf-8")).hexdigest()
 
 
 def refuse_stale(directory: Path, planned: set[str]) -> None:
     """Refuse an ``--out-dir`` that holds plan files or failure records of environments this run does not plan:
     ``vboplan report`` would count them beside this run's (an environment since removed, or one of another shard)."""
+    if directory.exists() and not directory.is_dir():
+        raise PlanError(f"--out-dir {directory} is a file, not a folder")
     stale = sorted({path.stem for folder in (directory, directory / FAILED) if folder.is_dir()
                     for path in folder.glob("*.json")} - planned)
     if stale:
@@ -29,6 +70,70 @@ def refuse_stale(directory: Path, planned: set[str]) -> None:
         raise PlanError(f"--out-dir {directory} holds plan files of environments this run does not plan ({shown}), "
                         "which 'vboplan report' would count with this run's: give an empty folder (one per shard), "
                         "or remove or archive them first")
+
+
+def write_manifest(directory: Path, shard: tuple[int, int] | None, selection: list[str], planned: list[str]) -> None:
+    """Record, before planning, what this run plans: its slice of ``selection`` (every environment the shards
+    split) and the environments of that slice."""
+    document = {"format_version": 1, "shard": list(shard) if shard else None, "selected": len(selection),
+                "selection": selection_digest(selection), "environments": sorted(planned)}
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(directory / MANIFEST, json.dumps(document, indent=2) + "\n", mode=0o600)
+
+
+def read_manifest(directory: Path) -> Run:
+    path = directory / MANIFEST
+    if not path.exists():
+        raise PlanError(f"{directory}: holds no {MANIFEST}, so it is not a folder 'vboplan plan --out-dir' wrote, or "
+                        "its run never started (a shard's job that failed early?); plan that shard again")
+    data = read_json(path, str(path), PlanError, "run manifest")
+    wrong = problem(data, _MANIFEST_SHAPE) if isinstance(data, dict) and data.get("format_version") == 1 else \
+        "not a run manifest of format 1"
+    shard = data.get("shard") if not wrong else None
+    if not wrong and shard is not None and (len(shard) != 2 or not 1 <= shard[0] <= shard[1]):
+        wrong = "shard must be [I, N] with 1 <= I <= N"
+    if wrong:
+        raise PlanError(f"{path}: {wrong}")
+    return Run(directory, tuple(shard) if shard else None, data["selected"], data["selection"],
+               tuple(data["environments"]))
+
+
+def check_shards(runs: list[Run]) -> None:
+    """Refuse folders that are not one whole fleet: runs of different selections or shard counts, a shard twice
+    or missing."""
+    first = runs[0]
+    for run in runs[1:]:
+        if (run.selection, run.count) != (first.selection, first.count):
+            raise PlanError(f"{first.folder} ({first.slice} of {first.selected} environments) and {run.folder} "
+                            f"({run.slice} of {run.selected}) are not shards of one run: give the folders of one "
+                            "fleet's shards, planned with the same --label and --shard I/N")
+    seen: dict[int, Run] = {}
+    for run in runs:
+        index = run.shard[0] if run.shard else 1
+        if index in seen:
+            raise PlanError(f"{seen[index].folder} and {run.folder} both hold {run.slice}: give each shard once")
+        seen[index] = run
+    missing = [i for i in range(1, first.count + 1) if i not in seen]
+    if missing:
+        shown = ", ".join(f"{i}/{first.count}" for i in missing[:5]) + (" and more" if len(missing) > 5 else "")
+        raise PlanError(f"shard {shown} of the {first.selected} environments is missing (the folders given hold "
+                        f"{', '.join(f'{i}/{first.count}' for i in sorted(seen))}): its job may have failed before "
+                        "writing; plan it again, or give its folder, so the report covers the whole fleet")
+
+
+def check_contents(runs: list[Run], found: dict[str, Path]) -> None:
+    """Refuse a folder without the plan file or failure record of an environment its run set out to plan, or with
+    one of an environment it did not (``found``: each environment's folder)."""
+    for run in runs:
+        absent = [name for name in run.environments if found.get(name, None) != run.folder]
+        if absent:
+            raise PlanError(f"{run.folder}: its run set out to plan {', '.join(absent[:5])}"
+                            f"{' and more' if len(absent) > 5 else ''} but holds no plan file or failure record for "
+                            "it (the run was interrupted, or a file was removed); plan that shard again")
+        extra = sorted(name for name, folder in found.items() if folder == run.folder and name not in
+                       set(run.environments))
+        if extra:
+            raise PlanError(f"{run.folder} holds plan files of {', '.join(extra[:5])}, which its run did not plan")
 
 
 def record_failures(directory: Path, outcomes: list[Outcome]) -> str:
@@ -53,41 +158,102 @@ def record_failures(directory: Path, outcomes: list[Outcome]) -> str:
 
 def _failure(path: Path) -> FailedEnvironment:
     from vboplan.output.html import FailedEnvironment
+    from vboplan.project.config import name_problem
 
+    data = read_json(path, str(path), PlanError, "failure record")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return FailedEnvironment(str(data["environment"]), str(data.get("server", "?")),
-                                 str(data.get("api_version", "?")), str(data["error"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        failure = FailedEnvironment(data["environment"], str(data.get("server", "?")),
+                                    str(data.get("api_version", "?")), str(data["error"]))
+    except (KeyError, TypeError) as exc:
         raise PlanError(f"{path}: not a failure record of 'vboplan plan --out-dir' ({exc})") from None
+    if not isinstance(failure.environment, str) or name_problem(failure.environment):
+        raise PlanError(f"{path}: not a failure record of 'vboplan plan --out-dir' (its environment is not a name)")
+    return failure
 
 
 def gather(paths: list[Path]) -> list[Plan | FailedEnvironment]:
     """The plans and failure records named (a directory stands for its ``*.json`` plan files and its ``failed/``
-    records), each plan file verified by its checksum; an environment named twice is refused."""
+    records, and must be one shard of a whole fleet: see :func:`check_shards`), each plan file verified by its
+    checksum; an environment named twice is refused."""
     from vboplan.planning.plan import Plan
 
     results: dict[str, tuple[Path, Any]] = {}
+    folders: dict[str, Path] = {}
+    runs: list[Run] = []
 
-    def add(name: str, path: Path, result: Any) -> None:
+    def add(name: str, path: Path, result: Any, folder: Path | None) -> None:
         if name in results:
             raise VboplanError(f"environment '{name}' is in both {results[name][0]} and {path}: give each "
                                "environment's plan once (one directory per shard)")
         results[name] = (path, result)
+        if folder is not None:
+            folders[name] = folder
 
     for given in paths:
         if given.is_dir():
-            # A shard of a small fleet may hold no environment: its folder is empty, and that is no error.
-            files = sorted(p for p in given.glob("*.json") if p.is_file())
-            records = sorted(p for p in (given / FAILED).glob("*.json") if p.is_file())
-        else:
-            files, records = [given], []
+            runs.append(read_manifest(given))
+        elif not given.exists():
+            raise PlanError(f"{given}: no such plan file or folder")
+    if runs:
+        check_shards(runs)
+    for given in paths:
+        folder = given if given.is_dir() else None
+        files = sorted(p for p in given.glob("*.json") if p.is_file()) if folder else [given]
+        records = sorted(p for p in (given / FAILED).glob("*.json") if p.is_file()) if folder else []
         for path in files:
             plan = Plan.load(path)
-            add(plan.environment, path, plan)
+            add(plan.environment, path, plan, folder)
         for path in records:
             failure = _failure(path)
-            add(failure.environment, path, failure)
+            add(failure.environment, path, failure, folder)
+    if runs:
+        check_contents(runs, folders)
     if not results:
         raise PlanError(f"no plan files in {', '.join(map(str, paths))} (plan with --out-dir DIR first)")
     return [result for _, result in sorted(results.values(), key=lambda item: item[1].environment)]
+
+
+def check_authors(results: list[Plan | FailedEnvironment], project: Project | None
+                  ) -> tuple[list[Plan | FailedEnvironment], list[AuthorGroup]]:
+    """Each plan's author signature checked as ``show`` checks it, against its environment's trust file in
+    ``project`` (None: no project to name them; signatures are still verified). A plan whose signature is broken
+    (changed after it was signed), or of an environment ``project`` does not have, becomes a failure: the report
+    counts no change it cannot trust. Returns the results and the plans grouped by what their check found."""
+    from vboplan.output.fleet import AuthorGroup
+    from vboplan.output.html import FailedEnvironment
+    from vboplan.trust.approvals import author_of
+
+    trusts: dict[Path, Any] = {}
+    groups: dict[tuple[str, str | None, bool], AuthorGroup] = {}
+    kept: list[Plan | FailedEnvironment] = []
+    for result in results:
+        if isinstance(result, FailedEnvironment):
+            kept.append(result)
+            continue
+        env = project.environments.get(result.environment) if project is not None else None
+        if project is not None and env is None:
+            kept.append(FailedEnvironment(result.environment, result.server, result.api_version,
+                                          f"its plan file is refused: this project ({project.root / 'vboplan.yaml'}) "
+                                          "has no such environment, so nothing can check who wrote it"))
+            continue
+        policy = env.approvals if env is not None else None
+        trust = None
+        if policy is not None and policy.allowed_signers is not None:
+            if policy.allowed_signers not in trusts:
+                trusts[policy.allowed_signers] = policy.trust_list()
+            trust = trusts[policy.allowed_signers]
+        author = author_of(result, trust)
+        if author.broken:
+            kept.append(FailedEnvironment(result.environment, result.server, result.api_version,
+                                          f"its plan file is refused: {author.problem}"))
+            continue
+        kept.append(result)
+        problem = author.problem
+        if project is None and author.key is not None:
+            problem = "the author signature holds, but its key is not checked: give -C PROJECT to name the trust file"
+        refuses = problem is not None and policy is not None and policy.required > 0
+        key = (author.who if problem is None else "", problem, refuses)
+        groups.setdefault(key, AuthorGroup(key[0], problem, refuses)).environments.append(result.environment)
+    ordered = sorted(groups.values(), key=lambda g: (not g.refuses, g.problem is None, -len(g.environments),
+                                                      g.problem or g.who))
+    return kept, ordered

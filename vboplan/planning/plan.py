@@ -25,7 +25,7 @@ from vboplan.kinds.lifecycle import marked, protects
 from vboplan.kinds.registry import KINDS, capable
 from vboplan.planning.changes import ACTIONS, Address, Change, Drift
 from vboplan.planning.selection import select_changes
-from vboplan.project.config import Environment, current_user
+from vboplan.project.config import Environment, current_user, name_problem
 from vboplan.project.render import Rendered
 from vboplan.sensitive import MASK, Sensitive, conceal_live, digest_of, is_digest, mask_recorded
 from vboplan.shapes import PLAN_FILE, problem, read_json
@@ -183,6 +183,8 @@ class Plan:
         wrong = problem(data, PLAN_FILE)
         if wrong:
             raise PlanError(f"{path}: not a valid plan file: {wrong}")
+        if name_problem(data["environment"]):  # it names files and is printed: no path, no control character
+            raise PlanError(f"{path}: not a valid plan file: its environment is not an environment name")
         try:
             if any(r["action"] not in ACTIONS for r in data["changes"]):
                 raise PlanError(f"{path}: plan file names an unknown action")
