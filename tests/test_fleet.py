@@ -752,3 +752,27 @@ def test_report_refuses_a_fleet_with_a_shard_or_a_plan_file_missing(fleet: Proje
     bare.mkdir()
     assert_one_clean_error(fleet.run("report", *map(str, thirds), str(bare)),
                            f"{bare}: holds no _run.manifest, so it is not a folder 'vboplan plan --out-dir' wrote")
+
+
+def test_inventory_mistakes_are_told_in_the_inventorys_words(fleet: ProjectDir, tmp_path: Path) -> None:
+    # `labels:` with nothing after it adds no label and takes none of the defaults' away.
+    fleet.write("inventory.yaml", INVENTORY + '  - {name: t5, server: "emulator:t5", labels: null, '
+                                              'var_files: [environments/common.yaml]}\n')
+    from vboplan.project.config import load_project
+
+    assert dict(load_project(fleet.root).environment("t5").labels) == {"region": "eu"}
+    # A var file the inventory names is the inventory's to fix, at the line that names it.
+    fleet.write("inventory.yaml", INVENTORY + '  - {name: t5, server: "emulator:t5", labels: {tier: bronze}}\n')
+    assert_one_clean_error(fleet.run("validate", "--env", "t5"), "environments/tier-bronze.yaml: variable file of "
+                           "environment 't5' not found (inventory.yaml:6 lists it in var_files;")
+    # A label's text reaches an error message with its control characters escaped.
+    fleet.write("inventory.yaml", INVENTORY + '  - {name: t5, server: "emulator:t5", '
+                                              'labels: {tier: "gold\\u001b]0;pwned\\u0007"}}\n')
+    refused = fleet.run("validate", "--env", "t5", "--label", "tier=none")
+    assert_one_clean_error(refused, "labels in use: region=eu, tier=gold\\u001b]0;pwned\\u0007)")
+    assert "\x1b" not in refused.stderr and "\x07" not in refused.stderr
+    # A folder where a plan file goes is named before anything is planned (not the temporary file beside it).
+    (tmp_path / "plans" / "t1.json").mkdir(parents=True)
+    assert_one_clean_error(fleet.run("plan", "--env", "t1", "--out-dir", str(tmp_path / "plans")),
+                           f"--out-dir {tmp_path / 'plans'}: {tmp_path / 'plans' / 't1.json'} is a folder, where "
+                           "the plan file of 't1' goes")

@@ -74,10 +74,17 @@ _verbosity = {"level": 0}  # set by the group callback; read by the last-resort 
 
 
 def echo(message: Any = "", **kwargs: Any) -> None:
-    """click.echo, with every secret value of the run masked (a server may echo one back, for instance)."""
+    """click.echo, with every secret value of the run masked (a server may echo one back, for instance); on
+    stderr (errors, warnings, notes: text that may quote a label, a server's answer or a file's name), every
+    control character but tab and newline shown as its escape."""
     from vboplan.sensitive import redact
 
-    click.echo(redact(str(message)), **kwargs)
+    text = redact(str(message))
+    if kwargs.get("err"):
+        from vboplan.output.wording import printable
+
+        text = printable(text)
+    click.echo(text, **kwargs)
 
 
 class Context:
@@ -203,7 +210,8 @@ def _report_unexpected(exc: Exception) -> None:
     """One line for an error vboplan did not foresee; the traceback only with -v."""
     if isinstance(exc, OSError) and exc.strerror and exc.filename:
         # A file vboplan could not read or write: the file and the reason say everything.
-        click.echo(f"Error: {exc.filename}: {exc.strerror}", err=True)
+        # os.replace(temp, path) names both: the file the user knows is the second.
+        echo(f"Error: {exc.filename2 or exc.filename}: {exc.strerror}", err=True)
         if _verbosity["level"]:
             import traceback
 

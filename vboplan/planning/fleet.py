@@ -63,6 +63,10 @@ def refuse_stale(directory: Path, planned: set[str]) -> None:
     ``vboplan report`` would count them beside this run's (an environment since removed, or one of another shard)."""
     if directory.exists() and not directory.is_dir():
         raise PlanError(f"--out-dir {directory} is a file, not a folder")
+    for name in sorted(planned):
+        for path in (directory / f"{name}.json", directory / FAILED / f"{name}.json"):
+            if path.is_dir():
+                raise PlanError(f"--out-dir {directory}: {path} is a folder, where the plan file of '{name}' goes")
     stale = sorted({path.stem for folder in (directory, directory / FAILED) if folder.is_dir()
                     for path in folder.glob("*.json")} - planned)
     if stale:

@@ -85,6 +85,7 @@ class Environment:
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     timeout: float = 30.0
     where: str = ""
+    var_files_where: str = ""  # FILE:LINE of the var_files setting (vboplan.yaml, or the inventory's)
     max_in_flight: int = 8   # requests sent to this environment's server at once
     unusable: str = ""       # why this environment cannot be used (its CA bundle is missing), else empty
     # ``--var KEY=VALUE`` pairs (dotted key -> value), set over every variable file; see project.overrides.
@@ -377,7 +378,7 @@ def _environment(root: Path, name: str, spec: Any, where: str) -> Environment:
         name=name, server=server.rstrip("/"), api_version=version, username=spec.get("username"),
         username_env=spec.get("username_env"), password_env=spec.get("password_env"), verify=verify,
         var_files=tuple(root / v for v in var_files), approvals=approvals, timeout=float(timeout), where=where,
-        max_in_flight=max_in_flight, unusable=unusable, labels=labels)
+        var_files_where=spec.where("var_files"), max_in_flight=max_in_flight, unusable=unusable, labels=labels)
 
 
 def _check_server(server: str, where: str) -> None:

@@ -94,6 +94,8 @@ def _merged(defaults: Located, entry: Located) -> Located:
     merged.lines = {}
     for source in (defaults, entry):
         for key, value in source.items():
+            if key == "labels" and value is None and "labels" in merged:
+                continue  # `labels:` with nothing after it adds none, as `labels: {}` does
             if key == "labels" and isinstance(value, dict) and isinstance(merged.get("labels"), dict):
                 labels = Located({**merged["labels"], **value})
                 labels.source, labels.line = value.source if isinstance(value, Located) else entry.source, \

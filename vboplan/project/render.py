@@ -189,8 +189,8 @@ def load_variables(project: Project, env: Environment) -> dict[str, Any]:
     for path in env.var_files:
         if not path.exists() and not path.is_symlink():
             raise ProjectError(f"{project.display(path)}: variable file of environment '{env.name}' not found "
-                               f"(vboplan.yaml lists it in var_files; 'vboplan import --env {env.name}' writes it "
-                               "from the live server)")
+                               f"({env.var_files_where or 'vboplan.yaml'} lists it in var_files; "
+                               f"'vboplan import --env {env.name}' writes it from the live server)")
         data = load_yaml(path, project.display(path))
         if data is None:
             continue
