@@ -288,6 +288,10 @@ state: {{backend: s3, bucket: {bucket}, prefix: fleet/, endpoint_url: "{s3_serve
         markdown = (tmp_path / "pr1" / "report.md").read_text()
         assert markdown.startswith("<!-- vboplan-plan -->") and "aligned: 0/4" in markdown
         assert "| 3: `eu-1`, `eu-2`, `us-1` |" in markdown        # the three dev tenants are one block
+        # A shard job that died before uploading: the report job fails, and the pull request is told why.
+        partial = ci_here(project.root, "report", str(tmp_path / "pr1" / "1-of-2"), "--out", str(tmp_path / "p.md"))
+        assert partial.returncode == 1
+        assert "shard 2/2 of the 4 environments is missing" in (tmp_path / "p.md").read_text()
 
         # Merge 1: the plan files committed under plans/ are applied, then archived.
         plans = project.root / "plans"
