@@ -694,7 +694,10 @@ def test_report_refuses_a_plan_of_an_environment_the_project_does_not_have(fleet
     assert fleet.run("plan", "--label", "tier=gold", "--out-dir", str(plans)).exit_code == 0
     fleet.write("inventory.yaml", INVENTORY.replace('  - {name: t3, server: "emulator:t3", labels: {tier: gold, '
                                                     'region: us}}\n', ""))
-    report = fleet.run("report", str(plans))
+    # The folder's manifest says the run split three environments: this project's selection is two now.
+    assert_one_clean_error(fleet.run("report", str(plans)), "the shards given split 3 environments, but --label "
+                           "tier=gold selects 2 in this project now: plan every shard again from this commit")
+    report = fleet.run("report", *(str(p) for p in sorted(plans.glob("*.json"))))
     assert report.exit_code == 1
     assert "t3 (emulator:t3): its plan file is refused: this project" in report.stdout
     assert "has no such environment, so nothing can check who wrote it" in report.stdout
@@ -776,3 +779,61 @@ def test_inventory_mistakes_are_told_in_the_inventorys_words(fleet: ProjectDir, 
     assert_one_clean_error(fleet.run("plan", "--env", "t1", "--out-dir", str(tmp_path / "plans")),
                            f"--out-dir {tmp_path / 'plans'}: {tmp_path / 'plans' / 't1.json'} is a folder, where "
                            "the plan file of 't1' goes")
+
+
+def test_report_holds_the_shards_to_the_selection_they_split(fleet: ProjectDir, tmp_path: Path) -> None:
+    """A manifest is a file anyone can edit: the shards' environments must be the selection their manifests name
+    (count and digest), each in the slice its name hashes to, and the selection the one the project makes now."""
+    folders = shard_folders(fleet, tmp_path, 2)
+    holder = next(f for f in folders if len(list(f.glob("*.json"))) > 1)
+    victim = sorted(holder.glob("*.json"))[0]
+
+    def manifest(folder: Path) -> dict:
+        return json.loads((folder / "_run.manifest").read_text(encoding="utf-8"))
+
+    original = manifest(holder)
+    edited = {**original, "environments": [n for n in original["environments"] if n != victim.stem]}
+    (holder / "_run.manifest").write_text(json.dumps(edited), encoding="utf-8")
+    victim.unlink()
+    assert_one_clean_error(fleet.run("report", *map(str, folders)), "the shards given set out to plan 5 "
+                           "environments, not the 6 of the selection they split")
+    other = next(f for f in folders if f != holder)
+    moved = {**manifest(other), "environments": sorted([*manifest(other)["environments"], victim.stem])}
+    (other / "_run.manifest").write_text(json.dumps(moved), encoding="utf-8")
+    assert_one_clean_error(fleet.run("report", *map(str, folders)), f"'{victim.stem}' is not in shard")
+    (other / "_run.manifest").write_text(json.dumps({**moved, "shard": [1, 10**12]}), encoding="utf-8")
+    assert_one_clean_error(fleet.run("report", *map(str, folders)), "shard must be [I, N] with 1 <= I <= N <= 9999")
+
+
+def test_report_refuses_what_apply_refuses_of_a_plans_server_and_author(fleet: ProjectDir, tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--label", "tier=gold", "--out-dir", str(plans)).exit_code == 0
+    # t2 now points at another server: its plan was made against the old one, as apply says.
+    fleet.write("inventory.yaml", INVENTORY.replace('{name: t2, server: "emulator:t2"', '{name: t2, server: '
+                                                    '"emulator:t4"'))
+    moved = json.loads(fleet.run("report", str(plans), "--format", "json").stdout)
+    assert moved["failed"] == [{"environment": "t2", "server": "emulator:t2", "error": "its plan file is refused: "
+                                "planned against emulator:t2 (API v8), but environment 't2' is now emulator:t4 (API v8)"}]
+    # approvals.signed_commits: a plan that records no commit is one apply refuses for its author.
+    fleet.write("approvers/fleet.allowed_signers", "ann namespaces=\"vboplan-plan\" "
+                + " ".join(Path(f"{fleet.keys['ann']}.pub").read_text().split()[:2]) + "\n")
+    fleet.write("inventory.yaml", INVENTORY.replace("  labels: {region: eu}\n", "  labels: {region: eu}\n  approvals: "
+                                                    "{allowed_signers: approvers/fleet.allowed_signers, "
+                                                    "signed_commits: true}\n"))
+    report = fleet.run("report", str(plans))
+    assert report.exit_code == 1
+    assert "Authors: 3 not proven (t1, t2, t3): the plan records no commits (it was not planned in a git checkout) " \
+           "but approvals.signed_commits is set" in report.stdout
+
+
+def test_a_failure_record_cannot_drive_the_terminal_in_any_format(fleet: ProjectDir, tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--env", "t1", "--out-dir", str(plans)).exit_code == 0
+    (plans / "t1.json").unlink()
+    (plans / "failed").mkdir()
+    (plans / "failed" / "t1.json").write_text(json.dumps({"environment": "t1", "server": "emulator:\x1b]0;PWNED\x07",
+                                                         "api_version": "v8", "error": "boom \x1b[2J\x9b"}))
+    for fmt in ("table", "markdown", "html", "json"):
+        shown = fleet.run("report", str(plans), "--format", fmt)
+        assert shown.exit_code == 1 and "PWNED" in shown.stdout, fmt
+        assert not any(c in shown.stdout for c in "\x1b\x07\x9b"), (fmt, shown.stdout)

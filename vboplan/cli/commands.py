@@ -177,7 +177,8 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
 
         refuse_stale(out_dir, {env.name for env in envs})
         # Before planning, and by an empty shard too: report tells a missing or half-written shard from it.
-        write_manifest(out_dir, parse_shard(shard), [env.name for env in selection], [env.name for env in envs])
+        write_manifest(out_dir, parse_shard(shard), [env.name for env in selection], [env.name for env in envs],
+                       {"environments": list(env_names), "all": all_envs, "labels": list(labels)})
     if not envs:
         echo(f"No environment in shard {shard} of the {len(selection)} selected; nothing to plan"
              + (f" (recorded in {out_dir})." if out_dir else "."), err=True)

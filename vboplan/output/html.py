@@ -81,6 +81,13 @@ class FailedEnvironment:
     api_version: str
     error: str
 
+    def __post_init__(self) -> None:
+        # Its text may come from a failure record on disk or a server's answer: shown in every format as it is,
+        # but never a control character that would drive a terminal showing the Markdown or the page.
+        from vboplan.output.wording import printable
+
+        self.server, self.api_version, self.error = map(printable, (self.server, self.api_version, self.error))
+
 
 def resource_of(address: Any) -> str:
     """The resource part of a change address: ``audit_email_settings`` or ``audit_items["contoso.com"]``."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vboplan.errors import PlanError, VboplanError
+from vboplan.errors import ApprovalError, PlanError, VboplanError
 from vboplan.shapes import ListOf, Opt, problem, read_json
 from vboplan.state import atomic_write
 
@@ -31,7 +31,9 @@ FAILED = "failed"
 #: environment is named so (names start with a letter or digit).
 MANIFEST = "_run.manifest"
 _MANIFEST_SHAPE = {"format_version": int, "shard": Opt(ListOf(int), nullable=True), "selected": int,
-                   "selection": str, "environments": ListOf(str)}
+                   "selection": str, "environments": ListOf(str),
+                   "select": Opt({"environments": ListOf(str), "all": bool, "labels": ListOf(str)})}
+MAX_SHARDS = 9999  # as --shard I/N takes them
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Run:
     selected: int
     selection: str
     environments: tuple[str, ...]
+    select: dict[str, Any] | None = None  # the --env, --all and --label the selection was made with
 
     @property
     def slice(self) -> str:
@@ -76,11 +79,13 @@ def refuse_stale(directory: Path, planned: set[str]) -> None:
                         "or remove or archive them first")
 
 
-def write_manifest(directory: Path, shard: tuple[int, int] | None, selection: list[str], planned: list[str]) -> None:
+def write_manifest(directory: Path, shard: tuple[int, int] | None, selection: list[str], planned: list[str],
+                   select: dict[str, Any]) -> None:
     """Record, before planning, what this run plans: its slice of ``selection`` (every environment the shards
-    split) and the environments of that slice."""
+    split, chosen by ``select``: the ``environments`` named, ``all``, the ``labels``) and the environments of that
+    slice."""
     document = {"format_version": 1, "shard": list(shard) if shard else None, "selected": len(selection),
-                "selection": selection_digest(selection), "environments": sorted(planned)}
+                "selection": selection_digest(selection), "environments": sorted(planned), "select": select}
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / MANIFEST, json.dumps(document, indent=2) + "\n", mode=0o600)
 
@@ -94,12 +99,12 @@ def read_manifest(directory: Path) -> Run:
     wrong = problem(data, _MANIFEST_SHAPE) if isinstance(data, dict) and data.get("format_version") == 1 else \
         "not a run manifest of format 1"
     shard = data.get("shard") if not wrong else None
-    if not wrong and shard is not None and (len(shard) != 2 or not 1 <= shard[0] <= shard[1]):
-        wrong = "shard must be [I, N] with 1 <= I <= N"
+    if not wrong and shard is not None and (len(shard) != 2 or not 1 <= shard[0] <= shard[1] <= MAX_SHARDS):
+        wrong = f"shard must be [I, N] with 1 <= I <= N <= {MAX_SHARDS}"
     if wrong:
         raise PlanError(f"{path}: {wrong}")
     return Run(directory, tuple(shard) if shard else None, data["selected"], data["selection"],
-               tuple(data["environments"]))
+               tuple(data["environments"]), data.get("select"))
 
 
 def check_shards(runs: list[Run]) -> None:
@@ -117,12 +122,46 @@ def check_shards(runs: list[Run]) -> None:
         if index in seen:
             raise PlanError(f"{seen[index].folder} and {run.folder} both hold {run.slice}: give each shard once")
         seen[index] = run
-    missing = [i for i in range(1, first.count + 1) if i not in seen]
+    missing = [i for i in range(1, first.count + 1) if i not in seen][:6]
     if missing:
         shown = ", ".join(f"{i}/{first.count}" for i in missing[:5]) + (" and more" if len(missing) > 5 else "")
         raise PlanError(f"shard {shown} of the {first.selected} environments is missing (the folders given hold "
                         f"{', '.join(f'{i}/{first.count}' for i in sorted(seen))}): its job may have failed before "
                         "writing; plan it again, or give its folder, so the report covers the whole fleet")
+    _check_split(runs)
+
+
+def _check_split(runs: list[Run]) -> None:
+    """The shards' environments are the selection their manifests name, each in the slice its name hashes to."""
+    from vboplan.project.inventory import shard_of
+
+    names: dict[str, Run] = {}
+    for run in runs:
+        for name in run.environments:
+            if name in names:
+                raise PlanError(f"{names[name].folder} and {run.folder} both set out to plan '{name}'")
+            names[name] = run
+            if run.shard and shard_of(name, run.shard[1]) != run.shard[0]:
+                raise PlanError(f"{run.folder}: '{name}' is not in {run.slice} (its name puts it in shard "
+                                f"{shard_of(name, run.shard[1])}/{run.shard[1]}): its manifest was changed")
+    first = runs[0]
+    if len(names) != first.selected or selection_digest(list(names)) != first.selection:
+        raise PlanError(f"the shards given set out to plan {len(names)} environments, not the {first.selected} of "
+                        f"the selection they split: a manifest was changed, or the folders are of different runs")
+
+
+def check_selection(runs: list[Run], project: Project) -> None:
+    """The selection the shards split is the one ``project`` makes now of the same --env, --all and --label."""
+    select = runs[0].select
+    if select is None:
+        return
+    chosen = project.select(tuple(select["environments"]), select["all"] or not select["environments"],
+                            tuple(select["labels"]))
+    if selection_digest([env.name for env in chosen]) != runs[0].selection:
+        shown = " ".join([*(f"--env {n}" for n in select["environments"]), *(["--all"] if select["all"] else []),
+                          *(f"--label {lab}" for lab in select["labels"])])
+        raise PlanError(f"the shards given split {runs[0].selected} environments, but {shown or 'the same selection'} "
+                        f"selects {len(chosen)} in this project now: plan every shard again from this commit")
 
 
 def check_contents(runs: list[Run], found: dict[str, Path]) -> None:
@@ -175,7 +214,7 @@ def _failure(path: Path) -> FailedEnvironment:
     return failure
 
 
-def gather(paths: list[Path]) -> list[Plan | FailedEnvironment]:
+def gather(paths: list[Path], project: Project | None = None) -> list[Plan | FailedEnvironment]:
     """The plans and failure records named (a directory stands for its ``*.json`` plan files and its ``failed/``
     records, and must be one shard of a whole fleet: see :func:`check_shards`), each plan file verified by its
     checksum; an environment named twice is refused."""
@@ -200,6 +239,8 @@ def gather(paths: list[Path]) -> list[Plan | FailedEnvironment]:
             raise PlanError(f"{given}: no such plan file or folder")
     if runs:
         check_shards(runs)
+        if project is not None:
+            check_selection(runs, project)
     for given in paths:
         folder = given if given.is_dir() else None
         files = sorted(p for p in given.glob("*.json") if p.is_file()) if folder else [given]
@@ -225,7 +266,7 @@ def check_authors(results: list[Plan | FailedEnvironment], project: Project | No
     counts no change it cannot trust. Returns the results and the plans grouped by what their check found."""
     from vboplan.output.fleet import AuthorGroup
     from vboplan.output.html import FailedEnvironment
-    from vboplan.trust.approvals import author_of
+    from vboplan.trust.approvals import author_of, require_author
 
     trusts: dict[Path, Any] = {}
     groups: dict[tuple[str, str | None, bool], AuthorGroup] = {}
@@ -240,6 +281,12 @@ def check_authors(results: list[Plan | FailedEnvironment], project: Project | No
                                           f"its plan file is refused: this project ({project.root / 'vboplan.yaml'}) "
                                           "has no such environment, so nothing can check who wrote it"))
             continue
+        if env is not None and (env.server, env.api_version) != (result.server, result.api_version):
+            kept.append(FailedEnvironment(result.environment, result.server, result.api_version,
+                                          f"its plan file is refused: planned against {result.server} (API "
+                                          f"{result.api_version}), but environment '{env.name}' is now {env.server} "
+                                          f"(API {env.api_version})"))
+            continue
         policy = env.approvals if env is not None else None
         trust = None
         if policy is not None and policy.allowed_signers is not None:
@@ -252,10 +299,16 @@ def check_authors(results: list[Plan | FailedEnvironment], project: Project | No
                                           f"its plan file is refused: {author.problem}"))
             continue
         kept.append(result)
-        problem = author.problem
+        problem, refuses = author.problem, False
         if project is None and author.key is not None:
             problem = "the author signature holds, but its key is not checked: give -C PROJECT to name the trust file"
-        refuses = problem is not None and policy is not None and policy.required > 0
+        elif policy is not None and policy.required > 0 and problem is not None:
+            refuses = True
+        elif policy is not None:
+            try:
+                require_author(result, policy, author)  # the commits it records, where they must be signed
+            except ApprovalError as exc:
+                refuses, problem = True, str(exc).replace(f"the plan for '{result.environment}'", "the plan")
         key = (author.who if problem is None else "", problem, refuses)
         groups.setdefault(key, AuthorGroup(key[0], problem, refuses)).environments.append(result.environment)
     ordered = sorted(groups.values(), key=lambda g: (not g.refuses, g.problem is None, -len(g.environments),
