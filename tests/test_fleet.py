@@ -837,3 +837,95 @@ def test_a_failure_record_cannot_drive_the_terminal_in_any_format(fleet: Project
         shown = fleet.run("report", str(plans), "--format", fmt)
         assert shown.exit_code == 1 and "PWNED" in shown.stdout, fmt
         assert not any(c in shown.stdout for c in "\x1b\x07\x9b"), (fmt, shown.stdout)
+
+
+def test_report_refuses_plans_apply_refuses_for_their_age_or_their_verdicts(fleet: ProjectDir, tmp_path: Path) -> None:
+    """Whoever approves them, apply refuses an expired plan and one whose recorded verdicts are not what the
+    project's rules give now (rules added since, or verdicts removed by its author): so does report."""
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--label", "tier=gold", "--out-dir", str(plans)).exit_code == 0
+
+    def old(document: dict) -> None:
+        document["created_at"], document["author_key"], document["author_signature"] = "2026-01-01T00:00:00Z", None, None
+
+    resealed(plans / "t2.json", old)
+    config = (fleet.root / "vboplan.yaml").read_text(encoding="utf-8")
+    fleet.write("vboplan.yaml", config.replace("inventory: inventory.yaml\n",
+                                               "inventory: inventory.yaml\npolicies: [policies/*.yaml]\n", 1))
+    fleet.write("policies/fleet.yaml", POLICY)  # gold-mail-relay now warns on t1 (t3's warning is waived)
+    failed = {f["environment"]: f["error"] for f in
+              json.loads(fleet.run("report", str(plans), "--format", "json").stdout)["failed"]}
+    assert sorted(failed) == ["t1", "t2", "t3"]
+    assert failed["t2"].startswith("its plan file is refused: the plan was made at 2026-01-01T00:00:00Z and expired")
+    assert failed["t1"].startswith("its plan file is refused: the plan records other policy verdicts than its rules "
+                                   "give now:\n  - rule gold-mail-relay: not in the plan, but it gives a warn verdict")
+    assert fleet.run("plan", "--label", "tier=gold", "--out-dir", str(plans)).exit_code == 0  # planned again: fine
+    again = json.loads(fleet.run("report", str(plans), "--format", "json").stdout)
+    assert again["failed"] == [] and again["policy"]["totals"]["warn"] == 3
+
+
+def test_a_run_killed_half_way_leaves_no_old_plan_file_beside_its_manifest(fleet: ProjectDir, tmp_path: Path) -> None:
+    """A second run into the same folder removes its environments' old plan files before planning, so a run
+    killed before it wrote t1's plan leaves t1 without one, which report names, not last run's plan of t1."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--env", "t1", "--out-dir", str(plans)).exit_code == 0
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers: the plan waits
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    fleet.write("inventory.yaml", INVENTORY.replace('{name: t1, server: "emulator:t1"', '{name: t1, server: '
+                                                    f'"https://127.0.0.1:{silent.getsockname()[1]}", timeout: 120'))
+    run = subprocess.Popen([sys.executable, "-m", "vboplan", "-C", str(fleet.root), "-q", "plan", "--env", "t1",
+                            "--out-dir", str(plans)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while (plans / "t1.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not (plans / "t1.json").exists() and run.poll() is None
+    finally:
+        run.kill()
+        run.wait(timeout=30)
+        silent.close()
+    assert_one_clean_error(fleet.run("report", str(plans)),
+                           f"{plans}: its run set out to plan t1 but holds no plan file or failure record")
+
+
+def test_the_shards_of_one_report_are_planned_from_one_commit(fleet: ProjectDir, tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(fleet.root), "-c", "user.name=ann", "-c", "user.email=ann@corp", *args],
+                       check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "fleet")
+    first = shard_folders(fleet, tmp_path / "a", 2)
+    fleet.write("environments/tier-gold.yaml", "domain: gold.example\nsmtp:\n  host: smtp2.gold.example\n")
+    git("commit", "-q", "-am", "gold relay")
+    second = shard_folders(fleet, tmp_path / "b", 2)
+    assert fleet.run("report", *map(str, second)).exit_code == 0
+    assert_one_clean_error(fleet.run("report", str(first[0]), str(second[1])),
+                           "the shards of one report are planned from one commit")
+
+
+def test_nothing_vboplan_prints_drives_the_terminal(fleet: ProjectDir, tmp_path: Path) -> None:
+    """Whatever field of a plan file holds a control character (here created_by, which nothing checks), every
+    format shows its escape: printing is the last guard."""
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--env", "t1", "--out-dir", str(plans)).exit_code == 0
+
+    def named(document: dict) -> None:
+        document["created_by"], document["author_key"], document["author_signature"] = "bob\x1b]0;BY\x07", None, None
+
+    resealed(plans / "t1.json", named)
+    for fmt in ("table", "markdown", "html", "json"):
+        shown = fleet.run("show", str(plans / "t1.json"), "--format", fmt)
+        assert shown.exit_code == 0 and "bob" in shown.stdout, (fmt, shown.output)
+        assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout, (fmt, shown.stdout)
+    assert json.loads(fleet.run("show", str(plans / "t1.json"), "--format", "json").stdout)["plans"][0][
+        "created_by"] == "bob\x1b]0;BY\x07"  # in JSON the escape is the character itself

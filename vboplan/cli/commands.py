@@ -178,7 +178,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
         refuse_stale(out_dir, {env.name for env in envs})
         # Before planning, and by an empty shard too: report tells a missing or half-written shard from it.
         write_manifest(out_dir, parse_shard(shard), [env.name for env in selection], [env.name for env in envs],
-                       {"environments": list(env_names), "all": all_envs, "labels": list(labels)})
+                       {"environments": list(env_names), "all": all_envs, "labels": list(labels)}, project.root)
     if not envs:
         echo(f"No environment in shard {shard} of the {len(selection)} selected; nothing to plan"
              + (f" (recorded in {out_dir})." if out_dir else "."), err=True)
@@ -375,7 +375,7 @@ def _warn_mass_delete(planned: Any, thresholds: Any = None) -> None:
 
     found = mass_deletions(planned.changes, planned.live, thresholds)
     if found and not planned.allow_mass_delete:
-        click.echo(f"Warning: this plan for '{planned.environment}' would delete {'; '.join(found)}; apply will "
+        echo(f"Warning: this plan for '{planned.environment}' would delete {'; '.join(found)}; apply will "
                    "refuse it unless it is planned with --allow-mass-delete", err=True)
 
 
@@ -774,7 +774,7 @@ def render(obj: Context, env_name: str, fmt: str, variables: tuple[str, ...]) ->
     from vboplan.core import render_desired
 
     env = with_vars([project.environment(env_name)], variables)[0]
-    click.echo(render_desired(project, env, fmt), nl=False)
+    echo(render_desired(project, env, fmt), nl=False)
 
 
 @main.command()

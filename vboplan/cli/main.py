@@ -74,17 +74,13 @@ _verbosity = {"level": 0}  # set by the group callback; read by the last-resort 
 
 
 def echo(message: Any = "", **kwargs: Any) -> None:
-    """click.echo, with every secret value of the run masked (a server may echo one back, for instance); on
-    stderr (errors, warnings, notes: text that may quote a label, a server's answer or a file's name), every
-    control character but tab and newline shown as its escape."""
+    """click.echo, with every secret value of the run masked (a server may echo one back, for instance), and every
+    control character but tab, newline and colour codes shown as its escape (what is printed may quote a label, a
+    plan file's field, a server's answer or a file's name: none may drive the terminal)."""
+    from vboplan.output.wording import terminal_safe
     from vboplan.sensitive import redact
 
-    text = redact(str(message))
-    if kwargs.get("err"):
-        from vboplan.output.wording import printable
-
-        text = printable(text)
-    click.echo(text, **kwargs)
+    click.echo(terminal_safe(redact(str(message))), **kwargs)
 
 
 class Context:

@@ -28,12 +28,12 @@ def report(obj: Context, planfiles: tuple[Path, ...], fmt: str) -> None:
     to plan, a plan file is refused, apply would refuse a plan for want of a proven author, or a block verdict
     stands (as plan does)."""
     from vboplan.output import fleet
-    from vboplan.planning.fleet import check_authors, gather
+    from vboplan.planning.fleet import check_plans, gather
 
     given = click.get_current_context().find_root().get_parameter_source("directory")
     named = given is not None and given is not click.core.ParameterSource.DEFAULT
     project = obj.project() if named or (obj.directory / "vboplan.yaml").is_file() else None
-    results, authors = check_authors(gather(list(planfiles), project), project)
+    results, authors = check_plans(gather(list(planfiles), project), project)
     echo(fleet.render(results, fmt, obj.color, hint="See each environment's plan with `vboplan show PLANFILE`.",
                       authors=authors), nl=False)
     refused = any(g.refuses for g in authors)

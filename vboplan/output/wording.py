@@ -19,6 +19,17 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+#: What a terminal may be sent: text, tab, newline, and the colour codes (SGR) click.style writes.
+_UNSAFE = re.compile("\x1b\\[[0-9;]*m|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character but tab, newline and colour codes shown as its escape: the last
+    guard of everything vboplan prints, whatever field of a plan file, a server's answer or a file name it quotes
+    (in JSON the escape is the same character, so a JSON document stays the same document)."""
+    return _UNSAFE.sub(lambda m: m.group() if len(m.group()) > 1 else f"\\u{ord(m.group()):04x}", text)
+
+
 def value(v: Any) -> str:
     """A value as it would be written in a template: ``true``, ``587``, ``smtp.local``, ``(not set)``."""
     if isinstance(v, Sensitive):

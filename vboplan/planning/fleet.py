@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from vboplan.output.fleet import AuthorGroup
     from vboplan.output.html import FailedEnvironment
     from vboplan.planning.plan import Plan
-    from vboplan.project.config import Project
+    from vboplan.project.config import Environment, Project
 
 FAILED = "failed"
 #: Not ``*.json``: whatever reads a folder's plan files by that pattern (apply scripts, ``report``) skips it; and no
@@ -32,7 +32,8 @@ FAILED = "failed"
 MANIFEST = "_run.manifest"
 _MANIFEST_SHAPE = {"format_version": int, "shard": Opt(ListOf(int), nullable=True), "selected": int,
                    "selection": str, "environments": ListOf(str),
-                   "select": Opt({"environments": ListOf(str), "all": bool, "labels": ListOf(str)})}
+                   "select": Opt({"environments": ListOf(str), "all": bool, "labels": ListOf(str)}),
+                   "commit": Opt(str, nullable=True)}
 MAX_SHARDS = 9999  # as --shard I/N takes them
 
 
@@ -47,6 +48,7 @@ class Run:
     selection: str
     environments: tuple[str, ...]
     select: dict[str, Any] | None = None  # the --env, --all and --label the selection was made with
+    commit: str | None = None  # the commit the project was checked out at (None: not a git checkout)
 
     @property
     def slice(self) -> str:
@@ -80,14 +82,22 @@ def refuse_stale(directory: Path, planned: set[str]) -> None:
 
 
 def write_manifest(directory: Path, shard: tuple[int, int] | None, selection: list[str], planned: list[str],
-                   select: dict[str, Any]) -> None:
+                   select: dict[str, Any], root: Path) -> None:
     """Record, before planning, what this run plans: its slice of ``selection`` (every environment the shards
-    split, chosen by ``select``: the ``environments`` named, ``all``, the ``labels``) and the environments of that
-    slice."""
+    split, chosen by ``select``: the ``environments`` named, ``all``, the ``labels``), the environments of that
+    slice, and the commit of the project at ``root``. The plan files and failure records an earlier run left for
+    them go (a plan file holding approvals was refused before this), so a run killed half-way leaves names without
+    a file, never an old plan beside the new manifest."""
+    from vboplan.trust.commits import head
+
     document = {"format_version": 1, "shard": list(shard) if shard else None, "selected": len(selection),
-                "selection": selection_digest(selection), "environments": sorted(planned), "select": select}
+                "selection": selection_digest(selection), "environments": sorted(planned), "select": select,
+                "commit": head(root)}
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / MANIFEST, json.dumps(document, indent=2) + "\n", mode=0o600)
+    for name in planned:
+        (directory / f"{name}.json").unlink(missing_ok=True)
+        (directory / FAILED / f"{name}.json").unlink(missing_ok=True)
 
 
 def read_manifest(directory: Path) -> Run:
@@ -104,7 +114,7 @@ def read_manifest(directory: Path) -> Run:
     if wrong:
         raise PlanError(f"{path}: {wrong}")
     return Run(directory, tuple(shard) if shard else None, data["selected"], data["selection"],
-               tuple(data["environments"]), data.get("select"))
+               tuple(data["environments"]), data.get("select"), data.get("commit"))
 
 
 def check_shards(runs: list[Run]) -> None:
@@ -116,6 +126,10 @@ def check_shards(runs: list[Run]) -> None:
             raise PlanError(f"{first.folder} ({first.slice} of {first.selected} environments) and {run.folder} "
                             f"({run.slice} of {run.selected}) are not shards of one run: give the folders of one "
                             "fleet's shards, planned with the same --label and --shard I/N")
+    for run in runs[1:]:
+        if run.commit != first.commit:
+            raise PlanError(f"{first.folder} was planned at commit {(first.commit or 'none')[:12]} and {run.folder} at "
+                            f"{(run.commit or 'none')[:12]}: the shards of one report are planned from one commit")
     seen: dict[int, Run] = {}
     for run in runs:
         index = run.shard[0] if run.shard else 1
@@ -258,12 +272,13 @@ def gather(paths: list[Path], project: Project | None = None) -> list[Plan | Fai
     return [result for _, result in sorted(results.values(), key=lambda item: item[1].environment)]
 
 
-def check_authors(results: list[Plan | FailedEnvironment], project: Project | None
+def check_plans(results: list[Plan | FailedEnvironment], project: Project | None
                   ) -> tuple[list[Plan | FailedEnvironment], list[AuthorGroup]]:
-    """Each plan's author signature checked as ``show`` checks it, against its environment's trust file in
-    ``project`` (None: no project to name them; signatures are still verified). A plan whose signature is broken
-    (changed after it was signed), or of an environment ``project`` does not have, becomes a failure: the report
-    counts no change it cannot trust. Returns the results and the plans grouped by what their check found."""
+    """Each plan checked as far as ``project`` tells (None: no project; signatures are still verified): its author
+    signature as ``show`` checks it, against its environment's trust file; and what apply refuses whoever approved
+    it (see :func:`_refusal`). A plan whose signature is broken (changed after it was signed), or that apply
+    refuses so, becomes a failure: the report counts no change it cannot trust. Returns the results and the plans
+    grouped by what the check of their author found."""
     from vboplan.output.fleet import AuthorGroup
     from vboplan.output.html import FailedEnvironment
     from vboplan.trust.approvals import author_of, require_author
@@ -271,21 +286,20 @@ def check_authors(results: list[Plan | FailedEnvironment], project: Project | No
     trusts: dict[Path, Any] = {}
     groups: dict[tuple[str, str | None, bool], AuthorGroup] = {}
     kept: list[Plan | FailedEnvironment] = []
+    rules = None
+    if project is not None and project.policies:
+        from vboplan.policy import load_policies
+
+        rules = load_policies(project)
     for result in results:
         if isinstance(result, FailedEnvironment):
             kept.append(result)
             continue
         env = project.environments.get(result.environment) if project is not None else None
-        if project is not None and env is None:
+        refused = _refusal(result, env, project, rules) if project is not None else None
+        if refused:
             kept.append(FailedEnvironment(result.environment, result.server, result.api_version,
-                                          f"its plan file is refused: this project ({project.root / 'vboplan.yaml'}) "
-                                          "has no such environment, so nothing can check who wrote it"))
-            continue
-        if env is not None and (env.server, env.api_version) != (result.server, result.api_version):
-            kept.append(FailedEnvironment(result.environment, result.server, result.api_version,
-                                          f"its plan file is refused: planned against {result.server} (API "
-                                          f"{result.api_version}), but environment '{env.name}' is now {env.server} "
-                                          f"(API {env.api_version})"))
+                                          f"its plan file is refused: {refused}"))
             continue
         policy = env.approvals if env is not None else None
         trust = None
@@ -314,3 +328,25 @@ def check_authors(results: list[Plan | FailedEnvironment], project: Project | No
     ordered = sorted(groups.values(), key=lambda g: (not g.refuses, g.problem is None, -len(g.environments),
                                                       g.problem or g.who))
     return kept, ordered
+
+
+def _refusal(plan: Plan, env: Environment | None, project: Project, rules: Any) -> str | None:
+    """Why apply would refuse ``plan`` whoever approved it, as far as the project tells without a server or a
+    state: an environment it does not have, another server, an expired plan, verdicts its rules no longer give."""
+    if env is None:
+        return (f"this project ({project.root / 'vboplan.yaml'}) has no such environment, so nothing can check who "
+                "wrote it")
+    if (env.server, env.api_version) != (plan.server, plan.api_version):
+        return (f"planned against {plan.server} (API {plan.api_version}), but environment '{env.name}' is now "
+                f"{env.server} (API {env.api_version})")
+    from vboplan.trust.approvals import check_fresh
+
+    try:
+        check_fresh(plan, env.approvals, None)
+        if rules is not None:
+            from vboplan.policy.enforce import recheck
+
+            recheck(project, env.with_variables(plan.variables), plan, policies=rules)
+    except VboplanError as exc:
+        return str(exc).replace(f"the plan for '{plan.environment}'", "the plan")
+    return None

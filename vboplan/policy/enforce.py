@@ -34,12 +34,14 @@ def _decided(record: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def recheck(project: Project, env: Environment, plan: Plan, moment: dt.datetime | None = None) \
-        -> tuple[Policies, Evaluation]:
-    """The rules evaluated again on ``plan``; refuses when the result differs from the verdicts the plan records."""
+def recheck(project: Project, env: Environment, plan: Plan, moment: dt.datetime | None = None,
+            policies: Policies | None = None) -> tuple[Policies, Evaluation]:
+    """The rules (``policies``, default the project's) evaluated again on ``plan``; refuses when the result differs
+    from the verdicts the plan records."""
     from vboplan.project.render import render
 
-    policies = load_policies(project) if project.policies else Policies()
+    if policies is None:
+        policies = load_policies(project) if project.policies else Policies()
     desired = render(project, env, offline=True).resources if policies.rules else {}
     fresh = evaluate(policies, env, desired, plan.live, plan.changes, moment)
     recorded = [_decided(r) if isinstance(r, dict) else r for r in plan.verdicts]

@@ -69,6 +69,12 @@ def inputs(project: Any, env: Any) -> list[str]:
     return list(dict.fromkeys(specs))
 
 
+def head(root: Path) -> str | None:
+    """The commit checked out in ``root`` (None outside a git work tree, before the first commit, or without git)."""
+    found = _git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
+    return found.stdout.decode().strip() if found is not None and found.returncode == 0 else None
+
+
 def last_commit(snapshot: dict[str, Any] | None) -> str | None:
     """The commit the environment's last apply was planned from, as its state snapshot records it."""
     value = ((snapshot or {}).get("last_apply") or {}).get("commit")
