@@ -182,13 +182,13 @@ def check_contents(runs: list[Run], found: dict[str, Path]) -> None:
     """Refuse a folder without the plan file or failure record of an environment its run set out to plan, or with
     one of an environment it did not (``found``: each environment's folder)."""
     for run in runs:
+        planned = set(run.environments)
         absent = [name for name in run.environments if found.get(name, None) != run.folder]
         if absent:
             raise PlanError(f"{run.folder}: its run set out to plan {', '.join(absent[:5])}"
                             f"{' and more' if len(absent) > 5 else ''} but holds no plan file or failure record for "
                             "it (the run was interrupted, or a file was removed); plan that shard again")
-        extra = sorted(name for name, folder in found.items() if folder == run.folder and name not in
-                       set(run.environments))
+        extra = sorted(name for name, folder in found.items() if folder == run.folder and name not in planned)
         if extra:
             raise PlanError(f"{run.folder} holds plan files of {', '.join(extra[:5])}, which its run did not plan")
 
