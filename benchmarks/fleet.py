@@ -70,7 +70,7 @@ checkout, alternated, 02:21-02:29 UTC, load 0.5-3.4: main 0.94 and 0.99 cores (v
 and 5.1 ms per environment; emulators 2.12 and 1.81 s; 36.9 and 39.6 x), this 1.03 and 1.04 cores (2.58 and 2.44 s
 CPU, 5.2 and 4.9 ms; emulators 1.68 and 1.49 s; 40.6 and 43.2 x); parent 54.8-55.0 MiB in all. Once more at 02:30
 (load 1.8): 1.06 cores, 2.35 s CPU, emulators 1.39 s, 45.7 x, parent 54.2 MiB. Earlier the same day, 01:51
-(main, load 1.5) 0.98 cores, emulators 1.76 s; this code 02:07 (load 5.8) 1.05 cores, emulators 1.58 s,
+(main, load 0.9) 0.98 cores, emulators 1.76 s; this code 02:07 (load 5.8) 1.05 cores, emulators 1.58 s,
 but 02:04 (load 1.5-3.7) 0.61 cores: wall 3.84 s for 2.34 s of CPU, a stall not seen again in 4 more full runs and
 13 runs of the planning alone (0.95-1.09 cores; main 13 runs, 0.89-1.01), cause not found. One emulator at 20
 ms, 8 client threads opening connections as vboplan does: 0.26-0.27 ms of its CPU per request before, 0.20 after
