@@ -62,6 +62,20 @@ naive 123.61 s, vboplan 7.92 s (6.51 s CPU, 13.0 ms, 0.82 cores; emulators 5.17 
 until a write to it, 11:42-11:46 UTC, load 3.5-11: naive 183.90 s (362.0 ms CPU per environment; emulators 27.55
 s, the first list of each server built cold), vboplan 75.63 s (84.32 s CPU, 421.6 ms per environment, 1.11 cores;
 emulators 5.23 s): 2.4 x; parent 115.9 MiB, largest process 940.7 MiB; plan files 660.2 MB.
+
+Measured 2026-12-04 (2 cores, shared: another checkout's test suite ran during part of it). ``small``, the
+emulator's connections served on kept threads (one started per connection before: the accept loop waited for each
+start, and vboplan opens one every ~4 requests) and its routes indexed by first path segment, against main's
+checkout, alternated, 02:21-02:29 UTC, load 0.5-3.4: main 0.94 and 0.99 cores (vboplan 2.60 and 2.56 s CPU, 5.2
+and 5.1 ms per environment; emulators 2.12 and 1.81 s; 36.9 and 39.6 x), this 1.03 and 1.04 cores (2.58 and 2.44 s
+CPU, 5.2 and 4.9 ms; emulators 1.68 and 1.49 s; 40.6 and 43.2 x); parent 54.8-55.0 MiB in all. Once more at 02:30
+(load 1.8): 1.06 cores, 2.35 s CPU, emulators 1.39 s, 45.7 x, parent 54.2 MiB. Earlier the same day, 01:51
+(main, load 0.9) 0.98 cores, emulators 1.76 s; this code 02:07 (load 5.8) 1.05 cores, emulators 1.58 s,
+but 02:04 (load 1.5-3.7) 0.61 cores: wall 3.84 s for 2.34 s of CPU, a stall not seen again in 4 more full runs and
+13 runs of the planning alone (0.95-1.09 cores; main 13 runs, 0.89-1.01), cause not found. One emulator at 20
+ms, 8 client threads opening connections as vboplan does: 0.26-0.27 ms of its CPU per request before, 0.20 after
+(median of 5); its own handlers are ~0.035 ms of that (in process, no socket), the rest the socket server,
+wsgiref and ~8 context switches a request (perf stat). The cores bound holds by ~4 %, not by a margin.
 """
 
 from __future__ import annotations

@@ -261,3 +261,58 @@ def test_head_requests_keep_the_connection_usable() -> None:
         head = client.head("/v8/AuditEmailSettings")
         assert head.status_code == 405 and head.content == b""
         assert client.get("/v8/AuditEmailSettings").status_code == 401  # same connection, still in step
+
+
+def _connection_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "vbo-emulator-connection"]
+
+
+def test_connections_are_served_on_kept_threads_each_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = set(_connection_threads())
+    with start(Store.from_data(seed_data())) as server:
+        # One connection after another: the thread that served the first serves the next ones.
+        for _ in range(5):
+            with httpx.Client(base_url=server.url) as client:
+                assert client.get("/v8/ServiceInstance").status_code == 401
+        time.sleep(0.2)  # the last one's thread goes back to idle after the client's close is read
+        assert len(set(_connection_threads()) - before) == 1
+        # Eight open connections at once, each with a request in hand that waits for the other seven: each has a
+        # thread of its own at once (a connection never waits for another's thread to be free).
+        barrier = threading.Barrier(8, timeout=20)
+        monkeypatch.setattr("vboplan.emulator.app.time", SimpleNamespace(sleep=lambda seconds: barrier.wait(),
+                                                                          monotonic=time.monotonic))
+        server.emulator.latency_ms = 1
+        results: list[int] = []
+
+        def call() -> None:
+            with httpx.Client(base_url=server.url) as own:
+                results.append(own.get("/v8/ServiceInstance").status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        monkeypatch.undo()
+        assert results == [401] * 8 and not barrier.broken
+        assert len(set(_connection_threads()) - before) == 8
+    deadline = time.monotonic() + 10
+    while set(_connection_threads()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(_connection_threads()) - before  # a stopped server's threads end
+
+
+def test_an_idle_connection_thread_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vboplan.emulator.server import _Workers
+
+    monkeypatch.setattr(_Workers, "IDLE_SECONDS", 0.2)
+    before = set(_connection_threads())
+    with start(Store.from_data(seed_data())) as server:
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get("/v8/ServiceInstance").status_code == 401
+        deadline = time.monotonic() + 10
+        while set(_connection_threads()) - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not set(_connection_threads()) - before
+        with httpx.Client(base_url=server.url) as client:  # and a new connection starts a new one
+            assert client.get("/v8/ServiceInstance").status_code == 401
