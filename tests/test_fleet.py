@@ -660,7 +660,8 @@ def test_report_checks_each_plans_author_signature(fleet: ProjectDir, tmp_path: 
     assert tampered.exit_code == 1
     merged = json.loads(tampered.stdout)
     assert merged["failed"] == [{"environment": "t1", "server": "emulator:t1", "error": "its plan file is refused: the "
-                                 "author signature does not verify: the signed statement is for another plan"}]
+                                 "author signature does not verify: the signed statement is for another plan",
+                                 "refused": True}]
     assert merged["aligned"] == 0 and merged["totals"]["update"] < whole["totals"]["update"]
     assert "t1" not in [name for g in merged["groups"] for name in g["environments"]]
 
@@ -813,7 +814,8 @@ def test_report_refuses_what_apply_refuses_of_a_plans_server_and_author(fleet: P
                                                     '"emulator:t4"'))
     moved = json.loads(fleet.run("report", str(plans), "--format", "json").stdout)
     assert moved["failed"] == [{"environment": "t2", "server": "emulator:t2", "error": "its plan file is refused: "
-                                "planned against emulator:t2 (API v8), but environment 't2' is now emulator:t4 (API v8)"}]
+                                "planned against emulator:t2 (API v8), but environment 't2' is now emulator:t4 (API v8)",
+                                "refused": True}]
     # approvals.signed_commits: a plan that records no commit is one apply refuses for its author.
     fleet.write("approvers/fleet.allowed_signers", "ann namespaces=\"vboplan-plan\" "
                 + " ".join(Path(f"{fleet.keys['ann']}.pub").read_text().split()[:2]) + "\n")
@@ -929,3 +931,62 @@ def test_nothing_vboplan_prints_drives_the_terminal(fleet: ProjectDir, tmp_path:
         assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout, (fmt, shown.stdout)
     assert json.loads(fleet.run("show", str(plans / "t1.json"), "--format", "json").stdout)["plans"][0][
         "created_by"] == "bob\x1b]0;BY\x07"  # in JSON the escape is the character itself
+
+
+def markdown_tables(text: str) -> list[list[str]]:
+    """The Markdown tables in ``text``, each as its lines."""
+    tables: list[list[str]] = []
+    previous = ""
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if not previous.startswith("|"):
+                tables.append([])
+            tables[-1].append(line)
+        previous = line
+    return tables
+
+
+def cells(row: str) -> int:
+    return len(row.replace("\\|", "").strip().strip("|").split("|"))
+
+
+def test_every_markdown_table_row_has_its_headers_cells(fleet: ProjectDir, tmp_path: Path) -> None:
+    """A row with more cells than its header loses the last on GitHub: the overview's delete column showed the
+    replace count. Over plans, a failure, and a refused plan file."""
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--all", "--out-dir", str(plans)).exit_code == 0
+    resealed(plans / "t1.json", lambda d: d.update(changes=[], summary={k: 0 for k in d["summary"]}))
+    (plans / "t2.json").unlink()
+    (plans / "failed").mkdir()
+    (plans / "failed" / "t2.json").write_text(json.dumps({"environment": "t2", "server": "emulator:t2",
+                                                         "api_version": "v8", "error": "unreachable"}))
+    from vboplan.output.html import FailedEnvironment
+    from vboplan.output.markdown import render_markdown
+    from vboplan.planning.plan import Plan
+
+    texts = [fleet.run("report", str(plans), "--format", "markdown").stdout,
+             render_markdown([Plan.load(plans / "t3.json"), FailedEnvironment("t2", "emulator:t2", "v8", "down")])]
+    table = fleet.run("report", str(plans)).stdout
+    assert "Failed to plan (1):\n  t2 (emulator:t2): unreachable" in table
+    assert "Refused (1):\n  t1 (emulator:t1): its plan file is refused: the author signature" in table
+    assert "0 failed" not in table and "1 failed, 1 refused)" in table
+    assert "| 1: `t1` | refused | | | |" in texts[0] and "| 1: `t2` | failed to plan | | | |" in texts[0]
+    for text in texts:
+        found = markdown_tables(text)
+        assert found
+        for rows in found:
+            assert {cells(row) for row in rows} == {cells(rows[0])}, rows
+    assert "| environments | create | update | replace | delete |" in texts[0]
+    assert "| environment | server | create | update | replace | delete |" in texts[1]
+
+
+def test_approving_an_out_dir_passes_over_the_environments_with_no_changes(fleet: ProjectDir, tmp_path: Path) -> None:
+    """plan --out-dir saves converged environments too; approving the folder approves the others and exits 0."""
+    assert fleet.run("apply", "--env", "dev", "--auto-approve").exit_code == 0
+    plans = tmp_path / "plans"
+    assert fleet.run("plan", "--env", "dev", "--env", "prod", "--out-dir", str(plans)).exit_code == 0
+    approved = fleet.run("approve", str(plans), "--key", str(fleet.keys["alice"]))
+    assert approved.exit_code == 0, approved.output
+    assert "Summary: 2 of 2 plan files approved." in approved.stdout
+    assert f"ok     {plans / 'dev.json'}: dev: no changes, nothing to approve" in approved.stdout
+    assert json.loads((plans / "prod.json").read_text(encoding="utf-8"))["approvals"]

@@ -2,12 +2,15 @@
 """The steps vboplan's CI examples run (GitHub Actions and Azure DevOps), as one script that works the same on Linux,
 macOS and Windows runners.
 
-    python vboplan_ci.py plan    --out-dir vboplan-plans [--sign-key KEY] [-C PROJECT]   # on a pull request
+    python vboplan_ci.py [-C PROJECT] plan    --out-dir vboplan-plans [--sign-key KEY]   # on a pull request
     python vboplan_ci.py comment --file vboplan-plans/plan.md --provider github|azure|file [--to FILE]
-    python vboplan_ci.py apply   PLANFILE_OR_FOLDER ... [--archive DIR] [-C PROJECT]   # on merge
+    python vboplan_ci.py [-C PROJECT] apply   PLANFILE_OR_FOLDER ... [--archive DIR]   # on merge
 
-    python vboplan_ci.py plan-shard --shard I/N --out-dir DIR [-C PROJECT]   # a fleet: one CI job per shard
-    python vboplan_ci.py report DIR ... --out vboplan-report.md [-C PROJECT] # then one job over every shard
+    python vboplan_ci.py [-C PROJECT] plan-shard --shard I/N --out-dir DIR   # a fleet: one CI job per shard
+    python vboplan_ci.py [-C PROJECT] report DIR ... --out vboplan-report.md # then one job over every shard
+
+Run it with the Python vboplan is installed in (``pip install ...`` in the same job, or the virtual environment's
+``python``): it runs ``python -m vboplan`` with that interpreter, and says so when vboplan is not there.
 
 ``plan`` plans every environment, writes each plan file (``<env>.json``, the artifact an approver signs and the
 merge applies), the Markdown for the pull request (``plan.md``) and the JSON of all plans (``plans.json``). It exits
@@ -52,6 +55,16 @@ MARKER = "<!-- vboplan-plan -->"
 def vboplan(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "vboplan", "-C", str(project), "--no-color", *args]
     return subprocess.run(command, capture_output=True, text=True, encoding="utf-8", check=False)
+
+
+def require_vboplan() -> None:
+    """Stop with one line when this Python cannot run vboplan (a system Python beside a virtual environment's)."""
+    found = subprocess.run([sys.executable, "-m", "vboplan", "--version"], capture_output=True, text=True,
+                           encoding="utf-8", check=False)
+    if found.returncode != 0:
+        last = (found.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"Error: vboplan does not run with {sys.executable} ({last}): install it for this Python, "
+                         "or run this script with the Python it is installed in")
 
 
 def environments(project: Path) -> list[str]:
@@ -227,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     reporting.add_argument("--out", default="vboplan-report.md", help="the Markdown for the pull request")
     reporting.add_argument("--json", help="also write the report's JSON (fleet totals) here")
     args = parser.parse_args(argv)
+    if args.step != "comment":
+        require_vboplan()
     return {"plan": plan, "comment": comment, "apply": apply, "plan-shard": plan_shard,
             "report": report}[args.step](args)
 

@@ -63,7 +63,8 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 env_option = click.option("--env", "env_names", multiple=True, metavar="NAME", help="Environment (repeatable).",
                           shell_complete=complete_environment)
-all_option = click.option("--all", "all_envs", is_flag=True, help="Every environment in vboplan.yaml.")
+all_option = click.option("--all", "all_envs", is_flag=True,
+                          help="Every environment (of vboplan.yaml and its inventory).")
 label_option = click.option("--label", "labels", multiple=True, metavar="K=V",
                             help="Only environments labelled K=V (repeatable: all must match).")
 shard_option = click.option("--shard", "shard", metavar="I/N",
@@ -199,7 +200,7 @@ def plan(obj: Context, env_names: tuple[str, ...], all_envs: bool, labels: tuple
             path = Path(str(out).replace("{env}", outcome.env.name))
             _seal(project, outcome.env, outcome.plan, sign_key)
             outcome.plan.save(path)
-            if not out_dir or len(envs) == 1:
+            if not out_dir:  # a folder's run says what it saved in one line, whatever its size
                 _next_steps(outcome.env, outcome.plan, path)
         if fmt != "json" and len(envs) > 1:
             from dataclasses import replace
@@ -468,7 +469,14 @@ def approve(obj: Context, planfiles: tuple[Path, ...], key: str | None, ticket: 
     if len(files) > 1:
         if copies:
             raise VboplanError("--merge gathers the approvals of copies into one plan file: give one PLANFILE")
-        _for_each(files, "approved", lambda path: _approve_one(project, path, key, ticket, change_ids, comment))
+        def one(path: Path) -> str:
+            saved = load_plan(path)
+            if not saved.changes and not saved.refresh_only:  # plan --out-dir saves converged environments too
+                echo(f"{saved.environment}: no changes, nothing to approve")
+                return f"{saved.environment}: no changes, nothing to approve"
+            return _approve_one(project, path, key, ticket, change_ids, comment)
+
+        _for_each(files, "approved", one)
         return
     planfile = files[0]
     if copies:

@@ -33,6 +33,9 @@ def report(obj: Context, planfiles: tuple[Path, ...], fmt: str) -> None:
     given = click.get_current_context().find_root().get_parameter_source("directory")
     named = given is not None and given is not click.core.ParameterSource.DEFAULT
     project = obj.project() if named or (obj.directory / "vboplan.yaml").is_file() else None
+    if project is None:
+        echo("Note: no vboplan.yaml here, so no project to check the plans against (their environments, servers, "
+             "rules and trust files); signatures are still verified. Give -C PROJECT.", err=True)
     results, authors = check_plans(gather(list(planfiles), project), project)
     echo(fleet.render(results, fmt, obj.color, hint="See each environment's plan with `vboplan show PLANFILE`.",
                       authors=authors), nl=False)

@@ -218,9 +218,11 @@ def fleet_line(fleet: Fleet) -> str:
     """One line on the whole fleet: its alignment, and how the rest splits."""
     changed = sum(len(g.environments) for g in fleet.groups if not g.converged)
     groups = sum(1 for g in fleet.groups if not g.converged)
+    refused = sum(1 for f in fleet.failed if f.refused)
     totals = fleet.totals()
     return (f"Fleet: {fleet.size} environments, {fleet.alignment} ({fleet.aligned} with no changes, {changed} with "
-            f"changes in {groups} group{'s' if groups != 1 else ''}, {len(fleet.failed)} failed); in all "
+            f"changes in {groups} group{'s' if groups != 1 else ''}, {len(fleet.failed) - refused} failed"
+            + (f", {refused} refused" if refused else "") + "); in all "
             + ", ".join(f"{totals[a]} to {a}" for a in ACTIONS) + ".")
 
 
@@ -244,10 +246,12 @@ def render_table(fleet: Fleet, color: bool) -> str:
     for entry in fleet.policy:
         lines = verdict_lines(entry.verdicts, entry.exceptions, "A block verdict stands: apply refuses their plans.")
         blocks.append("\n".join([f"{_policy_title(entry)}:", *lines[2:]]))
-    if fleet.failed:
-        lines = [f"Failed to plan ({len(fleet.failed)}):"]
-        lines += [printable(f"  {f.environment} ({f.server}): {f.error}") for f in fleet.failed]
-        blocks.append("\n".join(lines) + "\n")
+    for refused, heading in ((False, "Failed to plan"), (True, "Refused")):
+        listed = [f for f in fleet.failed if f.refused is refused]
+        if listed:
+            lines = [f"{heading} ({len(listed)}):"]
+            lines += [printable(f"  {f.environment} ({f.server}): {f.error}") for f in listed]
+            blocks.append("\n".join(lines) + "\n")
     blocks.append("".join(line + "\n" for line in (fleet_line(fleet), policy_line(fleet),
                                                    author_line(fleet, TABLE_NAMES)) if line))
     return "\n".join(blocks)
@@ -261,13 +265,13 @@ def render_markdown(fleet: Fleet, hint: str | None = None) -> str:
 
     code = markdown.code
     head = [f"## Fleet: {fleet.size} environments, {fleet.alignment}", "",
-            "| environments | create | update | delete |", "|---|---|---|---|"]
+            "| environments | " + " | ".join(ACTIONS) + " |", "|---" * (len(ACTIONS) + 1) + "|"]
     for entry in fleet.groups:
         tally = entry.plan.counts()
         names = ", ".join(code(n) for n in entry.environments)
         head.append(f"| {len(entry.environments)}: {names} | " + " | ".join(str(tally[a]) for a in ACTIONS) + " |")
     for failed in fleet.failed:
-        head.append(f"| 1: {code(failed.environment)} | failed to plan | | |")
+        head.append(f"| 1: {code(failed.environment)} | {markdown.failed_word(failed)} |" + " |" * (len(ACTIONS) - 1))
     head.append("")
     totals = fleet.totals()
     head += ["In all: " + ", ".join(f"{totals[a]} to {a}" for a in ACTIONS) + ".", ""]
@@ -314,7 +318,8 @@ def render_html(fleet: Fleet, generated_at: str | None = None) -> str:
                     + "".join(f"<td>{tally[a]}</td>" for a in ACTIONS) + "</tr>")
     for failed in fleet.failed:
         rows.append(f'<tr><td>1: <code>{escape(failed.environment)}</code></td>'
-                    '<td colspan="3" class="status-bad">failed to plan</td></tr>')
+                    f'<td colspan="{len(ACTIONS)}" class="status-bad">'
+                    f'{"refused" if failed.refused else "failed to plan"}</td></tr>')
     body = [f"<header><h1>vboplan fleet: {fleet.size} environments, {escape(fleet.alignment)}</h1>",
             f'<p class="muted">Report generated {escape(generated_at or now())}. Values of sensitive settings are '
             "never shown.</p></header>",
@@ -355,7 +360,8 @@ def summary_document(fleet: Fleet) -> dict[str, Any]:
                                                                                       ACTIONS), strict=True)),
                     "changes": [{k: r[k] for k in ("id", "address", "action", "before", "after", "sensitive")}
                                 for r in g.plan.change_records()]} for g in fleet.groups],
-        "failed": [{"environment": f.environment, "server": f.server, "error": f.error} for f in fleet.failed],
+        "failed": [{"environment": f.environment, "server": f.server, "error": f.error,
+                    **({"refused": True} if f.refused else {})} for f in fleet.failed],
         "policy": {"totals": fleet.policy_totals(),
                    "groups": [{"environments": v.environments, "verdicts": v.verdicts, "exceptions": v.exceptions}
                               for v in fleet.policy]},

@@ -80,6 +80,7 @@ class FailedEnvironment:
     server: str
     api_version: str
     error: str
+    refused: bool = False  # planned, but its plan file is refused (``vboplan report``)
 
     def __post_init__(self) -> None:
         # Its text may come from a failure record on disk or a server's answer: shown in every format as it is,
@@ -140,7 +141,8 @@ def _overview(results: Sequence[Plan | FailedEnvironment]) -> str:
     rows = []
     for result in results:
         if isinstance(result, FailedEnvironment):
-            counts = '<td colspan="3" class="status-bad">failed to plan</td>'
+            counts = (f'<td colspan="{len(ACTIONS)}" class="status-bad">'
+                      f'{"refused" if result.refused else "failed to plan"}</td>')
         else:
             tally = result.counts()
             counts = "".join(f"<td>{tally[action]}</td>" for action in ACTIONS)
@@ -156,10 +158,11 @@ def _meta(items: list[tuple[str, str]]) -> str:
 
 
 def _failed_section(failed: FailedEnvironment) -> str:
+    lead = "Its plan file is refused" if failed.refused else "This environment could not be planned"
     return (f'<section class="environment" id="env-{escape(failed.environment)}">'
             f"<h2>Environment {escape(failed.environment)}</h2>"
             + _meta([("server", f"<code>{escape(failed.server)}</code>"), ("API version", escape(failed.api_version))])
-            + f'<p class="error">This environment could not be planned: {escape(failed.error)}</p></section>')
+            + f'<p class="error">{lead}: {escape(failed.error.removeprefix("its plan file is refused: "))}</p></section>')
 
 
 def _plan_section(plan: Plan, status_of: ApprovalStatus, requests: bool = False) -> str:

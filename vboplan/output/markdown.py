@@ -207,9 +207,13 @@ def _html_text(text: str) -> str:
     return f"<code>{escape(text)}</code>"
 
 
+def failed_word(failed: FailedEnvironment) -> str:
+    return "refused" if failed.refused else "failed to plan"
+
+
 def _failed_section(failed: FailedEnvironment) -> list[str]:
     return [f"### Environment {failed.environment}: {code(failed.server)} (API {failed.api_version}): "
-            "failed to plan", "", f"**Error:** {code(failed.error)}", ""]
+            f"{failed_word(failed)}", "", f"**Error:** {code(failed.error)}", ""]
 
 
 def _requests_section(plan: Plan, budget: _Budget) -> list[str]:
@@ -252,10 +256,11 @@ def _render(results: Sequence[Plan | FailedEnvironment], rows: int | None, hint:
             body += _requests_section(result, budget)
     head: list[str] = []
     if len(results) > 1:
-        head += ["| environment | server | create | update | delete |", "|---|---|---|---|---|"]
+        head += ["| environment | server | " + " | ".join(ACTIONS) + " |", "|---" * (len(ACTIONS) + 2) + "|"]
         for result in results:
             if isinstance(result, FailedEnvironment):
-                head.append(_row([result.environment, code(result.server), "failed to plan", "", ""]))
+                head.append(_row([result.environment, code(result.server), failed_word(result),
+                                  *[""] * (len(ACTIONS) - 1)]))
             else:
                 tally = result.counts()
                 head.append(_row([result.environment, code(result.server),

@@ -299,7 +299,7 @@ def check_plans(results: list[Plan | FailedEnvironment], project: Project | None
         refused = _refusal(result, env, project, rules) if project is not None else None
         if refused:
             kept.append(FailedEnvironment(result.environment, result.server, result.api_version,
-                                          f"its plan file is refused: {refused}"))
+                                          f"its plan file is refused: {refused}", refused=True))
             continue
         policy = env.approvals if env is not None else None
         trust = None
@@ -310,7 +310,7 @@ def check_plans(results: list[Plan | FailedEnvironment], project: Project | None
         author = author_of(result, trust)
         if author.broken:
             kept.append(FailedEnvironment(result.environment, result.server, result.api_version,
-                                          f"its plan file is refused: {author.problem}"))
+                                          f"its plan file is refused: {author.problem}", refused=True))
             continue
         kept.append(result)
         problem, refuses = author.problem, False
