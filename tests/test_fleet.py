@@ -990,3 +990,17 @@ def test_approving_an_out_dir_passes_over_the_environments_with_no_changes(fleet
     assert "Summary: 2 of 2 plan files approved." in approved.stdout
     assert f"ok     {plans / 'dev.json'}: dev: no changes, nothing to approve" in approved.stdout
     assert json.loads((plans / "prod.json").read_text(encoding="utf-8"))["approvals"]
+
+
+def test_the_memory_reading_windows_takes_is_this_process_resident_set() -> None:
+    """Windows has no /proc and no getrusage: there a worker's window reads psutil's working set (rss) and its peak
+    (peak_wset). Here, psutil's rss must agree with /proc's reading of the same process."""
+    pytest.importorskip("psutil")
+    from vboplan.planning.parallel import process_mib, resident_mib
+
+    held = b"x" * (64 * 1024 * 1024)  # written, so resident
+    ours, theirs = resident_mib(), process_mib("rss")
+    assert ours is not None and theirs is not None and ours > 64
+    assert abs(ours - theirs) < 8, (ours, theirs)
+    assert process_mib("no_such_field") is None
+    del held

@@ -54,12 +54,25 @@ MEMORY_ENV = "VBOPLAN_WORKER_MEMORY_MIB"
 
 
 def resident_mib() -> float | None:
-    """This process's resident memory now (Linux: /proc/self/statm), else its peak (:func:`peak_mib`), else None."""
+    """This process's resident memory now (Linux: /proc/self/statm; Windows: its working set), else its peak
+    (:func:`peak_mib`), else None."""
     try:
         with open("/proc/self/statm", "rb") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
     except (OSError, ValueError, IndexError, AttributeError):
-        return peak_mib()
+        return process_mib("rss") if sys.platform == "win32" else peak_mib()
+
+
+def process_mib(field: str) -> float | None:
+    """A field of psutil's memory reading of this process, in MiB (None without psutil or without the field).
+    Windows has neither /proc nor getrusage; psutil reads GetProcessMemoryInfo there: ``rss`` is the working set,
+    ``peak_wset`` its peak (https://psutil.readthedocs.io/en/latest/#psutil.Process.memory_info)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    value = getattr(psutil.Process().memory_info(), field, None)
+    return None if value is None else float(value) / (1024 * 1024)
 
 
 def peak_mib() -> float | None:
@@ -77,7 +90,7 @@ def peak_mib() -> float | None:
     try:
         import resource
     except ImportError:  # Windows
-        return None
+        return process_mib("peak_wset")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return float(peak) / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB elsewhere
 
