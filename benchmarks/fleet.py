@@ -89,13 +89,15 @@ alone (500 environments on the same 25 emulators, the two checkouts alternated, 
 load 2-14): main median 1.039 cores (0.975-1.065, 11 of 12 above 1), this 1.044 (1.027-1.071, 12 of 12); wall
 median 2.70 s and 2.64 s, CPU 2.79 s and 2.75 s. The ramp was ~0.3 s of a ~2.6 s run: the bound now held in
 every run of this code, still by only 2-7 %. ``VBOPLAN_WORKER_MEMORY_MIB=300 large --environments 40 --servers 4
---entries 100000``, 02:50-02:55 UTC, load 0.9-2.0, three runs each: largest process main 266.7, 306.1, 263.1 MiB,
-this 304.5, 312.2, 305.4 MiB (parent 115.6-116.8 MiB, 12.4-14.0 s CPU, 1.67-1.74 cores in all). Over 300 MiB in
-both: traced (one run each), every window was the memory term's, int((budget - start) / each), the CPU term's
-as large or larger; at a worker's first plan that term divides its peak by the 2 environments in hand before the
-second has reached its own, 65-73 MiB each against the 88-148 MiB it learns later, so the worker takes 3-4 in
-hand and peaks at 304 MiB (main) and 350 MiB (this). In these traces the memory estimate, not the CPU one,
-let it past 300; three runs each cannot tell whether this code passes it more often than main (3 of 3, 1 of 3).
+--entries 100000``, alternated, 02:50-02:55 and 03:01-03:04 UTC, load 0.9-3.4, five runs each: largest process
+main 266.7, 306.1, 263.1, 228.3, 284.8 MiB, this 304.5, 312.2, 305.4, 227.4, 304.2 MiB (parent 115.6-117.2 MiB,
+12.1-14.0 s CPU, 1.67-1.74 cores in all). Over 300 MiB in both: traced (one run each), every window was the memory
+term's, int((budget - start) / each), the CPU term's as large or larger; at a worker's first plan that term divides
+its peak by the 2 environments in hand before the second has reached its own, 65-73 MiB each against the 88-148 MiB
+it learns later, so the worker takes 3-4 in hand and peaks at 304 MiB (main) and 350 MiB (this). In these traces the
+memory estimate, not the CPU one, let it past 300, but this code passed it in 4 runs of 5 and main in 1 of 5, too
+few runs to call that chance or not: the memory bound is not shown to hold as before (the first-plan estimate wants
+fixing either way).
 """
 
 from __future__ import annotations
