@@ -577,6 +577,51 @@ def test_a_worker_takes_in_hand_what_keeps_its_core_busy() -> None:
     assert window.quickest == 0.1 and window.planned == 2
 
 
+def _spend_cpu(seconds: float) -> None:
+    """Spend ``seconds`` of this process's CPU (as planning an environment does), then return."""
+    import time
+
+    until = time.process_time() + seconds
+    total = 0
+    while time.process_time() < until:
+        total += sum(range(1000))
+
+
+def test_a_workers_window_charges_each_environment_only_the_cpu_spent_while_it_was_in_hand() -> None:
+    """The start of a worker: 2 environments in hand spend 40 ms of CPU between them (20 ms each) and the first
+    is planned after 210 ms: each costs 20 ms, so ~16 at once keep the core busy (1.5 x 210 / 20), not the 8 that
+    charging both environments' CPU to the one planned says. Then 12 more are begun and spend 26 ms among the 13 in
+    hand (2 ms each) before the second is planned: it cost 22 ms, and the 12 still in hand are charged none of
+    theirs to it. A small memory budget still bounds the window whatever the CPU says."""
+    from vboplan.planning.parallel import Window, enough_in_hand, resident_mib
+
+    window = Window(budget=1024 * 1024)
+    first, second = window.begin(), window.begin()
+    _spend_cpu(0.040)
+    opened = window.after(in_hand=2, took=0.210, begun=first)
+    cpu_each = window.cpu_each()
+    assert cpu_each is not None and 0.018 <= cpu_each <= 0.024, cpu_each
+    assert opened == enough_in_hand(0.210, cpu_each) and opened >= 14  # all CPU on the one planned: 8
+    later = [window.begin() for _ in range(12)]
+    _spend_cpu(0.026)
+    opened = window.after(in_hand=13, took=0.250, begun=second)
+    cpu_each = window.cpu_each()
+    assert cpu_each is not None and 0.019 <= cpu_each <= 0.025, cpu_each  # all CPU on the two planned: 33 ms
+    assert opened == enough_in_hand(0.210, cpu_each) and opened >= 13  # all CPU on the two planned: 10
+    assert window.held == len(later)
+
+    start = resident_mib()
+    if start is None:
+        pytest.skip("no way to read this process's memory here")
+    small = Window(budget=start + 256)
+    begun = [small.begin(), small.begin()]
+    _spend_cpu(0.040)
+    held = bytearray(128 * 1024 * 1024)  # one environment holding 128 MiB: one more would not fit
+    held[::4096] = b"x" * len(held[::4096])  # touched, so resident
+    assert small.after(in_hand=1, took=0.210, begun=begun[0]) == 1  # the CPU alone would say ~16
+    del held
+
+
 # An OSC window title, an OSC 52 clipboard write, a screen clear and the 8-bit CSI: what a hostile server or plan
 # file could send a reviewer's terminal.
 ESCAPES = "old\x1b]0;pwned\x07\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2J\x9b31mX"

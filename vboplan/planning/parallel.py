@@ -105,16 +105,25 @@ class Window:
     the process's peak beyond that start counts too, over the most environments it ever had in hand. Core: an
     environment that took ``t`` seconds from start to plan while costing ``c`` seconds of this process's CPU kept the
     core busy ``c / t`` of its time, so ``t / c`` of them at once keep it busy (see :func:`enough_in_hand`); more would only
-    queue for the interpreter, each switch between their threads costing CPU of its own."""
+    queue for the interpreter, each switch between their threads costing CPU of its own.
+
+    What one environment costs is its share of the process's CPU while it was in hand: the CPU between two events
+    (one begun, :meth:`begin`; one planned, :meth:`after`) is split evenly between the environments in hand then,
+    and ``c`` is the mean share of those planned. The CPU spent on environments still in hand is theirs, not
+    charged to those already planned (which, with 2 planned and 12 just begun, would say each costs several times
+    what it does, and keep the window small while the worker's core idles)."""
 
     def __init__(self, budget: float, most: int = THREADS) -> None:
         self.budget, self.most = budget, most
         self.start, self.peak_start = resident_mib(), peak_mib()
         self.each = 0.0
         self.most_in_hand = 1
-        self.cpu_start = time.process_time()
         self.planned = 0
         self.quickest: float | None = None
+        self.cpu_mark = time.process_time()  # when the CPU was last shared out
+        self.held = 0  # environments begun and not yet planned
+        self.share = 0.0  # CPU seconds each environment in hand all along would have been charged so far
+        self.costed, self.cpu_costed = 0, 0.0  # planned environments with a share, and their shares' sum
 
     def first(self) -> int:
         """How many to take in hand before any was planned: :data:`FIRST_WINDOW`, or one when this process holds
@@ -123,15 +132,40 @@ class Window:
             return 1
         return min(self.most, FIRST_WINDOW)
 
-    def after(self, in_hand: int, took: float | None = None) -> int:
+    def _share_out(self) -> None:
+        """The CPU since the last event, split evenly between the environments in hand meanwhile (none: no one's)."""
+        now = time.process_time()
+        if self.held > 0:
+            self.share += (now - self.cpu_mark) / self.held
+        self.cpu_mark = now
+
+    def begin(self) -> float:
+        """One more environment in hand; what it returns goes to :meth:`after` with it (``begun``)."""
+        self._share_out()
+        self.held += 1
+        return self.share
+
+    def cpu_each(self) -> float | None:
+        """The CPU seconds one planned environment cost (its mean share), or None before any with a share."""
+        return self.cpu_costed / self.costed if self.costed else None
+
+    def after(self, in_hand: int, took: float | None = None, begun: float | None = None) -> int:
         """The window once an environment is planned (still held, among ``in_hand``); ``took``: the seconds its
-        planning took, None when it failed (a failure says nothing of what a plan costs)."""
+        planning took, None when it failed (a failure says nothing of what a plan costs); ``begun``: what
+        :meth:`begin` returned for it (None: it was not begun here, and its CPU is not known)."""
+        self._share_out()
+        if begun is not None:
+            self.held = max(0, self.held - 1)
         if took is not None:
             self.planned += 1
             self.quickest = took if self.quickest is None else min(self.quickest, took)
+            if begun is not None:
+                self.costed += 1
+                self.cpu_costed += self.share - begun
         busy = self.most
-        if self.quickest is not None:
-            busy = enough_in_hand(self.quickest, (time.process_time() - self.cpu_start) / self.planned, self.most)
+        cpu_each = self.cpu_each()
+        if self.quickest is not None and cpu_each is not None:
+            busy = enough_in_hand(self.quickest, cpu_each, self.most)
         now = resident_mib()
         if now is None or self.start is None:
             return busy
@@ -265,20 +299,23 @@ def plan_here(project: Project, envs: list[Environment], targets: tuple[str, ...
     window = Window(memory_budget(), threads)
     allowed = window.first()
     pending = list(range(len(envs)))[::-1]
-    running: dict[Future[tuple[Outcome, float]], int] = {}
+    running: dict[Future[tuple[Outcome, float]], tuple[int, float]] = {}
     outcomes: dict[int, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(envs)))) as pool:
         while pending or running:
             while pending and len(running) < allowed:
                 index = pending.pop()
+                begun = window.begin()
                 running[pool.submit(_timed, plan_one, project, envs[index], targets, allow_mass_delete,
-                                    excluded=excluded, refresh_only=refresh_only)] = index
+                                    excluded=excluded, refresh_only=refresh_only)] = (index, begun)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 outcome, took = future.result()
+                index, begun = running[future]
                 # With this plan still held, as a worker measures it.
-                allowed = window.after(len(running), took if outcome.error is None else None)
-                outcomes[running.pop(future)] = settle(outcome)
+                allowed = window.after(len(running), took if outcome.error is None else None, begun)
+                del running[future]
+                outcomes[index] = settle(outcome)
     return [outcomes[index] for index in range(len(envs))]
 
 
@@ -426,7 +463,7 @@ def _work(settings: dict[str, Any], pipe: Any, index: int, inherited: list[Any] 
     window = Window(settings.get("memory_mib", WORKER_MEMORY_MIB), settings["threads"])
     planning = [0]  # environments in hand
 
-    def one(env: Environment) -> None:
+    def one(env: Environment, begun: float) -> None:
         bounded = replace(env, max_in_flight=min(env.max_in_flight, shares.get(env.server, env.max_in_flight)))
         began = time.perf_counter()
         try:
@@ -437,7 +474,7 @@ def _work(settings: dict[str, Any], pipe: Any, index: int, inherited: list[Any] 
             plan, error, requests = None, VboplanError(f"environment '{env.name}': {type(exc).__name__}: {exc}"), 0
         took = time.perf_counter() - began if error is None else None
         with lock:  # one message at a time on the pipe; the secrets remembered so far go with it
-            fits = window.after(planning[0], took)
+            fits = window.after(planning[0], took, begun)
             planning[0] -= 1
             try:
                 pipe.send((env.name, plan, error, requests, sensitive.remembered(), fits))
@@ -458,7 +495,8 @@ def _work(settings: dict[str, Any], pipe: Any, index: int, inherited: list[Any] 
                 break
             with lock:
                 planning[0] += 1
-            pool.submit(one, env)
+                begun = window.begin()
+            pool.submit(one, env, begun)
 
 
 def _portable(error: VboplanError | None) -> VboplanError | None:
