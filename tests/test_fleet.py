@@ -486,6 +486,31 @@ print(window.after(in_hand=1))
     assert out.strip() == "1"
 
 
+def test_a_workers_first_plan_shares_the_peak_only_among_environments_handed_back() -> None:
+    """At a worker's first plan two environments are in hand, the second maybe not at its peak yet: the 200 MiB
+    peak is the first one's alone, so within 256 MiB one more would not fit (dividing it by the two in hand said
+    two would: the worker then went past its budget)."""
+    import subprocess
+    import sys
+
+    code = """
+from vboplan.planning.parallel import Window, peak_mib, resident_mib
+if resident_mib() is None or peak_mib() is None:
+    print("skip")
+    raise SystemExit
+window = Window(budget=resident_mib() + 256)
+window.begin(); window.begin()
+held = bytearray(200 * 1024 * 1024)
+held[::4096] = b"x" * len(held[::4096])  # touched, so resident
+del held  # let go of before the plan is sent back
+print(window.after(in_hand=2))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    if out.strip() == "skip":
+        pytest.skip("no way to read this process's memory here")
+    assert out.strip() == "1"
+
+
 def test_a_kinds_capabilities_are_what_isinstance_says() -> None:
     """The capability cache answers as a Protocol's isinstance for every registered kind and every capability,
     also for an object given a capability on the instance after another of its class was asked about."""

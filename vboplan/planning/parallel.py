@@ -119,6 +119,7 @@ class Window:
         self.each = 0.0
         self.most_in_hand = 1
         self.planned = 0
+        self.finished = 0  # environments handed back, planned or failed
         self.quickest: float | None = None
         self.cpu_mark = time.process_time()  # when the CPU was last shared out
         self.held = 0  # environments begun and not yet planned
@@ -154,6 +155,7 @@ class Window:
         planning took, None when it failed (a failure says nothing of what a plan costs); ``begun``: what
         :meth:`begin` returned for it (None: it was not begun here, and its CPU is not known)."""
         self._share_out()
+        self.finished += 1
         if begun is not None:
             self.held = max(0, self.held - 1)
         if took is not None:
@@ -173,7 +175,9 @@ class Window:
         self.each = max(self.each, (now - self.start) / max(1, in_hand), 0.5)
         peak = peak_mib()
         if peak is not None and self.peak_start is not None and peak > self.peak_start:
-            self.each = max(self.each, (peak - self.start) / self.most_in_hand)
+            # The peak is shared out only among environments that have reached theirs: one handed back has; one
+            # still in hand may not have yet (at the first plan, two in hand, the second's peak is still to come).
+            self.each = max(self.each, (peak - self.start) / max(1, min(self.most_in_hand, self.finished)))
         return max(1, min(busy, int((self.budget - self.start) / self.each)))
 
 
