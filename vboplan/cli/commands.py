@@ -466,7 +466,7 @@ def approve(obj: Context, planfiles: tuple[Path, ...], key: str | None, ticket: 
     from vboplan.trust import approvals
     project = obj.project()
     files = _plan_files(planfiles)
-    if len(files) > 1:
+    if len(files) > 1 or any(path.is_dir() for path in planfiles):
         if copies:
             raise VboplanError("--merge gathers the approvals of copies into one plan file: give one PLANFILE")
         def one(path: Path) -> str:

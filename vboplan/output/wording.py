@@ -19,8 +19,11 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-#: What a terminal may be sent: text, tab, newline, and the colour codes (SGR) click.style writes.
-_UNSAFE = re.compile("\x1b\\[[0-9;]*m|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: What a terminal may be sent besides text: tab, newline (alone or after a carriage return, as Windows ends a line),
+#: and the colour codes click.style writes for vboplan (reset, bold, normal intensity, the eight foreground colours
+#: and their bright forms): not hidden text, blinking or a cursor move.
+_SGR = "(?:0|1|22|3[0-79]|9[0-7])"
+_UNSAFE = re.compile(f"\x1b\\[(?:{_SGR};)*{_SGR}?m|\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def terminal_safe(text: str) -> str:

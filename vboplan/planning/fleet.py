@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vboplan.errors import ApprovalError, PlanError, VboplanError
+from vboplan.project.config import name_problem
 from vboplan.shapes import ListOf, Opt, problem, read_json
 from vboplan.state import atomic_write
 
@@ -94,10 +95,10 @@ def write_manifest(directory: Path, shard: tuple[int, int] | None, selection: li
                 "selection": selection_digest(selection), "environments": sorted(planned), "select": select,
                 "commit": head(root)}
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(directory / MANIFEST, json.dumps(document, indent=2) + "\n", mode=0o600)
-    for name in planned:
+    for name in planned:  # first: a run stopped here leaves the old manifest, naming files no longer there
         (directory / f"{name}.json").unlink(missing_ok=True)
         (directory / FAILED / f"{name}.json").unlink(missing_ok=True)
+    atomic_write(directory / MANIFEST, json.dumps(document, indent=2) + "\n", mode=0o600)
 
 
 def read_manifest(directory: Path) -> Run:
@@ -111,6 +112,8 @@ def read_manifest(directory: Path) -> Run:
     shard = data.get("shard") if not wrong else None
     if not wrong and shard is not None and (len(shard) != 2 or not 1 <= shard[0] <= shard[1] <= MAX_SHARDS):
         wrong = f"shard must be [I, N] with 1 <= I <= N <= {MAX_SHARDS}"
+    if not wrong and any(name_problem(name) for name in data["environments"]):
+        wrong = "its environments must be environment names"
     if wrong:
         raise PlanError(f"{path}: {wrong}")
     return Run(directory, tuple(shard) if shard else None, data["selected"], data["selection"],
@@ -339,14 +342,14 @@ def _refusal(plan: Plan, env: Environment | None, project: Project, rules: Any) 
     if (env.server, env.api_version) != (plan.server, plan.api_version):
         return (f"planned against {plan.server} (API {plan.api_version}), but environment '{env.name}' is now "
                 f"{env.server} (API {env.api_version})")
+    from vboplan.policy import Policies
+    from vboplan.policy.enforce import recheck
     from vboplan.trust.approvals import check_fresh
 
     try:
         check_fresh(plan, env.approvals, None)
-        if rules is not None:
-            from vboplan.policy.enforce import recheck
-
-            recheck(project, env.with_variables(plan.variables), plan, policies=rules)
+        # With no rules too: a plan recording verdicts of rules since removed is refused, as apply refuses it.
+        recheck(project, env.with_variables(plan.variables), plan, policies=rules if rules is not None else Policies())
     except VboplanError as exc:
         return str(exc).replace(f"the plan for '{plan.environment}'", "the plan")
     return None
