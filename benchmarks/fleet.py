@@ -107,6 +107,14 @@ same code before this change (/work/wt/ramp), three runs each: largest process 2
 1.67-1.72), parent 115.7-117.0 MiB in all: within the budget, at the price of one environment in hand per worker
 at this budget. At the default budget, two runs each: largest 392.4, 410.5 MiB against 390.6, 410.3, wall 7.45,
 7.72 s against 7.65, 7.65, 1.74-1.77 cores in all.
+
+A review then found that estimate, kept as a running maximum, held a worker's window small for a whole run of
+moderate environments (a simulation with the real Window: 8 in hand instead of 32 at 10 MiB each). Relaxing it
+(not kept) let the worker past 300 MiB again (03:40-03:42 UTC: 305.9, 307.3, 304.0 MiB). What holds both: only
+the first plan's peak is taken as one environment's (at most FIRST_WINDOW times too much, and kept); later peaks
+are shared among those in hand, as before. 03:47-03:51 UTC, load 0.2-1.7: at 300 MiB, three runs, largest
+process 203.2, 211.2, 211.8 MiB, wall 7.73, 8.20, 7.97 s, 1.45-1.47 cores; at the default budget 436.0 MiB, 7.70
+s, 1.76 cores; ``small`` 44.5 x, 4.9 ms CPU per environment, 1.05 cores, emulators 1.63 s, parent 55.7 MiB.
 """
 
 from __future__ import annotations

@@ -173,15 +173,16 @@ class Window:
             return busy
         self.most_in_hand = max(self.most_in_hand, in_hand)
         self.each = max(self.each, (now - self.start) / max(1, in_hand), 0.5)
-        each = self.each
         peak = peak_mib()
         if peak is not None and self.peak_start is not None and peak > self.peak_start:
             self.each = max(self.each, (peak - self.start) / self.most_in_hand)
-            # Until as many have been handed back as were ever in hand at once, some of those in hand at the peak
-            # may not have reached their own (at the first plan, two in hand, the second's is still to come): the
-            # peak is shared only among those handed back. Not kept: it relaxes as more are handed back.
-            each = max(self.each, (peak - self.start) / max(1, min(self.most_in_hand, self.finished)))
-        return max(1, min(busy, int((self.budget - self.start) / max(each, self.each))))
+            if self.finished == 1:
+                # The first plan: the others in hand (at most FIRST_WINDOW) may not have reached their peak yet,
+                # so the peak so far is taken as this one's alone (at most FIRST_WINDOW times too much; shared by
+                # the two, it said a worker of large environments could take 3-4 within 300 MiB, and it peaked
+                # past 300). Only then: later the peak is of many in hand, and one's share is known better.
+                self.each = max(self.each, peak - self.start)
+        return max(1, min(busy, int((self.budget - self.start) / self.each)))
 
 
 #: Environments in hand beyond what keeps a core exactly busy (plans differ; a server may answer late).
