@@ -463,58 +463,9 @@ def test_a_workers_window_follows_its_memory_budget() -> None:
     del held
 
 
-def test_a_workers_window_counts_what_an_environment_held_at_its_peak() -> None:
-    """An environment that held 200 MiB while it was diffed and let go of it before its plan came back still says
-    one more would not fit in 256 MiB. In a process of its own, so the peak is this test's alone."""
-    import subprocess
-    import sys
-
-    code = """
-from vboplan.planning.parallel import Window, peak_mib, resident_mib
-if resident_mib() is None or peak_mib() is None:
-    print("skip")
-    raise SystemExit
-window = Window(budget=resident_mib() + 256)
-held = bytearray(200 * 1024 * 1024)
-held[::4096] = b"x" * len(held[::4096])  # touched, so resident
-del held  # let go of before the plan is sent back
-print(window.after(in_hand=1))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
-    if out.strip() == "skip":
-        pytest.skip("no way to read this process's memory here")
-    assert out.strip() == "1"
-
-
-def test_a_workers_first_plan_shares_the_peak_only_among_environments_handed_back() -> None:
-    """At a worker's first plan two environments are in hand, the second maybe not at its peak yet: the 200 MiB
-    peak is the first one's alone, so within 256 MiB one more would not fit (dividing it by the two in hand said
-    two would: the worker then went past its budget)."""
-    import subprocess
-    import sys
-
-    code = """
-from vboplan.planning.parallel import Window, peak_mib, resident_mib
-if resident_mib() is None or peak_mib() is None:
-    print("skip")
-    raise SystemExit
-window = Window(budget=resident_mib() + 256)
-window.begin(); window.begin()
-held = bytearray(200 * 1024 * 1024)
-held[::4096] = b"x" * len(held[::4096])  # touched, so resident
-del held  # let go of before the plan is sent back
-print(window.after(in_hand=2))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
-    if out.strip() == "skip":
-        pytest.skip("no way to read this process's memory here")
-    assert out.strip() == "1"
-
-
-def test_a_workers_window_is_not_held_small_by_its_first_estimate() -> None:
-    """The first plan's estimate is conservative, not sticky beyond its due: 20 MiB at the first plan, then 320 MiB
-    over 32 environments in hand, is 20 MiB each at most, so 32 stay in hand within 1024 MiB (sharing each later
-    peak only among those handed back said 160 MiB each, and held the window at 6 for the whole run)."""
+def window_in_a_process(script: str) -> list[str]:
+    """What ``script`` prints, run after ``Window``, ``touched(mib)`` (memory made resident) and the memory readings
+    are set up, in a process of its own, so the peaks are its alone (skipped where no memory reading exists)."""
     import subprocess
     import sys
 
@@ -527,6 +478,42 @@ def touched(mib):
     held = bytearray(mib * 1024 * 1024)
     held[::4096] = b"x" * len(held[::4096])
     return held
+""" + script
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    if out.strip() == "skip":
+        pytest.skip("no way to read this process's memory here")
+    return out.split()
+
+
+def test_a_workers_window_counts_what_an_environment_held_at_its_peak() -> None:
+    """An environment that held 200 MiB while it was diffed and let go of it before its plan came back still says
+    one more would not fit in 256 MiB."""
+    assert window_in_a_process("""
+window = Window(budget=resident_mib() + 256)
+held = touched(200)
+del held  # let go of before the plan is sent back
+print(window.after(in_hand=1))
+""") == ["1"]
+
+
+def test_a_workers_first_plan_shares_the_peak_only_among_environments_handed_back() -> None:
+    """At a worker's first plan two environments are in hand, the second maybe not at its peak yet: the 200 MiB
+    peak is the first one's alone, so within 256 MiB one more would not fit (dividing it by the two in hand said
+    two would: the worker then went past its budget)."""
+    assert window_in_a_process("""
+window = Window(budget=resident_mib() + 256)
+window.begin(); window.begin()
+held = touched(200)
+del held  # let go of before the plan is sent back
+print(window.after(in_hand=2))
+""") == ["1"]
+
+
+def test_a_workers_window_is_not_held_small_by_its_first_estimate() -> None:
+    """The first plan's estimate is conservative, not sticky beyond its due: 20 MiB at the first plan, then 320 MiB
+    over 32 environments in hand, is 20 MiB each at most, so 32 stay in hand within 1024 MiB (sharing each later
+    peak only among those handed back said 160 MiB each, and held the window at 6 for the whole run)."""
+    assert window_in_a_process("""
 window = Window(budget=resident_mib() + 1024, most=32)
 window.begin(); window.begin()
 first = touched(20)
@@ -535,11 +522,7 @@ for _ in range(31):
     window.begin()
 more = touched(300)
 print(one, window.after(in_hand=32))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
-    if out.strip() == "skip":
-        pytest.skip("no way to read this process's memory here")
-    assert out.split() == ["32", "32"]
+""") == ["32", "32"]
 
 
 def test_a_kinds_capabilities_are_what_isinstance_says() -> None:

@@ -64,6 +64,15 @@ def serve_process(*args: str) -> Iterator[tuple[str, str | None, subprocess.Pope
             process.wait()
 
 
+def at_once(call: object, count: int) -> None:
+    """Run ``call`` on ``count`` threads at once and wait for them all."""
+    threads = [threading.Thread(target=call) for _ in range(count)]  # type: ignore[arg-type]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def _session(client: httpx.Client, version: str, data_file: Path) -> None:
     """A client's whole day: login, settings, lookups with paging, audit items, refresh."""
     login = client.post(f"/{version}/token", data={"grant_type": "password", **ADMIN})
@@ -189,11 +198,7 @@ def test_start_in_a_thread_keep_alive_concurrency_and_drops(monkeypatch: pytest.
         barrier = threading.Barrier(8, timeout=20)
         monkeypatch.setattr("vboplan.emulator.app.time", SimpleNamespace(sleep=lambda seconds: barrier.wait(),
                                                                           monotonic=time.monotonic))
-        threads = [threading.Thread(target=call) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        at_once(call, 8)
         monkeypatch.undo()
         assert results == [200] * 8 and not barrier.broken
         server.emulator.drop_next("GET", "AuditEmailSettings")
@@ -288,11 +293,7 @@ def test_connections_are_served_on_kept_threads_each_at_once(monkeypatch: pytest
             with httpx.Client(base_url=server.url) as own:
                 results.append(own.get("/v8/ServiceInstance").status_code)
 
-        threads = [threading.Thread(target=call) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        at_once(call, 8)
         monkeypatch.undo()
         assert results == [401] * 8 and not barrier.broken
         assert len(set(_connection_threads()) - before) == 8
