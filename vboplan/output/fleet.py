@@ -76,11 +76,6 @@ class Fleet:
     policy: list[VerdictGroup] = field(default_factory=list)
     authors: list[AuthorGroup] | None = None  # what report found of each plan's author (None: not checked)
 
-    @property
-    def refused(self) -> list[str]:
-        """Environments whose plan apply refuses for want of a proven author."""
-        return sorted(name for g in self.authors or [] if g.refuses for name in g.environments)
-
     def policy_totals(self) -> dict[str, Any]:
         """Verdicts per level over every environment (one per rule and environment), how many an exception
         waived, and the environments a standing block verdict stops."""
@@ -250,7 +245,7 @@ def render_table(fleet: Fleet, color: bool) -> str:
         listed = [f for f in fleet.failed if f.refused is refused]
         if listed:
             lines = [f"{heading} ({len(listed)}):"]
-            lines += [printable(f"  {f.environment} ({f.server}): {f.error}") for f in listed]
+            lines += [f"  {f.environment} ({f.server}): {f.error}" for f in listed]  # FailedEnvironment escapes
             blocks.append("\n".join(lines) + "\n")
     blocks.append("".join(line + "\n" for line in (fleet_line(fleet), policy_line(fleet),
                                                    author_line(fleet, TABLE_NAMES)) if line))

@@ -129,7 +129,7 @@ def check_shards(runs: list[Run]) -> None:
             raise PlanError(f"{first.folder} ({first.slice} of {first.selected} environments) and {run.folder} "
                             f"({run.slice} of {run.selected}) are not shards of one run: give the folders of one "
                             "fleet's shards, planned with the same --label and --shard I/N")
-    for run in runs[1:]:
+    for run in runs[1:]:  # after every run's selection is checked: a run of another fleet is named as such first
         if run.commit != first.commit:
             raise PlanError(f"{first.folder} was planned at commit {(first.commit or 'none')[:12]} and {run.folder} at "
                             f"{(run.commit or 'none')[:12]}: the shards of one report are planned from one commit")
@@ -218,7 +218,6 @@ def record_failures(directory: Path, outcomes: list[Outcome]) -> str:
 
 def _failure(path: Path) -> FailedEnvironment:
     from vboplan.output.html import FailedEnvironment
-    from vboplan.project.config import name_problem
 
     data = read_json(path, str(path), PlanError, "failure record")
     try:
